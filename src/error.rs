@@ -1,0 +1,81 @@
+//! The crate's one error type.
+
+use thiserror::Error;
+
+/// Every way a loss call can reject its input or options.
+///
+/// Messages name the argument and give the expected and the actual value,
+/// for example `logits: expected shape [4, 10], got [4, 9]`.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two arrays that must agree in shape do not.
+    #[error("{what}: expected shape {expected}, got {actual}")]
+    ShapeMismatch {
+        /// The argument whose shape is wrong.
+        what: &'static str,
+        /// The shape it must have, written as `[a, b]`.
+        expected: String,
+        /// The shape it has.
+        actual: String,
+    },
+    /// An array has the wrong number of dimensions.
+    #[error("{what}: expected {expected} dimensions, got {actual} (shape {shape})")]
+    RankMismatch {
+        /// The argument whose rank is wrong.
+        what: &'static str,
+        /// The rank it must have (for example `2` or `at least 2`).
+        expected: String,
+        /// The rank it has.
+        actual: usize,
+        /// Its shape.
+        shape: String,
+    },
+    /// A class label is not in `0..num_classes`.
+    #[error("{what}{index:?}: label {label} is out of range for {num_classes} classes (expected 0..={max})", max = num_classes.saturating_sub(1))]
+    LabelOutOfRange {
+        /// The argument holding the labels.
+        what: &'static str,
+        /// The position of the offending label.
+        index: Vec<usize>,
+        /// The label found there.
+        label: usize,
+        /// The number of classes.
+        num_classes: usize,
+    },
+    /// A target value is outside the set or range the loss accepts.
+    #[error("{what}{index:?}: expected {expected}, got {value}")]
+    InvalidTarget {
+        /// The argument holding the targets.
+        what: &'static str,
+        /// The position of the offending value.
+        index: Vec<usize>,
+        /// The value found there.
+        value: f64,
+        /// What the loss accepts (for example `a value in [0, 1]`).
+        expected: &'static str,
+    },
+    /// An option is outside its valid range.
+    #[error("option `{name}`: expected {expected}, got {value}")]
+    InvalidOption {
+        /// The option's name.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What the option accepts.
+        expected: &'static str,
+    },
+    /// The batch has no samples (or a sample has no classes or features).
+    #[error("{what}: expected at least one {unit}, got an empty array of shape {shape}")]
+    EmptyBatch {
+        /// The argument that is empty.
+        what: &'static str,
+        /// What is missing: `sample`, `class` or `feature`.
+        unit: &'static str,
+        /// Its shape.
+        shape: String,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

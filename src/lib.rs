@@ -1,0 +1,17 @@
+//! Classification loss functions with exact gradients.
+#![deny(missing_docs)]
+
+mod error;
+mod float;
+pub mod gradcheck;
+mod loss;
+pub mod numerics;
+mod reduction;
+pub mod softmax;
+mod validate;
+
+pub use error::{Error, Result};
+pub use float::Float;
+pub use loss::{Differentiable, Loss};
+pub use reduction::Reduction;
+pub use softmax::{ClassTarget, CrossEntropy};

@@ -1,0 +1,176 @@
+//! The shared numerics every loss builds on.
+//!
+//! All log-probabilities are computed from logits in log space: a row's
+//! log-softmax is `(x_c - max) - ln(sum_j exp(x_j - max))`, never
+//! `ln(softmax)`, and the binary losses use `softplus` and `log_sigmoid` in
+//! their overflow-free forms. Keeping `(x_c - max)` and `ln(sum)` apart (in
+//! [`RowStats`]) matters in `f32`: for logits near `1e30`, `max + ln(sum)`
+//! rounds `ln(sum)` away entirely.
+//!
+//! The softmax-family losses only ever call [`row_stats`] and
+//! [`softmax_into`], so a faster kernel (a vectorized `exp`, fused passes)
+//! replaces their insides without touching any loss.
+
+use crate::Float;
+
+/// `ln(1 + exp(x))`, computed without overflow for any finite `x`.
+///
+/// ```
+/// use classloss::numerics::softplus;
+/// assert!((softplus(0.0_f64) - 2f64.ln()).abs() < 1e-15);
+/// assert_eq!(softplus(1e30_f32), 1e30);
+/// assert!(softplus(-1e30_f32) == 0.0);
+/// ```
+#[inline]
+pub fn softplus<F: Float>(x: F) -> F {
+    x.max(F::zero()) + (-x.abs()).exp().ln_1p()
+}
+
+/// `ln(sigmoid(x)) = -softplus(-x)`.
+#[inline]
+pub fn log_sigmoid<F: Float>(x: F) -> F {
+    -softplus(-x)
+}
+
+/// `1 / (1 + exp(-x))`, without overflow for any finite `x`.
+#[inline]
+pub fn sigmoid<F: Float>(x: F) -> F {
+    if x >= F::zero() {
+        F::one() / (F::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (F::one() + e)
+    }
+}
+
+/// The two numbers that define a row's softmax.
+///
+/// `log p_c = (x_c - max) - ln_sum`, and `p_c = exp(x_c - max) / exp(ln_sum)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowStats<F> {
+    /// The row's largest logit.
+    pub max: F,
+    /// `ln(sum_j exp(x_j - max))`, in `[0, ln(C)]`.
+    pub ln_sum: F,
+}
+
+impl<F: Float> RowStats<F> {
+    /// `log p_c` for a logit `x_c` of the row.
+    #[inline]
+    pub fn log_prob(&self, x_c: F) -> F {
+        (x_c - self.max) - self.ln_sum
+    }
+
+    /// The row's log-sum-exp, `max + ln_sum`.
+    #[inline]
+    pub fn log_sum_exp(&self) -> F {
+        self.max + self.ln_sum
+    }
+}
+
+/// The largest value of a non-empty row.
+#[inline]
+pub fn row_max<F: Float>(x: &[F]) -> F {
+    x.iter().copied().fold(F::neg_infinity(), F::max)
+}
+
+/// The softmax statistics of a non-empty row.
+///
+/// ```
+/// use classloss::numerics::row_stats;
+/// let s = row_stats(&[2.0_f64, 1.0, 0.1]);
+/// assert!((s.log_sum_exp() - 2.4170300162778335).abs() < 1e-12);
+/// ```
+#[inline]
+pub fn row_stats<F: Float>(x: &[F]) -> RowStats<F> {
+    let max = row_max(x);
+    let sum = x.iter().fold(F::zero(), |acc, &v| acc + (v - max).exp());
+    RowStats {
+        max,
+        ln_sum: sum.ln(),
+    }
+}
+
+/// Writes the softmax of `x` into `out` (same length) and returns the row's
+/// statistics.
+#[inline]
+pub fn softmax_into<F: Float>(x: &[F], out: &mut [F]) -> RowStats<F> {
+    debug_assert_eq!(x.len(), out.len());
+    let max = row_max(x);
+    let mut sum = F::zero();
+    for (o, &v) in out.iter_mut().zip(x) {
+        let e = (v - max).exp();
+        *o = e;
+        sum = sum + e;
+    }
+    let inv = F::one() / sum;
+    for o in out.iter_mut() {
+        *o = *o * inv;
+    }
+    RowStats {
+        max,
+        ln_sum: sum.ln(),
+    }
+}
+
+/// `ln(sum_j exp(x_j))` of a non-empty row, without overflow.
+///
+/// ```
+/// use classloss::numerics::log_sum_exp;
+/// assert_eq!(log_sum_exp(&[1e30_f32, 1e30]), 1e30);
+/// assert!((log_sum_exp(&[0.0_f64, 0.0]) - 2f64.ln()).abs() < 1e-15);
+/// ```
+#[inline]
+pub fn log_sum_exp<F: Float>(x: &[F]) -> F {
+    row_stats(x).log_sum_exp()
+}
+
+/// Writes `log softmax(x)` into `out` (same length).
+#[inline]
+pub fn log_softmax_into<F: Float>(x: &[F], out: &mut [F]) {
+    let s = row_stats(x);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = s.log_prob(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softplus_matches_naive_where_naive_is_exact() {
+        for &x in &[-20.0_f64, -3.0, -0.5, 0.0, 0.5, 3.0, 20.0] {
+            let naive = (1.0 + x.exp()).ln();
+            assert!((softplus(x) - naive).abs() <= 1e-14 * naive.max(1e-300) + 1e-300);
+        }
+    }
+
+    #[test]
+    fn sigmoid_is_symmetric_and_finite_at_extremes() {
+        for &x in &[-1e30_f32, -50.0, -1.0, 0.0, 1.0, 50.0, 1e30] {
+            let s = sigmoid(x);
+            assert!(s.is_finite());
+            assert!((s + sigmoid(-x) - 1.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_matches_stats() {
+        let x = [3.0_f64, -1.0, 0.25, 7.5];
+        let mut p = [0.0; 4];
+        let s = softmax_into(&x, &mut p);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+        for (pc, &xc) in p.iter().zip(&x) {
+            assert!((pc.ln() - s.log_prob(xc)).abs() < 1e-14);
+        }
+        assert_eq!(s, row_stats(&x));
+    }
+
+    #[test]
+    fn log_prob_keeps_small_terms_next_to_huge_logits() {
+        // max + ln_sum would round ln 2 away; (x - max) - ln_sum keeps it.
+        let s = row_stats(&[1e30_f32, 1e30]);
+        assert!((s.log_prob(1e30) + std::f32::consts::LN_2).abs() < 1e-7);
+    }
+}

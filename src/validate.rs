@@ -1,0 +1,203 @@
+//! Shared checks of shapes, labels, targets and options.
+//!
+//! Every loss validates through these helpers so that the same mistake
+//! gives the same message whichever loss it is made with.
+
+use ndarray::{ArrayView, Dimension, IntoDimension};
+
+use crate::{Error, Float, Result};
+
+/// Formats a shape as `[a, b, c]`.
+pub(crate) fn fmt_shape(shape: &[usize]) -> String {
+    format!("{shape:?}")
+}
+
+/// `what` must have exactly `expected` as its shape.
+pub(crate) fn expect_shape(what: &'static str, actual: &[usize], expected: &[usize]) -> Result<()> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            what,
+            expected: fmt_shape(expected),
+            actual: fmt_shape(actual),
+        })
+    }
+}
+
+/// `what` must have exactly `rank` dimensions.
+pub(crate) fn expect_rank(what: &'static str, shape: &[usize], rank: usize) -> Result<()> {
+    if shape.len() == rank {
+        Ok(())
+    } else {
+        Err(Error::RankMismatch {
+            what,
+            expected: rank.to_string(),
+            actual: shape.len(),
+            shape: fmt_shape(shape),
+        })
+    }
+}
+
+/// `what` must have at least `rank` dimensions.
+pub(crate) fn expect_min_rank(what: &'static str, shape: &[usize], rank: usize) -> Result<()> {
+    if shape.len() >= rank {
+        Ok(())
+    } else {
+        Err(Error::RankMismatch {
+            what,
+            expected: format!("at least {rank}"),
+            actual: shape.len(),
+            shape: fmt_shape(shape),
+        })
+    }
+}
+
+/// Axis `axis` of `what` must be non-empty; `unit` names what it counts.
+pub(crate) fn expect_nonempty(
+    what: &'static str,
+    shape: &[usize],
+    axis: usize,
+    unit: &'static str,
+) -> Result<()> {
+    if shape.get(axis).copied().unwrap_or(0) > 0 {
+        Ok(())
+    } else {
+        Err(Error::EmptyBatch {
+            what,
+            unit,
+            shape: fmt_shape(shape),
+        })
+    }
+}
+
+/// Every label is in `0..num_classes`, except labels equal to `ignore`.
+pub(crate) fn check_labels<D: Dimension>(
+    what: &'static str,
+    labels: &ArrayView<'_, usize, D>,
+    num_classes: usize,
+    ignore: Option<usize>,
+) -> Result<()> {
+    let bad = |&l: &usize| l >= num_classes && Some(l) != ignore;
+    if !labels.iter().any(bad) {
+        return Ok(());
+    }
+    // Second pass only on failure, to report where.
+    let (index, &label) = labels
+        .indexed_iter()
+        .find(|(_, l)| bad(l))
+        .expect("a bad label was seen in the first pass");
+    Err(Error::LabelOutOfRange {
+        what,
+        index: index.into_dimension().slice().to_vec(),
+        label,
+        num_classes,
+    })
+}
+
+/// Every value satisfies `ok`; otherwise an `InvalidTarget` naming the first
+/// that does not.
+pub(crate) fn check_values<F: Float, D: Dimension>(
+    what: &'static str,
+    values: &ArrayView<'_, F, D>,
+    expected: &'static str,
+    ok: impl Fn(F) -> bool,
+) -> Result<()> {
+    if values.iter().all(|&v| ok(v)) {
+        return Ok(());
+    }
+    let (index, &value) = values
+        .indexed_iter()
+        .find(|(_, &v)| !ok(v))
+        .expect("a bad value was seen in the first pass");
+    Err(Error::InvalidTarget {
+        what,
+        index: index.into_dimension().slice().to_vec(),
+        value: value.as_f64(),
+        expected,
+    })
+}
+
+/// `v` is a finite probability in `[0, 1]`.
+pub(crate) fn is_probability<F: Float>(v: F) -> bool {
+    v >= F::zero() && v <= F::one()
+}
+
+/// An option that must satisfy `ok`.
+pub(crate) fn check_option(
+    name: &'static str,
+    value: f64,
+    expected: &'static str,
+    ok: bool,
+) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption {
+            name,
+            value: value.to_string(),
+            expected,
+        })
+    }
+}
+
+/// A finite option `>= 0`.
+pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a finite number >= 0",
+        value.is_finite() && value >= 0.0,
+    )
+}
+
+/// A finite option `> 0`.
+pub(crate) fn positive(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a finite number > 0",
+        value.is_finite() && value > 0.0,
+    )
+}
+
+/// An option in `[0, 1]`.
+pub(crate) fn unit_interval(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a number in [0, 1]",
+        (0.0..=1.0).contains(&value),
+    )
+}
+
+/// A weight array whose entries are all finite and `>= 0`.
+pub(crate) fn check_weights<F: Float, D: Dimension>(
+    name: &'static str,
+    weights: &ArrayView<'_, F, D>,
+) -> Result<()> {
+    match weights
+        .iter()
+        .find(|w| !(w.is_finite() && **w >= F::zero()))
+    {
+        None => Ok(()),
+        Some(w) => Err(Error::InvalidOption {
+            name,
+            value: format!("an array containing {w}"),
+            expected: "finite weights >= 0",
+        }),
+    }
+}
+
+/// A per-class option array of length `num_classes`.
+pub(crate) fn check_class_vector(name: &'static str, len: usize, num_classes: usize) -> Result<()> {
+    if len == num_classes {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            what: name,
+            expected: fmt_shape(&[num_classes]),
+            actual: fmt_shape(&[len]),
+        })
+    }
+}

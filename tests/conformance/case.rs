@@ -1,0 +1,205 @@
+//! One reference case: its parsed fields, an option reader that rejects
+//! unknown options, and the comparison of a loss's outputs with the case.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use classloss::Reduction;
+use ndarray::ArrayD;
+use serde_json::{Map, Value};
+
+use crate::common::{array_f64, array_usize, compare, scalar, Tol};
+
+pub struct Case {
+    pub id: String,
+    pub loss: String,
+    pub dtype: String,
+    pub options: Map<String, Value>,
+    pub inputs: Map<String, Value>,
+    pub targets: Map<String, Value>,
+    pub expected: Map<String, Value>,
+    used: RefCell<BTreeSet<String>>,
+}
+
+impl Case {
+    pub fn parse(raw: &Value) -> Result<Case, String> {
+        let obj = |k: &str| -> Result<Map<String, Value>, String> {
+            Ok(raw[k]
+                .as_object()
+                .ok_or(format!("missing object {k:?}"))?
+                .clone())
+        };
+        let string = |k: &str| -> Result<String, String> {
+            Ok(raw[k]
+                .as_str()
+                .ok_or(format!("missing string {k:?}"))?
+                .to_string())
+        };
+        Ok(Case {
+            id: string("id")?,
+            loss: string("loss")?,
+            dtype: string("dtype")?,
+            options: obj("options")?,
+            inputs: obj("inputs")?,
+            targets: obj("targets")?,
+            expected: obj("expected")?,
+            used: RefCell::new(BTreeSet::new()),
+        })
+    }
+
+    fn take(&self, key: &str) -> Option<&Value> {
+        self.used.borrow_mut().insert(key.to_string());
+        self.options.get(key).filter(|v| !v.is_null())
+    }
+
+    /// The `reduction` option (default mean).
+    pub fn reduction(&self) -> Result<Reduction, String> {
+        match self.take("reduction") {
+            None => Ok(Reduction::Mean),
+            Some(v) => Reduction::parse(v.as_str().ok_or("reduction: not a string")?)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>, String> {
+        self.take(key)
+            .map(|v| v.as_f64().ok_or(format!("option {key}: not a number")))
+            .transpose()
+    }
+
+    pub fn opt_usize(&self, key: &str) -> Result<Option<usize>, String> {
+        self.take(key)
+            .map(|v| {
+                v.as_u64()
+                    .map(|u| u as usize)
+                    .ok_or(format!("option {key}: not a non-negative integer"))
+            })
+            .transpose()
+    }
+
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, String> {
+        self.take(key)
+            .map(|v| v.as_bool().ok_or(format!("option {key}: not a bool")))
+            .transpose()
+    }
+
+    pub fn opt_str(&self, key: &str) -> Result<Option<String>, String> {
+        self.take(key)
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or(format!("option {key}: not a string"))
+            })
+            .transpose()
+    }
+
+    pub fn opt_array(&self, key: &str) -> Result<Option<ArrayD<f64>>, String> {
+        self.take(key).map(array_f64).transpose()
+    }
+
+    /// Fails on any option the runner did not read.
+    pub fn no_unknown_options(&self) -> Result<(), String> {
+        let used = self.used.borrow();
+        match self.options.keys().find(|k| !used.contains(*k)) {
+            Some(k) => Err(format!("unknown option {k:?} for loss {:?}", self.loss)),
+            None => Ok(()),
+        }
+    }
+
+    pub fn input(&self, name: &str) -> Result<ArrayD<f64>, String> {
+        array_f64(
+            self.inputs
+                .get(name)
+                .ok_or(format!("missing input {name:?}"))?,
+        )
+    }
+
+    pub fn target_f64(&self, name: &str) -> Result<ArrayD<f64>, String> {
+        array_f64(
+            self.targets
+                .get(name)
+                .ok_or(format!("missing target {name:?}"))?,
+        )
+    }
+
+    pub fn target_labels(&self, name: &str) -> Result<ArrayD<usize>, String> {
+        array_usize(
+            self.targets
+                .get(name)
+                .ok_or(format!("missing target {name:?}"))?,
+        )
+    }
+
+    pub fn has_target(&self, name: &str) -> bool {
+        self.targets.contains_key(name)
+    }
+}
+
+/// What a runner computed for a case, widened to `f64`.
+#[derive(Default)]
+pub struct Outcome {
+    /// The reduced value (`forward`).
+    pub loss: Option<f64>,
+    /// The unreduced values.
+    pub per_sample: Option<ArrayD<f64>>,
+    /// Gradients by input name.
+    pub grads: Vec<(String, ArrayD<f64>)>,
+    /// Other outputs compared with `expected[name]` (centers, weights).
+    pub extra: Vec<(String, ArrayD<f64>)>,
+}
+
+impl Outcome {
+    /// Compares with the case's expectations; returns the worst error in
+    /// units of tolerance.
+    pub fn check(&self, case: &Case) -> Result<f64, String> {
+        let tol = Tol::from_dtype(&case.dtype)?;
+        let mut worst = 0.0_f64;
+        let mut compared = 0;
+        if let Some(e) = case.expected.get("loss").and_then(Value::as_f64) {
+            let got = self.loss.ok_or("the runner gave no loss value")?;
+            worst = worst.max(compare("loss", &scalar(got), &scalar(e), tol)?);
+            compared += 1;
+        }
+        if let Some(e) = case.expected.get("per_sample").filter(|v| !v.is_null()) {
+            let got = self
+                .per_sample
+                .as_ref()
+                .ok_or("the runner gave no per-sample values")?;
+            worst = worst.max(compare("per_sample", got, &array_f64(e)?, tol)?);
+            compared += 1;
+        }
+        if let Some(grads) = case.expected.get("grad").and_then(Value::as_object) {
+            for (name, e) in grads {
+                let got = self
+                    .grads
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, g)| g)
+                    .ok_or(format!("the runner gave no gradient for {name:?}"))?;
+                worst = worst.max(compare(&format!("grad[{name}]"), got, &array_f64(e)?, tol)?);
+                compared += 1;
+            }
+        }
+        for (name, got) in &self.extra {
+            let e = case
+                .expected
+                .get(name)
+                .ok_or(format!("expected has no {name:?}"))?;
+            worst = worst.max(compare(name, got, &array_f64(e)?, tol)?);
+            compared += 1;
+        }
+        for key in case.expected.keys() {
+            let known = ["loss", "per_sample", "grad"].contains(&key.as_str())
+                || self.extra.iter().any(|(n, _)| n == key);
+            if !known {
+                return Err(format!(
+                    "expected field {key:?} is not checked by the runner"
+                ));
+            }
+        }
+        if compared == 0 {
+            return Err("nothing was compared".into());
+        }
+        Ok(worst)
+    }
+}
