@@ -101,11 +101,11 @@ pub fn softmax_into<F: Float>(x: &[F], out: &mut [F]) -> RowStats<F> {
     for (o, &v) in out.iter_mut().zip(x) {
         let e = (v - max).exp();
         *o = e;
-        sum = sum + e;
+        sum += e;
     }
     let inv = F::one() / sum;
     for o in out.iter_mut() {
-        *o = *o * inv;
+        *o *= inv;
     }
     RowStats {
         max,

@@ -49,7 +49,7 @@ pub(crate) fn softmax_rows<F, D, T>(
     targets: impl IntoIterator<Item = T>,
     mut grad: Option<ArrayViewMut<'_, F, D>>,
     mut per_row: Option<ArrayViewMut<'_, F, D::Smaller>>,
-    mut f: impl FnMut(T, &Row<'_, F>, Option<&mut [F]>) -> F,
+    f: impl Fn(T, &Row<'_, F>, Option<&mut [F]>) -> F,
 ) -> f64
 where
     F: Float,
@@ -118,7 +118,7 @@ pub(crate) fn linear_target_grad<F: Float>(
 #[inline]
 pub(crate) fn one_hot_grad<F: Float>(p: &mut [F], y: usize, scale: F) {
     for pc in p.iter_mut() {
-        *pc = *pc * scale;
+        *pc *= scale;
     }
-    p[y] = p[y] - scale;
+    p[y] -= scale;
 }

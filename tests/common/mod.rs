@@ -103,7 +103,7 @@ pub fn compare(
     let mut worst = 0.0_f64;
     for ((idx, &g), &e) in got.indexed_iter().zip(expected.iter()) {
         let err = (g - e).abs();
-        if !(err <= atol + rtol * e.abs()) {
+        if err.is_nan() || err > atol + rtol * e.abs() {
             return Err(format!(
                 "{what}{:?}: got {g:e}, expected {e:e} (error {err:.3e})",
                 idx.slice()
@@ -117,4 +117,53 @@ pub fn compare(
 /// A scalar as a 0-d array, to compare with the same rule.
 pub fn scalar(x: f64) -> ArrayD<f64> {
     ArrayD::from_elem(IxDyn(&[]), x)
+}
+
+/// Checks `analytic` against central differences of `f` at `x` (any shape),
+/// element by element and along random directions, and panics with the
+/// checker's message on a mismatch.
+pub fn assert_gradient(
+    what: &str,
+    f: impl Fn(&ArrayD<f64>) -> f64,
+    x: &ArrayD<f64>,
+    analytic: &ArrayD<f64>,
+) {
+    assert_eq!(x.shape(), analytic.shape(), "{what}: gradient shape");
+    let x = x.as_standard_layout().into_owned();
+    let g = analytic.as_standard_layout().into_owned();
+    let shape = x.raw_dim();
+    let flat = |v: &[f64]| f(&ArrayD::from_shape_vec(shape.clone(), v.to_vec()).unwrap());
+    if let Err(e) = classloss::gradcheck::GradCheck::default().check(
+        flat,
+        x.as_slice().unwrap(),
+        g.as_slice().unwrap(),
+    ) {
+        panic!("{what}: {e}");
+    }
+}
+
+/// A deterministic pseudo-random array in `[-scale, scale]`, for test inputs
+/// away from ties.
+pub fn random_array(shape: &[usize], seed: u64, scale: f64) -> ArrayD<f64> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    ArrayD::from_shape_fn(IxDyn(shape), |_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+    })
+}
+
+/// Deterministic labels in `0..classes`.
+pub fn random_labels(shape: &[usize], classes: usize, seed: u64) -> ArrayD<usize> {
+    random_array(shape, seed, 1.0)
+        .mapv(|v| (((v + 1.0) / 2.0 * classes as f64) as usize).min(classes - 1))
+}
+
+/// Deterministic probability rows along axis 1 (each row sums to 1).
+pub fn random_probs(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    let mut a = random_array(shape, seed, 1.0).mapv(|v| v.exp());
+    let sums = a.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
+    a /= &sums;
+    a
 }

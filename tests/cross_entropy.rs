@@ -1,0 +1,333 @@
+//! Cross-entropy: gradients against finite differences, properties, errors,
+//! and extreme `f32` logits. (Reference values: `tests/conformance`.)
+
+mod common;
+
+use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction};
+use common::{assert_gradient, random_array, random_labels, random_probs};
+use ndarray::{array, Array1, Array2, ArrayD, Ix2, IxDyn};
+use proptest::prelude::*;
+
+fn reductions() -> [Reduction; 3] {
+    [Reduction::Mean, Reduction::Sum, Reduction::None]
+}
+
+/// Every option combination, hard labels, 2-D and spatial.
+#[test]
+fn gradient_matches_finite_differences_for_labels() {
+    let weight = Array1::from(vec![0.3, 1.7, 0.9, 1.2, 0.5]);
+    for (shape, seed) in [(vec![6, 5], 1u64), (vec![3, 5, 4], 2)] {
+        let x = random_array(&shape, seed, 3.0);
+        let mut lshape = shape.clone();
+        lshape.remove(1);
+        let labels = random_labels(&lshape, 5, seed + 10);
+        for reduction in reductions() {
+            for use_weight in [false, true] {
+                for ignore in [None, Some(labels.iter().next().copied().unwrap())] {
+                    for eps in [0.0, 0.2] {
+                        let mut ce = CrossEntropy::<f64, IxDyn>::spatial()
+                            .with_reduction(reduction)
+                            .with_label_smoothing(eps)
+                            .unwrap();
+                        if use_weight {
+                            ce = ce.with_weight(weight.clone()).unwrap();
+                        }
+                        if let Some(i) = ignore {
+                            ce = ce.with_ignore_index(i);
+                        }
+                        let t = ClassTarget::Labels(labels.view());
+                        let (value, grad) = ce.forward_backward(x.view(), t.clone()).unwrap();
+                        assert_eq!(value, ce.forward(x.view(), t.clone()).unwrap());
+                        let what = format!(
+                            "{shape:?} {reduction} weight={use_weight} ignore={ignore:?} eps={eps}"
+                        );
+                        assert_gradient(
+                            &what,
+                            |z| ce.forward(z.view(), t.clone()).unwrap(),
+                            &x,
+                            &grad,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gradient_matches_finite_differences_for_probabilities() {
+    let weight = Array1::from(vec![0.3, 1.7, 0.9, 1.2]);
+    for shape in [vec![5, 4], vec![2, 4, 3]] {
+        let x = random_array(&shape, 3, 2.0);
+        let q = random_probs(&shape, 4);
+        for reduction in reductions() {
+            for use_weight in [false, true] {
+                for eps in [0.0, 0.15] {
+                    let mut ce = CrossEntropy::<f64, IxDyn>::spatial()
+                        .with_reduction(reduction)
+                        .with_label_smoothing(eps)
+                        .unwrap();
+                    if use_weight {
+                        ce = ce.with_weight(weight.clone()).unwrap();
+                    }
+                    let t = ClassTarget::Probs(q.view());
+                    let grad = ce.backward(x.view(), t.clone()).unwrap();
+                    let what = format!("probs {shape:?} {reduction} weight={use_weight} eps={eps}");
+                    assert_gradient(
+                        &what,
+                        |z| ce.forward(z.view(), t.clone()).unwrap(),
+                        &x,
+                        &grad,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_call_overwrites_a_dirty_buffer() {
+    let x = random_array(&[4, 3], 7, 2.0)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let labels = array![0_usize, 2, 1, 1];
+    let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
+    let t = ClassTarget::Labels(labels.view());
+    let clean = ce.backward(x.view(), t.clone()).unwrap();
+    let mut dirty = Array2::from_elem((4, 3), 123.0);
+    let v = ce
+        .forward_backward_into(x.view(), t.clone(), dirty.view_mut())
+        .unwrap();
+    assert_eq!(dirty, clean);
+    assert_eq!(v, ce.forward(x.view(), t).unwrap());
+}
+
+#[test]
+fn all_ignored_batch_is_zero_with_zero_gradient() {
+    let x = array![[1.0_f64, 2.0], [0.5, -1.0]];
+    let labels = array![1_usize, 1];
+    let ce = CrossEntropy::new().with_ignore_index(1);
+    let (v, g) = ce
+        .forward_backward(x.view(), ClassTarget::Labels(labels.view()))
+        .unwrap();
+    assert_eq!(v, 0.0);
+    assert!(g.iter().all(|&e| e == 0.0));
+}
+
+#[test]
+fn extreme_f32_logits_stay_finite_and_correct() {
+    let x = array![
+        [1e30_f32, -1e30, 0.0],
+        [-1e30, -1e30, -1e30],
+        [3e29, 3e29, -2e29]
+    ];
+    let labels = array![1_usize, 2, 0];
+    let ce = CrossEntropy::new().with_reduction(Reduction::None);
+    let per = ce
+        .per_sample(x.view(), ClassTarget::Labels(labels.view()))
+        .unwrap();
+    assert_eq!(per[0], 2e30);
+    assert!((per[1] - 3f32.ln()).abs() < 1e-6);
+    assert!((per[2] - 2f32.ln()).abs() < 1e-6);
+    let g = ce
+        .backward(x.view(), ClassTarget::Labels(labels.view()))
+        .unwrap();
+    assert!(g.iter().all(|v| v.is_finite()));
+    assert_eq!(g.row(0).to_vec(), vec![1.0, -1.0, 0.0]);
+}
+
+#[test]
+fn worked_example_of_the_documents() {
+    // logits [2.0, 1.0, 0.1], label 0 -> 0.4170 (second document).
+    let ce = CrossEntropy::new();
+    let v: f64 = ce
+        .forward(
+            array![[2.0, 1.0, 0.1]].view(),
+            ClassTarget::Labels(array![0].view()),
+        )
+        .unwrap();
+    assert!((v - 0.4170300162778335).abs() < 1e-15);
+}
+
+#[test]
+fn errors_name_the_argument_and_the_values() {
+    let ce = CrossEntropy::<f64, Ix2>::new();
+    let x = Array2::<f64>::zeros((2, 3));
+    // labels shape
+    let e = ce
+        .forward(x.view(), ClassTarget::Labels(array![0_usize].view()))
+        .unwrap_err();
+    assert_eq!(e.to_string(), "labels: expected shape [2], got [1]");
+    // label out of range
+    let e = ce
+        .forward(x.view(), ClassTarget::Labels(array![0_usize, 3].view()))
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        Error::LabelOutOfRange {
+            label: 3,
+            num_classes: 3,
+            ..
+        }
+    ));
+    assert_eq!(
+        e.to_string(),
+        "labels[1]: label 3 is out of range for 3 classes (expected 0..=2)"
+    );
+    // probability target out of range and of the wrong shape
+    let q = array![[0.5, 0.5, 0.0], [1.5, 0.0, 0.0]];
+    let e = ce
+        .forward(x.view(), ClassTarget::Probs(q.view()))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "probs[1, 0]: expected a probability in [0, 1], got 1.5"
+    );
+    let e = ce
+        .forward(x.view(), ClassTarget::Probs(Array2::zeros((2, 2)).view()))
+        .unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { what: "probs", .. }));
+    // weight length
+    let e = CrossEntropy::new()
+        .with_weight(array![1.0, 1.0])
+        .unwrap()
+        .forward(x.view(), ClassTarget::Labels(array![0_usize, 1].view()))
+        .unwrap_err();
+    assert_eq!(e.to_string(), "weight: expected shape [3], got [2]");
+    // invalid options
+    let e = CrossEntropy::<f64>::new()
+        .with_weight(array![1.0, -1.0])
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidOption { name: "weight", .. }));
+    let e = CrossEntropy::<f64>::new()
+        .with_label_smoothing(1.5)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "option `label_smoothing`: expected a number in [0, 1], got 1.5"
+    );
+    let e = CrossEntropy::<f64>::new()
+        .with_label_smoothing(f64::NAN)
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        Error::InvalidOption {
+            name: "label_smoothing",
+            ..
+        }
+    ));
+    // empty batch and empty class axis
+    let e = ce
+        .forward(
+            Array2::zeros((0, 3)).view(),
+            ClassTarget::Labels(Array1::zeros(0).view()),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "logits: expected at least one sample, got an empty array of shape [0, 3]"
+    );
+    let e = ce
+        .forward(
+            Array2::zeros((2, 0)).view(),
+            ClassTarget::Labels(array![0_usize, 0].view()),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::EmptyBatch { unit: "class", .. }));
+    // rank
+    let spatial = CrossEntropy::<f64, IxDyn>::spatial();
+    let x1 = ArrayD::<f64>::zeros(IxDyn(&[3]));
+    let e = spatial
+        .forward(
+            x1.view(),
+            ClassTarget::Labels(ArrayD::zeros(IxDyn(&[])).view()),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        Error::RankMismatch {
+            what: "logits",
+            actual: 1,
+            ..
+        }
+    ));
+    // gradient buffer shape
+    let mut g = Array2::zeros((2, 2));
+    let e = ce
+        .forward_backward_into(
+            x.view(),
+            ClassTarget::Labels(array![0_usize, 1].view()),
+            g.view_mut(),
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [2, 2]");
+}
+
+fn logits_and_labels() -> impl Strategy<Value = (Array2<f64>, Vec<usize>)> {
+    (1usize..6, 2usize..7).prop_flat_map(|(n, c)| {
+        (
+            proptest::collection::vec(-30.0f64..30.0, n * c),
+            proptest::collection::vec(0..c, n),
+        )
+            .prop_map(move |(v, l)| (Array2::from_shape_vec((n, c), v).unwrap(), l))
+    })
+}
+
+proptest! {
+    #[test]
+    fn shifting_a_row_changes_nothing((x, labels) in logits_and_labels(), shift in -50.0f64..50.0) {
+        let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
+        let l = Array1::from(labels);
+        let t = ClassTarget::Labels(l.view());
+        let (a, ga) = ce.forward_backward(x.view(), t.clone()).unwrap();
+        let shifted = &x + shift;
+        let (b, gb) = ce.forward_backward(shifted.view(), t).unwrap();
+        prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()));
+        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-9));
+    }
+
+    #[test]
+    fn unweighted_gradient_rows_sum_to_zero((x, labels) in logits_and_labels(), eps in 0.0f64..1.0) {
+        let ce = CrossEntropy::new().with_reduction(Reduction::Sum).with_label_smoothing(eps).unwrap();
+        let l = Array1::from(labels);
+        let g = ce.backward(x.view(), ClassTarget::Labels(l.view())).unwrap();
+        for row in g.rows() {
+            prop_assert!(row.sum().abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn per_sample_values_sum_to_the_sum_reduction((x, labels) in logits_and_labels()) {
+        let l = Array1::from(labels);
+        let t = ClassTarget::Labels(l.view());
+        let ce = CrossEntropy::new().with_reduction(Reduction::Sum);
+        let per = ce.per_sample(x.view(), t.clone()).unwrap();
+        let sum = ce.forward(x.view(), t).unwrap();
+        prop_assert!((per.sum() - sum).abs() <= 1e-12 * (1.0 + sum.abs()));
+        prop_assert!(per.iter().all(|&v| v >= 0.0 && v.is_finite()));
+    }
+
+    #[test]
+    fn hard_labels_equal_one_hot_probabilities((x, labels) in logits_and_labels(), eps in 0.0f64..0.5) {
+        let c = x.ncols();
+        let l = Array1::from(labels.clone());
+        let q = Array2::from_shape_fn((x.nrows(), c), |(i, j)| if labels[i] == j { 1.0 } else { 0.0 });
+        let ce = CrossEntropy::new().with_label_smoothing(eps).unwrap();
+        let (a, ga) = ce.forward_backward(x.view(), ClassTarget::Labels(l.view())).unwrap();
+        let (b, gb) = ce.forward_backward(x.view(), ClassTarget::Probs(q.view())).unwrap();
+        prop_assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()));
+        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-12));
+    }
+
+    #[test]
+    fn f32_agrees_with_f64((x, labels) in logits_and_labels()) {
+        let l = Array1::from(labels);
+        let ce64 = CrossEntropy::new().with_label_smoothing(0.05).unwrap();
+        let ce32 = CrossEntropy::new().with_label_smoothing(0.05).unwrap();
+        let x32 = x.mapv(|v| v as f32);
+        let (a, ga) = ce64.forward_backward(x.view(), ClassTarget::Labels(l.view())).unwrap();
+        let (b, gb) = ce32.forward_backward(x32.view(), ClassTarget::Labels(l.view())).unwrap();
+        prop_assert!((a - b as f64).abs() <= 1e-5 * (1.0 + a.abs()));
+        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - *q as f64).abs() < 1e-5));
+    }
+}
