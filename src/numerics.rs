@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn softplus_matches_naive_where_naive_is_exact() {
-        for &x in &[-20.0_f64, -3.0, -0.5, 0.0, 0.5, 3.0, 20.0] {
+        for &x in &[-3.0_f64, -0.5, 0.0, 0.5, 3.0, 20.0] {
             let naive = (1.0 + x.exp()).ln();
             assert!((softplus(x) - naive).abs() <= 1e-14 * naive.max(1e-300) + 1e-300);
         }
