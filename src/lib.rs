@@ -14,4 +14,4 @@ pub use error::{Error, Result};
 pub use float::Float;
 pub use loss::{Differentiable, Loss};
 pub use reduction::Reduction;
-pub use softmax::{ClassTarget, CrossEntropy};
+pub use softmax::{ClassTarget, CrossEntropy, LabelSmoothing, SmoothingConvention};

@@ -21,7 +21,6 @@ const NOT_BUILT_YET: &[&str] = &[
     "bce",
     "bce_with_logits",
     "zero_one",
-    "label_smoothing",
     "sigmoid_focal",
     "softmax_focal",
     "hinge",
@@ -54,6 +53,7 @@ macro_rules! in_dtype {
 fn dispatch(case: &Case) -> Option<Result<Outcome, String>> {
     Some(match case.loss.as_str() {
         "cross_entropy" => in_dtype!(softmax::cross_entropy, case),
+        "label_smoothing" => in_dtype!(softmax::label_smoothing, case),
         name if NOT_BUILT_YET.contains(&name) => return None,
         other => Err(format!("unknown loss {other:?}")),
     })
