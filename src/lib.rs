@@ -1,4 +1,4 @@
-//! Classification loss functions with exact gradients.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 mod error;
