@@ -1,0 +1,283 @@
+//! The printed tables and the verdicts, computed from the measured numbers.
+
+use super::metrics::{mean_std, Scores};
+
+/// A reported metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Fraction correct.
+    Accuracy,
+    /// Mean per-class F1.
+    MacroF1,
+    /// Lowest per-class recall.
+    WorstRecall,
+    /// Expected calibration error (lower is better).
+    Ece,
+}
+
+impl Metric {
+    /// The four, in table order.
+    pub const ALL: [Metric; 4] = [
+        Metric::Accuracy,
+        Metric::MacroF1,
+        Metric::WorstRecall,
+        Metric::Ece,
+    ];
+
+    /// Its column title.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::MacroF1 => "macro-F1",
+            Metric::WorstRecall => "worst recall",
+            Metric::Ece => "ECE",
+        }
+    }
+
+    /// Whether a larger value is better.
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Metric::Ece)
+    }
+
+    /// Its value in one run.
+    pub fn of(self, s: &Scores) -> f64 {
+        match self {
+            Metric::Accuracy => s.accuracy,
+            Metric::MacroF1 => s.macro_f1,
+            Metric::WorstRecall => s.worst_recall,
+            Metric::Ece => s.ece,
+        }
+    }
+}
+
+/// One loss's results in one regime and model, over the seeds.
+pub struct Row<'a> {
+    /// The loss's name.
+    pub name: &'a str,
+    /// One entry per seed.
+    pub runs: Vec<Scores>,
+}
+
+impl Row<'_> {
+    /// Mean and standard deviation of a metric over the seeds.
+    pub fn stat(&self, m: Metric) -> (f64, f64) {
+        let xs: Vec<f64> = self.runs.iter().map(|s| m.of(s)).collect();
+        mean_std(&xs)
+    }
+}
+
+/// The table of one model in one regime, as printed.
+pub fn table(rows: &[Row<'_>]) -> String {
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let mut out = format!("  {:<name_w$}", "loss");
+    for m in Metric::ALL {
+        out += &format!("  {:>15}", m.name());
+    }
+    out.push('\n');
+    // Mark the best mean of each column.
+    let best: Vec<f64> = Metric::ALL
+        .iter()
+        .map(|&m| {
+            let means = rows.iter().map(|r| r.stat(m).0);
+            if m.higher_is_better() {
+                means.fold(f64::NEG_INFINITY, f64::max)
+            } else {
+                means.fold(f64::INFINITY, f64::min)
+            }
+        })
+        .collect();
+    for r in rows {
+        out += &format!("  {:<name_w$}", r.name);
+        for (k, &m) in Metric::ALL.iter().enumerate() {
+            let (mean, std) = r.stat(m);
+            let mark = if mean == best[k] { '*' } else { ' ' };
+            out += &format!("  {mean:>6.3} ± {std:.3}{mark}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// On how many seeds `a` beats `b` on `m` (strictly). The runs of one
+/// seed share the split, subsample, noisy labels, initialization and batch
+/// order, so the comparison is paired.
+pub fn wins(m: Metric, a: &Row<'_>, b: &Row<'_>) -> usize {
+    a.runs
+        .iter()
+        .zip(&b.runs)
+        .filter(|(x, y)| {
+            let (x, y) = (m.of(x), m.of(y));
+            if m.higher_is_better() {
+                x > y
+            } else {
+                x < y
+            }
+        })
+        .count()
+}
+
+/// Whether `a` beats `b` on every seed: what the verdicts call "clearly".
+pub fn clearly_better(m: Metric, a: &Row<'_>, b: &Row<'_>) -> bool {
+    !a.runs.is_empty() && wins(m, a, b) == a.runs.len()
+}
+
+/// The rows sorted by their mean on `m`, best first.
+fn ranked<'r, 'a>(rows: &'r [Row<'a>], m: Metric) -> Vec<&'r Row<'a>> {
+    let mut order: Vec<&Row<'_>> = rows.iter().collect();
+    order.sort_by(|a, b| {
+        let o = a
+            .stat(m)
+            .0
+            .partial_cmp(&b.stat(m).0)
+            .unwrap_or(std::cmp::Ordering::Equal);
+        if m.higher_is_better() {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    order
+}
+
+/// The verdict lines of one model in one regime: per metric, the best mean,
+/// on how many seeds it beats the next best and the baseline (the first
+/// row), and whether that is every seed.
+pub fn verdicts(rows: &[Row<'_>]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let base = &rows[0];
+    for m in Metric::ALL {
+        let order = ranked(rows, m);
+        let best = order[0];
+        let n = best.runs.len();
+        let (bm, bs) = best.stat(m);
+        let mut line = format!(
+            "    {:<12} best mean: {} {bm:.3} ± {bs:.3}",
+            m.name(),
+            best.name
+        );
+        let mut against = |other: &Row<'_>, role: &str| {
+            let (om, os) = other.stat(m);
+            let k = wins(m, best, other);
+            let clear = if k == n { "clearly" } else { "not clearly" };
+            line += &format!(
+                "; {role} {} {om:.3} ± {os:.3}: beaten on {k}/{n} seeds ({clear})",
+                other.name
+            );
+        };
+        if let Some(next) = order.get(1) {
+            against(next, "next");
+            if best.name != base.name && next.name != base.name {
+                against(base, "baseline");
+            }
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// The losses that beat the baseline (first row) on every seed, and those
+/// the baseline beats on every seed, on a metric.
+pub fn against_baseline<'a>(rows: &[Row<'a>], m: Metric) -> (Vec<&'a str>, Vec<&'a str>) {
+    let base = &rows[0];
+    let better = rows[1..]
+        .iter()
+        .filter(|r| clearly_better(m, r, base))
+        .map(|r| r.name)
+        .collect();
+    let worse = rows[1..]
+        .iter()
+        .filter(|r| clearly_better(m, base, r))
+        .map(|r| r.name)
+        .collect();
+    (better, worse)
+}
+
+/// "a, b and c".
+pub fn join(names: &[&str]) -> String {
+    match names {
+        [] => "none".to_string(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(acc: f64, ece: f64) -> Scores {
+        Scores {
+            accuracy: acc,
+            macro_f1: acc,
+            worst_recall: acc,
+            ece,
+        }
+    }
+
+    fn row(name: &'static str, runs: &[(f64, f64)]) -> Row<'static> {
+        Row {
+            name,
+            runs: runs.iter().map(|&(a, e)| s(a, e)).collect(),
+        }
+    }
+
+    #[test]
+    fn clear_means_better_on_every_seed() {
+        let a = row("a", &[(0.9, 0.1), (0.8, 0.1), (0.7, 0.3)]);
+        let b = row("b", &[(0.85, 0.2), (0.75, 0.2), (0.7, 0.2)]);
+        assert_eq!(wins(Metric::Accuracy, &a, &b), 2); // a tie is not a win
+        assert!(!clearly_better(Metric::Accuracy, &a, &b));
+        assert_eq!(wins(Metric::Ece, &a, &b), 2);
+        assert_eq!(wins(Metric::Ece, &b, &a), 1);
+        let c = row("c", &[(0.95, 0.0), (0.81, 0.0), (0.71, 0.0)]);
+        assert!(clearly_better(Metric::Accuracy, &c, &a));
+        assert!(clearly_better(Metric::Ece, &c, &a));
+    }
+
+    #[test]
+    fn verdicts_name_the_best_the_next_and_the_baseline() {
+        let rows = vec![
+            row("ce", &[(0.80, 0.10), (0.82, 0.12)]),
+            row("x", &[(0.90, 0.05), (0.92, 0.05)]),
+            row("y", &[(0.91, 0.20), (0.89, 0.20)]),
+        ];
+        let v = verdicts(&rows);
+        assert!(v[0].contains("best mean: x 0.910"), "{}", v[0]);
+        assert!(
+            v[0].contains("next y 0.900 ± 0.014: beaten on 1/2 seeds (not clearly)"),
+            "{}",
+            v[0]
+        );
+        assert!(
+            v[0].contains("baseline ce 0.810 ± 0.014: beaten on 2/2 seeds (clearly)"),
+            "{}",
+            v[0]
+        );
+        assert!(v[3].contains("best mean: x 0.050"), "{}", v[3]);
+        assert_eq!(
+            against_baseline(&rows, Metric::Accuracy),
+            (vec!["x", "y"], vec![])
+        );
+        assert_eq!(against_baseline(&rows, Metric::Ece), (vec!["x"], vec!["y"]));
+        assert_eq!(join(&["a", "b", "c"]), "a, b and c");
+        assert_eq!(join(&[]), "none");
+    }
+
+    #[test]
+    fn table_marks_the_best_of_each_column() {
+        let rows = vec![
+            Row {
+                name: "ce",
+                runs: vec![s(0.8, 0.1)],
+            },
+            Row {
+                name: "x",
+                runs: vec![s(0.9, 0.2)],
+            },
+        ];
+        let t = table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[1].contains("0.100 ± 0.000*"), "{t}");
+        assert!(lines[2].contains("0.900 ± 0.000*"), "{t}");
+    }
+}
