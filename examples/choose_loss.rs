@@ -11,7 +11,7 @@
 //! Run: `cargo run --release --example choose_loss`
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -368,7 +368,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// One regime's training curves: per model, the training loss relative to
 /// its first epoch and the test accuracy, each the mean over seeds.
 fn curves_figure<'a>(
-    path: &PathBuf,
+    path: &Path,
     regime: Regime,
     table: &[losses::Entry],
     runs_of: impl Fn(usize, usize) -> Vec<&'a Run>,

@@ -52,9 +52,9 @@ pub fn macro_f1(conf: &[Vec<usize>]) -> f64 {
     let classes = conf.len();
     let mut total = 0.0;
     let mut present = 0;
-    for c in 0..classes {
-        let tp = conf[c][c];
-        let support: usize = conf[c].iter().sum();
+    for (c, row) in conf.iter().enumerate() {
+        let tp = row[c];
+        let support: usize = row.iter().sum();
         if support == 0 {
             continue;
         }

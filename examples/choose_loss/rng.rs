@@ -72,7 +72,6 @@ impl Rng {
 mod tests {
     use super::*;
 
-    #[test]
     fn draws(seed: u64) -> Vec<u64> {
         let mut r = Rng::new(seed);
         (0..5).map(|_| r.next_u64()).collect()
