@@ -203,3 +203,60 @@ pub(crate) fn check_class_vector(name: &'static str, len: usize, num_classes: us
         })
     }
 }
+
+/// A magnitude known by its base-10 logarithm, written as `about 2.688e43`
+/// (so values beyond `f64`, such as `exp(800)`, can still be reported). An
+/// infinite logarithm means the magnitude itself overflowed `f64`.
+pub(crate) fn about_pow10(log10: f64) -> String {
+    if !log10.is_finite() {
+        return "a value too large to compute in f64".to_string();
+    }
+    let mut k = log10.floor();
+    let mut m = 10f64.powf(log10 - k);
+    // `{:.3}` would print 9.9996 as 10.000.
+    if m >= 9.9995 {
+        m /= 10.0;
+        k += 1.0;
+    }
+    format!("about {m:.3}e{k}")
+}
+
+/// An [`Error::Overflow`] for `what[index]` in the float type `F`.
+pub(crate) fn overflow<F: Float>(
+    what: &'static str,
+    index: Vec<usize>,
+    quantity: &'static str,
+    actual: String,
+) -> Error {
+    Error::Overflow {
+        what,
+        index,
+        quantity,
+        dtype: std::any::type_name::<F>(),
+        max: format!("{:e}", F::max_value()),
+        actual,
+    }
+}
+
+/// The reduced value of per-sample losses summing to `total`, or an
+/// [`Error::Overflow`] naming `what` when finite per-sample values
+/// (`all_finite`) add up to more than `F` holds.
+pub(crate) fn finish_finite<F: Float>(
+    reduction: crate::Reduction,
+    total: f64,
+    divisor: f64,
+    all_finite: bool,
+    what: &'static str,
+) -> Result<F> {
+    let value: F = reduction.finish(total, divisor);
+    if value.is_finite() || !all_finite {
+        return Ok(value);
+    }
+    let actual = about_pow10(total.abs().log10());
+    Err(overflow::<F>(
+        what,
+        Vec::new(),
+        "the sum of the per-sample losses",
+        actual,
+    ))
+}

@@ -10,6 +10,7 @@
 mod case;
 #[path = "../common/mod.rs"]
 mod common;
+mod margin;
 mod softmax;
 
 use std::collections::BTreeMap;
@@ -24,9 +25,6 @@ const NOT_BUILT_YET: &[&str] = &[
     "label_smoothing",
     "sigmoid_focal",
     "softmax_focal",
-    "hinge",
-    "multi_margin",
-    "exponential",
     "generalized_cross_entropy",
     "symmetric_cross_entropy",
     "poly1",
@@ -54,6 +52,9 @@ macro_rules! in_dtype {
 fn dispatch(case: &Case) -> Option<Result<Outcome, String>> {
     Some(match case.loss.as_str() {
         "cross_entropy" => in_dtype!(softmax::cross_entropy, case),
+        "hinge" => in_dtype!(margin::hinge, case),
+        "multi_margin" => in_dtype!(margin::multi_margin, case),
+        "exponential" => in_dtype!(margin::exponential, case),
         name if NOT_BUILT_YET.contains(&name) => return None,
         other => Err(format!("unknown loss {other:?}")),
     })
