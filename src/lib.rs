@@ -1,4 +1,4 @@
-//! Classification loss functions with exact gradients.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 mod error;
@@ -16,4 +16,4 @@ pub use float::Float;
 pub use loss::{Differentiable, Loss};
 pub use margin::{Exponential, Hinge, LabelConvention, MultiMargin};
 pub use reduction::Reduction;
-pub use softmax::{ClassTarget, CrossEntropy};
+pub use softmax::{ClassTarget, CrossEntropy, LabelSmoothing, SmoothingConvention};

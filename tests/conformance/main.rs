@@ -22,7 +22,6 @@ const NOT_BUILT_YET: &[&str] = &[
     "bce",
     "bce_with_logits",
     "zero_one",
-    "label_smoothing",
     "sigmoid_focal",
     "softmax_focal",
     "generalized_cross_entropy",
@@ -52,6 +51,7 @@ macro_rules! in_dtype {
 fn dispatch(case: &Case) -> Option<Result<Outcome, String>> {
     Some(match case.loss.as_str() {
         "cross_entropy" => in_dtype!(softmax::cross_entropy, case),
+        "label_smoothing" => in_dtype!(softmax::label_smoothing, case),
         "hinge" => in_dtype!(margin::hinge, case),
         "multi_margin" => in_dtype!(margin::multi_margin, case),
         "exponential" => in_dtype!(margin::exponential, case),

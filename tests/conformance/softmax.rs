@@ -1,6 +1,9 @@
 //! Runners for the softmax family.
 
-use classloss::{ClassTarget, CrossEntropy, Differentiable, Float, Loss, Reduction};
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Float, LabelSmoothing, Loss, Reduction,
+    SmoothingConvention,
+};
 use ndarray::{Array1, IxDyn};
 
 use crate::case::{Case, Outcome};
@@ -19,7 +22,7 @@ macro_rules! single_input_outcome {
         if fused != value {
             return Err(format!("fused value {fused} differs from forward {value}"));
         }
-        let per = if loss.reduction() == Reduction::None {
+        let per = if Loss::<F>::reduction(loss) == Reduction::None {
             Some(
                 loss.per_sample($input, $target)
                     .map_err(|e| e.to_string())?,
@@ -68,4 +71,32 @@ pub fn cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
             "logits"
         ))
     }
+}
+
+pub fn label_smoothing<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let mut loss = LabelSmoothing::new().with_reduction(case.reduction()?);
+    if let Some(eps) = case.opt_f64("epsilon")? {
+        loss = loss.with_epsilon(eps).map_err(|e| e.to_string())?;
+    }
+    if let Some(c) = case.opt_str("convention")? {
+        loss = loss.with_convention(match c.as_str() {
+            "uniform" => SmoothingConvention::Uniform,
+            "off_target" => SmoothingConvention::OffTarget,
+            other => return Err(format!("unknown convention {other:?}")),
+        });
+    }
+    case.no_unknown_options()?;
+    let logits = cast::<F>(&case.input("logits")?)
+        .into_dimensionality::<ndarray::Ix2>()
+        .map_err(|e| e.to_string())?;
+    let labels = case
+        .target_labels("labels")?
+        .into_dimensionality::<ndarray::Ix1>()
+        .map_err(|e| e.to_string())?;
+    Ok(single_input_outcome!(
+        loss,
+        logits.view(),
+        labels.view(),
+        "logits"
+    ))
 }

@@ -1,0 +1,237 @@
+//! Label-smoothed cross-entropy with a choice of smoothing convention.
+
+use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+
+use super::rows::{linear_target_grad, softmax_rows};
+use crate::validate::{check_labels, expect_nonempty, expect_rank, expect_shape, unit_interval};
+use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
+
+/// How the smoothing mass `eps` is spread over the classes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SmoothingConvention {
+    /// PyTorch's convention (`label_smoothing` of `nn.CrossEntropyLoss`):
+    /// the target is `(1 - eps) one_hot + eps / C`, so the true class gets
+    /// `1 - eps + eps / C` and every other class `eps / C`.
+    #[default]
+    Uniform,
+    /// The convention of the source documents and of several papers: the
+    /// true class gets `1 - eps` and every other class `eps / (C - 1)`.
+    /// Needs at least 2 classes.
+    OffTarget,
+}
+
+/// Cross-entropy against smoothed one-hot targets, in either convention.
+///
+/// Use it against over-confidence: the model is never pushed to put all its
+/// probability on one class, which tends to improve calibration.
+/// [`SmoothingConvention::Uniform`] equals
+/// `CrossEntropy::new().with_label_smoothing(eps)` (without class weights);
+/// use `CrossEntropy` when you also need weights or `ignore_index`.
+///
+/// # Formula
+/// ```text
+/// uniform:     q_c = (1 - eps) [c == y] + eps / C
+/// off_target:  q_c = (1 - eps) [c == y] + eps / (C - 1) [c != y]
+/// l_i = -sum_c q_c log p_c,  p = softmax(x_i)       dl_i/dx_c = p_c - q_c
+/// ```
+/// With `eps = 0.1` and `C = 5` the true class gets 0.92 (uniform) or 0.9
+/// (off_target), each other class 0.02 or 0.025.
+///
+/// # Shapes
+/// - logits `(N, C)`, labels `(N)` in `0..C`; per-sample `(N)`; gradient `(N, C)`.
+/// - `Mean` divides by `N`.
+///
+/// # Options
+/// - `reduction`: `Mean` (default), `Sum`, `None`.
+/// - `epsilon`: in `[0, 1]`, default 0.1 (the documents' and Szegedy et
+///   al.'s value; PyTorch's own default smoothing is 0, that is no smoothing).
+/// - `convention`: [`SmoothingConvention::Uniform`] (default) or
+///   [`SmoothingConvention::OffTarget`].
+///
+/// # Errors
+/// Logits not 2-D, an empty batch or class axis, labels of the wrong shape
+/// or out of range, `epsilon` outside `[0, 1]`, `OffTarget` with one class, a
+/// gradient buffer of the wrong shape.
+///
+/// # Examples
+/// ```
+/// use classloss::{LabelSmoothing, Loss, SmoothingConvention};
+/// use ndarray::array;
+///
+/// let logits = array![[2.0_f64, 1.0, 0.1]];
+/// let labels = array![0_usize];
+/// let uniform = LabelSmoothing::new().with_epsilon(0.1)?;
+/// let off = uniform.clone().with_convention(SmoothingConvention::OffTarget);
+/// let a = uniform.forward(logits.view(), labels.view())?;
+/// let b = off.forward(logits.view(), labels.view())?;
+/// assert!((a - 0.5136966829445004).abs() < 1e-12);
+/// assert!((b - 0.5620300162778338).abs() < 1e-12);
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// # References
+/// C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens, Z. Wojna, "Rethinking the
+/// Inception Architecture for Computer Vision", CVPR 2016,
+/// <https://arxiv.org/abs/1512.00567>. R. Müller, S. Kornblith, G. Hinton,
+/// "When Does Label Smoothing Help?", NeurIPS 2019,
+/// <https://arxiv.org/abs/1906.02629>.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelSmoothing {
+    reduction: Reduction,
+    epsilon: f64,
+    convention: SmoothingConvention,
+}
+
+impl Default for LabelSmoothing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LabelSmoothing {
+    /// Mean reduction, `epsilon = 0.1`, the uniform (PyTorch) convention.
+    pub fn new() -> Self {
+        LabelSmoothing {
+            reduction: Reduction::Mean,
+            epsilon: 0.1,
+            convention: SmoothingConvention::Uniform,
+        }
+    }
+
+    /// Sets the reduction (default `Mean`).
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    /// Sets the smoothing mass `epsilon` in `[0, 1]` (default 0.1).
+    pub fn with_epsilon(mut self, epsilon: f64) -> Result<Self> {
+        unit_interval("epsilon", epsilon)?;
+        self.epsilon = epsilon;
+        Ok(self)
+    }
+
+    /// Sets the convention (default [`SmoothingConvention::Uniform`]).
+    pub fn with_convention(mut self, convention: SmoothingConvention) -> Self {
+        self.convention = convention;
+        self
+    }
+
+    /// The reduction.
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    /// The smoothing mass.
+    pub fn epsilon(&self) -> f64 {
+        self.epsilon
+    }
+
+    /// The convention.
+    pub fn convention(&self) -> SmoothingConvention {
+        self.convention
+    }
+
+    /// The smoothed target of one row: `(on the label, on every other class)`.
+    pub fn target_values(&self, num_classes: usize) -> Result<(f64, f64)> {
+        let eps = self.epsilon;
+        match self.convention {
+            SmoothingConvention::Uniform => {
+                let off = eps / num_classes as f64;
+                Ok((1.0 - eps + off, off))
+            }
+            SmoothingConvention::OffTarget if num_classes >= 2 => {
+                Ok((1.0 - eps, eps / (num_classes - 1) as f64))
+            }
+            SmoothingConvention::OffTarget => Err(Error::InvalidOption {
+                name: "convention",
+                value: format!("OffTarget with {num_classes} class"),
+                expected: "at least 2 classes for the eps / (C - 1) convention",
+            }),
+        }
+    }
+
+    fn run<F: Float>(
+        &self,
+        logits: ArrayView2<'_, F>,
+        labels: ArrayView1<'_, usize>,
+        grad: Option<ArrayViewMut2<'_, F>>,
+        per_row: Option<ndarray::ArrayViewMut1<'_, F>>,
+    ) -> Result<F> {
+        let shape = logits.shape();
+        expect_rank("logits", shape, 2)?;
+        expect_nonempty("logits", shape, 0, "sample")?;
+        expect_nonempty("logits", shape, 1, "class")?;
+        let (n, classes) = logits.dim();
+        expect_shape("labels", labels.shape(), &[n])?;
+        check_labels("labels", &labels, classes, None)?;
+        if let Some(g) = &grad {
+            expect_shape("grad", g.shape(), shape)?;
+        }
+        let (on, off) = self.target_values(classes)?;
+        let (on, off) = (F::lit(on), F::lit(off));
+        let divisor = n as f64;
+        let scale: F = self.reduction.grad_scale(divisor);
+        let total = softmax_rows(
+            logits,
+            labels.iter().copied(),
+            grad,
+            per_row,
+            |y, row, g| {
+                let q = |c: usize| if c == y { on } else { off };
+                if let Some(g) = g {
+                    // The smoothed target sums to 1 in both conventions.
+                    linear_target_grad(g, scale, F::one(), q);
+                }
+                row.weighted_nll(q)
+            },
+        );
+        Ok(self.reduction.finish(total, divisor))
+    }
+}
+
+impl<F: Float> Loss<F> for LabelSmoothing {
+    type Input<'a> = ArrayView2<'a, F>;
+    type Target<'a> = ArrayView1<'a, usize>;
+    type PerSample = Array1<F>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn per_sample(
+        &self,
+        logits: Self::Input<'_>,
+        labels: Self::Target<'_>,
+    ) -> Result<Self::PerSample> {
+        let mut out = Array1::zeros(logits.len_of(Axis(0)));
+        self.run(logits, labels, None, Some(out.view_mut()))?;
+        Ok(out)
+    }
+
+    fn forward(&self, logits: Self::Input<'_>, labels: Self::Target<'_>) -> Result<F> {
+        self.run(logits, labels, None, None)
+    }
+}
+
+impl<F: Float> Differentiable<F> for LabelSmoothing {
+    type Grad = ndarray::Array2<F>;
+    type GradMut<'g> = ArrayViewMut2<'g, F>;
+
+    fn zeros_grad(&self, logits: Self::Input<'_>) -> Self::Grad {
+        ndarray::Array2::zeros(logits.raw_dim())
+    }
+
+    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
+        grad.view_mut()
+    }
+
+    fn forward_backward_into(
+        &self,
+        logits: Self::Input<'_>,
+        labels: Self::Target<'_>,
+        grad: Self::GradMut<'_>,
+    ) -> Result<F> {
+        self.run(logits, labels, Some(grad), None)
+    }
+}

@@ -1,0 +1,185 @@
+//! Label smoothing: gradients, the two conventions, properties, errors.
+
+mod common;
+
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Error, LabelSmoothing, Loss, Reduction,
+    SmoothingConvention,
+};
+use common::{assert_gradient, random_array, random_labels};
+use ndarray::{array, Array1, Array2, Ix1, Ix2};
+use proptest::prelude::*;
+
+const CONVENTIONS: [SmoothingConvention; 2] =
+    [SmoothingConvention::Uniform, SmoothingConvention::OffTarget];
+
+#[test]
+fn gradient_matches_finite_differences() {
+    let x = random_array(&[6, 5], 21, 3.0)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let labels = random_labels(&[6], 5, 22)
+        .into_dimensionality::<Ix1>()
+        .unwrap();
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        for convention in CONVENTIONS {
+            for eps in [0.0, 0.1, 0.7, 1.0] {
+                let ls = LabelSmoothing::new()
+                    .with_reduction(reduction)
+                    .with_convention(convention)
+                    .with_epsilon(eps)
+                    .unwrap();
+                let (value, grad) = ls.forward_backward(x.view(), labels.view()).unwrap();
+                assert_eq!(value, ls.forward(x.view(), labels.view()).unwrap());
+                let what = format!("{reduction} {convention:?} eps={eps}");
+                assert_gradient(
+                    &what,
+                    |z| {
+                        ls.forward(
+                            z.view().into_dimensionality::<Ix2>().unwrap(),
+                            labels.view(),
+                        )
+                        .unwrap()
+                    },
+                    &x.clone().into_dyn(),
+                    &grad.into_dyn(),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_call_overwrites_a_dirty_buffer() {
+    let x = array![[0.5_f64, -1.0, 2.0], [3.0, 0.0, 0.1]];
+    let labels = array![2_usize, 0];
+    let ls = LabelSmoothing::new().with_convention(SmoothingConvention::OffTarget);
+    let clean = ls.backward(x.view(), labels.view()).unwrap();
+    let mut dirty = Array2::from_elem((2, 3), f64::MAX);
+    ls.forward_backward_into(x.view(), labels.view(), dirty.view_mut())
+        .unwrap();
+    assert_eq!(dirty, clean);
+}
+
+#[test]
+fn the_two_conventions_put_the_documented_mass_on_each_class() {
+    let ls = LabelSmoothing::new().with_epsilon(0.1).unwrap();
+    let (on, off) = ls.target_values(5).unwrap();
+    assert!((on - 0.92).abs() < 1e-15 && (off - 0.02).abs() < 1e-15);
+    let (on, off) = ls
+        .with_convention(SmoothingConvention::OffTarget)
+        .target_values(5)
+        .unwrap();
+    assert!((on - 0.9).abs() < 1e-15 && (off - 0.025).abs() < 1e-15);
+}
+
+#[test]
+fn extreme_f32_logits_stay_finite() {
+    let x = array![[1e30_f32, -1e30, 0.0], [-1e30, 1e30, 1e30]];
+    let labels = array![1_usize, 0];
+    for convention in CONVENTIONS {
+        let ls = LabelSmoothing::new().with_convention(convention);
+        let (v, g) = ls.forward_backward(x.view(), labels.view()).unwrap();
+        assert!(v.is_finite() && v > 1e29, "{convention:?}: {v}");
+        assert!(g.iter().all(|e| e.is_finite()));
+    }
+}
+
+#[test]
+fn errors_name_the_argument_and_the_values() {
+    let ls = LabelSmoothing::new();
+    let x = Array2::<f64>::zeros((2, 3));
+    let e = ls
+        .forward(x.view(), array![0_usize, 1, 2].view())
+        .unwrap_err();
+    assert_eq!(e.to_string(), "labels: expected shape [2], got [3]");
+    let e = ls.forward(x.view(), array![0_usize, 5].view()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "labels[1]: label 5 is out of range for 3 classes (expected 0..=2)"
+    );
+    let e = LabelSmoothing::new().with_epsilon(-0.1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "option `epsilon`: expected a number in [0, 1], got -0.1"
+    );
+    let one_class = Array2::<f64>::zeros((2, 1));
+    let e = LabelSmoothing::new()
+        .with_convention(SmoothingConvention::OffTarget)
+        .forward(one_class.view(), array![0_usize, 0].view())
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidOption {
+                name: "convention",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = ls
+        .forward(Array2::<f64>::zeros((0, 3)).view(), Array1::zeros(0).view())
+        .unwrap_err();
+    assert!(matches!(e, Error::EmptyBatch { unit: "sample", .. }));
+    let mut g = Array2::zeros((3, 3));
+    let e = ls
+        .forward_backward_into(x.view(), array![0_usize, 1].view(), g.view_mut())
+        .unwrap_err();
+    assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [3, 3]");
+}
+
+fn logits_and_labels() -> impl Strategy<Value = (Array2<f64>, Array1<usize>)> {
+    (1usize..6, 2usize..7).prop_flat_map(|(n, c)| {
+        (
+            proptest::collection::vec(-20.0f64..20.0, n * c),
+            proptest::collection::vec(0..c, n),
+        )
+            .prop_map(move |(v, l)| (Array2::from_shape_vec((n, c), v).unwrap(), Array1::from(l)))
+    })
+}
+
+proptest! {
+    #[test]
+    fn zero_epsilon_equals_plain_cross_entropy((x, labels) in logits_and_labels()) {
+        let ce = CrossEntropy::new();
+        let (a, ga) = ce.forward_backward(x.view(), ClassTarget::Labels(labels.view())).unwrap();
+        for convention in CONVENTIONS {
+            let ls = LabelSmoothing::new().with_epsilon(0.0).unwrap().with_convention(convention);
+            let (b, gb) = ls.forward_backward(x.view(), labels.view()).unwrap();
+            prop_assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()));
+            prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-12));
+        }
+    }
+
+    #[test]
+    fn uniform_convention_equals_cross_entropy_smoothing((x, labels) in logits_and_labels(), eps in 0.0f64..=1.0) {
+        let ce = CrossEntropy::new().with_label_smoothing(eps).unwrap();
+        let ls = LabelSmoothing::new().with_epsilon(eps).unwrap();
+        let (a, ga) = ce.forward_backward(x.view(), ClassTarget::Labels(labels.view())).unwrap();
+        let (b, gb) = ls.forward_backward(x.view(), labels.view()).unwrap();
+        prop_assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()));
+        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-12));
+    }
+
+    #[test]
+    fn gradient_rows_sum_to_zero((x, labels) in logits_and_labels(), eps in 0.0f64..=1.0) {
+        for convention in CONVENTIONS {
+            let ls = LabelSmoothing::new().with_epsilon(eps).unwrap().with_convention(convention).with_reduction(Reduction::Sum);
+            let g = ls.backward(x.view(), labels.view()).unwrap();
+            for row in g.rows() {
+                prop_assert!(row.sum().abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn f32_agrees_with_f64((x, labels) in logits_and_labels(), eps in 0.0f64..=1.0) {
+        let ls = LabelSmoothing::new().with_epsilon(eps).unwrap().with_convention(SmoothingConvention::OffTarget);
+        let (a, ga) = ls.forward_backward(x.view(), labels.view()).unwrap();
+        let x32 = x.mapv(|v| v as f32);
+        let (b, gb) = ls.forward_backward(x32.view(), labels.view()).unwrap();
+        prop_assert!((a - b as f64).abs() <= 1e-5 * (1.0 + a.abs()));
+        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - *q as f64).abs() < 1e-5));
+    }
+}
