@@ -7,9 +7,11 @@
 //! counted; any other unknown loss name, and any unknown option, fails
 //! naming the case id.
 
+mod binary;
 mod case;
 #[path = "../common/mod.rs"]
 mod common;
+mod eval;
 mod softmax;
 
 use std::collections::BTreeMap;
@@ -18,11 +20,7 @@ use case::{Case, Outcome};
 
 /// Losses that have reference cases but are not implemented yet.
 const NOT_BUILT_YET: &[&str] = &[
-    "bce",
-    "bce_with_logits",
-    "zero_one",
     "label_smoothing",
-    "sigmoid_focal",
     "softmax_focal",
     "hinge",
     "multi_margin",
@@ -54,6 +52,10 @@ macro_rules! in_dtype {
 fn dispatch(case: &Case) -> Option<Result<Outcome, String>> {
     Some(match case.loss.as_str() {
         "cross_entropy" => in_dtype!(softmax::cross_entropy, case),
+        "bce" => in_dtype!(binary::bce, case),
+        "bce_with_logits" => in_dtype!(binary::bce_with_logits, case),
+        "sigmoid_focal" => in_dtype!(binary::sigmoid_focal, case),
+        "zero_one" => in_dtype!(eval::zero_one, case),
         name if NOT_BUILT_YET.contains(&name) => return None,
         other => Err(format!("unknown loss {other:?}")),
     })
