@@ -33,14 +33,20 @@ fn naive(p: f64, t: f64, w: f64) -> f64 {
 fn gradient_matches_finite_differences_under_every_option() {
     for (shape, weight_shapes, seed) in [
         (vec![6, 5], vec![vec![5], vec![6, 5], vec![6, 1]], 1u64),
-        (vec![3, 4, 2], vec![vec![2], vec![3, 4, 2], vec![3, 1, 1]], 2),
+        (
+            vec![3, 4, 2],
+            vec![vec![2], vec![3, 4, 2], vec![3, 1, 1]],
+            2,
+        ),
         (vec![7], vec![vec![7], vec![1]], 3),
     ] {
         let p = probs(&shape, seed);
         let t = soft_targets(&shape, seed + 10);
         let mut weights = vec![None];
         for (k, ws) in weight_shapes.iter().enumerate() {
-            weights.push(Some(random_array(ws, seed + 20 + k as u64, 0.9).mapv(|v| v + 1.0)));
+            weights.push(Some(
+                random_array(ws, seed + 20 + k as u64, 0.9).mapv(|v| v + 1.0),
+            ));
         }
         for reduction in reductions() {
             for w in &weights {
@@ -80,7 +86,10 @@ fn values_match_the_naive_formula_and_mean_divides_by_elements() {
     let mut sum = 0.0;
     for ((i, k), &v) in per.indexed_iter() {
         let expected = naive(p2[[i, k]], t2[[i, k]], w[k]);
-        assert!((v - expected).abs() < 1e-14, "[{i}, {k}]: {v} vs {expected}");
+        assert!(
+            (v - expected).abs() < 1e-14,
+            "[{i}, {k}]: {v} vs {expected}"
+        );
         sum += expected;
     }
     let mean = Bce::new()
@@ -201,7 +210,10 @@ fn extreme_f32_probabilities_stay_finite_and_correct() {
         .per_sample(p64.view(), t64.view())
         .unwrap();
     for (a, b) in per.iter().zip(per64.iter()) {
-        assert!((*a as f64 - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+        assert!(
+            (*a as f64 - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{a} vs {b}"
+        );
     }
 }
 
@@ -259,7 +271,9 @@ fn errors_name_the_argument_and_the_values() {
         "targets[1, 1]: expected a value in [0, 1], got -0.5"
     );
     // invalid weights
-    let e = Bce::<f64>::new().with_weight(array![1.0, -1.0]).unwrap_err();
+    let e = Bce::<f64>::new()
+        .with_weight(array![1.0, -1.0])
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "option `weight`: expected finite weights >= 0, got an array containing -1"

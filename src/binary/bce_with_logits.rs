@@ -28,8 +28,10 @@ use crate::{Differentiable, Float, Loss, Reduction, Result};
 /// unset). This equals PyTorch's `(1 - t) x + (1 + (pw - 1) t) ln(1 + e^-x)`
 /// (with `ln(1 + e^-x)` taken stably) term for term, but every product is of
 /// two non-negative numbers, so there is no cancellation: the loss and
-/// gradient are finite and accurate for any finite logit (in `f32` up to
-/// `±3.4e38`), and a tiny gradient such as `sigmoid(-88)` keeps its digits.
+/// gradient are accurate for any finite logit, a tiny gradient such as
+/// `sigmoid(-88)` keeps its digits, and the loss is finite whenever its true
+/// value (at most `w max(1, pw) |x| + w ln 2`) fits the type, for `f32`
+/// logits of `±1e30` and beyond.
 ///
 /// # Shapes
 /// - logits: any shape of rank `>= 1`, typically `(N, K)`; [`BceWithLogits::new`]

@@ -8,9 +8,7 @@
 
 use ndarray::{arr0, ArrayView, ArrayViewMut, Dimension, Zip};
 
-use crate::validate::{
-    check_values, expect_min_rank, expect_shape, fmt_shape, is_probability,
-};
+use crate::validate::{check_values, expect_min_rank, expect_shape, fmt_shape, is_probability};
 use crate::{Error, Float, Result};
 
 /// Checks the shapes every binary loss requires: an input of rank `>= 1`

@@ -210,8 +210,16 @@ impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
                 let q = neg * s.sigmoid + t * s.sigmoid_neg;
                 let q_gamma = q.powf(gamma);
                 // A zero coefficient must not meet an overflowed exp (0 * inf).
-                let up = if neg > F::zero() { neg * x.exp() } else { F::zero() };
-                let down = if t > F::zero() { t * (-x).exp() } else { F::zero() };
+                let up = if neg > F::zero() {
+                    neg * x.exp()
+                } else {
+                    F::zero()
+                };
+                let down = if t > F::zero() {
+                    t * (-x).exp()
+                } else {
+                    F::zero()
+                };
                 let r = one / (one + up + down);
                 // ce * r is bounded (ce is large only where r is tiny), so it
                 // is formed before gamma multiplies in.

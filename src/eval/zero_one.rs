@@ -56,7 +56,7 @@ use crate::{Float, Loss, Reduction, Result};
 /// ```
 ///
 /// It has no gradient; asking for one does not compile:
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// use classloss::{Differentiable, ZeroOne};
 /// use ndarray::array;
 ///
