@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod binary;
 mod error;
+pub mod eval;
 mod float;
 pub mod gradcheck;
 mod loss;
@@ -11,7 +13,9 @@ mod reduction;
 pub mod softmax;
 mod validate;
 
+pub use binary::{Bce, BceWithLogits, SigmoidFocal};
 pub use error::{Error, Result};
+pub use eval::ZeroOne;
 pub use float::Float;
 pub use loss::{Differentiable, Loss};
 pub use margin::{Exponential, Hinge, LabelConvention, MultiMargin};

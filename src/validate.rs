@@ -5,7 +5,7 @@
 //! Every loss validates through these helpers so that the same mistake
 //! gives the same message whichever loss it is made with.
 
-use ndarray::{ArrayView, Dimension, IntoDimension};
+use ndarray::{ArrayD, ArrayView, Dimension, IntoDimension};
 
 use crate::{Error, Float, Result};
 
@@ -259,4 +259,20 @@ pub(crate) fn finish_finite<F: Float>(
         "the sum of the per-sample losses",
         actual,
     ))
+}
+
+/// A view of `array` broadcast (numpy rules: trailing axes aligned, size-1
+/// axes stretched) to `shape`, or a `ShapeMismatch` naming `what`.
+pub(crate) fn broadcast_to<'a, F, D: Dimension>(
+    what: &'static str,
+    array: &'a ArrayD<F>,
+    shape: &D,
+) -> Result<ArrayView<'a, F, D>> {
+    array
+        .broadcast(shape.clone())
+        .ok_or_else(|| Error::ShapeMismatch {
+            what,
+            expected: format!("broadcastable to {}", fmt_shape(shape.slice())),
+            actual: fmt_shape(array.shape()),
+        })
 }

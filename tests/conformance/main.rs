@@ -7,9 +7,11 @@
 //! counted; any other unknown loss name, and any unknown option, fails
 //! naming the case id.
 
+mod binary;
 mod case;
 #[path = "../common/mod.rs"]
 mod common;
+mod eval;
 mod margin;
 mod softmax;
 
@@ -19,10 +21,6 @@ use case::{Case, Outcome};
 
 /// Losses that have reference cases but are not implemented yet.
 const NOT_BUILT_YET: &[&str] = &[
-    "bce",
-    "bce_with_logits",
-    "zero_one",
-    "sigmoid_focal",
     "softmax_focal",
     "generalized_cross_entropy",
     "symmetric_cross_entropy",
@@ -55,6 +53,10 @@ fn dispatch(case: &Case) -> Option<Result<Outcome, String>> {
         "hinge" => in_dtype!(margin::hinge, case),
         "multi_margin" => in_dtype!(margin::multi_margin, case),
         "exponential" => in_dtype!(margin::exponential, case),
+        "bce" => in_dtype!(binary::bce, case),
+        "bce_with_logits" => in_dtype!(binary::bce_with_logits, case),
+        "sigmoid_focal" => in_dtype!(binary::sigmoid_focal, case),
+        "zero_one" => in_dtype!(eval::zero_one, case),
         name if NOT_BUILT_YET.contains(&name) => return None,
         other => Err(format!("unknown loss {other:?}")),
     })
