@@ -1,6 +1,13 @@
 //! Losses on a softmax over classes: one row of logits per sample.
 
 mod cross_entropy;
+mod focal;
+mod kl_divergence;
+pub(crate) mod labeled;
+mod poly1;
 pub(crate) mod rows;
 
 pub use cross_entropy::{ClassTarget, CrossEntropy};
+pub use focal::{FocalAlpha, SoftmaxFocal};
+pub use kl_divergence::KlDivergence;
+pub use poly1::Poly1;

@@ -10,6 +10,7 @@
 mod case;
 #[path = "../common/mod.rs"]
 mod common;
+mod robust;
 mod softmax;
 
 use std::collections::BTreeMap;
@@ -23,17 +24,9 @@ const NOT_BUILT_YET: &[&str] = &[
     "zero_one",
     "label_smoothing",
     "sigmoid_focal",
-    "softmax_focal",
     "hinge",
     "multi_margin",
     "exponential",
-    "generalized_cross_entropy",
-    "symmetric_cross_entropy",
-    "poly1",
-    "soft_bootstrapping",
-    "hard_bootstrapping",
-    "kl_divergence",
-    "class_balanced_weights",
     "contrastive",
     "center",
     "arcface",
@@ -54,6 +47,14 @@ macro_rules! in_dtype {
 fn dispatch(case: &Case) -> Option<Result<Outcome, String>> {
     Some(match case.loss.as_str() {
         "cross_entropy" => in_dtype!(softmax::cross_entropy, case),
+        "softmax_focal" => in_dtype!(softmax::softmax_focal, case),
+        "poly1" => in_dtype!(softmax::poly1, case),
+        "kl_divergence" => in_dtype!(softmax::kl_divergence, case),
+        "generalized_cross_entropy" => in_dtype!(robust::generalized_cross_entropy, case),
+        "symmetric_cross_entropy" => in_dtype!(robust::symmetric_cross_entropy, case),
+        "soft_bootstrapping" => in_dtype!(robust::soft_bootstrapping, case),
+        "hard_bootstrapping" => in_dtype!(robust::hard_bootstrapping, case),
+        "class_balanced_weights" => in_dtype!(robust::class_balanced_weights_case, case),
         name if NOT_BUILT_YET.contains(&name) => return None,
         other => Err(format!("unknown loss {other:?}")),
     })
