@@ -95,8 +95,8 @@ pub enum FocalAlpha<F> {
 /// # References
 /// T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for
 /// Dense Object Detection", ICCV 2017, <https://arxiv.org/abs/1708.02002>
-/// (the softmax form is the multi-class variant the paper mentions in its
-/// section 3.3 and appendix).
+/// (the paper states the binary form and notes that the multi-class
+/// extension is straightforward; this is that extension on the softmax).
 #[derive(Clone, Debug)]
 pub struct SoftmaxFocal<F> {
     reduction: Reduction,
