@@ -39,9 +39,10 @@ use crate::{Float, Reduction, Result};
 /// - `beta`: the reverse cross-entropy weight, finite and `>= 0` (default
 ///   1.0, the paper's CIFAR-10 setting).
 /// - `log_zero`: the value `A` used for `log 0`, finite and `< 0` (default
-///   -4, as in the paper). The authors' published code instead clamps the
-///   one-hot target at `1e-4`, that is `log_zero = ln(1e-4) ≈ -9.21`; pass
-///   `1e-4_f64.ln()` to match that term.
+///   -4, as in the paper). Widely copied versions of the authors' code
+///   instead clamp the one-hot target at `1e-4`, that is
+///   `log_zero = ln(1e-4) ≈ -9.21` (and also clamp `p` at `1e-7`, which
+///   this loss does not); pass `1e-4_f64.ln()` to match that term.
 ///
 /// # Errors
 /// An empty batch or class axis, labels not of shape `(N)`, a label `>= C`,
