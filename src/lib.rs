@@ -10,8 +10,10 @@ mod loss;
 pub mod margin;
 pub mod numerics;
 mod reduction;
+pub mod robust;
 pub mod softmax;
 mod validate;
+mod weighting;
 
 pub use binary::{Bce, BceWithLogits, SigmoidFocal};
 pub use error::{Error, Result};
@@ -20,4 +22,11 @@ pub use float::Float;
 pub use loss::{Differentiable, Loss};
 pub use margin::{Exponential, Hinge, LabelConvention, MultiMargin};
 pub use reduction::Reduction;
-pub use softmax::{ClassTarget, CrossEntropy, LabelSmoothing, SmoothingConvention};
+pub use robust::{
+    GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,
+};
+pub use softmax::{
+    ClassTarget, CrossEntropy, FocalAlpha, KlDivergence, LabelSmoothing, Poly1,
+    SmoothingConvention, SoftmaxFocal,
+};
+pub use weighting::class_balanced_weights;
