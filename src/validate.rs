@@ -276,3 +276,41 @@ pub(crate) fn broadcast_to<'a, F, D: Dimension>(
             actual: fmt_shape(array.shape()),
         })
 }
+
+/// The reduced value, or an [`Error::Overflow`] naming `what` when the value
+/// overflowed `F` although every element of `input` is finite (the true
+/// loss is then beyond the type's range, for example f32 logits `3e38` apart).
+///
+/// With `per_sample` (the caller wants the unreduced values, not their sum)
+/// only a per-sample value that overflowed counts: `total`, their sum in
+/// `f64`, is then infinite. The scan of `input` runs only on overflow, so
+/// the common path costs nothing; non-finite inputs pass their inf/NaN
+/// through.
+pub(crate) fn finish_checked<F: Float, D: Dimension>(
+    reduction: crate::Reduction,
+    total: f64,
+    divisor: f64,
+    what: &'static str,
+    input: &ArrayView<'_, F, D>,
+    per_sample: bool,
+) -> Result<F> {
+    let value: F = reduction.finish(total, divisor);
+    let overflowed = if per_sample {
+        !total.is_finite()
+    } else {
+        !value.is_finite()
+    };
+    if !overflowed || !input.iter().all(|v| v.is_finite()) {
+        return Ok(value);
+    }
+    Err(overflow::<F>(
+        what,
+        Vec::new(),
+        if per_sample {
+            "a per-sample loss"
+        } else {
+            "the reduced loss"
+        },
+        about_pow10(total.abs().log10()),
+    ))
+}

@@ -6,7 +6,7 @@ use ndarray::{Array, Array1, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
 
 use super::elementwise::{check_shapes, check_targets, elementwise};
 use crate::numerics::logistic_terms;
-use crate::validate::{broadcast_to, check_class_vector, check_weights};
+use crate::validate::{broadcast_to, check_class_vector, check_weights, finish_checked};
 use crate::{Differentiable, Float, Loss, Reduction, Result};
 
 /// Binary cross-entropy between `sigmoid(logits)` and targets in `[0, 1]`,
@@ -191,6 +191,9 @@ impl<F: Float, D: Dimension> BceWithLogits<F, D> {
 
         let divisor = logits.len() as f64;
         let scale: F = self.reduction.grad_scale(divisor);
+        // Kept for the overflow check after the loop.
+        let per_sample_mode = per.is_some();
+        let logits_view = logits.clone();
         let total = elementwise(
             logits,
             targets,
@@ -207,7 +210,14 @@ impl<F: Float, D: Dimension> BceWithLogits<F, D> {
                 (loss, d)
             },
         );
-        Ok(self.reduction.finish(total, divisor))
+        finish_checked(
+            self.reduction,
+            total,
+            divisor,
+            "logits",
+            &logits_view,
+            per_sample_mode,
+        )
     }
 }
 

@@ -5,7 +5,9 @@ use std::marker::PhantomData;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 
 use super::rows::{linear_target_grad, softmax_rows};
-use crate::validate::{check_values, expect_nonempty, expect_shape, is_probability};
+use crate::validate::{
+    check_values, expect_nonempty, expect_shape, finish_checked, is_probability,
+};
 use crate::{Differentiable, Float, Loss, Reduction, Result};
 
 /// KL divergence `KL(q || softmax(logits))` from target probabilities `q`,
@@ -108,6 +110,9 @@ impl<F: Float> KlDivergence<F> {
         check_values("probs", &probs, "a probability in [0, 1]", is_probability)?;
         let divisor = shape[0] as f64;
         let scale: F = self.reduction.grad_scale(divisor);
+        // Kept for the overflow check after the loop.
+        let per_sample_mode = per_row.is_some();
+        let logits_view = logits;
         let total = softmax_rows(logits, probs.rows(), grad, per_row, |q, row, g| {
             let q = |c: usize| q[c];
             if let Some(g) = g {
@@ -125,7 +130,14 @@ impl<F: Float> KlDivergence<F> {
                 }
             })
         });
-        Ok(self.reduction.finish(total, divisor))
+        finish_checked(
+            self.reduction,
+            total,
+            divisor,
+            "logits",
+            &logits_view,
+            per_sample_mode,
+        )
     }
 }
 

@@ -8,7 +8,9 @@
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use super::rows::{softmax_rows, Row};
-use crate::validate::{check_class_vector, check_labels, expect_nonempty, expect_shape};
+use crate::validate::{
+    check_class_vector, check_labels, expect_nonempty, expect_shape, finish_checked,
+};
 use crate::{Float, Reduction, Result};
 
 /// Checks `(N, C)` logits, `(N)` labels in `0..C`, the gradient buffer and
@@ -42,6 +44,9 @@ pub(crate) fn run_on_labels<F: Float>(
     check_labels("labels", &labels, classes, None)?;
     let divisor = shape[0] as f64;
     let scale: F = reduction.grad_scale(divisor);
+    // Kept for the overflow check after the loop.
+    let per_sample_mode = per_row.is_some();
+    let logits_view = logits;
     let total = softmax_rows(
         logits,
         labels.iter().copied(),
@@ -49,7 +54,14 @@ pub(crate) fn run_on_labels<F: Float>(
         per_row,
         |y, row, g| row_loss(y, row, g, scale),
     );
-    Ok(reduction.finish(total, divisor))
+    finish_checked(
+        reduction,
+        total,
+        divisor,
+        "logits",
+        &logits_view,
+        per_sample_mode,
+    )
 }
 
 /// `1 - p` from `log p`, exact for `p` near 1 where `1.0 - p` would cancel.
