@@ -75,6 +75,24 @@ pub enum Error {
         /// Its shape.
         shape: String,
     },
+    /// A finite input whose loss is too large for the float type: the true
+    /// value exists but cannot be represented, so no value is returned.
+    #[error("{what}{index:?}: {quantity} overflows {dtype}: expected at most {max}, got {actual}")]
+    Overflow {
+        /// The argument whose values make the loss overflow.
+        what: &'static str,
+        /// The sample's position, or empty when the reduced value (the sum
+        /// of finite per-sample values) overflows.
+        index: Vec<usize>,
+        /// What overflows, for example `exp(-y * s)`.
+        quantity: &'static str,
+        /// The float type, `f32` or `f64`.
+        dtype: &'static str,
+        /// The type's largest finite value, written as `3.4028235e38`.
+        max: String,
+        /// The true value, for example `exp(100), about 2.688e43`.
+        actual: String,
+    },
 }
 
 /// The crate's result type.

@@ -134,6 +134,58 @@ pub fn log_softmax_into<F: Float>(x: &[F], out: &mut [F]) {
     }
 }
 
+/// `sigmoid(±x)` and `softplus(±x)` of one logit, from a single `exp`.
+///
+/// The binary losses need all four (the loss of a positive and of a
+/// negative target, and their derivatives). Each is computed directly,
+/// never as `1 - sigmoid` or `softplus(x) - x`, so each keeps full relative
+/// precision where it is tiny, and none overflows for any finite `x`.
+///
+/// ```
+/// use classloss::numerics::logistic_terms;
+/// let t = logistic_terms(-40.0_f64);
+/// assert!((t.sigmoid - 4.248354255291589e-18).abs() < 1e-30); // not 0
+/// assert_eq!(t.sigmoid_neg, 1.0);
+/// assert!((t.softplus_neg - 40.0).abs() < 1e-12);
+/// let big = logistic_terms(1e30_f32);
+/// assert_eq!((big.softplus, big.softplus_neg, big.sigmoid_neg), (1e30, 0.0, 0.0));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogisticTerms<F> {
+    /// `sigmoid(x)`.
+    pub sigmoid: F,
+    /// `sigmoid(-x) = 1 - sigmoid(x)`.
+    pub sigmoid_neg: F,
+    /// `softplus(x) = ln(1 + exp(x)) = -ln sigmoid(-x)`.
+    pub softplus: F,
+    /// `softplus(-x) = -ln sigmoid(x)`.
+    pub softplus_neg: F,
+}
+
+/// The [`LogisticTerms`] of `x`.
+#[inline]
+pub fn logistic_terms<F: Float>(x: F) -> LogisticTerms<F> {
+    let e = (-x.abs()).exp();
+    let log1p_e = e.ln_1p();
+    let inv = F::one() / (F::one() + e);
+    let (big, small) = (inv, e * inv);
+    if x >= F::zero() {
+        LogisticTerms {
+            sigmoid: big,
+            sigmoid_neg: small,
+            softplus: x + log1p_e,
+            softplus_neg: log1p_e,
+        }
+    } else {
+        LogisticTerms {
+            sigmoid: small,
+            sigmoid_neg: big,
+            softplus: log1p_e,
+            softplus_neg: log1p_e - x,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +224,17 @@ mod tests {
         // max + ln_sum would round ln 2 away; (x - max) - ln_sum keeps it.
         let s = row_stats(&[1e30_f32, 1e30]);
         assert!((s.log_prob(1e30) + std::f32::consts::LN_2).abs() < 1e-7);
+    }
+
+    #[test]
+    fn logistic_terms_agree_with_the_single_functions() {
+        for &x in &[-800.0_f64, -35.0, -2.5, -1e-3, 0.0, 1e-3, 2.5, 35.0, 800.0] {
+            let t = logistic_terms(x);
+            let close = |a: f64, b: f64| (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs());
+            assert!(close(t.sigmoid, sigmoid(x)), "sigmoid({x})");
+            assert!(close(t.sigmoid_neg, sigmoid(-x)), "sigmoid(-{x})");
+            assert!(close(t.softplus, softplus(x)), "softplus({x})");
+            assert!(close(t.softplus_neg, softplus(-x)), "softplus(-{x})");
+        }
     }
 }

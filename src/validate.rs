@@ -5,7 +5,7 @@
 //! Every loss validates through these helpers so that the same mistake
 //! gives the same message whichever loss it is made with.
 
-use ndarray::{ArrayView, Dimension, IntoDimension};
+use ndarray::{ArrayD, ArrayView, Dimension, IntoDimension};
 
 use crate::{Error, Float, Result};
 
@@ -202,4 +202,115 @@ pub(crate) fn check_class_vector(name: &'static str, len: usize, num_classes: us
             actual: fmt_shape(&[len]),
         })
     }
+}
+
+/// A magnitude known by its base-10 logarithm, written as `about 2.688e43`
+/// (so values beyond `f64`, such as `exp(800)`, can still be reported). An
+/// infinite logarithm means the magnitude itself overflowed `f64`.
+pub(crate) fn about_pow10(log10: f64) -> String {
+    if !log10.is_finite() {
+        return "a value too large to compute in f64".to_string();
+    }
+    let mut k = log10.floor();
+    let mut m = 10f64.powf(log10 - k);
+    // `{:.3}` would print 9.9996 as 10.000.
+    if m >= 9.9995 {
+        m /= 10.0;
+        k += 1.0;
+    }
+    format!("about {m:.3}e{k}")
+}
+
+/// An [`Error::Overflow`] for `what[index]` in the float type `F`.
+pub(crate) fn overflow<F: Float>(
+    what: &'static str,
+    index: Vec<usize>,
+    quantity: &'static str,
+    actual: String,
+) -> Error {
+    Error::Overflow {
+        what,
+        index,
+        quantity,
+        dtype: std::any::type_name::<F>(),
+        max: format!("{:e}", F::max_value()),
+        actual,
+    }
+}
+
+/// The reduced value of per-sample losses summing to `total`, or an
+/// [`Error::Overflow`] naming `what` when finite per-sample values
+/// (`all_finite`) add up to more than `F` holds.
+pub(crate) fn finish_finite<F: Float>(
+    reduction: crate::Reduction,
+    total: f64,
+    divisor: f64,
+    all_finite: bool,
+    what: &'static str,
+) -> Result<F> {
+    let value: F = reduction.finish(total, divisor);
+    if value.is_finite() || !all_finite {
+        return Ok(value);
+    }
+    let actual = about_pow10(total.abs().log10());
+    Err(overflow::<F>(
+        what,
+        Vec::new(),
+        "the sum of the per-sample losses",
+        actual,
+    ))
+}
+
+/// A view of `array` broadcast (numpy rules: trailing axes aligned, size-1
+/// axes stretched) to `shape`, or a `ShapeMismatch` naming `what`.
+pub(crate) fn broadcast_to<'a, F, D: Dimension>(
+    what: &'static str,
+    array: &'a ArrayD<F>,
+    shape: &D,
+) -> Result<ArrayView<'a, F, D>> {
+    array
+        .broadcast(shape.clone())
+        .ok_or_else(|| Error::ShapeMismatch {
+            what,
+            expected: format!("broadcastable to {}", fmt_shape(shape.slice())),
+            actual: fmt_shape(array.shape()),
+        })
+}
+
+/// The reduced value, or an [`Error::Overflow`] naming `what` when the value
+/// overflowed `F` although every element of `input` is finite (the true
+/// loss is then beyond the type's range, for example f32 logits `3e38` apart).
+///
+/// With `per_sample` (the caller wants the unreduced values, not their sum)
+/// only a per-sample value that overflowed counts: `total`, their sum in
+/// `f64`, is then infinite. The scan of `input` runs only on overflow, so
+/// the common path costs nothing; non-finite inputs pass their inf/NaN
+/// through.
+pub(crate) fn finish_checked<F: Float, D: Dimension>(
+    reduction: crate::Reduction,
+    total: f64,
+    divisor: f64,
+    what: &'static str,
+    input: &ArrayView<'_, F, D>,
+    per_sample: bool,
+) -> Result<F> {
+    let value: F = reduction.finish(total, divisor);
+    let overflowed = if per_sample {
+        !total.is_finite()
+    } else {
+        !value.is_finite()
+    };
+    if !overflowed || !input.iter().all(|v| v.is_finite()) {
+        return Ok(value);
+    }
+    Err(overflow::<F>(
+        what,
+        Vec::new(),
+        if per_sample {
+            "a per-sample loss"
+        } else {
+            "the reduced loss"
+        },
+        about_pow10(total.abs().log10()),
+    ))
 }

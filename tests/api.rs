@@ -1,7 +1,10 @@
 //! The traits are usable generically: one training step written once for any
 //! differentiable loss on `(N, C)` logits.
 
-use classloss::{ClassTarget, CrossEntropy, Differentiable, LabelSmoothing, Reduction};
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Exponential, Hinge, LabelSmoothing, MultiMargin,
+    Reduction,
+};
 use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
 
 /// Gradient descent on the logits themselves until the loss stops falling;
@@ -53,6 +56,11 @@ fn one_generic_step_serves_every_loss() {
     assert!(b < a, "label smoothing: {a} -> {b}");
     // Smoothing keeps the optimum finite: the logits stop short of infinity.
     assert!(x.iter().all(|v| v.abs() < 10.0));
+
+    let mut x = start.clone();
+    let mm = MultiMargin::new().with_reduction(Reduction::Sum);
+    let (a, b) = descend(&mm, &mut x, labels.view(), 50);
+    assert!(a > 0.0 && b == 0.0, "multi-margin: {a} -> {b}");
 }
 
 #[test]
@@ -61,5 +69,8 @@ fn losses_are_send_sync_and_clone() {
     assert_traits::<CrossEntropy<f32>>();
     assert_traits::<CrossEntropy<f64, ndarray::IxDyn>>();
     assert_traits::<LabelSmoothing>();
+    assert_traits::<Hinge<f32>>();
+    assert_traits::<MultiMargin<f64>>();
+    assert_traits::<Exponential<f64>>();
     assert_traits::<classloss::Error>();
 }

@@ -331,3 +331,27 @@ proptest! {
         prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - *q as f64).abs() < 1e-5));
     }
 }
+
+#[test]
+fn a_loss_beyond_the_f32_range_is_an_overflow_error() {
+    // The true loss is 6e38, more than f32 holds: an error, not a silent inf.
+    let x = ndarray::array![[3e38_f32, -3e38], [0.0, 1.0]];
+    let e = CrossEntropy::new()
+        .forward(
+            x.view(),
+            ClassTarget::Labels(ndarray::array![1_usize, 0].view()),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Overflow { what: "logits", .. }), "{e}");
+    // The same input in f64 is fine.
+    let x64 = x.mapv(f64::from);
+    let v = CrossEntropy::new()
+        .with_reduction(Reduction::Sum)
+        .forward(
+            x64.view(),
+            ClassTarget::Labels(ndarray::array![1_usize, 0].view()),
+        )
+        .unwrap();
+    let expected = (x64[[0, 0]] - x64[[0, 1]]) + 1.0 + (-1f64).exp().ln_1p();
+    assert!((v - expected).abs() <= 1e-15 * expected);
+}

@@ -7,7 +7,7 @@ use ndarray::{Array, Array1, ArrayView, ArrayViewMut, Axis, Dimension, Ix2, Remo
 use super::rows::{linear_target_grad, one_hot_grad, softmax_rows};
 use crate::validate::{
     check_labels, check_values, check_weights, expect_min_rank, expect_nonempty, expect_shape,
-    is_probability, unit_interval,
+    finish_checked, is_probability, unit_interval,
 };
 use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
 
@@ -227,6 +227,9 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                     .sum();
                 let scale: F = self.reduction.grad_scale(divisor);
                 let w_sum = weight.map_or(F::from_count(classes), |w| w.sum());
+                // Kept for the overflow check after the loop.
+                let per_sample_mode = per_row.is_some();
+                let logits_view = logits.clone();
                 let total = softmax_rows(
                     logits,
                     labels.iter().copied(),
@@ -254,7 +257,14 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                         row.weighted_nll(coef)
                     },
                 );
-                Ok(self.reduction.finish(total, divisor))
+                finish_checked(
+                    self.reduction,
+                    total,
+                    divisor,
+                    "logits",
+                    &logits_view,
+                    per_sample_mode,
+                )
             }
             ClassTarget::Probs(probs) => {
                 expect_shape("probs", probs.shape(), shape)?;
@@ -262,6 +272,9 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                 let divisor = positions as f64;
                 let scale: F = self.reduction.grad_scale(divisor);
                 let rows = probs.lanes(Axis(1)).into_iter();
+                // Kept for the overflow check after the loop.
+                let per_sample_mode = per_row.is_some();
+                let logits_view = logits.clone();
                 let total = softmax_rows(logits, rows, grad, per_row, |q, row, g| {
                     let coef = |c: usize| w(c) * (hard * q[c] + off);
                     if let Some(g) = g {
@@ -270,7 +283,14 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                     }
                     row.weighted_nll(coef)
                 });
-                Ok(self.reduction.finish(total, divisor))
+                finish_checked(
+                    self.reduction,
+                    total,
+                    divisor,
+                    "logits",
+                    &logits_view,
+                    per_sample_mode,
+                )
             }
         }
     }

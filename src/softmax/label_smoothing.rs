@@ -2,8 +2,9 @@
 
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
-use super::rows::{linear_target_grad, softmax_rows};
-use crate::validate::{check_labels, expect_nonempty, expect_rank, expect_shape, unit_interval};
+use super::labeled::run_on_labels;
+use super::rows::linear_target_grad;
+use crate::validate::unit_interval;
 use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
 
 /// How the smoothing mass `eps` is spread over the classes.
@@ -158,26 +159,20 @@ impl LabelSmoothing {
         grad: Option<ArrayViewMut2<'_, F>>,
         per_row: Option<ndarray::ArrayViewMut1<'_, F>>,
     ) -> Result<F> {
-        let shape = logits.shape();
-        expect_rank("logits", shape, 2)?;
-        expect_nonempty("logits", shape, 0, "sample")?;
-        expect_nonempty("logits", shape, 1, "class")?;
-        let (n, classes) = logits.dim();
-        expect_shape("labels", labels.shape(), &[n])?;
-        check_labels("labels", &labels, classes, None)?;
-        if let Some(g) = &grad {
-            expect_shape("grad", g.shape(), shape)?;
-        }
-        let (on, off) = self.target_values(classes)?;
+        // An empty class axis is reported (as such) by `run_on_labels`.
+        let (on, off) = match logits.ncols() {
+            0 => (0.0, 0.0),
+            classes => self.target_values(classes)?,
+        };
         let (on, off) = (F::lit(on), F::lit(off));
-        let divisor = n as f64;
-        let scale: F = self.reduction.grad_scale(divisor);
-        let total = softmax_rows(
+        run_on_labels(
+            self.reduction,
             logits,
-            labels.iter().copied(),
+            labels,
             grad,
             per_row,
-            |y, row, g| {
+            &[],
+            |y, row, g, scale| {
                 let q = |c: usize| if c == y { on } else { off };
                 if let Some(g) = g {
                     // The smoothed target sums to 1 in both conventions.
@@ -185,8 +180,7 @@ impl LabelSmoothing {
                 }
                 row.weighted_nll(q)
             },
-        );
-        Ok(self.reduction.finish(total, divisor))
+        )
     }
 }
 

@@ -1,10 +1,10 @@
 //! Runners for the softmax family.
 
 use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Float, LabelSmoothing, Loss, Reduction,
-    SmoothingConvention,
+    ClassTarget, CrossEntropy, Differentiable, Float, KlDivergence, LabelSmoothing, Loss, Poly1,
+    Reduction, SmoothingConvention, SoftmaxFocal,
 };
-use ndarray::{Array1, IxDyn};
+use ndarray::{Array1, ArrayD, Ix1, Ix2, IxDyn};
 
 use crate::case::{Case, Outcome};
 use crate::common::{cast, widen};
@@ -97,6 +97,80 @@ pub fn label_smoothing<F: Float>(case: &Case) -> Result<Outcome, String> {
         loss,
         logits.view(),
         labels.view(),
+        "logits"
+    ))
+}
+
+/// `(N, C)` logits in the case's dtype.
+pub fn logits_2d<F: Float>(case: &Case) -> Result<ndarray::Array2<F>, String> {
+    cast::<F>(&case.input("logits")?)
+        .into_dimensionality::<Ix2>()
+        .map_err(|e| format!("logits: {e}"))
+}
+
+/// `(N)` labels.
+pub fn labels_1d(case: &Case) -> Result<ndarray::Array1<usize>, String> {
+    case.target_labels("labels")?
+        .into_dimensionality::<Ix1>()
+        .map_err(|e| format!("labels: {e}"))
+}
+
+/// A per-class option array as an `Array1<F>`.
+pub fn class_vector<F: Float>(a: &ArrayD<f64>) -> Array1<F> {
+    Array1::from_iter(a.iter().map(|&v| F::lit(v)))
+}
+
+pub fn softmax_focal<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let mut loss = SoftmaxFocal::<F>::new().with_reduction(case.reduction()?);
+    if let Some(gamma) = case.opt_f64("gamma")? {
+        loss = loss.with_gamma(gamma).map_err(|e| e.to_string())?;
+    }
+    if let Some(alpha) = case.opt_array("alpha")? {
+        loss = if alpha.ndim() == 0 {
+            loss.with_alpha(alpha.sum())
+        } else {
+            loss.with_class_alpha(class_vector(&alpha))
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    case.no_unknown_options()?;
+    let logits = logits_2d::<F>(case)?;
+    let labels = labels_1d(case)?;
+    Ok(single_input_outcome!(
+        loss,
+        logits.view(),
+        labels.view(),
+        "logits"
+    ))
+}
+
+pub fn poly1<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let mut loss = Poly1::<F>::new().with_reduction(case.reduction()?);
+    if let Some(eps) = case.opt_f64("epsilon")? {
+        loss = loss.with_epsilon(eps).map_err(|e| e.to_string())?;
+    }
+    case.no_unknown_options()?;
+    let logits = logits_2d::<F>(case)?;
+    let labels = labels_1d(case)?;
+    Ok(single_input_outcome!(
+        loss,
+        logits.view(),
+        labels.view(),
+        "logits"
+    ))
+}
+
+pub fn kl_divergence<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = KlDivergence::<F>::new().with_reduction(case.reduction()?);
+    case.no_unknown_options()?;
+    let logits = logits_2d::<F>(case)?;
+    let probs = cast::<F>(&case.target_f64("probs")?)
+        .into_dimensionality::<Ix2>()
+        .map_err(|e| format!("probs: {e}"))?;
+    Ok(single_input_outcome!(
+        loss,
+        logits.view(),
+        probs.view(),
         "logits"
     ))
 }

@@ -1,0 +1,268 @@
+//! Binary cross-entropy from logits, as PyTorch's `nn.BCEWithLogitsLoss`.
+
+use std::marker::PhantomData;
+
+use ndarray::{Array, Array1, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
+
+use super::elementwise::{check_shapes, check_targets, elementwise};
+use crate::numerics::logistic_terms;
+use crate::validate::{broadcast_to, check_class_vector, check_weights, finish_checked};
+use crate::{Differentiable, Float, Loss, Reduction, Result};
+
+/// Binary cross-entropy between `sigmoid(logits)` and targets in `[0, 1]`,
+/// computed from the logits without overflow or cancellation, with
+/// PyTorch's element weights and per-class `pos_weight`.
+///
+/// Use it for binary and multi-label classification (one independent
+/// yes/no per label): it is the stable way to train a sigmoid output.
+/// `pos_weight > 1` raises recall of a rare positive class (PyTorch's
+/// suggestion is `negatives / positives` per class).
+///
+/// # Formula
+/// ```text
+/// l     = w [ (1 - t) softplus(x) + pw t softplus(-x) ]
+/// dl/dx = w [ (1 - t) sigmoid(x)  - pw t sigmoid(-x)  ]
+/// ```
+/// with `softplus(x) = ln(1 + e^x) = -ln sigmoid(-x)`, `w` the element
+/// weight and `pw` the positive weight of the element's class (both 1 when
+/// unset). This equals PyTorch's `(1 - t) x + (1 + (pw - 1) t) ln(1 + e^-x)`
+/// (with `ln(1 + e^-x)` taken stably) term for term, but every product is of
+/// two non-negative numbers, so there is no cancellation: the loss and
+/// gradient are accurate for any finite logit, a tiny gradient such as
+/// `sigmoid(-88)` keeps its digits, and the loss is finite whenever its true
+/// value (at most `w max(1, pw) |x| + w ln 2`) fits the type, for `f32`
+/// logits of `±1e30` and beyond.
+///
+/// # Shapes
+/// - logits: any shape of rank `>= 1`, typically `(N, K)`; [`BceWithLogits::new`]
+///   takes `(N, K)`, [`BceWithLogits::spatial`] any rank picked with the type.
+/// - targets: the shape of `logits`, values in `[0, 1]` (soft labels allowed).
+/// - weight: any shape that broadcasts to `logits` (numpy rules): `(K)`,
+///   `(N, 1)`, `(N, K)`, ...
+/// - pos_weight: `(K)` where `K` is the **last** dimension of `logits` (or
+///   `(1)`, one weight for all); it is broadcast along the last axis, as
+///   PyTorch broadcasts it. (For a class
+///   axis elsewhere, as in `(N, C, H, W)`, PyTorch needs `(C, 1, 1)`; here use
+///   a layout with the classes last, or an element `weight`.)
+/// - per-sample: shaped like `logits`, one value per element; gradient: the
+///   shape of `logits`.
+/// - `Mean` divides by the number of elements of `logits`.
+///
+/// # Options
+/// - `reduction`: `Mean` (default), `Sum`, `None`.
+/// - `weight`: finite weights `>= 0` broadcast to the input (default none).
+/// - `pos_weight`: one finite weight `>= 0` per class (last axis), or a
+///   single one, for the positive term (default none, which is all ones).
+///
+/// Both shapes are checked at each call, against that call's input.
+///
+/// # Errors
+/// `logits` of rank 0 or with no element; `targets` or the gradient buffer
+/// of another shape; a `weight` that does not broadcast to `logits`
+/// (`ShapeMismatch` naming `weight`); a `pos_weight` whose length is neither
+/// 1 nor the last dimension (`ShapeMismatch` naming `pos_weight`); a target outside
+/// `[0, 1]` or NaN (`InvalidTarget` naming `targets`); a negative or
+/// non-finite weight (from the builders).
+///
+/// # Examples
+/// ```
+/// use classloss::{BceWithLogits, Differentiable, Loss};
+/// use ndarray::array;
+///
+/// let logits = array![[1.5_f64, -0.5]];
+/// let targets = array![[1.0, 0.0]];
+/// let loss = BceWithLogits::new().forward(logits.view(), targets.view())?;
+/// assert!((loss - 0.33774513108142956).abs() < 1e-12);
+///
+/// // Positive class 0 counts twice.
+/// let weighted = BceWithLogits::new().with_pos_weight(array![2.0, 1.0])?;
+/// let (value, grad) = weighted.forward_backward(logits.view(), targets.view())?;
+/// assert!((value - 0.4384517700728058).abs() < 1e-12);
+/// assert!(grad[[0, 0]] < 0.0 && grad[[0, 1]] > 0.0);
+///
+/// // Extreme logits stay finite in f32.
+/// let huge = BceWithLogits::new().forward(array![[1e30_f32]].view(), array![[0.0]].view())?;
+/// assert_eq!(huge, 1e30);
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// # References
+/// PyTorch, `torch.nn.BCEWithLogitsLoss`
+/// (<https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html>).
+#[derive(Clone, Debug)]
+pub struct BceWithLogits<F, D = Ix2> {
+    reduction: Reduction,
+    weight: Option<ArrayD<F>>,
+    pos_weight: Option<Array1<F>>,
+    _rank: PhantomData<fn() -> D>,
+}
+
+impl<F: Float> BceWithLogits<F, Ix2> {
+    /// BCE-with-logits on `(N, K)` logits: mean reduction, no weights.
+    pub fn new() -> Self {
+        Self::spatial()
+    }
+}
+
+impl<F: Float> Default for BceWithLogits<F, Ix2> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float, D: Dimension> BceWithLogits<F, D> {
+    /// BCE-with-logits on logits of any rank `>= 1`, picked with the type,
+    /// for example `BceWithLogits::<f32, ndarray::IxDyn>::spatial()`. Mean
+    /// reduction, no weights.
+    pub fn spatial() -> Self {
+        BceWithLogits {
+            reduction: Reduction::Mean,
+            weight: None,
+            pos_weight: None,
+            _rank: PhantomData,
+        }
+    }
+
+    /// Sets the reduction (default `Mean`).
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    /// Sets element weights (finite, `>= 0`; default none) of any shape that
+    /// broadcasts to the input. The shape is checked at each call.
+    pub fn with_weight<E: Dimension>(mut self, weight: Array<F, E>) -> Result<Self> {
+        check_weights("weight", &weight.view())?;
+        self.weight = Some(weight.into_dyn());
+        Ok(self)
+    }
+
+    /// Sets one weight of the positive term per class of the last axis, or
+    /// one for all classes (finite, `>= 0`; default none). The length is
+    /// checked at each call.
+    pub fn with_pos_weight(mut self, pos_weight: Array1<F>) -> Result<Self> {
+        check_weights("pos_weight", &pos_weight.view())?;
+        self.pos_weight = Some(pos_weight);
+        Ok(self)
+    }
+
+    /// The element weights, if any.
+    pub fn weight(&self) -> Option<&ArrayD<F>> {
+        self.weight.as_ref()
+    }
+
+    /// The per-class positive weights, if any.
+    pub fn pos_weight(&self) -> Option<&Array1<F>> {
+        self.pos_weight.as_ref()
+    }
+
+    /// Validates everything and runs the element loop; returns the reduced
+    /// value.
+    fn run(
+        &self,
+        logits: ArrayView<'_, F, D>,
+        targets: ArrayView<'_, F, D>,
+        grad: Option<ArrayViewMut<'_, F, D>>,
+        per: Option<ArrayViewMut<'_, F, D>>,
+    ) -> Result<F> {
+        check_shapes("logits", &logits, &targets, grad.as_ref())?;
+        let dim = logits.raw_dim();
+        let weight = self
+            .weight
+            .as_ref()
+            .map(|w| broadcast_to("weight", w, &dim))
+            .transpose()?;
+        let pos_weight = match &self.pos_weight {
+            None => None,
+            Some(pw) => {
+                let classes = dim.slice()[dim.ndim() - 1];
+                // Length 1 broadcasts too, as in PyTorch (one weight for
+                // every class, the usual form for `(N)` binary logits).
+                if pw.len() != 1 {
+                    check_class_vector("pos_weight", pw.len(), classes)?;
+                }
+                Some(
+                    pw.broadcast(dim.clone())
+                        .expect("a vector of length 1 or of the last axis broadcasts"),
+                )
+            }
+        };
+        check_targets(&targets)?;
+
+        let divisor = logits.len() as f64;
+        let scale: F = self.reduction.grad_scale(divisor);
+        // Kept for the overflow check after the loop.
+        let per_sample_mode = per.is_some();
+        let logits_view = logits.clone();
+        let total = elementwise(
+            logits,
+            targets,
+            weight,
+            pos_weight,
+            grad.map(|g| (g, scale)),
+            per,
+            |x, t, w, pw| {
+                let s = logistic_terms(x);
+                let neg = F::one() - t;
+                let pos = pw * t;
+                let loss = w * (neg * s.softplus + pos * s.softplus_neg);
+                let d = w * (neg * s.sigmoid - pos * s.sigmoid_neg);
+                (loss, d)
+            },
+        );
+        finish_checked(
+            self.reduction,
+            total,
+            divisor,
+            "logits",
+            &logits_view,
+            per_sample_mode,
+        )
+    }
+}
+
+impl<F: Float, D: Dimension> Loss<F> for BceWithLogits<F, D> {
+    type Input<'a> = ArrayView<'a, F, D>;
+    type Target<'a> = ArrayView<'a, F, D>;
+    type PerSample = Array<F, D>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn per_sample(
+        &self,
+        logits: Self::Input<'_>,
+        targets: Self::Target<'_>,
+    ) -> Result<Self::PerSample> {
+        let mut out = Array::zeros(logits.raw_dim());
+        self.run(logits, targets, None, Some(out.view_mut()))?;
+        Ok(out)
+    }
+
+    fn forward(&self, logits: Self::Input<'_>, targets: Self::Target<'_>) -> Result<F> {
+        self.run(logits, targets, None, None)
+    }
+}
+
+impl<F: Float, D: Dimension> Differentiable<F> for BceWithLogits<F, D> {
+    type Grad = Array<F, D>;
+    type GradMut<'g> = ArrayViewMut<'g, F, D>;
+
+    fn zeros_grad(&self, logits: Self::Input<'_>) -> Self::Grad {
+        Array::zeros(logits.raw_dim())
+    }
+
+    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
+        grad.view_mut()
+    }
+
+    fn forward_backward_into(
+        &self,
+        logits: Self::Input<'_>,
+        targets: Self::Target<'_>,
+        grad: Self::GradMut<'_>,
+    ) -> Result<F> {
+        self.run(logits, targets, Some(grad), None)
+    }
+}

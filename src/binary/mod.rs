@@ -1,0 +1,10 @@
+//! Losses on a sigmoid per element: binary and multi-label classification.
+
+mod bce;
+mod bce_with_logits;
+pub(crate) mod elementwise;
+mod sigmoid_focal;
+
+pub use bce::Bce;
+pub use bce_with_logits::BceWithLogits;
+pub use sigmoid_focal::SigmoidFocal;

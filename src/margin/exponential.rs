@@ -1,0 +1,213 @@
+//! The exponential loss of AdaBoost.
+
+use std::marker::PhantomData;
+
+use ndarray::{Array1, ArrayView1, ArrayViewMut1};
+
+use super::signed::{check_signed, signed_pass, LabelConvention};
+use crate::validate::{about_pow10, finish_finite, overflow};
+use crate::{Differentiable, Float, Loss, Reduction, Result};
+
+/// The exponential loss `exp(-y s)` of a real score `s` and a label `y` in
+/// `{-1, +1}`: the loss AdaBoost minimizes.
+///
+/// Use it to reproduce boosting (each sample's gradient `-y exp(-y s)` is
+/// AdaBoost's sample weight), or where misclassified samples must dominate.
+/// It grows exponentially with the violation, so one mislabeled point with
+/// a confident wrong score can outweigh the whole batch; on noisy labels a
+/// logistic or hinge loss is the safer choice. It is smooth and convex.
+///
+/// # Formula
+/// ```text
+/// l_i = exp(-y_i s_i)        d l_i / d s_i = -y_i exp(-y_i s_i)
+/// ```
+///
+/// # Shapes
+/// - scores: `(N)`; labels: `(N)`, the same element type as the scores.
+/// - per-sample: `(N)`; gradient: `(N)`, with respect to the scores.
+/// - `Mean` divides by `N`.
+///
+/// # Overflow
+/// `exp(-y s)` exceeds the largest finite value for `y s` below about
+/// `-88.72` in `f32` and `-709.78` in `f64`. Such a value cannot be
+/// returned correctly, and returning `inf` (or saturating to the largest
+/// finite value) would pass a wrong number or a non-finite gradient into
+/// training, so the call returns [`crate::Error::Overflow`] naming the
+/// sample, for example `scores[1]: exp(-y * s) overflows f32: expected at
+/// most 3.4028235e38, got exp(100), about 2.688e43`. This holds whatever the
+/// reduction (a `Mean` is defined through the per-sample values). A `Sum`
+/// of finite per-sample values beyond the range is the same error with an
+/// empty index. The gradient `-y exp(-y s)` is finite whenever the value
+/// is, so a returned gradient never holds `inf` or NaN for finite scores;
+/// after an error the gradient buffer may be partly written. For large
+/// positive `y s` the loss and gradient round to 0 (or a subnormal), the
+/// nearest representable values. Non-finite scores are not checked and
+/// propagate.
+///
+/// # Options
+/// - `reduction`: `Mean` (default), `Sum`, `None`.
+/// - `label_convention`: [`LabelConvention::PlusMinusOne`] (default) or
+///   [`LabelConvention::ZeroOne`] (0/1 labels, `0` read as `-1`).
+///
+/// # Errors
+/// An empty batch, labels whose length is not `N`, a label outside the
+/// convention's two values ([`crate::Error::InvalidTarget`] naming
+/// `labels`), a gradient buffer whose length is not `N`, and overflow as
+/// described above.
+///
+/// # Examples
+/// ```
+/// use classloss::{Differentiable, Exponential, Loss};
+/// use ndarray::array;
+///
+/// let scores = array![0.0_f64, 2.0];
+/// let labels = array![1.0, -1.0];
+/// let exp_loss = Exponential::new();
+/// // (exp(0) + exp(2)) / 2
+/// let (loss, grad) = exp_loss.forward_backward(scores.view(), labels.view())?;
+/// assert!((loss - (1.0 + 2f64.exp()) / 2.0).abs() < 1e-15);
+/// assert!((grad[1] - 2f64.exp() / 2.0).abs() < 1e-15);
+///
+/// // A score far on the wrong side is an error, not `inf`.
+/// let err = Exponential::<f32>::new()
+///     .forward(array![-100.0_f32].view(), array![1.0_f32].view())
+///     .unwrap_err();
+/// assert!(matches!(err, classloss::Error::Overflow { .. }));
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// # References
+/// Y. Freund and R. E. Schapire, "A decision-theoretic generalization of
+/// on-line learning and an application to boosting", Journal of Computer
+/// and System Sciences 55(1):119-139, 1997,
+/// <https://doi.org/10.1006/jcss.1997.1504>.
+/// AdaBoost as stagewise minimization of `exp(-y s)`: J. Friedman,
+/// T. Hastie and R. Tibshirani, "Additive logistic regression: a
+/// statistical view of boosting", Annals of Statistics 28(2):337-407, 2000,
+/// <https://doi.org/10.1214/aos/1016218223>.
+#[derive(Clone, Debug)]
+pub struct Exponential<F> {
+    reduction: Reduction,
+    labels: LabelConvention,
+    _float: PhantomData<fn() -> F>,
+}
+
+impl<F: Float> Exponential<F> {
+    /// The exponential loss: mean reduction, labels in `{-1, +1}`.
+    pub fn new() -> Self {
+        Exponential {
+            reduction: Reduction::Mean,
+            labels: LabelConvention::PlusMinusOne,
+            _float: PhantomData,
+        }
+    }
+
+    /// Sets the reduction (default `Mean`).
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    /// Sets how labels are written (default [`LabelConvention::PlusMinusOne`]).
+    pub fn with_label_convention(mut self, labels: LabelConvention) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// How labels are written.
+    pub fn label_convention(&self) -> LabelConvention {
+        self.labels
+    }
+
+    /// Validates everything and runs the sample loop; returns the reduced
+    /// value (checked for overflow only when `reduce`).
+    fn run(
+        &self,
+        scores: ArrayView1<'_, F>,
+        labels: ArrayView1<'_, F>,
+        grad: Option<ArrayViewMut1<'_, F>>,
+        per_sample: Option<ArrayViewMut1<'_, F>>,
+        reduce: bool,
+    ) -> Result<F> {
+        check_signed(&scores, &labels, self.labels, grad.as_ref())?;
+        let divisor = scores.len() as f64;
+        let pass = signed_pass(
+            scores,
+            labels,
+            self.labels,
+            grad,
+            per_sample,
+            self.reduction.grad_scale(divisor),
+            |y, s| {
+                let e = (-y * s).exp();
+                (e, -y * e)
+            },
+            |i, y, s| {
+                let exponent = -y * s;
+                // log10(exp(t)) = t / ln(10), so exp(800) can be reported too.
+                let size = about_pow10(exponent.as_f64() / std::f64::consts::LN_10);
+                let actual = format!("exp({exponent}), {size}");
+                overflow::<F>("scores", vec![i], "exp(-y * s)", actual)
+            },
+        )?;
+        if reduce {
+            finish_finite(
+                self.reduction,
+                pass.total,
+                divisor,
+                pass.all_finite,
+                "scores",
+            )
+        } else {
+            Ok(F::zero())
+        }
+    }
+}
+
+impl<F: Float> Default for Exponential<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float> Loss<F> for Exponential<F> {
+    type Input<'a> = ArrayView1<'a, F>;
+    type Target<'a> = ArrayView1<'a, F>;
+    type PerSample = Array1<F>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn per_sample(&self, scores: Self::Input<'_>, labels: Self::Target<'_>) -> Result<Array1<F>> {
+        let mut out = Array1::zeros(scores.len());
+        self.run(scores, labels, None, Some(out.view_mut()), false)?;
+        Ok(out)
+    }
+
+    fn forward(&self, scores: Self::Input<'_>, labels: Self::Target<'_>) -> Result<F> {
+        self.run(scores, labels, None, None, true)
+    }
+}
+
+impl<F: Float> Differentiable<F> for Exponential<F> {
+    type Grad = Array1<F>;
+    type GradMut<'g> = ArrayViewMut1<'g, F>;
+
+    fn zeros_grad(&self, scores: Self::Input<'_>) -> Array1<F> {
+        Array1::zeros(scores.len())
+    }
+
+    fn grad_view_mut(grad: &mut Array1<F>) -> ArrayViewMut1<'_, F> {
+        grad.view_mut()
+    }
+
+    fn forward_backward_into(
+        &self,
+        scores: Self::Input<'_>,
+        labels: Self::Target<'_>,
+        grad: Self::GradMut<'_>,
+    ) -> Result<F> {
+        self.run(scores, labels, Some(grad), None, true)
+    }
+}

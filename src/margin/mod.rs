@@ -1,0 +1,12 @@
+//! Margin losses on raw scores: the binary hinge, the multi-class hinge and
+//! the exponential loss.
+
+mod exponential;
+mod hinge;
+mod multi_margin;
+mod signed;
+
+pub use exponential::Exponential;
+pub use hinge::Hinge;
+pub use multi_margin::MultiMargin;
+pub use signed::LabelConvention;

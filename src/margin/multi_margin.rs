@@ -1,0 +1,339 @@
+//! The multi-class hinge loss, as PyTorch's `nn.MultiMarginLoss`.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+
+use crate::validate::{
+    about_pow10, check_class_vector, check_labels, check_option, check_weights, expect_nonempty,
+    expect_shape, finish_finite, non_negative, overflow,
+};
+use crate::{Differentiable, Float, Loss, Reduction, Result};
+
+/// The multi-class hinge loss of PyTorch's `multi_margin_loss`: every
+/// class `j` whose logit comes within `margin` of the true class's logit
+/// costs `max(0, margin - x_y + x_j)^p`, averaged over the classes.
+///
+/// Use it for a multi-class SVM objective (one score per class, the
+/// Weston-Watkins formulation), or as a cross-entropy alternative that
+/// stops pushing once the true class leads every other by `margin`: a
+/// sample classified with that lead costs nothing and has a zero gradient.
+/// It gives no probabilities.
+///
+/// # Formula
+/// ```text
+/// z_ij = margin - x_{i,y_i} + x_ij                   (j != y_i)
+/// l_i  = (1 / C) sum_{j != y_i} w_{y_i} max(0, z_ij)^p
+/// d l_i / d x_ij     =  (1 / C) w_{y_i} h_ij          (j != y_i)
+/// d l_i / d x_{i,y_i} = -(1 / C) w_{y_i} sum_{j != y_i} h_ij
+/// h_ij = [z_ij > 0] for p = 1,  2 z_ij [z_ij > 0] for p = 2
+/// ```
+/// `w` is 1 without class weights. As in PyTorch's kernel, the weight of
+/// the sample's true class multiplies each term after the power (it is
+/// `w max(0, z)^2`, not `(w max(0, z))^2`), and every sample is divided by
+/// `C` (the number of classes, including the true one), not by `C - 1`.
+/// At a kink `z_ij = 0` the term is treated as inactive (PyTorch's strict
+/// `z > 0`), so the subgradient there is 0 for `p = 1`; for `p = 2` the
+/// loss is differentiable and that is its gradient.
+///
+/// # Shapes
+/// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
+/// - per-sample: `(N)`; gradient: `(N, C)`.
+/// - `Mean` divides by `N`, with or without weights (PyTorch's rule for
+///   this loss, unlike cross-entropy's weighted mean).
+///
+/// # Options
+/// - `reduction`: `Mean` (default), `Sum`, `None`.
+/// - `p`: 1 (default) or 2, the power of each hinge term.
+/// - `margin`: a finite number `>= 0` (default 1).
+/// - `weight`: one finite weight `>= 0` per class (default: none).
+///
+/// # Errors
+/// An empty batch or class axis, labels whose length is not `N`, a label
+/// `>= C`, a `weight` whose length is not `C`, a negative or non-finite
+/// `margin`, a `p` other than 1 or 2, a negative or non-finite weight, a
+/// gradient buffer whose shape is not `(N, C)`.
+///
+/// Each row is computed in the input's float type, as PyTorch does. Where
+/// that overflows for a finite row (`z^2` passes the `f32` range for logits
+/// about `1.8e19` apart, while the loss, divided by `C`, may still fit), the
+/// row is computed again in `f64` (whose range holds every intermediate of
+/// an `f32` row), and only a loss or gradient beyond the float type's range
+/// is an error: [`crate::Error::Overflow`] naming the row, for example
+/// logits `1e20` apart with `p = 2` in `f32`. A `Sum` of finite
+/// per-sample values beyond the range is the same error with an empty
+/// index. After an error the gradient buffer may be partly written.
+/// Non-finite logits are not checked and propagate.
+///
+/// # Examples
+/// ```
+/// use classloss::{Differentiable, Loss, MultiMargin};
+/// use ndarray::array;
+///
+/// // The example of PyTorch's documentation.
+/// let logits = array![[0.1_f64, 0.2, 0.4, 0.8]];
+/// let labels = array![3_usize];
+/// let loss = MultiMargin::new();
+/// // ((1 - 0.8 + 0.1) + (1 - 0.8 + 0.2) + (1 - 0.8 + 0.4)) / 4
+/// let (value, grad) = loss.forward_backward(logits.view(), labels.view())?;
+/// assert!((value - 0.325).abs() < 1e-15);
+/// assert_eq!(grad, array![[0.25, 0.25, 0.25, -0.75]]);
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// # References
+/// PyTorch, `torch.nn.MultiMarginLoss`
+/// (<https://pytorch.org/docs/stable/generated/torch.nn.MultiMarginLoss.html>).
+/// J. Weston and C. Watkins, "Support Vector Machines for Multi-Class
+/// Pattern Recognition", ESANN 1999, pp. 219-224,
+/// <https://www.esann.org/sites/default/files/proceedings/legacy/es1999-461.pdf>
+/// (the sum over `j != y`). K. Crammer and Y. Singer, "On the Algorithmic
+/// Implementation of Multiclass Kernel-based Vector Machines", JMLR
+/// 2:265-292, 2001, <https://www.jmlr.org/papers/v2/crammer01a.html>, take
+/// the largest term instead of the sum; that variant is not offered here.
+/// Both build on C. Cortes and V. Vapnik, "Support-vector networks",
+/// Machine Learning 20(3):273-297, 1995.
+#[derive(Clone, Debug)]
+pub struct MultiMargin<F> {
+    reduction: Reduction,
+    p: u32,
+    margin: f64,
+    weight: Option<Array1<F>>,
+}
+
+impl<F: Float> MultiMargin<F> {
+    /// The multi-class hinge: mean reduction, `p = 1`, margin 1, no weights.
+    pub fn new() -> Self {
+        MultiMargin {
+            reduction: Reduction::Mean,
+            p: 1,
+            margin: 1.0,
+            weight: None,
+        }
+    }
+
+    /// Sets the reduction (default `Mean`).
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    /// Sets the power of each hinge term, 1 or 2 (default 1).
+    pub fn with_p(mut self, p: u32) -> Result<Self> {
+        check_option("p", p as f64, "1 or 2", p == 1 || p == 2)?;
+        self.p = p;
+        Ok(self)
+    }
+
+    /// Sets the margin, a finite number `>= 0` (default 1).
+    pub fn with_margin(mut self, margin: f64) -> Result<Self> {
+        non_negative("margin", margin)?;
+        self.margin = margin;
+        Ok(self)
+    }
+
+    /// Sets one weight per class (finite, `>= 0`; default none).
+    pub fn with_weight(mut self, weight: Array1<F>) -> Result<Self> {
+        check_weights("weight", &weight.view())?;
+        self.weight = Some(weight);
+        Ok(self)
+    }
+
+    /// The power of each hinge term.
+    pub fn p(&self) -> u32 {
+        self.p
+    }
+
+    /// The margin.
+    pub fn margin(&self) -> f64 {
+        self.margin
+    }
+
+    /// The class weights, if any.
+    pub fn weight(&self) -> Option<&Array1<F>> {
+        self.weight.as_ref()
+    }
+
+    /// One row again in `f64`, for a row whose computation in `F`
+    /// overflowed: an intermediate (`z`, `z^2`, the sum over classes) can
+    /// overflow `f32` while the loss itself, divided by `C`, fits. Writes
+    /// the row's gradient (with per-term factor `g`) into `grad_row` when
+    /// given and returns the loss and the true class's gradient.
+    fn row_f64(
+        &self,
+        row: ArrayView1<'_, F>,
+        y: usize,
+        g: f64,
+        grad_row: Option<&mut ArrayViewMut1<'_, F>>,
+    ) -> (f64, f64) {
+        let wy = self.weight.as_ref().map_or(1.0, |w| w[y].as_f64());
+        let xy = row[y].as_f64();
+        let (mut sum, mut grad_y) = (0.0, 0.0);
+        let mut grad_row = grad_row;
+        for (j, &xj) in row.iter().enumerate() {
+            if j == y {
+                continue;
+            }
+            let z = self.margin - xy + xj.as_f64();
+            let h = if z > 0.0 {
+                sum += wy * z.powi(self.p as i32);
+                wy * g * if self.p == 1 { 1.0 } else { 2.0 * z }
+            } else {
+                0.0
+            };
+            grad_y -= h;
+            if let Some(gr) = grad_row.as_mut() {
+                gr[j] = F::lit(h);
+            }
+        }
+        if let Some(gr) = grad_row {
+            gr[y] = F::lit(grad_y);
+        }
+        (sum / row.len() as f64, grad_y)
+    }
+
+    /// Validates everything and runs the row loop; returns the reduced
+    /// value (checked for overflow only when `reduce`).
+    fn run(
+        &self,
+        logits: ArrayView2<'_, F>,
+        labels: ArrayView1<'_, usize>,
+        mut grad: Option<ArrayViewMut2<'_, F>>,
+        mut per_sample: Option<ArrayViewMut1<'_, F>>,
+        reduce: bool,
+    ) -> Result<F> {
+        let shape = logits.shape();
+        expect_nonempty("logits", shape, 0, "sample")?;
+        expect_nonempty("logits", shape, 1, "class")?;
+        let (n, c) = logits.dim();
+        if let Some(w) = &self.weight {
+            check_class_vector("weight", w.len(), c)?;
+        }
+        if let Some(g) = &grad {
+            expect_shape("grad", g.shape(), shape)?;
+        }
+        expect_shape("labels", labels.shape(), &[n])?;
+        check_labels("labels", &labels, c, None)?;
+
+        let margin = F::lit(self.margin);
+        let classes = F::from_count(c);
+        let squared = self.p == 2;
+        let two = F::lit(2.0);
+        // PyTorch's per-term gradient factor: 1 / (N C) for the mean, 1 / C otherwise.
+        let g64 = self.reduction.grad_scale::<f64>(n as f64) / c as f64;
+        let g = F::lit(g64);
+        let mut total = 0.0_f64;
+        let mut all_finite = true;
+        for (i, (row, &y)) in logits.rows().into_iter().zip(labels.iter()).enumerate() {
+            let wy = self.weight.as_ref().map_or(F::one(), |w| w[y]);
+            let xy = row[y];
+            let mut sum = F::zero();
+            let mut grad_y = F::zero();
+            let mut grad_row = grad.as_mut().map(|g| g.row_mut(i));
+            for (j, &xj) in row.iter().enumerate() {
+                if j == y {
+                    continue;
+                }
+                // PyTorch's order of operations, so that values match bit for bit.
+                let z = margin - xy + xj;
+                // NaN takes the active branch so that it propagates.
+                let active = z > F::zero() || z.is_nan();
+                if active {
+                    sum += (if squared { z * z } else { z }) * wy;
+                }
+                if let Some(gr) = grad_row.as_mut() {
+                    gr[j] = if active {
+                        let h = (if squared { two * g * z } else { g }) * wy;
+                        grad_y -= h;
+                        h
+                    } else {
+                        F::zero()
+                    };
+                }
+            }
+            let mut value = sum / classes;
+            if let Some(gr) = grad_row.as_mut() {
+                gr[y] = grad_y;
+            }
+            if !(value.is_finite() && grad_y.is_finite()) {
+                if row.iter().all(|x| x.is_finite()) {
+                    // Overflow of a finite row: f64 holds every intermediate of
+                    // an f32 row; only a result beyond F is an error.
+                    let (v64, gy64) = self.row_f64(row, y, g64, grad_row.as_mut());
+                    value = F::lit(v64);
+                    if !value.is_finite() {
+                        let actual = about_pow10(v64.log10());
+                        return Err(overflow::<F>(
+                            "logits",
+                            vec![i],
+                            "the sample's loss",
+                            actual,
+                        ));
+                    }
+                    if grad_row.is_some() && !F::lit(gy64).is_finite() {
+                        let actual = about_pow10(gy64.abs().log10());
+                        let quantity = "the gradient of the sample's loss";
+                        return Err(overflow::<F>("logits", vec![i], quantity, actual));
+                    }
+                } else {
+                    all_finite = false;
+                }
+            }
+            if let Some(p) = per_sample.as_mut() {
+                p[i] = value;
+            }
+            total += value.as_f64();
+        }
+        if reduce {
+            finish_finite(self.reduction, total, n as f64, all_finite, "logits")
+        } else {
+            Ok(F::zero())
+        }
+    }
+}
+
+impl<F: Float> Default for MultiMargin<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float> Loss<F> for MultiMargin<F> {
+    type Input<'a> = ArrayView2<'a, F>;
+    type Target<'a> = ArrayView1<'a, usize>;
+    type PerSample = Array1<F>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn per_sample(&self, logits: Self::Input<'_>, labels: Self::Target<'_>) -> Result<Array1<F>> {
+        let mut out = Array1::zeros(logits.nrows());
+        self.run(logits, labels, None, Some(out.view_mut()), false)?;
+        Ok(out)
+    }
+
+    fn forward(&self, logits: Self::Input<'_>, labels: Self::Target<'_>) -> Result<F> {
+        self.run(logits, labels, None, None, true)
+    }
+}
+
+impl<F: Float> Differentiable<F> for MultiMargin<F> {
+    type Grad = Array2<F>;
+    type GradMut<'g> = ArrayViewMut2<'g, F>;
+
+    fn zeros_grad(&self, logits: Self::Input<'_>) -> Array2<F> {
+        Array2::zeros(logits.raw_dim())
+    }
+
+    fn grad_view_mut(grad: &mut Array2<F>) -> ArrayViewMut2<'_, F> {
+        grad.view_mut()
+    }
+
+    fn forward_backward_into(
+        &self,
+        logits: Self::Input<'_>,
+        labels: Self::Target<'_>,
+        grad: Self::GradMut<'_>,
+    ) -> Result<F> {
+        self.run(logits, labels, Some(grad), None, true)
+    }
+}

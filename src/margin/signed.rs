@@ -1,0 +1,120 @@
+//! What the binary margin losses share: the label convention and the loop
+//! over `(score, label)` pairs.
+//!
+//! [`super::Hinge`] and [`super::Exponential`] are both a function of the
+//! signed margin `y * s` of each sample, so they share one validation and
+//! one loop; each supplies only its per-sample value and derivative.
+
+use ndarray::{ArrayView1, ArrayViewMut1};
+
+use crate::validate::{check_values, expect_nonempty, expect_shape};
+use crate::{Error, Float, Result};
+
+/// How the labels of the binary margin losses ([`crate::Hinge`],
+/// [`crate::Exponential`]) are written.
+///
+/// The formulas are written for `y` in `{-1, +1}`; with
+/// [`LabelConvention::ZeroOne`] a label `0` is read as `y = -1`. A label
+/// outside the convention's two values is an error, never rounded or
+/// thresholded: a `0` under the default convention is far more often a
+/// mistake (0/1 data passed unconverted) than an intended value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LabelConvention {
+    /// `-1` for the negative class, `+1` for the positive (default): the
+    /// convention of SVMs and AdaBoost, and of the reference cases.
+    #[default]
+    PlusMinusOne,
+    /// `0` for the negative class, `1` for the positive (the convention of
+    /// binary cross-entropy targets); `0` is read as `-1`.
+    ZeroOne,
+}
+
+impl LabelConvention {
+    /// The two label values, as the error message states them.
+    fn expected(self) -> &'static str {
+        match self {
+            LabelConvention::PlusMinusOne => "-1 or +1 (0/1 labels need LabelConvention::ZeroOne)",
+            LabelConvention::ZeroOne => "0 or 1 (LabelConvention::ZeroOne)",
+        }
+    }
+
+    fn accepts<F: Float>(self, v: F) -> bool {
+        match self {
+            LabelConvention::PlusMinusOne => v == F::one() || v == -F::one(),
+            LabelConvention::ZeroOne => v == F::zero() || v == F::one(),
+        }
+    }
+
+    /// The sign `y` of an accepted label.
+    #[inline]
+    fn sign<F: Float>(self, v: F) -> F {
+        match self {
+            LabelConvention::PlusMinusOne => v,
+            LabelConvention::ZeroOne if v == F::zero() => -F::one(),
+            LabelConvention::ZeroOne => F::one(),
+        }
+    }
+}
+
+/// Checks scores, labels and the gradient buffer of a binary margin loss.
+pub(crate) fn check_signed<F: Float>(
+    scores: &ArrayView1<'_, F>,
+    labels: &ArrayView1<'_, F>,
+    convention: LabelConvention,
+    grad: Option<&ArrayViewMut1<'_, F>>,
+) -> Result<()> {
+    expect_nonempty("scores", scores.shape(), 0, "sample")?;
+    expect_shape("labels", labels.shape(), scores.shape())?;
+    check_values("labels", labels, convention.expected(), |v| {
+        convention.accepts(v)
+    })?;
+    if let Some(g) = grad {
+        expect_shape("grad", g.shape(), scores.shape())?;
+    }
+    Ok(())
+}
+
+/// The sum of the per-sample values of one pass, and whether all were finite.
+pub(crate) struct Pass {
+    pub total: f64,
+    pub all_finite: bool,
+}
+
+/// Runs `loss(y, s) -> (value, d value / d s)` over validated samples.
+///
+/// Stores each value in `per_sample` and `scale * derivative` in `grad`
+/// when given. A non-finite value from a finite score is an overflow: the
+/// pass stops with `overflow(index, y, s)`, so `grad` may be partly written
+/// when it returns an error. Non-finite scores propagate unchecked.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn signed_pass<F: Float>(
+    scores: ArrayView1<'_, F>,
+    labels: ArrayView1<'_, F>,
+    convention: LabelConvention,
+    mut grad: Option<ArrayViewMut1<'_, F>>,
+    mut per_sample: Option<ArrayViewMut1<'_, F>>,
+    scale: F,
+    loss: impl Fn(F, F) -> (F, F),
+    overflow: impl Fn(usize, F, F) -> Error,
+) -> Result<Pass> {
+    let mut total = 0.0_f64;
+    let mut all_finite = true;
+    for (i, (&s, &label)) in scores.iter().zip(labels.iter()).enumerate() {
+        let y = convention.sign(label);
+        let (value, slope) = loss(y, s);
+        if !value.is_finite() {
+            if s.is_finite() {
+                return Err(overflow(i, y, s));
+            }
+            all_finite = false;
+        }
+        if let Some(g) = grad.as_mut() {
+            g[i] = slope * scale;
+        }
+        if let Some(p) = per_sample.as_mut() {
+            p[i] = value;
+        }
+        total += value.as_f64();
+    }
+    Ok(Pass { total, all_finite })
+}

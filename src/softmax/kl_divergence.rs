@@ -1,0 +1,190 @@
+//! Kullback-Leibler divergence from target probabilities to a softmax.
+
+use std::marker::PhantomData;
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+
+use super::rows::{linear_target_grad, softmax_rows};
+use crate::validate::{
+    check_values, expect_nonempty, expect_shape, finish_checked, is_probability,
+};
+use crate::{Differentiable, Float, Loss, Reduction, Result};
+
+/// KL divergence `KL(q || softmax(logits))` from target probabilities `q`,
+/// as PyTorch's `nn.KLDivLoss(reduction="batchmean")` applied to
+/// `log_softmax(logits)`.
+///
+/// Use it to match a whole distribution rather than a label: knowledge
+/// distillation (a teacher's softened probabilities), soft or averaged
+/// annotations. Its gradient equals that of cross-entropy with
+/// probability targets ([`crate::ClassTarget::Probs`]); the value differs
+/// by the targets' entropy, so it is 0 when the prediction matches `q`.
+///
+/// # Formula
+/// ```text
+/// log p_c = x_c - logsumexp(x)                  (log space)
+/// l_i = sum_c q_c (log q_c - log p_c),  where q_c log q_c = 0 if q_c = 0 (xlogy)
+/// dl_i/dx_c = Q p_c - q_c,  Q = sum_c q_c  (Q = 1 for normalized rows)
+/// ```
+///
+/// # Shapes
+/// - logits: `(N, C)`; probs: `(N, C)`, each value in `[0, 1]`. Rows need
+///   not sum to 1 (as in PyTorch); the formula above holds as written.
+/// - per-sample: `(N)`, the sum over classes of each row. (PyTorch's
+///   `reduction="none"` keeps the `(N, C)` terms; their row sums are
+///   these values.)
+/// - gradient: `(N, C)`.
+/// - `Mean` divides by `N`: PyTorch's `"batchmean"`, the true mean KL per
+///   sample. PyTorch's plain `"mean"` divides by `N * C` instead; to
+///   reproduce it, divide this loss (and its gradient) by `C`.
+///
+/// # Options
+/// - `reduction`: `Mean` (default, batchmean), `Sum`, `None`.
+///
+/// # Errors
+/// An empty batch or class axis, probs not of the logits' shape, a
+/// probability outside `[0, 1]` (or NaN), a gradient buffer not of shape
+/// `(N, C)`.
+///
+/// # Examples
+/// ```
+/// use classloss::{Differentiable, KlDivergence, Loss};
+/// use ndarray::array;
+///
+/// let logits = array![[2.0_f64, 1.0, 0.1]];
+/// let kl = KlDivergence::new();
+/// let close = kl.forward(logits.view(), array![[0.7, 0.2, 0.1]].view())?;
+/// assert!((close - 0.005211463734495987).abs() < 1e-12);
+/// // A zero probability contributes nothing (0 log 0 = 0).
+/// let q = array![[0.5, 0.5, 0.0]];
+/// let (far, grad) = kl.forward_backward(logits.view(), q.view())?;
+/// assert!((far - 0.22388283571788803).abs() < 1e-12);
+/// assert!(grad.sum().abs() < 1e-15);
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// # References
+/// S. Kullback, R. A. Leibler, "On Information and Sufficiency", Annals of
+/// Mathematical Statistics 22(1), 1951,
+/// <https://doi.org/10.1214/aoms/1177729694>.
+/// PyTorch, `torch.nn.KLDivLoss`
+/// (<https://pytorch.org/docs/stable/generated/torch.nn.KLDivLoss.html>).
+/// Distillation: G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge
+/// in a Neural Network", NIPS 2014 Deep Learning Workshop,
+/// <https://arxiv.org/abs/1503.02531>.
+#[derive(Clone, Debug)]
+pub struct KlDivergence<F> {
+    reduction: Reduction,
+    _float: PhantomData<fn() -> F>,
+}
+
+impl<F: Float> KlDivergence<F> {
+    /// KL divergence with mean (batchmean) reduction.
+    pub fn new() -> Self {
+        KlDivergence {
+            reduction: Reduction::Mean,
+            _float: PhantomData,
+        }
+    }
+
+    /// Sets the reduction (default `Mean`, which divides by `N`).
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    fn run(
+        &self,
+        logits: ArrayView2<'_, F>,
+        probs: ArrayView2<'_, F>,
+        grad: Option<ArrayViewMut2<'_, F>>,
+        per_row: Option<ArrayViewMut1<'_, F>>,
+    ) -> Result<F> {
+        let shape = logits.shape();
+        expect_nonempty("logits", shape, 0, "sample")?;
+        expect_nonempty("logits", shape, 1, "class")?;
+        if let Some(g) = &grad {
+            expect_shape("grad", g.shape(), shape)?;
+        }
+        expect_shape("probs", probs.shape(), shape)?;
+        check_values("probs", &probs, "a probability in [0, 1]", is_probability)?;
+        let divisor = shape[0] as f64;
+        let scale: F = self.reduction.grad_scale(divisor);
+        // Kept for the overflow check after the loop.
+        let per_sample_mode = per_row.is_some();
+        let logits_view = logits;
+        let total = softmax_rows(logits, probs.rows(), grad, per_row, |q, row, g| {
+            let q = |c: usize| q[c];
+            if let Some(g) = g {
+                let sum = (0..g.len()).fold(F::zero(), |acc, c| acc + q(c));
+                linear_target_grad(g, scale, sum, q);
+            }
+            // Each term as q (log q - log p), so that a prediction close to
+            // the target cancels term by term rather than between two sums.
+            (0..row.x.len()).fold(F::zero(), |acc, c| {
+                let qc = q(c);
+                if qc > F::zero() {
+                    acc + qc * (qc.ln() - row.log_p(c))
+                } else {
+                    acc
+                }
+            })
+        });
+        finish_checked(
+            self.reduction,
+            total,
+            divisor,
+            "logits",
+            &logits_view,
+            per_sample_mode,
+        )
+    }
+}
+
+impl<F: Float> Default for KlDivergence<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float> Loss<F> for KlDivergence<F> {
+    type Input<'a> = ArrayView2<'a, F>;
+    type Target<'a> = ArrayView2<'a, F>;
+    type PerSample = Array1<F>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn per_sample(&self, logits: Self::Input<'_>, probs: Self::Target<'_>) -> Result<Array1<F>> {
+        let mut out = Array1::zeros(logits.len_of(Axis(0)));
+        self.run(logits, probs, None, Some(out.view_mut()))?;
+        Ok(out)
+    }
+
+    fn forward(&self, logits: Self::Input<'_>, probs: Self::Target<'_>) -> Result<F> {
+        self.run(logits, probs, None, None)
+    }
+}
+
+impl<F: Float> Differentiable<F> for KlDivergence<F> {
+    type Grad = Array2<F>;
+    type GradMut<'g> = ArrayViewMut2<'g, F>;
+
+    fn zeros_grad(&self, logits: Self::Input<'_>) -> Self::Grad {
+        Array2::zeros(logits.raw_dim())
+    }
+
+    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
+        grad.view_mut()
+    }
+
+    fn forward_backward_into(
+        &self,
+        logits: Self::Input<'_>,
+        probs: Self::Target<'_>,
+        grad: Self::GradMut<'_>,
+    ) -> Result<F> {
+        self.run(logits, probs, Some(grad), None)
+    }
+}

@@ -1,0 +1,368 @@
+//! Binary cross-entropy on probabilities: gradients against finite
+//! differences, the clamp at exact 0 and 1, broadcasting weights,
+//! properties, errors, and `f32` extremes. (Reference values:
+//! `tests/conformance`.)
+
+mod common;
+
+use classloss::{Bce, Differentiable, Error, Loss, Reduction};
+use common::{assert_gradient, random_array};
+use ndarray::{array, Array1, Array2, ArrayD, Ix2, IxDyn};
+use proptest::prelude::*;
+
+fn reductions() -> [Reduction; 3] {
+    [Reduction::Mean, Reduction::Sum, Reduction::None]
+}
+
+/// Probabilities in `[0.05, 0.95]`, away from the clamp.
+fn probs(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    random_array(shape, seed, 0.45).mapv(|v| v + 0.5)
+}
+
+/// Soft targets in `[0, 1]` with some exact 0s and 1s.
+fn soft_targets(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    random_array(shape, seed, 0.8).mapv(|v| (v + 0.5).clamp(0.0, 1.0))
+}
+
+/// Naive `-w [t ln p + (1 - t) ln(1 - p)]`, exact where nothing is clamped.
+fn naive(p: f64, t: f64, w: f64) -> f64 {
+    -w * (t * p.ln() + (1.0 - t) * (1.0 - p).ln())
+}
+
+#[test]
+fn gradient_matches_finite_differences_under_every_option() {
+    for (shape, weight_shapes, seed) in [
+        (vec![6, 5], vec![vec![5], vec![6, 5], vec![6, 1]], 1u64),
+        (
+            vec![3, 4, 2],
+            vec![vec![2], vec![3, 4, 2], vec![3, 1, 1]],
+            2,
+        ),
+        (vec![7], vec![vec![7], vec![1]], 3),
+    ] {
+        let p = probs(&shape, seed);
+        let t = soft_targets(&shape, seed + 10);
+        let mut weights = vec![None];
+        for (k, ws) in weight_shapes.iter().enumerate() {
+            weights.push(Some(
+                random_array(ws, seed + 20 + k as u64, 0.9).mapv(|v| v + 1.0),
+            ));
+        }
+        for reduction in reductions() {
+            for w in &weights {
+                let mut bce = Bce::<f64, IxDyn>::spatial().with_reduction(reduction);
+                if let Some(w) = w {
+                    bce = bce.with_weight(w.clone()).unwrap();
+                }
+                let (value, grad) = bce.forward_backward(p.view(), t.view()).unwrap();
+                assert_eq!(value, bce.forward(p.view(), t.view()).unwrap());
+                let what = format!(
+                    "{shape:?} {reduction} weight={:?}",
+                    w.as_ref().map(|w| w.shape().to_vec())
+                );
+                assert_gradient(
+                    &what,
+                    |z| bce.forward(z.view(), t.view()).unwrap(),
+                    &p,
+                    &grad,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn values_match_the_naive_formula_and_mean_divides_by_elements() {
+    let p = probs(&[4, 3], 5);
+    let t = soft_targets(&[4, 3], 6);
+    let w = array![0.5, 2.0, 1.25];
+    let bce = Bce::new()
+        .with_weight(w.clone())
+        .unwrap()
+        .with_reduction(Reduction::None);
+    let p2 = p.clone().into_dimensionality::<Ix2>().unwrap();
+    let t2 = t.clone().into_dimensionality::<Ix2>().unwrap();
+    let per = bce.per_sample(p2.view(), t2.view()).unwrap();
+    let mut sum = 0.0;
+    for ((i, k), &v) in per.indexed_iter() {
+        let expected = naive(p2[[i, k]], t2[[i, k]], w[k]);
+        assert!(
+            (v - expected).abs() < 1e-14,
+            "[{i}, {k}]: {v} vs {expected}"
+        );
+        sum += expected;
+    }
+    let mean = Bce::new()
+        .with_weight(w)
+        .unwrap()
+        .forward(p2.view(), t2.view())
+        .unwrap();
+    // Divided by the 12 elements, not by the sum of the weights.
+    assert!((mean - sum / 12.0).abs() < 1e-14);
+}
+
+#[test]
+fn exact_zero_and_one_are_clamped_as_in_pytorch() {
+    let p = array![[0.0_f64, 1.0, 0.0, 1.0]];
+    let t = array![[1.0, 0.0, 0.0, 1.0]];
+    let bce = Bce::new().with_reduction(Reduction::None);
+    let per = bce.per_sample(p.view(), t.view()).unwrap();
+    assert_eq!(per, array![[100.0, 100.0, 0.0, 0.0]]);
+    // PyTorch's backward: (p - t) / max(p (1 - p), 1e-12 as an f32 constant).
+    let eps = 1e-12_f32 as f64;
+    let g = bce.backward(p.view(), t.view()).unwrap();
+    assert_eq!(g, array![[-1.0 / eps, 1.0 / eps, 0.0, 0.0]]);
+    // A soft target at an exact 0: both clamped terms count.
+    let half = bce
+        .per_sample(array![[0.0]].view(), array![[0.25]].view())
+        .unwrap();
+    assert_eq!(half[[0, 0]], 25.0);
+    // Just inside the clamp the log is exact: ln(1e-40) = -92.1 > -100.
+    let tiny = bce
+        .per_sample(array![[1e-40]].view(), array![[1.0]].view())
+        .unwrap();
+    assert!((tiny[[0, 0]] - 40.0 * 10f64.ln()).abs() < 1e-12);
+}
+
+#[test]
+fn gradient_is_zero_where_the_probability_equals_the_target() {
+    let t = array![[0.2_f64, 0.5, 0.9]];
+    let g = Bce::new().backward(t.view(), t.view()).unwrap();
+    assert!(g.iter().all(|&v| v == 0.0), "{g}");
+}
+
+#[test]
+fn weights_broadcast_like_their_explicit_tiling() {
+    let p = probs(&[4, 3], 7).into_dimensionality::<Ix2>().unwrap();
+    let t = soft_targets(&[4, 3], 8)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let per_class = array![0.5, 2.0, 1.5];
+    let per_row = array![[1.0], [0.0], [3.0], [0.25]];
+    let tiled_class = Array2::from_shape_fn((4, 3), |(_, k)| per_class[k]);
+    let tiled_row = Array2::from_shape_fn((4, 3), |(i, _)| per_row[[i, 0]]);
+    for (short, full) in [
+        (per_class.into_dyn(), tiled_class),
+        (per_row.into_dyn(), tiled_row),
+    ] {
+        let a = Bce::new().with_weight(short).unwrap();
+        let b = Bce::new().with_weight(full).unwrap();
+        let (va, ga) = a.forward_backward(p.view(), t.view()).unwrap();
+        let (vb, gb) = b.forward_backward(p.view(), t.view()).unwrap();
+        assert_eq!(va, vb);
+        assert_eq!(ga, gb);
+    }
+}
+
+#[test]
+fn fused_call_overwrites_a_dirty_buffer() {
+    let p = probs(&[4, 3], 9).into_dimensionality::<Ix2>().unwrap();
+    let t = soft_targets(&[4, 3], 10)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let bce = Bce::new().with_weight(array![1.0, 0.5, 2.0]).unwrap();
+    let clean = bce.backward(p.view(), t.view()).unwrap();
+    let mut dirty = Array2::from_elem((4, 3), f64::NAN);
+    let v = bce
+        .forward_backward_into(p.view(), t.view(), dirty.view_mut())
+        .unwrap();
+    assert_eq!(dirty, clean);
+    assert_eq!(v, bce.forward(p.view(), t.view()).unwrap());
+}
+
+#[test]
+fn transposed_inputs_give_transposed_results() {
+    let p = probs(&[3, 5], 11).into_dimensionality::<Ix2>().unwrap();
+    let t = soft_targets(&[3, 5], 12)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let bce = Bce::new().with_reduction(Reduction::None);
+    let per = bce.per_sample(p.view(), t.view()).unwrap();
+    let per_t = bce.per_sample(p.t(), t.t()).unwrap();
+    assert_eq!(per.t(), per_t);
+    let g = bce.backward(p.view(), t.view()).unwrap();
+    let mut g_t = Array2::zeros((5, 3));
+    bce.forward_backward_into(p.t(), t.t(), g_t.view_mut())
+        .unwrap();
+    assert_eq!(g.t(), g_t);
+}
+
+#[test]
+fn extreme_f32_probabilities_stay_finite_and_correct() {
+    // Subnormal, tiny and almost-one probabilities, and exact 0 and 1.
+    let p = array![[1e-45_f32, 1e-38, 1e-30, 0.0], [1.0 - 6e-8, 0.5, 1.0, 1e-7]];
+    let t = array![[1.0_f32, 1.0, 0.0, 0.0], [0.0, 0.5, 1.0, 1.0]];
+    let bce = Bce::new().with_reduction(Reduction::None);
+    let per = bce.per_sample(p.view(), t.view()).unwrap();
+    let g = bce.backward(p.view(), t.view()).unwrap();
+    assert!(per.iter().chain(g.iter()).all(|v| v.is_finite()));
+    // ln(1e-45) = -103.6 is clamped to -100.
+    assert_eq!(per[[0, 0]], 100.0);
+    assert!((per[[0, 1]] - 87.498_2).abs() < 1e-3);
+    assert!((per[[1, 0]] as f64 - -(1.0 - (1.0 - 6e-8_f32) as f64).ln()).abs() < 1e-4);
+    assert_eq!(per[[1, 2]], 0.0);
+    assert!((per[[1, 1]] - std::f32::consts::LN_2).abs() < 1e-6);
+    // f32 agrees with f64 on the same (f32-representable) inputs.
+    let p64 = p.mapv(f64::from);
+    let t64 = t.mapv(f64::from);
+    let per64 = Bce::new()
+        .with_reduction(Reduction::None)
+        .per_sample(p64.view(), t64.view())
+        .unwrap();
+    for (a, b) in per.iter().zip(per64.iter()) {
+        assert!(
+            (*a as f64 - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{a} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn errors_name_the_argument_and_the_values() {
+    let bce = Bce::<f64>::new();
+    let p = array![[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]];
+    let t = array![[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]];
+    // targets shape
+    let e = bce
+        .forward(p.view(), Array2::zeros((2, 2)).view())
+        .unwrap_err();
+    assert_eq!(e.to_string(), "targets: expected shape [2, 3], got [2, 2]");
+    // weight shape (checked at call time)
+    let e = Bce::new()
+        .with_weight(array![1.0, 2.0])
+        .unwrap()
+        .forward(p.view(), t.view())
+        .unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { what: "weight", .. }));
+    assert_eq!(
+        e.to_string(),
+        "weight: expected shape broadcastable to [2, 3], got [2]"
+    );
+    let e = Bce::new()
+        .with_weight(Array2::<f64>::ones((3, 3)))
+        .unwrap()
+        .forward(p.view(), t.view())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "weight: expected shape broadcastable to [2, 3], got [3, 3]"
+    );
+    // probabilities out of [0, 1], and NaN
+    let bad = array![[0.5, 1.5, 0.5], [0.5, 0.5, 0.5]];
+    let e = bce.forward(bad.view(), t.view()).unwrap_err();
+    assert!(matches!(e, Error::InvalidTarget { what: "probs", .. }));
+    assert_eq!(
+        e.to_string(),
+        "probs[0, 1]: expected a probability in [0, 1], got 1.5"
+    );
+    let bad = array![[0.5, 0.5, 0.5], [0.5, 0.5, f64::NAN]];
+    let e = bce.forward(bad.view(), t.view()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "probs[1, 2]: expected a probability in [0, 1], got NaN"
+    );
+    let bad = array![[-1e-300, 0.5, 0.5], [0.5, 0.5, 0.5]];
+    assert!(bce.forward(bad.view(), t.view()).is_err());
+    // targets out of [0, 1]
+    let bad_t = array![[1.0, 0.0, 1.0], [0.0, -0.5, 0.0]];
+    let e = bce.forward(p.view(), bad_t.view()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "targets[1, 1]: expected a value in [0, 1], got -0.5"
+    );
+    // invalid weights
+    let e = Bce::<f64>::new()
+        .with_weight(array![1.0, -1.0])
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "option `weight`: expected finite weights >= 0, got an array containing -1"
+    );
+    let e = Bce::<f64>::new()
+        .with_weight(array![[f64::INFINITY]])
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidOption { name: "weight", .. }));
+    // empty batch
+    let e = bce
+        .forward(Array2::zeros((0, 3)).view(), Array2::zeros((0, 3)).view())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "probs: expected at least one element, got an empty array of shape [0, 3]"
+    );
+    // rank 0
+    let scalar = ArrayD::<f64>::from_elem(IxDyn(&[]), 0.5);
+    let e = Bce::<f64, IxDyn>::spatial()
+        .forward(scalar.view(), scalar.view())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "probs: expected at least 1 dimensions, got 0 (shape [])"
+    );
+    // gradient buffer shape
+    let mut g = Array2::zeros((3, 2));
+    let e = bce
+        .forward_backward_into(p.view(), t.view(), g.view_mut())
+        .unwrap_err();
+    assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [3, 2]");
+}
+
+fn probs_and_targets() -> impl Strategy<Value = (Array2<f64>, Array2<f64>)> {
+    (1usize..6, 1usize..6).prop_flat_map(|(n, k)| {
+        (
+            proptest::collection::vec(0.001f64..0.999, n * k),
+            proptest::collection::vec(0.0f64..=1.0, n * k),
+        )
+            .prop_map(move |(p, t)| {
+                (
+                    Array2::from_shape_vec((n, k), p).unwrap(),
+                    Array2::from_shape_vec((n, k), t).unwrap(),
+                )
+            })
+    })
+}
+
+proptest! {
+    #[test]
+    fn per_sample_values_sum_to_the_sum_reduction((p, t) in probs_and_targets()) {
+        let w = Array1::linspace(0.5, 1.5, p.ncols());
+        let bce = Bce::new().with_weight(w).unwrap();
+        let per = bce.clone().with_reduction(Reduction::None).per_sample(p.view(), t.view()).unwrap();
+        let sum = bce.clone().with_reduction(Reduction::Sum).forward(p.view(), t.view()).unwrap();
+        let none = bce.clone().with_reduction(Reduction::None).forward(p.view(), t.view()).unwrap();
+        let mean = bce.forward(p.view(), t.view()).unwrap();
+        prop_assert!((per.sum() - sum).abs() <= 1e-12 * (1.0 + sum.abs()));
+        prop_assert_eq!(sum, none);
+        prop_assert!((mean - sum / p.len() as f64).abs() <= 1e-12 * (1.0 + mean.abs()));
+        prop_assert!(per.iter().all(|&v| v.is_finite() && v >= -1e-15));
+    }
+
+    #[test]
+    fn loss_is_smallest_where_the_probability_is_the_target((p, t) in probs_and_targets()) {
+        // Gibbs: -[t ln p + (1-t) ln(1-p)] >= -[t ln t + (1-t) ln(1-t)].
+        let bce = Bce::new().with_reduction(Reduction::None);
+        let at_p = bce.per_sample(p.view(), t.view()).unwrap();
+        let t_inner = t.mapv(|v| v.clamp(1e-3, 1.0 - 1e-3));
+        let at_t = bce.per_sample(t_inner.view(), t_inner.view()).unwrap();
+        let at_p_inner = bce.per_sample(p.view(), t_inner.view()).unwrap();
+        prop_assert!(at_p.iter().all(|v| v.is_finite()));
+        for (a, b) in at_p_inner.iter().zip(at_t.iter()) {
+            prop_assert!(a >= &(b - 1e-12));
+        }
+    }
+
+    #[test]
+    fn f32_agrees_with_f64((p, t) in probs_and_targets()) {
+        let p32 = p.mapv(|v| v as f32);
+        let t32 = t.mapv(|v| v as f32);
+        // Compare on the same (f32-representable) inputs.
+        let p64 = p32.mapv(f64::from);
+        let t64 = t32.mapv(f64::from);
+        let (a, ga) = Bce::new().forward_backward(p64.view(), t64.view()).unwrap();
+        let (b, gb) = Bce::new().forward_backward(p32.view(), t32.view()).unwrap();
+        prop_assert!((a - b as f64).abs() <= 1e-5 * (1.0 + a.abs()));
+        for (x, y) in ga.iter().zip(gb.iter()) {
+            prop_assert!((x - *y as f64).abs() <= 1e-5 * (1.0 + x.abs()), "{} vs {}", x, y);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Generalized cross-entropy: gradients against finite differences under
+//! every option, properties (q -> 0 is cross-entropy, q = 1 is MAE),
+//! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
+
+mod common;
+#[path = "support/labels.rs"]
+mod labels;
+
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Error, GeneralizedCrossEntropy, Loss, Reduction,
+};
+use labels::{
+    assert_consistent_gradient, assert_f32_close, assert_label_errors,
+    assert_overwrites_dirty_buffer, logits_and_labels, random_case, reductions,
+};
+use ndarray::array;
+use proptest::prelude::*;
+
+#[test]
+fn gradient_matches_finite_differences_under_every_option() {
+    let (x, y) = random_case(7, 5, 31, 3.0);
+    for reduction in reductions() {
+        for q in [1e-3, 0.05, 0.3, 0.7, 1.0] {
+            let gce = GeneralizedCrossEntropy::new()
+                .with_reduction(reduction)
+                .with_q(q)
+                .unwrap();
+            assert_consistent_gradient(&format!("{reduction} q={q}"), &gce, &x, &y);
+        }
+    }
+}
+
+#[test]
+fn fused_call_overwrites_a_dirty_buffer() {
+    let (x, y) = random_case(4, 3, 32, 2.0);
+    assert_overwrites_dirty_buffer(&GeneralizedCrossEntropy::new(), &x, &y);
+}
+
+#[test]
+fn known_value_and_bounded_loss() {
+    // p_y = 0.25: (1 - 0.25^0.5) / 0.5 = 1.
+    let x = array![[0.0_f64, 0.0, 0.0, 0.0]];
+    let gce = GeneralizedCrossEntropy::new().with_q(0.5).unwrap();
+    let v = gce.forward(x.view(), array![1].view()).unwrap();
+    assert!((v - 1.0).abs() < 1e-15);
+    // A hopeless sample costs at most 1/q, where cross-entropy grows without
+    // bound: that is the robustness to wrong labels.
+    let x = array![[-200.0_f64, 200.0]];
+    let v = gce.forward(x.view(), array![0].view()).unwrap();
+    assert!((v - 2.0).abs() < 1e-15);
+    let g = gce.backward(x.view(), array![0].view()).unwrap();
+    assert!(g.iter().all(|v| v.abs() < 1e-80), "{g}");
+}
+
+#[test]
+fn extreme_f32_logits_stay_finite_and_correct() {
+    let x = array![
+        [1e30_f32, -1e30, 0.0],
+        [-1e30, -1e30, -1e30],
+        [1e30, -1e30, 0.0]
+    ];
+    let y = array![1_usize, 2, 0];
+    for q in [1e-3, 0.7, 1.0] {
+        let gce = GeneralizedCrossEntropy::new()
+            .with_q(q)
+            .unwrap()
+            .with_reduction(Reduction::None);
+        let per = gce.per_sample(x.view(), y.view()).unwrap();
+        assert!((per[0] - 1.0 / q as f32).abs() < 1e-3, "q={q}: {per}");
+        let third = (1.0 - (1.0_f64 / 3.0).powf(q)) / q;
+        assert!((per[1] as f64 - third).abs() < 1e-6, "q={q}: {per}");
+        assert_eq!(per[2], 0.0);
+        let g = gce.backward(x.view(), y.view()).unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "q={q}: {g}");
+        assert_eq!(g.row(0).to_vec(), vec![0.0, 0.0, 0.0]);
+    }
+}
+
+#[test]
+fn errors_name_the_argument_and_the_values() {
+    assert_label_errors(&GeneralizedCrossEntropy::new());
+    for (bad, shown) in [(0.0, "0"), (1.5, "1.5"), (-0.1, "-0.1")] {
+        let e = GeneralizedCrossEntropy::<f64>::new()
+            .with_q(bad)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("option `q`: expected a number in (0, 1], got {shown}")
+        );
+    }
+    let e = GeneralizedCrossEntropy::<f64>::new()
+        .with_q(f64::NAN)
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidOption { name: "q", .. }));
+    assert_eq!(GeneralizedCrossEntropy::<f64>::default().q(), 0.7);
+    assert_eq!(
+        GeneralizedCrossEntropy::<f64>::new()
+            .with_q(1.0)
+            .unwrap()
+            .q(),
+        1.0
+    );
+}
+
+proptest! {
+    /// As q -> 0 the loss tends to cross-entropy: with a = -log p_y,
+    /// (1 - e^{-q a}) / q lies in [a - q a^2 / 2, a], and the gradient is
+    /// cross-entropy's times p_y^q = e^{-q a}, in [1 - q a, 1].
+    #[test]
+    fn small_q_tends_to_cross_entropy((x, y) in logits_and_labels(), k in 2i32..7) {
+        let q = 10f64.powi(-k);
+        let gce = GeneralizedCrossEntropy::new().with_q(q).unwrap().with_reduction(Reduction::None);
+        let ce = CrossEntropy::new().with_reduction(Reduction::None);
+        let t = ClassTarget::Labels(y.view());
+        let per = gce.per_sample(x.view(), y.view()).unwrap();
+        let ce_per = ce.per_sample(x.view(), t.clone()).unwrap();
+        let g = gce.backward(x.view(), y.view()).unwrap();
+        let ce_g = ce.backward(x.view(), t).unwrap();
+        for i in 0..per.len() {
+            let a = ce_per[i];
+            let slack = 1e-12 * (1.0 + a);
+            prop_assert!(per[i] <= a + slack, "row {}: {} > CE {}", i, per[i], a);
+            prop_assert!(per[i] >= a - q * a * a / 2.0 - slack, "row {}: {} vs CE {}", i, per[i], a);
+            for c in 0..x.ncols() {
+                let (gg, cg) = (g[[i, c]], ce_g[[i, c]]);
+                prop_assert!((gg - cg).abs() <= q * a * cg.abs() + 1e-15, "grad [{}, {}]", i, c);
+            }
+        }
+    }
+
+    /// q = 1 is the mean absolute error 1 - p_y.
+    #[test]
+    fn q_one_is_one_minus_p((x, y) in logits_and_labels()) {
+        let per = GeneralizedCrossEntropy::new().with_q(1.0).unwrap()
+            .per_sample(x.view(), y.view()).unwrap();
+        let ce = CrossEntropy::new().per_sample(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        for i in 0..per.len() {
+            prop_assert!((per[i] - (1.0 - (-ce[i]).exp())).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn f32_agrees_with_f64((x, y) in logits_and_labels(), q in 0.01f64..1.0) {
+        let a = GeneralizedCrossEntropy::<f64>::new().with_q(q).unwrap().forward_backward(x.view(), y.view()).unwrap();
+        let x32 = x.mapv(|v| v as f32);
+        let b = GeneralizedCrossEntropy::<f32>::new().with_q(q).unwrap().forward_backward(x32.view(), y.view()).unwrap();
+        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+    }
+}

@@ -1,0 +1,164 @@
+//! Hard bootstrapping: gradients against finite differences under every
+//! option (away from argmax ties, and one-sided at a tie), properties
+//! (beta = 1 is cross-entropy), errors, extreme `f32` logits. (Reference
+//! values: `tests/conformance`.)
+
+mod common;
+#[path = "support/labels.rs"]
+mod labels;
+
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Error, HardBootstrapping, Loss, Reduction,
+};
+use labels::{
+    assert_consistent_gradient, assert_f32_close, assert_label_errors,
+    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+};
+use ndarray::{array, Array2};
+use proptest::prelude::*;
+
+fn hard(beta: f64) -> HardBootstrapping<f64> {
+    HardBootstrapping::new().with_beta(beta).unwrap()
+}
+
+/// The smallest gap between a row's largest logit and any other.
+fn min_top_gap(x: &Array2<f64>) -> f64 {
+    x.rows()
+        .into_iter()
+        .map(|row| {
+            let mut v = row.to_vec();
+            v.sort_by(|a, b| b.partial_cmp(a).unwrap());
+            v[0] - v[1]
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+#[test]
+fn gradient_matches_finite_differences_under_every_option() {
+    let (x, y) = random_case(7, 5, 61, 3.0);
+    assert!(min_top_gap(&x) > 1e-3, "test point must be away from ties");
+    // Some labels agree with the argmax and some do not.
+    let z: Vec<usize> = x
+        .rows()
+        .into_iter()
+        .map(|r| {
+            (0..5)
+                .max_by(|&a, &b| r[a].partial_cmp(&r[b]).unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert!(z.iter().zip(&y).any(|(a, b)| a == b) && z.iter().zip(&y).any(|(a, b)| a != b));
+    for reduction in reductions() {
+        for beta in [0.0, 0.5, 0.8, 1.0] {
+            let loss = hard(beta).with_reduction(reduction);
+            assert_consistent_gradient(&format!("{reduction} beta={beta}"), &loss, &x, &y);
+        }
+    }
+}
+
+/// At a tie for the argmax the first tied class is taken: the gradient is
+/// the one-sided derivative along every direction that keeps it on top,
+/// and differs from the derivative on the other side (a kink).
+#[test]
+fn one_sided_gradient_at_an_argmax_tie() {
+    let x = array![[1.0_f64, 0.2, 1.0]];
+    let y = array![1_usize];
+    let loss = hard(0.8).with_reduction(Reduction::Sum);
+    let g = loss.backward(x.view(), y.view()).unwrap();
+    let f = |u: [f64; 3], h: f64| {
+        let shifted = &x + &(Array2::from(vec![u]) * h);
+        (loss.forward(shifted.view(), y.view()).unwrap()
+            - loss.forward(x.view(), y.view()).unwrap())
+            / h
+    };
+    let along = |u: [f64; 3]| g[[0, 0]] * u[0] + g[[0, 1]] * u[1] + g[[0, 2]] * u[2];
+    for u in [
+        [1.0, 0.0, 0.0],
+        [0.0, 0.0, -1.0],
+        [0.0, 1.0, 0.0],
+        [0.5, -0.3, -0.2],
+    ] {
+        let numeric = f(u, 1e-7);
+        assert!(
+            (numeric - along(u)).abs() < 1e-6,
+            "{u:?}: {numeric} vs {}",
+            along(u)
+        );
+    }
+    // Lowering x_0 hands the argmax to class 2: the other side's slope.
+    let other_side = f([-1.0, 0.0, 0.0], 1e-7);
+    assert!((other_side - along([-1.0, 0.0, 0.0])).abs() > 0.1);
+}
+
+#[test]
+fn fused_call_overwrites_a_dirty_buffer() {
+    let (x, y) = random_case(4, 3, 62, 2.0);
+    assert_overwrites_dirty_buffer(&HardBootstrapping::new(), &x, &y);
+}
+
+#[test]
+fn extreme_f32_logits_stay_finite_and_correct() {
+    let x = array![
+        [1e30_f32, -1e30, 0.0],
+        [-1e30, -1e30, -1e30],
+        [1e30, -1e30, 0.0]
+    ];
+    let y = array![1_usize, 2, 0];
+    let loss = HardBootstrapping::new().with_reduction(Reduction::None);
+    let per = loss.per_sample(x.view(), y.view()).unwrap();
+    assert!((per[0] / 1.6e30 - 1.0).abs() < 1e-6, "{per}");
+    assert!((per[1] - 3f32.ln()).abs() < 1e-6, "{per}");
+    assert_eq!(per[2], 0.0);
+    let g = loss.backward(x.view(), y.view()).unwrap();
+    assert!(g.iter().all(|v| v.is_finite()), "{g}");
+    let row0 = g.row(0).to_vec();
+    assert!((row0[0] - 0.8).abs() < 1e-6 && (row0[1] + 0.8).abs() < 1e-6 && row0[2] == 0.0);
+}
+
+#[test]
+fn errors_name_the_argument_and_the_values() {
+    assert_label_errors(&HardBootstrapping::new());
+    for (bad, shown) in [(1.5, "1.5"), (-0.1, "-0.1"), (f64::NAN, "NaN")] {
+        let e = HardBootstrapping::<f64>::new().with_beta(bad).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("option `beta`: expected a number in [0, 1], got {shown}")
+        );
+        assert!(matches!(e, Error::InvalidOption { name: "beta", .. }));
+    }
+    assert_eq!(HardBootstrapping::<f64>::default().beta(), 0.8);
+}
+
+proptest! {
+    #[test]
+    fn beta_one_equals_cross_entropy((x, y) in logits_and_labels()) {
+        let (a, ga) = hard(1.0).forward_backward(x.view(), y.view()).unwrap();
+        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
+        prop_assert!(close(&ga, &gb, 1e-12));
+    }
+
+    /// Where every label is the predicted class, any beta gives
+    /// cross-entropy.
+    #[test]
+    fn agreeing_labels_give_cross_entropy((x, _) in logits_and_labels(), beta in 0.0f64..1.0) {
+        let z = ndarray::Array1::from_iter(x.rows().into_iter().map(|r| {
+            let m = r.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+            r.iter().position(|&v| v == m).unwrap()
+        }));
+        let (a, ga) = hard(beta).forward_backward(x.view(), z.view()).unwrap();
+        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), ClassTarget::Labels(z.view())).unwrap();
+        prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
+        prop_assert!(close(&ga, &gb, 1e-12));
+    }
+
+    #[test]
+    fn f32_agrees_with_f64((x, y) in logits_and_labels(), beta in 0.0f64..1.0) {
+        // Away from argmax ties, which f32 rounding could break differently.
+        prop_assume!(min_top_gap(&x) > 1e-3);
+        let a = hard(beta).forward_backward(x.view(), y.view()).unwrap();
+        let x32 = x.mapv(|v| v as f32);
+        let b = HardBootstrapping::<f32>::new().with_beta(beta).unwrap().forward_backward(x32.view(), y.view()).unwrap();
+        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+    }
+}

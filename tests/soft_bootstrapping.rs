@@ -1,0 +1,133 @@
+//! Soft bootstrapping: gradients against finite differences under every
+//! option, properties (beta = 1 is cross-entropy, beta = 0 is the entropy),
+//! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
+
+mod common;
+#[path = "support/labels.rs"]
+mod labels;
+
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction, SoftBootstrapping,
+};
+use labels::{
+    assert_consistent_gradient, assert_f32_close, assert_label_errors,
+    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+};
+use ndarray::{array, Array1, Array2};
+use proptest::prelude::*;
+
+fn soft(beta: f64) -> SoftBootstrapping<f64> {
+    SoftBootstrapping::new().with_beta(beta).unwrap()
+}
+
+/// The entropy of each row's softmax, computed directly.
+fn entropies(x: &Array2<f64>) -> Array1<f64> {
+    Array1::from_iter(x.rows().into_iter().map(|row| {
+        let m = row.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        let z: f64 = row.iter().map(|v| (v - m).exp()).sum();
+        -row.iter()
+            .map(|v| {
+                let lp = (v - m) - z.ln();
+                lp.exp() * lp
+            })
+            .sum::<f64>()
+    }))
+}
+
+#[test]
+fn gradient_matches_finite_differences_under_every_option() {
+    let (x, y) = random_case(7, 5, 51, 3.0);
+    for reduction in reductions() {
+        for beta in [0.0, 0.5, 0.8, 0.95, 1.0] {
+            let loss = soft(beta).with_reduction(reduction);
+            assert_consistent_gradient(&format!("{reduction} beta={beta}"), &loss, &x, &y);
+        }
+    }
+}
+
+#[test]
+fn fused_call_overwrites_a_dirty_buffer() {
+    let (x, y) = random_case(4, 3, 52, 2.0);
+    assert_overwrites_dirty_buffer(&SoftBootstrapping::new(), &x, &y);
+}
+
+/// The prediction term is trained (its gradient is not dropped): with
+/// beta = 0 the loss is the entropy, whose gradient sharpens the softmax.
+#[test]
+fn prediction_term_has_a_gradient() {
+    let x = array![[1.0_f64, 0.0, -1.0]];
+    let g = soft(0.0).backward(x.view(), array![2].view()).unwrap();
+    assert!(
+        g[[0, 0]] < 0.0,
+        "raising the top logit lowers the entropy: {g}"
+    );
+    assert!(g[[0, 2]] > 0.0, "{g}");
+    assert!(g.sum().abs() < 1e-15);
+}
+
+#[test]
+fn extreme_f32_logits_stay_finite_and_correct() {
+    let x = array![
+        [1e30_f32, -1e30, 0.0],
+        [-1e30, -1e30, -1e30],
+        [1e30, -1e30, 0.0]
+    ];
+    let y = array![1_usize, 2, 0];
+    for beta in [0.0, 0.8, 1.0] {
+        let loss = SoftBootstrapping::new()
+            .with_beta(beta)
+            .unwrap()
+            .with_reduction(Reduction::None);
+        let per = loss.per_sample(x.view(), y.view()).unwrap();
+        assert_eq!(per[0], beta as f32 * 2e30, "beta={beta}");
+        assert!((per[1] - 3f32.ln()).abs() < 1e-6, "beta={beta}: {per}");
+        assert_eq!(per[2], 0.0);
+        let g = loss.backward(x.view(), y.view()).unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "beta={beta}: {g}");
+        assert_eq!(g.row(2).to_vec(), vec![0.0, 0.0, 0.0]);
+    }
+}
+
+#[test]
+fn errors_name_the_argument_and_the_values() {
+    assert_label_errors(&SoftBootstrapping::new());
+    for (bad, shown) in [(1.5, "1.5"), (-0.1, "-0.1"), (f64::NAN, "NaN")] {
+        let e = SoftBootstrapping::<f64>::new().with_beta(bad).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("option `beta`: expected a number in [0, 1], got {shown}")
+        );
+        assert!(matches!(e, Error::InvalidOption { name: "beta", .. }));
+    }
+    assert_eq!(SoftBootstrapping::<f64>::default().beta(), 0.95);
+}
+
+proptest! {
+    #[test]
+    fn beta_one_equals_cross_entropy((x, y) in logits_and_labels()) {
+        let (a, ga) = soft(1.0).forward_backward(x.view(), y.view()).unwrap();
+        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
+        prop_assert!(close(&ga, &gb, 1e-12));
+    }
+
+    /// Per sample: beta CE + (1 - beta) H(p).
+    #[test]
+    fn value_is_beta_ce_plus_entropy((x, y) in logits_and_labels(), beta in 0.0f64..1.0) {
+        let per = soft(beta).per_sample(x.view(), y.view()).unwrap();
+        let ce = CrossEntropy::new().per_sample(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let h = entropies(&x);
+        for i in 0..per.len() {
+            let expected = beta * ce[i] + (1.0 - beta) * h[i];
+            prop_assert!((per[i] - expected).abs() <= 1e-12 * (1.0 + expected));
+        }
+    }
+
+    #[test]
+    fn f32_agrees_with_f64((x, y) in logits_and_labels(), beta in 0.0f64..1.0) {
+        let a = soft(beta).forward_backward(x.view(), y.view()).unwrap();
+        let x32 = x.mapv(|v| v as f32);
+        let b = SoftBootstrapping::<f32>::new().with_beta(beta).unwrap().forward_backward(x32.view(), y.view()).unwrap();
+        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+    }
+}

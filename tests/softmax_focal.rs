@@ -1,0 +1,276 @@
+//! Softmax focal loss: gradients against finite differences under every
+//! option, properties (gamma = 0 is cross-entropy), errors, and extreme
+//! `f32` logits. (Reference values: `tests/conformance`.)
+
+mod common;
+#[path = "support/labels.rs"]
+mod labels;
+
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Error, FocalAlpha, Loss, Reduction, SoftmaxFocal,
+};
+use labels::{
+    assert_consistent_gradient, assert_f32_close, assert_label_errors,
+    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+};
+use ndarray::{array, Array1, Array2};
+use proptest::prelude::*;
+
+const GAMMAS: [f64; 6] = [0.0, 0.25, 0.5, 1.0, 2.0, 5.0];
+
+fn alphas() -> Vec<(&'static str, SoftmaxFocal<f64>)> {
+    let base = SoftmaxFocal::new();
+    vec![
+        ("alpha=1", base.clone()),
+        ("alpha=0.25", base.clone().with_alpha(0.25).unwrap()),
+        (
+            "alpha per class",
+            base.with_class_alpha(array![0.3, 1.7, 0.0, 1.2, 0.5])
+                .unwrap(),
+        ),
+    ]
+}
+
+#[test]
+fn gradient_matches_finite_differences_under_every_option() {
+    let (x, y) = random_case(7, 5, 1, 3.0);
+    for reduction in reductions() {
+        for gamma in GAMMAS {
+            for (name, focal) in alphas() {
+                let focal = focal.with_reduction(reduction).with_gamma(gamma).unwrap();
+                let what = format!("{reduction} gamma={gamma} {name}");
+                assert_consistent_gradient(&what, &focal, &x, &y);
+            }
+        }
+    }
+}
+
+/// Confident correct rows (p_y from 0.9 to 1 - 1e-9): for gamma < 1 the
+/// derivative of (1 - p)^gamma in p blows up there, but the gradient in
+/// the logits stays finite and still matches finite differences.
+#[test]
+fn gradient_is_right_for_confident_rows_and_small_gamma() {
+    let x = array![[3.0_f64, 0.0, -1.0], [9.0, 0.5, 0.0], [21.0, 0.0, 0.3]];
+    let y = array![0_usize, 0, 0];
+    for gamma in [0.1, 0.5, 0.9, 2.0] {
+        let focal = SoftmaxFocal::new()
+            .with_reduction(Reduction::Sum)
+            .with_gamma(gamma)
+            .unwrap();
+        assert_consistent_gradient(&format!("confident gamma={gamma}"), &focal, &x, &y);
+    }
+}
+
+/// Where p_y rounds to exactly 1, the value and gradient are their limits:
+/// 0 for gamma > 0, and cross-entropy's for gamma = 0.
+#[test]
+fn certain_rows_give_the_limit_not_nan() {
+    let x = array![[60.0_f64, 0.0, 0.0]];
+    let y = array![0_usize];
+    for gamma in [0.1, 0.5, 1.0, 2.0] {
+        let focal = SoftmaxFocal::new().with_gamma(gamma).unwrap();
+        let (v, g) = focal.forward_backward(x.view(), y.view()).unwrap();
+        assert_eq!(v, 0.0, "gamma={gamma}");
+        assert!(g.iter().all(|&e| e == 0.0), "gamma={gamma}: {g}");
+    }
+    let focal = SoftmaxFocal::new().with_gamma(0.0).unwrap();
+    let (v, g) = focal.forward_backward(x.view(), y.view()).unwrap();
+    let (cv, cg) = CrossEntropy::new()
+        .forward_backward(x.view(), ClassTarget::Labels(y.view()))
+        .unwrap();
+    assert_eq!(v, cv);
+    assert!(close(&g, &cg, 1e-15));
+    assert!(g[[0, 1]] > 0.0, "gamma = 0 keeps cross-entropy's tiny pull");
+    // Approaching certainty, the gradient shrinks smoothly to that limit.
+    let focal = SoftmaxFocal::<f64>::new().with_gamma(0.5).unwrap();
+    let mut last = f64::INFINITY;
+    for margin in [5.0, 10.0, 20.0, 30.0, 36.0, 40.0] {
+        let g = focal
+            .backward(array![[margin, 0.0, 0.0]].view(), y.view())
+            .unwrap();
+        let size = g.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        assert!(size.is_finite() && size < last, "margin {margin}: {size}");
+        last = size;
+    }
+}
+
+#[test]
+fn fused_call_overwrites_a_dirty_buffer() {
+    let (x, y) = random_case(4, 5, 7, 2.0);
+    for (_, focal) in alphas() {
+        assert_overwrites_dirty_buffer(&focal.with_gamma(0.5).unwrap(), &x, &y);
+    }
+}
+
+#[test]
+fn worked_example_of_the_documents() {
+    // alpha = 1, gamma = 2: p = 0.3 -> 0.49 * 1.204, p = 0.8 -> 0.04 * 0.223
+    // (first document): the easy sample is cut far more than the hard one.
+    let focal = SoftmaxFocal::new()
+        .with_gamma(2.0)
+        .unwrap()
+        .with_reduction(Reduction::None);
+    let x = array![[0.3_f64.ln(), 0.7_f64.ln()], [0.8_f64.ln(), 0.2_f64.ln()]];
+    let per = focal.per_sample(x.view(), array![0, 0].view()).unwrap();
+    assert!((per[0] - 0.49 * -(0.3_f64.ln())).abs() < 1e-12);
+    assert!((per[1] - 0.04 * -(0.8_f64.ln())).abs() < 1e-12);
+    assert!((per[0] - 0.5899466741197086).abs() < 1e-12);
+}
+
+#[test]
+fn mean_divides_by_n_whatever_alpha() {
+    let (x, y) = random_case(5, 5, 3, 2.0);
+    for (name, focal) in alphas() {
+        let sum = focal
+            .clone()
+            .with_reduction(Reduction::Sum)
+            .forward(x.view(), y.view())
+            .unwrap();
+        let mean = focal.forward(x.view(), y.view()).unwrap();
+        assert!((mean - sum / 5.0).abs() < 1e-14, "{name}");
+    }
+}
+
+#[test]
+fn extreme_f32_logits_stay_finite_and_correct() {
+    let x = array![
+        [1e30_f32, -1e30, 0.0],
+        [-1e30, -1e30, -1e30],
+        [3e29, 3e29, -2e29],
+        [1e30, -1e30, 0.0]
+    ];
+    let y = array![1_usize, 2, 0, 0];
+    for gamma in [0.0_f64, 0.5, 2.0] {
+        let focal = SoftmaxFocal::new()
+            .with_gamma(gamma)
+            .unwrap()
+            .with_reduction(Reduction::None);
+        let per = focal.per_sample(x.view(), y.view()).unwrap();
+        let g32 = gamma as f32;
+        assert_eq!(per[0], 2e30, "gamma={gamma}");
+        let third = (2.0_f32 / 3.0).powf(g32) * 3f32.ln();
+        assert!((per[1] - third).abs() < 1e-6, "gamma={gamma}: {}", per[1]);
+        let half = 0.5_f32.powf(g32) * 2f32.ln();
+        assert!((per[2] - half).abs() < 1e-6, "gamma={gamma}: {}", per[2]);
+        assert_eq!(per[3], 0.0);
+        let g = focal.backward(x.view(), y.view()).unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "gamma={gamma}: {g}");
+        assert_eq!(g.row(0).to_vec(), vec![1.0, -1.0, 0.0]);
+        assert_eq!(g.row(3).to_vec(), vec![0.0, 0.0, 0.0]);
+    }
+}
+
+#[test]
+fn errors_name_the_argument_and_the_values() {
+    for (_, focal) in alphas() {
+        // The per-class alpha has 5 entries; use matching logits for it.
+        if let FocalAlpha::Scalar(_) = focal.alpha() {
+            assert_label_errors(&focal);
+        }
+    }
+    // alpha of the wrong length
+    let focal = SoftmaxFocal::new()
+        .with_class_alpha(array![1.0, 2.0])
+        .unwrap();
+    let e = focal
+        .forward(Array2::<f64>::zeros((2, 3)).view(), array![0, 1].view())
+        .unwrap_err();
+    assert_eq!(e.to_string(), "alpha: expected shape [3], got [2]");
+    // invalid options
+    let e = SoftmaxFocal::<f64>::new().with_gamma(-1.0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "option `gamma`: expected a finite number >= 0, got -1"
+    );
+    for bad in [f64::NAN, f64::INFINITY] {
+        let e = SoftmaxFocal::<f64>::new().with_gamma(bad).unwrap_err();
+        assert!(matches!(e, Error::InvalidOption { name: "gamma", .. }));
+    }
+    let e = SoftmaxFocal::<f64>::new().with_alpha(-0.5).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "option `alpha`: expected a finite number >= 0, got -0.5"
+    );
+    let e = SoftmaxFocal::<f64>::new()
+        .with_class_alpha(array![1.0, -1.0])
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "option `alpha`: expected finite weights >= 0, got an array containing -1"
+    );
+    let e = SoftmaxFocal::<f64>::new()
+        .with_class_alpha(array![1.0, f64::NAN])
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidOption { name: "alpha", .. }));
+}
+
+#[test]
+fn getters_return_the_options() {
+    let focal = SoftmaxFocal::<f64>::default();
+    assert_eq!(focal.gamma(), 2.0);
+    assert_eq!(focal.alpha(), &FocalAlpha::Scalar(1.0));
+    assert_eq!(focal.reduction(), Reduction::Mean);
+    let focal = focal.with_class_alpha(array![0.5, 2.0]).unwrap();
+    assert_eq!(focal.alpha(), &FocalAlpha::PerClass(array![0.5, 2.0]));
+}
+
+proptest! {
+    /// gamma = 0 is cross-entropy: scalar alpha scales it, per-class alpha
+    /// is CE's class weight (compared with `Sum`, since weighted CE's mean
+    /// divides by the weights instead of N).
+    #[test]
+    fn gamma_zero_equals_cross_entropy((x, y) in logits_and_labels(), a in 0.0f64..3.0) {
+        let c = x.ncols();
+        let focal = SoftmaxFocal::new().with_gamma(0.0).unwrap();
+        let (fv, fg) = focal.forward_backward(x.view(), y.view()).unwrap();
+        let ce = CrossEntropy::new();
+        let (cv, cg) = ce.forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        prop_assert!((fv - cv).abs() <= 1e-12 * (1.0 + cv.abs()));
+        prop_assert!(close(&fg, &cg, 1e-12));
+
+        let scaled = focal.clone().with_alpha(a).unwrap();
+        let (sv, sg) = scaled.forward_backward(x.view(), y.view()).unwrap();
+        prop_assert!((sv - a * cv).abs() <= 1e-12 * (1.0 + a * cv.abs()));
+        prop_assert!(close(&sg, &(&cg * a), 1e-12));
+
+        let w = Array1::from_shape_fn(c, |k| a + k as f64 * 0.5);
+        let per_class = focal.with_class_alpha(w.clone()).unwrap().with_reduction(Reduction::Sum);
+        let weighted = CrossEntropy::new().with_weight(w).unwrap().with_reduction(Reduction::Sum);
+        let (pv, pg) = per_class.forward_backward(x.view(), y.view()).unwrap();
+        let (wv, wg) = weighted.forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        prop_assert!((pv - wv).abs() <= 1e-12 * (1.0 + wv.abs()));
+        prop_assert!(close(&pg, &wg, 1e-12));
+    }
+
+    /// The modulating factor only ever shrinks the loss, more with larger
+    /// gamma.
+    #[test]
+    fn focusing_shrinks_every_sample((x, y) in logits_and_labels(), g1 in 0.0f64..5.0, dg in 0.0f64..3.0) {
+        let per = |gamma: f64| SoftmaxFocal::new().with_gamma(gamma).unwrap()
+            .per_sample(x.view(), y.view()).unwrap();
+        let (a, b, ce) = (per(g1), per(g1 + dg), per(0.0));
+        for i in 0..a.len() {
+            prop_assert!(a[i] >= 0.0 && a[i] <= ce[i] * (1.0 + 1e-12));
+            prop_assert!(b[i] <= a[i] * (1.0 + 1e-12) + 1e-300);
+        }
+    }
+
+    #[test]
+    fn shifting_a_row_changes_nothing((x, y) in logits_and_labels(), shift in -50.0f64..50.0, gamma in 0.0f64..4.0) {
+        let focal = SoftmaxFocal::new().with_gamma(gamma).unwrap();
+        let (a, ga) = focal.forward_backward(x.view(), y.view()).unwrap();
+        let (b, gb) = focal.forward_backward((&x + shift).view(), y.view()).unwrap();
+        prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()));
+        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-9));
+    }
+
+    #[test]
+    fn f32_agrees_with_f64((x, y) in logits_and_labels(), gamma in 0.0f64..4.0) {
+        let a = SoftmaxFocal::<f64>::new().with_gamma(gamma).unwrap()
+            .forward_backward(x.view(), y.view()).unwrap();
+        let x32 = x.mapv(|v| v as f32);
+        let b = SoftmaxFocal::<f32>::new().with_gamma(gamma).unwrap()
+            .forward_backward(x32.view(), y.view()).unwrap();
+        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+    }
+}

@@ -1,0 +1,214 @@
+//! The 0-1 loss: reductions, the argmax tie and NaN rules, properties and
+//! errors. (It has no gradient: its rustdoc holds the `compile_fail` test.
+//! Reference values: `tests/conformance`.)
+
+mod common;
+
+use classloss::{CrossEntropy, Error, Loss, Reduction, ZeroOne};
+use common::{random_array, random_labels};
+use ndarray::{array, Array1, Array2, Ix1, Ix2};
+use proptest::prelude::*;
+
+#[test]
+fn reductions_give_rate_count_and_per_sample_flags() {
+    let x = array![
+        [0.1_f64, 0.7, 0.2],
+        [2.0, -1.0, 0.0],
+        [0.3, 0.3, 0.9],
+        [-5.0, -4.0, -6.0]
+    ];
+    let y = array![1_usize, 2, 2, 0];
+    let per = ZeroOne::new().per_sample(x.view(), y.view()).unwrap();
+    assert_eq!(per, array![0.0, 1.0, 0.0, 1.0]);
+    let mean: f64 = ZeroOne::new().forward(x.view(), y.view()).unwrap();
+    assert_eq!(mean, 0.5);
+    for r in [Reduction::Sum, Reduction::None] {
+        let z = ZeroOne::new().with_reduction(r);
+        assert_eq!(z.reduction(), r);
+        let v: f64 = z.forward(x.view(), y.view()).unwrap();
+        assert_eq!(v, 2.0, "{r}");
+        // per_sample does not depend on the reduction.
+        assert_eq!(z.per_sample(x.view(), y.view()).unwrap(), per);
+    }
+}
+
+#[test]
+fn ties_go_to_the_lowest_index() {
+    let x = array![[1.0_f32, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, 3.0, 3.0]];
+    let per = ZeroOne::new()
+        .per_sample(x.view(), array![0_usize, 1, 0].view())
+        .unwrap();
+    assert_eq!(per, array![0.0, 0.0, 0.0]);
+    let per = ZeroOne::new()
+        .per_sample(x.view(), array![1_usize, 2, 2].view())
+        .unwrap();
+    assert_eq!(per, array![1.0, 1.0, 1.0]);
+}
+
+#[test]
+fn a_nan_logit_is_the_prediction_as_in_torch_argmax() {
+    let x = array![
+        [1.0_f64, f64::NAN, 5.0, f64::NAN],
+        [f64::NAN, 9.0, 1.0, 0.0]
+    ];
+    let hit = ZeroOne::new()
+        .per_sample(x.view(), array![1_usize, 0].view())
+        .unwrap();
+    assert_eq!(hit, array![0.0, 0.0]);
+    let miss = ZeroOne::new()
+        .per_sample(x.view(), array![2_usize, 1].view())
+        .unwrap();
+    assert_eq!(miss, array![1.0, 1.0]);
+}
+
+#[test]
+fn infinite_and_extreme_logits_are_ordinary_values() {
+    let x = array![
+        [f32::NEG_INFINITY, -f32::MAX],
+        [f32::INFINITY, f32::INFINITY],
+        [1e30, -1e30]
+    ];
+    let per = ZeroOne::new()
+        .per_sample(x.view(), array![1_usize, 0, 0].view())
+        .unwrap();
+    assert_eq!(per, array![0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn agrees_with_argmax_on_random_rows() {
+    let x = random_array(&[40, 7], 3, 5.0)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let y = random_labels(&[40], 7, 4)
+        .into_dimensionality::<Ix1>()
+        .unwrap();
+    let per = ZeroOne::new().per_sample(x.view(), y.view()).unwrap();
+    let mut errors = 0;
+    for (i, row) in x.rows().into_iter().enumerate() {
+        let best = (0..7)
+            .max_by(|&a, &b| row[a].partial_cmp(&row[b]).unwrap())
+            .unwrap();
+        let wrong = best != y[i];
+        errors += usize::from(wrong);
+        assert_eq!(per[i], if wrong { 1.0 } else { 0.0 }, "row {i}");
+    }
+    // The fixture is not trivial: some rows right, some wrong.
+    assert!(errors > 0 && errors < 40);
+    let rate: f64 = ZeroOne::new().forward(x.view(), y.view()).unwrap();
+    assert_eq!(rate, errors as f64 / 40.0);
+}
+
+#[test]
+fn errors_name_the_argument_and_the_values() {
+    let z = ZeroOne::new();
+    let x = Array2::<f64>::zeros((2, 3));
+    let e = Loss::<f64>::forward(&z, x.view(), array![0_usize].view()).unwrap_err();
+    assert_eq!(e.to_string(), "labels: expected shape [2], got [1]");
+    let e = Loss::<f64>::forward(&z, x.view(), array![0_usize, 3].view()).unwrap_err();
+    assert!(matches!(
+        e,
+        Error::LabelOutOfRange {
+            label: 3,
+            num_classes: 3,
+            ..
+        }
+    ));
+    assert_eq!(
+        e.to_string(),
+        "labels[1]: label 3 is out of range for 3 classes (expected 0..=2)"
+    );
+    let e = Loss::<f64>::forward(
+        &z,
+        Array2::zeros((0, 3)).view(),
+        Array1::<usize>::zeros(0).view(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "logits: expected at least one sample, got an empty array of shape [0, 3]"
+    );
+    let e = Loss::<f32>::per_sample(&z, Array2::zeros((2, 0)).view(), array![0_usize, 0].view())
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "logits: expected at least one class, got an empty array of shape [2, 0]"
+    );
+}
+
+fn logits_and_labels() -> impl Strategy<Value = (Array2<f64>, Array1<usize>)> {
+    (1usize..8, 1usize..6).prop_flat_map(|(n, c)| {
+        (
+            // Multiples of 1/8: exact in f32, and ties happen often.
+            proptest::collection::vec(-40i32..40, n * c),
+            proptest::collection::vec(0..c, n),
+        )
+            .prop_map(move |(v, l)| {
+                (
+                    Array2::from_shape_vec((n, c), v.into_iter().map(|k| k as f64 / 8.0).collect())
+                        .unwrap(),
+                    Array1::from(l),
+                )
+            })
+    })
+}
+
+proptest! {
+    #[test]
+    fn reductions_agree_with_per_sample((x, y) in logits_and_labels()) {
+        let per = ZeroOne::new().per_sample(x.view(), y.view()).unwrap();
+        let sum: f64 = ZeroOne::new().with_reduction(Reduction::Sum).forward(x.view(), y.view()).unwrap();
+        let none: f64 = ZeroOne::new().with_reduction(Reduction::None).forward(x.view(), y.view()).unwrap();
+        let mean: f64 = ZeroOne::new().forward(x.view(), y.view()).unwrap();
+        prop_assert!(per.iter().all(|&v| v == 0.0 || v == 1.0));
+        prop_assert_eq!(per.sum(), sum);
+        prop_assert_eq!(sum, none);
+        prop_assert_eq!(mean, sum / x.nrows() as f64);
+    }
+
+    #[test]
+    fn zero_exactly_when_the_label_is_the_first_maximum((x, y) in logits_and_labels()) {
+        let per = ZeroOne::new().per_sample(x.view(), y.view()).unwrap();
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let l = y[i];
+            let is_first_max = row.iter().enumerate().all(|(j, &v)| {
+                if j < l { v < row[l] } else { v <= row[l] }
+            });
+            prop_assert_eq!(per[i] == 0.0, is_first_max, "row {}", i);
+        }
+    }
+
+    #[test]
+    fn invariant_to_shifting_and_positive_scaling((x, y) in logits_and_labels(), k in 1i32..5, s in -16i32..16) {
+        // Powers of two and multiples of 1/8 keep every value exact, ties included.
+        let scaled = x.mapv(|v| v * f64::from(1 << k) + f64::from(s) / 8.0);
+        let a = ZeroOne::new().per_sample(x.view(), y.view()).unwrap();
+        let b = ZeroOne::new().per_sample(scaled.view(), y.view()).unwrap();
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn f32_agrees_with_f64((x, y) in logits_and_labels()) {
+        let x32 = x.mapv(|v| v as f32);
+        let a = ZeroOne::new().per_sample(x.view(), y.view()).unwrap();
+        let b = ZeroOne::new().per_sample(x32.view(), y.view()).unwrap();
+        prop_assert!(a.iter().zip(b.iter()).all(|(p, q)| *p == f64::from(*q)));
+    }
+
+    #[test]
+    fn a_right_answer_has_the_smallest_cross_entropy_of_its_row((x, y) in logits_and_labels()) {
+        // Sanity link to the surrogate: where the 0-1 loss is 0, no other
+        // label of the row has a smaller cross-entropy.
+        let per = ZeroOne::new().per_sample(x.view(), y.view()).unwrap();
+        let ce = CrossEntropy::new().with_reduction(Reduction::None);
+        let c = x.ncols();
+        for (i, &flag) in per.iter().enumerate() {
+            if flag != 0.0 { continue; }
+            let row = x.slice(ndarray::s![i..i + 1, ..]);
+            let own = ce.per_sample(row, classloss::ClassTarget::Labels(array![y[i]].view())).unwrap()[0];
+            for other in 0..c {
+                let v = ce.per_sample(row, classloss::ClassTarget::Labels(array![other].view())).unwrap()[0];
+                prop_assert!(own <= v + 1e-12);
+            }
+        }
+    }
+}
