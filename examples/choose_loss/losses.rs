@@ -1,8 +1,12 @@
 //! The losses compared: one entry per loss, built from the crate's public
 //! API only. Adding a loss to the study is adding an entry to `table`.
 
-use classloss::{ClassTarget, CrossEntropy, Differentiable, LabelSmoothing};
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use classloss::{
+    class_balanced_weights, ClassTarget, CrossEntropy, Differentiable, GeneralizedCrossEntropy,
+    HardBootstrapping, LabelSmoothing, Poly1, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
+    SymmetricCrossEntropy,
+};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
 /// Value and `d loss / d logits` for a batch, written into a reused buffer.
 pub type LogitsFn = Box<
@@ -93,6 +97,20 @@ fn cross_entropy(ce: CrossEntropy<f32>) -> Objective {
     }))
 }
 
+/// Sigmoid focal loss one-vs-all: each class is a binary problem with a
+/// one-hot target.
+fn one_vs_all(loss: SigmoidFocal<f32>) -> Objective {
+    Objective::Logits(Box::new(move |x, y, g| {
+        // The (N, C) one-hot targets are built per batch; they are the
+        // caller's data, not something the loss allocates.
+        let mut one_hot = Array2::<f32>::zeros(x.raw_dim());
+        for (r, &c) in y.iter().enumerate() {
+            one_hot[[r, c]] = 1.0;
+        }
+        loss.forward_backward_into(x, one_hot.view(), g)
+    }))
+}
+
 /// Every loss of the study, the baseline first.
 pub fn table() -> Vec<Entry> {
     vec![
@@ -107,6 +125,73 @@ pub fn table() -> Vec<Entry> {
             settings: "LabelSmoothing, epsilon 0.1, uniform (PyTorch) convention",
             reading: Reading::Softmax,
             build: |_| Ok(on_labels(LabelSmoothing::new().with_epsilon(0.1)?)),
+        },
+        Entry {
+            name: "sigmoid focal",
+            settings: "SigmoidFocal one-vs-all on one-hot targets, gamma 2, no alpha; \
+                       confidence = sigmoid of the top logit",
+            reading: Reading::Sigmoid,
+            build: |_| {
+                Ok(one_vs_all(
+                    SigmoidFocal::new().with_gamma(2.0)?.with_alpha(None)?,
+                ))
+            },
+        },
+        Entry {
+            name: "softmax focal",
+            settings: "SoftmaxFocal, gamma 2, alpha 1",
+            reading: Reading::Softmax,
+            build: |_| {
+                Ok(on_labels(
+                    SoftmaxFocal::new().with_gamma(2.0)?.with_alpha(1.0)?,
+                ))
+            },
+        },
+        Entry {
+            name: "class-balanced CE",
+            settings: "CrossEntropy weighted by class_balanced_weights(train counts, beta 0.999)",
+            reading: Reading::Softmax,
+            build: |info| {
+                let w = class_balanced_weights(&info.class_counts, 0.999)?;
+                Ok(cross_entropy(CrossEntropy::new().with_weight(w)?))
+            },
+        },
+        Entry {
+            name: "GCE",
+            settings: "GeneralizedCrossEntropy, q 0.7",
+            reading: Reading::Softmax,
+            build: |_| Ok(on_labels(GeneralizedCrossEntropy::new().with_q(0.7)?)),
+        },
+        Entry {
+            name: "SCE",
+            settings: "SymmetricCrossEntropy, alpha 0.1, beta 1, log_zero -4",
+            reading: Reading::Softmax,
+            build: |_| {
+                Ok(on_labels(
+                    SymmetricCrossEntropy::new()
+                        .with_alpha(0.1)?
+                        .with_beta(1.0)?
+                        .with_log_zero(-4.0)?,
+                ))
+            },
+        },
+        Entry {
+            name: "Poly-1",
+            settings: "Poly1, epsilon 1",
+            reading: Reading::Softmax,
+            build: |_| Ok(on_labels(Poly1::new().with_epsilon(1.0)?)),
+        },
+        Entry {
+            name: "soft bootstrapping",
+            settings: "SoftBootstrapping, beta 0.95",
+            reading: Reading::Softmax,
+            build: |_| Ok(on_labels(SoftBootstrapping::new().with_beta(0.95)?)),
+        },
+        Entry {
+            name: "hard bootstrapping",
+            settings: "HardBootstrapping, beta 0.8",
+            reading: Reading::Softmax,
+            build: |_| Ok(on_labels(HardBootstrapping::new().with_beta(0.8)?)),
         },
     ]
 }

@@ -50,19 +50,59 @@ where
         .x_desc(panel.x_desc)
         .y_desc(panel.y_desc)
         .light_line_style(WHITE.mix(0.0))
-        .x_label_formatter(&|x| format!("{x}"))
-        .y_label_formatter(&|y| format!("{y:.1}"))
+        .x_label_formatter(&|x| tick(*x))
+        .y_label_formatter(&|y| tick(*y))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .draw()?;
     for (i, s) in panel.series.iter().enumerate() {
-        chart.draw_series(LineSeries::new(s.points.iter().copied(), style(i)))?;
+        let points = s.points.iter().copied();
+        if dashed(i) {
+            chart.draw_series(DashedLineSeries::new(points, 7, 5, style(i)))?;
+        } else {
+            chart.draw_series(LineSeries::new(points, style(i)))?;
+        }
     }
     Ok(())
 }
 
+/// A tick label: at most two decimals, without trailing zeros.
+pub fn tick(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// matplotlib's "tab10" colours.
+const TAB10: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
+/// Series 0 (the baseline) is thick black; then the ten tab10 colours,
+/// solid, then again dashed.
 fn style(i: usize) -> ShapeStyle {
-    ShapeStyle::from(Palette99::pick(i).to_rgba()).stroke_width(2)
+    if i == 0 {
+        return ShapeStyle::from(BLACK).stroke_width(3);
+    }
+    let (r, g, b) = TAB10[(i - 1) % TAB10.len()];
+    ShapeStyle::from(RGBColor(r, g, b)).stroke_width(2)
+}
+
+fn dashed(i: usize) -> bool {
+    i > TAB10.len()
 }
 
 /// The legend strip: one coloured line and name per series.
@@ -76,7 +116,12 @@ where
     let top = 60;
     for (i, name) in names.iter().enumerate() {
         let y = top + 26 * i as i32;
-        area.draw(&PathElement::new(vec![(8, y), (40, y)], style(i)))?;
+        if dashed(i) {
+            area.draw(&PathElement::new(vec![(8, y), (20, y)], style(i)))?;
+            area.draw(&PathElement::new(vec![(28, y), (40, y)], style(i)))?;
+        } else {
+            area.draw(&PathElement::new(vec![(8, y), (40, y)], style(i)))?;
+        }
         area.draw(&Text::new(
             name.to_string(),
             (48, y - 8),
@@ -112,4 +157,28 @@ pub fn panels(
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(tick(0.30000000000000004), "0.3");
+        assert_eq!(tick(40.0), "40");
+        assert_eq!(tick(0.125), "0.12");
+        assert_eq!(tick(-0.0001), "0");
+    }
+
+    #[test]
+    fn styles_stay_distinct_for_twenty_series() {
+        let keys: Vec<String> = (0..21)
+            .map(|i| format!("{:?}{}", style(i), dashed(i)))
+            .collect();
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len());
+    }
 }

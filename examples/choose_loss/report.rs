@@ -139,40 +139,57 @@ fn ranked<'r, 'a>(rows: &'r [Row<'a>], m: Metric) -> Vec<&'r Row<'a>> {
     order
 }
 
-/// The verdict lines of one model in one regime: per metric, the best mean,
-/// on how many seeds it beats the next best and the baseline (the first
-/// row), and whether that is every seed.
-pub fn verdicts(rows: &[Row<'_>]) -> Vec<String> {
-    let mut lines = Vec::new();
+/// The verdicts of one model in one regime, as a small table: per metric,
+/// the best mean, the next best, and on how many seeds the best beats the
+/// next and the baseline (the first row). "clear" means on every seed.
+pub fn verdicts(rows: &[Row<'_>]) -> String {
     let base = &rows[0];
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4);
+    let mut out = format!(
+        "    {:<12}  {:<w$}  {:<v$}  {:<15}  {}\n",
+        "metric",
+        "best (mean ± std)",
+        "next best (mean)",
+        "best beats next",
+        format!("best beats {}", base.name),
+        w = name_w + 16,
+        v = name_w + 7
+    );
     for m in Metric::ALL {
         let order = ranked(rows, m);
         let best = order[0];
         let n = best.runs.len();
         let (bm, bs) = best.stat(m);
-        let mut line = format!(
-            "    {:<12} best mean: {} {bm:.3} ± {bs:.3}",
-            m.name(),
-            best.name
-        );
-        let mut against = |other: &Row<'_>, role: &str| {
-            let (om, os) = other.stat(m);
-            let k = wins(m, best, other);
-            let clear = if k == n { "clearly" } else { "not clearly" };
-            line += &format!(
-                "; {role} {} {om:.3} ± {os:.3}: beaten on {k}/{n} seeds ({clear})",
-                other.name
-            );
-        };
-        if let Some(next) = order.get(1) {
-            against(next, "next");
-            if best.name != base.name && next.name != base.name {
-                against(base, "baseline");
+        let best_cell = format!("{} {bm:.3} ± {bs:.3}", best.name);
+        let (next_cell, vs_next) = match order.get(1) {
+            Some(next) => {
+                let k = wins(m, best, next);
+                let clear = if k == n { "clear" } else { "not clear" };
+                (
+                    format!(
+                        "{} {:.3} ± {:.3}",
+                        next.name,
+                        next.stat(m).0,
+                        next.stat(m).1
+                    ),
+                    format!("{k}/{n} {clear}"),
+                )
             }
-        }
-        lines.push(line);
+            None => (String::new(), String::new()),
+        };
+        let vs_base = if best.name == base.name {
+            "(baseline)".to_string()
+        } else {
+            format!("{}/{n}", wins(m, best, base))
+        };
+        out += &format!(
+            "    {:<12}  {best_cell:<w$}  {next_cell:<v$}  {vs_next:<15}  {vs_base}\n",
+            m.name(),
+            w = name_w + 16,
+            v = name_w + 7
+        );
     }
-    lines
+    out
 }
 
 /// The losses that beat the baseline (first row) on every seed, and those
@@ -190,6 +207,31 @@ pub fn against_baseline<'a>(rows: &[Row<'a>], m: Metric) -> (Vec<&'a str>, Vec<&
         .map(|r| r.name)
         .collect();
     (better, worse)
+}
+
+/// `text` broken into lines of at most `width` characters (words are not
+/// split), every line after the first indented by `indent`.
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    // Leading spaces are kept on the first line; runs of spaces inside
+    // (table padding) are kept as they are.
+    let body = text.trim_start_matches(' ');
+    let mut line = text[..text.len() - body.len()].to_string();
+    let start = line.clone();
+    let mut out = String::new();
+    for word in body.split(' ') {
+        let fresh = line == start || line == indent;
+        if !fresh && line.chars().count() + 1 + word.chars().count() > width {
+            out += line.trim_end();
+            out.push('\n');
+            line = indent.to_string() + word;
+        } else {
+            if !fresh {
+                line.push(' ');
+            }
+            line += word;
+        }
+    }
+    out + &line
 }
 
 /// "a, b and c".
@@ -242,18 +284,39 @@ mod tests {
             row("y", &[(0.91, 0.20), (0.89, 0.20)]),
         ];
         let v = verdicts(&rows);
-        assert!(v[0].contains("best mean: x 0.910"), "{}", v[0]);
-        assert!(
-            v[0].contains("next y 0.900 ± 0.014: beaten on 1/2 seeds (not clearly)"),
-            "{}",
-            v[0]
+        let lines: Vec<&str> = v.lines().collect();
+        assert_eq!(lines.len(), 5, "{v}");
+        assert!(lines[0].contains("best beats ce"), "{v}");
+        let cells = |l: &str| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            cells(lines[1]),
+            [
+                "accuracy",
+                "x 0.910 ± 0.014",
+                "y 0.900 ± 0.014",
+                "1/2 not clear",
+                "2/2"
+            ]
         );
-        assert!(
-            v[0].contains("baseline ce 0.810 ± 0.014: beaten on 2/2 seeds (clearly)"),
-            "{}",
-            v[0]
+        assert_eq!(
+            cells(lines[4]),
+            [
+                "ECE",
+                "x 0.050 ± 0.000",
+                "ce 0.110 ± 0.014",
+                "2/2 clear",
+                "2/2"
+            ]
         );
-        assert!(v[3].contains("best mean: x 0.050"), "{}", v[3]);
+        // When the baseline is the best, the last column says so.
+        let v = verdicts(&rows[..1]);
+        assert!(v.lines().nth(1).unwrap().ends_with("(baseline)"), "{v}");
         assert_eq!(
             against_baseline(&rows, Metric::Accuracy),
             (vec!["x", "y"], vec![])
@@ -261,6 +324,9 @@ mod tests {
         assert_eq!(against_baseline(&rows, Metric::Ece), (vec!["x"], vec!["y"]));
         assert_eq!(join(&["a", "b", "c"]), "a, b and c");
         assert_eq!(join(&[]), "none");
+        assert_eq!(wrap("aa bb cc dd", 5, "  "), "aa bb\n  cc\n  dd");
+        assert_eq!(wrap("short", 80, "  "), "short");
+        assert_eq!(wrap("  ab  cd ef", 8, "    "), "  ab  cd\n    ef");
     }
 
     #[test]
