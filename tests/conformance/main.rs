@@ -10,6 +10,7 @@
 mod case;
 #[path = "../common/mod.rs"]
 mod common;
+mod metric;
 mod softmax;
 
 use std::collections::BTreeMap;
@@ -34,10 +35,6 @@ const NOT_BUILT_YET: &[&str] = &[
     "hard_bootstrapping",
     "kl_divergence",
     "class_balanced_weights",
-    "contrastive",
-    "center",
-    "arcface",
-    "cosface",
 ];
 
 /// Runs a generic runner in the case's dtype.
@@ -54,6 +51,10 @@ macro_rules! in_dtype {
 fn dispatch(case: &Case) -> Option<Result<Outcome, String>> {
     Some(match case.loss.as_str() {
         "cross_entropy" => in_dtype!(softmax::cross_entropy, case),
+        "contrastive" => in_dtype!(metric::contrastive, case),
+        "center" => in_dtype!(metric::center, case),
+        "arcface" => in_dtype!(metric::arcface, case),
+        "cosface" => in_dtype!(metric::cosface, case),
         name if NOT_BUILT_YET.contains(&name) => return None,
         other => Err(format!("unknown loss {other:?}")),
     })
