@@ -40,7 +40,7 @@ fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, 
         .unwrap();
     let y0 = labels[0];
     let noise = mat(random_array(&[1, d], seed + 3, 0.3));
-    let flipped = -&w.row(y0) + &noise.row(0);
+    let flipped = -&w.row(y0) + noise.row(0);
     e.row_mut(0).assign(&flipped);
     (e, w, labels)
 }

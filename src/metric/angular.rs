@@ -111,10 +111,10 @@ impl<T: sealed::Sealed> AngularMargin for T {}
 /// `ArcFace::new().on_cosines()`.
 ///
 /// # Shapes
-/// - input: cosines `(N, C)`, each in `[-1, 1]`; values outside `[-1, 1]`
-///   by at most `sqrt(machine epsilon)` (rounding of a normalized dot
-///   product) are accepted and used as they are, except that the margin
-///   treats them as exactly `±1`.
+/// - input: cosines `(N, C)`, each in `[-1, 1]`. Values beyond `±1` by at
+///   most `sqrt(machine epsilon)` (the rounding of a normalized dot
+///   product) are accepted; the margin takes their `sin(theta)` as 0, as at
+///   `±1`.
 /// - target: labels `(N)` in `0..C`; per-sample `(N)`; gradient `(N, C)`.
 /// - `Mean` divides by `N`.
 ///
@@ -517,7 +517,10 @@ pub(crate) fn run_cosines<F: Float>(
     }
     // Rounding in a normalized dot product can leave |cos| a little above 1.
     let limit = F::one() + F::epsilon().sqrt();
-    if let Some((idx, &v)) = cosines.indexed_iter().find(|(_, v)| !(v.abs() <= limit)) {
+    if let Some((idx, &v)) = cosines
+        .indexed_iter()
+        .find(|(_, v)| v.is_nan() || v.abs() > limit)
+    {
         return Err(Error::InvalidInput {
             what: "cosines",
             index: vec![idx.0, idx.1],
