@@ -55,6 +55,19 @@ pub enum Error {
         /// What the loss accepts (for example `a value in [0, 1]`).
         expected: &'static str,
     },
+    /// An input value the loss cannot use: a row of zero norm that must be
+    /// normalized, or a cosine outside `[-1, 1]`.
+    #[error("{what}{index:?}: expected {expected}, got {value}")]
+    InvalidInput {
+        /// The argument holding the value.
+        what: &'static str,
+        /// The position of the offending value (the row for a norm).
+        index: Vec<usize>,
+        /// The value found there (the row's norm for a zero-norm row).
+        value: f64,
+        /// What the loss accepts (for example `a row with a nonzero norm`).
+        expected: &'static str,
+    },
     /// An option is outside its valid range.
     #[error("option `{name}`: expected {expected}, got {value}")]
     InvalidOption {

@@ -8,6 +8,7 @@ mod float;
 pub mod gradcheck;
 mod loss;
 pub mod margin;
+pub mod metric;
 pub mod numerics;
 mod reduction;
 pub mod robust;
@@ -21,6 +22,10 @@ pub use eval::ZeroOne;
 pub use float::Float;
 pub use loss::{Differentiable, Loss};
 pub use margin::{Exponential, Hinge, LabelConvention, MultiMargin};
+pub use metric::{
+    AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
+    CosFace, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines, Pair, PairGrad, PairGradMut,
+};
 pub use reduction::Reduction;
 pub use robust::{
     GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,

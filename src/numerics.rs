@@ -186,6 +186,38 @@ pub fn logistic_terms<F: Float>(x: F) -> LogisticTerms<F> {
     }
 }
 
+/// The Euclidean norm `sqrt(sum_k x_k^2)`, without overflow or underflow
+/// for any finite entries.
+///
+/// The entries are divided by the largest magnitude before squaring, so a
+/// row of `1e30_f32` values (whose squares overflow) or of `1e-30_f32`
+/// values (whose squares underflow to 0) gets its true norm.
+///
+/// ```
+/// use classloss::numerics::l2_norm;
+/// assert_eq!(l2_norm([3.0_f64, -4.0]), 5.0);
+/// assert!((l2_norm([3e30_f32, 4e30]) / 5e30 - 1.0).abs() < 1e-6);
+/// assert!((l2_norm([3e-30_f32, 4e-30]) / 5e-30 - 1.0).abs() < 1e-6);
+/// assert_eq!(l2_norm([0.0_f64, 0.0]), 0.0);
+/// ```
+#[inline]
+pub fn l2_norm<F: Float, I>(x: I) -> F
+where
+    I: IntoIterator<Item = F>,
+    I::IntoIter: Clone,
+{
+    let it = x.into_iter();
+    let max = it.clone().fold(F::zero(), |m, v| m.max(v.abs()));
+    if max == F::zero() || !max.is_finite() {
+        return max;
+    }
+    let sum = it.fold(F::zero(), |acc, v| {
+        let r = v / max;
+        acc + r * r
+    });
+    max * sum.sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

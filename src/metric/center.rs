@@ -1,0 +1,299 @@
+//! Center loss (Wen et al., ECCV 2016) and its center update.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
+
+use crate::validate::{check_labels, check_option, expect_nonempty, expect_shape};
+use crate::{Differentiable, Float, Loss, Reduction, Result};
+
+/// The input of the center loss: the features and the class centers they
+/// are pulled toward.
+///
+/// The centers are an input without a gradient: they are owned by the
+/// caller and moved by [`CenterLoss::update_centers`], as in the paper.
+#[derive(Clone, Copy, Debug)]
+pub struct CenterInput<'a, F> {
+    /// One feature vector (the network's last hidden layer) per sample, `(N, D)`.
+    pub features: ArrayView2<'a, F>,
+    /// One center per class, `(C, D)`.
+    pub centers: ArrayView2<'a, F>,
+}
+
+/// The center loss: half the squared distance of each feature to the
+/// center of its class.
+///
+/// Use it next to a softmax loss to make features of a class compact (the
+/// softmax separates classes but leaves each class spread out), for face
+/// recognition and other tasks that compare features rather than class
+/// scores. On its own it collapses every feature and center to one point;
+/// the softmax term prevents that.
+///
+/// # Formula
+/// ```text
+/// l_i            = 0.5 |x_i - c_{y_i}|^2
+/// d l_i / d x_i  = x_i - c_{y_i}
+/// update (paper): c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)
+/// ```
+/// `n_j` is the number of samples of class `j` in the batch; a class absent
+/// from the batch keeps its center.
+///
+/// # Training with cross-entropy
+/// The paper trains `L = L_S + lambda L_C`, the softmax (cross-entropy)
+/// loss of the classifier on the features plus `lambda` times this loss
+/// (`lambda = 0.003` and `alpha = 0.5` in its face experiments). Each step:
+/// the features' gradient is the classifier's back-propagated gradient plus
+/// `lambda` times this loss's gradient, and the centers move by
+/// [`CenterLoss::update_centers`] (not by the optimizer):
+/// ```
+/// use classloss::{CenterInput, CenterLoss, ClassTarget, CrossEntropy, Differentiable};
+/// use ndarray::array;
+///
+/// let features = array![[1.0_f64, 0.0], [0.8, 0.4], [-1.0, 0.5]]; // from the network
+/// let labels = array![0_usize, 0, 1];
+/// let classifier = array![[1.0, 0.0], [-1.0, 0.0]];               // (C, D)
+/// let mut centers = array![[0.5, 0.0], [-0.5, 0.5]];              // owned by the caller
+/// let lambda = 0.003;
+///
+/// // L_S: cross-entropy on the classifier's logits, back-propagated to the features.
+/// let logits = features.dot(&classifier.t());
+/// let (l_s, d_logits) = CrossEntropy::new()
+///     .forward_backward(logits.view(), ClassTarget::Labels(labels.view()))?;
+/// // L_C: the center loss on the same features.
+/// let center = CenterLoss::new();
+/// let input = CenterInput { features: features.view(), centers: centers.view() };
+/// let (l_c, d_features_c) = center.forward_backward(input, labels.view())?;
+///
+/// let loss = l_s + lambda * l_c;
+/// let d_features = d_logits.dot(&classifier) + lambda * &d_features_c; // into the network
+/// center.update_centers(features.view(), labels.view(), centers.view_mut())?;
+///
+/// // l_c = (0.5 * 0.25 + 0.5 * 0.25 + 0.5 * 0.25) / 3
+/// assert!((l_c - 0.125).abs() < 1e-12);
+/// assert!((loss - (l_s + 0.000375)).abs() < 1e-15);
+/// assert_eq!(d_features.dim(), (3, 2));
+/// // class 0: c - 0.5 * ((c - x_0) + (c - x_1)) / 3 with c = [0.5, 0]
+/// assert!((centers[[0, 0]] - (0.5 - 0.5 * (-0.5 - 0.3) / 3.0)).abs() < 1e-15);
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// # Shapes
+/// - input: [`CenterInput`] `{ features (N, D), centers (C, D) }`.
+/// - target: labels `(N)` in `0..C`; per-sample `(N)`.
+/// - gradient: `(N, D)`, for the features only.
+/// - `Mean` divides by `N`.
+///
+/// # Options
+/// - `reduction`: `Mean` (default), `Sum`, `None`.
+/// - `alpha`: the center learning rate of [`CenterLoss::update_centers`],
+///   in `(0, 1]` (default 0.5).
+///
+/// # Errors
+/// An empty batch or feature axis; centers with another `D` than the
+/// features; labels of the wrong length or `>= C`; a gradient (or centers)
+/// buffer of the wrong shape; an `alpha` outside `(0, 1]`.
+///
+/// # Examples
+/// ```
+/// use classloss::{CenterInput, CenterLoss, Loss, Reduction};
+/// use ndarray::array;
+///
+/// let features = array![[1.0_f64, 2.0], [0.0, 0.0]];
+/// let centers = array![[1.0, 0.0], [3.0, 4.0]];
+/// let labels = array![0_usize, 1];
+/// let center = CenterLoss::new().with_reduction(Reduction::Sum);
+/// let input = CenterInput { features: features.view(), centers: centers.view() };
+/// assert_eq!(center.forward(input, labels.view())?, 0.5 * 4.0 + 0.5 * 25.0);
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// # References
+/// Y. Wen, K. Zhang, Z. Li, Y. Qiao, "A Discriminative Feature Learning
+/// Approach for Deep Face Recognition", ECCV 2016,
+/// <https://doi.org/10.1007/978-3-319-46478-7_31>.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CenterLoss {
+    reduction: Reduction,
+    alpha: f64,
+}
+
+impl CenterLoss {
+    /// The center loss with mean reduction and `alpha` 0.5.
+    pub fn new() -> Self {
+        CenterLoss {
+            reduction: Reduction::Mean,
+            alpha: 0.5,
+        }
+    }
+
+    /// The reduction (also [`Loss::reduction`](crate::Loss::reduction),
+    /// which needs the element type to be known).
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    /// Sets the reduction (default `Mean`).
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    /// Sets the center learning rate `alpha` in `(0, 1]` (default 0.5).
+    pub fn with_alpha(mut self, alpha: f64) -> Result<Self> {
+        check_option(
+            "alpha",
+            alpha,
+            "a number in (0, 1]",
+            alpha > 0.0 && alpha <= 1.0,
+        )?;
+        self.alpha = alpha;
+        Ok(self)
+    }
+
+    /// The center learning rate `alpha`.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    /// Moves each center toward the features of its class in the batch, by
+    /// the paper's rule
+    /// `c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)`.
+    ///
+    /// Equivalently `c_j` moves a fraction `alpha n_j / (1 + n_j)` of the way
+    /// to the mean of its class's features; centers of classes absent from
+    /// the batch are left exactly as they are. Call it once per step, after
+    /// (or before) computing the loss on the same `features`.
+    ///
+    /// # Errors
+    /// As the loss: empty features, centers with another `D`, labels of the
+    /// wrong length or `>= C`. The centers are unchanged on error.
+    pub fn update_centers<F: Float>(
+        &self,
+        features: ArrayView2<'_, F>,
+        labels: ArrayView1<'_, usize>,
+        mut centers: ArrayViewMut2<'_, F>,
+    ) -> Result<()> {
+        check_inputs(&features, &centers.view(), &labels)?;
+        let mut counts = vec![0_usize; centers.nrows()];
+        for &y in &labels {
+            counts[y] += 1;
+        }
+        // c_j (1 - alpha n_j / (1 + n_j)) + alpha / (1 + n_j) sum x_i: the
+        // paper's update, in place without a (C, D) accumulator.
+        let alpha = F::lit(self.alpha);
+        let step = |n: usize| alpha / F::from_count(1 + n);
+        for (mut c, &n) in centers.rows_mut().into_iter().zip(&counts) {
+            if n > 0 {
+                let keep = F::one() - step(n) * F::from_count(n);
+                c.mapv_inplace(|v| v * keep);
+            }
+        }
+        for (x, &y) in features.rows().into_iter().zip(&labels) {
+            let a = step(counts[y]);
+            Zip::from(centers.row_mut(y))
+                .and(&x)
+                .for_each(|c, &v| *c += a * v);
+        }
+        Ok(())
+    }
+
+    /// Validates everything and computes; returns the reduced value.
+    fn run<F: Float>(
+        &self,
+        input: CenterInput<'_, F>,
+        labels: ArrayView1<'_, usize>,
+        mut grad: Option<ArrayViewMut2<'_, F>>,
+        mut per_row: Option<ArrayViewMut1<'_, F>>,
+    ) -> Result<F> {
+        let (x, centers) = (input.features, input.centers);
+        check_inputs(&x, &centers, &labels)?;
+        if let Some(g) = &grad {
+            expect_shape("grad", g.shape(), x.shape())?;
+        }
+        let n = x.nrows();
+        let scale: F = self.reduction.grad_scale(n as f64);
+        let half = F::lit(0.5);
+        let mut total = 0.0;
+        for (i, (row, &y)) in x.rows().into_iter().zip(&labels).enumerate() {
+            let c = centers.row(y);
+            let sq = row
+                .iter()
+                .zip(&c)
+                .fold(F::zero(), |acc, (&a, &b)| acc + (a - b) * (a - b));
+            let value = half * sq;
+            total += value.as_f64();
+            if let Some(p) = per_row.as_mut() {
+                p[i] = value;
+            }
+            if let Some(g) = grad.as_mut() {
+                Zip::from(g.row_mut(i))
+                    .and(&row)
+                    .and(&c)
+                    .for_each(|g, &a, &b| *g = scale * (a - b));
+            }
+        }
+        Ok(self.reduction.finish(total, n as f64))
+    }
+}
+
+/// The checks shared by the loss and the update.
+fn check_inputs<F: Float>(
+    features: &ArrayView2<'_, F>,
+    centers: &ArrayView2<'_, F>,
+    labels: &ArrayView1<'_, usize>,
+) -> Result<()> {
+    expect_nonempty("features", features.shape(), 0, "sample")?;
+    expect_nonempty("features", features.shape(), 1, "feature")?;
+    expect_nonempty("centers", centers.shape(), 0, "class")?;
+    let (n, d) = features.dim();
+    let c = centers.nrows();
+    expect_shape("centers", centers.shape(), &[c, d])?;
+    expect_shape("labels", labels.shape(), &[n])?;
+    check_labels("labels", labels, c, None)
+}
+
+impl Default for CenterLoss {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float> Loss<F> for CenterLoss {
+    type Input<'a> = CenterInput<'a, F>;
+    type Target<'a> = ArrayView1<'a, usize>;
+    type PerSample = Array1<F>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn per_sample(&self, input: Self::Input<'_>, labels: Self::Target<'_>) -> Result<Array1<F>> {
+        let mut out = Array1::zeros(input.features.nrows());
+        self.run(input, labels, None, Some(out.view_mut()))?;
+        Ok(out)
+    }
+
+    fn forward(&self, input: Self::Input<'_>, labels: Self::Target<'_>) -> Result<F> {
+        self.run(input, labels, None, None)
+    }
+}
+
+impl<F: Float> Differentiable<F> for CenterLoss {
+    type Grad = Array2<F>;
+    type GradMut<'g> = ArrayViewMut2<'g, F>;
+
+    fn zeros_grad(&self, input: Self::Input<'_>) -> Self::Grad {
+        Array2::zeros(input.features.raw_dim())
+    }
+
+    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
+        grad.view_mut()
+    }
+
+    fn forward_backward_into(
+        &self,
+        input: Self::Input<'_>,
+        labels: Self::Target<'_>,
+        grad: Self::GradMut<'_>,
+    ) -> Result<F> {
+        self.run(input, labels, Some(grad), None)
+    }
+}

@@ -1,0 +1,342 @@
+//! The contrastive loss on pairs of embeddings (Hadsell, Chopra, LeCun 2006).
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+
+use crate::numerics::l2_norm;
+use crate::validate::{check_values, expect_nonempty, expect_shape, non_negative};
+use crate::{Differentiable, Float, Loss, Reduction, Result};
+
+/// A batch of embedding pairs: row `i` of `x1` is compared with row `i` of
+/// `x2`.
+#[derive(Clone, Copy, Debug)]
+pub struct Pair<'a, F> {
+    /// The first embedding of each pair, `(N, D)`.
+    pub x1: ArrayView2<'a, F>,
+    /// The second embedding of each pair, `(N, D)`.
+    pub x2: ArrayView2<'a, F>,
+}
+
+/// The gradient of a pair loss with respect to both embeddings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairGrad<F> {
+    /// `d loss / d x1`, `(N, D)`.
+    pub x1: Array2<F>,
+    /// `d loss / d x2`, `(N, D)`.
+    pub x2: Array2<F>,
+}
+
+/// Mutable views of the two gradient buffers a pair loss fills.
+#[derive(Debug)]
+pub struct PairGradMut<'g, F> {
+    /// Receives `d loss / d x1`, `(N, D)`.
+    pub x1: ArrayViewMut2<'g, F>,
+    /// Receives `d loss / d x2`, `(N, D)`.
+    pub x2: ArrayViewMut2<'g, F>,
+}
+
+/// How the contrastive loss penalizes a distance: squared hinges (the
+/// paper) or plain hinges (the metric-learning libraries).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ContrastiveForm {
+    /// Hadsell, Chopra and LeCun's loss:
+    /// `0.5 y [D - m_pos]_+^2 + 0.5 (1 - y) [m - D]_+^2` (with the default
+    /// `m_pos = 0`, `0.5 y D^2 + ...`).
+    #[default]
+    Squared,
+    /// pytorch-metric-learning's `ContrastiveLoss` on a distance:
+    /// `y [D - m_pos]_+ + (1 - y) [m - D]_+`, without squares or halves.
+    Hinge,
+}
+
+/// The contrastive loss: pulls similar pairs together and pushes dissimilar
+/// pairs at least a margin `m` apart, in Euclidean distance.
+///
+/// Use it to train a siamese network from pair labels ("same" / "not the
+/// same") rather than class labels: signature or face verification,
+/// learning a mapping in which distance means dissimilarity.
+///
+/// # Formula
+/// ```text
+/// D_i = |x1_i - x2_i|   (Euclidean)
+/// Squared (default): l_i = 0.5 y_i [D_i - m_pos]_+^2 + 0.5 (1 - y_i) [m - D_i]_+^2
+/// Hinge:             l_i =     y_i [D_i - m_pos]_+   +     (1 - y_i) [m - D_i]_+
+/// d l_i / d x1_i = l_i'(D_i) (x1_i - x2_i) / D_i,   d l_i / d x2_i = -d l_i / d x1_i
+/// ```
+/// `y_i = 1` marks a similar pair, `0` a dissimilar one; `[a]_+ = max(0, a)`.
+/// With the default `m_pos = 0` the squared form is the paper's
+/// `0.5 y D^2 + 0.5 (1 - y) max(0, m - D)^2`.
+///
+/// **At `D = 0`** the direction `(x1 - x2) / D` is undefined. A similar pair
+/// there has reached its minimum and gets gradient zero (exact for the
+/// squared form, where the gradient is `x1 - x2`; the subgradient of the
+/// cone `D` for the hinge form). A dissimilar pair at distance 0, which the
+/// loss wants to separate in no particular direction, also gets **zero**:
+/// any direction would be arbitrary, and the value `0.5 m^2` (or `m`) is
+/// still reported. Separate identical embeddings by other means (noise,
+/// other pairs).
+///
+/// # Shapes
+/// - input: [`Pair`] `{ x1 (N, D), x2 (N, D) }`.
+/// - target: `similar` `(N)`, each exactly 0 or 1.
+/// - per-sample: `(N)`; gradient: [`PairGrad`] `{ x1 (N, D), x2 (N, D) }`.
+/// - `Mean` divides by `N` (pytorch-metric-learning averages instead over
+///   the pairs with a nonzero loss, positive and negative pairs separately).
+///
+/// # Options
+/// - `reduction`: `Mean` (default), `Sum`, `None`.
+/// - `margin` `m` for dissimilar pairs: finite, `>= 0` (default 1).
+/// - `pos_margin` `m_pos` for similar pairs: finite, `>= 0` (default 0; a
+///   similar pair closer than it costs nothing).
+/// - `form`: [`ContrastiveForm::Squared`] (default, the paper) or
+///   [`ContrastiveForm::Hinge`] (pytorch-metric-learning, whose
+///   `neg_margin` is `margin` here).
+///
+/// # Errors
+/// An empty batch or feature axis; `x2` not shaped like `x1`; `similar` of
+/// the wrong length or with a value other than 0 or 1
+/// ([`Error::InvalidTarget`](crate::Error::InvalidTarget)); a gradient
+/// buffer of the wrong shape. Options: a negative or non-finite `margin` or
+/// `pos_margin`.
+///
+/// # Examples
+/// ```
+/// use classloss::{Contrastive, Differentiable, Loss, Pair};
+/// use ndarray::array;
+///
+/// let x1 = array![[0.0_f64, 0.0], [1.0, 1.0]];
+/// let x2 = array![[3.0, 4.0], [1.0, 1.5]];
+/// let similar = array![1.0, 0.0];
+/// let loss = Contrastive::new().with_margin(2.0)?;
+/// let pair = Pair { x1: x1.view(), x2: x2.view() };
+/// // similar at D = 5: 0.5 * 25; dissimilar at D = 0.5: 0.5 * 1.5^2; mean over 2
+/// let value = loss.forward(pair, similar.view())?;
+/// assert!((value - (12.5 + 1.125) / 2.0).abs() < 1e-12);
+///
+/// let (_, grad) = loss.forward_backward(pair, similar.view())?;
+/// assert_eq!(grad.x1.row(0).to_vec(), vec![-1.5, -2.0]); // (x1 - x2) / 2
+/// assert_eq!(grad.x2, -&grad.x1);
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// # References
+/// - R. Hadsell, S. Chopra, Y. LeCun, "Dimensionality Reduction by Learning
+///   an Invariant Mapping", CVPR 2006,
+///   <http://yann.lecun.com/exdb/publis/pdf/hadsell-chopra-lecun-06.pdf>.
+/// - K. Musgrave et al., pytorch-metric-learning, `ContrastiveLoss`
+///   (`pos_margin`, `neg_margin`, unsquared hinges),
+///   <https://kevinmusgrave.github.io/pytorch-metric-learning/losses/#contrastiveloss>.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Contrastive {
+    reduction: Reduction,
+    margin: f64,
+    pos_margin: f64,
+    form: ContrastiveForm,
+}
+
+impl Contrastive {
+    /// The paper's squared contrastive loss: mean reduction, `margin` 1,
+    /// `pos_margin` 0.
+    pub fn new() -> Self {
+        Contrastive {
+            reduction: Reduction::Mean,
+            margin: 1.0,
+            pos_margin: 0.0,
+            form: ContrastiveForm::Squared,
+        }
+    }
+
+    /// The reduction (also [`Loss::reduction`](crate::Loss::reduction),
+    /// which needs the element type to be known).
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    /// Sets the reduction (default `Mean`).
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    /// Sets the margin `m` dissimilar pairs must exceed, finite and `>= 0`
+    /// (default 1).
+    pub fn with_margin(mut self, margin: f64) -> Result<Self> {
+        non_negative("margin", margin)?;
+        self.margin = margin;
+        Ok(self)
+    }
+
+    /// Sets the distance `m_pos` below which similar pairs cost nothing,
+    /// finite and `>= 0` (default 0).
+    pub fn with_pos_margin(mut self, pos_margin: f64) -> Result<Self> {
+        non_negative("pos_margin", pos_margin)?;
+        self.pos_margin = pos_margin;
+        Ok(self)
+    }
+
+    /// Sets the form: squared (default) or plain hinges.
+    pub fn with_form(mut self, form: ContrastiveForm) -> Self {
+        self.form = form;
+        self
+    }
+
+    /// The margin `m` for dissimilar pairs.
+    pub fn margin(&self) -> f64 {
+        self.margin
+    }
+
+    /// The margin `m_pos` for similar pairs.
+    pub fn pos_margin(&self) -> f64 {
+        self.pos_margin
+    }
+
+    /// The form of the penalty.
+    pub fn form(&self) -> ContrastiveForm {
+        self.form
+    }
+
+    /// The loss of one pair at distance `d` and `d l / d D`.
+    #[inline]
+    fn pair_loss<F: Float>(&self, d: F, similar: bool, m: F, m_pos: F) -> (F, F) {
+        let half = F::lit(0.5);
+        let zero = F::zero();
+        match (self.form, similar) {
+            (ContrastiveForm::Squared, true) => {
+                let h = (d - m_pos).max(zero);
+                (half * h * h, h)
+            }
+            (ContrastiveForm::Squared, false) => {
+                let h = (m - d).max(zero);
+                (half * h * h, -h)
+            }
+            (ContrastiveForm::Hinge, true) => {
+                let h = (d - m_pos).max(zero);
+                (h, if h > zero { F::one() } else { zero })
+            }
+            (ContrastiveForm::Hinge, false) => {
+                let h = (m - d).max(zero);
+                (h, if h > zero { -F::one() } else { zero })
+            }
+        }
+    }
+
+    /// Validates everything and computes; returns the reduced value.
+    fn run<F: Float>(
+        &self,
+        pair: Pair<'_, F>,
+        similar: ArrayView1<'_, F>,
+        grad: Option<PairGradMut<'_, F>>,
+        mut per_row: Option<ArrayViewMut1<'_, F>>,
+    ) -> Result<F> {
+        let (x1, x2) = (pair.x1, pair.x2);
+        expect_nonempty("x1", x1.shape(), 0, "sample")?;
+        expect_nonempty("x1", x1.shape(), 1, "feature")?;
+        expect_shape("x2", x2.shape(), x1.shape())?;
+        let n = x1.nrows();
+        expect_shape("similar", similar.shape(), &[n])?;
+        check_values("similar", &similar, "0 or 1", |v| {
+            v == F::zero() || v == F::one()
+        })?;
+        let mut grad = match grad {
+            Some(g) => {
+                expect_shape("grad.x1", g.x1.shape(), x1.shape())?;
+                expect_shape("grad.x2", g.x2.shape(), x1.shape())?;
+                Some(g)
+            }
+            None => None,
+        };
+        let (m, m_pos) = (F::lit(self.margin), F::lit(self.pos_margin));
+        let scale: F = self.reduction.grad_scale(n as f64);
+        let mut total = 0.0;
+        for (i, ((a, b), &y)) in x1
+            .rows()
+            .into_iter()
+            .zip(x2.rows())
+            .zip(&similar)
+            .enumerate()
+        {
+            let d = l2_norm(a.iter().zip(&b).map(|(&p, &q)| p - q));
+            let similar = y == F::one();
+            let (value, slope) = self.pair_loss(d, similar, m, m_pos);
+            total += value.as_f64();
+            if let Some(p) = per_row.as_mut() {
+                p[i] = value;
+            }
+            if let Some(g) = grad.as_mut() {
+                // d l / d x1 = slope (x1 - x2) / D. For the squared similar
+                // term without a margin slope / D = 1 exactly, so D = 0 is
+                // no special case there; elsewhere D = 0 gets zero (see the
+                // type's docs).
+                let factor =
+                    if self.form == ContrastiveForm::Squared && similar && m_pos == F::zero() {
+                        scale
+                    } else if d > F::zero() {
+                        scale * slope / d
+                    } else {
+                        F::zero()
+                    };
+                let mut g1 = g.x1.row_mut(i);
+                let mut g2 = g.x2.row_mut(i);
+                for (((g1, g2), &p), &q) in g1.iter_mut().zip(g2.iter_mut()).zip(&a).zip(&b) {
+                    let v = factor * (p - q);
+                    *g1 = v;
+                    *g2 = -v;
+                }
+            }
+        }
+        Ok(self.reduction.finish(total, n as f64))
+    }
+}
+
+impl Default for Contrastive {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float> Loss<F> for Contrastive {
+    type Input<'a> = Pair<'a, F>;
+    type Target<'a> = ArrayView1<'a, F>;
+    type PerSample = Array1<F>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn per_sample(&self, pair: Self::Input<'_>, similar: Self::Target<'_>) -> Result<Array1<F>> {
+        let mut out = Array1::zeros(pair.x1.nrows());
+        self.run(pair, similar, None, Some(out.view_mut()))?;
+        Ok(out)
+    }
+
+    fn forward(&self, pair: Self::Input<'_>, similar: Self::Target<'_>) -> Result<F> {
+        self.run(pair, similar, None, None)
+    }
+}
+
+impl<F: Float> Differentiable<F> for Contrastive {
+    type Grad = PairGrad<F>;
+    type GradMut<'g> = PairGradMut<'g, F>;
+
+    fn zeros_grad(&self, pair: Self::Input<'_>) -> Self::Grad {
+        PairGrad {
+            x1: Array2::zeros(pair.x1.raw_dim()),
+            x2: Array2::zeros(pair.x2.raw_dim()),
+        }
+    }
+
+    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
+        PairGradMut {
+            x1: grad.x1.view_mut(),
+            x2: grad.x2.view_mut(),
+        }
+    }
+
+    fn forward_backward_into(
+        &self,
+        pair: Self::Input<'_>,
+        similar: Self::Target<'_>,
+        grad: Self::GradMut<'_>,
+    ) -> Result<F> {
+        self.run(pair, similar, Some(grad), None)
+    }
+}

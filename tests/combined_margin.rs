@@ -1,0 +1,318 @@
+//! The combined margin: equal to ArcFace and CosFace at their settings,
+//! gradients for a multiplicative margin against finite differences, the
+//! limits at cos = ±1, errors.
+
+mod common;
+
+use classloss::{
+    AngularMargin, ArcFace, CombinedMargin, CosFace, Differentiable, Embeddings, Error, Loss,
+    Reduction,
+};
+use common::{assert_gradient, random_array, random_labels};
+use ndarray::{array, Array1, Array2, Ix2};
+use proptest::prelude::*;
+use std::f64::consts::PI;
+
+fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
+    let norm = |x: &Array2<f64>| {
+        let n = x.map_axis(ndarray::Axis(1), |r| r.dot(&r).sqrt());
+        x / &n.insert_axis(ndarray::Axis(1))
+    };
+    norm(e).dot(&norm(w).t())
+}
+
+fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
+    let mut e = random_array(&[n, d], seed, 2.0)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let w = random_array(&[c, d], seed + 1, 1.5)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let labels: Array1<usize> = random_labels(&[n], c, seed + 2)
+        .into_dimensionality()
+        .unwrap();
+    // Sample 0 points away from its class: deep in the fallback region.
+    let flipped = -&w.row(labels[0]) * 1.3;
+    e.row_mut(0).assign(&flipped);
+    e[[0, 0]] += 0.2;
+    (e, w, labels)
+}
+
+/// `theta_t = (pi - m2) / m1`, below which no fallback applies.
+fn threshold(m1: f64, m2: f64) -> Option<f64> {
+    let t = (PI - m2) / m1;
+    (t < PI).then(|| t.cos())
+}
+
+#[test]
+fn gradients_match_finite_differences_for_multiplicative_margins() {
+    let (e, w, labels) = batch(7, 4, 5, 51);
+    let cos = cosines(&e, &w);
+    let mut fallback_seen = false;
+    for (m1, m2, m3) in [
+        (1.35, 0.0, 0.0),
+        (0.9, 0.4, 0.15),
+        (1.2, 0.3, 0.1),
+        (1.0, 0.3, 0.2),
+        (2.0, 0.0, 0.0),
+    ] {
+        for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+            let loss = CombinedMargin::new()
+                .with_reduction(reduction)
+                .with_scale(6.0)
+                .unwrap()
+                .with_margins(m1, m2, m3)
+                .unwrap();
+            if let Some(th) = threshold(m1, m2) {
+                for (i, &y) in labels.iter().enumerate() {
+                    assert!((cos[[i, y]] - th).abs() > 1e-3, "sample {i} at the kink");
+                    fallback_seen |= cos[[i, y]] <= th;
+                }
+            }
+            let what = format!("({m1}, {m2}, {m3}) {reduction}");
+            let input = Embeddings {
+                embeddings: e.view(),
+                weight: w.view(),
+            };
+            let (value, grad) = loss.forward_backward(input, labels.view()).unwrap();
+            assert_eq!(value, loss.forward(input, labels.view()).unwrap());
+            assert_gradient(
+                &format!("{what}: embeddings"),
+                |z| {
+                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
+                    loss.forward(
+                        Embeddings {
+                            embeddings: z,
+                            weight: w.view(),
+                        },
+                        labels.view(),
+                    )
+                    .unwrap()
+                },
+                &e.clone().into_dyn(),
+                &grad.embeddings.into_dyn(),
+            );
+            assert_gradient(
+                &format!("{what}: weight"),
+                |z| {
+                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
+                    loss.forward(
+                        Embeddings {
+                            embeddings: e.view(),
+                            weight: z,
+                        },
+                        labels.view(),
+                    )
+                    .unwrap()
+                },
+                &w.clone().into_dyn(),
+                &grad.weight.into_dyn(),
+            );
+            let on_cos = loss.clone().on_cosines();
+            let g = on_cos.backward(cos.view(), labels.view()).unwrap();
+            assert_gradient(
+                &format!("{what}: cosines"),
+                |z| {
+                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
+                    on_cos.forward(z, labels.view()).unwrap()
+                },
+                &cos.clone().into_dyn(),
+                &g.into_dyn(),
+            );
+        }
+    }
+    assert!(fallback_seen, "no case exercised the fallback");
+}
+
+#[test]
+fn easy_margin_gradients_match_finite_differences() {
+    let (e, w, labels) = batch(6, 3, 4, 61);
+    let cos = cosines(&e, &w);
+    for (i, &y) in labels.iter().enumerate() {
+        assert!(cos[[i, y]].abs() > 1e-3);
+    }
+    let loss = CombinedMargin::new()
+        .with_scale(5.0)
+        .unwrap()
+        .with_margins(1.3, 0.2, 0.1)
+        .unwrap()
+        .with_easy_margin(true)
+        .on_cosines();
+    let g = loss.backward(cos.view(), labels.view()).unwrap();
+    assert_gradient(
+        "easy margin: cosines",
+        |z| {
+            let z = z.view().into_dimensionality::<Ix2>().unwrap();
+            loss.forward(z, labels.view()).unwrap()
+        },
+        &cos.into_dyn(),
+        &g.into_dyn(),
+    );
+}
+
+#[test]
+fn fallback_formula_generalizes_arcfaces() {
+    // (m1, m2, m3) = (1.5, 0.2, 0.1): theta_t = (pi - 0.2) / 1.5; beyond it
+    // the target logit is cos - (pi - theta_t) sin(theta_t) - m3.
+    let (m1, m2, m3, s) = (1.5, 0.2, 0.1, 3.0);
+    let theta_t = (PI - m2) / m1;
+    let c = (theta_t + 0.1).cos();
+    let loss = CombinedMargin::new()
+        .with_scale(s)
+        .unwrap()
+        .with_margins(m1, m2, m3)
+        .unwrap()
+        .on_cosines();
+    let v = loss
+        .forward(array![[c, 0.0]].view(), array![0_usize].view())
+        .unwrap();
+    let t = s * (c - (PI - theta_t) * theta_t.sin() - m3);
+    assert!((v - (1.0 + (-t).exp()).ln()).abs() < 1e-12);
+    // Just inside: the margin formula.
+    let c = (theta_t - 0.1).cos();
+    let v = loss
+        .forward(array![[c, 0.0]].view(), array![0_usize].view())
+        .unwrap();
+    let t = s * ((m1 * (theta_t - 0.1) + m2).cos() - m3);
+    assert!((v - (1.0 + (-t).exp()).ln()).abs() < 1e-12);
+}
+
+#[test]
+fn slopes_at_plus_minus_one_are_the_documented_limits() {
+    // m2 = 0: d cos(m1 theta) / d cos -> m1^2 at cos = 1 (the true limit).
+    let m1 = 1.7_f64;
+    let s = 1.0;
+    let loss = CombinedMargin::new()
+        .with_scale(s)
+        .unwrap()
+        .with_margins(m1, 0.0, 0.0)
+        .unwrap()
+        .with_reduction(Reduction::Sum)
+        .on_cosines();
+    let labels = array![0_usize];
+    let slope_at = |c: f64| {
+        // The target entry of the gradient is s (p - 1) phi'(c); divide out s (p - 1).
+        let g = loss
+            .backward(array![[c, 0.0]].view(), labels.view())
+            .unwrap();
+        let phi = (m1 * c.clamp(-1.0, 1.0).acos()).cos();
+        let p = 1.0 / (1.0 + (-s * phi).exp());
+        g[[0, 0]] / (s * (p - 1.0))
+    };
+    assert!((slope_at(1.0) - m1 * m1).abs() < 1e-12);
+    assert!((slope_at(1.0 - 1e-8) - m1 * m1).abs() < 1e-3);
+    // A margin whose theta_t is beyond pi reaches cos = -1 without fallback:
+    // there the slope is -m1^2 cos(m1 pi + m2).
+    let (m1, m2) = (0.8, 0.3);
+    assert!(threshold(m1, m2).is_none());
+    let loss = CombinedMargin::new()
+        .with_scale(s)
+        .unwrap()
+        .with_margins(m1, m2, 0.0)
+        .unwrap()
+        .with_reduction(Reduction::Sum)
+        .on_cosines();
+    let g = loss
+        .backward(array![[-1.0_f64, 0.0]].view(), labels.view())
+        .unwrap();
+    let phi = (m1 * PI + m2).cos();
+    let p = 1.0 / (1.0 + (-s * phi).exp());
+    let slope = g[[0, 0]] / (s * (p - 1.0));
+    assert!((slope - (-m1 * m1 * (m1 * PI + m2).cos())).abs() < 1e-12);
+}
+
+#[test]
+fn errors_name_the_option() {
+    let err = CombinedMargin::new()
+        .with_margins(0.0, 0.5, 0.0)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "option `m1`: expected a finite number > 0, got 0"
+    );
+    let err = CombinedMargin::new()
+        .with_margins(1.0, 3.5, 0.0)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "option `m2`: expected a number in [0, pi) (radians), got 3.5"
+    );
+    let err = CombinedMargin::new()
+        .with_margins(1.0, 0.5, -0.1)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "option `m3`: expected a finite number >= 0, got -0.1"
+    );
+    assert!(matches!(
+        CombinedMargin::new().with_scale(f64::NAN).unwrap_err(),
+        Error::InvalidOption { name: "scale", .. }
+    ));
+    // The defaults are ArcFace's.
+    assert_eq!(CombinedMargin::new().margins(), (1.0, 0.5, 0.0));
+    assert_eq!(CombinedMargin::new().scale(), 64.0);
+}
+
+fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usize>)> {
+    (1usize..6, 2usize..5, 2usize..5).prop_flat_map(|(n, c, d)| {
+        (
+            proptest::collection::vec(-3.0f64..3.0, n * d),
+            proptest::collection::vec(-3.0f64..3.0, c * d),
+            proptest::collection::vec(0..c, n),
+        )
+            .prop_filter_map("rows need a direction", move |(e, w, l)| {
+                let e = Array2::from_shape_vec((n, d), e).unwrap();
+                let w = Array2::from_shape_vec((c, d), w).unwrap();
+                let ok = |x: &Array2<f64>| x.rows().into_iter().all(|r| r.dot(&r) > 1e-2);
+                (ok(&e) && ok(&w)).then_some((e, w, l))
+            })
+    })
+}
+
+proptest! {
+    #[test]
+    fn one_m_zero_is_arcface(
+        (e, w, l) in embedding_batch(), m in 0.0f64..1.5, s in 1.0f64..64.0, easy in any::<bool>(),
+    ) {
+        let l = Array1::from(l);
+        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let arc = ArcFace::new().with_scale(s).unwrap().with_margin(m).unwrap().with_easy_margin(easy);
+        let comb = CombinedMargin::new()
+            .with_scale(s).unwrap()
+            .with_margins(1.0, m, 0.0).unwrap()
+            .with_easy_margin(easy);
+        let (a, ga) = arc.forward_backward(input, l.view()).unwrap();
+        let (b, gb) = comb.forward_backward(input, l.view()).unwrap();
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(ga, gb);
+    }
+
+    #[test]
+    fn one_zero_m_is_cosface((e, w, l) in embedding_batch(), m in 0.0f64..1.0, s in 1.0f64..64.0) {
+        let l = Array1::from(l);
+        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let cf = CosFace::new().with_scale(s).unwrap().with_margin(m).unwrap();
+        let comb = CombinedMargin::new().with_scale(s).unwrap().with_margins(1.0, 0.0, m).unwrap();
+        let (a, ga) = cf.forward_backward(input, l.view()).unwrap();
+        let (b, gb) = comb.forward_backward(input, l.view()).unwrap();
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(ga, gb);
+        let cos = cosines(&e, &w);
+        let (c, gc) = cf.on_cosines().forward_backward(cos.view(), l.view()).unwrap();
+        let (d, gd) = comb.on_cosines().forward_backward(cos.view(), l.view()).unwrap();
+        prop_assert_eq!(c, d);
+        prop_assert_eq!(gc, gd);
+    }
+
+    #[test]
+    fn values_and_gradients_are_finite_for_any_margins(
+        (e, w, l) in embedding_batch(), m1 in 0.1f64..4.0, m2 in 0.0f64..3.1, m3 in 0.0f64..1.0,
+    ) {
+        let l = Array1::from(l);
+        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let comb = CombinedMargin::new().with_margins(m1, m2, m3).unwrap();
+        let (v, g) = comb.forward_backward(input, l.view()).unwrap();
+        prop_assert!(v.is_finite());
+        prop_assert!(g.embeddings.iter().chain(g.weight.iter()).all(|x| x.is_finite()));
+    }
+}

@@ -1,0 +1,323 @@
+//! CosFace: gradients (embeddings, weights, cosines) against finite
+//! differences, properties, errors, f32. (Reference values:
+//! `tests/conformance`.)
+
+mod common;
+
+use classloss::{
+    AngularMargin, ClassTarget, CosFace, CrossEntropy, Differentiable, Embeddings, Error, Loss,
+    Reduction,
+};
+use common::{assert_gradient, random_array, random_labels};
+use ndarray::{array, Array1, Array2, Ix2};
+use proptest::prelude::*;
+
+fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
+    let norm = |x: &Array2<f64>| {
+        let n = x.map_axis(ndarray::Axis(1), |r| r.dot(&r).sqrt());
+        x / &n.insert_axis(ndarray::Axis(1))
+    };
+    norm(e).dot(&norm(w).t())
+}
+
+fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
+    let e = random_array(&[n, d], seed, 2.0)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let w = random_array(&[c, d], seed + 1, 1.5)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let labels = random_labels(&[n], c, seed + 2)
+        .into_dimensionality()
+        .unwrap();
+    (e, w, labels)
+}
+
+#[test]
+fn gradients_match_finite_differences_under_every_option() {
+    // CosFace is smooth everywhere: no kinks to avoid.
+    let (e, w, labels) = batch(6, 4, 5, 31);
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        for (scale, margin) in [(4.0, 0.0), (16.0, 0.35), (30.0, 0.2), (8.0, 1.5)] {
+            let cf = CosFace::new()
+                .with_reduction(reduction)
+                .with_scale(scale)
+                .unwrap()
+                .with_margin(margin)
+                .unwrap();
+            let what = format!("{reduction} s={scale} m={margin}");
+            let input = Embeddings {
+                embeddings: e.view(),
+                weight: w.view(),
+            };
+            let (value, grad) = cf.forward_backward(input, labels.view()).unwrap();
+            assert_eq!(value, cf.forward(input, labels.view()).unwrap());
+            assert_gradient(
+                &format!("{what}: embeddings"),
+                |z| {
+                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
+                    cf.forward(
+                        Embeddings {
+                            embeddings: z,
+                            weight: w.view(),
+                        },
+                        labels.view(),
+                    )
+                    .unwrap()
+                },
+                &e.clone().into_dyn(),
+                &grad.embeddings.into_dyn(),
+            );
+            assert_gradient(
+                &format!("{what}: weight"),
+                |z| {
+                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
+                    cf.forward(
+                        Embeddings {
+                            embeddings: e.view(),
+                            weight: z,
+                        },
+                        labels.view(),
+                    )
+                    .unwrap()
+                },
+                &w.clone().into_dyn(),
+                &grad.weight.into_dyn(),
+            );
+            let cos = cosines(&e, &w);
+            let on_cos = cf.clone().on_cosines();
+            let (v, g) = on_cos.forward_backward(cos.view(), labels.view()).unwrap();
+            assert!((v - value).abs() <= 1e-12 * (1.0 + value.abs()));
+            assert_gradient(
+                &format!("{what}: cosines"),
+                |z| {
+                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
+                    on_cos.forward(z, labels.view()).unwrap()
+                },
+                &cos.into_dyn(),
+                &g.into_dyn(),
+            );
+        }
+    }
+}
+
+#[test]
+fn margin_is_cross_entropy_with_a_lowered_target_logit() {
+    // m = 0 is plain cross-entropy on s cos; m > 0 subtracts s m from the
+    // target logit, everything else unchanged.
+    let (e, w, labels) = batch(7, 5, 4, 41);
+    let s = 20.0;
+    let cos = cosines(&e, &w);
+    let ce = CrossEntropy::new();
+    for m in [0.0, 0.3] {
+        let mut logits = &cos * s;
+        for (i, &y) in labels.iter().enumerate() {
+            logits[[i, y]] -= s * m;
+        }
+        let (ce_value, ce_grad) = ce
+            .forward_backward(logits.view(), ClassTarget::Labels(labels.view()))
+            .unwrap();
+        let cf = CosFace::new()
+            .with_scale(s)
+            .unwrap()
+            .with_margin(m)
+            .unwrap();
+        let value = cf
+            .forward(
+                Embeddings {
+                    embeddings: e.view(),
+                    weight: w.view(),
+                },
+                labels.view(),
+            )
+            .unwrap();
+        assert!(
+            (value - ce_value).abs() < 1e-12,
+            "m={m}: {value} vs {ce_value}"
+        );
+        let (v, g) = cf
+            .on_cosines()
+            .forward_backward(cos.view(), labels.view())
+            .unwrap();
+        assert!((v - ce_value).abs() < 1e-12);
+        for (a, b) in g.iter().zip((&ce_grad * s).iter()) {
+            assert!((a - b).abs() < 1e-12, "m={m}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn cosines_of_plus_minus_one_are_ordinary_points() {
+    let cf = CosFace::new()
+        .with_scale(10.0)
+        .unwrap()
+        .with_margin(0.4)
+        .unwrap();
+    let cos = array![[1.0_f64, -1.0], [-1.0, 1.0]];
+    let labels = array![0_usize, 0];
+    let (v, g) = cf
+        .on_cosines()
+        .forward_backward(cos.view(), labels.view())
+        .unwrap();
+    // Row 0: logits [6, -10]; row 1: [-14, 10].
+    let l0 = (1.0 + (-16.0_f64).exp()).ln();
+    let l1 = 24.0 + (1.0 + (-24.0_f64).exp()).ln();
+    assert!((v - (l0 + l1) / 2.0).abs() < 1e-12);
+    assert!(g.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn fused_call_overwrites_dirty_buffers() {
+    let (e, w, labels) = batch(4, 3, 2, 3);
+    let cf = CosFace::new();
+    let input = Embeddings {
+        embeddings: e.view(),
+        weight: w.view(),
+    };
+    let clean = cf.backward(input, labels.view()).unwrap();
+    let mut ge = Array2::from_elem((4, 2), f64::NAN);
+    let mut gw = Array2::from_elem((3, 2), 1e300);
+    cf.forward_backward_into(
+        input,
+        labels.view(),
+        classloss::EmbeddingsGradMut {
+            embeddings: ge.view_mut(),
+            weight: gw.view_mut(),
+        },
+    )
+    .unwrap();
+    assert_eq!(ge, clean.embeddings);
+    assert_eq!(gw, clean.weight);
+    let cos = cosines(&e, &w);
+    let on_cos = cf.on_cosines();
+    let clean = on_cos.backward(cos.view(), labels.view()).unwrap();
+    let mut g = Array2::from_elem((4, 3), -9.0);
+    on_cos
+        .forward_backward_into(cos.view(), labels.view(), g.view_mut())
+        .unwrap();
+    assert_eq!(g, clean);
+}
+
+#[test]
+fn errors_name_the_argument_and_the_values() {
+    let cf = CosFace::new();
+    let e = Array2::<f64>::ones((2, 3));
+    let w = Array2::<f64>::ones((4, 2));
+    let err = cf
+        .forward(
+            Embeddings {
+                embeddings: e.view(),
+                weight: w.view(),
+            },
+            array![0_usize, 1].view(),
+        )
+        .unwrap_err();
+    assert_eq!(err.to_string(), "weight: expected shape [4, 3], got [4, 2]");
+    let w = Array2::<f64>::ones((4, 3));
+    let input = Embeddings {
+        embeddings: e.view(),
+        weight: w.view(),
+    };
+    let err = cf.forward(input, array![0_usize, 4].view()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "labels[1]: label 4 is out of range for 4 classes (expected 0..=3)"
+    );
+    let mut e0 = e.clone();
+    e0.row_mut(1).fill(0.0);
+    let err = cf
+        .forward(
+            Embeddings {
+                embeddings: e0.view(),
+                weight: w.view(),
+            },
+            array![0_usize, 1].view(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "embeddings[1]: expected a row with a nonzero norm, got 0"
+    );
+    let err = cf
+        .forward(
+            Embeddings {
+                embeddings: Array2::<f64>::zeros((0, 3)).view(),
+                weight: w.view(),
+            },
+            Array1::zeros(0).view(),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::EmptyBatch {
+            what: "embeddings",
+            unit: "sample",
+            ..
+        }
+    ));
+    let err = CosFace::new().with_margin(-0.2).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "option `margin`: expected a finite number >= 0, got -0.2"
+    );
+    assert!(CosFace::new().with_margin(f64::NAN).is_err());
+    let err = CosFace::new().with_scale(-1.0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "option `scale`: expected a finite number > 0, got -1"
+    );
+    let err = cf
+        .on_cosines()
+        .forward(array![[0.2_f64, -1.01]].view(), array![0_usize].view())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cosines[0, 1]: expected a cosine in [-1, 1], got -1.01"
+    );
+}
+
+fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usize>)> {
+    (1usize..6, 2usize..5, 2usize..5).prop_flat_map(|(n, c, d)| {
+        (
+            proptest::collection::vec(-3.0f64..3.0, n * d),
+            proptest::collection::vec(-3.0f64..3.0, c * d),
+            proptest::collection::vec(0..c, n),
+        )
+            .prop_filter_map("rows need a direction", move |(e, w, l)| {
+                let e = Array2::from_shape_vec((n, d), e).unwrap();
+                let w = Array2::from_shape_vec((c, d), w).unwrap();
+                let ok = |x: &Array2<f64>| x.rows().into_iter().all(|r| r.dot(&r) > 1e-2);
+                (ok(&e) && ok(&w)).then_some((e, w, l))
+            })
+    })
+}
+
+proptest! {
+    #[test]
+    fn a_larger_margin_never_lowers_the_loss((e, w, l) in embedding_batch(), m in 0.0f64..1.0, dm in 0.0f64..1.0) {
+        let l = Array1::from(l);
+        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let a = CosFace::new().with_margin(m).unwrap().per_sample(input, l.view()).unwrap();
+        let b = CosFace::new().with_margin(m + dm).unwrap().per_sample(input, l.view()).unwrap();
+        for (x, y) in a.iter().zip(b.iter()) {
+            prop_assert!(y + 1e-12 >= *x);
+        }
+    }
+
+    #[test]
+    fn f32_agrees_with_f64((e, w, l) in embedding_batch()) {
+        let cf = CosFace::new().with_scale(30.0).unwrap().with_margin(0.2).unwrap();
+        let l = Array1::from(l);
+        let (e32, w32) = (e.mapv(|v| v as f32), w.mapv(|v| v as f32));
+        let (a, ga) = cf
+            .forward_backward(Embeddings { embeddings: e.view(), weight: w.view() }, l.view())
+            .unwrap();
+        let (b, gb) = cf
+            .forward_backward(Embeddings { embeddings: e32.view(), weight: w32.view() }, l.view())
+            .unwrap();
+        prop_assert!((a - b as f64).abs() <= 1e-4 * (1.0 + a.abs()));
+        for (x, y) in ga.embeddings.iter().chain(ga.weight.iter()).zip(gb.embeddings.iter().chain(gb.weight.iter())) {
+            prop_assert!((x - *y as f64).abs() <= 1e-3 * (1.0 + x.abs()), "{} vs {}", x, y);
+        }
+    }
+}
