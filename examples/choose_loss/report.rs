@@ -146,14 +146,13 @@ pub fn verdicts(rows: &[Row<'_>]) -> String {
     let base = &rows[0];
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4);
     let mut out = format!(
-        "    {:<12}  {:<w$}  {:<v$}  {:<15}  {}\n",
+        "    {:<12}  {:<w$}  {:<w$}  {:<13}  beats {} on\n",
         "metric",
         "best (mean ± std)",
-        "next best (mean)",
-        "best beats next",
-        format!("best beats {}", base.name),
+        "next best",
+        "beats next on",
+        base.name,
         w = name_w + 16,
-        v = name_w + 7
     );
     for m in Metric::ALL {
         let order = ranked(rows, m);
@@ -183,10 +182,9 @@ pub fn verdicts(rows: &[Row<'_>]) -> String {
             format!("{}/{n}", wins(m, best, base))
         };
         out += &format!(
-            "    {:<12}  {best_cell:<w$}  {next_cell:<v$}  {vs_next:<15}  {vs_base}\n",
+            "    {:<12}  {best_cell:<w$}  {next_cell:<w$}  {vs_next:<13}  {vs_base}\n",
             m.name(),
             w = name_w + 16,
-            v = name_w + 7
         );
     }
     out
@@ -286,7 +284,7 @@ mod tests {
         let v = verdicts(&rows);
         let lines: Vec<&str> = v.lines().collect();
         assert_eq!(lines.len(), 5, "{v}");
-        assert!(lines[0].contains("best beats ce"), "{v}");
+        assert!(lines[0].contains("beats ce on"), "{v}");
         let cells = |l: &str| {
             l.split("  ")
                 .map(str::trim)
