@@ -333,6 +333,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{}", report::wrap(&text, WIDTH, "                 "));
         }
     }
+    println!("\nIn short: per metric, the best mean and the losses it beat on every seed.");
+    for (r, regime) in Regime::ALL.iter().enumerate() {
+        for (m, (model, _)) in MODELS.iter().enumerate() {
+            println!("  {}, {model}:", regime.name());
+            for line in report::summary(&rows_of(r, m)) {
+                println!("{}", report::wrap(&line, WIDTH, "                 "));
+            }
+        }
+    }
     let text = format!(
         "These numbers come from 8x8 digits, two small models, the fixed settings listed above and {n} seeds; \
          they show what happened here, not what will happen on other data."

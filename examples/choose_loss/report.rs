@@ -93,6 +93,7 @@ pub fn table(rows: &[Row<'_>]) -> String {
             let mark = if mean == best[k] { '*' } else { ' ' };
             out += &format!("  {mean:>6.3} ± {std:.3}{mark}");
         }
+        out.truncate(out.trim_end().len());
         out.push('\n');
     }
     out
@@ -188,6 +189,43 @@ pub fn verdicts(rows: &[Row<'_>]) -> String {
         );
     }
     out
+}
+
+/// Per metric, the loss with the best mean, and the other losses it does
+/// NOT beat on every seed (empty: it beat them all, on every seed).
+pub fn winners<'a>(rows: &[Row<'a>]) -> Vec<(Metric, &'a str, Vec<&'a str>)> {
+    Metric::ALL
+        .iter()
+        .map(|&m| {
+            let order = ranked(rows, m);
+            let best = order[0];
+            let open = order[1..]
+                .iter()
+                .filter(|r| !clearly_better(m, best, r))
+                .map(|r| r.name)
+                .collect();
+            (m, best.name, open)
+        })
+        .collect()
+}
+
+/// One line per metric of [`winners`], in words.
+pub fn summary(rows: &[Row<'_>]) -> Vec<String> {
+    let others = rows.len().saturating_sub(1);
+    winners(rows)
+        .into_iter()
+        .map(|(m, best, open)| {
+            let ahead = others - open.len();
+            let mut line = format!(
+                "    {:<12} {best}: ahead of {ahead} of the {others} others on every seed",
+                m.name()
+            );
+            if !open.is_empty() {
+                line += &format!("; not always ahead of {}", join(&open));
+            }
+            line
+        })
+        .collect()
 }
 
 /// The losses that beat the baseline (first row) on every seed, and those
@@ -311,6 +349,18 @@ mod tests {
                 "2/2 clear",
                 "2/2"
             ]
+        );
+        let w = winners(&rows);
+        assert_eq!(w[0], (Metric::Accuracy, "x", vec!["y"]));
+        assert_eq!(w[3], (Metric::Ece, "x", vec![]));
+        let words = summary(&rows);
+        assert_eq!(
+            words[0],
+            "    accuracy     x: ahead of 1 of the 2 others on every seed; not always ahead of y"
+        );
+        assert_eq!(
+            words[3],
+            "    ECE          x: ahead of 2 of the 2 others on every seed"
         );
         // When the baseline is the best, the last column says so.
         let v = verdicts(&rows[..1]);
