@@ -4,8 +4,12 @@
 //!
 //! Run: `cargo run --release --example worked_numbers`
 
-use classloss::{ClassTarget, CrossEntropy, LabelSmoothing, Loss, SmoothingConvention};
-use ndarray::{array, Array1};
+use classloss::{
+    ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget, Contrastive, CrossEntropy,
+    Embeddings, Exponential, Hinge, LabelSmoothing, Loss, Pair, Reduction, SigmoidFocal,
+    SmoothingConvention, SoftmaxFocal, ZeroOne,
+};
+use ndarray::{array, Array1, Array2, Ix1};
 
 /// Prints one worked number: what the document says and what the crate
 /// computes, with a verdict.
@@ -108,10 +112,281 @@ fn label_smoothing() -> Result<(), classloss::Error> {
     Ok(())
 }
 
+fn binary_cross_entropy() -> Result<(), classloss::Error> {
+    section("BCE (document 001, section 2)");
+    let p = array![0.9_f64, 0.1, 0.4];
+    let t = array![1.0_f64, 0.0, 1.0];
+    let v = Bce::<f64, Ix1>::spatial().forward(p.view(), t.view())?;
+    show("nn.BCELoss, p = [0.9, 0.1, 0.4], y = [1, 0, 1]", None, v, 4);
+    println!("  (the document prints the code but not its output; by hand:");
+    println!("   (-ln 0.9 - ln 0.9 - ln 0.4) / 3 = (0.1054 + 0.1054 + 0.9163) / 3)");
+    let logits = p.mapv(|q: f64| (q / (1.0 - q)).ln());
+    let w = BceWithLogits::<f64, Ix1>::spatial().forward(logits.view(), t.view())?;
+    show(
+        "BCEWithLogitsLoss on the logits ln(p / (1 - p)): same value",
+        None,
+        w,
+        4,
+    );
+    Ok(())
+}
+
+fn zero_one() -> Result<(), classloss::Error> {
+    section("0-1 loss (document 001, section 1)");
+    // Two samples whose prediction (argmax) is class 1; true labels 1 and 2.
+    let logits = array![[0.1_f64, 2.0, 0.3], [0.2, 1.5, 0.4]];
+    let labels = array![1_usize, 2];
+    let zo = ZeroOne::new().with_reduction(Reduction::None);
+    let per: Array1<f64> = zo.per_sample(logits.view(), labels.view())?;
+    show("y = 1, prediction 1", Some(0.0), per[0], 0);
+    show("y = 2, prediction 1", Some(1.0), per[1], 0);
+    let rate: f64 = ZeroOne::new().forward(logits.view(), labels.view())?;
+    show(
+        "mean over the table (the code's .mean(): the error rate)",
+        None,
+        rate,
+        2,
+    );
+    println!("  (the document's pseudo-code names its variable `0_1_loss`, which is not a");
+    println!("   valid Python identifier: a name cannot start with a digit.)");
+    Ok(())
+}
+
+fn focal() -> Result<(), classloss::Error> {
+    section("Focal loss, 3 classes, label 1, alpha = 1, gamma = 2 (document 001)");
+    let focal = SoftmaxFocal::new().with_gamma(2.0)?.with_alpha(1.0)?;
+    let ce = CrossEntropy::new();
+    let mut ratios = Vec::new();
+    for (name, p, doc_ce) in [
+        (
+            "hard sample p = [0.5, 0.3, 0.2]",
+            [0.5_f64, 0.3, 0.2],
+            1.204,
+        ),
+        ("easy sample p = [0.1, 0.8, 0.1]", [0.1, 0.8, 0.1], 0.223),
+    ] {
+        let logits = Array2::from_shape_fn((1, 3), |(_, c)| p[c].ln());
+        let labels = array![1_usize];
+        let c: f64 = ce.forward(logits.view(), ClassTarget::Labels(labels.view()))?;
+        let f: f64 = focal.forward(logits.view(), labels.view())?;
+        show(
+            &format!("{name}: cross-entropy -log p_y"),
+            Some(doc_ce),
+            c,
+            3,
+        );
+        let factor = (1.0 - p[1]).powi(2);
+        println!("  {name}: focal = {factor:.2} x {c:.3}");
+        show(&format!("{name}: focal loss"), None, f, 4);
+        ratios.push(c / f);
+    }
+    println!(
+        "  cross-entropy / focal: hard {:.2}x, easy {:.2}x",
+        ratios[0], ratios[1]
+    );
+    show(
+        "document 001: the easy sample's loss shrinks 'nearly 100 times'",
+        Some(100.0),
+        ratios[1],
+        0,
+    );
+    println!("  Wrong: (1 - 0.8)^2 = 0.04, a 25x reduction. The hard sample's 'about two");
+    println!("  times' is right (1 / 0.49 = 2.04x). Relative to each other, the hard sample's");
+    println!("  weight grows 0.49 / 0.04 = {:.2}x.", 0.49 / 0.04);
+    let amplification = (1.0_f64 - 0.5).powi(2);
+    println!("  Document 002 says gamma = 2 'amplifies the loss of a misclassified sample 4");
+    println!("  times'. Wrong: the factor (1 - p_t)^gamma is at most 1, so focal loss never");
+    println!("  amplifies any loss; at p_t = 0.5 it multiplies it by {amplification:.2}, a 4x REDUCTION,");
+    println!(
+        "  and even a badly misclassified p_t = 0.1 keeps only {:.2} of it.",
+        0.9_f64.powi(2)
+    );
+
+    section("Focal loss code in the documents (binary, alpha = 0.25, gamma = 2)");
+    // Document 000 passes probabilities (sigmoid already applied) to
+    // binary_cross_entropy_with_logits, which applies sigmoid again.
+    let z = array![2.0_f64];
+    let t = array![1.0_f64];
+    let right = SigmoidFocal::<f64, Ix1>::spatial().forward(z.view(), t.view())?;
+    let sig = z.mapv(|v: f64| 1.0 / (1.0 + (-v).exp()));
+    let doc000 = SigmoidFocal::<f64, Ix1>::spatial().forward(sig.view(), t.view())?;
+    show(
+        "logit 2.0, y = 1: torchvision sigmoid_focal_loss",
+        None,
+        right,
+        5,
+    );
+    show(
+        "document 000's FocalLoss (sigmoid applied twice)",
+        None,
+        doc000,
+        5,
+    );
+    println!("  Document 000 feeds sigmoid(x) to binary_cross_entropy_with_logits: the sigmoid");
+    println!(
+        "  is applied twice, so a confident correct prediction keeps {:.0}x the loss.",
+        doc000 / right
+    );
+    // Document 001's function uses (1 - p)^gamma whatever the target, so an
+    // easy negative (p = 0.1, y = 0) is not down-weighted.
+    let p = 0.1_f64;
+    let bce = -(1.0 - p).ln();
+    let doc001 = 0.25 * (1.0 - p).powi(2) * bce;
+    let z = array![(p / (1.0 - p)).ln()];
+    let right = SigmoidFocal::<f64, Ix1>::spatial().forward(z.view(), array![0.0_f64].view())?;
+    show(
+        "p = 0.1, y = 0 (an easy negative): torchvision",
+        None,
+        right,
+        5,
+    );
+    show(
+        "document 001's focal_loss ((1 - p)^gamma for every target)",
+        None,
+        doc001,
+        5,
+    );
+    println!("  Document 001's code weights by (1 - p)^gamma for negatives too, where the");
+    println!("  focal factor is p^gamma: the easy negative keeps 81% of its loss instead of 1%");
+    println!("  (it also spells torch as `troch`, and applies alpha to both classes).");
+    Ok(())
+}
+
+fn margins() -> Result<(), classloss::Error> {
+    section("Hinge, exponential and logistic losses (document 002's table)");
+    println!("  Document 002 compares the 'error sensitivity' of cross-entropy (logarithmic),");
+    println!("  exponential and hinge loss (linear). On margins z = y f(x):");
+    let z = array![-3.0_f64, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0];
+    let y = Array1::from_elem(z.len(), 1.0_f64);
+    let none = Reduction::None;
+    let hinge = Hinge::new()
+        .with_reduction(none)
+        .per_sample(z.view(), y.view())?;
+    let expo = Exponential::new()
+        .with_reduction(none)
+        .per_sample(z.view(), y.view())?;
+    let logistic = BceWithLogits::<f64, Ix1>::spatial()
+        .with_reduction(none)
+        .per_sample(z.view(), y.view())?;
+    println!(
+        "  {:>6} {:>12} {:>12} {:>12}",
+        "z", "logistic", "exponential", "hinge"
+    );
+    for i in 0..z.len() {
+        println!(
+            "  {:>6.1} {:>12.4} {:>12.4} {:>12.4}",
+            z[i], logistic[i], expo[i], hinge[i]
+        );
+    }
+    println!("  Cross-entropy's response is logarithmic in the probability (-log p), but in the");
+    println!("  margin it grows linearly far on the wrong side, like the hinge; only the");
+    println!("  exponential loss explodes there (why AdaBoost is sensitive to outliers and");
+    println!("  mislabeled points). The hinge is exactly 0 past the margin z = 1.");
+    Ok(())
+}
+
+fn embeddings() -> Result<(), classloss::Error> {
+    section("Contrastive loss (document 002): 0.5 y D^2 + 0.5 (1 - y) max(0, m - D)^2");
+    let x1 = array![[0.0_f64, 0.0], [0.0, 0.0], [0.0, 0.0]];
+    let x2 = array![[3.0_f64, 4.0], [3.0, 4.0], [1.0, 0.0]];
+    let similar = array![1.0_f64, 0.0, 0.0];
+    let per = Contrastive::new()
+        .with_margin(6.0)?
+        .with_reduction(Reduction::None)
+        .per_sample(
+            Pair {
+                x1: x1.view(),
+                x2: x2.view(),
+            },
+            similar.view(),
+        )?;
+    show("similar pair at distance 5", None, per[0], 4);
+    show(
+        "dissimilar pair at distance 5, margin 6: 0.5 (6 - 5)^2",
+        None,
+        per[1],
+        4,
+    );
+    show(
+        "dissimilar pair at distance 1, margin 6: 0.5 (6 - 1)^2",
+        None,
+        per[2],
+        4,
+    );
+
+    section("Center loss (document 003): L_c = 0.5 sum_i ||x_i - c_{y_i}||^2");
+    let features = array![[1.0_f64, 0.0], [3.0, 0.0], [0.0, 2.0]];
+    let mut centers = array![[0.0_f64, 0.0], [0.0, 1.0]];
+    let labels = array![0_usize, 0, 1];
+    let center = CenterLoss::new()
+        .with_alpha(0.5)?
+        .with_reduction(Reduction::Sum);
+    let input = CenterInput {
+        features: features.view(),
+        centers: centers.view(),
+    };
+    let v: f64 = center.forward(input, labels.view())?;
+    show(
+        "features (1,0), (3,0) of class 0, (0,2) of class 1",
+        None,
+        v,
+        4,
+    );
+    center.update_centers(features.view(), labels.view(), centers.view_mut())?;
+    println!("  Document 003's 'implementation details' set each center to the batch mean of");
+    println!("  its class (class 0 -> (2, 0)); the paper (Wen et al. 2016) moves it only part");
+    println!("  way, c_j -= alpha sum (c_j - x_i) / (1 + n_j): with alpha = 0.5, class 0 ->");
+    println!(
+        "  ({:.4}, {:.4}), class 1 -> ({:.4}, {:.4}). classloss implements the paper's update.",
+        centers[[0, 0]],
+        centers[[0, 1]],
+        centers[[1, 0]],
+        centers[[1, 1]]
+    );
+
+    section("ArcFace (document 003): -log e^{s cos(theta_y + m)} / (e^{s cos(theta_y + m)} + sum e^{s cos theta_j})");
+    // One embedding at 60 degrees from its class weight and 45 degrees from
+    // another class's: the margin makes the true class harder still.
+    let e = array![[1.0_f64, 0.0]];
+    let deg = std::f64::consts::PI / 180.0;
+    let w = array![
+        [(60.0 * deg).cos(), (60.0 * deg).sin()],
+        [(45.0 * deg).cos(), -(45.0 * deg).sin()]
+    ];
+    let input = Embeddings {
+        embeddings: e.view(),
+        weight: w.view(),
+    };
+    for m in [0.0, 0.5] {
+        let arc = ArcFace::new().with_scale(16.0)?.with_margin(m)?;
+        let v: f64 = arc.forward(input, array![0_usize].view())?;
+        let target = 16.0 * (60.0 * deg + m).cos();
+        let by_hand = (target.exp() + (16.0 * (45.0 * deg).cos()).exp()).ln() - target;
+        show(
+            &format!("theta_y = 60, theta_other = 45 deg, s = 16, m = {m}"),
+            None,
+            v,
+            4,
+        );
+        show(
+            "  the document's formula evaluated directly",
+            None,
+            by_hand,
+            4,
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), classloss::Error> {
     println!("Worked numbers of the source documents, recomputed with classloss.");
     println!("'document' is the figure the document prints (rounded as printed).");
     cross_entropy()?;
+    binary_cross_entropy()?;
+    zero_one()?;
     label_smoothing()?;
+    focal()?;
+    margins()?;
+    embeddings()?;
     Ok(())
 }
