@@ -62,7 +62,14 @@ pub fn predict(scores: ArrayView2<'_, f32>, reading: Reading) -> (Vec<usize>, Ve
     let mut pred = Vec::with_capacity(scores.nrows());
     let mut confidence = Vec::with_capacity(scores.nrows());
     for row in scores.rows() {
-        let row = row.as_slice().expect("scores are standard-layout rows");
+        let owned;
+        let row = match row.as_slice() {
+            Some(r) => r,
+            None => {
+                owned = row.to_vec();
+                &owned
+            }
+        };
         let best = (1..row.len()).fold(0, |b, c| if row[c] > row[b] { c } else { b });
         let p = match reading {
             Reading::Softmax => {
