@@ -25,7 +25,7 @@ pub fn training_curves<'a>(
     for (b, model) in models.iter().enumerate() {
         let mut loss_series = Vec::new();
         let mut acc_series = Vec::new();
-        let (mut top, mut epochs) = (1.0_f64, 1.0_f64);
+        let (mut top, mut epochs, mut low_acc) = (1.0_f64, 1.0_f64, 1.0_f64);
         for (e, &name) in losses.iter().enumerate() {
             let runs = runs_of(b, e);
             let loss = mean_curve(
@@ -49,6 +49,7 @@ pub fn training_curves<'a>(
                 .collect();
             top = rel.iter().fold(top, |t, p| t.max(p.1));
             loss_series.push(Series { name, points: rel });
+            low_acc = acc.iter().fold(low_acc, |l, &a| l.min(a));
             acc_series.push(Series {
                 name,
                 points: acc
@@ -71,7 +72,9 @@ pub fn training_curves<'a>(
             x_desc: "epoch",
             y_desc: "test accuracy",
             x: (1.0, epochs),
-            y: (0.0, 1.0),
+            // From the lowest accuracy seen (rounded down to a tenth), so the
+            // differences between losses are visible.
+            y: ((low_acc * 10.0).floor() / 10.0, 1.0),
             series: acc_series,
         });
     }
