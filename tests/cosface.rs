@@ -8,7 +8,7 @@ use classloss::{
     AngularMargin, ClassTarget, CosFace, CrossEntropy, Differentiable, Embeddings, Error, Loss,
     Reduction,
 };
-use common::{assert_gradient, random_array, random_labels};
+use common::{assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels};
 use ndarray::{array, Array1, Array2, Ix2};
 use proptest::prelude::*;
 
@@ -290,6 +290,27 @@ fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usi
                 (ok(&e) && ok(&w)).then_some((e, w, l))
             })
     })
+}
+
+#[test]
+fn f32_is_accurate_next_to_the_class_weight() {
+    // No 1 / sin(theta) in CosFace's derivative: an embedding nearly
+    // parallel to its class weight is as accurate in f32 as any other.
+    let cf = CosFace::new()
+        .with_scale(30.0)
+        .unwrap()
+        .with_margin(0.2)
+        .unwrap();
+    for theta in [1e-1, 1e-3, 1e-5, 1e-7, 0.0] {
+        let mut worst: f64 = 0.0;
+        for d in [2, 5, 16] {
+            for seed in 0..20 {
+                let (e, w, labels) = near_parallel_batch(theta, d, 100 * seed + d as u64);
+                worst = worst.max(f32_vs_f64_error(&cf, &e, &w, &labels));
+            }
+        }
+        assert!(worst < 1e-5, "theta={theta:e}: {worst:e}");
+    }
 }
 
 proptest! {

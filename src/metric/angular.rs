@@ -14,6 +14,7 @@
 //! [`CosFace`]: super::CosFace
 //! [`CombinedMargin`]: super::CombinedMargin
 
+use std::cell::Cell;
 use std::f64::consts::PI;
 
 use ndarray::linalg::general_mat_mul;
@@ -306,7 +307,7 @@ pub(crate) struct MarginFn<F> {
     fallback_sub: F,
     easy_margin: bool,
     /// `d phi / d c` at `c = 1` and `c = -1`, where `1 / sin(theta)` is
-    /// infinite (see `target`).
+    /// infinite (see `slope`).
     at_plus_one: F,
     at_minus_one: F,
 }
@@ -363,52 +364,188 @@ impl<F: Float> MarginFn<F> {
         }
     }
 
-    /// `(phi(c), d phi / d c)`.
+    /// Whether `phi` depends on `sin(theta)` (every margin but CosFace's),
+    /// so that the caller must supply it.
     #[inline]
-    pub(crate) fn target(&self, c: F) -> (F, F) {
+    pub(crate) fn needs_sin(&self) -> bool {
+        self.kind != Kind::Additive
+    }
+
+    /// `phi` at the target cosine `c`, with `sin = sin(theta) >= 0` (0 at
+    /// `|c| = 1`), and its derivative in parts (see [`TargetLogit`]).
+    ///
+    /// `sin` comes from the caller because its best estimate depends on
+    /// what is known: with only the cosine, `sqrt((1 - c)(1 + c))`; with the
+    /// two vectors, the norm of the perpendicular residual ([`Perp`]), which
+    /// stays accurate where `c` has lost the angle to rounding.
+    #[inline]
+    pub(crate) fn target(&self, c: F, sin: F) -> TargetLogit<F> {
         let one = F::one();
+        let linear = |value| TargetLogit {
+            value,
+            lin: one,
+            perp: None,
+        };
         if self.kind == Kind::Additive {
-            return (c - self.m3, one);
+            return linear(c - self.m3);
         }
         if self.easy_margin && c <= F::zero() {
-            return (c - self.m3, one);
+            return linear(c - self.m3);
         }
         if !self.easy_margin {
             if let Some(t) = self.threshold {
                 if c <= t {
-                    return (c - self.fallback_sub - self.m3, one);
+                    return linear(c - self.fallback_sub - self.m3);
                 }
             }
         }
-        // sin(theta) from the cosine; 0 at (and, by rounding, beyond) |c| = 1.
-        let sin = (one - c * c).max(F::zero()).sqrt();
-        let singular = if c > F::zero() {
-            self.at_plus_one
-        } else {
-            self.at_minus_one
-        };
         match self.kind {
-            Kind::Angular => {
-                let value = c * self.cos_m2 - sin * self.sin_m2 - self.m3;
-                let slope = if sin > F::zero() {
-                    self.cos_m2 + c * self.sin_m2 / sin
-                } else {
-                    singular
-                };
-                (value, slope)
-            }
+            // cos(theta + m2) = c cos m2 - sin sin m2; d/dc = cos m2 + c sin m2 / sin.
+            Kind::Angular => TargetLogit {
+                value: c * self.cos_m2 - sin * self.sin_m2 - self.m3,
+                lin: self.cos_m2,
+                perp: Some(c * self.sin_m2),
+            },
+            // d/dc cos(m1 theta + m2) = m1 sin(m1 theta + m2) / sin. theta
+            // from atan2: acos(c) would inherit the rounding of c amplified
+            // by 1 / sin(theta) near |c| = 1.
             _ => {
-                let theta = c.max(-one).min(one).acos();
-                let angle = self.m1 * theta + self.m2;
-                let value = angle.cos() - self.m3;
-                let slope = if sin > F::zero() {
-                    self.m1 * angle.sin() / sin
-                } else {
-                    singular
-                };
-                (value, slope)
+                let angle = self.m1 * sin.atan2(c) + self.m2;
+                TargetLogit {
+                    value: angle.cos() - self.m3,
+                    lin: F::zero(),
+                    perp: Some(self.m1 * angle.sin()),
+                }
             }
         }
+    }
+
+    /// The whole `d phi / d c` of `t = self.target(c, sin)`: `lin + perp /
+    /// sin`, and at `sin = 0`, where that is infinite, the finite part of
+    /// its limit (see `at_plus_one`).
+    #[inline]
+    pub(crate) fn slope(&self, t: &TargetLogit<F>, c: F, sin: F) -> F {
+        match t.perp {
+            None => t.lin,
+            Some(perp) if sin > F::zero() => t.lin + perp / sin,
+            Some(_) if c > F::zero() => self.at_plus_one,
+            Some(_) => self.at_minus_one,
+        }
+    }
+}
+
+/// The target logit `phi(c)` before the scale, and its derivative split as
+/// `d phi / d c = lin + perp / sin(theta)`.
+///
+/// The split is what keeps the backward pass through the normalization
+/// accurate near `|c| = 1`: there `d c / d e = (w^ - c e^) / |e|` is a
+/// vector of norm `sin(theta) / |e|`, so the `perp / sin` part contributes
+/// `perp` times the *unit* perpendicular direction, computed as such,
+/// instead of a huge factor times a tiny difference of rounded vectors.
+pub(crate) struct TargetLogit<F> {
+    value: F,
+    lin: F,
+    /// `None` on the branches where `phi` is linear in `c` (CosFace, the
+    /// fallback, the easy margin's plain cosine).
+    perp: Option<F>,
+}
+
+/// `sin(theta)` from the cosine alone. `(1 - c)(1 + c)` rather than
+/// `1 - c^2`: for an exact `c` its relative error stays at rounding level
+/// near `|c| = 1`, where `1 - c^2` loses `c^2`'s rounding to cancellation.
+/// 0 at (and, by rounding, beyond) `|c| = 1`.
+#[inline]
+fn sin_from_cos<F: Float>(c: F) -> F {
+    let one = F::one();
+    ((one - c) * (one + c)).max(F::zero()).sqrt()
+}
+
+/// The part of `b^ = b / |b|` perpendicular to `a^ = a / |a|`,
+/// `b^ - (a^ . b^) a^`, produced entry by entry (it is never stored: the
+/// fused call allocates nothing of the inputs' size). Its norm is
+/// `sin(theta)` between `a` and `b`.
+///
+/// Why not `sqrt(1 - cos^2)`: near `cos = ±1` the rounding of the cosine
+/// (absolute, about `eps`) becomes a relative error of about `eps /
+/// theta^2` in `1 - cos^2`. The residual of two unit vectors is accurate to
+/// absolute rounding, so its norm and direction carry a relative error of
+/// about `eps / theta`, the conditioning of the angle between two rounded
+/// directions. One re-orthogonalization (Gram-Schmidt twice) removes the
+/// component along `a^` that the rounding of `a^ . b^` leaves.
+#[derive(Clone, Copy)]
+struct Perp<'a, F> {
+    a: ArrayView1<'a, F>,
+    na: F,
+    b: ArrayView1<'a, F>,
+    nb: F,
+    /// `a^ . b^`.
+    cos: F,
+    /// The residual's remaining component along `a^`.
+    along: F,
+}
+
+impl<'a, F: Float> Perp<'a, F> {
+    fn new(a: ArrayView1<'a, F>, na: F, b: ArrayView1<'a, F>, nb: F) -> Self {
+        let hat = |x: F, n: F| x / n;
+        let cos = a
+            .iter()
+            .zip(&b)
+            .fold(F::zero(), |acc, (&x, &y)| acc + hat(x, na) * hat(y, nb));
+        let along = a.iter().zip(&b).fold(F::zero(), |acc, (&x, &y)| {
+            let ah = hat(x, na);
+            acc + (hat(y, nb) - cos * ah) * ah
+        });
+        Perp {
+            a,
+            na,
+            b,
+            nb,
+            cos,
+            along,
+        }
+    }
+
+    fn entries(self) -> impl Iterator<Item = F> + Clone + 'a {
+        let Perp {
+            a,
+            na,
+            b,
+            nb,
+            cos,
+            along,
+        } = self;
+        a.into_iter().zip(b).map(move |(&x, &y)| {
+            let ah = x / na;
+            (y / nb - cos * ah) - along * ah
+        })
+    }
+
+    fn norm(&self) -> F {
+        l2_norm(self.entries())
+    }
+}
+
+/// Residuals of norm up to this many `eps` are rounding noise: they come
+/// out of the normalization of exactly parallel rows. Below it the angle is
+/// taken as 0 (the pair is parallel to working precision), as at `|c| = 1`.
+const PARALLEL_EPS: f64 = 4.0;
+
+/// `sin(theta)` of sample `i` and its target class `y`: the norm of the
+/// residual of `w^_y` perpendicular to `e^_i`, 0 within rounding noise.
+#[inline]
+fn target_sin<F: Float>(
+    e: &ArrayView2<'_, F>,
+    ne: &Array1<F>,
+    w: &ArrayView2<'_, F>,
+    nw: &Array1<F>,
+    i: usize,
+    y: usize,
+) -> F {
+    let sin = Perp::new(e.row(i), ne[i], w.row(y), nw[y]).norm();
+    if sin > F::lit(PARALLEL_EPS) * F::epsilon() {
+        sin
+    } else {
+        F::zero()
     }
 }
 
@@ -458,7 +595,12 @@ fn normalize_into<F: Float>(
 
 /// One sample: logits `s cos` with the margin on the target, cross-entropy
 /// through the shared row loop, and (with `grad_row`) `d loss / d cos` of
-/// the row written into `grad_row`. Returns the row's loss.
+/// the row written into `grad_row`. `sin` is `sin(theta)` of the target
+/// (unused by CosFace). Returns the row's loss and, with `split`, the
+/// coefficient of the unit perpendicular direction that the caller adds
+/// itself (the target entry of `grad_row` then holds only the `lin` part,
+/// see [`TargetLogit`]); without `split` the target entry holds the whole
+/// derivative and the coefficient is 0.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn margin_row<F: Float>(
@@ -466,18 +608,22 @@ fn margin_row<F: Float>(
     s: F,
     scale: F,
     c_row: &[F],
+    sin: F,
     y: usize,
     z: &mut [F],
     grad_row: Option<ArrayViewMut2<'_, F>>,
     per_row: Option<ArrayViewMut1<'_, F>>,
-) -> f64 {
+    split: bool,
+) -> (f64, F) {
     for (zj, &cj) in z.iter_mut().zip(c_row) {
         *zj = s * cj;
     }
-    let (phi, slope) = margin.target(c_row[y]);
-    z[y] = s * phi;
+    let c = c_row[y];
+    let target = margin.target(c, sin);
+    z[y] = s * target.value;
     let logits = ArrayView2::from_shape((1, z.len()), &*z).expect("a (1, C) row");
-    softmax_rows(
+    let perp_coef = Cell::new(F::zero());
+    let loss = softmax_rows(
         logits,
         std::iter::once(y),
         grad_row,
@@ -486,11 +632,21 @@ fn margin_row<F: Float>(
             if let Some(g) = g {
                 // d/dz of -log p_y, then d z / d cos: s, and s * phi' on the target.
                 one_hot_grad(g, y, scale * s);
-                g[y] *= slope;
+                if split {
+                    // At sin = 0 the perpendicular direction does not exist
+                    // (d cos / d e = 0 there): no such term.
+                    if let Some(perp) = target.perp.filter(|_| sin > F::zero()) {
+                        perp_coef.set(g[y] * perp);
+                    }
+                    g[y] *= target.lin;
+                } else {
+                    g[y] *= margin.slope(&target, c, sin);
+                }
             }
             -row.log_p(y)
         },
-    )
+    );
+    (loss, perp_coef.get())
 }
 
 /// The shared checks on labels against `n` samples and `c` classes.
@@ -540,7 +696,12 @@ pub(crate) fn run_cosines<F: Float>(
         }
         let g_row = grad.as_mut().map(|g| g.slice_mut(s![i..i + 1, ..]));
         let p_row = per_row.as_mut().map(|p| p.slice_mut(s![i..i + 1]));
-        total += margin_row(&margin, s, scale, &c_row, labels[i], &mut z, g_row, p_row);
+        let y = labels[i];
+        let sin = sin_from_cos(c_row[y]);
+        let (loss, _) = margin_row(
+            &margin, s, scale, &c_row, sin, y, &mut z, g_row, p_row, false,
+        );
+        total += loss;
     }
     Ok(spec.reduction.finish(total, n as f64))
 }
@@ -599,15 +760,29 @@ pub(crate) fn run_embeddings<F: Float>(
     // radial parts the normalization removes from the gradients.
     let mut radial_e = Array1::<F>::zeros(n);
     let mut radial_w = Array1::<F>::zeros(c);
+    // Per sample, the coefficient of the unit direction of w^_y perpendicular
+    // to e^_i (and of e^_i perpendicular to w^_y) in the target's derivative,
+    // added after the products below (see `TargetLogit`).
+    let mut perp_coef = Array1::<F>::zeros(if want_grad { n } else { 0 });
     let mut total = 0.0;
     for i in 0..n {
         for (dst, &v) in c_row.iter_mut().zip(cos.row(i)) {
             *dst = v;
         }
+        let y = labels[i];
+        let sin = if margin.needs_sin() {
+            target_sin(&e, &ne, &w, &nw, i, y)
+        } else {
+            F::zero()
+        };
         let p_row = per_row.as_mut().map(|p| p.slice_mut(s![i..i + 1]));
         let g_row = want_grad.then(|| cos.slice_mut(s![i..i + 1, ..]));
-        total += margin_row(&margin, s, scale, &c_row, labels[i], &mut z, g_row, p_row);
+        let (loss, k) = margin_row(
+            &margin, s, scale, &c_row, sin, y, &mut z, g_row, p_row, true,
+        );
+        total += loss;
         if want_grad {
+            perp_coef[i] = k;
             let mut acc = F::zero();
             for ((&g, &cv), k) in cos.row(i).iter().zip(&c_row).zip(radial_w.iter_mut()) {
                 acc += g * cv;
@@ -657,5 +832,179 @@ pub(crate) fn run_embeddings<F: Float>(
     for (mut g, &norm) in w_hat.rows_mut().into_iter().zip(&nw) {
         g.mapv_inplace(|v| v / norm);
     }
+    // The `perp / sin` part of each target's derivative: k_i times the unit
+    // residuals over the norms,
+    //   (w^_y - c e^_i) / |w^_y - c e^_i| / |e_i|  into d loss / d e_i,
+    //   (e^_i - c w^_y) / |e^_i - c w^_y| / |w_y|  into d loss / d w_y,
+    // with the unit directions computed as such (never 1 / sin times a
+    // residual of rounding size).
+    for (i, &k) in perp_coef.iter().enumerate() {
+        if k == F::zero() {
+            continue;
+        }
+        let y = labels[i];
+        let add = |mut g: ArrayViewMut1<'_, F>, p: Perp<'_, F>, norm_row: F| {
+            let len = p.norm();
+            if len > F::zero() {
+                let f = k / len;
+                for (g, r) in g.iter_mut().zip(p.entries()) {
+                    *g += f * r / norm_row;
+                }
+            }
+        };
+        add(
+            e_hat.row_mut(i),
+            Perp::new(e.row(i), ne[i], w.row(y), nw[y]),
+            ne[i],
+        );
+        add(
+            w_hat.row_mut(y),
+            Perp::new(w.row(y), nw[y], e.row(i), ne[i]),
+            nw[y],
+        );
+    }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn lcg(seed: &mut u64) -> f64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (*seed >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The largest residual norm, in units of eps, of rows exactly parallel
+    /// or antiparallel (`e = k w` computed exactly: small integers) or
+    /// parallel up to the rounding of `k w` (real entries).
+    fn worst_parallel_residual<F: Float>(integers: bool) -> f64 {
+        let mut seed = 7;
+        let mut worst: f64 = 0.0;
+        for d in 1..40 {
+            for _ in 0..100 {
+                let w: Array1<F> = (0..d)
+                    .map(|_| {
+                        let x = lcg(&mut seed) * 2000.0 - 1000.0;
+                        F::lit(if integers { x.round() } else { x / 100.0 })
+                    })
+                    .collect();
+                let k = lcg(&mut seed) * 30.0 + 0.01;
+                let k = if integers { k.round() + 1.0 } else { k };
+                let sign = if lcg(&mut seed) < 0.5 { -1.0 } else { 1.0 };
+                let e = w.mapv(|v| v * F::lit(sign * k));
+                let (ne, nw) = (l2_norm(e.iter().copied()), l2_norm(w.iter().copied()));
+                if nw == F::zero() {
+                    continue;
+                }
+                for p in [
+                    Perp::new(e.view(), ne, w.view(), nw),
+                    Perp::new(w.view(), nw, e.view(), ne),
+                ] {
+                    worst = worst.max((p.norm() / F::epsilon()).as_f64());
+                }
+            }
+        }
+        worst
+    }
+
+    #[test]
+    fn the_parallel_threshold_is_above_the_rounding_of_parallel_rows() {
+        // Measured at about 0.9 eps; the threshold keeps a factor 2 at least.
+        for worst in [
+            worst_parallel_residual::<f32>(true),
+            worst_parallel_residual::<f32>(false),
+            worst_parallel_residual::<f64>(true),
+            worst_parallel_residual::<f64>(false),
+        ] {
+            assert!(worst > 0.0 && worst < PARALLEL_EPS / 2.0, "{worst}");
+        }
+    }
+
+    #[test]
+    fn the_residual_gives_sin_theta_where_the_cosine_has_lost_it() {
+        // An f32 pair 3e-4 rad apart: the f32 cosine rounds to 1 (its
+        // sqrt(1 - c^2) is 0), the residual keeps the angle to ~eps / theta.
+        let theta = 3e-4_f64;
+        let w = array![1.0_f64, 0.0, 0.0];
+        let e = array![theta.cos(), theta.sin() * 0.6, theta.sin() * 0.8];
+        let (w32, e32) = (w.mapv(|v| v as f32), e.mapv(|v| v as f32));
+        let exact = {
+            let (e, w) = (e32.mapv(f64::from), w32.mapv(f64::from));
+            let c = e.dot(&w) / e.dot(&e).sqrt();
+            (1.0 - c * c).sqrt()
+        };
+        let n = |x: &Array1<f32>| l2_norm(x.iter().copied());
+        let p = Perp::new(e32.view(), n(&e32), w32.view(), n(&w32));
+        assert_eq!(sin_from_cos(p.cos), 0.0);
+        let sin = p.norm() as f64;
+        assert!(
+            (sin - exact).abs() < 4.0 * f32::EPSILON as f64,
+            "{sin} vs {exact}"
+        );
+    }
+
+    #[test]
+    fn rows_parallel_to_working_precision_take_the_documented_gradient() {
+        // e_0 = k w_0 exactly, with normalized rows that differ by rounding:
+        // the residual is noise, and the target's angular term (whose
+        // direction would be that noise) is left out, as at cos = 1.
+        let mut seed = 3;
+        let (w0, k) = (0..1000)
+            .map(|_| {
+                let w0: Array1<f64> = (0..3)
+                    .map(|_| (lcg(&mut seed) * 200.0 - 100.0).round())
+                    .collect();
+                (w0, (lcg(&mut seed) * 20.0).round() + 2.0)
+            })
+            .find(|(w0, k)| {
+                let e0 = w0 * *k;
+                let n = |x: &Array1<f64>| l2_norm(x.iter().copied());
+                n(w0) > 0.0 && Perp::new(e0.view(), n(&e0), w0.view(), n(w0)).norm() > 0.0
+            })
+            .expect("a parallel pair whose normalization rounds differently");
+        let e = (&w0 * k).insert_axis(ndarray::Axis(0));
+        let mut w = Array2::zeros((2, 3));
+        w.row_mut(0).assign(&w0);
+        w.row_mut(1).assign(&array![-1.0, 0.5, 2.0]);
+        let labels = array![0_usize];
+        let spec = Spec {
+            reduction: Reduction::Sum,
+            scale: 1.0,
+            m1: 1.0,
+            m2: 0.5,
+            m3: 0.0,
+            easy_margin: false,
+        };
+        let (mut ge, mut gw) = (Array2::zeros((1, 3)), Array2::zeros((2, 3)));
+        let grad = EmbeddingsGradMut {
+            embeddings: ge.view_mut(),
+            weight: gw.view_mut(),
+        };
+        let input = Embeddings {
+            embeddings: e.view(),
+            weight: w.view(),
+        };
+        let value = run_embeddings(&spec, input, labels.view(), Some(grad), None).unwrap();
+        // The chain rule with d cos_00 / d e = d cos_00 / d w_0 = 0.
+        let unit = |x: ArrayView1<'_, f64>| &x / x.dot(&x).sqrt();
+        let (e_hat, w1_hat) = (unit(e.row(0)), unit(w.row(1)));
+        let c01 = e_hat.dot(&w1_hat);
+        let cos = array![[1.0, c01]];
+        let mut g = Array2::zeros((1, 2));
+        let v = run_cosines(&spec, cos.view(), labels.view(), Some(g.view_mut()), None).unwrap();
+        assert!((value - v).abs() < 1e-12, "{value} vs {v}");
+        let expect_e = (&w1_hat - &(&e_hat * c01)) * g[[0, 1]] / e.row(0).dot(&e.row(0)).sqrt();
+        let expect_w1 = (&e_hat - &(&w1_hat * c01)) * g[[0, 1]] / w.row(1).dot(&w.row(1)).sqrt();
+        for (a, b) in ge.row(0).iter().zip(&expect_e) {
+            assert!((a - b).abs() < 1e-12, "{ge} vs {expect_e}");
+        }
+        assert!(gw.row(0).iter().all(|x| x.abs() < 1e-12), "{gw}");
+        for (a, b) in gw.row(1).iter().zip(&expect_w1) {
+            assert!((a - b).abs() < 1e-12, "{gw} vs {expect_w1}");
+        }
+    }
 }

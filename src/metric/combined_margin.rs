@@ -36,7 +36,19 @@ use crate::{Reduction, Result};
 /// `m1^2 cos m2` at `cos = 1` and `-m1^2 cos(m1 pi + m2)` at `cos = -1`,
 /// which is the exact limit whenever it is finite (for example `m2 = 0` at
 /// `cos = 1`) and `cos m` for ArcFace. The embedding and weight gradients do
-/// not depend on this choice (`d cos / d e = 0` there).
+/// not depend on this choice (`d cos / d e = 0` there). Rows parallel or
+/// antiparallel to working precision count as such, as for
+/// [`ArcFace`](super::ArcFace).
+///
+/// **Precision near `theta = 0` and `theta = pi`** (the latter reached
+/// without fallback when `theta_t >= pi`): as for
+/// [`ArcFace`](super::ArcFace), `sin theta` and `theta = atan2(sin theta,
+/// cos theta)` come from the residual `w^ - cos e^`, not from `sqrt(1 -
+/// cos^2)` and `acos`, and the target's part of the gradient carries a
+/// relative error of a few `eps / sin theta` (in `f32`, below `1e-3` for
+/// `sin theta > 1e-3`), inherent in rounding the normalized rows. With no
+/// `1 / sin theta` in its derivative, [`CosFace`](super::CosFace) has no
+/// such limit.
 ///
 /// # Shapes
 /// - input: [`Embeddings`](super::Embeddings) `{ embeddings (N, D), weight (C, D) }`,
