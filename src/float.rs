@@ -5,7 +5,14 @@
 /// The trait is sealed: the numerics (clamps, polynomial exps, tolerances)
 /// are tuned for these two types only.
 pub trait Float:
-    ndarray::NdFloat + num_traits::FromPrimitive + sealed::Sealed + Default + 'static
+    ndarray::NdFloat
+    + num_traits::FromPrimitive
+    + sealed::Sealed
+    + crate::numerics::kernels::RowKernels
+    + Default
+    + Send
+    + Sync
+    + 'static
 {
     /// Converts an `f64` constant to this type (rounding to nearest for `f32`).
     fn lit(x: f64) -> Self;

@@ -1,0 +1,335 @@
+//! The vectorized slice kernels under the row statistics: a row's max, its
+//! sum of `exp(x - shift)` (with or without storing the exponentials), and
+//! the scaling passes that turn stored exponentials into a gradient.
+//!
+//! Each body is written once, generically, as a loop over fixed-width
+//! chunks with one accumulator per lane, which the compiler turns into
+//! vector code; the bodies are then compiled once per [`SimdLevel`] under
+//! `#[target_feature]` and picked at run time by [`RowKernels`]. Sums run in
+//! the same lane order at every level, so a result differs between levels
+//! only by the rounding of fused multiply-adds, and never between calls.
+//!
+//! [`SimdLevel`]: super::SimdLevel
+
+use std::ops::{Add, AddAssign, Mul, Sub};
+
+use super::exp::{exp_nonpos_f32, exp_nonpos_f64};
+use super::simd::dispatch;
+
+/// Lanes per chunk: one AVX-512 vector of `f32`, two AVX2 ones; enough
+/// independent accumulators to hide the latency of the adds.
+const LANES: usize = 16;
+
+/// The scalar operations the kernel bodies need.
+pub(crate) trait Lane:
+    Copy + PartialOrd + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + AddAssign
+{
+    const ZERO: Self;
+    const NEG_INFINITY: Self;
+    fn exp_nonpos<const FMA: bool>(self) -> Self;
+}
+
+impl Lane for f32 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    #[inline(always)]
+    fn exp_nonpos<const FMA: bool>(self) -> Self {
+        exp_nonpos_f32::<FMA>(self)
+    }
+}
+
+impl Lane for f64 {
+    const ZERO: Self = 0.0;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    #[inline(always)]
+    fn exp_nonpos<const FMA: bool>(self) -> Self {
+        exp_nonpos_f64::<FMA>(self)
+    }
+}
+
+/// The kernel bodies, generic over the element type and over fused
+/// multiply-add; the per-level wrappers below instantiate them.
+mod body {
+    use super::{Lane, LANES};
+
+    /// NaN is skipped by a comparison, as by `f64::max`.
+    #[inline(always)]
+    fn larger<T: Lane>(a: T, b: T) -> T {
+        if b > a {
+            b
+        } else {
+            a
+        }
+    }
+
+    /// The lanes' partial sums, added pairwise.
+    #[inline(always)]
+    fn sum_lanes<T: Lane>(mut acc: [T; LANES]) -> T {
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                acc[i] += acc[i + width];
+            }
+        }
+        acc[0]
+    }
+
+    #[inline(always)]
+    pub fn row_max<T: Lane>(x: &[T]) -> T {
+        let mut acc = [T::NEG_INFINITY; LANES];
+        let mut chunks = x.chunks_exact(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                acc[i] = larger(acc[i], c[i]);
+            }
+        }
+        let m = chunks
+            .remainder()
+            .iter()
+            .fold(T::NEG_INFINITY, |m, &v| larger(m, v));
+        acc.iter().fold(m, |m, &v| larger(m, v))
+    }
+
+    #[inline(always)]
+    pub fn sum<T: Lane>(x: &[T]) -> T {
+        let mut acc = [T::ZERO; LANES];
+        let mut chunks = x.chunks_exact(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                acc[i] += c[i];
+            }
+        }
+        for (i, &v) in chunks.remainder().iter().enumerate() {
+            acc[i] += v;
+        }
+        sum_lanes(acc)
+    }
+
+    #[inline(always)]
+    pub fn exp_sum<T: Lane, const FMA: bool>(x: &[T], shift: T) -> T {
+        let mut acc = [T::ZERO; LANES];
+        let mut chunks = x.chunks_exact(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                acc[i] += (c[i] - shift).exp_nonpos::<FMA>();
+            }
+        }
+        for (i, &v) in chunks.remainder().iter().enumerate() {
+            acc[i] += (v - shift).exp_nonpos::<FMA>();
+        }
+        sum_lanes(acc)
+    }
+
+    #[inline(always)]
+    pub fn exp_into<T: Lane, const FMA: bool>(x: &[T], shift: T, out: &mut [T]) -> T {
+        let n = x.len().min(out.len());
+        let (x, out) = (&x[..n], &mut out[..n]);
+        let mut acc = [T::ZERO; LANES];
+        let mut xs = x.chunks_exact(LANES);
+        let mut os = out.chunks_exact_mut(LANES);
+        for (c, o) in (&mut xs).zip(&mut os) {
+            for i in 0..LANES {
+                let e = (c[i] - shift).exp_nonpos::<FMA>();
+                o[i] = e;
+                acc[i] += e;
+            }
+        }
+        for (i, (&v, o)) in xs.remainder().iter().zip(os.into_remainder()).enumerate() {
+            let e = (v - shift).exp_nonpos::<FMA>();
+            *o = e;
+            acc[i] += e;
+        }
+        sum_lanes(acc)
+    }
+
+    #[inline(always)]
+    pub fn affine<T: Lane>(g: &mut [T], a: T, b: T) {
+        for v in g.iter_mut() {
+            *v = a * *v + b;
+        }
+    }
+
+    #[inline(always)]
+    pub fn affine_weighted<T: Lane>(g: &mut [T], a: T, b: T, w: &[T]) {
+        for (v, &wc) in g.iter_mut().zip(w) {
+            *v = a * *v + b * wc;
+        }
+    }
+
+    #[inline(always)]
+    pub fn scale<T: Lane>(g: &mut [T], a: T) {
+        for v in g.iter_mut() {
+            *v = a * *v;
+        }
+    }
+}
+
+/// One instantiation of every body for `$t`, at one level.
+macro_rules! level_fns {
+    ($t:ty, $fma:literal $(, $feature:literal)?) => {
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn row_max(x: &[$t]) -> $t {
+            super::super::body::row_max(x)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn sum(x: &[$t]) -> $t {
+            super::super::body::sum(x)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn exp_sum(x: &[$t], shift: $t) -> $t {
+            super::super::body::exp_sum::<$t, $fma>(x, shift)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn exp_into(x: &[$t], shift: $t, out: &mut [$t]) -> $t {
+            super::super::body::exp_into::<$t, $fma>(x, shift, out)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn affine(g: &mut [$t], a: $t, b: $t) {
+            super::super::body::affine(g, a, b)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn affine_weighted(g: &mut [$t], a: $t, b: $t, w: &[$t]) {
+            super::super::body::affine_weighted(g, a, b, w)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn scale(g: &mut [$t], a: $t) {
+            super::super::body::scale(g, a)
+        }
+    };
+}
+
+/// The three levels of every kernel for `$t`.
+macro_rules! levels {
+    ($m:ident, $t:ty) => {
+        mod $m {
+            pub(crate) mod portable {
+                level_fns!($t, false);
+            }
+            #[cfg(target_arch = "x86_64")]
+            pub(crate) mod avx2 {
+                level_fns!($t, true, "avx2,fma");
+            }
+            #[cfg(target_arch = "x86_64")]
+            pub(crate) mod avx512 {
+                level_fns!($t, true, "avx512f");
+            }
+        }
+    };
+}
+
+levels!(k32, f32);
+levels!(k64, f64);
+
+/// The slice kernels of one element type, dispatched to the CPU's level.
+///
+/// A supertrait of [`crate::Float`] that users cannot name: the crate's
+/// loss code calls these through `F`, users never need to.
+pub trait RowKernels: Copy {
+    /// The largest value of a non-empty slice (NaN skipped).
+    fn row_max(x: &[Self]) -> Self;
+    /// `sum_i x_i`.
+    fn row_sum(x: &[Self]) -> Self;
+    /// `sum_i exp(x_i - shift)`, for `shift >= max x_i`.
+    fn exp_sum(x: &[Self], shift: Self) -> Self;
+    /// Stores `exp(x_i - shift)` in `out` (same length) and returns the sum.
+    fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self;
+    /// `g_i = a g_i + b`.
+    fn affine(g: &mut [Self], a: Self, b: Self);
+    /// `g_i = a g_i + b w_i`.
+    fn affine_weighted(g: &mut [Self], a: Self, b: Self, w: &[Self]);
+    /// `g_i = a g_i`.
+    fn scale(g: &mut [Self], a: Self);
+}
+
+macro_rules! impl_row_kernels {
+    ($t:ty, $m:ident) => {
+        impl RowKernels for $t {
+            #[inline]
+            fn row_max(x: &[Self]) -> Self {
+                dispatch!($m::row_max(x))
+            }
+            #[inline]
+            fn row_sum(x: &[Self]) -> Self {
+                dispatch!($m::sum(x))
+            }
+            #[inline]
+            fn exp_sum(x: &[Self], shift: Self) -> Self {
+                dispatch!($m::exp_sum(x, shift))
+            }
+            #[inline]
+            fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self {
+                dispatch!($m::exp_into(x, shift, out))
+            }
+            #[inline]
+            fn affine(g: &mut [Self], a: Self, b: Self) {
+                dispatch!($m::affine(g, a, b))
+            }
+            #[inline]
+            fn affine_weighted(g: &mut [Self], a: Self, b: Self, w: &[Self]) {
+                dispatch!($m::affine_weighted(g, a, b, w))
+            }
+            #[inline]
+            fn scale(g: &mut [Self], a: Self) {
+                dispatch!($m::scale(g, a))
+            }
+        }
+    };
+}
+
+impl_row_kernels!(f32, k32);
+impl_row_kernels!(f64, k64);
+
+#[cfg(test)]
+mod tests {
+    use super::RowKernels;
+
+    fn row(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64) * 40.0 - 20.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kernels_agree_with_scalar_loops_at_every_length() {
+        for n in [1, 2, 15, 16, 17, 33, 100, 1000] {
+            let x = row(n, n as u64);
+            let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(f64::row_max(&x), max);
+            let exact: f64 = x.iter().map(|&v| (v - max).exp()).sum();
+            let mut out = vec![0.0; n];
+            let s = f64::exp_into(&x, max, &mut out);
+            assert!((s / exact - 1.0).abs() < 1e-14, "n = {n}");
+            assert_eq!(f64::exp_sum(&x, max), s);
+            for (o, &v) in out.iter().zip(&x) {
+                assert!((o / (v - max).exp() - 1.0).abs() < 1e-15);
+            }
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let s32 = f32::exp_into(&x32, max as f32, &mut vec![0.0; n]);
+            assert!((s32 as f64 / exact - 1.0).abs() < 1e-5, "n = {n}");
+            assert!((f64::row_sum(&x) - x.iter().sum::<f64>()).abs() < 1e-12 * n as f64);
+        }
+    }
+
+    #[test]
+    fn max_skips_nan_and_exp_sum_propagates_it() {
+        let x = [1.0_f32, f32::NAN, 3.0];
+        assert_eq!(f32::row_max(&x), 3.0);
+        assert!(f32::exp_sum(&x, 3.0).is_nan());
+    }
+
+    #[test]
+    fn affine_passes() {
+        let mut g = vec![1.0_f64, 2.0, 3.0];
+        f64::affine(&mut g, 2.0, -1.0);
+        assert_eq!(g, [1.0, 3.0, 5.0]);
+        f64::affine_weighted(&mut g, 1.0, 1.0, &[1.0, 0.0, -1.0]);
+        assert_eq!(g, [2.0, 3.0, 4.0]);
+        f64::scale(&mut g, 0.5);
+        assert_eq!(g, [1.0, 1.5, 2.0]);
+    }
+}
