@@ -4,8 +4,7 @@ use std::marker::PhantomData;
 
 use ndarray::{Array, Array1, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
 
-use super::elementwise::{check_shapes, check_targets, elementwise};
-use crate::numerics::logistic_terms;
+use super::elementwise::{check_shapes, check_targets, elementwise_logits};
 use crate::validate::{broadcast_to, check_class_vector, check_weights, finish_checked};
 use crate::{Differentiable, Float, Loss, Reduction, Result};
 
@@ -194,15 +193,15 @@ impl<F: Float, D: Dimension> BceWithLogits<F, D> {
         // Kept for the overflow check after the loop.
         let per_sample_mode = per.is_some();
         let logits_view = logits.clone();
-        let total = elementwise(
+        let total = elementwise_logits(
             logits,
             targets,
             weight,
             pos_weight,
             grad.map(|g| (g, scale)),
             per,
-            |x, t, w, pw| {
-                let s = logistic_terms(x);
+            |_, t, w, pw, logistic| {
+                let s = logistic.terms;
                 let neg = F::one() - t;
                 let pos = pw * t;
                 let loss = w * (neg * s.softplus + pos * s.softplus_neg);

@@ -8,6 +8,7 @@
 
 use ndarray::{arr0, ArrayView, ArrayViewMut, Dimension, Zip};
 
+use crate::numerics::{logistic_from_parts, logistic_terms, LogisticTerms};
 use crate::validate::{check_values, expect_min_rank, expect_shape, fmt_shape, is_probability};
 use crate::{Error, Float, Result};
 
@@ -97,4 +98,164 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
         }
     }
     total
+}
+
+/// `exp(-|x|)` and the [`LogisticTerms`] of one logit.
+#[derive(Clone, Copy)]
+pub(crate) struct Logistic<F> {
+    /// `exp(-|x|)`.
+    pub e: F,
+    /// `sigmoid(±x)` and `softplus(±x)`.
+    pub terms: LogisticTerms<F>,
+}
+
+/// Elements per block of the vectorized path: its buffers stay on the stack.
+const BLOCK: usize = 256;
+
+/// [`elementwise`] for losses of logits: `f(x, t, w, pw, logistic)` also
+/// receives the [`Logistic`] parts of `x`.
+///
+/// Without element or positive weights, and with every array contiguous,
+/// the exponentials and logarithms are computed a block at a time by the
+/// vectorized kernels (the common case: `(N, K)` logits and targets);
+/// otherwise element by element with the standard library's.
+pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
+    input: ArrayView<'_, F, D>,
+    targets: ArrayView<'_, F, D>,
+    weight: Option<ArrayView<'_, F, D>>,
+    pos_weight: Option<ArrayView<'_, F, D>>,
+    mut grad: Option<(ArrayViewMut<'_, F, D>, F)>,
+    mut per: Option<ArrayViewMut<'_, F, D>>,
+    f: impl Fn(F, F, F, F, Logistic<F>) -> (F, F),
+) -> f64 {
+    let plain = weight.is_none() && pos_weight.is_none();
+    let slices = (input.to_slice(), targets.to_slice());
+    let grad_ok = grad.as_ref().is_none_or(|(g, _)| g.is_standard_layout());
+    let per_ok = per.as_ref().is_none_or(|p| p.is_standard_layout());
+    if let (true, true, true, (Some(x), Some(t))) = (plain, grad_ok, per_ok, slices) {
+        let g = grad
+            .as_mut()
+            .and_then(|(g, s)| g.as_slice_mut().map(|g| (g, *s)));
+        let p = per.as_mut().and_then(|p| p.as_slice_mut());
+        return logits_at_level(x, t, g, p, &f);
+    }
+    elementwise(
+        input,
+        targets,
+        weight,
+        pos_weight,
+        grad,
+        per,
+        |x, t, w, pw| {
+            let terms = logistic_terms(x);
+            let e = (-x.abs()).exp();
+            f(x, t, w, pw, Logistic { e, terms })
+        },
+    )
+}
+
+/// [`logits_in_blocks`] compiled for the CPU's [`SimdLevel`]: the loss's
+/// own per-element formula (inlined into it) then also runs on wide
+/// vectors, with blends where the formula selects on a sign.
+///
+/// [`SimdLevel`]: crate::numerics::SimdLevel
+fn logits_at_level<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F)>(
+    x: &[F],
+    t: &[F],
+    grad: Option<(&mut [F], F)>,
+    per: Option<&mut [F]>,
+    f: &L,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F)>(
+            x: &[F],
+            t: &[F],
+            grad: Option<(&mut [F], F)>,
+            per: Option<&mut [F]>,
+            f: &L,
+        ) -> f64 {
+            logits_in_blocks(x, t, grad, per, f)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F)>(
+            x: &[F],
+            t: &[F],
+            grad: Option<(&mut [F], F)>,
+            per: Option<&mut [F]>,
+            f: &L,
+        ) -> f64 {
+            logits_in_blocks(x, t, grad, per, f)
+        }
+        match crate::numerics::simd_level() {
+            // SAFETY: `simd_level` reports a level only where the CPU has it.
+            crate::numerics::SimdLevel::Avx512 => return unsafe { avx512(x, t, grad, per, f) },
+            // SAFETY: as above.
+            crate::numerics::SimdLevel::Avx2 => return unsafe { avx2(x, t, grad, per, f) },
+            _ => {}
+        }
+    }
+    logits_in_blocks(x, t, grad, per, f)
+}
+
+/// The vectorized path of [`elementwise_logits`] on contiguous slices.
+///
+/// Each block runs as straight loops (the parts, then `f` into stack
+/// buffers, then the outputs), and its losses are summed in `f64` lanes;
+/// the blocks' sums are added in order.
+#[inline(always)]
+fn logits_in_blocks<F: Float>(
+    x: &[F],
+    t: &[F],
+    mut grad: Option<(&mut [F], F)>,
+    mut per: Option<&mut [F]>,
+    f: &impl Fn(F, F, F, F, Logistic<F>) -> (F, F),
+) -> f64 {
+    let one = F::one();
+    let mut e_buf = [F::zero(); BLOCK];
+    let mut l_buf = [F::zero(); BLOCK];
+    let mut loss_buf = [F::zero(); BLOCK];
+    let mut d_buf = [F::zero(); BLOCK];
+    let mut total = 0.0_f64;
+    for (b, (xb, tb)) in x.chunks(BLOCK).zip(t.chunks(BLOCK)).enumerate() {
+        let n = xb.len();
+        let (e, l) = (&mut e_buf[..n], &mut l_buf[..n]);
+        let (losses, ds) = (&mut loss_buf[..n], &mut d_buf[..n]);
+        F::logistic_parts(xb, e, l);
+        for i in 0..n {
+            let terms = logistic_from_parts(xb[i], e[i], l[i]);
+            let (loss, d) = f(xb[i], tb[i], one, one, Logistic { e: e[i], terms });
+            losses[i] = loss;
+            ds[i] = d;
+        }
+        let start = b * BLOCK;
+        if let Some((g, s)) = grad.as_mut() {
+            for (gi, &d) in g[start..start + n].iter_mut().zip(ds.iter()) {
+                *gi = *s * d;
+            }
+        }
+        if let Some(p) = per.as_mut() {
+            p[start..start + n].copy_from_slice(losses);
+        }
+        total += sum_f64(losses);
+    }
+    total
+}
+
+/// The sum in `f64`, in eight lanes (vectorizable, and the same order every
+/// time).
+#[inline(always)]
+fn sum_f64<F: Float>(v: &[F]) -> f64 {
+    let mut acc = [0.0_f64; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            acc[k] += c[k].as_f64();
+        }
+    }
+    for (k, &r) in chunks.remainder().iter().enumerate() {
+        acc[k] += r.as_f64();
+    }
+    acc.iter().sum()
 }

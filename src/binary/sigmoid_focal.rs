@@ -4,8 +4,7 @@ use std::marker::PhantomData;
 
 use ndarray::{Array, ArrayView, ArrayViewMut, Dimension, Ix2};
 
-use super::elementwise::{check_shapes, check_targets, elementwise};
-use crate::numerics::logistic_terms;
+use super::elementwise::{check_shapes, check_targets, elementwise_logits};
 use crate::validate::{check_option, non_negative, unit_interval};
 use crate::{Differentiable, Float, Loss, Reduction, Result};
 
@@ -184,20 +183,23 @@ impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
             gamma.is_finite(),
         )?;
         let focusing = self.gamma != 0.0;
+        // Whole exponents (the usual 1, 2, 3) by repeated multiplication.
+        let small_int_gamma =
+            (self.gamma.fract() == 0.0 && self.gamma <= 16.0).then_some(self.gamma as u32);
         let alpha = self.alpha.map(F::lit);
 
         let divisor = logits.len() as f64;
         let scale: F = self.reduction.grad_scale(divisor);
         let one = F::one();
-        let total = elementwise(
+        let total = elementwise_logits(
             logits,
             targets,
             None,
             None,
             grad.map(|g| (g, scale)),
             per,
-            |x, t, _, _| {
-                let s = logistic_terms(x);
+            |x, t, _, _, logistic| {
+                let s = logistic.terms;
                 let neg = one - t;
                 let ce = neg * s.softplus + t * s.softplus_neg;
                 let d_ce = neg * s.sigmoid - t * s.sigmoid_neg;
@@ -208,19 +210,25 @@ impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
                     return (a_t * ce, a_t * d_ce);
                 }
                 let q = neg * s.sigmoid + t * s.sigmoid_neg;
-                let q_gamma = q.powf(gamma);
-                // A zero coefficient must not meet an overflowed exp (0 * inf).
-                let up = if neg > F::zero() {
-                    neg * x.exp()
-                } else {
-                    F::zero()
+                let q_gamma = match small_int_gamma {
+                    Some(n) => (0..n).fold(one, |acc, _| acc * q),
+                    None => q.powf(gamma),
                 };
-                let down = if t > F::zero() {
-                    t * (-x).exp()
+                // r = 1 / (1 + (1 - t) exp(x) + t exp(-x)), multiplied through
+                // by e = exp(-|x|) so that no exp(|x|) (inf for large |x|)
+                // appears: e / (e + (1 - t) + t e^2) for x >= 0, and
+                // e / (e + (1 - t) e^2 + t) for x < 0. The denominator is 0
+                // only where e underflows and the far term's weight is 0;
+                // there r is exactly 1.
+                let e = logistic.e;
+                let e2 = e * e;
+                let far = if x >= F::zero() {
+                    neg + t * e2
                 } else {
-                    F::zero()
+                    neg * e2 + t
                 };
-                let r = one / (one + up + down);
+                let den = e + far;
+                let r = if den > F::zero() { e / den } else { one };
                 // ce * r is bounded (ce is large only where r is tiny), so it
                 // is formed before gamma multiplies in.
                 let focus = gamma * (one - t - t) * (ce * r);

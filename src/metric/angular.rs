@@ -631,7 +631,7 @@ fn margin_row<F: Float>(
         |y, row, g| {
             if let Some(g) = g {
                 // d/dz of -log p_y, then d z / d cos: s, and s * phi' on the target.
-                one_hot_grad(g, y, scale * s);
+                let g = one_hot_grad(g, y, scale * s);
                 if split {
                     // At sin = 0 the perpendicular direction does not exist
                     // (d cos / d e = 0 there): no such term.

@@ -13,7 +13,7 @@
 
 use std::ops::{Add, AddAssign, Mul, Sub};
 
-use super::exp::{exp_nonpos_f32, exp_nonpos_f64};
+use super::exp::{exp_nonpos_f32, exp_nonpos_f64, ln1p_unit_f32, ln1p_unit_f64};
 use super::simd::dispatch;
 
 /// Lanes per chunk: one AVX-512 vector of `f32`, two AVX2 ones; enough
@@ -27,6 +27,8 @@ pub(crate) trait Lane:
     const ZERO: Self;
     const NEG_INFINITY: Self;
     fn exp_nonpos<const FMA: bool>(self) -> Self;
+    fn ln1p_unit<const FMA: bool>(self) -> Self;
+    fn neg_abs(self) -> Self;
 }
 
 impl Lane for f32 {
@@ -36,6 +38,14 @@ impl Lane for f32 {
     fn exp_nonpos<const FMA: bool>(self) -> Self {
         exp_nonpos_f32::<FMA>(self)
     }
+    #[inline(always)]
+    fn ln1p_unit<const FMA: bool>(self) -> Self {
+        ln1p_unit_f32::<FMA>(self)
+    }
+    #[inline(always)]
+    fn neg_abs(self) -> Self {
+        -self.abs()
+    }
 }
 
 impl Lane for f64 {
@@ -44,6 +54,14 @@ impl Lane for f64 {
     #[inline(always)]
     fn exp_nonpos<const FMA: bool>(self) -> Self {
         exp_nonpos_f64::<FMA>(self)
+    }
+    #[inline(always)]
+    fn ln1p_unit<const FMA: bool>(self) -> Self {
+        ln1p_unit_f64::<FMA>(self)
+    }
+    #[inline(always)]
+    fn neg_abs(self) -> Self {
+        -self.abs()
     }
 }
 
@@ -92,16 +110,34 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn sum<T: Lane>(x: &[T]) -> T {
+    pub fn shifted_sum<T: Lane>(x: &[T], shift: T) -> T {
         let mut acc = [T::ZERO; LANES];
         let mut chunks = x.chunks_exact(LANES);
         for c in &mut chunks {
             for i in 0..LANES {
-                acc[i] += c[i];
+                acc[i] += c[i] - shift;
             }
         }
         for (i, &v) in chunks.remainder().iter().enumerate() {
-            acc[i] += v;
+            acc[i] += v - shift;
+        }
+        sum_lanes(acc)
+    }
+
+    #[inline(always)]
+    pub fn shifted_dot<T: Lane>(x: &[T], shift: T, w: &[T]) -> T {
+        let n = x.len().min(w.len());
+        let (x, w) = (&x[..n], &w[..n]);
+        let mut acc = [T::ZERO; LANES];
+        let mut xs = x.chunks_exact(LANES);
+        let mut ws = w.chunks_exact(LANES);
+        for (c, wc) in (&mut xs).zip(&mut ws) {
+            for i in 0..LANES {
+                acc[i] += (c[i] - shift) * wc[i];
+            }
+        }
+        for (i, (&v, &wv)) in xs.remainder().iter().zip(ws.remainder()).enumerate() {
+            acc[i] += (v - shift) * wv;
         }
         sum_lanes(acc)
     }
@@ -144,6 +180,15 @@ mod body {
     }
 
     #[inline(always)]
+    pub fn logistic_parts<T: Lane, const FMA: bool>(x: &[T], e: &mut [T], l: &mut [T]) {
+        for ((&v, e), l) in x.iter().zip(e.iter_mut()).zip(l.iter_mut()) {
+            let ev = v.neg_abs().exp_nonpos::<FMA>();
+            *e = ev;
+            *l = ev.ln1p_unit::<FMA>();
+        }
+    }
+
+    #[inline(always)]
     pub fn affine<T: Lane>(g: &mut [T], a: T, b: T) {
         for v in g.iter_mut() {
             *v = a * *v + b;
@@ -173,8 +218,12 @@ macro_rules! level_fns {
             super::super::body::row_max(x)
         }
         $(#[target_feature(enable = $feature)])?
-        pub(crate) fn sum(x: &[$t]) -> $t {
-            super::super::body::sum(x)
+        pub(crate) fn shifted_sum(x: &[$t], shift: $t) -> $t {
+            super::super::body::shifted_sum(x, shift)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn shifted_dot(x: &[$t], shift: $t, w: &[$t]) -> $t {
+            super::super::body::shifted_dot(x, shift, w)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_sum(x: &[$t], shift: $t) -> $t {
@@ -183,6 +232,10 @@ macro_rules! level_fns {
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_into(x: &[$t], shift: $t, out: &mut [$t]) -> $t {
             super::super::body::exp_into::<$t, $fma>(x, shift, out)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn logistic_parts(x: &[$t], e: &mut [$t], l: &mut [$t]) {
+            super::super::body::logistic_parts::<$t, $fma>(x, e, l)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn affine(g: &mut [$t], a: $t, b: $t) {
@@ -228,12 +281,16 @@ levels!(k64, f64);
 pub trait RowKernels: Copy {
     /// The largest value of a non-empty slice (NaN skipped).
     fn row_max(x: &[Self]) -> Self;
-    /// `sum_i x_i`.
-    fn row_sum(x: &[Self]) -> Self;
+    /// `sum_i (x_i - shift)`.
+    fn shifted_sum(x: &[Self], shift: Self) -> Self;
+    /// `sum_i (x_i - shift) w_i` over the common length.
+    fn shifted_dot(x: &[Self], shift: Self, w: &[Self]) -> Self;
     /// `sum_i exp(x_i - shift)`, for `shift >= max x_i`.
     fn exp_sum(x: &[Self], shift: Self) -> Self;
     /// Stores `exp(x_i - shift)` in `out` (same length) and returns the sum.
     fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self;
+    /// `e_i = exp(-|x_i|)` and `l_i = ln(1 + e_i)`, over the common length.
+    fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]);
     /// `g_i = a g_i + b`.
     fn affine(g: &mut [Self], a: Self, b: Self);
     /// `g_i = a g_i + b w_i`.
@@ -250,8 +307,12 @@ macro_rules! impl_row_kernels {
                 dispatch!($m::row_max(x))
             }
             #[inline]
-            fn row_sum(x: &[Self]) -> Self {
-                dispatch!($m::sum(x))
+            fn shifted_sum(x: &[Self], shift: Self) -> Self {
+                dispatch!($m::shifted_sum(x, shift))
+            }
+            #[inline]
+            fn shifted_dot(x: &[Self], shift: Self, w: &[Self]) -> Self {
+                dispatch!($m::shifted_dot(x, shift, w))
             }
             #[inline]
             fn exp_sum(x: &[Self], shift: Self) -> Self {
@@ -260,6 +321,10 @@ macro_rules! impl_row_kernels {
             #[inline]
             fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self {
                 dispatch!($m::exp_into(x, shift, out))
+            }
+            #[inline]
+            fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]) {
+                dispatch!($m::logistic_parts(x, e, l))
             }
             #[inline]
             fn affine(g: &mut [Self], a: Self, b: Self) {
@@ -288,7 +353,9 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 11) as f64 / (1u64 << 53) as f64) * 40.0 - 20.0
             })
             .collect()
@@ -311,7 +378,11 @@ mod tests {
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let s32 = f32::exp_into(&x32, max as f32, &mut vec![0.0; n]);
             assert!((s32 as f64 / exact - 1.0).abs() < 1e-5, "n = {n}");
-            assert!((f64::row_sum(&x) - x.iter().sum::<f64>()).abs() < 1e-12 * n as f64);
+            let shifted: f64 = x.iter().map(|&v| v - max).sum();
+            assert!((f64::shifted_sum(&x, max) - shifted).abs() < 1e-12 * n as f64);
+            let w: Vec<f64> = (0..n).map(|i| (i % 3) as f64).collect();
+            let dot: f64 = x.iter().zip(&w).map(|(&v, &wc)| (v - max) * wc).sum();
+            assert!((f64::shifted_dot(&x, max, &w) - dot).abs() < 1e-12 * n as f64);
         }
     }
 

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use crate::softmax::labeled::{impl_label_loss, run_on_labels};
-use crate::softmax::rows::linear_target_grad;
+use crate::softmax::rows::sparse_target_grad;
 use crate::validate::unit_interval;
 use crate::{Float, Reduction, Result};
 
@@ -121,18 +121,8 @@ impl<F: Float> HardBootstrapping<F> {
             |y, row, g, scale| {
                 let z = first_argmax(row.x);
                 if let Some(g) = g {
-                    let coef = |c: usize| {
-                        let mut a = F::zero();
-                        if c == y {
-                            a += beta;
-                        }
-                        if c == z {
-                            a += rest;
-                        }
-                        a
-                    };
                     // The coefficients sum to beta + (1 - beta) = 1.
-                    linear_target_grad(g, scale, F::one(), coef);
+                    sparse_target_grad(g, scale, F::one(), &[(y, beta), (z, rest)]);
                 }
                 -beta * row.log_p(y) - rest * row.log_p(z)
             },

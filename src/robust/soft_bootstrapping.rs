@@ -126,7 +126,7 @@ impl<F: Float> SoftBootstrapping<F> {
                     acc - p_log_p(log_p.exp(), log_p)
                 });
                 if let Some(g) = g {
-                    for (k, pk) in g.iter_mut().enumerate() {
+                    for (k, pk) in g.probs().iter_mut().enumerate() {
                         let p = *pk;
                         let label = if k == y { beta } else { F::zero() };
                         let prediction = p_log_p(p, row.log_p(k)) + p * entropy;

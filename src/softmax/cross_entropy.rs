@@ -2,9 +2,14 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{Array, Array1, ArrayView, ArrayViewMut, Axis, Dimension, Ix2, RemoveAxis};
+use ndarray::{
+    Array, Array1, ArrayView, ArrayView1, ArrayViewMut, Axis, Dimension, Ix1, Ix2, RemoveAxis,
+};
 
-use super::rows::{linear_target_grad, one_hot_grad, softmax_rows};
+use super::rows::{
+    linear_target_grad, matrix_views, one_hot_grad, smoothed_grad, softmax_rows, softmax_rows_2d,
+    Row, RowGrad,
+};
 use crate::validate::{
     check_labels, check_values, check_weights, expect_min_rank, expect_nonempty, expect_shape,
     finish_checked, is_probability, unit_interval,
@@ -148,7 +153,8 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     /// Sets one weight per class (finite, `>= 0`; default none).
     pub fn with_weight(mut self, weight: Array1<F>) -> Result<Self> {
         check_weights("weight", &weight.view())?;
-        self.weight = Some(weight);
+        // Contiguous, so that the row kernels can read it as a slice.
+        self.weight = Some(weight.as_standard_layout().into_owned());
         Ok(self)
     }
 
@@ -185,8 +191,8 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
         &self,
         logits: ArrayView<'_, F, D>,
         target: ClassTarget<'_, F, D>,
-        grad: Option<ArrayViewMut<'_, F, D>>,
-        per_row: Option<ArrayViewMut<'_, F, D::Smaller>>,
+        mut grad: Option<ArrayViewMut<'_, F, D>>,
+        mut per_row: Option<ArrayViewMut<'_, F, D::Smaller>>,
     ) -> Result<F> {
         let shape = logits.shape();
         expect_min_rank("logits", shape, 2)?;
@@ -227,42 +233,57 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                     .sum();
                 let scale: F = self.reduction.grad_scale(divisor);
                 let w_sum = weight.map_or(F::from_count(classes), |w| w.sum());
+                let w_slice = weight.and_then(|w| w.as_slice());
+                let smoothing = self.label_smoothing > 0.0;
                 // Kept for the overflow check after the loop.
                 let per_sample_mode = per_row.is_some();
-                let logits_view = logits.clone();
-                let total = softmax_rows(
-                    logits,
-                    labels.iter().copied(),
-                    grad,
-                    per_row,
-                    |y, row, g| {
-                        if Some(y) == ignore {
-                            if let Some(g) = g {
-                                g.fill(F::zero());
-                            }
-                            return F::zero();
-                        }
-                        let wy = w(y);
-                        if self.label_smoothing == 0.0 {
-                            if let Some(g) = g {
-                                one_hot_grad(g, y, scale * wy);
-                            }
-                            return -wy * row.log_p(y);
-                        }
-                        let coef =
-                            |c: usize| off * w(c) + if c == y { hard * wy } else { F::zero() };
+                let f = |y: usize, row: &Row<'_, F>, g: Option<RowGrad<'_, F>>| {
+                    if Some(y) == ignore {
                         if let Some(g) = g {
-                            linear_target_grad(g, scale, hard * wy + off * w_sum, coef);
+                            g.zero();
                         }
-                        row.weighted_nll(coef)
-                    },
-                );
+                        return F::zero();
+                    }
+                    let wy = w(y);
+                    if !smoothing {
+                        if let Some(g) = g {
+                            one_hot_grad(g, y, scale * wy);
+                        }
+                        return -wy * row.log_p(y);
+                    }
+                    // The target is off * w_c plus hard * w_y on the label.
+                    let total = hard * wy + off * w_sum;
+                    match (weight, w_slice) {
+                        (Some(_), None) => {
+                            // Not reached: `with_weight` stores the weights contiguously.
+                            let coef =
+                                |c: usize| off * w(c) + if c == y { hard * wy } else { F::zero() };
+                            if let Some(g) = g {
+                                linear_target_grad(g, scale, total, coef);
+                            }
+                            row.weighted_nll(coef)
+                        }
+                        (_, slice) => {
+                            if let Some(g) = g {
+                                smoothed_grad(g, scale, total, off, slice, (y, hard * wy));
+                            }
+                            let ws = slice.map(|s| (s, w_sum));
+                            -hard * wy * row.log_p(y) + off * row.nll_sum(ws)
+                        }
+                    }
+                };
+                let matrix = matrix_views(&logits, &mut grad, &mut per_row);
+                let labels_1d = labels.view().into_dimensionality::<Ix1>().ok();
+                let total = match (matrix, labels_1d) {
+                    (Some((l, g, p)), Some(y)) => softmax_rows_2d(l, |i| y[i], g, p, f),
+                    _ => softmax_rows(logits.clone(), labels.iter().copied(), grad, per_row, f),
+                };
                 finish_checked(
                     self.reduction,
                     total,
                     divisor,
                     "logits",
-                    &logits_view,
+                    &logits,
                     per_sample_mode,
                 )
             }
@@ -271,24 +292,31 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                 check_values("probs", &probs, "a probability in [0, 1]", is_probability)?;
                 let divisor = positions as f64;
                 let scale: F = self.reduction.grad_scale(divisor);
-                let rows = probs.lanes(Axis(1)).into_iter();
                 // Kept for the overflow check after the loop.
                 let per_sample_mode = per_row.is_some();
-                let logits_view = logits.clone();
-                let total = softmax_rows(logits, rows, grad, per_row, |q, row, g| {
+                let f = |q: ArrayView1<'_, F>, row: &Row<'_, F>, g: Option<RowGrad<'_, F>>| {
                     let coef = |c: usize| w(c) * (hard * q[c] + off);
                     if let Some(g) = g {
                         let sum = (0..classes).fold(F::zero(), |acc, c| acc + coef(c));
                         linear_target_grad(g, scale, sum, coef);
                     }
                     row.weighted_nll(coef)
-                });
+                };
+                let matrix = matrix_views(&logits, &mut grad, &mut per_row);
+                let probs_2d = probs.view().into_dimensionality::<Ix2>().ok();
+                let total = match (matrix, probs_2d) {
+                    (Some((l, g, p)), Some(q)) => softmax_rows_2d(l, |i| q.row(i), g, p, f),
+                    _ => {
+                        let rows = probs.lanes(Axis(1)).into_iter();
+                        softmax_rows(logits.clone(), rows, grad, per_row, f)
+                    }
+                };
                 finish_checked(
                     self.reduction,
                     total,
                     divisor,
                     "logits",
-                    &logits_view,
+                    &logits,
                     per_sample_mode,
                 )
             }

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 
-use super::rows::{linear_target_grad, softmax_rows};
+use super::rows::{linear_target_grad, softmax_rows_2d};
 use crate::validate::{
     check_values, expect_nonempty, expect_shape, finish_checked, is_probability,
 };
@@ -113,23 +113,29 @@ impl<F: Float> KlDivergence<F> {
         // Kept for the overflow check after the loop.
         let per_sample_mode = per_row.is_some();
         let logits_view = logits;
-        let total = softmax_rows(logits, probs.rows(), grad, per_row, |q, row, g| {
-            let q = |c: usize| q[c];
-            if let Some(g) = g {
-                let sum = (0..g.len()).fold(F::zero(), |acc, c| acc + q(c));
-                linear_target_grad(g, scale, sum, q);
-            }
-            // Each term as q (log q - log p), so that a prediction close to
-            // the target cancels term by term rather than between two sums.
-            (0..row.x.len()).fold(F::zero(), |acc, c| {
-                let qc = q(c);
-                if qc > F::zero() {
-                    acc + qc * (qc.ln() - row.log_p(c))
-                } else {
-                    acc
+        let total = softmax_rows_2d(
+            logits,
+            |i| probs.row(i),
+            grad,
+            per_row,
+            |q, row, g| {
+                let q = |c: usize| q[c];
+                if let Some(g) = g {
+                    let sum = (0..row.x.len()).fold(F::zero(), |acc, c| acc + q(c));
+                    linear_target_grad(g, scale, sum, q);
                 }
-            })
-        });
+                // Each term as q (log q - log p), so that a prediction close to
+                // the target cancels term by term rather than between two sums.
+                (0..row.x.len()).fold(F::zero(), |acc, c| {
+                    let qc = q(c);
+                    if qc > F::zero() {
+                        acc + qc * (qc.ln() - row.log_p(c))
+                    } else {
+                        acc
+                    }
+                })
+            },
+        );
         finish_checked(
             self.reduction,
             total,

@@ -3,7 +3,7 @@
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 use super::labeled::run_on_labels;
-use super::rows::linear_target_grad;
+use super::rows::smoothed_grad;
 use crate::validate::unit_interval;
 use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
 
@@ -173,12 +173,12 @@ impl LabelSmoothing {
             per_row,
             &[],
             |y, row, g, scale| {
-                let q = |c: usize| if c == y { on } else { off };
+                // The target is off everywhere plus (on - off) on the label;
+                // it sums to 1 in both conventions.
                 if let Some(g) = g {
-                    // The smoothed target sums to 1 in both conventions.
-                    linear_target_grad(g, scale, F::one(), q);
+                    smoothed_grad(g, scale, F::one(), off, None, (y, on - off));
                 }
-                row.weighted_nll(q)
+                -(on - off) * row.log_p(y) + off * row.nll_sum(None)
             },
         )
     }

@@ -7,7 +7,7 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use super::rows::{softmax_rows, Row};
+use super::rows::{softmax_rows_2d, Row, RowGrad};
 use crate::validate::{
     check_class_vector, check_labels, expect_nonempty, expect_shape, finish_checked,
 };
@@ -15,12 +15,12 @@ use crate::{Float, Reduction, Result};
 
 /// Checks `(N, C)` logits, `(N)` labels in `0..C`, the gradient buffer and
 /// the per-class option vectors (`(name, length)`, each must have length
-/// `C`); then runs `row_loss` on every row through [`softmax_rows`] and
+/// `C`); then runs `row_loss` on every row through [`softmax_rows_2d`] and
 /// reduces over the `N` samples (`Mean` divides by `N`).
 ///
-/// `row_loss(y, row, grad, scale)` returns the sample's loss; given the row's
-/// probabilities in `grad`, it overwrites them with `scale` times the
-/// gradient of the sample's loss (`scale` is the reduction's factor).
+/// `row_loss(y, row, grad, scale)` returns the sample's loss; given the
+/// row's [`RowGrad`], it overwrites it with `scale` times the gradient of
+/// the sample's loss (`scale` is the reduction's factor).
 pub(crate) fn run_on_labels<F: Float>(
     reduction: Reduction,
     logits: ArrayView2<'_, F>,
@@ -28,7 +28,7 @@ pub(crate) fn run_on_labels<F: Float>(
     grad: Option<ArrayViewMut2<'_, F>>,
     per_row: Option<ArrayViewMut1<'_, F>>,
     class_vectors: &[(&'static str, usize)],
-    row_loss: impl Fn(usize, &Row<'_, F>, Option<&mut [F]>, F) -> F,
+    row_loss: impl Fn(usize, &Row<'_, F>, Option<RowGrad<'_, F>>, F) -> F + Sync,
 ) -> Result<F> {
     let shape = logits.shape();
     expect_nonempty("logits", shape, 0, "sample")?;
@@ -47,9 +47,9 @@ pub(crate) fn run_on_labels<F: Float>(
     // Kept for the overflow check after the loop.
     let per_sample_mode = per_row.is_some();
     let logits_view = logits;
-    let total = softmax_rows(
+    let total = softmax_rows_2d(
         logits,
-        labels.iter().copied(),
+        |i| labels[i],
         grad,
         per_row,
         |y, row, g| row_loss(y, row, g, scale),

@@ -1,14 +1,24 @@
-//! The one row loop every softmax-family loss runs through.
+//! The row loops every softmax-family loss runs through.
 //!
 //! A loss supplies a closure that turns one row's statistics (and, when a
-//! gradient is wanted, the row's softmax probabilities, which it overwrites
-//! with the row's gradient) into the row's loss. The loop owns the layout
-//! questions (class axis 1 of any rank, contiguous or strided lanes) and the
-//! accumulation, so the speed work replaces this file and nothing else.
+//! gradient is wanted, a [`RowGrad`]: the row's exponentials, already in the
+//! gradient buffer) into the row's loss, writing the row's gradient as it
+//! goes. The loops own the layout questions and the accumulation:
+//! [`softmax_rows_2d`] runs `(N, C)` logits in fixed blocks of rows, in
+//! parallel with the `rayon` feature, and [`softmax_rows`] any rank with
+//! the class axis at 1 (contiguous or strided lanes), one lane after another.
+//!
+//! A row costs three passes over its `C` values: the max, the exponentials
+//! (stored in the gradient buffer, summed on the way), and one pass that
+//! turns them into the gradient. The normalization `1 / sum` is folded into
+//! that last pass's factor, never a pass of its own, for the losses whose
+//! gradient is `k p - (a sparse or per-class term)`: cross-entropy, label
+//! smoothing, focal, Poly-1, GCE, SCE, hard bootstrapping.
 
-use ndarray::{ArrayView, ArrayView1, ArrayViewMut, Axis, RemoveAxis};
+use ndarray::{ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{Axis, Ix1, Ix2, RemoveAxis};
 
-use crate::numerics::{row_stats, softmax_into, RowStats};
+use crate::numerics::{row_stats, RowStats};
 use crate::Float;
 
 /// One row (class lane) of logits and its softmax statistics.
@@ -33,23 +43,154 @@ impl<F: Float> Row<'_, F> {
             acc - coef(c) * self.stats.log_prob(xc)
         })
     }
+
+    /// `sum_c w_c * (-log p_c)` with `w_c = 1` when `weights` is `None`, and
+    /// `Some((w, sum_c w_c))` otherwise: one vectorized pass.
+    ///
+    /// `-log p_c = ln_sum - (x_c - max)`, so the sum is
+    /// `W ln_sum - sum_c w_c (x_c - max)`; both terms are non-negative sums
+    /// of the row's own differences, so nothing cancels catastrophically.
+    #[inline]
+    pub fn nll_sum(&self, weights: Option<(&[F], F)>) -> F {
+        let RowStats { max, ln_sum } = self.stats;
+        match weights {
+            None => F::from_count(self.x.len()) * ln_sum - F::shifted_sum(self.x, max),
+            Some((w, w_sum)) => w_sum * ln_sum - F::shifted_dot(self.x, max, w),
+        }
+    }
+}
+
+/// A row of the gradient buffer while it holds `exp(x_c - max)`, the
+/// softmax before normalization, and `1 / sum_c exp(x_c - max)`.
+///
+/// A loss consumes it with one of the functions below, which write the
+/// row's gradient in one pass, or asks for [`RowGrad::probs`] and writes
+/// the gradient itself.
+pub(crate) struct RowGrad<'g, F> {
+    e: &'g mut [F],
+    inv_sum: F,
+}
+
+impl<'g, F: Float> RowGrad<'g, F> {
+    /// Writes a zero gradient (a row that counts for nothing).
+    #[inline]
+    pub fn zero(self) {
+        self.e.fill(F::zero());
+    }
+
+    /// The row's probabilities (normalized in place), for a loss that
+    /// overwrites them with its gradient itself.
+    #[inline]
+    pub fn probs(self) -> &'g mut [F] {
+        F::scale(self.e, self.inv_sum);
+        self.e
+    }
+}
+
+/// Writes `scale * (total * p_c - sum_k a_k [c == c_k])`, the gradient of
+/// `-sum_k a_k log p_{c_k}` scaled by `scale` (`total = sum_k a_k`), and
+/// returns the row.
+#[inline]
+pub(crate) fn sparse_target_grad<'g, F: Float>(
+    g: RowGrad<'g, F>,
+    scale: F,
+    total: F,
+    at: &[(usize, F)],
+) -> &'g mut [F] {
+    F::scale(g.e, scale * total * g.inv_sum);
+    for &(c, a) in at {
+        g.e[c] -= scale * a;
+    }
+    g.e
+}
+
+/// Writes `scale * (p_c - [c == y])`, the gradient of `-log p_y` scaled by
+/// `scale`, and returns the row.
+#[inline]
+pub(crate) fn one_hot_grad<F: Float>(g: RowGrad<'_, F>, y: usize, scale: F) -> &mut [F] {
+    sparse_target_grad(g, scale, F::one(), &[(y, F::one())])
+}
+
+/// Writes `scale * (total * p_c - off * w_c - at_y [c == y])`, the gradient
+/// of a smoothed target `off * w_c + at_y [c == y]` whose sum is `total`
+/// (`w_c = 1` when `weights` is `None`).
+#[inline]
+pub(crate) fn smoothed_grad<F: Float>(
+    g: RowGrad<'_, F>,
+    scale: F,
+    total: F,
+    off: F,
+    weights: Option<&[F]>,
+    (y, at_y): (usize, F),
+) {
+    let k = scale * total * g.inv_sum;
+    match weights {
+        None => F::affine(g.e, k, -scale * off),
+        Some(w) => F::affine_weighted(g.e, k, -scale * off, w),
+    }
+    g.e[y] -= scale * at_y;
+}
+
+/// Writes `scale * (total * p_c - coef(c))`, the gradient of
+/// `-sum_c coef(c) log p_c` scaled by `scale`, where `total = sum_c coef(c)`.
+#[inline]
+pub(crate) fn linear_target_grad<F: Float>(
+    g: RowGrad<'_, F>,
+    scale: F,
+    total: F,
+    coef: impl Fn(usize) -> F,
+) {
+    let k = total * g.inv_sum;
+    for (c, ec) in g.e.iter_mut().enumerate() {
+        *ec = scale * (k * *ec - coef(c));
+    }
+}
+
+/// One row: its statistics, and with `g` its exponentials stored there.
+#[inline]
+fn run_row<F: Float, T, R>(
+    x: &[F],
+    g: Option<&mut [F]>,
+    target: T,
+    f: &impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> R,
+) -> R {
+    match g {
+        Some(e) => {
+            let max = F::row_max(x);
+            let sum = F::exp_into(x, max, e);
+            let stats = RowStats {
+                max,
+                ln_sum: sum.ln(),
+            };
+            let inv_sum = F::one() / sum;
+            f(target, &Row { x, stats }, Some(RowGrad { e, inv_sum }))
+        }
+        None => f(
+            target,
+            &Row {
+                x,
+                stats: row_stats(x),
+            },
+            None,
+        ),
+    }
 }
 
 /// Runs `f` on every class lane (axis 1) of `logits`, paired with the
 /// matching item of `targets`, and returns the sum of what `f` returns
-/// (accumulated in `f64`).
+/// (accumulated in `f64`), one lane after another.
 ///
-/// With `grad`, `f` receives the row's softmax probabilities in a mutable
-/// slice and must overwrite them with the row's gradient; the loop writes the
-/// slice back into `grad`. Each value `f` returns is also stored in
-/// `per_row` when given. Lanes are visited in the logical order of the
-/// remaining axes, which is the order of `targets` and `per_row`.
+/// With `grad`, `f` receives a [`RowGrad`] and must overwrite it with the
+/// row's gradient; strided lanes go through a scratch row that is written
+/// back. Each value `f` returns is also stored in `per_row` when given.
+/// Lanes are visited in the logical order of the remaining axes, which is
+/// the order of `targets` and `per_row`.
 pub(crate) fn softmax_rows<F, D, T>(
     logits: ArrayView<'_, F, D>,
     targets: impl IntoIterator<Item = T>,
     mut grad: Option<ArrayViewMut<'_, F, D>>,
     mut per_row: Option<ArrayViewMut<'_, F, D::Smaller>>,
-    f: impl Fn(T, &Row<'_, F>, Option<&mut [F]>) -> F,
+    f: impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> F,
 ) -> f64
 where
     F: Float,
@@ -73,22 +214,15 @@ where
         };
         let value = match grad_lanes.as_mut().and_then(|it| it.next()) {
             Some(mut g_lane) => match g_lane.as_slice_mut() {
-                Some(g) => {
-                    let stats = softmax_into(x, g);
-                    f(target, &Row { x, stats }, Some(g))
-                }
+                Some(g) => run_row(x, Some(g), target, &f),
                 None => {
                     g_scratch.resize(classes, F::zero());
-                    let stats = softmax_into(x, &mut g_scratch);
-                    let v = f(target, &Row { x, stats }, Some(&mut g_scratch));
+                    let v = run_row(x, Some(&mut g_scratch), target, &f);
                     g_lane.assign(&ArrayView1::from(&g_scratch[..]));
                     v
                 }
             },
-            None => {
-                let stats = row_stats(x);
-                f(target, &Row { x, stats }, None)
-            }
+            None => run_row(x, None, target, &f),
         };
         if let Some(o) = out.as_mut().and_then(|it| it.next()) {
             *o = value;
@@ -98,27 +232,135 @@ where
     total
 }
 
-/// Overwrites a row of probabilities `p` with `scale * (total * p_c - coef(c))`,
-/// the gradient of `-sum_c coef(c) log p_c` scaled by `scale`, where
-/// `total = sum_c coef(c)`.
-#[inline]
-pub(crate) fn linear_target_grad<F: Float>(
-    p: &mut [F],
-    scale: F,
-    total: F,
-    coef: impl Fn(usize) -> F,
-) {
-    for (c, pc) in p.iter_mut().enumerate() {
-        *pc = scale * (total * *pc - coef(c));
-    }
+/// Logits per block of rows: a block's rows (and gradient) stay in the
+/// second-level cache while the block runs.
+const BLOCK_ELEMENTS: usize = 1 << 15;
+/// Below this many logits a call stays on the calling thread.
+#[cfg(feature = "rayon")]
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+/// The rows of one block and its slices of the outputs.
+struct Block<'a, F> {
+    start: usize,
+    logits: ArrayView2<'a, F>,
+    grad: Option<ArrayViewMut2<'a, F>>,
+    per_row: Option<ArrayViewMut1<'a, F>>,
 }
 
-/// Overwrites a row of probabilities `p` with `scale * (p_c - [c == y])`, the
-/// gradient of `-log p_y` scaled by `scale`.
-#[inline]
-pub(crate) fn one_hot_grad<F: Float>(p: &mut [F], y: usize, scale: F) {
-    for pc in p.iter_mut() {
-        *pc *= scale;
+/// [`softmax_rows`] for `(N, C)` logits, with the target of row `i` given by
+/// `target(i)`.
+///
+/// The rows are cut into blocks whose size depends only on `C`; each
+/// block's sum is accumulated in `f64` and the blocks' sums are added in
+/// order, so the result is the same bit for bit on one thread or many. With
+/// the `rayon` feature, blocks run in parallel once the input has
+/// `PARALLEL_MIN_ELEMENTS` logits.
+pub(crate) fn softmax_rows_2d<F, T>(
+    logits: ArrayView2<'_, F>,
+    target: impl Fn(usize) -> T + Sync,
+    grad: Option<ArrayViewMut2<'_, F>>,
+    per_row: Option<ArrayViewMut1<'_, F>>,
+    f: impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> F + Sync,
+) -> f64
+where
+    F: Float,
+{
+    let (rows, classes) = logits.dim();
+    let block_rows = (BLOCK_ELEMENTS / classes.max(1)).max(1);
+    let mut grads = grad.map(|g| g.into_axis_chunks_iter_mut(Axis(0), block_rows));
+    let mut outs = per_row.map(|p| p.into_axis_chunks_iter_mut(Axis(0), block_rows));
+    let blocks: Vec<Block<'_, F>> = logits
+        .axis_chunks_iter(Axis(0), block_rows)
+        .enumerate()
+        .map(|(b, logits)| Block {
+            start: b * block_rows,
+            logits,
+            grad: grads.as_mut().and_then(|it| it.next()),
+            per_row: outs.as_mut().and_then(|it| it.next()),
+        })
+        .collect();
+    let run_block = |block: Block<'_, F>| -> f64 {
+        let Block {
+            start,
+            logits,
+            mut grad,
+            mut per_row,
+        } = block;
+        let mut scratch: Vec<F> = Vec::new();
+        let mut g_scratch: Vec<F> = Vec::new();
+        let mut total = 0.0_f64;
+        for (i, x_row) in logits.outer_iter().enumerate() {
+            let x: &[F] = match x_row.to_slice() {
+                Some(s) => s,
+                None => {
+                    scratch.clear();
+                    scratch.extend(x_row.iter().copied());
+                    &scratch
+                }
+            };
+            let t = target(start + i);
+            let value = match grad.as_mut() {
+                Some(g) => {
+                    let mut g_row = g.row_mut(i);
+                    match g_row.as_slice_mut() {
+                        Some(g) => run_row(x, Some(g), t, &f),
+                        None => {
+                            g_scratch.resize(classes, F::zero());
+                            let v = run_row(x, Some(&mut g_scratch), t, &f);
+                            g_row.assign(&ArrayView1::from(&g_scratch[..]));
+                            v
+                        }
+                    }
+                }
+                None => run_row(x, None, t, &f),
+            };
+            if let Some(p) = per_row.as_mut() {
+                p[i] = value;
+            }
+            total += value.as_f64();
+        }
+        total
+    };
+    let partials: Vec<f64> = map_blocks(blocks, rows * classes, run_block);
+    partials.iter().sum()
+}
+
+/// Rank-2 views of a call's logits and outputs (a reborrow), when the
+/// logits have rank 2, for [`softmax_rows_2d`].
+#[allow(clippy::type_complexity)]
+pub(crate) fn matrix_views<'s, F, D: RemoveAxis>(
+    logits: &'s ArrayView<'_, F, D>,
+    grad: &'s mut Option<ArrayViewMut<'_, F, D>>,
+    per_row: &'s mut Option<ArrayViewMut<'_, F, D::Smaller>>,
+) -> Option<(
+    ArrayView2<'s, F>,
+    Option<ArrayViewMut2<'s, F>>,
+    Option<ArrayViewMut1<'s, F>>,
+)> {
+    let l = logits.view().into_dimensionality::<Ix2>().ok()?;
+    let g = match grad {
+        Some(g) => Some(g.view_mut().into_dimensionality::<Ix2>().ok()?),
+        None => None,
+    };
+    let p = match per_row {
+        Some(p) => Some(p.view_mut().into_dimensionality::<Ix1>().ok()?),
+        None => None,
+    };
+    Some((l, g, p))
+}
+
+/// `run` on every block, in parallel when the feature and the size allow;
+/// the results come back in block order either way.
+fn map_blocks<B: Send>(
+    blocks: Vec<B>,
+    elements: usize,
+    run: impl Fn(B) -> f64 + Sync + Send,
+) -> Vec<f64> {
+    #[cfg(feature = "rayon")]
+    if elements >= PARALLEL_MIN_ELEMENTS && blocks.len() > 1 {
+        use rayon::prelude::*;
+        return blocks.into_par_iter().map(&run).collect();
     }
-    p[y] -= scale;
+    let _ = elements;
+    blocks.into_iter().map(run).collect()
 }
