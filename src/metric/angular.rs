@@ -673,9 +673,13 @@ pub(crate) fn run_cosines<F: Float>(
     }
     // Rounding in a normalized dot product can leave |cos| a little above 1.
     let limit = F::one() + F::epsilon().sqrt();
+    let bad = |v: &F| v.is_nan() || v.abs() > limit;
+    // A plain scan first; the indexed one (slower) only to report where.
     if let Some((idx, &v)) = cosines
-        .indexed_iter()
-        .find(|(_, v)| v.is_nan() || v.abs() > limit)
+        .iter()
+        .any(bad)
+        .then(|| cosines.indexed_iter().find(|(_, v)| bad(v)))
+        .flatten()
     {
         return Err(Error::InvalidInput {
             what: "cosines",
@@ -691,15 +695,22 @@ pub(crate) fn run_cosines<F: Float>(
     let mut c_row = vec![F::zero(); c];
     let mut total = 0.0;
     for (i, row) in cosines.rows().into_iter().enumerate() {
-        for (dst, &v) in c_row.iter_mut().zip(row) {
-            *dst = v;
-        }
+        // Strided rows are copied into scratch; contiguous ones read in place.
+        let c_row: &[F] = match row.to_slice() {
+            Some(r) => r,
+            None => {
+                for (dst, &v) in c_row.iter_mut().zip(row) {
+                    *dst = v;
+                }
+                &c_row
+            }
+        };
         let g_row = grad.as_mut().map(|g| g.slice_mut(s![i..i + 1, ..]));
         let p_row = per_row.as_mut().map(|p| p.slice_mut(s![i..i + 1]));
         let y = labels[i];
         let sin = sin_from_cos(c_row[y]);
         let (loss, _) = margin_row(
-            &margin, s, scale, &c_row, sin, y, &mut z, g_row, p_row, false,
+            &margin, s, scale, c_row, sin, y, &mut z, g_row, p_row, false,
         );
         total += loss;
     }
