@@ -18,6 +18,9 @@
 //! `benches/compare_pytorch.py` runs this with `--json` and times the same
 //! cells in PyTorch.
 //!
+//! At the end it says how many cores other processes kept busy meanwhile:
+//! above 0.1, the numbers are disturbed.
+//!
 //! The thread setting printed is the environment's `RAYON_NUM_THREADS`
 //! (unset means rayon's default, every core, where the crate uses rayon).
 
@@ -30,6 +33,8 @@ use std::process::ExitCode;
 mod cases;
 #[path = "perf/inputs.rs"]
 mod inputs;
+#[path = "perf/load.rs"]
+mod load;
 #[path = "perf/measure.rs"]
 mod measure;
 
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
     if !opts.json {
         print_header(&budget);
     }
+    let start = load::Snapshot::now();
     // The copy floor depends only on dtype and shape: measured once each.
     let mut floors: HashMap<(&str, usize, usize), f64> = HashMap::new();
     let mut rows = Vec::new();
@@ -172,8 +178,11 @@ fn main() -> ExitCode {
         }
         rows.push(row);
     }
+    let others = start.and_then(|s| s.others_since(cores()));
     if opts.json {
-        print_json(&budget, &rows);
+        print_json(&budget, &rows, others);
+    } else {
+        print_load(others);
     }
     ExitCode::SUCCESS
 }
@@ -224,7 +233,20 @@ fn print_row(r: &Row) {
     std::io::stdout().flush().ok();
 }
 
-fn print_json(budget: &Budget, rows: &[Row]) {
+/// Says how busy other processes kept the machine during the run.
+fn print_load(others: Option<f64>) {
+    let Some(others) = others else { return };
+    println!();
+    println!(
+        "other processes kept {others:.2} of {} cores busy during the run",
+        cores()
+    );
+    if others > 0.1 {
+        println!("warning: the machine was not quiet; these numbers are disturbed");
+    }
+}
+
+fn print_json(budget: &Budget, rows: &[Row], others: Option<f64>) {
     let results: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
@@ -247,6 +269,7 @@ fn print_json(budget: &Budget, rows: &[Row]) {
         "rayon_num_threads": rayon_threads(),
         "budget_s": budget.target.as_secs_f64(),
         "batches": budget.batches,
+        "other_busy_cores": others,
         "results": results,
     });
     println!(
