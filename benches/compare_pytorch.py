@@ -25,6 +25,9 @@ Inputs have the distributions of `examples/perf/inputs.rs` (logits uniform
 in [-4, 4), cosines in [-0.99, 0.99), binary targets 1 with probability
 0.1), drawn by torch with a fixed seed.
 
+At the end it says how many cores other processes kept busy during each
+side's run: above 0.1 the numbers are disturbed (run on a quiet machine).
+
 Needs PyTorch (CPU build: `pip install torch --index-url
 https://download.pytorch.org/whl/cpu`); never used by the tests or CI.
 
@@ -77,6 +80,28 @@ def run_classloss(args):
     # Progress (stderr) goes to the terminal; the JSON (stdout) is kept.
     out = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, check=True)
     return json.loads(out.stdout)
+
+
+def cpu_snapshot():
+    """(all CPUs' ticks, their idle ticks, this process's ticks), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            cpu = [int(v) for v in f.readline().split()[1:9]]
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return sum(cpu), cpu[3] + cpu[4], int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def others_since(snap, cores):
+    """Cores that other processes kept busy on average since `snap` (as examples/perf/load.rs)."""
+    now = cpu_snapshot()
+    if snap is None or now is None or now[0] - snap[0] < 10 * cores:
+        return None
+    total = now[0] - snap[0]
+    others = max(0, total - (now[1] - snap[1]) - (now[2] - snap[2]))
+    return others / (total / cores)
 
 
 def ns_per_call(step, target_s, batches, min_batches):
@@ -195,6 +220,7 @@ def main():
     dtypes = {"f32": torch.float32, "f64": torch.float64}
 
     rows, floors = [], {}
+    start = cpu_snapshot()
     results = classloss["results"]
     for i, r in enumerate(results):
         loss, dtype, n, c = r["loss"], r["dtype"], r["n"], r["c"]
@@ -218,6 +244,9 @@ def main():
             floors[key] = (r["copy_ns_per_elem"],
                            ns_per_call(lambda: out.copy_(xd), *budget) / (n * c))
         del x, t
+
+    cores = classloss["cores"]
+    busy = {"classloss": classloss.get("other_busy_cores"), "PyTorch": others_since(start, cores)}
 
     print(f"classloss vs PyTorch: ns per element (per logit), lower is better; "
           f"threads {args.threads}")
@@ -246,6 +275,11 @@ def main():
     print(f"{'shape':>11} {'dtype':<5} {'classloss':>10} {'pytorch':>9}")
     for (dtype, n, c), (ours, theirs) in floors.items():
         print(f"{f'{n}x{c}':>11} {dtype:<5} {ours:10.3f} {theirs:9.3f}")
+    print()
+    print(f"other processes kept busy (of {cores} cores): "
+          + ", ".join(f"{k} run {'?' if v is None else f'{v:.2f}'}" for k, v in busy.items()))
+    if any(v is not None and v > 0.1 for v in busy.values()):
+        print("warning: the machine was not quiet; these numbers are disturbed")
 
 
 if __name__ == "__main__":
