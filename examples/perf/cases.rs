@@ -93,12 +93,13 @@ pub struct Prepared {
 
 fn prepare<F: Float>(case: &Case) -> Prepared {
     let (n, c) = (case.n, case.c);
+    let logits = || inputs::logits::<F>(n, c);
     match case.loss {
         "cross_entropy" => {
             let l = CrossEntropy::<F>::new();
             let l2 = l.clone();
             timed(
-                inputs::logits::<F>(n, c),
+                logits(),
                 inputs::labels(n, c),
                 move |x, y, g| l.forward_backward_into(x, ClassTarget::Labels(y.view()), g),
                 move |x, y| {
@@ -107,28 +108,19 @@ fn prepare<F: Float>(case: &Case) -> Prepared {
                 },
             )
         }
-        "label_smoothing" => on_labels::<F, _>(case, LabelSmoothing::new()),
-        "softmax_focal" => on_labels(case, SoftmaxFocal::<F>::new()),
-        "poly1" => on_labels(case, Poly1::<F>::new()),
-        "gce" => on_labels(case, GeneralizedCrossEntropy::<F>::new()),
-        "arcface_cosines" => {
-            let l = ArcFace::new().on_cosines();
-            let l2 = l.clone();
-            timed(
-                inputs::cosines::<F>(n, c),
-                inputs::labels(n, c),
-                move |x, y, g| l.forward_backward_into(x, y.view(), g),
-                move |x, y| Ok((l2.forward(x, y.view())?, l2.backward(x, y.view())?)),
-            )
-        }
-        "bce_with_logits" => on_targets(case, BceWithLogits::<F>::new()),
-        "sigmoid_focal" => on_targets(case, SigmoidFocal::<F>::new()),
+        "label_smoothing" => on_labels(logits(), LabelSmoothing::new()),
+        "softmax_focal" => on_labels(logits(), SoftmaxFocal::new()),
+        "poly1" => on_labels(logits(), Poly1::new()),
+        "gce" => on_labels(logits(), GeneralizedCrossEntropy::new()),
+        "arcface_cosines" => on_labels(inputs::cosines::<F>(n, c), ArcFace::new().on_cosines()),
+        "bce_with_logits" => on_targets(logits(), BceWithLogits::new()),
+        "sigmoid_focal" => on_targets(logits(), SigmoidFocal::new()),
         other => unreachable!("loss {other}"),
     }
 }
 
-/// A loss on `(N, C)` logits and `(N)` labels.
-fn on_labels<F, L>(case: &Case, loss: L) -> Prepared
+/// A loss on `(N, C)` inputs (logits or cosines) and `(N)` labels.
+fn on_labels<F, L>(x: Array2<F>, loss: L) -> Prepared
 where
     F: Float,
     L: Clone + 'static,
@@ -141,16 +133,17 @@ where
     >,
 {
     let l2 = loss.clone();
+    let (n, c) = x.dim();
     timed(
-        inputs::logits(case.n, case.c),
-        inputs::labels(case.n, case.c),
+        x,
+        inputs::labels(n, c),
         move |x, y, g| loss.forward_backward_into(x, y.view(), g),
         move |x, y| Ok((l2.forward(x, y.view())?, l2.backward(x, y.view())?)),
     )
 }
 
 /// A binary loss on `(N, K)` logits and targets of the same shape.
-fn on_targets<F, L>(case: &Case, loss: L) -> Prepared
+fn on_targets<F, L>(x: Array2<F>, loss: L) -> Prepared
 where
     F: Float,
     L: Clone + 'static,
@@ -163,9 +156,10 @@ where
     >,
 {
     let l2 = loss.clone();
+    let (n, k) = x.dim();
     timed(
-        inputs::logits(case.n, case.c),
-        inputs::binary_targets(case.n, case.c),
+        x,
+        inputs::binary_targets(n, k),
         move |x, t, g| loss.forward_backward_into(x, t.view(), g),
         move |x, t| Ok((l2.forward(x, t.view())?, l2.backward(x, t.view())?)),
     )
