@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""classloss against PyTorch on the cells of `examples/perf.rs`, in ns per logit.
+
+Runs `cargo run --release --example perf -- --json` (with RAYON_NUM_THREADS
+set to --threads), then times every cell it reports in PyTorch with
+`torch.set_num_threads(--threads)`: the loss and its backward, through
+autograd, the gradient freshly allocated each step as after
+`zero_grad(set_to_none=True)`; and the copy floor `out.copy_(x)`. Prints one
+table: classloss fused (`forward_backward_into` a reused buffer) and
+unfused (`forward` + `backward`), PyTorch, and the speed-up
+PyTorch / classloss-fused (above 1: classloss is faster).
+
+The PyTorch side of each loss:
+  cross_entropy     F.cross_entropy
+  label_smoothing   F.cross_entropy(label_smoothing=0.1)
+  softmax_focal     -(1 - p_y)^2 log p_y from F.log_softmax (gamma 2, alpha 1)
+  poly1, gce        from F.log_softmax (epsilon 1; q 0.7)
+  arcface_cosines   insightface's margin on the gathered target cosine
+                    (s 64, m 0.5, with its fallback), scattered into s * cos,
+                    then F.cross_entropy
+  bce_with_logits   F.binary_cross_entropy_with_logits
+  sigmoid_focal     torchvision.ops.sigmoid_focal_loss (alpha 0.25, gamma 2),
+                    or an inline copy of its formula without torchvision
+Inputs have the distributions of `examples/perf/inputs.rs` (logits uniform
+in [-4, 4), cosines in [-0.99, 0.99), binary targets 1 with probability
+0.1), drawn by torch with a fixed seed.
+
+At the end it says how many cores other processes kept busy during each
+side's run: above 0.1 the numbers are disturbed (run on a quiet machine).
+
+Needs PyTorch (CPU build: `pip install torch --index-url
+https://download.pytorch.org/whl/cpu`); never used by the tests or CI.
+
+  python3 benches/compare_pytorch.py --threads 1
+  python3 benches/compare_pytorch.py --threads 2 --filter cross_entropy
+  python3 benches/compare_pytorch.py --quick          # a smoke run
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch.set_num_threads and RAYON_NUM_THREADS (default 1)")
+    p.add_argument("--quick", action="store_true",
+                   help="short time budget on both sides, rough numbers")
+    p.add_argument("--filter", help="only cells whose 'loss dtype NxC' contains this")
+    p.add_argument("--features", help="cargo features for the perf example (e.g. rayon)")
+    p.add_argument("--classloss-json", type=Path,
+                   help="read the perf example's --json output from this file instead of running it")
+    return p.parse_args()
+
+
+def run_classloss(args):
+    """The perf example's results (a dict, as its --json prints)."""
+    if args.classloss_json:
+        return json.loads(args.classloss_json.read_text())
+    cmd = ["cargo", "run", "--release", "--example", "perf"]
+    if args.features:
+        cmd += ["--features", args.features]
+    cmd += ["--", "--json"]
+    if args.quick:
+        cmd.append("--quick")
+    if args.filter:
+        cmd += ["--filter", args.filter]
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    print(f"$ RAYON_NUM_THREADS={args.threads} {' '.join(cmd)}", file=sys.stderr, flush=True)
+    # Progress (stderr) goes to the terminal; the JSON (stdout) is kept.
+    out = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, check=True)
+    return json.loads(out.stdout)
+
+
+def cpu_snapshot():
+    """(all CPUs' ticks, their idle ticks, this process's ticks), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            cpu = [int(v) for v in f.readline().split()[1:9]]
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return sum(cpu), cpu[3] + cpu[4], int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def others_since(snap, cores):
+    """Cores that other processes kept busy on average since `snap` (as examples/perf/load.rs)."""
+    now = cpu_snapshot()
+    if snap is None or now is None or now[0] - snap[0] < 10 * cores:
+        return None
+    total = now[0] - snap[0]
+    others = max(0, total - (now[1] - snap[1]) - (now[2] - snap[2]))
+    return others / (total / cores)
+
+
+def ns_per_call(step, target_s, batches, min_batches):
+    """Median time per call of `step` over batches, as examples/perf/measure.rs."""
+    step()  # warm-up
+    per_batch = target_s / batches
+    iters = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        t = time.perf_counter() - t0
+        if t * 10 >= per_batch or iters >= 1 << 30:
+            break
+        iters *= 2
+    per_call = t / iters
+    samples = []
+    if per_call >= per_batch:
+        samples.append(per_call)
+        n_batches = max(min_batches, min(batches, int(target_s / per_call)))
+        iters = 1
+    else:
+        n_batches = batches
+        iters = max(1, round(per_batch / per_call))
+    while len(samples) < n_batches:
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        samples.append((time.perf_counter() - t0) / iters)
+    return statistics.median(samples) * 1e9
+
+
+def torch_cells(torch):
+    """loss name -> (input kind, function of (x, target) giving a scalar loss)."""
+    F = torch.nn.functional
+    try:
+        from torchvision.ops import sigmoid_focal_loss
+        focal_source = "torchvision.ops.sigmoid_focal_loss"
+    except ImportError:
+        focal_source = "inline copy of torchvision's sigmoid_focal_loss"
+
+        def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="mean"):
+            p = torch.sigmoid(inputs)
+            ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+            p_t = p * targets + (1 - p) * (1 - targets)
+            loss = ce_loss * ((1 - p_t) ** gamma)
+            if alpha >= 0:
+                alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+                loss = alpha_t * loss
+            return loss.mean() if reduction == "mean" else loss.sum()
+
+    def log_p_target(x, y):
+        return F.log_softmax(x, dim=1).gather(1, y[:, None]).squeeze(1)
+
+    def softmax_focal(x, y, gamma=2.0):
+        lp = log_p_target(x, y)
+        return (-((1 - lp.exp()) ** gamma) * lp).mean()
+
+    def poly1(x, y, epsilon=1.0):
+        lp = log_p_target(x, y)
+        return (-lp + epsilon * (1 - lp.exp())).mean()
+
+    def gce(x, y, q=0.7):
+        return ((1 - (q * log_p_target(x, y)).exp()) / q).mean()
+
+    s, m = 64.0, 0.5
+    cos_m, sin_m = math.cos(m), math.sin(m)
+    th, mm = math.cos(math.pi - m), math.sin(math.pi - m) * m
+
+    def arcface_cosines(cos, y):
+        idx = y[:, None]
+        ct = cos.gather(1, idx)
+        st = (1 - ct * ct).clamp_min(0).sqrt()
+        phi = torch.where(ct > th, ct * cos_m - st * sin_m, ct - mm)
+        logits = (cos * s).scatter(1, idx, phi * s)
+        return F.cross_entropy(logits, y)
+
+    cells = {
+        "cross_entropy": ("labels", lambda x, y: F.cross_entropy(x, y)),
+        "label_smoothing": ("labels", lambda x, y: F.cross_entropy(x, y, label_smoothing=0.1)),
+        "softmax_focal": ("labels", softmax_focal),
+        "poly1": ("labels", poly1),
+        "gce": ("labels", gce),
+        "arcface_cosines": ("cosines", arcface_cosines),
+        "bce_with_logits": ("binary", F.binary_cross_entropy_with_logits),
+        "sigmoid_focal": ("binary", lambda x, t: sigmoid_focal_loss(x, t, reduction="mean")),
+    }
+    return cells, focal_source
+
+
+def make_inputs(torch, kind, n, c, dtype):
+    g = torch.Generator().manual_seed(0)
+    if kind == "cosines":
+        x = torch.rand(n, c, generator=g, dtype=dtype) * 1.98 - 0.99
+    else:
+        x = torch.rand(n, c, generator=g, dtype=dtype) * 8 - 4
+    if kind == "binary":
+        t = (torch.rand(n, c, generator=g) < 0.1).to(dtype)
+    else:
+        t = torch.randint(0, c, (n,), generator=g)
+    return x, t
+
+
+def main():
+    args = parse_args()
+    try:
+        import torch
+    except ImportError:
+        sys.exit("compare_pytorch.py needs PyTorch: pip install torch "
+                 "--index-url https://download.pytorch.org/whl/cpu")
+
+    classloss = run_classloss(args)  # first: torch's threads are not yet started
+    torch.set_num_threads(args.threads)
+    cells, focal_source = torch_cells(torch)
+    budget = (0.02, 3, 1) if args.quick else (0.3, 5, 3)
+    dtypes = {"f32": torch.float32, "f64": torch.float64}
+
+    rows, floors = [], {}
+    start = cpu_snapshot()
+    results = classloss["results"]
+    for i, r in enumerate(results):
+        loss, dtype, n, c = r["loss"], r["dtype"], r["n"], r["c"]
+        print(f"[{i + 1}/{len(results)}] torch {loss} {dtype} {n}x{c}", file=sys.stderr, flush=True)
+        if loss not in cells:
+            rows.append((r, None))
+            continue
+        kind, fn = cells[loss]
+        x, t = make_inputs(torch, kind, n, c, dtypes[dtype])
+        x.requires_grad_(True)
+
+        def step():
+            x.grad = None
+            fn(x, t).backward()
+
+        rows.append((r, ns_per_call(step, *budget) / (n * c)))
+        key = (dtype, n, c)
+        if key not in floors:
+            out = torch.empty_like(x, requires_grad=False)
+            xd = x.detach()
+            floors[key] = (r["copy_ns_per_elem"],
+                           ns_per_call(lambda: out.copy_(xd), *budget) / (n * c))
+        del x, t
+
+    cores = classloss["cores"]
+    busy = {"classloss": classloss.get("other_busy_cores"), "PyTorch": others_since(start, cores)}
+
+    print(f"classloss vs PyTorch: ns per element (per logit), lower is better; "
+          f"threads {args.threads}")
+    print(f"machine: {classloss['machine']} ({classloss['cores']} logical CPUs), "
+          f"{platform.python_implementation()} {platform.python_version()}, "
+          f"torch {torch.__version__} (cpu capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)")
+    print(f"classloss: RAYON_NUM_THREADS={classloss['rayon_num_threads']}; "
+          f"sigmoid_focal from {focal_source}")
+    print(f"timing: median of batches, ~{budget[0]} s per measurement"
+          + (" (--quick: rough numbers)" if args.quick else ""))
+    print("speed-up = pytorch / classloss fused (above 1: classloss is faster)")
+    print()
+    header = (f"{'shape':>11} {'dtype':<5} {'loss':<16} {'classloss':>10} {'unfused':>9} "
+              f"{'pytorch':>9} {'speed-up':>9}")
+    print(header)
+    for r, torch_ns in rows:
+        shape = f"{r['n']}x{r['c']}"
+        ours = r["fused_ns_per_elem"]
+        theirs = "-" if torch_ns is None else f"{torch_ns:9.3f}"
+        ratio = "-" if torch_ns is None else f"{torch_ns / ours:9.2f}"
+        print(f"{shape:>11} {r['dtype']:<5} {r['loss']:<16} {ours:10.3f} "
+              f"{r['unfused_ns_per_elem']:9.3f} {theirs:>9} {ratio:>9}")
+    print()
+    print("copy floor (read the input, write a same-sized buffer; torch: out.copy_(x))")
+    print(f"{'shape':>11} {'dtype':<5} {'classloss':>10} {'pytorch':>9}")
+    for (dtype, n, c), (ours, theirs) in floors.items():
+        print(f"{f'{n}x{c}':>11} {dtype:<5} {ours:10.3f} {theirs:9.3f}")
+    print()
+    print(f"other processes kept busy (of {cores} cores): "
+          + ", ".join(f"{k} run {'?' if v is None else f'{v:.2f}'}" for k, v in busy.items()))
+    if any(v is not None and v > 0.1 for v in busy.values()):
+        print("warning: the machine was not quiet; these numbers are disturbed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+//! The measured cells (loss x dtype x shape) and, for each, the three
+//! operations timed: the fused call, the unfused pair, the copy floor.
+
+use std::hint::black_box;
+use std::rc::Rc;
+
+use classloss::{
+    AngularMargin, ArcFace, BceWithLogits, ClassTarget, CrossEntropy, Differentiable, Float,
+    GeneralizedCrossEntropy, LabelSmoothing, Loss, Poly1, SigmoidFocal, SoftmaxFocal,
+};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+
+use crate::inputs;
+
+/// One cell of the table: a loss on `(n, c)` inputs of one float type.
+#[derive(Clone, Copy, Debug)]
+pub struct Case {
+    /// The loss's name, as in the JSON output and in `compare_pytorch.py`.
+    pub loss: &'static str,
+    /// `"f32"` or `"f64"`.
+    pub dtype: &'static str,
+    /// Batch size (rows).
+    pub n: usize,
+    /// Classes (logits per row).
+    pub c: usize,
+}
+
+impl Case {
+    /// The number of logits, the unit of "per element".
+    pub fn elements(&self) -> usize {
+        self.n * self.c
+    }
+
+    /// `"4096x1000"`.
+    pub fn shape(&self) -> String {
+        format!("{}x{}", self.n, self.c)
+    }
+
+    /// What `--filter` matches against: `"cross_entropy f32 4096x1000"`.
+    pub fn label(&self) -> String {
+        format!("{} {} {}", self.loss, self.dtype, self.shape())
+    }
+
+    /// Builds the inputs and the three timed operations.
+    pub fn prepare(&self) -> Prepared {
+        match self.dtype {
+            "f32" => prepare::<f32>(self),
+            "f64" => prepare::<f64>(self),
+            other => unreachable!("dtype {other}"),
+        }
+    }
+}
+
+const fn case(loss: &'static str, dtype: &'static str, n: usize, c: usize) -> Case {
+    Case { loss, dtype, n, c }
+}
+
+/// Every cell, in table order.
+pub const CASES: &[Case] = &[
+    case("cross_entropy", "f32", 128, 10),
+    case("cross_entropy", "f32", 128, 100),
+    case("cross_entropy", "f32", 256, 1000),
+    case("cross_entropy", "f32", 4096, 1000),
+    case("cross_entropy", "f32", 64, 21841),
+    case("cross_entropy", "f32", 1024, 32000),
+    case("cross_entropy", "f32", 256, 128256),
+    case("cross_entropy", "f64", 256, 1000),
+    case("label_smoothing", "f32", 256, 1000),
+    case("label_smoothing", "f32", 4096, 1000),
+    case("softmax_focal", "f32", 256, 1000),
+    case("softmax_focal", "f32", 4096, 1000),
+    case("poly1", "f32", 256, 1000),
+    case("poly1", "f32", 4096, 1000),
+    case("gce", "f32", 256, 1000),
+    case("gce", "f32", 4096, 1000),
+    case("arcface_cosines", "f32", 512, 10000),
+    case("arcface_cosines", "f32", 512, 100000),
+    case("bce_with_logits", "f32", 4096, 80),
+    case("bce_with_logits", "f32", 1024, 32000),
+    case("sigmoid_focal", "f32", 4096, 80),
+    case("sigmoid_focal", "f32", 1024, 32000),
+];
+
+/// The operations of one cell, owning their inputs and buffers.
+pub struct Prepared {
+    /// `forward_backward_into` a gradient buffer reused across calls.
+    pub fused: Box<dyn FnMut()>,
+    /// `forward`, then `backward` (which allocates the gradient).
+    pub unfused: Box<dyn FnMut()>,
+    /// Reads the input and writes a gradient-sized buffer: the floor.
+    pub copy: Box<dyn FnMut()>,
+}
+
+fn prepare<F: Float>(case: &Case) -> Prepared {
+    let (n, c) = (case.n, case.c);
+    let logits = || inputs::logits::<F>(n, c);
+    match case.loss {
+        "cross_entropy" => {
+            let l = CrossEntropy::<F>::new();
+            let l2 = l.clone();
+            timed(
+                logits(),
+                inputs::labels(n, c),
+                move |x, y, g| l.forward_backward_into(x, ClassTarget::Labels(y.view()), g),
+                move |x, y| {
+                    let y = || ClassTarget::Labels(y.view());
+                    Ok((l2.forward(x, y())?, l2.backward(x, y())?))
+                },
+            )
+        }
+        "label_smoothing" => on_labels(logits(), LabelSmoothing::new()),
+        "softmax_focal" => on_labels(logits(), SoftmaxFocal::new()),
+        "poly1" => on_labels(logits(), Poly1::new()),
+        "gce" => on_labels(logits(), GeneralizedCrossEntropy::new()),
+        "arcface_cosines" => on_labels(inputs::cosines::<F>(n, c), ArcFace::new().on_cosines()),
+        "bce_with_logits" => on_targets(logits(), BceWithLogits::new()),
+        "sigmoid_focal" => on_targets(logits(), SigmoidFocal::new()),
+        other => unreachable!("loss {other}"),
+    }
+}
+
+/// A loss on `(N, C)` inputs (logits or cosines) and `(N)` labels.
+fn on_labels<F, L>(x: Array2<F>, loss: L) -> Prepared
+where
+    F: Float,
+    L: Clone + 'static,
+    L: for<'a> Differentiable<
+        F,
+        Input<'a> = ArrayView2<'a, F>,
+        Target<'a> = ArrayView1<'a, usize>,
+        Grad = Array2<F>,
+        GradMut<'a> = ArrayViewMut2<'a, F>,
+    >,
+{
+    let l2 = loss.clone();
+    let (n, c) = x.dim();
+    timed(
+        x,
+        inputs::labels(n, c),
+        move |x, y, g| loss.forward_backward_into(x, y.view(), g),
+        move |x, y| Ok((l2.forward(x, y.view())?, l2.backward(x, y.view())?)),
+    )
+}
+
+/// A binary loss on `(N, K)` logits and targets of the same shape.
+fn on_targets<F, L>(x: Array2<F>, loss: L) -> Prepared
+where
+    F: Float,
+    L: Clone + 'static,
+    L: for<'a> Differentiable<
+        F,
+        Input<'a> = ArrayView2<'a, F>,
+        Target<'a> = ArrayView2<'a, F>,
+        Grad = Array2<F>,
+        GradMut<'a> = ArrayViewMut2<'a, F>,
+    >,
+{
+    let l2 = loss.clone();
+    let (n, k) = x.dim();
+    timed(
+        x,
+        inputs::binary_targets(n, k),
+        move |x, t, g| loss.forward_backward_into(x, t.view(), g),
+        move |x, t| Ok((l2.forward(x, t.view())?, l2.backward(x, t.view())?)),
+    )
+}
+
+/// Wraps the fused and unfused calls on `x` and target `t` (labels or
+/// targets) into the three timed closures; a failing call is a bug in the
+/// inputs, so it panics.
+fn timed<F: Float, T: 'static>(
+    x: Array2<F>,
+    t: T,
+    mut fused: impl FnMut(ArrayView2<'_, F>, &T, ArrayViewMut2<'_, F>) -> classloss::Result<F> + 'static,
+    mut unfused: impl FnMut(ArrayView2<'_, F>, &T) -> classloss::Result<(F, Array2<F>)> + 'static,
+) -> Prepared {
+    let x = Rc::new(x);
+    let t = Rc::new(t);
+    let mut grad = Array2::<F>::zeros(x.raw_dim());
+    let mut out = vec![F::zero(); x.len()];
+    Prepared {
+        fused: {
+            let (x, t) = (Rc::clone(&x), Rc::clone(&t));
+            Box::new(move || {
+                let v = fused(black_box(x.view()), &t, grad.view_mut()).expect("fused call");
+                black_box((v, &grad));
+            })
+        },
+        unfused: {
+            let (x, t) = (Rc::clone(&x), Rc::clone(&t));
+            Box::new(move || {
+                black_box(unfused(black_box(x.view()), &t).expect("unfused calls"));
+            })
+        },
+        copy: Box::new(move || {
+            let src = x.as_slice().expect("standard layout");
+            out.copy_from_slice(black_box(src));
+            black_box(&mut out);
+        }),
+    }
+}
