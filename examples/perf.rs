@@ -138,7 +138,7 @@ fn main() -> ExitCode {
         .filter(|c| {
             opts.filter
                 .as_ref()
-                .map_or(true, |f| c.label().contains(f.as_str()))
+                .is_none_or(|f| c.label().contains(f.as_str()))
         })
         .collect();
     if selected.is_empty() {

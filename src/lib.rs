@@ -10,6 +10,7 @@ mod loss;
 pub mod margin;
 pub mod metric;
 pub mod numerics;
+mod parallel;
 mod reduction;
 pub mod robust;
 pub mod softmax;

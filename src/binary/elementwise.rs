@@ -9,6 +9,7 @@
 use ndarray::{arr0, ArrayView, ArrayViewMut, Dimension, Zip};
 
 use crate::numerics::{logistic_from_parts, logistic_terms, LogisticTerms};
+use crate::parallel::map_blocks;
 use crate::validate::{check_values, expect_min_rank, expect_shape, fmt_shape, is_probability};
 use crate::{Error, Float, Result};
 
@@ -126,7 +127,7 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
     pos_weight: Option<ArrayView<'_, F, D>>,
     mut grad: Option<(ArrayViewMut<'_, F, D>, F)>,
     mut per: Option<ArrayViewMut<'_, F, D>>,
-    f: impl Fn(F, F, F, F, Logistic<F>) -> (F, F),
+    f: impl Fn(F, F, F, F, Logistic<F>) -> (F, F) + Sync,
 ) -> f64 {
     let plain = weight.is_none() && pos_weight.is_none();
     let slices = (input.to_slice(), targets.to_slice());
@@ -137,7 +138,7 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
             .as_mut()
             .and_then(|(g, s)| g.as_slice_mut().map(|g| (g, *s)));
         let p = per.as_mut().and_then(|p| p.as_slice_mut());
-        return logits_at_level(x, t, g, p, &f);
+        return logits_in_parallel(x, t, g, p, &f);
     }
     elementwise(
         input,
@@ -152,6 +153,42 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
             f(x, t, w, pw, Logistic { e, terms })
         },
     )
+}
+
+/// Elements per unit of parallel work (a whole number of blocks).
+const PARALLEL_CHUNK: usize = 64 * BLOCK;
+
+/// The contiguous path, cut into fixed chunks that run in parallel with the
+/// `rayon` feature; the chunks' sums are added in order, so the result does
+/// not depend on the thread count.
+fn logits_in_parallel<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F) + Sync>(
+    x: &[F],
+    t: &[F],
+    grad: Option<(&mut [F], F)>,
+    per: Option<&mut [F]>,
+    f: &L,
+) -> f64 {
+    type Chunk<'a, F> = (
+        &'a [F],
+        &'a [F],
+        Option<(&'a mut [F], F)>,
+        Option<&'a mut [F]>,
+    );
+    let mut grads = grad.map(|(g, s)| g.chunks_mut(PARALLEL_CHUNK).map(move |c| (c, s)));
+    let mut pers = per.map(|p| p.chunks_mut(PARALLEL_CHUNK));
+    let chunks: Vec<Chunk<'_, F>> = x
+        .chunks(PARALLEL_CHUNK)
+        .zip(t.chunks(PARALLEL_CHUNK))
+        .map(|(xc, tc)| {
+            let g = grads.as_mut().and_then(|it| it.next());
+            let p = pers.as_mut().and_then(|it| it.next());
+            (xc, tc, g, p)
+        })
+        .collect();
+    let sums = map_blocks(chunks, x.len(), |(xc, tc, g, p)| {
+        logits_at_level(xc, tc, g, p, f)
+    });
+    sums.iter().sum()
 }
 
 /// [`logits_in_blocks`] compiled for the CPU's [`SimdLevel`]: the loss's

@@ -19,6 +19,7 @@ use ndarray::{ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut1, Ar
 use ndarray::{Axis, Ix1, Ix2, RemoveAxis};
 
 use crate::numerics::{row_stats, RowStats};
+use crate::parallel::map_blocks;
 use crate::Float;
 
 /// One row (class lane) of logits and its softmax statistics.
@@ -235,9 +236,6 @@ where
 /// Logits per block of rows: a block's rows (and gradient) stay in the
 /// second-level cache while the block runs.
 const BLOCK_ELEMENTS: usize = 1 << 15;
-/// Below this many logits a call stays on the calling thread.
-#[cfg(feature = "rayon")]
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 
 /// The rows of one block and its slices of the outputs.
 struct Block<'a, F> {
@@ -253,8 +251,8 @@ struct Block<'a, F> {
 /// The rows are cut into blocks whose size depends only on `C`; each
 /// block's sum is accumulated in `f64` and the blocks' sums are added in
 /// order, so the result is the same bit for bit on one thread or many. With
-/// the `rayon` feature, blocks run in parallel once the input has
-/// `PARALLEL_MIN_ELEMENTS` logits.
+/// the `rayon` feature, blocks run in parallel on large inputs
+/// ([`map_blocks`]).
 pub(crate) fn softmax_rows_2d<F, T>(
     logits: ArrayView2<'_, F>,
     target: impl Fn(usize) -> T + Sync,
@@ -347,20 +345,4 @@ pub(crate) fn matrix_views<'s, F, D: RemoveAxis>(
         None => None,
     };
     Some((l, g, p))
-}
-
-/// `run` on every block, in parallel when the feature and the size allow;
-/// the results come back in block order either way.
-fn map_blocks<B: Send>(
-    blocks: Vec<B>,
-    elements: usize,
-    run: impl Fn(B) -> f64 + Sync + Send,
-) -> Vec<f64> {
-    #[cfg(feature = "rayon")]
-    if elements >= PARALLEL_MIN_ELEMENTS && blocks.len() > 1 {
-        use rayon::prelude::*;
-        return blocks.into_par_iter().map(&run).collect();
-    }
-    let _ = elements;
-    blocks.into_iter().map(run).collect()
 }

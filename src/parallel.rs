@@ -1,0 +1,26 @@
+//! Work split into fixed blocks, run in parallel with the `rayon` feature.
+//!
+//! The blocks depend only on the input's shape, each block's result is
+//! computed by one thread, and the results come back in block order, so a
+//! loss that adds its blocks' sums in that order gets the same bits on one
+//! thread or many, with or without the feature.
+
+/// Below this many elements a call stays on the calling thread.
+#[cfg(feature = "rayon")]
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+/// `run` on every block, in parallel when the feature is on and the input
+/// has at least `PARALLEL_MIN_ELEMENTS` elements; results in block order.
+pub(crate) fn map_blocks<B: Send>(
+    blocks: Vec<B>,
+    elements: usize,
+    run: impl Fn(B) -> f64 + Sync + Send,
+) -> Vec<f64> {
+    #[cfg(feature = "rayon")]
+    if elements >= PARALLEL_MIN_ELEMENTS && blocks.len() > 1 {
+        use rayon::prelude::*;
+        return blocks.into_par_iter().map(&run).collect();
+    }
+    let _ = elements;
+    blocks.into_iter().map(run).collect()
+}
