@@ -271,7 +271,8 @@ def main():
         print(f"{shape:>11} {r['dtype']:<5} {r['loss']:<16} {ours:10.3f} "
               f"{r['unfused_ns_per_elem']:9.3f} {theirs:>9} {ratio:>9}")
     print()
-    print("copy floor (read the input, write a same-sized buffer; torch: out.copy_(x))")
+    print("copy floor (read the input, write a same-sized buffer): classloss one thread's "
+          "memcpy, torch out.copy_(x) on its threads")
     print(f"{'shape':>11} {'dtype':<5} {'classloss':>10} {'pytorch':>9}")
     for (dtype, n, c), (ours, theirs) in floors.items():
         print(f"{f'{n}x{c}':>11} {dtype:<5} {ours:10.3f} {theirs:9.3f}")

@@ -4,7 +4,8 @@
 //! - `fused`: `forward_backward_into` a gradient buffer reused across calls,
 //! - `unfused`: `forward`, then `backward` (which allocates the gradient),
 //! - `copy`: reading the logits and writing a gradient-sized buffer, the
-//!   floor any loss-and-gradient pass has to pay,
+//!   floor any loss-and-gradient pass has to pay (one thread's `memcpy`,
+//!   whatever the thread setting),
 //!
 //! and prints ns per element (per logit) and `fused / copy`. Each time is
 //! the median over batches of repeated calls (about 0.3 s per measurement);
