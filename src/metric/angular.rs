@@ -21,7 +21,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use crate::numerics::l2_norm;
-use crate::softmax::rows::{one_hot_grad, softmax_rows};
+use crate::softmax::rows::{one_hot_grad, rows_2d, softmax_rows};
 use crate::validate::{check_labels, expect_nonempty, expect_shape};
 use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
 
@@ -660,8 +660,8 @@ pub(crate) fn run_cosines<F: Float>(
     spec: &Spec,
     cosines: ArrayView2<'_, F>,
     labels: ArrayView1<'_, usize>,
-    mut grad: Option<ArrayViewMut2<'_, F>>,
-    mut per_row: Option<ArrayViewMut1<'_, F>>,
+    grad: Option<ArrayViewMut2<'_, F>>,
+    per_row: Option<ArrayViewMut1<'_, F>>,
 ) -> Result<F> {
     let shape = cosines.shape();
     expect_nonempty("cosines", shape, 0, "sample")?;
@@ -673,11 +673,15 @@ pub(crate) fn run_cosines<F: Float>(
     }
     // Rounding in a normalized dot product can leave |cos| a little above 1.
     let limit = F::one() + F::epsilon().sqrt();
-    let bad = |v: &F| v.is_nan() || v.abs() > limit;
-    // A plain scan first; the indexed one (slower) only to report where.
-    if let Some((idx, &v)) = cosines
-        .iter()
-        .any(bad)
+    // `!(|v| <= limit)` is also true for NaN.
+    let bad = |v: &F| !(v.abs() <= limit);
+    // A plain scan first (without early exit, so that it vectorizes); the
+    // indexed one (slower) only to report where.
+    let any_bad = match cosines.as_slice() {
+        Some(all) => all.iter().fold(false, |acc, v| acc | bad(v)),
+        None => cosines.iter().any(bad),
+    };
+    if let Some((idx, &v)) = any_bad
         .then(|| cosines.indexed_iter().find(|(_, v)| bad(v)))
         .flatten()
     {
@@ -691,30 +695,58 @@ pub(crate) fn run_cosines<F: Float>(
     let margin = MarginFn::new(spec);
     let s = F::lit(spec.scale);
     let scale: F = spec.reduction.grad_scale(n as f64);
-    let mut z = vec![F::zero(); c];
-    let mut c_row = vec![F::zero(); c];
-    let mut total = 0.0;
-    for (i, row) in cosines.rows().into_iter().enumerate() {
-        // Strided rows are copied into scratch; contiguous ones read in place.
-        let c_row: &[F] = match row.to_slice() {
-            Some(r) => r,
-            None => {
-                for (dst, &v) in c_row.iter_mut().zip(row) {
-                    *dst = v;
-                }
-                &c_row
-            }
-        };
-        let g_row = grad.as_mut().map(|g| g.slice_mut(s![i..i + 1, ..]));
-        let p_row = per_row.as_mut().map(|p| p.slice_mut(s![i..i + 1]));
-        let y = labels[i];
-        let sin = sin_from_cos(c_row[y]);
-        let (loss, _) = margin_row(
-            &margin, s, scale, c_row, sin, y, &mut z, g_row, p_row, false,
-        );
-        total += loss;
-    }
+    let total = rows_2d(cosines, grad, per_row, |i, c_row, g| {
+        cosine_row(&margin, s, scale, c_row, labels[i], g)
+    });
     Ok(spec.reduction.finish(total, n as f64))
+}
+
+/// One row of the loss on cosines, straight on the row kernels.
+///
+/// The logits are `s c_j` off the target and `s phi(c_y)` on it, so the
+/// exponentials are `exp(s c_j - max)` on either side of the target (one
+/// kernel call each) and one scalar on it: no row of logits is built, and a
+/// row costs what a cross-entropy row costs. The gradient with respect to
+/// the cosines is `scale * s * p_j` off the target and
+/// `scale * s * (p_y - 1) * phi'(c_y)` on it.
+#[inline]
+fn cosine_row<F: Float>(
+    margin: &MarginFn<F>,
+    s: F,
+    scale: F,
+    c: &[F],
+    y: usize,
+    g: Option<&mut [F]>,
+) -> F {
+    let sin = sin_from_cos(c[y]);
+    let target = margin.target(c[y], sin);
+    let z_y = s * target.value;
+    let (before, after) = (&c[..y], &c[y + 1..]);
+    // `s > 0`, so the largest `s c_j` is `s` times the largest `c_j`.
+    let max = [before, after]
+        .iter()
+        .filter(|part| !part.is_empty())
+        .fold(z_y, |m, part| m.max(s * F::row_max(part)));
+    let e_y = (z_y - max).exp();
+    let log_p_y = |sum: F| (z_y - max) - sum.ln();
+    match g {
+        None => {
+            let sum = F::scaled_exp_sum(before, s, max) + e_y + F::scaled_exp_sum(after, s, max);
+            -log_p_y(sum)
+        }
+        Some(g) => {
+            let (g_before, g_rest) = g.split_at_mut(y);
+            let (g_y, g_after) = g_rest.split_at_mut(1);
+            let sum = F::scaled_exp_into(before, s, max, g_before)
+                + e_y
+                + F::scaled_exp_into(after, s, max, g_after);
+            let k = scale * s;
+            F::scale(g_before, k / sum);
+            F::scale(g_after, k / sum);
+            g_y[0] = k * (e_y / sum - F::one()) * margin.slope(&target, c[y], sin);
+            -log_p_y(sum)
+        }
+    }
 }
 
 /// Rows of embeddings normalized at a time while accumulating the weight

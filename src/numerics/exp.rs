@@ -15,6 +15,12 @@
 //! tests over the whole domain against the standard library): at most 2 ulp
 //! in `f32` and in `f64`, subnormal results included.
 //!
+//! With `SUBNORMAL = false` results below the smallest normal number
+//! (`1.2e-38` in `f32`, `2.2e-308` in `f64`) are 0 instead. The softmax rows
+//! use that form: such a term is invisible next to the row's largest
+//! exponential, 1, and subnormal arithmetic is slow on many CPUs (a row of
+//! ArcFace logits with scale 64 has many such terms).
+//!
 //! The `FMA` parameter picks `mul_add` (one rounding, and one instruction
 //! where the CPU has FMA) or a separate multiply and add (where it has not:
 //! there `mul_add` would be a slow library call). The two round differently
@@ -44,17 +50,26 @@ fn madd64<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
 pub(crate) const F32_MIN_ARG: f32 = -103.972_08;
 /// Below this, `exp` rounds to 0 in `f64` (`ln(2^-1075)`).
 pub(crate) const F64_MIN_ARG: f64 = -745.133_219_101_941_1;
+/// Below this, `exp` is subnormal in `f32` (just above `ln(2^-126)`).
+pub(crate) const F32_MIN_NORMAL_ARG: f32 = -87.336_54;
+/// Below this, `exp` is subnormal in `f64` (just above `ln(2^-1022)`).
+pub(crate) const F64_MIN_NORMAL_ARG: f64 = -708.396_418_532_264;
 
 /// `exp(x)` for `x <= 0` (or NaN, which it returns); see the module docs.
 #[inline(always)]
-pub(crate) fn exp_nonpos_f32<const FMA: bool>(x: f32) -> f32 {
+pub(crate) fn exp_nonpos_f32<const FMA: bool, const SUBNORMAL: bool>(x: f32) -> f32 {
+    let min_arg = if SUBNORMAL {
+        F32_MIN_ARG
+    } else {
+        F32_MIN_NORMAL_ARG
+    };
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
     const SHIFTER: f32 = 12_582_912.0;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     // A comparison, not `max`: NaN must pass through, not become the bound.
-    let xc = if x < F32_MIN_ARG { F32_MIN_ARG } else { x };
+    let xc = if x < min_arg { min_arg } else { x };
     let z = madd32::<FMA>(xc, LOG2E, SHIFTER);
     let n = z - SHIFTER;
     let r = madd32::<FMA>(n, -LN2_HI, xc);
@@ -68,13 +83,18 @@ pub(crate) fn exp_nonpos_f32<const FMA: bool>(x: f32) -> f32 {
     let er = madd32::<FMA>(p, r * r, r) + 1.0;
     // n in [-150, 0]; 2^n as 2^n1 * 2^n2, each a normal number (bits
     // (k + 127) << 23), so that subnormal results round once, correctly.
+    // Without SUBNORMAL, n is in [-126, 0] and one factor is enough.
     let n = (z.to_bits() as i32).wrapping_sub(SHIFTER.to_bits() as i32);
-    let n1 = n >> 1;
-    let n2 = n - n1;
-    let two_n1 = f32::from_bits(((n1 + 127) as u32) << 23);
-    let two_n2 = f32::from_bits(((n2 + 127) as u32) << 23);
-    let y = (er * two_n1) * two_n2;
-    if x < F32_MIN_ARG {
+    let y = if SUBNORMAL {
+        let n1 = n >> 1;
+        let n2 = n - n1;
+        let two_n1 = f32::from_bits(((n1 + 127) as u32) << 23);
+        let two_n2 = f32::from_bits(((n2 + 127) as u32) << 23);
+        (er * two_n1) * two_n2
+    } else {
+        er * f32::from_bits(((n + 127) as u32) << 23)
+    };
+    if x < min_arg {
         0.0
     } else {
         y
@@ -83,13 +103,18 @@ pub(crate) fn exp_nonpos_f32<const FMA: bool>(x: f32) -> f32 {
 
 /// `exp(x)` for `x <= 0` (or NaN, which it returns); see the module docs.
 #[inline(always)]
-pub(crate) fn exp_nonpos_f64<const FMA: bool>(x: f64) -> f64 {
+pub(crate) fn exp_nonpos_f64<const FMA: bool, const SUBNORMAL: bool>(x: f64) -> f64 {
+    let min_arg = if SUBNORMAL {
+        F64_MIN_ARG
+    } else {
+        F64_MIN_NORMAL_ARG
+    };
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     // 1.5 * 2^52.
     const SHIFTER: f64 = 6_755_399_441_055_744.0;
     const LN2_HI: f64 = 6.931_457_519_531_25e-1;
     const LN2_LO: f64 = 1.428_606_820_309_417_3e-6;
-    let xc = if x < F64_MIN_ARG { F64_MIN_ARG } else { x };
+    let xc = if x < min_arg { min_arg } else { x };
     let z = madd64::<FMA>(xc, LOG2E, SHIFTER);
     let n = z - SHIFTER;
     let r = madd64::<FMA>(n, -LN2_HI, xc);
@@ -115,12 +140,16 @@ pub(crate) fn exp_nonpos_f64<const FMA: bool>(x: f64) -> f64 {
     }
     let er = madd64::<FMA>(p, r * r, r) + 1.0;
     let n = (z.to_bits() as i64).wrapping_sub(SHIFTER.to_bits() as i64);
-    let n1 = n >> 1;
-    let n2 = n - n1;
-    let two_n1 = f64::from_bits(((n1 + 1023) as u64) << 52);
-    let two_n2 = f64::from_bits(((n2 + 1023) as u64) << 52);
-    let y = (er * two_n1) * two_n2;
-    if x < F64_MIN_ARG {
+    let y = if SUBNORMAL {
+        let n1 = n >> 1;
+        let n2 = n - n1;
+        let two_n1 = f64::from_bits(((n1 + 1023) as u64) << 52);
+        let two_n2 = f64::from_bits(((n2 + 1023) as u64) << 52);
+        (er * two_n1) * two_n2
+    } else {
+        er * f64::from_bits(((n + 1023) as u64) << 52)
+    };
+    if x < min_arg {
         0.0
     } else {
         y
@@ -182,7 +211,7 @@ mod tests {
         let mut bits = lo;
         while bits <= hi {
             let x = -f32::from_bits(bits).abs();
-            let e = ulps32(exp_nonpos_f32::<FMA>(x), x.exp());
+            let e = ulps32(exp_nonpos_f32::<FMA, true>(x), x.exp());
             if e > worst.0 {
                 worst = (e, x);
             }
@@ -196,7 +225,7 @@ mod tests {
         let mut x = 0.0_f64;
         // A dense grid near 0 and a coarse one out to the underflow bound.
         while x > F64_MIN_ARG {
-            let e = ulps64(exp_nonpos_f64::<FMA>(x), x.exp());
+            let e = ulps64(exp_nonpos_f64::<FMA, true>(x), x.exp());
             if e > worst.0 {
                 worst = (e, x);
             }
@@ -258,18 +287,39 @@ mod tests {
     }
 
     #[test]
+    fn flushing_form_agrees_on_normal_results_and_flushes_the_rest() {
+        let mut x = 0.0_f32;
+        while x > -90.0 {
+            let (full, flushed) = (
+                exp_nonpos_f32::<true, true>(x),
+                exp_nonpos_f32::<true, false>(x),
+            );
+            if x >= F32_MIN_NORMAL_ARG {
+                assert_eq!(full, flushed, "{x}");
+            } else {
+                assert_eq!(flushed, 0.0, "{x}");
+            }
+            x -= 0.013;
+        }
+        assert_eq!(exp_nonpos_f64::<false, false>(-720.0), 0.0);
+        assert!(exp_nonpos_f64::<false, false>(F64_MIN_NORMAL_ARG) >= f64::MIN_POSITIVE);
+        assert!(exp_nonpos_f32::<false, false>(F32_MIN_NORMAL_ARG) >= f32::MIN_POSITIVE);
+        assert!(exp_nonpos_f32::<true, false>(f32::NAN).is_nan());
+    }
+
+    #[test]
     fn edges_underflow_and_nan() {
-        assert_eq!(exp_nonpos_f32::<false>(0.0), 1.0);
-        assert_eq!(exp_nonpos_f64::<true>(0.0), 1.0);
-        assert_eq!(exp_nonpos_f32::<true>(-1e30), 0.0);
-        assert_eq!(exp_nonpos_f32::<true>(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp_nonpos_f64::<false>(-1e300), 0.0);
-        assert!(exp_nonpos_f32::<true>(f32::NAN).is_nan());
-        assert!(exp_nonpos_f64::<false>(f64::NAN).is_nan());
+        assert_eq!(exp_nonpos_f32::<false, true>(0.0), 1.0);
+        assert_eq!(exp_nonpos_f64::<true, true>(0.0), 1.0);
+        assert_eq!(exp_nonpos_f32::<true, true>(-1e30), 0.0);
+        assert_eq!(exp_nonpos_f32::<true, true>(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_nonpos_f64::<false, true>(-1e300), 0.0);
+        assert!(exp_nonpos_f32::<true, true>(f32::NAN).is_nan());
+        assert!(exp_nonpos_f64::<false, true>(f64::NAN).is_nan());
         // Subnormal results keep their digits down to the last bits.
-        assert_eq!(exp_nonpos_f32::<true>(-88.0), (-88.0_f32).exp());
-        assert_eq!(exp_nonpos_f64::<false>(-720.0), (-720.0_f64).exp());
-        assert_eq!(exp_nonpos_f32::<true>(-104.0), 0.0);
-        assert_eq!(exp_nonpos_f64::<false>(-746.0), 0.0);
+        assert_eq!(exp_nonpos_f32::<true, true>(-88.0), (-88.0_f32).exp());
+        assert_eq!(exp_nonpos_f64::<false, true>(-720.0), (-720.0_f64).exp());
+        assert_eq!(exp_nonpos_f32::<true, true>(-104.0), 0.0);
+        assert_eq!(exp_nonpos_f64::<false, true>(-746.0), 0.0);
     }
 }

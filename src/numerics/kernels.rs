@@ -26,7 +26,10 @@ pub(crate) trait Lane:
 {
     const ZERO: Self;
     const NEG_INFINITY: Self;
+    /// `exp` for `x <= 0`, subnormal results included.
     fn exp_nonpos<const FMA: bool>(self) -> Self;
+    /// `exp` for `x <= 0`, results below the smallest normal number as 0.
+    fn exp_flush<const FMA: bool>(self) -> Self;
     fn ln1p_unit<const FMA: bool>(self) -> Self;
     fn neg_abs(self) -> Self;
 }
@@ -36,7 +39,11 @@ impl Lane for f32 {
     const NEG_INFINITY: Self = f32::NEG_INFINITY;
     #[inline(always)]
     fn exp_nonpos<const FMA: bool>(self) -> Self {
-        exp_nonpos_f32::<FMA>(self)
+        exp_nonpos_f32::<FMA, true>(self)
+    }
+    #[inline(always)]
+    fn exp_flush<const FMA: bool>(self) -> Self {
+        exp_nonpos_f32::<FMA, false>(self)
     }
     #[inline(always)]
     fn ln1p_unit<const FMA: bool>(self) -> Self {
@@ -53,7 +60,11 @@ impl Lane for f64 {
     const NEG_INFINITY: Self = f64::NEG_INFINITY;
     #[inline(always)]
     fn exp_nonpos<const FMA: bool>(self) -> Self {
-        exp_nonpos_f64::<FMA>(self)
+        exp_nonpos_f64::<FMA, true>(self)
+    }
+    #[inline(always)]
+    fn exp_flush<const FMA: bool>(self) -> Self {
+        exp_nonpos_f64::<FMA, false>(self)
     }
     #[inline(always)]
     fn ln1p_unit<const FMA: bool>(self) -> Self {
@@ -148,11 +159,11 @@ mod body {
         let mut chunks = x.chunks_exact(LANES);
         for c in &mut chunks {
             for i in 0..LANES {
-                acc[i] += (c[i] - shift).exp_nonpos::<FMA>();
+                acc[i] += (c[i] - shift).exp_flush::<FMA>();
             }
         }
         for (i, &v) in chunks.remainder().iter().enumerate() {
-            acc[i] += (v - shift).exp_nonpos::<FMA>();
+            acc[i] += (v - shift).exp_flush::<FMA>();
         }
         sum_lanes(acc)
     }
@@ -166,13 +177,55 @@ mod body {
         let mut os = out.chunks_exact_mut(LANES);
         for (c, o) in (&mut xs).zip(&mut os) {
             for i in 0..LANES {
-                let e = (c[i] - shift).exp_nonpos::<FMA>();
+                let e = (c[i] - shift).exp_flush::<FMA>();
                 o[i] = e;
                 acc[i] += e;
             }
         }
         for (i, (&v, o)) in xs.remainder().iter().zip(os.into_remainder()).enumerate() {
-            let e = (v - shift).exp_nonpos::<FMA>();
+            let e = (v - shift).exp_flush::<FMA>();
+            *o = e;
+            acc[i] += e;
+        }
+        sum_lanes(acc)
+    }
+
+    #[inline(always)]
+    pub fn scaled_exp_sum<T: Lane, const FMA: bool>(x: &[T], scale: T, shift: T) -> T {
+        let mut acc = [T::ZERO; LANES];
+        let mut chunks = x.chunks_exact(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                acc[i] += (scale * c[i] - shift).exp_flush::<FMA>();
+            }
+        }
+        for (i, &v) in chunks.remainder().iter().enumerate() {
+            acc[i] += (scale * v - shift).exp_flush::<FMA>();
+        }
+        sum_lanes(acc)
+    }
+
+    #[inline(always)]
+    pub fn scaled_exp_into<T: Lane, const FMA: bool>(
+        x: &[T],
+        scale: T,
+        shift: T,
+        out: &mut [T],
+    ) -> T {
+        let n = x.len().min(out.len());
+        let (x, out) = (&x[..n], &mut out[..n]);
+        let mut acc = [T::ZERO; LANES];
+        let mut xs = x.chunks_exact(LANES);
+        let mut os = out.chunks_exact_mut(LANES);
+        for (c, o) in (&mut xs).zip(&mut os) {
+            for i in 0..LANES {
+                let e = (scale * c[i] - shift).exp_flush::<FMA>();
+                o[i] = e;
+                acc[i] += e;
+            }
+        }
+        for (i, (&v, o)) in xs.remainder().iter().zip(os.into_remainder()).enumerate() {
+            let e = (scale * v - shift).exp_flush::<FMA>();
             *o = e;
             acc[i] += e;
         }
@@ -234,6 +287,14 @@ macro_rules! level_fns {
             super::super::body::exp_into::<$t, $fma>(x, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
+        pub(crate) fn scaled_exp_sum(x: &[$t], scale: $t, shift: $t) -> $t {
+            super::super::body::scaled_exp_sum::<$t, $fma>(x, scale, shift)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn scaled_exp_into(x: &[$t], scale: $t, shift: $t, out: &mut [$t]) -> $t {
+            super::super::body::scaled_exp_into::<$t, $fma>(x, scale, shift, out)
+        }
+        $(#[target_feature(enable = $feature)])?
         pub(crate) fn logistic_parts(x: &[$t], e: &mut [$t], l: &mut [$t]) {
             super::super::body::logistic_parts::<$t, $fma>(x, e, l)
         }
@@ -289,6 +350,11 @@ pub trait RowKernels: Copy {
     fn exp_sum(x: &[Self], shift: Self) -> Self;
     /// Stores `exp(x_i - shift)` in `out` (same length) and returns the sum.
     fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self;
+    /// `sum_i exp(scale * x_i - shift)`, the same sum as `scaled_exp_into`.
+    fn scaled_exp_sum(x: &[Self], scale: Self, shift: Self) -> Self;
+    /// Stores `exp(scale * x_i - shift)` in `out` (same length) and returns
+    /// the sum, for `shift >= max scale * x_i`.
+    fn scaled_exp_into(x: &[Self], scale: Self, shift: Self, out: &mut [Self]) -> Self;
     /// `e_i = exp(-|x_i|)` and `l_i = ln(1 + e_i)`, over the common length.
     fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]);
     /// `g_i = a g_i + b`.
@@ -321,6 +387,14 @@ macro_rules! impl_row_kernels {
             #[inline]
             fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self {
                 dispatch!($m::exp_into(x, shift, out))
+            }
+            #[inline]
+            fn scaled_exp_sum(x: &[Self], scale: Self, shift: Self) -> Self {
+                dispatch!($m::scaled_exp_sum(x, scale, shift))
+            }
+            #[inline]
+            fn scaled_exp_into(x: &[Self], scale: Self, shift: Self, out: &mut [Self]) -> Self {
+                dispatch!($m::scaled_exp_into(x, scale, shift, out))
             }
             #[inline]
             fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]) {
@@ -372,6 +446,11 @@ mod tests {
             let s = f64::exp_into(&x, max, &mut out);
             assert!((s / exact - 1.0).abs() < 1e-14, "n = {n}");
             assert_eq!(f64::exp_sum(&x, max), s);
+            let mut scaled = vec![0.0; n];
+            let s2 = f64::scaled_exp_into(&x, 0.5, 0.5 * max, &mut scaled);
+            let exact2: f64 = x.iter().map(|&v| (0.5 * v - 0.5 * max).exp()).sum();
+            assert!((s2 / exact2 - 1.0).abs() < 1e-14, "n = {n}");
+            assert_eq!(f64::scaled_exp_sum(&x, 0.5, 0.5 * max), s2);
             for (o, &v) in out.iter().zip(&x) {
                 assert!((o / (v - max).exp() - 1.0).abs() < 1e-15);
             }

@@ -263,6 +263,22 @@ pub(crate) fn softmax_rows_2d<F, T>(
 where
     F: Float,
 {
+    rows_2d(logits, grad, per_row, |i, x, g| {
+        run_row(x, g, target(i), &f)
+    })
+}
+
+/// The blocked, parallel loop under [`softmax_rows_2d`], for a loss that
+/// computes a row itself: `row(i, x, g)` gets row `i` of the input as a
+/// slice and, when a gradient is wanted, the row of the buffer to
+/// overwrite, and returns the row's loss. Same blocks, same order, same
+/// sums.
+pub(crate) fn rows_2d<F: Float>(
+    logits: ArrayView2<'_, F>,
+    grad: Option<ArrayViewMut2<'_, F>>,
+    per_row: Option<ArrayViewMut1<'_, F>>,
+    row: impl Fn(usize, &[F], Option<&mut [F]>) -> F + Sync,
+) -> f64 {
     let (rows, classes) = logits.dim();
     let block_rows = (BLOCK_ELEMENTS / classes.max(1)).max(1);
     let mut grads = grad.map(|g| g.into_axis_chunks_iter_mut(Axis(0), block_rows));
@@ -296,21 +312,20 @@ where
                     &scratch
                 }
             };
-            let t = target(start + i);
             let value = match grad.as_mut() {
                 Some(g) => {
                     let mut g_row = g.row_mut(i);
                     match g_row.as_slice_mut() {
-                        Some(g) => run_row(x, Some(g), t, &f),
+                        Some(g) => row(start + i, x, Some(g)),
                         None => {
                             g_scratch.resize(classes, F::zero());
-                            let v = run_row(x, Some(&mut g_scratch), t, &f);
+                            let v = row(start + i, x, Some(&mut g_scratch));
                             g_row.assign(&ArrayView1::from(&g_scratch[..]));
                             v
                         }
                     }
                 }
-                None => run_row(x, None, t, &f),
+                None => row(start + i, x, None),
             };
             if let Some(p) = per_row.as_mut() {
                 p[i] = value;
