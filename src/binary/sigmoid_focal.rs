@@ -196,10 +196,10 @@ impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
             };
         }
         let total = match self.gamma {
-            g if g == 0.0 => run!(|_| F::one()),
-            g if g == 1.0 => run!(|q| q),
-            g if g == 2.0 => run!(|q| q * q),
-            g if g == 3.0 => run!(|q| q * q * q),
+            0.0 => run!(|_| F::one()),
+            1.0 => run!(|q| q),
+            2.0 => run!(|q| q * q),
+            3.0 => run!(|q| q * q * q),
             _ => run!(|q: F| q.powf(gamma)),
         };
         Ok(self.reduction.finish(total, divisor))
