@@ -355,3 +355,42 @@ fn a_loss_beyond_the_f32_range_is_an_overflow_error() {
     let expected = (x64[[0, 0]] - x64[[0, 1]]) + 1.0 + (-1f64).exp().ln_1p();
     assert!((v - expected).abs() <= 1e-15 * expected);
 }
+
+/// A contiguous spatial input runs down the columns of each sample; a
+/// column-major copy of it takes the lane-by-lane path. Both must agree.
+#[test]
+fn spatial_column_path_matches_the_lane_path() {
+    use ndarray::ShapeBuilder;
+    let shape = [3, 6, 5, 7];
+    let x = random_array(&shape, 21, 4.0);
+    let labels = random_labels(&[3, 5, 7], 6, 22);
+    let mut x_f = ArrayD::zeros(IxDyn(&shape).f());
+    x_f.assign(&x);
+    assert!(x.as_slice().is_some() && x_f.as_slice().is_none());
+    let weight = Array1::from(vec![0.5, 1.5, 1.0, 2.0, 0.25, 1.0]);
+    for eps in [0.0, 0.1] {
+        for ignore in [None, Some(2)] {
+            let mut ce = CrossEntropy::<f64, IxDyn>::spatial()
+                .with_label_smoothing(eps)
+                .unwrap()
+                .with_weight(weight.clone())
+                .unwrap();
+            if let Some(i) = ignore {
+                ce = ce.with_ignore_index(i);
+            }
+            let t = ClassTarget::Labels(labels.view());
+            let (v1, g1) = ce.forward_backward(x.view(), t.clone()).unwrap();
+            let (v2, g2) = ce.forward_backward(x_f.view(), t.clone()).unwrap();
+            let p1 = ce.per_sample(x.view(), t.clone()).unwrap();
+            let p2 = ce.per_sample(x_f.view(), t.clone()).unwrap();
+            let what = format!("eps={eps} ignore={ignore:?}");
+            assert!(
+                (v1 - v2).abs() <= 1e-13 * v1.abs().max(1.0),
+                "{what}: {v1} vs {v2}"
+            );
+            for (a, b) in g1.iter().zip(g2.iter()).chain(p1.iter().zip(p2.iter())) {
+                assert!((a - b).abs() <= 1e-13, "{what}: {a} vs {b}");
+            }
+        }
+    }
+}

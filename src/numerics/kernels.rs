@@ -233,6 +233,48 @@ mod body {
     }
 
     #[inline(always)]
+    pub fn max_into<T: Lane>(acc: &mut [T], x: &[T]) {
+        for (a, &v) in acc.iter_mut().zip(x) {
+            *a = larger(*a, v);
+        }
+    }
+
+    #[inline(always)]
+    pub fn exp_diff_acc<T: Lane, const FMA: bool>(x: &[T], m: &[T], sum: &mut [T]) {
+        for ((s, &v), &mv) in sum.iter_mut().zip(x).zip(m) {
+            *s += (v - mv).exp_flush::<FMA>();
+        }
+    }
+
+    #[inline(always)]
+    pub fn exp_diff_into_acc<T: Lane, const FMA: bool>(
+        x: &[T],
+        m: &[T],
+        out: &mut [T],
+        sum: &mut [T],
+    ) {
+        for (((o, s), &v), &mv) in out.iter_mut().zip(sum.iter_mut()).zip(x).zip(m) {
+            let e = (v - mv).exp_flush::<FMA>();
+            *o = e;
+            *s += e;
+        }
+    }
+
+    #[inline(always)]
+    pub fn diff_axpy<T: Lane>(acc: &mut [T], a: T, x: &[T], m: &[T]) {
+        for ((s, &v), &mv) in acc.iter_mut().zip(x).zip(m) {
+            *s += a * (v - mv);
+        }
+    }
+
+    #[inline(always)]
+    pub fn scale_shift_cols<T: Lane>(g: &mut [T], k: &[T], b: T, d: &[T]) {
+        for ((v, &kv), &dv) in g.iter_mut().zip(k).zip(d) {
+            *v = kv * *v - b * dv;
+        }
+    }
+
+    #[inline(always)]
     pub fn logistic_parts<T: Lane, const FMA: bool>(x: &[T], e: &mut [T], l: &mut [T]) {
         for ((&v, e), l) in x.iter().zip(e.iter_mut()).zip(l.iter_mut()) {
             let ev = v.neg_abs().exp_nonpos::<FMA>();
@@ -295,6 +337,26 @@ macro_rules! level_fns {
             super::super::body::scaled_exp_into::<$t, $fma>(x, scale, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
+        pub(crate) fn max_into(acc: &mut [$t], x: &[$t]) {
+            super::super::body::max_into(acc, x)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn exp_diff_acc(x: &[$t], m: &[$t], sum: &mut [$t]) {
+            super::super::body::exp_diff_acc::<$t, $fma>(x, m, sum)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn exp_diff_into_acc(x: &[$t], m: &[$t], out: &mut [$t], sum: &mut [$t]) {
+            super::super::body::exp_diff_into_acc::<$t, $fma>(x, m, out, sum)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn diff_axpy(acc: &mut [$t], a: $t, x: &[$t], m: &[$t]) {
+            super::super::body::diff_axpy(acc, a, x, m)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn scale_shift_cols(g: &mut [$t], k: &[$t], b: $t, d: &[$t]) {
+            super::super::body::scale_shift_cols(g, k, b, d)
+        }
+        $(#[target_feature(enable = $feature)])?
         pub(crate) fn logistic_parts(x: &[$t], e: &mut [$t], l: &mut [$t]) {
             super::super::body::logistic_parts::<$t, $fma>(x, e, l)
         }
@@ -355,6 +417,17 @@ pub trait RowKernels: Copy {
     /// Stores `exp(scale * x_i - shift)` in `out` (same length) and returns
     /// the sum, for `shift >= max scale * x_i`.
     fn scaled_exp_into(x: &[Self], scale: Self, shift: Self, out: &mut [Self]) -> Self;
+    /// Column kernels, element by element over equal-length slices (the
+    /// positions of a tile): `acc_j = max(acc_j, x_j)`.
+    fn max_into(acc: &mut [Self], x: &[Self]);
+    /// `sum_j += exp(x_j - m_j)`, for `m_j >= x_j`.
+    fn exp_diff_acc(x: &[Self], m: &[Self], sum: &mut [Self]);
+    /// `out_j = exp(x_j - m_j)` and `sum_j += out_j`.
+    fn exp_diff_into_acc(x: &[Self], m: &[Self], out: &mut [Self], sum: &mut [Self]);
+    /// `acc_j += a (x_j - m_j)`.
+    fn diff_axpy(acc: &mut [Self], a: Self, x: &[Self], m: &[Self]);
+    /// `g_j = k_j g_j - b d_j`.
+    fn scale_shift_cols(g: &mut [Self], k: &[Self], b: Self, d: &[Self]);
     /// `e_i = exp(-|x_i|)` and `l_i = ln(1 + e_i)`, over the common length.
     fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]);
     /// `g_i = a g_i + b`.
@@ -395,6 +468,26 @@ macro_rules! impl_row_kernels {
             #[inline]
             fn scaled_exp_into(x: &[Self], scale: Self, shift: Self, out: &mut [Self]) -> Self {
                 dispatch!($m::scaled_exp_into(x, scale, shift, out))
+            }
+            #[inline]
+            fn max_into(acc: &mut [Self], x: &[Self]) {
+                dispatch!($m::max_into(acc, x))
+            }
+            #[inline]
+            fn exp_diff_acc(x: &[Self], m: &[Self], sum: &mut [Self]) {
+                dispatch!($m::exp_diff_acc(x, m, sum))
+            }
+            #[inline]
+            fn exp_diff_into_acc(x: &[Self], m: &[Self], out: &mut [Self], sum: &mut [Self]) {
+                dispatch!($m::exp_diff_into_acc(x, m, out, sum))
+            }
+            #[inline]
+            fn diff_axpy(acc: &mut [Self], a: Self, x: &[Self], m: &[Self]) {
+                dispatch!($m::diff_axpy(acc, a, x, m))
+            }
+            #[inline]
+            fn scale_shift_cols(g: &mut [Self], k: &[Self], b: Self, d: &[Self]) {
+                dispatch!($m::scale_shift_cols(g, k, b, d))
             }
             #[inline]
             fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]) {

@@ -6,6 +6,7 @@ use ndarray::{
     Array, Array1, ArrayView, ArrayView1, ArrayViewMut, Axis, Dimension, Ix1, Ix2, RemoveAxis,
 };
 
+use super::columns::{label_columns, LabelTerms};
 use super::rows::{
     linear_target_grad, matrix_views, one_hot_grad, smoothed_grad, softmax_rows, softmax_rows_2d,
     Row, RowGrad,
@@ -276,7 +277,37 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                 let labels_1d = labels.view().into_dimensionality::<Ix1>().ok();
                 let total = match (matrix, labels_1d) {
                     (Some((l, g, p)), Some(y)) => softmax_rows_2d(l, |i| y[i], g, p, f),
-                    _ => softmax_rows(logits.clone(), labels.iter().copied(), grad, per_row, f),
+                    _ => {
+                        let terms = LabelTerms {
+                            weight: w_slice,
+                            w_sum,
+                            ignore,
+                            hard,
+                            off,
+                            smoothing,
+                            scale,
+                        };
+                        let contiguous = (weight.is_none() || w_slice.is_some())
+                            && grad.as_ref().is_none_or(|g| g.is_standard_layout())
+                            && per_row.as_ref().is_none_or(|p| p.is_standard_layout());
+                        match (contiguous, logits.as_slice(), labels.as_slice()) {
+                            (true, Some(x), Some(y)) => label_columns(
+                                x,
+                                y,
+                                grad.as_mut().and_then(|g| g.as_slice_mut()),
+                                per_row.as_mut().and_then(|p| p.as_slice_mut()),
+                                (classes, positions / shape[0]),
+                                &terms,
+                            ),
+                            _ => softmax_rows(
+                                logits.clone(),
+                                labels.iter().copied(),
+                                grad,
+                                per_row,
+                                f,
+                            ),
+                        }
+                    }
                 };
                 finish_checked(
                     self.reduction,

@@ -1,5 +1,6 @@
 //! Losses on a softmax over classes: one row of logits per sample.
 
+mod columns;
 mod cross_entropy;
 mod focal;
 mod kl_divergence;

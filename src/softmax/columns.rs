@@ -1,0 +1,185 @@
+//! Cross-entropy with labels on `(N, C, d1, .., dk)` logits, by columns.
+//!
+//! In a contiguous spatial input each sample is a `(C, S)` matrix
+//! (`S = d1 * .. * dk` positions) whose class rows run along the positions,
+//! so a position's logits are a strided column. Rather than gather each
+//! column (one cache line per class per position), the softmax runs down
+//! the columns a tile of positions at a time: every pass (the max, the
+//! exponentials stored in the gradient buffer and summed, the scaling) is
+//! an element-by-element loop along the positions, which vectorizes. The
+//! per-position formulas are the row path's (`rows.rs`): the same
+//! `(x_y - max) - ln(sum)`, the same gradient. Samples run in parallel with
+//! the `rayon` feature; their sums are added in order.
+
+use crate::parallel::map_blocks;
+use crate::Float;
+
+/// Positions per tile: a tile's max, sum and coefficients stay on the stack.
+const TILE: usize = 256;
+
+/// What the labels mean: the options of [`crate::CrossEntropy`] as numbers.
+pub(crate) struct LabelTerms<'a, F> {
+    /// One weight per class, or none (all 1).
+    pub weight: Option<&'a [F]>,
+    /// The sum of the weights (`C` without weights).
+    pub w_sum: F,
+    /// The label that counts for nothing.
+    pub ignore: Option<usize>,
+    /// `1 - eps` and `eps / C`; with `smoothing` false, only plain CE.
+    pub hard: F,
+    /// `eps / C`.
+    pub off: F,
+    /// Whether `eps > 0`.
+    pub smoothing: bool,
+    /// The reduction's factor on the gradient.
+    pub scale: F,
+}
+
+/// One sample's slices: logits `(C, S)`, labels `(S)`, and the outputs.
+type Sample<'a, F> = (
+    &'a [F],
+    &'a [usize],
+    Option<&'a mut [F]>,
+    Option<&'a mut [F]>,
+);
+
+/// The sum of the per-position losses of contiguous `(N, C, S)` logits
+/// `x` with labels `(N, S)` (all in `0..C` or the ignored label); with
+/// `grad` (same layout as `x`) its gradient scaled by `terms.scale`, with
+/// `per` (`(N, S)`) each position's loss.
+pub(crate) fn label_columns<F: Float>(
+    x: &[F],
+    labels: &[usize],
+    grad: Option<&mut [F]>,
+    per: Option<&mut [F]>,
+    (classes, positions): (usize, usize),
+    terms: &LabelTerms<'_, F>,
+) -> f64 {
+    let block = classes * positions;
+    let mut grads = grad.map(|g| g.chunks_mut(block));
+    let mut pers = per.map(|p| p.chunks_mut(positions));
+    let samples: Vec<Sample<'_, F>> = x
+        .chunks(block)
+        .zip(labels.chunks(positions))
+        .map(|(xs, ys)| {
+            let g = grads.as_mut().and_then(|it| it.next());
+            let p = pers.as_mut().and_then(|it| it.next());
+            (xs, ys, g, p)
+        })
+        .collect();
+    let sums = map_blocks(samples, x.len(), |(xs, ys, mut g, mut p)| {
+        let mut total = 0.0;
+        for start in (0..positions).step_by(TILE) {
+            let width = TILE.min(positions - start);
+            let tile = Tile {
+                start,
+                width,
+                positions,
+                classes,
+            };
+            total += tile.run(terms, xs, ys, g.as_deref_mut(), p.as_deref_mut());
+        }
+        total
+    });
+    sums.iter().sum()
+}
+
+/// A run of positions `start..start + width` of one sample.
+struct Tile {
+    start: usize,
+    width: usize,
+    positions: usize,
+    classes: usize,
+}
+
+impl Tile {
+    /// Class `k`'s stretch of this tile in a `(C, S)` sample.
+    #[inline]
+    fn range(&self, k: usize) -> std::ops::Range<usize> {
+        let from = k * self.positions + self.start;
+        from..from + self.width
+    }
+
+    fn run<F: Float>(
+        &self,
+        terms: &LabelTerms<'_, F>,
+        xs: &[F],
+        ys: &[usize],
+        mut g: Option<&mut [F]>,
+        per: Option<&mut [F]>,
+    ) -> f64 {
+        let w = self.width;
+        let ys = &ys[self.start..self.start + w];
+        let mut max = [F::neg_infinity(); TILE];
+        let mut sum = [F::zero(); TILE];
+        let (max, sum) = (&mut max[..w], &mut sum[..w]);
+        for k in 0..self.classes {
+            F::max_into(max, &xs[self.range(k)]);
+        }
+        for k in 0..self.classes {
+            let x = &xs[self.range(k)];
+            match g.as_deref_mut() {
+                Some(g) => F::exp_diff_into_acc(x, max, &mut g[self.range(k)], sum),
+                None => F::exp_diff_acc(x, max, sum),
+            }
+        }
+        // With smoothing: sum_k w_k (x_k - max), for sum_k w_k (-log p_k).
+        let mut dot = [F::zero(); TILE];
+        let dot = &mut dot[..w];
+        if terms.smoothing {
+            for k in 0..self.classes {
+                let wk = terms.weight.map_or(F::one(), |wt| wt[k]);
+                F::diff_axpy(dot, wk, &xs[self.range(k)], max);
+            }
+        }
+
+        // Per position: the loss, and the gradient's factor on the stored
+        // exponentials (`k`) and on the class weights (`dense`).
+        let mut k_buf = [F::zero(); TILE];
+        let mut dense_buf = [F::zero(); TILE];
+        let (kc, dense) = (&mut k_buf[..w], &mut dense_buf[..w]);
+        let mut total = 0.0_f64;
+        let mut per = per.map(|p| &mut p[self.start..self.start + w]);
+        let weight = |c: usize| terms.weight.map_or(F::one(), |wt| wt[c]);
+        for j in 0..w {
+            let y = ys[j];
+            let value = if Some(y) == terms.ignore {
+                F::zero()
+            } else {
+                let wy = weight(y);
+                let ln_sum = sum[j].ln();
+                let log_p_y = (xs[y * self.positions + self.start + j] - max[j]) - ln_sum;
+                if terms.smoothing {
+                    let total_coef = terms.hard * wy + terms.off * terms.w_sum;
+                    kc[j] = terms.scale * total_coef / sum[j];
+                    dense[j] = terms.scale * terms.off;
+                    let nll_sum = terms.w_sum * ln_sum - dot[j];
+                    -terms.hard * wy * log_p_y + terms.off * nll_sum
+                } else {
+                    kc[j] = terms.scale * wy / sum[j];
+                    -wy * log_p_y
+                }
+            };
+            if let Some(p) = per.as_mut() {
+                p[j] = value;
+            }
+            total += value.as_f64();
+        }
+        if let Some(g) = g {
+            for k in 0..self.classes {
+                F::scale_shift_cols(&mut g[self.range(k)], kc, weight(k), dense);
+            }
+            let at_y = if terms.smoothing {
+                terms.hard
+            } else {
+                F::one()
+            };
+            for (j, &y) in ys.iter().enumerate() {
+                if Some(y) != terms.ignore {
+                    g[y * self.positions + self.start + j] -= terms.scale * at_y * weight(y);
+                }
+            }
+        }
+        total
+    }
+}
