@@ -32,6 +32,8 @@ const CE_SHAPES: [(usize, usize); 7] = [
 ];
 const BCE_SHAPES: [(usize, usize); 2] = [(4096, 80), (1024, 32000)];
 const ARCFACE_SHAPE: (usize, usize) = (512, 100_000);
+/// `(N, C, H, W)`: a batch of 128x128 segmentation maps over 21 classes.
+const SPATIAL_SHAPE: (usize, usize, usize, usize) = (8, 21, 128, 128);
 
 /// xorshift64*, seeded as in `examples/perf/inputs.rs`: the same inputs.
 struct Rng(u64);
@@ -166,5 +168,43 @@ fn arcface_cosines(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cross_entropy, bce_with_logits, arcface_cosines);
+/// Segmentation-shaped cross-entropy: `(N, C, H, W)` logits, `(N, H, W)`
+/// labels (the column path), beside the copy floor of the same bytes.
+fn cross_entropy_spatial(c: &mut Criterion) {
+    let (n, classes, h, w) = SPATIAL_SHAPE;
+    let mut group = c.benchmark_group("cross_entropy_spatial_f32");
+    let ce = CrossEntropy::<f32, ndarray::Ix4>::spatial();
+    let elements = n * classes * h * w;
+    configure(&mut group, elements);
+    let name = format!("{n}x{classes}x{h}x{w}");
+    let mut inputs = None;
+    group.bench_function(BenchmarkId::new("fused", &name), |b| {
+        let (x, y, g) = inputs.get_or_insert_with(|| {
+            let x = uniform(n, classes * h * w, -4.0, 4.0, 1)
+                .into_shape_with_order((n, classes, h, w))
+                .expect("same length");
+            let y = labels(n * h * w, classes)
+                .into_shape_with_order((n, h, w))
+                .expect("same length");
+            let g = ndarray::Array4::zeros(x.raw_dim());
+            (x, y, g)
+        });
+        b.iter(|| {
+            let target = ClassTarget::Labels(y.view());
+            black_box(ce.forward_backward_into(x.view(), target, g.view_mut())).expect("valid");
+        });
+    });
+    group.finish();
+    let mut floor = c.benchmark_group("cross_entropy_spatial_f32");
+    bench_copy(&mut floor, (n, classes * h * w));
+    floor.finish();
+}
+
+criterion_group!(
+    benches,
+    cross_entropy,
+    cross_entropy_spatial,
+    bce_with_logits,
+    arcface_cosines
+);
 criterion_main!(benches);
