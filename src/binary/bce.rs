@@ -6,7 +6,7 @@ use ndarray::{Array, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
 
 use super::elementwise::{check_shapes, check_targets, elementwise};
 use crate::validate::{broadcast_to, check_values, check_weights, is_probability};
-use crate::{Differentiable, Float, Loss, Reduction, Result};
+use crate::{Float, Reduction, Result};
 
 /// PyTorch clamps each log at -100 so that probabilities of exactly 0 or 1
 /// give a finite loss.
@@ -182,48 +182,4 @@ impl<F: Float, D: Dimension> Bce<F, D> {
     }
 }
 
-impl<F: Float, D: Dimension> Loss<F> for Bce<F, D> {
-    type Input<'a> = ArrayView<'a, F, D>;
-    type Target<'a> = ArrayView<'a, F, D>;
-    type PerSample = Array<F, D>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    fn per_sample(
-        &self,
-        probs: Self::Input<'_>,
-        targets: Self::Target<'_>,
-    ) -> Result<Self::PerSample> {
-        let mut out = Array::zeros(probs.raw_dim());
-        self.run(probs, targets, None, Some(out.view_mut()))?;
-        Ok(out)
-    }
-
-    fn forward(&self, probs: Self::Input<'_>, targets: Self::Target<'_>) -> Result<F> {
-        self.run(probs, targets, None, None)
-    }
-}
-
-impl<F: Float, D: Dimension> Differentiable<F> for Bce<F, D> {
-    type Grad = Array<F, D>;
-    type GradMut<'g> = ArrayViewMut<'g, F, D>;
-
-    fn zeros_grad(&self, probs: Self::Input<'_>) -> Self::Grad {
-        Array::zeros(probs.raw_dim())
-    }
-
-    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
-        grad.view_mut()
-    }
-
-    fn forward_backward_into(
-        &self,
-        probs: Self::Input<'_>,
-        targets: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
-    ) -> Result<F> {
-        self.run(probs, targets, Some(grad), None)
-    }
-}
+impl_binary_loss!(Bce);

@@ -6,7 +6,7 @@ use ndarray::{Array, Array1, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
 
 use super::elementwise::{check_shapes, check_targets, elementwise_logits};
 use crate::validate::{broadcast_to, check_class_vector, check_weights, finish_checked};
-use crate::{Differentiable, Float, Loss, Reduction, Result};
+use crate::{Float, Reduction, Result};
 
 /// Binary cross-entropy between `sigmoid(logits)` and targets in `[0, 1]`,
 /// computed from the logits without overflow or cancellation, with
@@ -220,48 +220,4 @@ impl<F: Float, D: Dimension> BceWithLogits<F, D> {
     }
 }
 
-impl<F: Float, D: Dimension> Loss<F> for BceWithLogits<F, D> {
-    type Input<'a> = ArrayView<'a, F, D>;
-    type Target<'a> = ArrayView<'a, F, D>;
-    type PerSample = Array<F, D>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    fn per_sample(
-        &self,
-        logits: Self::Input<'_>,
-        targets: Self::Target<'_>,
-    ) -> Result<Self::PerSample> {
-        let mut out = Array::zeros(logits.raw_dim());
-        self.run(logits, targets, None, Some(out.view_mut()))?;
-        Ok(out)
-    }
-
-    fn forward(&self, logits: Self::Input<'_>, targets: Self::Target<'_>) -> Result<F> {
-        self.run(logits, targets, None, None)
-    }
-}
-
-impl<F: Float, D: Dimension> Differentiable<F> for BceWithLogits<F, D> {
-    type Grad = Array<F, D>;
-    type GradMut<'g> = ArrayViewMut<'g, F, D>;
-
-    fn zeros_grad(&self, logits: Self::Input<'_>) -> Self::Grad {
-        Array::zeros(logits.raw_dim())
-    }
-
-    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
-        grad.view_mut()
-    }
-
-    fn forward_backward_into(
-        &self,
-        logits: Self::Input<'_>,
-        targets: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
-    ) -> Result<F> {
-        self.run(logits, targets, Some(grad), None)
-    }
-}
+impl_binary_loss!(BceWithLogits);

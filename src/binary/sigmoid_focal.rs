@@ -2,11 +2,11 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{Array, ArrayView, ArrayViewMut, Dimension, Ix2};
+use ndarray::{ArrayView, ArrayViewMut, Dimension, Ix2};
 
 use super::elementwise::{check_shapes, check_targets, elementwise_logits, Logistic};
 use crate::validate::{check_option, non_negative, unit_interval};
-use crate::{Differentiable, Float, Loss, Reduction, Result};
+use crate::{Float, Reduction, Result};
 
 /// The focal loss on sigmoid outputs: binary cross-entropy from logits,
 /// scaled down by `(1 - p_t)^gamma` where the prediction is already right,
@@ -249,48 +249,4 @@ fn focal_term<F: Float>(
     (a_t * ce * q_gamma, a_t * q_gamma * (d_ce + focus))
 }
 
-impl<F: Float, D: Dimension> Loss<F> for SigmoidFocal<F, D> {
-    type Input<'a> = ArrayView<'a, F, D>;
-    type Target<'a> = ArrayView<'a, F, D>;
-    type PerSample = Array<F, D>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    fn per_sample(
-        &self,
-        logits: Self::Input<'_>,
-        targets: Self::Target<'_>,
-    ) -> Result<Self::PerSample> {
-        let mut out = Array::zeros(logits.raw_dim());
-        self.run(logits, targets, None, Some(out.view_mut()))?;
-        Ok(out)
-    }
-
-    fn forward(&self, logits: Self::Input<'_>, targets: Self::Target<'_>) -> Result<F> {
-        self.run(logits, targets, None, None)
-    }
-}
-
-impl<F: Float, D: Dimension> Differentiable<F> for SigmoidFocal<F, D> {
-    type Grad = Array<F, D>;
-    type GradMut<'g> = ArrayViewMut<'g, F, D>;
-
-    fn zeros_grad(&self, logits: Self::Input<'_>) -> Self::Grad {
-        Array::zeros(logits.raw_dim())
-    }
-
-    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
-        grad.view_mut()
-    }
-
-    fn forward_backward_into(
-        &self,
-        logits: Self::Input<'_>,
-        targets: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
-    ) -> Result<F> {
-        self.run(logits, targets, Some(grad), None)
-    }
-}
+impl_binary_loss!(SigmoidFocal);

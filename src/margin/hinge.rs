@@ -2,11 +2,11 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{Array1, ArrayView1, ArrayViewMut1};
+use ndarray::{ArrayView1, ArrayViewMut1};
 
 use super::signed::{check_signed, signed_pass, LabelConvention};
 use crate::validate::{about_pow10, finish_finite, non_negative, overflow};
-use crate::{Differentiable, Float, Loss, Reduction, Result};
+use crate::{Float, Reduction, Result};
 
 /// The hinge loss `max(0, margin - y s)` of a real score `s` and a label
 /// `y` in `{-1, +1}`, optionally squared.
@@ -210,44 +210,4 @@ impl<F: Float> Default for Hinge<F> {
     }
 }
 
-impl<F: Float> Loss<F> for Hinge<F> {
-    type Input<'a> = ArrayView1<'a, F>;
-    type Target<'a> = ArrayView1<'a, F>;
-    type PerSample = Array1<F>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    fn per_sample(&self, scores: Self::Input<'_>, labels: Self::Target<'_>) -> Result<Array1<F>> {
-        let mut out = Array1::zeros(scores.len());
-        self.run(scores, labels, None, Some(out.view_mut()), false)?;
-        Ok(out)
-    }
-
-    fn forward(&self, scores: Self::Input<'_>, labels: Self::Target<'_>) -> Result<F> {
-        self.run(scores, labels, None, None, true)
-    }
-}
-
-impl<F: Float> Differentiable<F> for Hinge<F> {
-    type Grad = Array1<F>;
-    type GradMut<'g> = ArrayViewMut1<'g, F>;
-
-    fn zeros_grad(&self, scores: Self::Input<'_>) -> Array1<F> {
-        Array1::zeros(scores.len())
-    }
-
-    fn grad_view_mut(grad: &mut Array1<F>) -> ArrayViewMut1<'_, F> {
-        grad.view_mut()
-    }
-
-    fn forward_backward_into(
-        &self,
-        scores: Self::Input<'_>,
-        labels: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
-    ) -> Result<F> {
-        self.run(scores, labels, Some(grad), None, true)
-    }
-}
+impl_margin_loss!(Hinge, ArrayView1, ArrayViewMut1, Array1, F);

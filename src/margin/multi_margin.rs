@@ -1,12 +1,12 @@
 //! The multi-class hinge loss, as PyTorch's `nn.MultiMarginLoss`.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use crate::validate::{
     about_pow10, check_class_vector, check_labels, check_option, check_weights, expect_nonempty,
     expect_shape, finish_finite, non_negative, overflow,
 };
-use crate::{Differentiable, Float, Loss, Reduction, Result};
+use crate::{Float, Reduction, Result};
 
 /// The multi-class hinge loss of PyTorch's `multi_margin_loss`: every
 /// class `j` whose logit comes within `margin` of the true class's logit
@@ -296,44 +296,4 @@ impl<F: Float> Default for MultiMargin<F> {
     }
 }
 
-impl<F: Float> Loss<F> for MultiMargin<F> {
-    type Input<'a> = ArrayView2<'a, F>;
-    type Target<'a> = ArrayView1<'a, usize>;
-    type PerSample = Array1<F>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    fn per_sample(&self, logits: Self::Input<'_>, labels: Self::Target<'_>) -> Result<Array1<F>> {
-        let mut out = Array1::zeros(logits.nrows());
-        self.run(logits, labels, None, Some(out.view_mut()), false)?;
-        Ok(out)
-    }
-
-    fn forward(&self, logits: Self::Input<'_>, labels: Self::Target<'_>) -> Result<F> {
-        self.run(logits, labels, None, None, true)
-    }
-}
-
-impl<F: Float> Differentiable<F> for MultiMargin<F> {
-    type Grad = Array2<F>;
-    type GradMut<'g> = ArrayViewMut2<'g, F>;
-
-    fn zeros_grad(&self, logits: Self::Input<'_>) -> Array2<F> {
-        Array2::zeros(logits.raw_dim())
-    }
-
-    fn grad_view_mut(grad: &mut Array2<F>) -> ArrayViewMut2<'_, F> {
-        grad.view_mut()
-    }
-
-    fn forward_backward_into(
-        &self,
-        logits: Self::Input<'_>,
-        labels: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
-    ) -> Result<F> {
-        self.run(logits, labels, Some(grad), None, true)
-    }
-}
+impl_margin_loss!(MultiMargin, ArrayView2, ArrayViewMut2, Array2, usize);
