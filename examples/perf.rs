@@ -1,6 +1,7 @@
 //! How fast are the losses? Nanoseconds per logit, against a memory copy.
 //!
-//! For every loss and shape of the table in `perf/cases.rs`, times
+//! For every loss and shape of the table in `perf/cases.rs` (`(N, C)`
+//! logits, and a spatial `(N, C, H, W)` cell with `(N, H, W)` labels), times
 //! - `fused`: `forward_backward_into` a gradient buffer reused across calls,
 //! - `unfused`: `forward`, then `backward` (which allocates the gradient),
 //! - `copy`: reading the logits and writing a gradient-sized buffer, the
@@ -13,9 +14,11 @@
 //!
 //! Run: `cargo run --release --example perf` (about a minute on 2 cores).
 //! Options: `--quick` (a short budget, rough numbers, for smoke runs),
-//! `--filter SUBSTR` (only cells whose `"loss dtype NxC"` contains it, for
-//! example `--filter cross_entropy` or `--filter 4096x1000`), `--json`
-//! (the same results as JSON on stdout; progress goes to stderr).
+//! `--filter SUBSTR` (only cells whose `"loss dtype NxC"` or
+//! `"loss dtype NxCxHxW"` contains it, for example `--filter cross_entropy`,
+//! `--filter 4096x1000` or `--filter spatial`), `--json` (the same results
+//! as JSON on stdout, a spatial cell with `"spatial": [H, W]` beside its
+//! `"n"` and `"c"`; progress goes to stderr).
 //! `benches/compare_pytorch.py` runs this with `--json` and times the same
 //! cells in PyTorch.
 //!
@@ -154,7 +157,7 @@ fn main() -> ExitCode {
     }
     let start = load::Snapshot::now();
     // The copy floor depends only on dtype and shape: measured once each.
-    let mut floors: HashMap<(&str, usize, usize), f64> = HashMap::new();
+    let mut floors: HashMap<(&str, Vec<usize>), f64> = HashMap::new();
     let mut rows = Vec::new();
     for (i, case) in selected.iter().enumerate() {
         if opts.json {
@@ -165,7 +168,7 @@ fn main() -> ExitCode {
         let fused = per_elem(ns_per_call(&budget, &mut ops.fused));
         let unfused = per_elem(ns_per_call(&budget, &mut ops.unfused));
         let copy = *floors
-            .entry((case.dtype, case.n, case.c))
+            .entry((case.dtype, case.dims()))
             .or_insert_with(|| per_elem(ns_per_call(&budget, &mut ops.copy)));
         drop(black_box(ops));
         let row = Row {
@@ -213,14 +216,14 @@ fn print_header(budget: &Budget) {
     println!("copy = read the logits, write a gradient-sized buffer (the floor)");
     println!();
     println!(
-        "{:<16} {:<5} {:>11} {:>11} {:>9} {:>9} {:>8} {:>10}",
+        "{:<21} {:<5} {:>12} {:>11} {:>9} {:>9} {:>8} {:>10}",
         "loss", "dtype", "shape", "elements", "fused", "unfused", "copy", "fused/copy"
     );
 }
 
 fn print_row(r: &Row) {
     println!(
-        "{:<16} {:<5} {:>11} {:>11} {:>9.3} {:>9.3} {:>8.3} {:>10.1}",
+        "{:<21} {:<5} {:>12} {:>11} {:>9.3} {:>9.3} {:>8.3} {:>10.1}",
         r.case.loss,
         r.case.dtype,
         r.case.shape(),
@@ -251,7 +254,7 @@ fn print_json(budget: &Budget, rows: &[Row], others: Option<f64>) {
     let results: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            serde_json::json!({
+            let mut cell = serde_json::json!({
                 "loss": r.case.loss,
                 "dtype": r.case.dtype,
                 "n": r.case.n,
@@ -261,7 +264,12 @@ fn print_json(budget: &Budget, rows: &[Row], others: Option<f64>) {
                 "unfused_ns_per_elem": r.unfused,
                 "copy_ns_per_elem": r.copy,
                 "fused_over_copy": r.fused / r.copy,
-            })
+            });
+            // Only spatial cells have it: the others' JSON is unchanged.
+            if let Some((h, w)) = r.case.spatial {
+                cell["spatial"] = serde_json::json!([h, w]);
+            }
+            cell
         })
         .collect();
     let doc = serde_json::json!({

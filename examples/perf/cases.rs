@@ -8,11 +8,15 @@ use classloss::{
     AngularMargin, ArcFace, BceWithLogits, ClassTarget, CrossEntropy, Differentiable, Float,
     GeneralizedCrossEntropy, LabelSmoothing, Loss, Poly1, SigmoidFocal, SoftmaxFocal,
 };
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{
+    Array, Array2, ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension,
+    RemoveAxis,
+};
 
 use crate::inputs;
 
-/// One cell of the table: a loss on `(n, c)` inputs of one float type.
+/// One cell of the table: a loss on `(n, c)` inputs, or `(n, c, h, w)`
+/// ones for a spatial cell, of one float type.
 #[derive(Clone, Copy, Debug)]
 pub struct Case {
     /// The loss's name, as in the JSON output and in `compare_pytorch.py`.
@@ -21,22 +25,34 @@ pub struct Case {
     pub dtype: &'static str,
     /// Batch size (rows).
     pub n: usize,
-    /// Classes (logits per row).
+    /// Classes (logits per row, or per position of a spatial cell).
     pub c: usize,
+    /// The positions `(h, w)` of each sample of a spatial cell (class axis
+    /// 1, as in PyTorch), `None` for `(n, c)` inputs.
+    pub spatial: Option<(usize, usize)>,
 }
 
 impl Case {
+    /// The input's dimensions: `[n, c]`, or `[n, c, h, w]`.
+    pub fn dims(&self) -> Vec<usize> {
+        let mut dims = vec![self.n, self.c];
+        dims.extend(self.spatial.map(|(h, w)| [h, w]).into_iter().flatten());
+        dims
+    }
+
     /// The number of logits, the unit of "per element".
     pub fn elements(&self) -> usize {
-        self.n * self.c
+        self.dims().iter().product()
     }
 
-    /// `"4096x1000"`.
+    /// `"4096x1000"`, or `"8x21x128x128"` for a spatial cell.
     pub fn shape(&self) -> String {
-        format!("{}x{}", self.n, self.c)
+        let dims: Vec<String> = self.dims().iter().map(usize::to_string).collect();
+        dims.join("x")
     }
 
-    /// What `--filter` matches against: `"cross_entropy f32 4096x1000"`.
+    /// What `--filter` matches against: `"cross_entropy f32 4096x1000"`,
+    /// `"cross_entropy_spatial f32 8x21x128x128"`.
     pub fn label(&self) -> String {
         format!("{} {} {}", self.loss, self.dtype, self.shape())
     }
@@ -52,7 +68,28 @@ impl Case {
 }
 
 const fn case(loss: &'static str, dtype: &'static str, n: usize, c: usize) -> Case {
-    Case { loss, dtype, n, c }
+    Case {
+        loss,
+        dtype,
+        n,
+        c,
+        spatial: None,
+    }
+}
+
+/// A cell on `(n, c, h, w)` inputs.
+const fn spatial_case(
+    loss: &'static str,
+    dtype: &'static str,
+    (n, c, h, w): (usize, usize, usize, usize),
+) -> Case {
+    Case {
+        loss,
+        dtype,
+        n,
+        c,
+        spatial: Some((h, w)),
+    }
 }
 
 /// Every cell, in table order.
@@ -65,6 +102,8 @@ pub const CASES: &[Case] = &[
     case("cross_entropy", "f32", 1024, 32000),
     case("cross_entropy", "f32", 256, 128256),
     case("cross_entropy", "f64", 256, 1000),
+    // A batch of 128x128 segmentation maps over 21 classes.
+    spatial_case("cross_entropy_spatial", "f32", (8, 21, 128, 128)),
     case("label_smoothing", "f32", 256, 1000),
     case("label_smoothing", "f32", 4096, 1000),
     case("softmax_focal", "f32", 256, 1000),
@@ -95,17 +134,13 @@ fn prepare<F: Float>(case: &Case) -> Prepared {
     let (n, c) = (case.n, case.c);
     let logits = || inputs::logits::<F>(n, c);
     match case.loss {
-        "cross_entropy" => {
-            let l = CrossEntropy::<F>::new();
-            let l2 = l.clone();
-            timed(
-                logits(),
-                inputs::labels(n, c),
-                move |x, y, g| l.forward_backward_into(x, ClassTarget::Labels(y.view()), g),
-                move |x, y| {
-                    let y = || ClassTarget::Labels(y.view());
-                    Ok((l2.forward(x, y())?, l2.backward(x, y())?))
-                },
+        "cross_entropy" => cross_entropy(logits(), inputs::labels(n, c), CrossEntropy::new()),
+        "cross_entropy_spatial" => {
+            let hw = case.spatial.expect("a spatial cell has (h, w)");
+            cross_entropy(
+                inputs::spatial_logits::<F>(n, c, hw),
+                inputs::spatial_labels(n, c, hw),
+                CrossEntropy::<F, ndarray::Ix4>::spatial(),
             )
         }
         "label_smoothing" => on_labels(logits(), LabelSmoothing::new()),
@@ -117,6 +152,24 @@ fn prepare<F: Float>(case: &Case) -> Prepared {
         "sigmoid_focal" => on_targets(logits(), SigmoidFocal::new()),
         other => unreachable!("loss {other}"),
     }
+}
+
+/// Cross-entropy on `(N, C, ..)` logits and `(N, ..)` labels.
+fn cross_entropy<F: Float, D: RemoveAxis + 'static>(
+    x: Array<F, D>,
+    y: Array<usize, D::Smaller>,
+    loss: CrossEntropy<F, D>,
+) -> Prepared {
+    let l2 = loss.clone();
+    timed(
+        x,
+        y,
+        move |x, y, g| loss.forward_backward_into(x, ClassTarget::Labels(y.view()), g),
+        move |x, y| {
+            let y = || ClassTarget::Labels(y.view());
+            Ok((l2.forward(x.view(), y())?, l2.backward(x, y())?))
+        },
+    )
 }
 
 /// A loss on `(N, C)` inputs (logits or cosines) and `(N)` labels.
@@ -168,15 +221,16 @@ where
 /// Wraps the fused and unfused calls on `x` and target `t` (labels or
 /// targets) into the three timed closures; a failing call is a bug in the
 /// inputs, so it panics.
-fn timed<F: Float, T: 'static>(
-    x: Array2<F>,
+fn timed<F: Float, D: Dimension + 'static, T: 'static>(
+    x: Array<F, D>,
     t: T,
-    mut fused: impl FnMut(ArrayView2<'_, F>, &T, ArrayViewMut2<'_, F>) -> classloss::Result<F> + 'static,
-    mut unfused: impl FnMut(ArrayView2<'_, F>, &T) -> classloss::Result<(F, Array2<F>)> + 'static,
+    mut fused: impl FnMut(ArrayView<'_, F, D>, &T, ArrayViewMut<'_, F, D>) -> classloss::Result<F>
+        + 'static,
+    mut unfused: impl FnMut(ArrayView<'_, F, D>, &T) -> classloss::Result<(F, Array<F, D>)> + 'static,
 ) -> Prepared {
     let x = Rc::new(x);
     let t = Rc::new(t);
-    let mut grad = Array2::<F>::zeros(x.raw_dim());
+    let mut grad = Array::<F, D>::zeros(x.raw_dim());
     let mut out = vec![F::zero(); x.len()];
     Prepared {
         fused: {

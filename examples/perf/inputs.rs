@@ -7,7 +7,7 @@
 //! on the exact values, only on their range.
 
 use classloss::Float;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Array3, Array4};
 
 /// xorshift64* (Vigna, 2016): one word of state, fast, plenty for inputs.
 pub struct XorShift(u64);
@@ -42,6 +42,21 @@ fn uniform<F: Float>(n: usize, c: usize, lo: f64, hi: f64, seed: u64) -> Array2<
 /// Logits uniform in `[-4, 4)`.
 pub fn logits<F: Float>(n: usize, c: usize) -> Array2<F> {
     uniform(n, c, -4.0, 4.0, 1)
+}
+
+/// `(n, c, h, w)` logits uniform in `[-4, 4)`: the values of
+/// `logits(n, c * h * w)`, each sample's `(c, h, w)` in standard order.
+pub fn spatial_logits<F: Float>(n: usize, c: usize, (h, w): (usize, usize)) -> Array4<F> {
+    logits(n, c * h * w)
+        .into_shape_with_order((n, c, h, w))
+        .expect("same length")
+}
+
+/// `(n, h, w)` class labels uniform in `0..c`: the values of `labels(n * h * w, c)`.
+pub fn spatial_labels(n: usize, c: usize, (h, w): (usize, usize)) -> Array3<usize> {
+    labels(n * h * w, c)
+        .into_shape_with_order((n, h, w))
+        .expect("same length")
 }
 
 /// Cosines uniform in `[-0.99, 0.99)`, away from the margin's ±1 edge cases.
