@@ -12,6 +12,8 @@ PyTorch / classloss-fused (above 1: classloss is faster).
 
 The PyTorch side of each loss:
   cross_entropy     F.cross_entropy
+  cross_entropy_spatial
+                    F.cross_entropy on (N, C, H, W) logits, (N, H, W) labels
   label_smoothing   F.cross_entropy(label_smoothing=0.1)
   softmax_focal     -(1 - p_y)^2 log p_y from F.log_softmax (gamma 2, alpha 1)
   poly1, gce        from F.log_softmax (epsilon 1; q 0.7)
@@ -22,8 +24,10 @@ The PyTorch side of each loss:
   sigmoid_focal     torchvision.ops.sigmoid_focal_loss (alpha 0.25, gamma 2),
                     or an inline copy of its formula without torchvision
 Inputs have the distributions of `examples/perf/inputs.rs` (logits uniform
-in [-4, 4), cosines in [-0.99, 0.99), binary targets 1 with probability
-0.1), drawn by torch with a fixed seed.
+in [-4, 4), cosines in [-0.99, 0.99), labels uniform in 0..C, binary
+targets 1 with probability 0.1), drawn by torch with a fixed seed. A
+spatial cell's JSON has "spatial": [H, W] beside "n" and "c"; its shape
+is N x C x H x W, and "per element" is per logit there too.
 
 At the end it says how many cores other processes kept busy during each
 side's run: above 0.1 the numbers are disturbed (run on a quiet machine).
@@ -33,6 +37,7 @@ https://download.pytorch.org/whl/cpu`); never used by the tests or CI.
 
   python3 benches/compare_pytorch.py --threads 1
   python3 benches/compare_pytorch.py --threads 2 --filter cross_entropy
+  python3 benches/compare_pytorch.py --threads 1 --filter spatial
   python3 benches/compare_pytorch.py --quick          # a smoke run
 """
 
@@ -56,7 +61,8 @@ def parse_args():
                    help="torch.set_num_threads and RAYON_NUM_THREADS (default 1)")
     p.add_argument("--quick", action="store_true",
                    help="short time budget on both sides, rough numbers")
-    p.add_argument("--filter", help="only cells whose 'loss dtype NxC' contains this")
+    p.add_argument("--filter",
+                   help="only cells whose 'loss dtype NxC' (or 'NxCxHxW') contains this")
     p.add_argument("--features", help="cargo features for the perf example (e.g. rayon)")
     p.add_argument("--classloss-json", type=Path,
                    help="read the perf example's --json output from this file instead of running it")
@@ -181,6 +187,7 @@ def torch_cells(torch):
 
     cells = {
         "cross_entropy": ("labels", lambda x, y: F.cross_entropy(x, y)),
+        "cross_entropy_spatial": ("labels", lambda x, y: F.cross_entropy(x, y)),
         "label_smoothing": ("labels", lambda x, y: F.cross_entropy(x, y, label_smoothing=0.1)),
         "softmax_focal": ("labels", softmax_focal),
         "poly1": ("labels", poly1),
@@ -192,16 +199,27 @@ def torch_cells(torch):
     return cells, focal_source
 
 
-def make_inputs(torch, kind, n, c, dtype):
+def dims(r):
+    """A result's input shape: (n, c), or (n, c, h, w) for a spatial cell."""
+    return (r["n"], r["c"], *r.get("spatial", ()))
+
+
+def shape_str(shape):
+    """(8, 21, 128, 128) -> "8x21x128x128", as the perf example prints it."""
+    return "x".join(str(d) for d in shape)
+
+
+def make_inputs(torch, kind, shape, dtype):
+    """Inputs of `shape` (N, C, ..) and targets: labels (N, ..) or binary, as the logits."""
     g = torch.Generator().manual_seed(0)
     if kind == "cosines":
-        x = torch.rand(n, c, generator=g, dtype=dtype) * 1.98 - 0.99
+        x = torch.rand(*shape, generator=g, dtype=dtype) * 1.98 - 0.99
     else:
-        x = torch.rand(n, c, generator=g, dtype=dtype) * 8 - 4
+        x = torch.rand(*shape, generator=g, dtype=dtype) * 8 - 4
     if kind == "binary":
-        t = (torch.rand(n, c, generator=g) < 0.1).to(dtype)
+        t = (torch.rand(*shape, generator=g) < 0.1).to(dtype)
     else:
-        t = torch.randint(0, c, (n,), generator=g)
+        t = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
     return x, t
 
 
@@ -223,26 +241,28 @@ def main():
     start = cpu_snapshot()
     results = classloss["results"]
     for i, r in enumerate(results):
-        loss, dtype, n, c = r["loss"], r["dtype"], r["n"], r["c"]
-        print(f"[{i + 1}/{len(results)}] torch {loss} {dtype} {n}x{c}", file=sys.stderr, flush=True)
+        loss, dtype, shape = r["loss"], r["dtype"], dims(r)
+        elements = math.prod(shape)
+        print(f"[{i + 1}/{len(results)}] torch {loss} {dtype} {shape_str(shape)}",
+              file=sys.stderr, flush=True)
         if loss not in cells:
             rows.append((r, None))
             continue
         kind, fn = cells[loss]
-        x, t = make_inputs(torch, kind, n, c, dtypes[dtype])
+        x, t = make_inputs(torch, kind, shape, dtypes[dtype])
         x.requires_grad_(True)
 
         def step():
             x.grad = None
             fn(x, t).backward()
 
-        rows.append((r, ns_per_call(step, *budget) / (n * c)))
-        key = (dtype, n, c)
+        rows.append((r, ns_per_call(step, *budget) / elements))
+        key = (dtype, shape)
         if key not in floors:
             out = torch.empty_like(x, requires_grad=False)
             xd = x.detach()
             floors[key] = (r["copy_ns_per_elem"],
-                           ns_per_call(lambda: out.copy_(xd), *budget) / (n * c))
+                           ns_per_call(lambda: out.copy_(xd), *budget) / elements)
         del x, t
 
     cores = classloss["cores"]
@@ -260,22 +280,22 @@ def main():
           + (" (--quick: rough numbers)" if args.quick else ""))
     print("speed-up = pytorch / classloss fused (above 1: classloss is faster)")
     print()
-    header = (f"{'shape':>11} {'dtype':<5} {'loss':<16} {'classloss':>10} {'unfused':>9} "
+    header = (f"{'shape':>12} {'dtype':<5} {'loss':<21} {'classloss':>10} {'unfused':>9} "
               f"{'pytorch':>9} {'speed-up':>9}")
     print(header)
     for r, torch_ns in rows:
-        shape = f"{r['n']}x{r['c']}"
+        shape = shape_str(dims(r))
         ours = r["fused_ns_per_elem"]
         theirs = "-" if torch_ns is None else f"{torch_ns:9.3f}"
         ratio = "-" if torch_ns is None else f"{torch_ns / ours:9.2f}"
-        print(f"{shape:>11} {r['dtype']:<5} {r['loss']:<16} {ours:10.3f} "
+        print(f"{shape:>12} {r['dtype']:<5} {r['loss']:<21} {ours:10.3f} "
               f"{r['unfused_ns_per_elem']:9.3f} {theirs:>9} {ratio:>9}")
     print()
     print("copy floor (read the input, write a same-sized buffer): classloss one thread's "
           "memcpy, torch out.copy_(x) on its threads")
-    print(f"{'shape':>11} {'dtype':<5} {'classloss':>10} {'pytorch':>9}")
-    for (dtype, n, c), (ours, theirs) in floors.items():
-        print(f"{f'{n}x{c}':>11} {dtype:<5} {ours:10.3f} {theirs:9.3f}")
+    print(f"{'shape':>12} {'dtype':<5} {'classloss':>10} {'pytorch':>9}")
+    for (dtype, shape), (ours, theirs) in floors.items():
+        print(f"{shape_str(shape):>12} {dtype:<5} {ours:10.3f} {theirs:9.3f}")
     print()
     print(f"other processes kept busy (of {cores} cores): "
           + ", ".join(f"{k} run {'?' if v is None else f'{v:.2f}'}" for k, v in busy.items()))
