@@ -829,3 +829,43 @@ proptest! {
         }
     }
 }
+
+/// The range is checked inside each row's pass (in parallel blocks): a bad
+/// value anywhere, at the target or not, in the fused call or not, is
+/// reported with its position, and a valid input is never flagged.
+#[test]
+fn cosine_range_errors_name_the_position_in_large_inputs() {
+    let (n, c) = (300, 400);
+    let base = Array2::from_shape_fn((n, c), |(i, j)| {
+        (((i * 31 + j * 17) % 199) as f32 / 100.0) - 0.99
+    });
+    let labels = Array1::from_shape_fn(n, |i| (i * 7) % c);
+    let on_cos = ArcFace::new().on_cosines();
+    assert!(on_cos
+        .forward(base.view(), labels.view())
+        .unwrap()
+        .is_finite());
+    for (pos, bad) in [
+        ((250, labels[250]), f32::NAN),
+        ((299, 3), 1.2),
+        ((7, labels[7]), -1.5),
+    ] {
+        let mut x = base.clone();
+        x[pos] = bad;
+        let mut grad = Array2::zeros((n, c));
+        for err in [
+            on_cos.forward(x.view(), labels.view()).unwrap_err(),
+            on_cos.per_sample(x.view(), labels.view()).unwrap_err(),
+            on_cos
+                .forward_backward_into(x.view(), labels.view(), grad.view_mut())
+                .unwrap_err(),
+        ] {
+            match err {
+                Error::InvalidInput { what, index, .. } => {
+                    assert_eq!((what, index), ("cosines", vec![pos.0, pos.1]));
+                }
+                other => panic!("{other}"),
+            }
+        }
+    }
+}

@@ -123,7 +123,9 @@ impl<T: sealed::Sealed> AngularMargin for T {}
 /// An empty batch or class axis, labels of the wrong length or out of
 /// range, a cosine outside `[-1, 1]` beyond the rounding allowance
 /// ([`Error::InvalidInput`], naming its position), a gradient buffer of the
-/// wrong shape.
+/// wrong shape. The range is checked in the same pass over each row that
+/// finds its max, so after a range error the fused call may have written
+/// part of the gradient buffer.
 ///
 /// # Examples
 /// ```
@@ -671,33 +673,27 @@ pub(crate) fn run_cosines<F: Float>(
     if let Some(g) = &grad {
         expect_shape("grad", g.shape(), shape)?;
     }
-    // Rounding in a normalized dot product can leave |cos| a little above 1.
-    let limit = F::one() + F::epsilon().sqrt();
-    // `|` rather than `||`: no branch, so the scan vectorizes.
-    let bad = |v: &F| v.is_nan() | (v.abs() > limit);
-    // A plain scan first (without early exit, so that it vectorizes); the
-    // indexed one (slower) only to report where.
-    let any_bad = match cosines.as_slice() {
-        Some(all) => all.iter().fold(false, |acc, v| acc | bad(v)),
-        None => cosines.iter().any(bad),
-    };
-    if let Some((idx, &v)) = any_bad
-        .then(|| cosines.indexed_iter().find(|(_, v)| bad(v)))
-        .flatten()
-    {
-        return Err(Error::InvalidInput {
-            what: "cosines",
-            index: vec![idx.0, idx.1],
-            value: v.as_f64(),
-            expected: "a cosine in [-1, 1]",
-        });
-    }
     let margin = MarginFn::new(spec);
     let s = F::lit(spec.scale);
     let scale: F = spec.reduction.grad_scale(n as f64);
+    // Each row checks its own range in the pass that finds its max, and
+    // returns NaN when a value is out of range or NaN (which nothing else
+    // produces: the exponentials are at most 1 and their sum at least 1).
+    // The input is read once instead of twice; the error is reported after.
     let total = rows_2d(cosines, grad, per_row, |i, c_row, g| {
         cosine_row(&margin, s, scale, c_row, labels[i], g)
     });
+    if total.is_nan() {
+        let bad = |v: &F| v.is_nan() || v.abs() > cosine_limit::<F>();
+        if let Some((idx, &v)) = cosines.indexed_iter().find(|(_, v)| bad(v)) {
+            return Err(Error::InvalidInput {
+                what: "cosines",
+                index: vec![idx.0, idx.1],
+                value: v.as_f64(),
+                expected: "a cosine in [-1, 1]",
+            });
+        }
+    }
     Ok(spec.reduction.finish(total, n as f64))
 }
 
@@ -709,6 +705,13 @@ pub(crate) fn run_cosines<F: Float>(
 /// row costs what a cross-entropy row costs. The gradient with respect to
 /// the cosines is `scale * s * p_j` off the target and
 /// `scale * s * (p_y - 1) * phi'(c_y)` on it.
+/// The largest `|cos|` accepted: rounding in a normalized dot product can
+/// leave it a little above 1.
+#[inline]
+fn cosine_limit<F: Float>() -> F {
+    F::one() + F::epsilon().sqrt()
+}
+
 #[inline]
 fn cosine_row<F: Float>(
     margin: &MarginFn<F>,
@@ -718,15 +721,28 @@ fn cosine_row<F: Float>(
     y: usize,
     g: Option<&mut [F]>,
 ) -> F {
+    let (before, after) = (&c[..y], &c[y + 1..]);
+    // The range of the cosines off the target, in the one pass that also
+    // gives their max (NaN is skipped here, but makes the sum NaN below).
+    let (lo, hi) = [before, after]
+        .iter()
+        .filter(|part| !part.is_empty())
+        .map(|part| F::row_min_max(part))
+        .fold((F::infinity(), F::neg_infinity()), |(l, h), (pl, ph)| {
+            (l.min(pl), h.max(ph))
+        });
+    let limit = cosine_limit::<F>();
+    let in_range = lo >= -limit && hi <= limit && c[y].abs() <= limit;
+    if !in_range {
+        // The caller finds the value and reports it.
+        return F::nan();
+    }
     let sin = sin_from_cos(c[y]);
     let target = margin.target(c[y], sin);
     let z_y = s * target.value;
-    let (before, after) = (&c[..y], &c[y + 1..]);
-    // `s > 0`, so the largest `s c_j` is `s` times the largest `c_j`.
-    let max = [before, after]
-        .iter()
-        .filter(|part| !part.is_empty())
-        .fold(z_y, |m, part| m.max(s * F::row_max(part)));
+    // `s > 0`: the largest `s c_j` off the target is `s` times the largest
+    // `c_j` (and -inf when the target is the only class).
+    let max = z_y.max(s * hi);
     let e_y = (z_y - max).exp();
     let log_p_y = |sum: F| (z_y - max) - sum.ln();
     match g {

@@ -26,6 +26,7 @@ pub(crate) trait Lane:
 {
     const ZERO: Self;
     const NEG_INFINITY: Self;
+    const INFINITY: Self;
     /// `exp` for `x <= 0`, subnormal results included.
     fn exp_nonpos<const FMA: bool>(self) -> Self;
     /// `exp` for `x <= 0`, results below the smallest normal number as 0.
@@ -37,6 +38,7 @@ pub(crate) trait Lane:
 impl Lane for f32 {
     const ZERO: Self = 0.0;
     const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    const INFINITY: Self = f32::INFINITY;
     #[inline(always)]
     fn exp_nonpos<const FMA: bool>(self) -> Self {
         exp_nonpos_f32::<FMA, true>(self)
@@ -58,6 +60,7 @@ impl Lane for f32 {
 impl Lane for f64 {
     const ZERO: Self = 0.0;
     const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    const INFINITY: Self = f64::INFINITY;
     #[inline(always)]
     fn exp_nonpos<const FMA: bool>(self) -> Self {
         exp_nonpos_f64::<FMA, true>(self)
@@ -91,6 +94,16 @@ mod body {
         }
     }
 
+    /// NaN is skipped, as by `f64::min`.
+    #[inline(always)]
+    fn smaller<T: Lane>(a: T, b: T) -> T {
+        if b < a {
+            b
+        } else {
+            a
+        }
+    }
+
     /// The lanes' partial sums, added pairwise.
     #[inline(always)]
     fn sum_lanes<T: Lane>(mut acc: [T; LANES]) -> T {
@@ -118,6 +131,27 @@ mod body {
             .iter()
             .fold(T::NEG_INFINITY, |m, &v| larger(m, v));
         acc.iter().fold(m, |m, &v| larger(m, v))
+    }
+
+    #[inline(always)]
+    pub fn row_min_max<T: Lane>(x: &[T]) -> (T, T) {
+        let mut lo = [T::INFINITY; LANES];
+        let mut hi = [T::NEG_INFINITY; LANES];
+        let mut chunks = x.chunks_exact(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                lo[i] = smaller(lo[i], c[i]);
+                hi[i] = larger(hi[i], c[i]);
+            }
+        }
+        let (mut l, mut h) = (T::INFINITY, T::NEG_INFINITY);
+        for &v in chunks.remainder().iter().chain(&lo) {
+            l = smaller(l, v);
+        }
+        for &v in chunks.remainder().iter().chain(&hi) {
+            h = larger(h, v);
+        }
+        (l, h)
     }
 
     #[inline(always)]
@@ -313,6 +347,10 @@ macro_rules! level_fns {
             super::super::body::row_max(x)
         }
         $(#[target_feature(enable = $feature)])?
+        pub(crate) fn row_min_max(x: &[$t]) -> ($t, $t) {
+            super::super::body::row_min_max(x)
+        }
+        $(#[target_feature(enable = $feature)])?
         pub(crate) fn shifted_sum(x: &[$t], shift: $t) -> $t {
             super::super::body::shifted_sum(x, shift)
         }
@@ -404,6 +442,8 @@ levels!(k64, f64);
 pub trait RowKernels: Copy {
     /// The largest value of a non-empty slice (NaN skipped).
     fn row_max(x: &[Self]) -> Self;
+    /// The smallest and largest values (NaN skipped; `(inf, -inf)` when empty).
+    fn row_min_max(x: &[Self]) -> (Self, Self);
     /// `sum_i (x_i - shift)`.
     fn shifted_sum(x: &[Self], shift: Self) -> Self;
     /// `sum_i (x_i - shift) w_i` over the common length.
@@ -444,6 +484,10 @@ macro_rules! impl_row_kernels {
             #[inline]
             fn row_max(x: &[Self]) -> Self {
                 dispatch!($m::row_max(x))
+            }
+            #[inline]
+            fn row_min_max(x: &[Self]) -> (Self, Self) {
+                dispatch!($m::row_min_max(x))
             }
             #[inline]
             fn shifted_sum(x: &[Self], shift: Self) -> Self {
@@ -534,6 +578,8 @@ mod tests {
             let x = row(n, n as u64);
             let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             assert_eq!(f64::row_max(&x), max);
+            let min = x.iter().copied().fold(f64::INFINITY, f64::min);
+            assert_eq!(f64::row_min_max(&x), (min, max));
             let exact: f64 = x.iter().map(|&v| (v - max).exp()).sum();
             let mut out = vec![0.0; n];
             let s = f64::exp_into(&x, max, &mut out);

@@ -101,6 +101,10 @@ pub fn row_stats<F: Float>(x: &[F]) -> RowStats<F> {
 
 /// Writes the softmax of `x` into `out` (same length) and returns the row's
 /// statistics.
+///
+/// A probability whose exponential `exp(x_c - max)` is below the smallest
+/// normal float (`x_c - max < -87.3` in `f32`, `< -708.4` in `f64`) is
+/// written as exactly 0.
 #[inline]
 pub fn softmax_into<F: Float>(x: &[F], out: &mut [F]) -> RowStats<F> {
     debug_assert_eq!(x.len(), out.len());

@@ -7,6 +7,9 @@
 //! [`softmax_rows_2d`] runs `(N, C)` logits in fixed blocks of rows, in
 //! parallel with the `rayon` feature, and [`softmax_rows`] any rank with
 //! the class axis at 1 (contiguous or strided lanes), one lane after another.
+//! [`rows_2d`] is the blocked loop alone, for a loss that computes its rows
+//! itself (the angular margins on cosines). Cross-entropy with labels on
+//! contiguous spatial inputs runs down the columns instead (`columns.rs`).
 //!
 //! A row costs three passes over its `C` values: the max, the exponentials
 //! (stored in the gradient buffer, summed on the way), and one pass that
