@@ -394,3 +394,46 @@ fn spatial_column_path_matches_the_lane_path() {
         }
     }
 }
+
+/// Class weights so small that 1 / (their sum) overflows (sub-normal in
+/// f32; below 1e-308 in f64): the mean and its gradient stay finite and
+/// equal those of the same weights scaled up (the mean does not depend on
+/// the weights' scale).
+#[test]
+fn tiny_class_weights_keep_a_finite_gradient() {
+    let x32 = array![[2.0_f32, -1.0], [0.5, 1.5]];
+    let y = array![0_usize, 1];
+    for eps in [0.0, 0.1] {
+        let tiny = CrossEntropy::<f32>::new()
+            .with_weight(array![1e-39_f32, 2e-39])
+            .unwrap()
+            .with_label_smoothing(eps)
+            .unwrap();
+        let plain = CrossEntropy::<f32>::new()
+            .with_weight(array![1.0_f32, 2.0])
+            .unwrap()
+            .with_label_smoothing(eps)
+            .unwrap();
+        let t = ClassTarget::Labels(y.view());
+        let (v, g) = tiny.forward_backward(x32.view(), t.clone()).unwrap();
+        let (v_ref, g_ref) = plain.forward_backward(x32.view(), t.clone()).unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "eps {eps}: {g}");
+        assert!((v - v_ref).abs() < 1e-5, "eps {eps}: {v} vs {v_ref}");
+        for (a, b) in g.iter().zip(&g_ref) {
+            assert!((a - b).abs() < 1e-5, "eps {eps}: {g} vs {g_ref}");
+        }
+    }
+    let x64 = x32.mapv(f64::from);
+    let tiny = CrossEntropy::<f64>::new()
+        .with_weight(array![1e-310_f64, 2e-310])
+        .unwrap();
+    let plain = CrossEntropy::<f64>::new()
+        .with_weight(array![1.0_f64, 2.0])
+        .unwrap();
+    let t = ClassTarget::Labels(y.view());
+    let (_, g) = tiny.forward_backward(x64.view(), t.clone()).unwrap();
+    let (_, g_ref) = plain.forward_backward(x64.view(), t).unwrap();
+    for (a, b) in g.iter().zip(&g_ref) {
+        assert!((a - b).abs() < 1e-12, "{g} vs {g_ref}");
+    }
+}

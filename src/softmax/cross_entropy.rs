@@ -232,6 +232,29 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                     .filter(|&&y| Some(y) != ignore)
                     .map(|&y| w(y).as_f64())
                     .sum();
+                // With tiny class weights (sub-normal ones, say) the mean's
+                // factor 1 / divisor overflows, and the gradient would be
+                // inf * 0. The mean is the same for weights scaled by any
+                // power of two, and such a scaling is exact: rerun once with
+                // the divisor brought into [1, 2). (Only the gradient needs
+                // the factor; the rerun's divisor cannot overflow.)
+                let inv = 1.0 / divisor;
+                let overflows = !inv.is_finite() || !F::lit(inv).is_finite();
+                if let (Reduction::Mean, true, true, Some(w)) =
+                    (self.reduction, divisor > 0.0, overflows, weight)
+                {
+                    if grad.is_some() {
+                        // Two factors: 2^e alone can overflow for e > 1023.
+                        let e = -divisor.log2().floor();
+                        let (k1, k2) = ((e / 2.0).floor().exp2(), (e - (e / 2.0).floor()).exp2());
+                        let rescaled = CrossEntropy {
+                            weight: Some(w.mapv(|v| F::lit(v.as_f64() * k1 * k2))),
+                            ..self.clone()
+                        };
+                        let labels = ClassTarget::Labels(labels);
+                        return rescaled.run(logits, labels, grad, per_row);
+                    }
+                }
                 let scale: F = self.reduction.grad_scale(divisor);
                 let w_sum = weight.map_or(F::from_count(classes), |w| w.sum());
                 let w_slice = weight.and_then(|w| w.as_slice());
