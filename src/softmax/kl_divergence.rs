@@ -126,14 +126,16 @@ impl<F: Float> KlDivergence<F> {
                 }
                 // Each term as q (log q - log p), so that a prediction close to
                 // the target cancels term by term rather than between two sums.
-                (0..row.x.len()).fold(F::zero(), |acc, c| {
+                // Accumulated in f64: rows can be long.
+                let sum = (0..row.x.len()).fold(0.0_f64, |acc, c| {
                     let qc = q(c);
                     if qc > F::zero() {
-                        acc + qc * (qc.ln() - row.log_p(c))
+                        acc + (qc * (qc.ln() - row.log_p(c))).as_f64()
                     } else {
                         acc
                     }
-                })
+                });
+                F::lit(sum)
             },
         );
         finish_checked(

@@ -40,12 +40,14 @@ impl<F: Float> Row<'_, F> {
         self.stats.log_prob(self.x[c])
     }
 
-    /// `sum_c coef(c) * (-log p_c)`, a weighted negative log-likelihood.
+    /// `sum_c coef(c) * (-log p_c)`, a weighted negative log-likelihood
+    /// (accumulated in `f64`: rows can be long).
     #[inline]
     pub fn weighted_nll(&self, coef: impl Fn(usize) -> F) -> F {
-        self.x.iter().enumerate().fold(F::zero(), |acc, (c, &xc)| {
-            acc - coef(c) * self.stats.log_prob(xc)
-        })
+        let sum = self.x.iter().enumerate().fold(0.0_f64, |acc, (c, &xc)| {
+            acc - (coef(c) * self.stats.log_prob(xc)).as_f64()
+        });
+        F::lit(sum)
     }
 
     /// `sum_c w_c * (-log p_c)` with `w_c = 1` when `weights` is `None`, and
@@ -57,10 +59,24 @@ impl<F: Float> Row<'_, F> {
     #[inline]
     pub fn nll_sum(&self, weights: Option<(&[F], F)>) -> F {
         let RowStats { max, ln_sum } = self.stats;
-        match weights {
-            None => F::from_count(self.x.len()) * ln_sum - F::shifted_sum(self.x, max),
-            Some((w, w_sum)) => w_sum * ln_sum - F::shifted_dot(self.x, max, w),
-        }
+        // The vector sums run over blocks whose totals are added in `f64`,
+        // so that a long row of huge logits keeps `f32` accuracy.
+        const BLOCK: usize = 1024;
+        let shifted: f64 = match weights {
+            None => self
+                .x
+                .chunks(BLOCK)
+                .map(|x| F::shifted_sum(x, max).as_f64())
+                .sum(),
+            Some((w, _)) => self
+                .x
+                .chunks(BLOCK)
+                .zip(w.chunks(BLOCK))
+                .map(|(x, w)| F::shifted_dot(x, max, w).as_f64())
+                .sum(),
+        };
+        let w_sum = weights.map_or(F::from_count(self.x.len()), |(_, s)| s);
+        F::lit((w_sum * ln_sum).as_f64() - shifted)
     }
 }
 
