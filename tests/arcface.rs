@@ -869,3 +869,22 @@ fn cosine_range_errors_name_the_position_in_large_inputs() {
         }
     }
 }
+
+/// A scale finite as an `f64` but not in `f32` is an option error in `f32`;
+/// a scale that pushes the loss past `f32` is an overflow error, not `inf`.
+#[test]
+fn scale_beyond_the_element_type() {
+    let cos = array![[0.5_f32, -0.5]];
+    let labels = array![0_usize];
+    let huge = ArcFace::new().with_scale(1e39).unwrap().on_cosines();
+    let e = huge.forward(cos.view(), labels.view()).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidOption { name: "scale", .. }),
+        "{e}"
+    );
+    let big = ArcFace::new().with_scale(3e38).unwrap().on_cosines();
+    let e = big
+        .forward(array![[-1.0_f32, -1.0]].view(), labels.view())
+        .unwrap_err();
+    assert!(matches!(e, Error::Overflow { .. }), "{e}");
+}

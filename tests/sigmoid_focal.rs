@@ -428,3 +428,18 @@ proptest! {
         }
     }
 }
+
+/// A sum beyond `f32` is an overflow error, as for BCE with logits, not `inf`.
+#[test]
+fn a_sum_beyond_f32_is_an_overflow_error() {
+    let x = ndarray::array![[3e38_f32, 3e38]];
+    let t = ndarray::array![[0.0_f32, 0.0]];
+    for gamma in [0.0, 2.0] {
+        let loss = SigmoidFocal::new()
+            .with_gamma(gamma)
+            .unwrap()
+            .with_reduction(classloss::Reduction::Sum);
+        let e = loss.forward(x.view(), t.view()).unwrap_err();
+        assert!(matches!(e, classloss::Error::Overflow { .. }), "{e}");
+    }
+}

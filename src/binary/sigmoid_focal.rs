@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use ndarray::{ArrayView, ArrayViewMut, Dimension, Ix2};
 
 use super::elementwise::{check_shapes, check_targets, elementwise_logits, Logistic};
-use crate::validate::{check_option, non_negative, unit_interval};
+use crate::validate::{check_option, finish_checked, non_negative, unit_interval};
 use crate::{Float, Reduction, Result};
 
 /// The focal loss on sigmoid outputs: binary cross-entropy from logits,
@@ -183,6 +183,8 @@ impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
             gamma.is_finite(),
         )?;
         let alpha = self.alpha.map(F::lit);
+        // Kept for the overflow check after the loop.
+        let (logits_view, per_sample_mode) = (logits.clone(), per.is_some());
         let divisor = logits.len() as f64;
         let scale: F = self.reduction.grad_scale(divisor);
         let grad = grad.map(|g| (g, scale));
@@ -202,7 +204,14 @@ impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
             3.0 => run!(|q| q * q * q),
             _ => run!(|q: F| q.powf(gamma)),
         };
-        Ok(self.reduction.finish(total, divisor))
+        finish_checked(
+            self.reduction,
+            total,
+            divisor,
+            "logits",
+            &logits_view,
+            per_sample_mode,
+        )
     }
 }
 

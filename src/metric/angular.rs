@@ -22,7 +22,7 @@ use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayVie
 
 use crate::numerics::l2_norm;
 use crate::softmax::rows::{one_hot_grad, rows_2d, softmax_rows};
-use crate::validate::{check_labels, expect_nonempty, expect_shape};
+use crate::validate::{check_labels, check_option, expect_nonempty, expect_shape, overflow};
 use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
 
 /// The input of the angular-margin losses: a batch of embeddings and the
@@ -669,6 +669,7 @@ pub(crate) fn run_cosines<F: Float>(
     expect_nonempty("cosines", shape, 0, "sample")?;
     expect_nonempty("cosines", shape, 1, "class")?;
     let (n, c) = cosines.dim();
+    check_scale_fits::<F>(spec)?;
     check_targets(&labels, n, c)?;
     if let Some(g) = &grad {
         expect_shape("grad", g.shape(), shape)?;
@@ -694,7 +695,7 @@ pub(crate) fn run_cosines<F: Float>(
             });
         }
     }
-    Ok(spec.reduction.finish(total, n as f64))
+    finish_angular(spec, total, n)
 }
 
 /// One row of the loss on cosines, straight on the row kernels.
@@ -705,6 +706,33 @@ pub(crate) fn run_cosines<F: Float>(
 /// row costs what a cross-entropy row costs. The gradient with respect to
 /// the cosines is `scale * s * p_j` off the target and
 /// `scale * s * (p_y - 1) * phi'(c_y)` on it.
+/// The scale `s` is finite in the element type (it is checked as an `f64`
+/// when set): `s = 1e39` passes that check but is `inf` in `f32`.
+fn check_scale_fits<F: Float>(spec: &Spec) -> Result<()> {
+    check_option(
+        "scale",
+        spec.scale,
+        "a number > 0 that is finite in the element type",
+        F::lit(spec.scale).is_finite(),
+    )
+}
+
+/// The reduced value, or [`Error::Overflow`] when it (or, for
+/// `per_sample`, a sample's loss) is beyond the element type (a scale near
+/// the type's largest value can push `s * cos` past it).
+fn finish_angular<F: Float>(spec: &Spec, total: f64, n: usize) -> Result<F> {
+    let value: F = spec.reduction.finish(total, n as f64);
+    if total.is_finite() && value.is_finite() {
+        return Ok(value);
+    }
+    Err(overflow::<F>(
+        "cosines",
+        Vec::new(),
+        "the loss",
+        format!("about {total:e}"),
+    ))
+}
+
 /// The largest `|cos|` accepted: rounding in a normalized dot product can
 /// leave it a little above 1.
 #[inline]
@@ -783,6 +811,7 @@ pub(crate) fn run_embeddings<F: Float>(
     expect_nonempty("weight", w.shape(), 0, "class")?;
     let (n, d) = e.dim();
     let c = w.nrows();
+    check_scale_fits::<F>(spec)?;
     expect_shape("weight", w.shape(), &[c, d])?;
     check_targets(&labels, n, c)?;
     if let Some(g) = &grad {
@@ -850,7 +879,7 @@ pub(crate) fn run_embeddings<F: Float>(
             radial_e[i] = acc;
         }
     }
-    let value = spec.reduction.finish(total, n as f64);
+    let value = finish_angular(spec, total, n)?;
     if !want_grad {
         return Ok(value);
     }
