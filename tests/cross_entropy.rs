@@ -437,3 +437,28 @@ fn tiny_class_weights_keep_a_finite_gradient() {
         assert!((a - b).abs() < 1e-12, "{g} vs {g_ref}");
     }
 }
+
+/// A long class axis in `f32` (a large vocabulary) keeps its accuracy: the
+/// row's sum of exponentials is accumulated in `f64` by blocks (rows) or
+/// every 64 classes (spatial columns).
+#[test]
+fn long_class_axes_keep_f32_accuracy() {
+    for c in [100_000_usize, 200_000] {
+        let mut x = Array2::<f32>::zeros((1, c));
+        x[[0, 0]] = 14.0;
+        let p0 = 1.0 / (1.0 + (c as f64 - 1.0) * (-14.0_f64).exp());
+        let g = CrossEntropy::<f32>::new()
+            .backward(x.view(), ClassTarget::Labels(array![1_usize].view()))
+            .unwrap();
+        assert!((g[[0, 0]] as f64 / p0 - 1.0).abs() < 2e-6, "rows, C = {c}");
+        let xs = x.clone().into_shape_with_order((1, c, 1, 1)).unwrap();
+        let labels = ndarray::Array3::<usize>::from_elem((1, 1, 1), 1);
+        let gs = CrossEntropy::<f32, ndarray::Ix4>::spatial()
+            .backward(xs.view(), ClassTarget::Labels(labels.view()))
+            .unwrap();
+        assert!(
+            (gs[[0, 0, 0, 0]] as f64 / p0 - 1.0).abs() < 2e-6,
+            "columns, C = {c}"
+        );
+    }
+}

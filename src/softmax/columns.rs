@@ -16,6 +16,8 @@ use crate::Float;
 
 /// Positions per tile: a tile's max, sum and coefficients stay on the stack.
 const TILE: usize = 256;
+/// Classes summed in `F` before their sums move into `f64`.
+const CLASS_BLOCK: usize = 64;
 
 /// What the labels mean: the options of [`crate::CrossEntropy`] as numbers.
 pub(crate) struct LabelTerms<'a, F> {
@@ -116,11 +118,26 @@ impl Tile {
         for k in 0..self.classes {
             F::max_into(max, &xs[self.range(k)]);
         }
+        // Many classes: the per-position sums move into `f64` every
+        // `CLASS_BLOCK` classes, so that a long class axis keeps `f32`
+        // accuracy (few classes: one `F` sum, as in a row).
+        let mut wide = [0.0_f64; TILE];
         for k in 0..self.classes {
             let x = &xs[self.range(k)];
             match g.as_deref_mut() {
                 Some(g) => F::exp_diff_into_acc(x, max, &mut g[self.range(k)], sum),
                 None => F::exp_diff_acc(x, max, sum),
+            }
+            if self.classes > CLASS_BLOCK && (k + 1) % CLASS_BLOCK == 0 {
+                for (w, s) in wide.iter_mut().zip(sum.iter_mut()) {
+                    *w += s.as_f64();
+                    *s = F::zero();
+                }
+            }
+        }
+        if self.classes > CLASS_BLOCK {
+            for (w, s) in wide.iter().zip(sum.iter_mut()) {
+                *s = F::lit(*w + s.as_f64());
             }
         }
         // With smoothing: sum_k w_k (x_k - max), for sum_k w_k (-log p_k).

@@ -21,7 +21,7 @@
 use ndarray::{ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2};
 use ndarray::{Axis, Ix1, Ix2, RemoveAxis};
 
-use crate::numerics::{row_stats, RowStats};
+use crate::numerics::RowStats;
 use crate::parallel::map_blocks;
 use crate::Float;
 
@@ -166,6 +166,38 @@ pub(crate) fn linear_target_grad<F: Float>(
     }
 }
 
+/// Elements per kernel call when summing a long row's exponentials: each
+/// call's `f32` lanes add at most `SUM_BLOCK / 16` terms, and the calls'
+/// sums are added in `f64`, so a row of 200k classes keeps `f32` accuracy.
+const SUM_BLOCK: usize = 2048;
+
+/// [`RowKernels::exp_into`](crate::numerics) over blocks, summed in `f64`.
+#[inline]
+fn exp_into_accurate<F: Float>(x: &[F], max: F, e: &mut [F]) -> F {
+    if x.len() <= SUM_BLOCK {
+        return F::exp_into(x, max, e);
+    }
+    let sum: f64 = x
+        .chunks(SUM_BLOCK)
+        .zip(e.chunks_mut(SUM_BLOCK))
+        .map(|(x, e)| F::exp_into(x, max, e).as_f64())
+        .sum();
+    F::lit(sum)
+}
+
+/// [`exp_into_accurate`] without storing.
+#[inline]
+fn exp_sum_accurate<F: Float>(x: &[F], max: F) -> F {
+    if x.len() <= SUM_BLOCK {
+        return F::exp_sum(x, max);
+    }
+    F::lit(
+        x.chunks(SUM_BLOCK)
+            .map(|x| F::exp_sum(x, max).as_f64())
+            .sum(),
+    )
+}
+
 /// One row: its statistics, and with `g` its exponentials stored there.
 #[inline]
 fn run_row<F: Float, T, R>(
@@ -177,7 +209,7 @@ fn run_row<F: Float, T, R>(
     match g {
         Some(e) => {
             let max = F::row_max(x);
-            let sum = F::exp_into(x, max, e);
+            let sum = exp_into_accurate(x, max, e);
             let stats = RowStats {
                 max,
                 ln_sum: sum.ln(),
@@ -185,14 +217,14 @@ fn run_row<F: Float, T, R>(
             let inv_sum = F::one() / sum;
             f(target, &Row { x, stats }, Some(RowGrad { e, inv_sum }))
         }
-        None => f(
-            target,
-            &Row {
-                x,
-                stats: row_stats(x),
-            },
-            None,
-        ),
+        None => {
+            let max = F::row_max(x);
+            let stats = RowStats {
+                max,
+                ln_sum: exp_sum_accurate(x, max).ln(),
+            };
+            f(target, &Row { x, stats }, None)
+        }
     }
 }
 
