@@ -698,14 +698,6 @@ pub(crate) fn run_cosines<F: Float>(
     finish_angular(spec, total, n)
 }
 
-/// One row of the loss on cosines, straight on the row kernels.
-///
-/// The logits are `s c_j` off the target and `s phi(c_y)` on it, so the
-/// exponentials are `exp(s c_j - max)` on either side of the target (one
-/// kernel call each) and one scalar on it: no row of logits is built, and a
-/// row costs what a cross-entropy row costs. The gradient with respect to
-/// the cosines is `scale * s * p_j` off the target and
-/// `scale * s * (p_y - 1) * phi'(c_y)` on it.
 /// The scale `s` is finite in the element type (it is checked as an `f64`
 /// when set): `s = 1e39` passes that check but is `inf` in `f32`.
 fn check_scale_fits<F: Float>(spec: &Spec) -> Result<()> {
@@ -740,6 +732,14 @@ fn cosine_limit<F: Float>() -> F {
     F::one() + F::epsilon().sqrt()
 }
 
+/// One row of the loss on cosines, straight on the row kernels.
+///
+/// The logits are `s c_j` off the target and `s phi(c_y)` on it, so the
+/// exponentials are `exp(s c_j - max)` on either side of the target (one
+/// kernel call each) and one scalar on it: no row of logits is built, and a
+/// row costs what a cross-entropy row costs. The gradient with respect to
+/// the cosines is `scale * s * p_j` off the target and
+/// `scale * s * (p_y - 1) * phi'(c_y)` on it.
 #[inline]
 fn cosine_row<F: Float>(
     margin: &MarginFn<F>,
