@@ -187,23 +187,26 @@ mod body {
         sum_lanes(acc)
     }
 
+    /// `sum_i exp(arg(x_i))`, one accumulator per lane.
     #[inline(always)]
-    pub fn exp_sum<T: Lane, const FMA: bool>(x: &[T], shift: T) -> T {
+    fn sum_of_exp<T: Lane, const FMA: bool>(x: &[T], arg: impl Fn(T) -> T) -> T {
         let mut acc = [T::ZERO; LANES];
         let mut chunks = x.chunks_exact(LANES);
         for c in &mut chunks {
             for i in 0..LANES {
-                acc[i] += (c[i] - shift).exp_flush::<FMA>();
+                acc[i] += arg(c[i]).exp_flush::<FMA>();
             }
         }
         for (i, &v) in chunks.remainder().iter().enumerate() {
-            acc[i] += (v - shift).exp_flush::<FMA>();
+            acc[i] += arg(v).exp_flush::<FMA>();
         }
         sum_lanes(acc)
     }
 
+    /// Stores `exp(arg(x_i))` in `out` and returns the sum, in the same
+    /// lanes as [`sum_of_exp`] (so the two sums are equal).
     #[inline(always)]
-    pub fn exp_into<T: Lane, const FMA: bool>(x: &[T], shift: T, out: &mut [T]) -> T {
+    fn store_exp<T: Lane, const FMA: bool>(x: &[T], out: &mut [T], arg: impl Fn(T) -> T) -> T {
         let n = x.len().min(out.len());
         let (x, out) = (&x[..n], &mut out[..n]);
         let mut acc = [T::ZERO; LANES];
@@ -211,13 +214,13 @@ mod body {
         let mut os = out.chunks_exact_mut(LANES);
         for (c, o) in (&mut xs).zip(&mut os) {
             for i in 0..LANES {
-                let e = (c[i] - shift).exp_flush::<FMA>();
+                let e = arg(c[i]).exp_flush::<FMA>();
                 o[i] = e;
                 acc[i] += e;
             }
         }
         for (i, (&v, o)) in xs.remainder().iter().zip(os.into_remainder()).enumerate() {
-            let e = (v - shift).exp_flush::<FMA>();
+            let e = arg(v).exp_flush::<FMA>();
             *o = e;
             acc[i] += e;
         }
@@ -225,18 +228,18 @@ mod body {
     }
 
     #[inline(always)]
+    pub fn exp_sum<T: Lane, const FMA: bool>(x: &[T], shift: T) -> T {
+        sum_of_exp::<T, FMA>(x, |v| v - shift)
+    }
+
+    #[inline(always)]
+    pub fn exp_into<T: Lane, const FMA: bool>(x: &[T], shift: T, out: &mut [T]) -> T {
+        store_exp::<T, FMA>(x, out, |v| v - shift)
+    }
+
+    #[inline(always)]
     pub fn scaled_exp_sum<T: Lane, const FMA: bool>(x: &[T], scale: T, shift: T) -> T {
-        let mut acc = [T::ZERO; LANES];
-        let mut chunks = x.chunks_exact(LANES);
-        for c in &mut chunks {
-            for i in 0..LANES {
-                acc[i] += (scale * c[i] - shift).exp_flush::<FMA>();
-            }
-        }
-        for (i, &v) in chunks.remainder().iter().enumerate() {
-            acc[i] += (scale * v - shift).exp_flush::<FMA>();
-        }
-        sum_lanes(acc)
+        sum_of_exp::<T, FMA>(x, |v| scale * v - shift)
     }
 
     #[inline(always)]
@@ -246,24 +249,7 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> T {
-        let n = x.len().min(out.len());
-        let (x, out) = (&x[..n], &mut out[..n]);
-        let mut acc = [T::ZERO; LANES];
-        let mut xs = x.chunks_exact(LANES);
-        let mut os = out.chunks_exact_mut(LANES);
-        for (c, o) in (&mut xs).zip(&mut os) {
-            for i in 0..LANES {
-                let e = (scale * c[i] - shift).exp_flush::<FMA>();
-                o[i] = e;
-                acc[i] += e;
-            }
-        }
-        for (i, (&v, o)) in xs.remainder().iter().zip(os.into_remainder()).enumerate() {
-            let e = (scale * v - shift).exp_flush::<FMA>();
-            *o = e;
-            acc[i] += e;
-        }
-        sum_lanes(acc)
+        store_exp::<T, FMA>(x, out, |v| scale * v - shift)
     }
 
     #[inline(always)]
