@@ -8,6 +8,7 @@
 
 use ndarray::{arr0, ArrayView, ArrayViewMut, Dimension, Zip};
 
+use crate::numerics::simd::dispatch;
 use crate::numerics::{logistic_from_parts, logistic_terms, LogisticTerms};
 use crate::parallel::map_blocks;
 use crate::validate::{check_values, expect_min_rank, expect_shape, fmt_shape, is_probability};
@@ -203,37 +204,41 @@ fn logits_at_level<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F)>(
     per: Option<&mut [F]>,
     f: &L,
 ) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        fn avx512<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F)>(
+    dispatch!(levels::blocks(x, t, grad, per, f))
+}
+
+/// [`logits_in_blocks`] at one level, for [`dispatch!`].
+macro_rules! blocks_at_level {
+    ($($feature:literal)?) => {
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn blocks<F: crate::Float, L>(
             x: &[F],
             t: &[F],
             grad: Option<(&mut [F], F)>,
             per: Option<&mut [F]>,
             f: &L,
-        ) -> f64 {
-            logits_in_blocks(x, t, grad, per, f)
+        ) -> f64
+        where
+            L: Fn(F, F, F, F, super::super::Logistic<F>) -> (F, F),
+        {
+            super::super::logits_in_blocks(x, t, grad, per, f)
         }
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F)>(
-            x: &[F],
-            t: &[F],
-            grad: Option<(&mut [F], F)>,
-            per: Option<&mut [F]>,
-            f: &L,
-        ) -> f64 {
-            logits_in_blocks(x, t, grad, per, f)
-        }
-        match crate::numerics::simd_level() {
-            // SAFETY: `simd_level` reports a level only where the CPU has it.
-            crate::numerics::SimdLevel::Avx512 => return unsafe { avx512(x, t, grad, per, f) },
-            // SAFETY: as above.
-            crate::numerics::SimdLevel::Avx2 => return unsafe { avx2(x, t, grad, per, f) },
-            _ => {}
-        }
+    };
+}
+
+/// The element loop compiled once per [`SimdLevel`](crate::numerics::SimdLevel).
+mod levels {
+    pub(crate) mod portable {
+        blocks_at_level!();
     }
-    logits_in_blocks(x, t, grad, per, f)
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) mod avx2 {
+        blocks_at_level!("avx2,fma");
+    }
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) mod avx512 {
+        blocks_at_level!("avx512f");
+    }
 }
 
 /// The vectorized path of [`elementwise_logits`] on contiguous slices.
