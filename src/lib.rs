@@ -1,33 +1,29 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod base;
 pub mod binary;
-mod error;
+mod engine;
 pub mod eval;
-mod float;
 pub mod gradcheck;
-mod loss;
 pub mod margin;
 pub mod metric;
 pub mod numerics;
-mod parallel;
-mod reduction;
 pub mod robust;
 pub mod softmax;
-mod validate;
 mod weighting;
 
+pub use base::error::{Error, Result};
+pub use base::float::Float;
+pub use base::loss::{Differentiable, Loss};
+pub use base::reduction::Reduction;
 pub use binary::{Bce, BceWithLogits, SigmoidFocal};
-pub use error::{Error, Result};
 pub use eval::ZeroOne;
-pub use float::Float;
-pub use loss::{Differentiable, Loss};
 pub use margin::{Exponential, Hinge, LabelConvention, MultiMargin};
 pub use metric::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
     CosFace, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines, Pair, PairGrad, PairGradMut,
 };
-pub use reduction::Reduction;
 pub use robust::{
     GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,
 };

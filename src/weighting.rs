@@ -2,7 +2,7 @@
 
 use ndarray::Array1;
 
-use crate::validate::{check_option, expect_nonempty};
+use crate::base::validate::{check_option, expect_nonempty};
 use crate::{Error, Float, Result};
 
 /// Class-balanced weights from the number of training samples per class,

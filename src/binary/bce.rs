@@ -4,8 +4,8 @@ use std::marker::PhantomData;
 
 use ndarray::{Array, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
 
-use super::elementwise::{check_shapes, check_targets, elementwise};
-use crate::validate::{broadcast_to, check_values, check_weights, is_probability};
+use crate::base::validate::{broadcast_to, check_values, check_weights, is_probability};
+use crate::engine::sigmoid_elementwise::{check_shapes, check_targets, elementwise};
 use crate::{Float, Reduction, Result};
 
 /// PyTorch clamps each log at -100 so that probabilities of exactly 0 or 1

@@ -4,8 +4,8 @@ use std::marker::PhantomData;
 
 use ndarray::{Array, Array1, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
 
-use super::elementwise::{check_shapes, check_targets, elementwise_logits};
-use crate::validate::{broadcast_to, check_class_vector, check_weights, finish_checked};
+use crate::base::validate::{broadcast_to, check_class_vector, check_weights, finish_checked};
+use crate::engine::sigmoid_elementwise::{check_shapes, check_targets, elementwise_logits};
 use crate::{Float, Reduction, Result};
 
 /// Binary cross-entropy between `sigmoid(logits)` and targets in `[0, 1]`,

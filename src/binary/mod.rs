@@ -60,7 +60,6 @@ macro_rules! impl_binary_loss {
 
 mod bce;
 mod bce_with_logits;
-pub(crate) mod elementwise;
 mod sigmoid_focal;
 
 pub use bce::Bce;

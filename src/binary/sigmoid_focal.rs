@@ -4,8 +4,10 @@ use std::marker::PhantomData;
 
 use ndarray::{ArrayView, ArrayViewMut, Dimension, Ix2};
 
-use super::elementwise::{check_shapes, check_targets, elementwise_logits, Logistic};
-use crate::validate::{check_option, finish_checked, non_negative, unit_interval};
+use crate::base::validate::{check_option, finish_checked, non_negative, unit_interval};
+use crate::engine::sigmoid_elementwise::{
+    check_shapes, check_targets, elementwise_logits, Logistic,
+};
 use crate::{Float, Reduction, Result};
 
 /// The focal loss on sigmoid outputs: binary cross-entropy from logits,

@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, Axis};
 
-use crate::validate::{check_labels, expect_nonempty, expect_shape};
+use crate::base::validate::{check_labels, expect_nonempty, expect_shape};
 use crate::{Float, Loss, Reduction, Result};
 
 /// The 0-1 loss of a classifier: 1 for each sample whose highest logit is

@@ -4,8 +4,8 @@ use std::marker::PhantomData;
 
 use ndarray::{ArrayView1, ArrayViewMut1};
 
-use super::signed::{check_signed, signed_pass, LabelConvention};
-use crate::validate::{about_pow10, finish_finite, non_negative, overflow};
+use crate::base::validate::{about_pow10, finish_finite, non_negative, overflow};
+use crate::engine::signed_margins::{check_signed, signed_pass, LabelConvention};
 use crate::{Float, Reduction, Result};
 
 /// The hinge loss `max(0, margin - y s)` of a real score `s` and a label

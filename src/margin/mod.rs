@@ -64,9 +64,8 @@ macro_rules! impl_margin_loss {
 mod exponential;
 mod hinge;
 mod multi_margin;
-mod signed;
 
+pub use crate::engine::signed_margins::LabelConvention;
 pub use exponential::Exponential;
 pub use hinge::Hinge;
 pub use multi_margin::MultiMargin;
-pub use signed::LabelConvention;

@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use crate::validate::{
+use crate::base::validate::{
     about_pow10, check_class_vector, check_labels, check_option, check_weights, expect_nonempty,
     expect_shape, finish_finite, non_negative, overflow,
 };

@@ -20,9 +20,9 @@ use std::f64::consts::PI;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::validate::{check_labels, check_option, expect_nonempty, expect_shape, overflow};
+use crate::engine::softmax_rows::{one_hot_grad, rows_2d, softmax_rows};
 use crate::numerics::l2_norm;
-use crate::softmax::rows::{one_hot_grad, rows_2d, softmax_rows};
-use crate::validate::{check_labels, check_option, expect_nonempty, expect_shape, overflow};
 use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
 
 /// The input of the angular-margin losses: a batch of embeddings and the
@@ -553,12 +553,12 @@ fn target_sin<F: Float>(
 
 /// Validates the options shared by the family.
 pub(crate) fn check_scale(scale: f64) -> Result<()> {
-    crate::validate::positive("scale", scale)
+    crate::base::validate::positive("scale", scale)
 }
 
 /// An angle option in `[0, pi)`.
 pub(crate) fn check_angle(name: &'static str, value: f64) -> Result<()> {
-    crate::validate::check_option(
+    crate::base::validate::check_option(
         name,
         value,
         "a number in [0, pi) (radians)",

@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
-use crate::validate::{check_labels, check_option, expect_nonempty, expect_shape};
+use crate::base::validate::{check_labels, check_option, expect_nonempty, expect_shape};
 use crate::{Differentiable, Float, Loss, Reduction, Result};
 
 /// The input of the center loss: the features and the class centers they

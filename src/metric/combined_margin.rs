@@ -2,7 +2,7 @@
 //! covering SphereFace, ArcFace and CosFace.
 
 use super::angular::{angular_loss_impls, check_angle, check_scale, Spec};
-use crate::validate::{non_negative, positive};
+use crate::base::validate::{non_negative, positive};
 use crate::{Reduction, Result};
 
 /// The combined margin loss: cross-entropy on scaled cosines with the

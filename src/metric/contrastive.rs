@@ -2,8 +2,8 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::validate::{check_values, expect_nonempty, expect_shape, non_negative};
 use crate::numerics::l2_norm;
-use crate::validate::{check_values, expect_nonempty, expect_shape, non_negative};
 use crate::{Differentiable, Float, Loss, Reduction, Result};
 
 /// A batch of embedding pairs: row `i` of `x1` is compared with row `i` of

@@ -1,7 +1,7 @@
 //! CosFace: additive cosine margin softmax (Wang et al., CVPR 2018).
 
 use super::angular::{angular_loss_impls, check_scale, Spec};
-use crate::validate::non_negative;
+use crate::base::validate::non_negative;
 use crate::{Reduction, Result};
 
 /// CosFace (large margin cosine loss): cross-entropy on scaled cosines

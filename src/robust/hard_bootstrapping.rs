@@ -5,9 +5,9 @@ use std::marker::PhantomData;
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use crate::softmax::labeled::{impl_label_loss, run_on_labels};
-use crate::softmax::rows::sparse_target_grad;
-use crate::validate::unit_interval;
+use crate::base::validate::unit_interval;
+use crate::engine::softmax_labels::{impl_label_loss, run_on_labels};
+use crate::engine::softmax_rows::sparse_target_grad;
 use crate::{Float, Reduction, Result};
 
 /// Hard bootstrapping: cross-entropy toward

@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use crate::softmax::labeled::{impl_label_loss, run_on_labels};
-use crate::validate::unit_interval;
+use crate::base::validate::unit_interval;
+use crate::engine::softmax_labels::{impl_label_loss, run_on_labels};
 use crate::{Float, Reduction, Result};
 
 /// Soft bootstrapping: cross-entropy toward `beta one_hot(y) + (1 - beta) p`,

@@ -4,9 +4,9 @@ use std::marker::PhantomData;
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use crate::softmax::labeled::{impl_label_loss, one_minus_p, run_on_labels};
-use crate::softmax::rows::one_hot_grad;
-use crate::validate::{check_option, non_negative};
+use crate::base::validate::{check_option, non_negative};
+use crate::engine::softmax_labels::{impl_label_loss, one_minus_p, run_on_labels};
+use crate::engine::softmax_rows::one_hot_grad;
 use crate::{Float, Reduction, Result};
 
 /// Symmetric cross-entropy `alpha CE + beta RCE`: cross-entropy plus the

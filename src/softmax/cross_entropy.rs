@@ -6,14 +6,14 @@ use ndarray::{
     Array, Array1, ArrayView, ArrayView1, ArrayViewMut, Axis, Dimension, Ix1, Ix2, RemoveAxis,
 };
 
-use super::columns::{label_columns, LabelTerms};
-use super::rows::{
-    linear_target_grad, matrix_views, one_hot_grad, smoothed_grad, softmax_rows, softmax_rows_2d,
-    Row, RowGrad,
-};
-use crate::validate::{
+use crate::base::validate::{
     check_labels, check_values, check_weights, expect_min_rank, expect_nonempty, expect_shape,
     finish_checked, is_probability, unit_interval,
+};
+use crate::engine::softmax_columns::{label_columns, LabelTerms};
+use crate::engine::softmax_rows::{
+    linear_target_grad, matrix_views, one_hot_grad, smoothed_grad, softmax_rows, softmax_rows_2d,
+    Row, RowGrad,
 };
 use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
 
@@ -201,7 +201,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
         expect_nonempty("logits", shape, 1, "class")?;
         let classes = shape[1];
         if let Some(w) = &self.weight {
-            crate::validate::check_class_vector("weight", w.len(), classes)?;
+            crate::base::validate::check_class_vector("weight", w.len(), classes)?;
         }
         if let Some(g) = &grad {
             expect_shape("grad", g.shape(), shape)?;
@@ -211,7 +211,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
             return Err(Error::EmptyBatch {
                 what: "logits",
                 unit: "position",
-                shape: crate::validate::fmt_shape(shape),
+                shape: crate::base::validate::fmt_shape(shape),
             });
         }
 

@@ -4,9 +4,9 @@ use std::marker::PhantomData;
 
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use super::labeled::{impl_label_loss, one_minus_p, run_on_labels};
-use super::rows::one_hot_grad;
-use crate::validate::{check_weights, non_negative};
+use crate::base::validate::{check_weights, non_negative};
+use crate::engine::softmax_labels::{impl_label_loss, one_minus_p, run_on_labels};
+use crate::engine::softmax_rows::one_hot_grad;
 use crate::{Float, Reduction, Result};
 
 /// The factor `alpha` of [`SoftmaxFocal`]: one number for every class, or

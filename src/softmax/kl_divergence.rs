@@ -4,10 +4,10 @@ use std::marker::PhantomData;
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 
-use super::rows::{linear_target_grad, softmax_rows_2d};
-use crate::validate::{
+use crate::base::validate::{
     check_values, expect_nonempty, expect_shape, finish_checked, is_probability,
 };
+use crate::engine::softmax_rows::{linear_target_grad, softmax_rows_2d};
 use crate::{Differentiable, Float, Loss, Reduction, Result};
 
 /// KL divergence `KL(q || softmax(logits))` from target probabilities `q`,

@@ -2,9 +2,9 @@
 
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
-use super::labeled::run_on_labels;
-use super::rows::smoothed_grad;
-use crate::validate::unit_interval;
+use crate::base::validate::unit_interval;
+use crate::engine::softmax_labels::run_on_labels;
+use crate::engine::softmax_rows::smoothed_grad;
 use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
 
 /// How the smoothing mass `eps` is spread over the classes.

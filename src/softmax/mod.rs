@@ -1,13 +1,10 @@
 //! Losses on a softmax over classes: one row of logits per sample.
 
-mod columns;
 mod cross_entropy;
 mod focal;
 mod kl_divergence;
 mod label_smoothing;
-pub(crate) mod labeled;
 mod poly1;
-pub(crate) mod rows;
 
 pub use cross_entropy::{ClassTarget, CrossEntropy};
 pub use focal::{FocalAlpha, SoftmaxFocal};

@@ -7,10 +7,10 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use super::rows::{softmax_rows_2d, Row, RowGrad};
-use crate::validate::{
+use crate::base::validate::{
     check_class_vector, check_labels, expect_nonempty, expect_shape, finish_checked,
 };
+use crate::engine::softmax_rows::{softmax_rows_2d, Row, RowGrad};
 use crate::{Float, Reduction, Result};
 
 /// Checks `(N, C)` logits, `(N)` labels in `0..C`, the gradient buffer and

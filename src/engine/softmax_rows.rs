@@ -21,8 +21,8 @@
 use ndarray::{ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2};
 use ndarray::{Axis, Ix1, Ix2, RemoveAxis};
 
+use crate::engine::parallel::map_blocks;
 use crate::numerics::RowStats;
-use crate::parallel::map_blocks;
 use crate::Float;
 
 /// One row (class lane) of logits and its softmax statistics.

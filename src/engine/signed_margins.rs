@@ -7,7 +7,7 @@
 
 use ndarray::{ArrayView1, ArrayViewMut1};
 
-use crate::validate::{check_values, expect_nonempty, expect_shape};
+use crate::base::validate::{check_values, expect_nonempty, expect_shape};
 use crate::{Error, Float, Result};
 
 /// How the labels of the binary margin losses ([`crate::Hinge`],

@@ -8,10 +8,12 @@
 
 use ndarray::{arr0, ArrayView, ArrayViewMut, Dimension, Zip};
 
+use crate::base::validate::{
+    check_values, expect_min_rank, expect_shape, fmt_shape, is_probability,
+};
+use crate::engine::parallel::map_blocks;
 use crate::numerics::simd::dispatch;
 use crate::numerics::{logistic_from_parts, logistic_terms, LogisticTerms};
-use crate::parallel::map_blocks;
-use crate::validate::{check_values, expect_min_rank, expect_shape, fmt_shape, is_probability};
 use crate::{Error, Float, Result};
 
 /// Checks the shapes every binary loss requires: an input of rank `>= 1`

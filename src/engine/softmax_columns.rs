@@ -11,7 +11,7 @@
 //! `(x_y - max) - ln(sum)`, the same gradient. Samples run in parallel with
 //! the `rayon` feature; their sums are added in order.
 
-use crate::parallel::map_blocks;
+use crate::engine::parallel::map_blocks;
 use crate::Float;
 
 /// Positions per tile: a tile's max, sum and coefficients stay on the stack.

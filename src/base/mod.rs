@@ -1,0 +1,8 @@
+//! The bottom layer: the float types, the error type, reductions, the
+//! label types, input validation and the traits every loss implements.
+
+pub(crate) mod error;
+pub(crate) mod float;
+pub(crate) mod loss;
+pub(crate) mod reduction;
+pub(crate) mod validate;
