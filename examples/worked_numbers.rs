@@ -1,6 +1,10 @@
-//! Reproduces the worked numbers of the source documents (Chinese technical
-//! articles on classification losses) with `classloss`, beside the figure each
-//! document gives, and says where a document is wrong.
+//! Reproduces the worked numbers of the source documents with `classloss`,
+//! beside the figure each document gives, and says where a document is wrong.
+//!
+//! The documents are five Chinese articles on choosing a classification loss,
+//! numbered 000 to 004. They are not shipped with the crate: the developers
+//! have them in the project's shared folder, `../shared/seeds/` beside the
+//! repository (`001_*.txt` is document 001).
 //!
 //! Run: `cargo run --release --example worked_numbers`
 
@@ -403,6 +407,8 @@ fn embeddings() -> Result<(), classloss::Error> {
 
 fn main() -> Result<(), classloss::Error> {
     println!("Worked numbers of the source documents, recomputed with classloss.");
+    println!("The documents: five Chinese articles on choosing a classification loss");
+    println!("(000 to 004), not shipped with the crate (see this example's doc comment).");
     println!("'document' is the figure the document prints (rounded as printed).");
     cross_entropy()?;
     binary_cross_entropy()?;
