@@ -1,6 +1,10 @@
-//! Reproduces the worked numbers of the source documents (Chinese technical
-//! articles on classification losses) with `classloss`, beside the figure each
-//! document gives, and says where a document is wrong.
+//! Reproduces the worked numbers of the source documents with `classloss`,
+//! beside the figure each document gives, and says where a document is wrong.
+//!
+//! The documents are five Chinese articles on choosing a classification loss,
+//! numbered 000 to 004. They are not shipped with the crate: the developers
+//! have them in the project's shared folder, `../shared/seeds/` beside the
+//! repository (`001_*.txt` is document 001).
 //!
 //! Run: `cargo run --release --example worked_numbers`
 
@@ -11,8 +15,21 @@ use classloss::{
 };
 use ndarray::{array, Array1, Array2, Ix1};
 
-/// Prints one worked number: what the document says and what the crate
-/// computes, with a verdict.
+/// `x` with `decimals` decimals, or more where a small value needs them to
+/// keep four significant digits: `num(0.0089258, 4)` is `0.008926`, not
+/// `0.0089`. Zero and values of magnitude 1 or more keep `decimals`.
+fn num(x: f64, decimals: usize) -> String {
+    let mut d = decimals;
+    if x != 0.0 && x.abs() < 1.0 {
+        // floor(log10 |x|) <= -1 here, so this is at least 4.
+        d = d.max((3 - x.abs().log10().floor() as i32) as usize);
+    }
+    format!("{x:.d$}")
+}
+
+/// Prints one worked number: what the document says (as rounded there, to
+/// `digits` decimals) and what the crate computes (with at least four
+/// significant digits), with a verdict.
 fn show(what: &str, document: Option<f64>, ours: f64, digits: usize) {
     match document {
         Some(doc) => {
@@ -22,11 +39,15 @@ fn show(what: &str, document: Option<f64>, ours: f64, digits: usize) {
             } else {
                 "DOCUMENT IS WRONG"
             };
-            println!("  {what:<58} document {doc:>10.digits$}   classloss {ours:>10.digits$}   {verdict}");
+            println!(
+                "  {what:<58} document {doc:>10.digits$}   classloss {:>10}   {verdict}",
+                num(ours, digits)
+            );
         }
         None => println!(
-            "  {what:<58} document {:>10}   classloss {ours:>10.digits$}",
-            "(none)"
+            "  {what:<58} document {:>10}   classloss {:>10}",
+            "(none)",
+            num(ours, digits)
         ),
     }
 }
@@ -85,7 +106,8 @@ fn label_smoothing() -> Result<(), classloss::Error> {
             .with_convention(convention);
         let (on, off) = ls.target_values(5)?;
         let v = ls.forward(logits.view(), labels.view())?;
-        println!("  {name}: C = 5 target = [{on:.3}, {off:.3}, {off:.3}, {off:.3}, {off:.3}]");
+        let (on, off) = (num(on, 3), num(off, 3));
+        println!("  {name}: C = 5 target = [{on}, {off}, {off}, {off}, {off}]");
         show(
             "   loss of logits [2.0, 1.0, 0.1, -0.5, 0.3], label 0",
             None,
@@ -176,7 +198,7 @@ fn focal() -> Result<(), classloss::Error> {
             3,
         );
         let factor = (1.0 - p[1]).powi(2);
-        println!("  {name}: focal = {factor:.2} x {c:.3}");
+        println!("  {name}: focal = {} x {}", num(factor, 2), num(c, 3));
         show(&format!("{name}: focal loss"), None, f, 4);
         ratios.push(c / f);
     }
@@ -193,13 +215,15 @@ fn focal() -> Result<(), classloss::Error> {
     println!("  Wrong: (1 - 0.8)^2 = 0.04, a 25x reduction. The hard sample's 'about two");
     println!("  times' is right (1 / 0.49 = 2.04x). Relative to each other, the hard sample's");
     println!("  weight grows 0.49 / 0.04 = {:.2}x.", 0.49 / 0.04);
-    let amplification = (1.0_f64 - 0.5).powi(2);
+    let amplification = num((1.0_f64 - 0.5).powi(2), 2);
     println!("  Document 002 says gamma = 2 'amplifies the loss of a misclassified sample 4");
     println!("  times'. Wrong: the factor (1 - p_t)^gamma is at most 1, so focal loss never");
-    println!("  amplifies any loss; at p_t = 0.5 it multiplies it by {amplification:.2}, a 4x REDUCTION,");
     println!(
-        "  and even a badly misclassified p_t = 0.1 keeps only {:.2} of it.",
-        0.9_f64.powi(2)
+        "  amplifies any loss; at p_t = 0.5 it multiplies it by {amplification}, a 4x REDUCTION,"
+    );
+    println!(
+        "  and even a badly misclassified p_t = 0.1 keeps only {} of it.",
+        num(0.9_f64.powi(2), 2)
     );
 
     section("Focal loss code in the documents (binary, alpha = 0.25, gamma = 2)");
@@ -274,8 +298,11 @@ fn margins() -> Result<(), classloss::Error> {
     );
     for i in 0..z.len() {
         println!(
-            "  {:>6.1} {:>12.4} {:>12.4} {:>12.4}",
-            z[i], logistic[i], expo[i], hinge[i]
+            "  {:>6.1} {:>12} {:>12} {:>12}",
+            z[i],
+            num(logistic[i], 4),
+            num(expo[i], 4),
+            num(hinge[i], 4)
         );
     }
     println!("  Cross-entropy's response is logarithmic in the probability (-log p), but in the");
@@ -337,11 +364,11 @@ fn embeddings() -> Result<(), classloss::Error> {
     println!("  its class (class 0 -> (2, 0)); the paper (Wen et al. 2016) moves it only part");
     println!("  way, c_j -= alpha sum (c_j - x_i) / (1 + n_j): with alpha = 0.5, class 0 ->");
     println!(
-        "  ({:.4}, {:.4}), class 1 -> ({:.4}, {:.4}). classloss implements the paper's update.",
-        centers[[0, 0]],
-        centers[[0, 1]],
-        centers[[1, 0]],
-        centers[[1, 1]]
+        "  ({}, {}), class 1 -> ({}, {}). classloss implements the paper's update.",
+        num(centers[[0, 0]], 4),
+        num(centers[[0, 1]], 4),
+        num(centers[[1, 0]], 4),
+        num(centers[[1, 1]], 4)
     );
 
     section("ArcFace (document 003): -log e^{s cos(theta_y + m)} / (e^{s cos(theta_y + m)} + sum e^{s cos theta_j})");
@@ -380,6 +407,8 @@ fn embeddings() -> Result<(), classloss::Error> {
 
 fn main() -> Result<(), classloss::Error> {
     println!("Worked numbers of the source documents, recomputed with classloss.");
+    println!("The documents: five Chinese articles on choosing a classification loss");
+    println!("(000 to 004), not shipped with the crate (see this example's doc comment).");
     println!("'document' is the figure the document prints (rounded as printed).");
     cross_entropy()?;
     binary_cross_entropy()?;
