@@ -15,7 +15,8 @@ mod weighting;
 
 pub use base::error::{Error, Result};
 pub use base::float::Float;
-pub use base::loss::{Differentiable, Loss};
+pub use base::labels::{Label, Labels};
+pub use base::loss::{ClassifierLoss, Differentiable, Loss};
 pub use base::reduction::Reduction;
 pub use binary::{Bce, BceWithLogits, SigmoidFocal};
 pub use eval::ZeroOne;

@@ -38,8 +38,8 @@ pub enum Error {
         what: &'static str,
         /// The position of the offending label.
         index: Vec<usize>,
-        /// The label found there.
-        label: usize,
+        /// The label found there (any integer type, widened).
+        label: i128,
         /// The number of classes.
         num_classes: usize,
     },

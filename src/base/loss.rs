@@ -1,21 +1,31 @@
-//! The traits every loss implements.
+//! The traits every loss implements, and the one mechanism that implements
+//! them.
+//!
+//! A loss implements [`Compute`] once: the [`Signature`] of its arguments,
+//! its reduction, and `compute`, which validates, runs an engine and
+//! returns the per-sample sum ([`Totals`]). [`Loss`] and [`Differentiable`]
+//! come from blanket impls over `Compute`, and so does the reduction with
+//! its overflow rule ([`reduce`]): no loss writes forwarding code.
 
+use ndarray::{
+    Array, Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension, Ix1,
+};
+
+use crate::base::labels::Labels;
+use crate::base::reduction::{reduce, Totals};
 use crate::{Float, Reduction, Result};
 
 /// A loss: a value per sample and a reduced value.
 ///
-/// Inputs and targets are cheap views (`ArrayView2`, or a small
-/// struct of views for losses with several inputs), so a call never takes
-/// ownership of the caller's data.
+/// Inputs and targets are views; every method takes anything that converts
+/// into them, so an array (`&logits`), a view (`logits.view()`) and, for
+/// labels, an array of any integer type (`&labels` of `i64`, `u32`,
+/// `usize`, ...) all work without a copy.
 pub trait Loss<F: Float> {
     /// What the loss is computed from (logits, scores, embeddings, ...).
-    type Input<'a>: Clone
-    where
-        F: 'a;
+    type Input<'a>: Clone;
     /// What the input is compared with (labels, probabilities, flags, ...).
-    type Target<'a>: Clone
-    where
-        F: 'a;
+    type Target<'a>: Clone;
     /// The unreduced values: one per sample (per position for spatial inputs).
     type PerSample;
 
@@ -23,14 +33,18 @@ pub trait Loss<F: Float> {
     fn reduction(&self) -> Reduction;
 
     /// The unreduced loss values, whatever the reduction.
-    fn per_sample(
+    fn per_sample<'a>(
         &self,
-        input: Self::Input<'_>,
-        target: Self::Target<'_>,
+        input: impl Into<Self::Input<'a>>,
+        target: impl Into<Self::Target<'a>>,
     ) -> Result<Self::PerSample>;
 
     /// The reduced loss: mean, sum, or (for [`Reduction::None`]) the sum.
-    fn forward(&self, input: Self::Input<'_>, target: Self::Target<'_>) -> Result<F>;
+    fn forward<'a>(
+        &self,
+        input: impl Into<Self::Input<'a>>,
+        target: impl Into<Self::Target<'a>>,
+    ) -> Result<F>;
 }
 
 /// A loss with an exact gradient.
@@ -43,44 +57,335 @@ pub trait Differentiable<F: Float>: Loss<F> {
     /// struct of arrays for losses with several inputs).
     type Grad;
     /// A mutable view of a gradient buffer, which the fused call fills.
-    type GradMut<'g>
-    where
-        F: 'g;
+    type GradMut<'g>;
 
     /// A zeroed gradient buffer shaped for `input`.
-    fn zeros_grad(&self, input: Self::Input<'_>) -> Self::Grad;
+    fn zeros_grad<'a>(&self, input: impl Into<Self::Input<'a>>) -> Self::Grad;
 
     /// A mutable view of an owned gradient buffer.
     fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_>;
 
     /// Computes the reduced loss and its gradient in one pass, writing the
-    /// gradient into `grad`.
+    /// gradient into `grad` (a mutable view, or `&mut` of an array).
     ///
     /// `grad` is overwritten, never accumulated into, so a buffer reused
-    /// across calls needs no clearing. Nothing of the input's size is
-    /// allocated. The gradient is of the value returned: of the mean for
-    /// [`Reduction::Mean`], of the sum otherwise.
-    fn forward_backward_into(
+    /// across calls needs no clearing. The gradient is of the value
+    /// returned: of the mean for [`Reduction::Mean`], of the sum otherwise.
+    fn forward_backward_into<'a, 'g>(
         &self,
-        input: Self::Input<'_>,
-        target: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
+        input: impl Into<Self::Input<'a>>,
+        target: impl Into<Self::Target<'a>>,
+        grad: impl Into<Self::GradMut<'g>>,
     ) -> Result<F>;
 
     /// The reduced loss and a newly allocated gradient.
-    fn forward_backward(
+    fn forward_backward<'a>(
         &self,
-        input: Self::Input<'_>,
-        target: Self::Target<'_>,
-    ) -> Result<(F, Self::Grad)> {
-        let mut grad = self.zeros_grad(input.clone());
-        let value = self.forward_backward_into(input, target, Self::grad_view_mut(&mut grad))?;
-        Ok((value, grad))
-    }
+        input: impl Into<Self::Input<'a>>,
+        target: impl Into<Self::Target<'a>>,
+    ) -> Result<(F, Self::Grad)>;
 
     /// The gradient of the reduced loss with respect to every
     /// differentiable input.
-    fn backward(&self, input: Self::Input<'_>, target: Self::Target<'_>) -> Result<Self::Grad> {
+    fn backward<'a>(
+        &self,
+        input: impl Into<Self::Input<'a>>,
+        target: impl Into<Self::Target<'a>>,
+    ) -> Result<Self::Grad> {
         self.forward_backward(input, target).map(|(_, g)| g)
     }
 }
+
+/// The losses on `(N, C)` scores and class labels with an `(N, C)`
+/// gradient: what a classifier's training step needs, as one bound.
+///
+/// Cross-entropy, label smoothing, focal, Poly-1, the noise-robust losses,
+/// the multi-class hinge and the angular margins on cosines all qualify.
+/// Pass the labels as [`Labels`] (any integer type converts):
+///
+/// ```
+/// use classloss::{ClassifierLoss, CrossEntropy, Labels, SoftmaxFocal};
+/// use ndarray::{array, Array1, Array2};
+///
+/// /// One gradient step on a linear model `logits = x w`.
+/// fn step<L: ClassifierLoss<f32>>(loss: &L, x: &Array2<f32>, w: &mut Array2<f32>, y: &Array1<i64>) -> f32 {
+///     let logits = x.dot(w);
+///     let mut grad = Array2::zeros(logits.raw_dim());
+///     let value = loss.forward_backward_into(&logits, Labels::from(y), &mut grad).unwrap();
+///     *w -= &(x.t().dot(&grad) * 0.5);
+///     value
+/// }
+///
+/// let x = array![[1.0_f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
+/// let y = array![0_i64, 1, 0];
+/// for loss_name in ["cross-entropy", "focal"] {
+///     let mut w = Array2::zeros((2, 2));
+///     let (first, last) = match loss_name {
+///         "cross-entropy" => (step(&CrossEntropy::new(), &x, &mut w, &y),
+///                             (0..50).map(|_| step(&CrossEntropy::new(), &x, &mut w, &y)).last().unwrap()),
+///         _ => (step(&SoftmaxFocal::new(), &x, &mut w, &y),
+///               (0..50).map(|_| step(&SoftmaxFocal::new(), &x, &mut w, &y)).last().unwrap()),
+///     };
+///     assert!(last < first / 2.0, "{loss_name}: {first} -> {last}");
+/// }
+/// ```
+pub trait ClassifierLoss<F: Float>:
+    for<'a> Differentiable<
+    F,
+    Input<'a> = ArrayView2<'a, F>,
+    Target<'a>: From<Labels<'a, Ix1>>,
+    PerSample = Array1<F>,
+    Grad = Array2<F>,
+    GradMut<'a> = ArrayViewMut2<'a, F>,
+>
+{
+}
+
+impl<F: Float, T> ClassifierLoss<F> for T where
+    T: for<'a> Differentiable<
+        F,
+        Input<'a> = ArrayView2<'a, F>,
+        Target<'a>: From<Labels<'a, Ix1>>,
+        PerSample = Array1<F>,
+        Grad = Array2<F>,
+        GradMut<'a> = ArrayViewMut2<'a, F>,
+    >
+{
+}
+
+pub(crate) use sealed::{Compute, Exact, Signature};
+
+/// Public only because blanket impls of public traits name them; not
+/// exported, so nothing outside the crate implements or calls them.
+mod sealed {
+    use super::*;
+
+    /// The types of a loss's arguments, shared by every loss that takes the
+    /// same ones (each loss family names one).
+    pub trait Signature<F: Float> {
+        /// The input views.
+        type Input<'a>: Clone;
+        /// The target views.
+        type Target<'a>: Clone;
+        /// The shape of the per-sample values.
+        type Samples: Dimension;
+        /// The gradient buffers.
+        type Grad;
+        /// Mutable views of the gradient buffers.
+        type GradMut<'g>;
+
+        /// The shape of the per-sample values of `input`. Called before
+        /// validation: a malformed input gets any shape, `compute` then
+        /// reports the error.
+        fn samples(input: &Self::Input<'_>) -> Self::Samples;
+        /// A zeroed gradient for `input`.
+        fn zeros_grad(input: &Self::Input<'_>) -> Self::Grad;
+        /// A mutable view of `grad`.
+        fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_>;
+        /// Whether every input value is finite (the overflow rule).
+        fn all_finite(input: &Self::Input<'_>) -> bool;
+    }
+
+    /// Marks the signatures of losses with a gradient.
+    pub trait Exact {}
+
+    /// How one loss computes: implemented once per loss.
+    pub trait Compute<F: Float> {
+        /// The types of its arguments.
+        type Sig: Signature<F>;
+
+        /// The reduction `forward` applies.
+        fn reduction(&self) -> Reduction;
+
+        /// Validates, then returns the sum of the per-sample values (and
+        /// the `Mean`'s divisor); with `grad`, overwrites it with the
+        /// gradient of the reduced value, with `per` stores each sample's
+        /// value.
+        fn compute(
+            &self,
+            input: <Self::Sig as Signature<F>>::Input<'_>,
+            target: <Self::Sig as Signature<F>>::Target<'_>,
+            grad: Option<<Self::Sig as Signature<F>>::GradMut<'_>>,
+            per: Option<ArrayViewMut<'_, F, <Self::Sig as Signature<F>>::Samples>>,
+        ) -> Result<Totals>;
+    }
+}
+
+type In<'a, F, T> = <<T as Compute<F>>::Sig as Signature<F>>::Input<'a>;
+type Tgt<'a, F, T> = <<T as Compute<F>>::Sig as Signature<F>>::Target<'a>;
+type Samples<F, T> = <<T as Compute<F>>::Sig as Signature<F>>::Samples;
+
+/// Runs `compute` and reduces its totals under the crate's one rule.
+fn run<F: Float, T: Compute<F>>(
+    loss: &T,
+    input: In<'_, F, T>,
+    target: Tgt<'_, F, T>,
+    grad: Option<<T::Sig as Signature<F>>::GradMut<'_>>,
+    per: Option<ArrayViewMut<'_, F, Samples<F, T>>>,
+) -> Result<F> {
+    let per_sample = per.is_some();
+    let totals = loss.compute(input.clone(), target, grad, per)?;
+    let samples = T::Sig::samples(&input);
+    reduce(
+        loss.reduction(),
+        totals,
+        samples.slice(),
+        per_sample,
+        || T::Sig::all_finite(&input),
+    )
+}
+
+impl<F: Float, T: Compute<F>> Loss<F> for T {
+    type Input<'a> = In<'a, F, T>;
+    type Target<'a> = Tgt<'a, F, T>;
+    type PerSample = Array<F, Samples<F, T>>;
+
+    fn reduction(&self) -> Reduction {
+        Compute::reduction(self)
+    }
+
+    fn per_sample<'a>(
+        &self,
+        input: impl Into<Self::Input<'a>>,
+        target: impl Into<Self::Target<'a>>,
+    ) -> Result<Self::PerSample> {
+        let input = input.into();
+        let mut per = Array::zeros(T::Sig::samples(&input));
+        run(self, input, target.into(), None, Some(per.view_mut()))?;
+        Ok(per)
+    }
+
+    fn forward<'a>(
+        &self,
+        input: impl Into<Self::Input<'a>>,
+        target: impl Into<Self::Target<'a>>,
+    ) -> Result<F> {
+        run(self, input.into(), target.into(), None, None)
+    }
+}
+
+impl<F: Float, T: Compute<F>> Differentiable<F> for T
+where
+    T::Sig: Exact,
+{
+    type Grad = <T::Sig as Signature<F>>::Grad;
+    type GradMut<'g> = <T::Sig as Signature<F>>::GradMut<'g>;
+
+    fn zeros_grad<'a>(&self, input: impl Into<Self::Input<'a>>) -> Self::Grad {
+        T::Sig::zeros_grad(&input.into())
+    }
+
+    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
+        T::Sig::grad_view_mut(grad)
+    }
+
+    fn forward_backward_into<'a, 'g>(
+        &self,
+        input: impl Into<Self::Input<'a>>,
+        target: impl Into<Self::Target<'a>>,
+        grad: impl Into<Self::GradMut<'g>>,
+    ) -> Result<F> {
+        run(self, input.into(), target.into(), Some(grad.into()), None)
+    }
+
+    fn forward_backward<'a>(
+        &self,
+        input: impl Into<Self::Input<'a>>,
+        target: impl Into<Self::Target<'a>>,
+    ) -> Result<(F, Self::Grad)> {
+        let input = input.into();
+        let mut grad = T::Sig::zeros_grad(&input);
+        let value = run(
+            self,
+            input,
+            target.into(),
+            Some(T::Sig::grad_view_mut(&mut grad)),
+            None,
+        )?;
+        Ok((value, grad))
+    }
+}
+
+/// The signature of a loss on `(N, C)` scores, one target per row given by
+/// `T` ([`ByLabels`] or [`ByProbs`]), and `(N)` per-sample values; `Exact`
+/// when its gradient is ([`WithGradient`]), not for the 0-1 loss.
+pub struct Rows<T, G = WithGradient>(std::marker::PhantomData<(T, G)>);
+
+/// [`Rows`] with `(N)` class labels: the label losses.
+pub(crate) type ScoresAndLabels<G = WithGradient> = Rows<ByLabels, G>;
+
+/// Marks [`Rows`] of a loss with a gradient.
+pub struct WithGradient;
+
+/// Marks [`Rows`] of a loss without a gradient.
+pub struct NoGradient;
+
+/// What a row of scores is compared with.
+pub trait RowTarget<F: Float> {
+    /// The target views.
+    type View<'a>: Clone;
+}
+
+/// Rows compared with class labels `(N)`.
+pub struct ByLabels;
+
+/// Rows compared with probabilities `(N, C)`.
+pub struct ByProbs;
+
+impl<F: Float> RowTarget<F> for ByLabels {
+    type View<'a> = Labels<'a, Ix1>;
+}
+
+impl<F: Float> RowTarget<F> for ByProbs {
+    type View<'a> = ArrayView2<'a, F>;
+}
+
+impl<F: Float, T: RowTarget<F>, G> Signature<F> for Rows<T, G> {
+    type Input<'a> = ArrayView2<'a, F>;
+    type Target<'a> = T::View<'a>;
+    type Samples = Ix1;
+    type Grad = Array2<F>;
+    type GradMut<'g> = ArrayViewMut2<'g, F>;
+
+    fn samples(input: &Self::Input<'_>) -> Ix1 {
+        Ix1(input.nrows())
+    }
+    fn zeros_grad(input: &Self::Input<'_>) -> Array2<F> {
+        Array2::zeros(input.raw_dim())
+    }
+    fn grad_view_mut(grad: &mut Array2<F>) -> ArrayViewMut2<'_, F> {
+        grad.view_mut()
+    }
+    fn all_finite(input: &Self::Input<'_>) -> bool {
+        input.iter().all(|v| v.is_finite())
+    }
+}
+
+impl<T> Exact for Rows<T, WithGradient> {}
+
+/// The signature of a loss on inputs and targets of one shape `D` with one
+/// value per element (the sigmoid family, the binary margins).
+pub struct Elementwise<D>(std::marker::PhantomData<D>);
+
+impl<F: Float, D: Dimension> Signature<F> for Elementwise<D> {
+    type Input<'a> = ArrayView<'a, F, D>;
+    type Target<'a> = ArrayView<'a, F, D>;
+    type Samples = D;
+    type Grad = Array<F, D>;
+    type GradMut<'g> = ArrayViewMut<'g, F, D>;
+
+    fn samples(input: &Self::Input<'_>) -> D {
+        input.raw_dim()
+    }
+    fn zeros_grad(input: &Self::Input<'_>) -> Array<F, D> {
+        Array::zeros(input.raw_dim())
+    }
+    fn grad_view_mut(grad: &mut Array<F, D>) -> ArrayViewMut<'_, F, D> {
+        grad.view_mut()
+    }
+    fn all_finite(input: &Self::Input<'_>) -> bool {
+        input.iter().all(|v| v.is_finite())
+    }
+}
+
+impl<D> Exact for Elementwise<D> {}

@@ -3,6 +3,7 @@
 
 pub(crate) mod error;
 pub(crate) mod float;
+pub(crate) mod labels;
 pub(crate) mod loss;
 pub(crate) mod reduction;
 pub(crate) mod validate;

@@ -72,7 +72,7 @@ impl Reduction {
     /// A `Mean` over a divisor of 0 (every sample ignored, or every counted
     /// weight zero) is 0, where PyTorch returns NaN: a batch with nothing to
     /// learn from then contributes nothing instead of poisoning the weights.
-    pub(crate) fn finish<F: crate::Float>(self, total: f64, divisor: f64) -> F {
+    fn finish<F: crate::Float>(self, total: f64, divisor: f64) -> F {
         match self {
             Reduction::Mean if divisor > 0.0 => F::lit(total / divisor),
             Reduction::Mean => F::zero(),
@@ -85,4 +85,115 @@ impl fmt::Display for Reduction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The running sum of a batch's per-sample values, in `f64`, and the first
+/// sample whose value the float type cannot hold.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sum {
+    /// The sum of the values.
+    pub total: f64,
+    /// The first sample (position in the per-sample array, in logical
+    /// order) whose value overflows the float type, and that value
+    /// (infinite when it overflowed `f64` too, or was computed in `F`).
+    pub overflow: Option<(usize, f64)>,
+}
+
+impl Sum {
+    /// Adds sample `i`'s value (computed in `f64` where it can exceed `F`).
+    #[inline]
+    pub fn add<F: crate::Float>(&mut self, i: usize, value: f64) {
+        self.total += value;
+        if value.abs() > F::max_value().as_f64() && self.overflow.is_none() {
+            self.overflow = Some((i, value));
+        }
+    }
+
+    /// Adds the values of samples `first..` (`total` is their sum in
+    /// `f64`); only a non-finite total costs a scan for the overflow.
+    #[inline]
+    pub fn add_block<F: crate::Float>(&mut self, first: usize, total: f64, values: &[F]) {
+        self.total += total;
+        if !total.is_finite() && self.overflow.is_none() {
+            let max = F::max_value().as_f64();
+            let found = values.iter().position(|v| v.as_f64().abs() > max);
+            self.overflow = found.map(|i| (first + i, values[i].as_f64()));
+        }
+    }
+
+    /// The sum of `self` followed by `later` (blocks added in order).
+    pub fn then(self, later: Sum) -> Sum {
+        Sum {
+            total: self.total + later.total,
+            overflow: self.overflow.or(later.overflow),
+        }
+    }
+
+    /// The sum of blocks' sums, in order.
+    pub fn of_blocks(blocks: impl IntoIterator<Item = Sum>) -> Sum {
+        blocks.into_iter().fold(Sum::default(), Sum::then)
+    }
+}
+
+/// What a loss's computation hands to the reducer.
+#[derive(Clone, Copy, Debug)]
+pub struct Totals {
+    /// The sum of the per-sample values.
+    pub sum: Sum,
+    /// What `Mean` divides by.
+    pub divisor: f64,
+    /// The input argument's name, for an overflow error.
+    pub what: &'static str,
+}
+
+/// The reduced value of `totals`, under the crate's one overflow rule.
+///
+/// A finite input whose true loss exceeds the float type is an
+/// [`Error::Overflow`](crate::Error::Overflow), never an infinite value: the
+/// error names the first sample whose value overflows (with its magnitude,
+/// computed in `f64` where it fits), or no sample when only the sum does.
+/// With `per_sample` the caller wants the unreduced values, so only a
+/// sample's overflow counts. Inputs that are not all finite
+/// (`inputs_finite` is asked only on overflow, so the common path costs
+/// nothing) pass their inf/NaN through as PyTorch does.
+pub(crate) fn reduce<F: crate::Float>(
+    reduction: Reduction,
+    totals: Totals,
+    samples: &[usize],
+    per_sample: bool,
+    inputs_finite: impl FnOnce() -> bool,
+) -> crate::Result<F> {
+    let Totals { sum, divisor, what } = totals;
+    let value: F = reduction.finish(sum.total, divisor);
+    let overflowed = if per_sample {
+        sum.overflow.is_some()
+    } else {
+        !value.is_finite()
+    };
+    if !overflowed || !inputs_finite() {
+        return Ok(value);
+    }
+    let (index, quantity, magnitude) = match sum.overflow {
+        Some((i, v)) => (unravel(i, samples), "the loss of a sample", v),
+        None => (Vec::new(), "the reduced loss", sum.total),
+    };
+    Err(crate::base::validate::overflow::<F>(
+        what,
+        index,
+        quantity,
+        crate::base::validate::about_pow10(magnitude.abs().log10()),
+    ))
+}
+
+/// The multi-index of the `i`-th element (logical order) of an array of
+/// shape `shape`.
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (k, &n) in shape.iter().enumerate().rev() {
+        if n > 0 {
+            index[k] = i % n;
+            i /= n;
+        }
+    }
+    index
 }

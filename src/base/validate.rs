@@ -1,6 +1,4 @@
-//! Shared checks of shapes, labels, targets and options.
-// Some helpers serve only the losses of later issues until they land.
-#![allow(dead_code)]
+//! Shared checks of shapes, targets and options.
 //!
 //! Every loss validates through these helpers so that the same mistake
 //! gives the same message whichever loss it is made with.
@@ -23,20 +21,6 @@ pub(crate) fn expect_shape(what: &'static str, actual: &[usize], expected: &[usi
             what,
             expected: fmt_shape(expected),
             actual: fmt_shape(actual),
-        })
-    }
-}
-
-/// `what` must have exactly `rank` dimensions.
-pub(crate) fn expect_rank(what: &'static str, shape: &[usize], rank: usize) -> Result<()> {
-    if shape.len() == rank {
-        Ok(())
-    } else {
-        Err(Error::RankMismatch {
-            what,
-            expected: rank.to_string(),
-            actual: shape.len(),
-            shape: fmt_shape(shape),
         })
     }
 }
@@ -71,30 +55,6 @@ pub(crate) fn expect_nonempty(
             shape: fmt_shape(shape),
         })
     }
-}
-
-/// Every label is in `0..num_classes`, except labels equal to `ignore`.
-pub(crate) fn check_labels<D: Dimension>(
-    what: &'static str,
-    labels: &ArrayView<'_, usize, D>,
-    num_classes: usize,
-    ignore: Option<usize>,
-) -> Result<()> {
-    let bad = |&l: &usize| l >= num_classes && Some(l) != ignore;
-    if !labels.iter().any(bad) {
-        return Ok(());
-    }
-    // Second pass only on failure, to report where.
-    let (index, &label) = labels
-        .indexed_iter()
-        .find(|(_, l)| bad(l))
-        .expect("a bad label was seen in the first pass");
-    Err(Error::LabelOutOfRange {
-        what,
-        index: index.into_dimension().slice().to_vec(),
-        label,
-        num_classes,
-    })
 }
 
 /// Every value satisfies `ok`; otherwise an `InvalidTarget` naming the first
@@ -212,12 +172,12 @@ pub(crate) fn check_class_vector(name: &'static str, len: usize, num_classes: us
     }
 }
 
-/// A magnitude known by its base-10 logarithm, written as `about 2.688e43`
-/// (so values beyond `f64`, such as `exp(800)`, can still be reported). An
-/// infinite logarithm means the magnitude itself overflowed `f64`.
+/// A magnitude known by its base-10 logarithm, written as `about 2.688e43`.
+/// An infinite logarithm means the magnitude overflowed where it was
+/// computed.
 pub(crate) fn about_pow10(log10: f64) -> String {
     if !log10.is_finite() {
-        return "a value too large to compute in f64".to_string();
+        return "a value too large to compute".to_string();
     }
     let mut k = log10.floor();
     let mut m = 10f64.powf(log10 - k);
@@ -246,29 +206,6 @@ pub(crate) fn overflow<F: Float>(
     }
 }
 
-/// The reduced value of per-sample losses summing to `total`, or an
-/// [`Error::Overflow`] naming `what` when finite per-sample values
-/// (`all_finite`) add up to more than `F` holds.
-pub(crate) fn finish_finite<F: Float>(
-    reduction: crate::Reduction,
-    total: f64,
-    divisor: f64,
-    all_finite: bool,
-    what: &'static str,
-) -> Result<F> {
-    let value: F = reduction.finish(total, divisor);
-    if value.is_finite() || !all_finite {
-        return Ok(value);
-    }
-    let actual = about_pow10(total.abs().log10());
-    Err(overflow::<F>(
-        what,
-        Vec::new(),
-        "the sum of the per-sample losses",
-        actual,
-    ))
-}
-
 /// A view of `array` broadcast (numpy rules: trailing axes aligned, size-1
 /// axes stretched) to `shape`, or a `ShapeMismatch` naming `what`.
 pub(crate) fn broadcast_to<'a, F, D: Dimension>(
@@ -283,42 +220,4 @@ pub(crate) fn broadcast_to<'a, F, D: Dimension>(
             expected: format!("broadcastable to {}", fmt_shape(shape.slice())),
             actual: fmt_shape(array.shape()),
         })
-}
-
-/// The reduced value, or an [`Error::Overflow`] naming `what` when the value
-/// overflowed `F` although every element of `input` is finite (the true
-/// loss is then beyond the type's range, for example f32 logits `3e38` apart).
-///
-/// With `per_sample` (the caller wants the unreduced values, not their sum)
-/// only a per-sample value that overflowed counts: `total`, their sum in
-/// `f64`, is then infinite. The scan of `input` runs only on overflow, so
-/// the common path costs nothing; non-finite inputs pass their inf/NaN
-/// through.
-pub(crate) fn finish_checked<F: Float, D: Dimension>(
-    reduction: crate::Reduction,
-    total: f64,
-    divisor: f64,
-    what: &'static str,
-    input: &ArrayView<'_, F, D>,
-    per_sample: bool,
-) -> Result<F> {
-    let value: F = reduction.finish(total, divisor);
-    let overflowed = if per_sample {
-        !total.is_finite()
-    } else {
-        !value.is_finite()
-    };
-    if !overflowed || !input.iter().all(|v| v.is_finite()) {
-        return Ok(value);
-    }
-    Err(overflow::<F>(
-        what,
-        Vec::new(),
-        if per_sample {
-            "a per-sample loss"
-        } else {
-            "the reduced loss"
-        },
-        about_pow10(total.abs().log10()),
-    ))
 }

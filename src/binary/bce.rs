@@ -4,6 +4,8 @@ use std::marker::PhantomData;
 
 use ndarray::{Array, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
 
+use crate::base::loss::{Compute, Elementwise};
+use crate::base::reduction::Totals;
 use crate::base::validate::{broadcast_to, check_values, check_weights, is_probability};
 use crate::engine::sigmoid_elementwise::{check_shapes, check_targets, elementwise};
 use crate::{Float, Reduction, Result};
@@ -138,16 +140,22 @@ impl<F: Float, D: Dimension> Bce<F, D> {
     pub fn weight(&self) -> Option<&ArrayD<F>> {
         self.weight.as_ref()
     }
+}
 
-    /// Validates everything and runs the element loop; returns the reduced
-    /// value.
-    fn run(
+impl<F: Float, D: Dimension> Compute<F> for Bce<F, D> {
+    type Sig = Elementwise<D>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         probs: ArrayView<'_, F, D>,
         targets: ArrayView<'_, F, D>,
         grad: Option<ArrayViewMut<'_, F, D>>,
         per: Option<ArrayViewMut<'_, F, D>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         check_shapes("probs", &probs, &targets, grad.as_ref())?;
         let dim = probs.raw_dim();
         let weight = self
@@ -162,7 +170,7 @@ impl<F: Float, D: Dimension> Bce<F, D> {
         let scale: F = self.reduction.grad_scale(divisor);
         let clamp = F::lit(LOG_CLAMP);
         let eps = F::lit(GRAD_EPSILON);
-        let total = elementwise(
+        let sum = elementwise(
             probs,
             targets,
             weight,
@@ -178,8 +186,10 @@ impl<F: Float, D: Dimension> Bce<F, D> {
                 (loss, d)
             },
         );
-        Ok(self.reduction.finish(total, divisor))
+        Ok(Totals {
+            sum,
+            divisor,
+            what: "probs",
+        })
     }
 }
-
-impl_binary_loss!(Bce);

@@ -4,7 +4,9 @@ use std::marker::PhantomData;
 
 use ndarray::{Array, Array1, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
 
-use crate::base::validate::{broadcast_to, check_class_vector, check_weights, finish_checked};
+use crate::base::loss::{Compute, Elementwise};
+use crate::base::reduction::Totals;
+use crate::base::validate::{broadcast_to, check_class_vector, check_weights};
 use crate::engine::sigmoid_elementwise::{check_shapes, check_targets, elementwise_logits};
 use crate::{Float, Reduction, Result};
 
@@ -154,16 +156,22 @@ impl<F: Float, D: Dimension> BceWithLogits<F, D> {
     pub fn pos_weight(&self) -> Option<&Array1<F>> {
         self.pos_weight.as_ref()
     }
+}
 
-    /// Validates everything and runs the element loop; returns the reduced
-    /// value.
-    fn run(
+impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {
+    type Sig = Elementwise<D>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView<'_, F, D>,
         targets: ArrayView<'_, F, D>,
         grad: Option<ArrayViewMut<'_, F, D>>,
         per: Option<ArrayViewMut<'_, F, D>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         check_shapes("logits", &logits, &targets, grad.as_ref())?;
         let dim = logits.raw_dim();
         let weight = self
@@ -190,10 +198,7 @@ impl<F: Float, D: Dimension> BceWithLogits<F, D> {
 
         let divisor = logits.len() as f64;
         let scale: F = self.reduction.grad_scale(divisor);
-        // Kept for the overflow check after the loop.
-        let per_sample_mode = per.is_some();
-        let logits_view = logits.clone();
-        let total = elementwise_logits(
+        let sum = elementwise_logits(
             logits,
             targets,
             weight,
@@ -209,15 +214,10 @@ impl<F: Float, D: Dimension> BceWithLogits<F, D> {
                 (loss, d)
             },
         );
-        finish_checked(
-            self.reduction,
-            total,
+        Ok(Totals {
+            sum,
             divisor,
-            "logits",
-            &logits_view,
-            per_sample_mode,
-        )
+            what: "logits",
+        })
     }
 }
-
-impl_binary_loss!(BceWithLogits);

@@ -4,7 +4,9 @@ use std::marker::PhantomData;
 
 use ndarray::{ArrayView, ArrayViewMut, Dimension, Ix2};
 
-use crate::base::validate::{check_option, finish_checked, non_negative, unit_interval};
+use crate::base::loss::{Compute, Elementwise};
+use crate::base::reduction::Totals;
+use crate::base::validate::{check_option, non_negative, unit_interval};
 use crate::engine::sigmoid_elementwise::{
     check_shapes, check_targets, elementwise_logits, Logistic,
 };
@@ -165,16 +167,22 @@ impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
     pub fn alpha(&self) -> Option<f64> {
         self.alpha
     }
+}
 
-    /// Validates everything and runs the element loop; returns the reduced
-    /// value.
-    fn run(
+impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
+    type Sig = Elementwise<D>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView<'_, F, D>,
         targets: ArrayView<'_, F, D>,
         grad: Option<ArrayViewMut<'_, F, D>>,
         per: Option<ArrayViewMut<'_, F, D>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         check_shapes("logits", &logits, &targets, grad.as_ref())?;
         check_targets(&targets)?;
         let gamma = F::lit(self.gamma);
@@ -185,8 +193,6 @@ impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
             gamma.is_finite(),
         )?;
         let alpha = self.alpha.map(F::lit);
-        // Kept for the overflow check after the loop.
-        let (logits_view, per_sample_mode) = (logits.clone(), per.is_some());
         let divisor = logits.len() as f64;
         let scale: F = self.reduction.grad_scale(divisor);
         let grad = grad.map(|g| (g, scale));
@@ -199,21 +205,18 @@ impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
                 })
             };
         }
-        let total = match self.gamma {
+        let sum = match self.gamma {
             0.0 => run!(|_| F::one()),
             1.0 => run!(|q| q),
             2.0 => run!(|q| q * q),
             3.0 => run!(|q| q * q * q),
             _ => run!(|q: F| q.powf(gamma)),
         };
-        finish_checked(
-            self.reduction,
-            total,
+        Ok(Totals {
+            sum,
             divisor,
-            "logits",
-            &logits_view,
-            per_sample_mode,
-        )
+            what: "logits",
+        })
     }
 }
 
@@ -259,5 +262,3 @@ fn focal_term<F: Float>(
     let focus = gamma * (one - t - t) * (ce * r);
     (a_t * ce * q_gamma, a_t * q_gamma * (d_ce + focus))
 }
-
-impl_binary_loss!(SigmoidFocal);

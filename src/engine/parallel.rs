@@ -11,11 +11,11 @@ const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 
 /// `run` on every block, in parallel when the feature is on and the input
 /// has at least `PARALLEL_MIN_ELEMENTS` elements; results in block order.
-pub(crate) fn map_blocks<B: Send>(
+pub(crate) fn map_blocks<B: Send, R: Send>(
     blocks: Vec<B>,
     elements: usize,
-    run: impl Fn(B) -> f64 + Sync + Send,
-) -> Vec<f64> {
+    run: impl Fn(B) -> R + Sync + Send,
+) -> Vec<R> {
     #[cfg(feature = "rayon")]
     if elements >= PARALLEL_MIN_ELEMENTS && blocks.len() > 1 {
         use rayon::prelude::*;

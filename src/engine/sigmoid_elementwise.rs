@@ -8,6 +8,7 @@
 
 use ndarray::{arr0, ArrayView, ArrayViewMut, Dimension, Zip};
 
+use crate::base::reduction::Sum;
 use crate::base::validate::{
     check_values, expect_min_rank, expect_shape, fmt_shape, is_probability,
 };
@@ -48,7 +49,8 @@ pub(crate) fn check_targets<F: Float, D: Dimension>(targets: &ArrayView<'_, F, D
 
 /// Runs `f(x, t, w, pw)` on every element, where `w` and `pw` come from
 /// views already broadcast to the input's shape (`None` reads as 1), and
-/// returns the sum of the losses (accumulated in `f64`).
+/// returns the sum of the losses (accumulated in `f64`; an element whose
+/// loss overflowed is found by a second, logical-order pass).
 ///
 /// With `grad = Some((buffer, scale))` the buffer is overwritten with
 /// `scale * d loss / d x`; with `per` the per-element losses are stored.
@@ -60,7 +62,7 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
     grad: Option<(ArrayViewMut<'_, F, D>, F)>,
     per: Option<ArrayViewMut<'_, F, D>>,
     f: impl Fn(F, F, F, F) -> (F, F),
-) -> f64 {
+) -> Sum {
     // A missing weight is a 0-d one broadcast with zero strides, so one loop
     // serves every combination of options.
     let one = arr0(F::one());
@@ -101,7 +103,25 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
                 })
         }
     }
-    total
+    let mut sum = Sum {
+        total,
+        overflow: None,
+    };
+    if !total.is_finite() {
+        // Cold: the first element (in logical order) whose loss overflowed.
+        let flat = input
+            .iter()
+            .zip(&targets)
+            .zip(weight.iter().zip(&pos_weight));
+        for (i, ((&x, &t), (&w, &pw))) in flat.enumerate() {
+            let l = f(x, t, w, pw).0.as_f64();
+            if l.abs() > F::max_value().as_f64() {
+                sum.overflow = Some((i, l));
+                break;
+            }
+        }
+    }
+    sum
 }
 
 /// `exp(-|x|)` and the [`LogisticTerms`] of one logit.
@@ -131,7 +151,7 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
     mut grad: Option<(ArrayViewMut<'_, F, D>, F)>,
     mut per: Option<ArrayViewMut<'_, F, D>>,
     f: impl Fn(F, F, F, F, Logistic<F>) -> (F, F) + Sync,
-) -> f64 {
+) -> Sum {
     let plain = weight.is_none() && pos_weight.is_none();
     let slices = (input.to_slice(), targets.to_slice());
     let grad_ok = grad.as_ref().is_none_or(|(g, _)| g.is_standard_layout());
@@ -170,7 +190,7 @@ fn logits_in_parallel<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F) + Sync>
     grad: Option<(&mut [F], F)>,
     per: Option<&mut [F]>,
     f: &L,
-) -> f64 {
+) -> Sum {
     type Chunk<'a, F> = (
         &'a [F],
         &'a [F],
@@ -191,7 +211,12 @@ fn logits_in_parallel<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F) + Sync>
     let sums = map_blocks(chunks, x.len(), |(xc, tc, g, p)| {
         logits_at_level(xc, tc, g, p, f)
     });
-    sums.iter().sum()
+    // Each chunk counted its elements from 0.
+    let shifted = sums.into_iter().enumerate().map(|(c, s)| Sum {
+        overflow: s.overflow.map(|(i, v)| (c * PARALLEL_CHUNK + i, v)),
+        ..s
+    });
+    Sum::of_blocks(shifted)
 }
 
 /// [`logits_in_blocks`] compiled for the CPU's [`SimdLevel`]: the loss's
@@ -205,7 +230,7 @@ fn logits_at_level<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F)>(
     grad: Option<(&mut [F], F)>,
     per: Option<&mut [F]>,
     f: &L,
-) -> f64 {
+) -> Sum {
     dispatch!(levels::blocks(x, t, grad, per, f))
 }
 
@@ -219,7 +244,7 @@ macro_rules! blocks_at_level {
             grad: Option<(&mut [F], F)>,
             per: Option<&mut [F]>,
             f: &L,
-        ) -> f64
+        ) -> crate::base::reduction::Sum
         where
             L: Fn(F, F, F, F, super::super::Logistic<F>) -> (F, F),
         {
@@ -255,13 +280,13 @@ fn logits_in_blocks<F: Float>(
     mut grad: Option<(&mut [F], F)>,
     mut per: Option<&mut [F]>,
     f: &impl Fn(F, F, F, F, Logistic<F>) -> (F, F),
-) -> f64 {
+) -> Sum {
     let one = F::one();
     let mut e_buf = [F::zero(); BLOCK];
     let mut l_buf = [F::zero(); BLOCK];
     let mut loss_buf = [F::zero(); BLOCK];
     let mut d_buf = [F::zero(); BLOCK];
-    let mut total = 0.0_f64;
+    let mut sum = Sum::default();
     for (b, (xb, tb)) in x.chunks(BLOCK).zip(t.chunks(BLOCK)).enumerate() {
         let n = xb.len();
         let (e, l) = (&mut e_buf[..n], &mut l_buf[..n]);
@@ -282,9 +307,9 @@ fn logits_in_blocks<F: Float>(
         if let Some(p) = per.as_mut() {
             p[start..start + n].copy_from_slice(losses);
         }
-        total += sum_f64(losses);
+        sum.add_block::<F>(b * BLOCK, sum_f64(losses), losses);
     }
-    total
+    sum
 }
 
 /// The sum in `f64`, in eight lanes (vectorizable, and the same order every

@@ -7,8 +7,9 @@
 
 use ndarray::{ArrayView1, ArrayViewMut1};
 
+use crate::base::reduction::Sum;
 use crate::base::validate::{check_values, expect_nonempty, expect_shape};
-use crate::{Error, Float, Result};
+use crate::{Float, Result};
 
 /// How the labels of the binary margin losses ([`crate::Hinge`],
 /// [`crate::Exponential`]) are written.
@@ -74,19 +75,12 @@ pub(crate) fn check_signed<F: Float>(
     Ok(())
 }
 
-/// The sum of the per-sample values of one pass, and whether all were finite.
-pub(crate) struct Pass {
-    pub total: f64,
-    pub all_finite: bool,
-}
-
-/// Runs `loss(y, s) -> (value, d value / d s)` over validated samples.
+/// Runs `loss(y, s) -> (value, d value / d s)` over validated samples
+/// (the value in `f64`, so that one beyond `F` keeps its magnitude) and
+/// returns their sum.
 ///
 /// Stores each value in `per_sample` and `scale * derivative` in `grad`
-/// when given. A non-finite value from a finite score is an overflow: the
-/// pass stops with `overflow(index, y, s)`, so `grad` may be partly written
-/// when it returns an error. Non-finite scores propagate unchecked.
-#[allow(clippy::too_many_arguments)]
+/// when given.
 pub(crate) fn signed_pass<F: Float>(
     scores: ArrayView1<'_, F>,
     labels: ArrayView1<'_, F>,
@@ -94,27 +88,19 @@ pub(crate) fn signed_pass<F: Float>(
     mut grad: Option<ArrayViewMut1<'_, F>>,
     mut per_sample: Option<ArrayViewMut1<'_, F>>,
     scale: F,
-    loss: impl Fn(F, F) -> (F, F),
-    overflow: impl Fn(usize, F, F) -> Error,
-) -> Result<Pass> {
-    let mut total = 0.0_f64;
-    let mut all_finite = true;
+    loss: impl Fn(F, F) -> (f64, F),
+) -> Sum {
+    let mut sum = Sum::default();
     for (i, (&s, &label)) in scores.iter().zip(labels.iter()).enumerate() {
         let y = convention.sign(label);
         let (value, slope) = loss(y, s);
-        if !value.is_finite() {
-            if s.is_finite() {
-                return Err(overflow(i, y, s));
-            }
-            all_finite = false;
-        }
         if let Some(g) = grad.as_mut() {
             g[i] = slope * scale;
         }
         if let Some(p) = per_sample.as_mut() {
-            p[i] = value;
+            p[i] = F::lit(value);
         }
-        total += value.as_f64();
+        sum.add::<F>(i, value);
     }
-    Ok(Pass { total, all_finite })
+    sum
 }

@@ -11,11 +11,15 @@
 //! `(x_y - max) - ln(sum)`, the same gradient. Samples run in parallel with
 //! the `rayon` feature; their sums are added in order.
 
+use crate::base::labels::LabelSlice;
+use crate::base::reduction::Sum;
 use crate::engine::parallel::map_blocks;
 use crate::Float;
 
 /// Positions per tile: a tile's max, sum and coefficients stay on the stack.
 const TILE: usize = 256;
+/// A tile's label that counts for nothing.
+const IGNORED: usize = usize::MAX;
 /// Classes summed in `F` before their sums move into `f64`.
 const CLASS_BLOCK: usize = 64;
 
@@ -26,7 +30,7 @@ pub(crate) struct LabelTerms<'a, F> {
     /// The sum of the weights (`C` without weights).
     pub w_sum: F,
     /// The label that counts for nothing.
-    pub ignore: Option<usize>,
+    pub ignore: Option<i128>,
     /// `1 - eps` and `eps / C`; with `smoothing` false, only plain CE.
     pub hard: F,
     /// `eps / C`.
@@ -39,8 +43,9 @@ pub(crate) struct LabelTerms<'a, F> {
 
 /// One sample's slices: logits `(C, S)`, labels `(S)`, and the outputs.
 type Sample<'a, F> = (
+    usize,
     &'a [F],
-    &'a [usize],
+    LabelSlice<'a>,
     Option<&'a mut [F]>,
     Option<&'a mut [F]>,
 );
@@ -51,43 +56,47 @@ type Sample<'a, F> = (
 /// `per` (`(N, S)`) each position's loss.
 pub(crate) fn label_columns<F: Float>(
     x: &[F],
-    labels: &[usize],
+    labels: LabelSlice<'_>,
     grad: Option<&mut [F]>,
     per: Option<&mut [F]>,
     (classes, positions): (usize, usize),
     terms: &LabelTerms<'_, F>,
-) -> f64 {
+) -> Sum {
     let block = classes * positions;
     let mut grads = grad.map(|g| g.chunks_mut(block));
     let mut pers = per.map(|p| p.chunks_mut(positions));
     let samples: Vec<Sample<'_, F>> = x
         .chunks(block)
-        .zip(labels.chunks(positions))
-        .map(|(xs, ys)| {
+        .enumerate()
+        .map(|(n, xs)| {
+            let ys = labels.sub(n * positions..(n + 1) * positions);
             let g = grads.as_mut().and_then(|it| it.next());
             let p = pers.as_mut().and_then(|it| it.next());
-            (xs, ys, g, p)
+            (n, xs, ys, g, p)
         })
         .collect();
-    let sums = map_blocks(samples, x.len(), |(xs, ys, mut g, mut p)| {
-        let mut total = 0.0;
+    let sums = map_blocks(samples, x.len(), |(n, xs, ys, mut g, mut p)| {
+        let mut sum = Sum::default();
         for start in (0..positions).step_by(TILE) {
             let width = TILE.min(positions - start);
             let tile = Tile {
+                first: n * positions,
                 start,
                 width,
                 positions,
                 classes,
             };
-            total += tile.run(terms, xs, ys, g.as_deref_mut(), p.as_deref_mut());
+            tile.run(terms, xs, ys, g.as_deref_mut(), p.as_deref_mut(), &mut sum);
         }
-        total
+        sum
     });
-    sums.iter().sum()
+    Sum::of_blocks(sums)
 }
 
 /// A run of positions `start..start + width` of one sample.
 struct Tile {
+    /// The sample's first position in the per-sample array.
+    first: usize,
     start: usize,
     width: usize,
     positions: usize,
@@ -106,12 +115,20 @@ impl Tile {
         &self,
         terms: &LabelTerms<'_, F>,
         xs: &[F],
-        ys: &[usize],
+        labels: LabelSlice<'_>,
         mut g: Option<&mut [F]>,
         per: Option<&mut [F]>,
-    ) -> f64 {
+        out: &mut Sum,
+    ) {
         let w = self.width;
-        let ys = &ys[self.start..self.start + w];
+        // The tile's labels, read once: `IGNORED` marks the ignored one.
+        let mut ys_buf = [IGNORED; TILE];
+        let ys = &mut ys_buf[..w];
+        for (j, y) in ys.iter_mut().enumerate() {
+            *y = labels
+                .class(self.start + j, terms.ignore)
+                .unwrap_or(IGNORED);
+        }
         let mut max = [F::neg_infinity(); TILE];
         let mut sum = [F::zero(); TILE];
         let (max, sum) = (&mut max[..w], &mut sum[..w]);
@@ -155,32 +172,33 @@ impl Tile {
         let mut k_buf = [F::zero(); TILE];
         let mut dense_buf = [F::zero(); TILE];
         let (kc, dense) = (&mut k_buf[..w], &mut dense_buf[..w]);
-        let mut total = 0.0_f64;
         let mut per = per.map(|p| &mut p[self.start..self.start + w]);
         let weight = |c: usize| terms.weight.map_or(F::one(), |wt| wt[c]);
         for j in 0..w {
             let y = ys[j];
-            let value = if Some(y) == terms.ignore {
-                F::zero()
+            let value = if y == IGNORED {
+                0.0
             } else {
                 let wy = weight(y);
                 let ln_sum = sum[j].ln();
-                let log_p_y = (xs[y * self.positions + self.start + j] - max[j]) - ln_sum;
+                // -log p_y in f64: finite where F's would overflow.
+                let x_y = xs[y * self.positions + self.start + j];
+                let nll_y = (max[j].as_f64() - x_y.as_f64()) + ln_sum.as_f64();
                 if terms.smoothing {
                     let total_coef = terms.hard * wy + terms.off * terms.w_sum;
                     kc[j] = terms.scale * total_coef / sum[j];
                     dense[j] = terms.scale * terms.off;
-                    let nll_sum = terms.w_sum * ln_sum - dot[j];
-                    -terms.hard * wy * log_p_y + terms.off * nll_sum
+                    let nll_sum = (terms.w_sum * ln_sum).as_f64() - dot[j].as_f64();
+                    (terms.hard * wy).as_f64() * nll_y + terms.off.as_f64() * nll_sum
                 } else {
                     kc[j] = terms.scale * wy / sum[j];
-                    -wy * log_p_y
+                    wy.as_f64() * nll_y
                 }
             };
             if let Some(p) = per.as_mut() {
-                p[j] = value;
+                p[j] = F::lit(value);
             }
-            total += value.as_f64();
+            out.add::<F>(self.first + self.start + j, value);
         }
         if let Some(g) = g {
             for k in 0..self.classes {
@@ -192,11 +210,10 @@ impl Tile {
                 F::one()
             };
             for (j, &y) in ys.iter().enumerate() {
-                if Some(y) != terms.ignore {
+                if y != IGNORED {
                     g[y * self.positions + self.start + j] -= terms.scale * at_y * weight(y);
                 }
             }
         }
-        total
     }
 }

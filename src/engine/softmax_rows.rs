@@ -21,6 +21,7 @@
 use ndarray::{ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2};
 use ndarray::{Axis, Ix1, Ix2, RemoveAxis};
 
+use crate::base::reduction::Sum;
 use crate::engine::parallel::map_blocks;
 use crate::numerics::RowStats;
 use crate::Float;
@@ -40,14 +41,19 @@ impl<F: Float> Row<'_, F> {
         self.stats.log_prob(self.x[c])
     }
 
+    /// `-log p_c` in `f64`, from the row's statistics: finite where the
+    /// float type's own `log p_c` would overflow (`f32` logits `3e38` apart).
+    #[inline]
+    pub fn nll(&self, c: usize) -> f64 {
+        let RowStats { max, ln_sum } = self.stats;
+        (max.as_f64() - self.x[c].as_f64()) + ln_sum.as_f64()
+    }
+
     /// `sum_c coef(c) * (-log p_c)`, a weighted negative log-likelihood
     /// (accumulated in `f64`: rows can be long).
     #[inline]
-    pub fn weighted_nll(&self, coef: impl Fn(usize) -> F) -> F {
-        let sum = self.x.iter().enumerate().fold(0.0_f64, |acc, (c, &xc)| {
-            acc - (coef(c) * self.stats.log_prob(xc)).as_f64()
-        });
-        F::lit(sum)
+    pub fn weighted_nll(&self, coef: impl Fn(usize) -> F) -> f64 {
+        (0..self.x.len()).fold(0.0_f64, |acc, c| acc + coef(c).as_f64() * self.nll(c))
     }
 
     /// `sum_c w_c * (-log p_c)` with `w_c = 1` when `weights` is `None`, and
@@ -57,7 +63,7 @@ impl<F: Float> Row<'_, F> {
     /// `W ln_sum - sum_c w_c (x_c - max)`; both terms are non-negative sums
     /// of the row's own differences, so nothing cancels catastrophically.
     #[inline]
-    pub fn nll_sum(&self, weights: Option<(&[F], F)>) -> F {
+    pub fn nll_sum(&self, weights: Option<(&[F], F)>) -> f64 {
         let RowStats { max, ln_sum } = self.stats;
         // The vector sums run over blocks whose totals are added in `f64`,
         // so that a long row of huge logits keeps `f32` accuracy.
@@ -76,7 +82,7 @@ impl<F: Float> Row<'_, F> {
                 .sum(),
         };
         let w_sum = weights.map_or(F::from_count(self.x.len()), |(_, s)| s);
-        F::lit((w_sum * ln_sum).as_f64() - shifted)
+        w_sum.as_f64() * ln_sum.as_f64() - shifted
     }
 }
 
@@ -230,7 +236,8 @@ fn run_row<F: Float, T, R>(
 
 /// Runs `f` on every class lane (axis 1) of `logits`, paired with the
 /// matching item of `targets`, and returns the sum of what `f` returns
-/// (accumulated in `f64`), one lane after another.
+/// (each lane's loss, in `f64` so that a value beyond `F` keeps its
+/// magnitude), one lane after another.
 ///
 /// With `grad`, `f` receives a [`RowGrad`] and must overwrite it with the
 /// row's gradient; strided lanes go through a scratch row that is written
@@ -242,8 +249,8 @@ pub(crate) fn softmax_rows<F, D, T>(
     targets: impl IntoIterator<Item = T>,
     mut grad: Option<ArrayViewMut<'_, F, D>>,
     mut per_row: Option<ArrayViewMut<'_, F, D::Smaller>>,
-    f: impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> F,
-) -> f64
+    f: impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> f64,
+) -> Sum
 where
     F: Float,
     D: RemoveAxis,
@@ -254,8 +261,9 @@ where
     let mut g_scratch: Vec<F> = Vec::new();
     let mut grad_lanes = grad.as_mut().map(|g| g.lanes_mut(Axis(1)).into_iter());
     let mut out = per_row.as_mut().map(|p| p.iter_mut());
-    let mut total = 0.0_f64;
-    for (lane, target) in logits.lanes(Axis(1)).into_iter().zip(targets) {
+    let mut sum = Sum::default();
+    let lanes = logits.lanes(Axis(1)).into_iter().zip(targets);
+    for (i, (lane, target)) in lanes.enumerate() {
         let x: &[F] = match lane.to_slice() {
             Some(s) => s,
             None => {
@@ -277,11 +285,11 @@ where
             None => run_row(x, None, target, &f),
         };
         if let Some(o) = out.as_mut().and_then(|it| it.next()) {
-            *o = value;
+            *o = F::lit(value);
         }
-        total += value.as_f64();
+        sum.add::<F>(i, value);
     }
-    total
+    sum
 }
 
 /// Logits per block of rows: a block's rows (and gradient) stay in the
@@ -309,8 +317,8 @@ pub(crate) fn softmax_rows_2d<F, T>(
     target: impl Fn(usize) -> T + Sync,
     grad: Option<ArrayViewMut2<'_, F>>,
     per_row: Option<ArrayViewMut1<'_, F>>,
-    f: impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> F + Sync,
-) -> f64
+    f: impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> f64 + Sync,
+) -> Sum
 where
     F: Float,
 {
@@ -328,8 +336,8 @@ pub(crate) fn rows_2d<F: Float>(
     logits: ArrayView2<'_, F>,
     grad: Option<ArrayViewMut2<'_, F>>,
     per_row: Option<ArrayViewMut1<'_, F>>,
-    row: impl Fn(usize, &[F], Option<&mut [F]>) -> F + Sync,
-) -> f64 {
+    row: impl Fn(usize, &[F], Option<&mut [F]>) -> f64 + Sync,
+) -> Sum {
     let (rows, classes) = logits.dim();
     let block_rows = (BLOCK_ELEMENTS / classes.max(1)).max(1);
     let mut grads = grad.map(|g| g.into_axis_chunks_iter_mut(Axis(0), block_rows));
@@ -344,7 +352,7 @@ pub(crate) fn rows_2d<F: Float>(
             per_row: outs.as_mut().and_then(|it| it.next()),
         })
         .collect();
-    let run_block = |block: Block<'_, F>| -> f64 {
+    let run_block = |block: Block<'_, F>| -> Sum {
         let Block {
             start,
             logits,
@@ -353,7 +361,7 @@ pub(crate) fn rows_2d<F: Float>(
         } = block;
         let mut scratch: Vec<F> = Vec::new();
         let mut g_scratch: Vec<F> = Vec::new();
-        let mut total = 0.0_f64;
+        let mut sum = Sum::default();
         for (i, x_row) in logits.outer_iter().enumerate() {
             let x: &[F] = match x_row.to_slice() {
                 Some(s) => s,
@@ -379,14 +387,13 @@ pub(crate) fn rows_2d<F: Float>(
                 None => row(start + i, x, None),
             };
             if let Some(p) = per_row.as_mut() {
-                p[i] = value;
+                p[i] = F::lit(value);
             }
-            total += value.as_f64();
+            sum.add::<F>(start + i, value);
         }
-        total
+        sum
     };
-    let partials: Vec<f64> = map_blocks(blocks, rows * classes, run_block);
-    partials.iter().sum()
+    Sum::of_blocks(map_blocks(blocks, rows * classes, run_block))
 }
 
 /// Rank-2 views of a call's logits and outputs (a reborrow), when the

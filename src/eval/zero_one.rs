@@ -1,9 +1,12 @@
 //! The 0-1 loss: whether the predicted class (the argmax) is wrong.
 
-use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, Axis};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
 
-use crate::base::validate::{check_labels, expect_nonempty, expect_shape};
-use crate::{Float, Loss, Reduction, Result};
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, NoGradient, ScoresAndLabels};
+use crate::base::reduction::{Sum, Totals};
+use crate::base::validate::expect_nonempty;
+use crate::{Float, Reduction, Result};
 
 /// The 0-1 loss of a classifier: 1 for each sample whose highest logit is
 /// not at its label, 0 otherwise; its mean is the error rate.
@@ -96,29 +99,43 @@ impl ZeroOne {
     pub fn reduction(&self) -> Reduction {
         self.reduction
     }
+}
 
-    /// Validates everything and counts the errors; returns the reduced value.
-    fn run<F: Float>(
+impl<F: Float> Compute<F> for ZeroOne {
+    type Sig = ScoresAndLabels<NoGradient>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: Labels<'_>,
+        _no_grad: Option<ArrayViewMut2<'_, F>>,
         mut per: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let shape = logits.shape();
         expect_nonempty("logits", shape, 0, "sample")?;
         expect_nonempty("logits", shape, 1, "class")?;
-        expect_shape("labels", labels.shape(), &shape[..1])?;
-        check_labels("labels", &labels, shape[1], None)?;
+        labels.expect_shape("labels", &shape[..1])?;
+        labels.check("labels", shape[1], None)?;
         let mut errors = 0_usize;
-        for (i, (row, &y)) in logits.axis_iter(Axis(0)).zip(labels).enumerate() {
-            let wrong = argmax(row) != y;
+        for (i, row) in logits.axis_iter(Axis(0)).enumerate() {
+            let wrong = argmax(row) != labels.class(i);
             errors += usize::from(wrong);
             if let Some(p) = per.as_mut() {
                 p[i] = if wrong { F::one() } else { F::zero() };
             }
         }
-        let n = logits.nrows() as f64;
-        Ok(self.reduction.finish(errors as f64, n))
+        Ok(Totals {
+            sum: Sum {
+                total: errors as f64,
+                overflow: None,
+            },
+            divisor: logits.nrows() as f64,
+            what: "logits",
+        })
     }
 }
 
@@ -137,30 +154,6 @@ fn argmax<F: Float>(row: ArrayView1<'_, F>) -> usize {
         }
     }
     best
-}
-
-impl<F: Float> Loss<F> for ZeroOne {
-    type Input<'a> = ArrayView2<'a, F>;
-    type Target<'a> = ArrayView1<'a, usize>;
-    type PerSample = Array1<F>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    fn per_sample(
-        &self,
-        logits: Self::Input<'_>,
-        labels: Self::Target<'_>,
-    ) -> Result<Self::PerSample> {
-        let mut out = Array1::zeros(logits.nrows());
-        self.run(logits, labels, Some(out.view_mut()))?;
-        Ok(out)
-    }
-
-    fn forward(&self, logits: Self::Input<'_>, labels: Self::Target<'_>) -> Result<F> {
-        self.run(logits, labels, None)
-    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView1, ArrayViewMut1};
+use ndarray::{ArrayView1, ArrayViewMut1, Ix1};
 
-use crate::base::validate::{about_pow10, finish_finite, overflow};
+use crate::base::loss::{Compute, Elementwise};
+use crate::base::reduction::Totals;
 use crate::engine::signed_margins::{check_signed, signed_pass, LabelConvention};
 use crate::{Float, Reduction, Result};
 
@@ -118,20 +119,25 @@ impl<F: Float> Exponential<F> {
     pub fn label_convention(&self) -> LabelConvention {
         self.labels
     }
+}
 
-    /// Validates everything and runs the sample loop; returns the reduced
-    /// value (checked for overflow only when `reduce`).
-    fn run(
+impl<F: Float> Compute<F> for Exponential<F> {
+    type Sig = Elementwise<Ix1>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         scores: ArrayView1<'_, F>,
         labels: ArrayView1<'_, F>,
         grad: Option<ArrayViewMut1<'_, F>>,
         per_sample: Option<ArrayViewMut1<'_, F>>,
-        reduce: bool,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         check_signed(&scores, &labels, self.labels, grad.as_ref())?;
         let divisor = scores.len() as f64;
-        let pass = signed_pass(
+        let sum = signed_pass(
             scores,
             labels,
             self.labels,
@@ -140,27 +146,15 @@ impl<F: Float> Exponential<F> {
             self.reduction.grad_scale(divisor),
             |y, s| {
                 let e = (-y * s).exp();
-                (e, -y * e)
+                // The value in f64, where exp of an f32 exponent fits.
+                ((-y * s).as_f64().exp(), -y * e)
             },
-            |i, y, s| {
-                let exponent = -y * s;
-                // log10(exp(t)) = t / ln(10), so exp(800) can be reported too.
-                let size = about_pow10(exponent.as_f64() / std::f64::consts::LN_10);
-                let actual = format!("exp({exponent}), {size}");
-                overflow::<F>("scores", vec![i], "exp(-y * s)", actual)
-            },
-        )?;
-        if reduce {
-            finish_finite(
-                self.reduction,
-                pass.total,
-                divisor,
-                pass.all_finite,
-                "scores",
-            )
-        } else {
-            Ok(F::zero())
-        }
+        );
+        Ok(Totals {
+            sum,
+            divisor,
+            what: "scores",
+        })
     }
 }
 
@@ -169,5 +163,3 @@ impl<F: Float> Default for Exponential<F> {
         Self::new()
     }
 }
-
-impl_margin_loss!(Exponential, ArrayView1, ArrayViewMut1, Array1, F);

@@ -2,9 +2,11 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView1, ArrayViewMut1};
+use ndarray::{ArrayView1, ArrayViewMut1, Ix1};
 
-use crate::base::validate::{about_pow10, finish_finite, non_negative, overflow};
+use crate::base::loss::{Compute, Elementwise};
+use crate::base::reduction::Totals;
+use crate::base::validate::non_negative;
 use crate::engine::signed_margins::{check_signed, signed_pass, LabelConvention};
 use crate::{Float, Reduction, Result};
 
@@ -141,23 +143,28 @@ impl<F: Float> Hinge<F> {
     pub fn label_convention(&self) -> LabelConvention {
         self.labels
     }
+}
 
-    /// Validates everything and runs the sample loop; returns the reduced
-    /// value (checked for overflow only when `reduce`).
-    fn run(
+impl<F: Float> Compute<F> for Hinge<F> {
+    type Sig = Elementwise<Ix1>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         scores: ArrayView1<'_, F>,
         labels: ArrayView1<'_, F>,
         grad: Option<ArrayViewMut1<'_, F>>,
         per_sample: Option<ArrayViewMut1<'_, F>>,
-        reduce: bool,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         check_signed(&scores, &labels, self.labels, grad.as_ref())?;
         let divisor = scores.len() as f64;
         let margin = F::lit(self.margin);
         let squared = self.squared;
         let two = F::lit(2.0);
-        let pass = signed_pass(
+        let sum = signed_pass(
             scores,
             labels,
             self.labels,
@@ -168,39 +175,23 @@ impl<F: Float> Hinge<F> {
                 let z = margin - y * s;
                 // NaN takes the active branch so that it propagates.
                 if z > F::zero() || z.is_nan() {
+                    // The value in f64, where z^2 of an f32 z cannot overflow.
+                    let z64 = z.as_f64();
                     if squared {
-                        (z * z, -y * (two * z))
+                        (z64 * z64, -y * (two * z))
                     } else {
-                        (z, -y)
+                        (z64, -y)
                     }
                 } else {
-                    (F::zero(), -y * F::zero())
+                    (0.0, -y * F::zero())
                 }
             },
-            |i, y, s| {
-                // The true z in f64: exact for f32 inputs.
-                let z = self.margin - y.as_f64() * s.as_f64();
-                let power = if squared { 2.0 } else { 1.0 };
-                let (quantity, shown) = if squared {
-                    ("max(0, margin - y * s)^2", format!("({z:e})^2"))
-                } else {
-                    ("max(0, margin - y * s)", format!("{z:e}"))
-                };
-                let actual = format!("{shown}, {}", about_pow10(power * z.log10()));
-                overflow::<F>("scores", vec![i], quantity, actual)
-            },
-        )?;
-        if reduce {
-            finish_finite(
-                self.reduction,
-                pass.total,
-                divisor,
-                pass.all_finite,
-                "scores",
-            )
-        } else {
-            Ok(F::zero())
-        }
+        );
+        Ok(Totals {
+            sum,
+            divisor,
+            what: "scores",
+        })
     }
 }
 
@@ -209,5 +200,3 @@ impl<F: Float> Default for Hinge<F> {
         Self::new()
     }
 }
-
-impl_margin_loss!(Hinge, ArrayView1, ArrayViewMut1, Array1, F);

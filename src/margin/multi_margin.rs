@@ -2,9 +2,12 @@
 
 use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
-    about_pow10, check_class_vector, check_labels, check_option, check_weights, expect_nonempty,
-    expect_shape, finish_finite, non_negative, overflow,
+    about_pow10, check_class_vector, check_option, check_weights, expect_nonempty, expect_shape,
+    non_negative, overflow,
 };
 use crate::{Float, Reduction, Result};
 
@@ -189,17 +192,22 @@ impl<F: Float> MultiMargin<F> {
         }
         (sum / row.len() as f64, grad_y)
     }
+}
 
-    /// Validates everything and runs the row loop; returns the reduced
-    /// value (checked for overflow only when `reduce`).
-    fn run(
+impl<F: Float> Compute<F> for MultiMargin<F> {
+    type Sig = ScoresAndLabels;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: Labels<'_>,
         mut grad: Option<ArrayViewMut2<'_, F>>,
         mut per_sample: Option<ArrayViewMut1<'_, F>>,
-        reduce: bool,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let shape = logits.shape();
         expect_nonempty("logits", shape, 0, "sample")?;
         expect_nonempty("logits", shape, 1, "class")?;
@@ -210,8 +218,8 @@ impl<F: Float> MultiMargin<F> {
         if let Some(g) = &grad {
             expect_shape("grad", g.shape(), shape)?;
         }
-        expect_shape("labels", labels.shape(), &[n])?;
-        check_labels("labels", &labels, c, None)?;
+        labels.expect_shape("labels", &[n])?;
+        labels.check("labels", c, None)?;
 
         let margin = F::lit(self.margin);
         let classes = F::from_count(c);
@@ -220,9 +228,9 @@ impl<F: Float> MultiMargin<F> {
         // PyTorch's per-term gradient factor: 1 / (N C) for the mean, 1 / C otherwise.
         let g64 = self.reduction.grad_scale::<f64>(n as f64) / c as f64;
         let g = F::lit(g64);
-        let mut total = 0.0_f64;
-        let mut all_finite = true;
-        for (i, (row, &y)) in logits.rows().into_iter().zip(labels.iter()).enumerate() {
+        let mut total = Sum::default();
+        for (i, row) in logits.rows().into_iter().enumerate() {
+            let y = labels.class(i);
             let wy = self.weight.as_ref().map_or(F::one(), |w| w[y]);
             let xy = row[y];
             let mut sum = F::zero();
@@ -249,44 +257,33 @@ impl<F: Float> MultiMargin<F> {
                     };
                 }
             }
-            let mut value = sum / classes;
+            let value = sum / classes;
+            let mut value64 = value.as_f64();
             if let Some(gr) = grad_row.as_mut() {
                 gr[y] = grad_y;
             }
-            if !(value.is_finite() && grad_y.is_finite()) {
-                if row.iter().all(|x| x.is_finite()) {
-                    // Overflow of a finite row: f64 holds every intermediate of
-                    // an f32 row; only a result beyond F is an error.
-                    let (v64, gy64) = self.row_f64(row, y, g64, grad_row.as_mut());
-                    value = F::lit(v64);
-                    if !value.is_finite() {
-                        let actual = about_pow10(v64.log10());
-                        return Err(overflow::<F>(
-                            "logits",
-                            vec![i],
-                            "the sample's loss",
-                            actual,
-                        ));
-                    }
-                    if grad_row.is_some() && !F::lit(gy64).is_finite() {
-                        let actual = about_pow10(gy64.abs().log10());
-                        let quantity = "the gradient of the sample's loss";
-                        return Err(overflow::<F>("logits", vec![i], quantity, actual));
-                    }
-                } else {
-                    all_finite = false;
+            let finite_row = || row.iter().all(|x| x.is_finite());
+            if !(value.is_finite() && grad_y.is_finite()) && finite_row() {
+                // Overflow of a finite row: f64 holds every intermediate of
+                // an f32 row; a value beyond F is the reducer's overflow.
+                let (v64, gy64) = self.row_f64(row, y, g64, grad_row.as_mut());
+                value64 = v64;
+                if grad_row.is_some() && !F::lit(gy64).is_finite() {
+                    let actual = about_pow10(gy64.abs().log10());
+                    let quantity = "the gradient of the sample's loss";
+                    return Err(overflow::<F>("logits", vec![i], quantity, actual));
                 }
             }
             if let Some(p) = per_sample.as_mut() {
-                p[i] = value;
+                p[i] = F::lit(value64);
             }
-            total += value.as_f64();
+            total.add::<F>(i, value64);
         }
-        if reduce {
-            finish_finite(self.reduction, total, n as f64, all_finite, "logits")
-        } else {
-            Ok(F::zero())
-        }
+        Ok(Totals {
+            sum: total,
+            divisor: n as f64,
+            what: "logits",
+        })
     }
 }
 
@@ -295,5 +292,3 @@ impl<F: Float> Default for MultiMargin<F> {
         Self::new()
     }
 }
-
-impl_margin_loss!(MultiMargin, ArrayView2, ArrayViewMut2, Array2, usize);

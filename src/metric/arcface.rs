@@ -1,6 +1,6 @@
 //! ArcFace: additive angular margin softmax (Deng et al., CVPR 2019).
 
-use super::angular::{angular_loss_impls, check_angle, check_scale, Spec};
+use super::angular::{check_angle, check_scale, Spec};
 use crate::{Reduction, Result};
 
 /// ArcFace, the additive angular margin loss: cross-entropy on scaled
@@ -181,4 +181,8 @@ impl Default for ArcFace {
     }
 }
 
-angular_loss_impls!(ArcFace);
+impl super::angular::sealed::Sealed for ArcFace {
+    fn spec(&self) -> Spec {
+        self.spec
+    }
+}

@@ -1,9 +1,12 @@
 //! Center loss (Wen et al., ECCV 2016) and its center update.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1, Zip};
 
-use crate::base::validate::{check_labels, check_option, expect_nonempty, expect_shape};
-use crate::{Differentiable, Float, Loss, Reduction, Result};
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, Exact, Signature};
+use crate::base::reduction::{Sum, Totals};
+use crate::base::validate::{check_option, expect_nonempty, expect_shape};
+use crate::{Float, Reduction, Result};
 
 /// The input of the center loss: the features and the class centers they
 /// are pulled toward.
@@ -165,16 +168,17 @@ impl CenterLoss {
     /// # Errors
     /// As the loss: empty features, centers with another `D`, labels of the
     /// wrong length or `>= C`. The centers are unchanged on error.
-    pub fn update_centers<F: Float>(
+    pub fn update_centers<'a, F: Float>(
         &self,
         features: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: impl Into<Labels<'a>>,
         mut centers: ArrayViewMut2<'_, F>,
     ) -> Result<()> {
+        let labels = labels.into();
         check_inputs(&features, &centers.view(), &labels)?;
         let mut counts = vec![0_usize; centers.nrows()];
-        for &y in &labels {
-            counts[y] += 1;
+        for i in 0..labels.len() {
+            counts[labels.class(i)] += 1_usize;
         }
         // c_j (1 - alpha n_j / (1 + n_j)) + alpha / (1 + n_j) sum x_i: the
         // paper's update, in place without a (C, D) accumulator.
@@ -186,7 +190,8 @@ impl CenterLoss {
                 c.mapv_inplace(|v| v * keep);
             }
         }
-        for (x, &y) in features.rows().into_iter().zip(&labels) {
+        for (i, x) in features.rows().into_iter().enumerate() {
+            let y = labels.class(i);
             let a = step(counts[y]);
             Zip::from(centers.row_mut(y))
                 .and(&x)
@@ -194,51 +199,13 @@ impl CenterLoss {
         }
         Ok(())
     }
-
-    /// Validates everything and computes; returns the reduced value.
-    fn run<F: Float>(
-        &self,
-        input: CenterInput<'_, F>,
-        labels: ArrayView1<'_, usize>,
-        mut grad: Option<ArrayViewMut2<'_, F>>,
-        mut per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
-        let (x, centers) = (input.features, input.centers);
-        check_inputs(&x, &centers, &labels)?;
-        if let Some(g) = &grad {
-            expect_shape("grad", g.shape(), x.shape())?;
-        }
-        let n = x.nrows();
-        let scale: F = self.reduction.grad_scale(n as f64);
-        let half = F::lit(0.5);
-        let mut total = 0.0;
-        for (i, (row, &y)) in x.rows().into_iter().zip(&labels).enumerate() {
-            let c = centers.row(y);
-            let sq = row
-                .iter()
-                .zip(&c)
-                .fold(F::zero(), |acc, (&a, &b)| acc + (a - b) * (a - b));
-            let value = half * sq;
-            total += value.as_f64();
-            if let Some(p) = per_row.as_mut() {
-                p[i] = value;
-            }
-            if let Some(g) = grad.as_mut() {
-                Zip::from(g.row_mut(i))
-                    .and(&row)
-                    .and(&c)
-                    .for_each(|g, &a, &b| *g = scale * (a - b));
-            }
-        }
-        Ok(self.reduction.finish(total, n as f64))
-    }
 }
 
 /// The checks shared by the loss and the update.
 fn check_inputs<F: Float>(
     features: &ArrayView2<'_, F>,
     centers: &ArrayView2<'_, F>,
-    labels: &ArrayView1<'_, usize>,
+    labels: &Labels<'_>,
 ) -> Result<()> {
     expect_nonempty("features", features.shape(), 0, "sample")?;
     expect_nonempty("features", features.shape(), 1, "feature")?;
@@ -246,8 +213,8 @@ fn check_inputs<F: Float>(
     let (n, d) = features.dim();
     let c = centers.nrows();
     expect_shape("centers", centers.shape(), &[c, d])?;
-    expect_shape("labels", labels.shape(), &[n])?;
-    check_labels("labels", labels, c, None)
+    labels.expect_shape("labels", &[n])?;
+    labels.check("labels", c, None)
 }
 
 impl Default for CenterLoss {
@@ -256,44 +223,79 @@ impl Default for CenterLoss {
     }
 }
 
-impl<F: Float> Loss<F> for CenterLoss {
+/// The signature of the center loss: features and centers, labels `(N)`,
+/// a gradient for the features.
+pub struct FeaturesAndCenters;
+
+impl<F: Float> Signature<F> for FeaturesAndCenters {
     type Input<'a> = CenterInput<'a, F>;
-    type Target<'a> = ArrayView1<'a, usize>;
-    type PerSample = Array1<F>;
+    type Target<'a> = Labels<'a>;
+    type Samples = Ix1;
+    type Grad = Array2<F>;
+    type GradMut<'g> = ArrayViewMut2<'g, F>;
+
+    fn samples(input: &Self::Input<'_>) -> Ix1 {
+        Ix1(input.features.nrows())
+    }
+    fn zeros_grad(input: &Self::Input<'_>) -> Array2<F> {
+        Array2::zeros(input.features.raw_dim())
+    }
+    fn grad_view_mut(grad: &mut Array2<F>) -> ArrayViewMut2<'_, F> {
+        grad.view_mut()
+    }
+    fn all_finite(input: &Self::Input<'_>) -> bool {
+        let finite = |v: &F| v.is_finite();
+        input.features.iter().all(finite) && input.centers.iter().all(finite)
+    }
+}
+
+impl Exact for FeaturesAndCenters {}
+
+impl<F: Float> Compute<F> for CenterLoss {
+    type Sig = FeaturesAndCenters;
 
     fn reduction(&self) -> Reduction {
         self.reduction
     }
 
-    fn per_sample(&self, input: Self::Input<'_>, labels: Self::Target<'_>) -> Result<Array1<F>> {
-        let mut out = Array1::zeros(input.features.nrows());
-        self.run(input, labels, None, Some(out.view_mut()))?;
-        Ok(out)
-    }
-
-    fn forward(&self, input: Self::Input<'_>, labels: Self::Target<'_>) -> Result<F> {
-        self.run(input, labels, None, None)
-    }
-}
-
-impl<F: Float> Differentiable<F> for CenterLoss {
-    type Grad = Array2<F>;
-    type GradMut<'g> = ArrayViewMut2<'g, F>;
-
-    fn zeros_grad(&self, input: Self::Input<'_>) -> Self::Grad {
-        Array2::zeros(input.features.raw_dim())
-    }
-
-    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
-        grad.view_mut()
-    }
-
-    fn forward_backward_into(
+    fn compute(
         &self,
-        input: Self::Input<'_>,
-        labels: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
-    ) -> Result<F> {
-        self.run(input, labels, Some(grad), None)
+        input: CenterInput<'_, F>,
+        labels: Labels<'_>,
+        mut grad: Option<ArrayViewMut2<'_, F>>,
+        mut per_row: Option<ArrayViewMut1<'_, F>>,
+    ) -> Result<Totals> {
+        let (x, centers) = (input.features, input.centers);
+        check_inputs(&x, &centers, &labels)?;
+        if let Some(g) = &grad {
+            expect_shape("grad", g.shape(), x.shape())?;
+        }
+        let n = x.nrows();
+        let scale: F = self.reduction.grad_scale(n as f64);
+        let mut sum = Sum::default();
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let c = centers.row(labels.class(i));
+            // In f64: the squared distance of f32 features can exceed f32.
+            let sq = row.iter().zip(&c).fold(0.0, |acc, (&a, &b)| {
+                let d = a.as_f64() - b.as_f64();
+                acc + d * d
+            });
+            let value = 0.5 * sq;
+            sum.add::<F>(i, value);
+            if let Some(p) = per_row.as_mut() {
+                p[i] = F::lit(value);
+            }
+            if let Some(g) = grad.as_mut() {
+                Zip::from(g.row_mut(i))
+                    .and(&row)
+                    .and(&c)
+                    .for_each(|g, &a, &b| *g = scale * (a - b));
+            }
+        }
+        Ok(Totals {
+            sum,
+            divisor: n as f64,
+            what: "features",
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! The combined angular margin `s (cos(m1 theta + m2) - m3)` of insightface,
 //! covering SphereFace, ArcFace and CosFace.
 
-use super::angular::{angular_loss_impls, check_angle, check_scale, Spec};
+use super::angular::{check_angle, check_scale, Spec};
 use crate::base::validate::{non_negative, positive};
 use crate::{Reduction, Result};
 
@@ -179,4 +179,8 @@ impl Default for CombinedMargin {
     }
 }
 
-angular_loss_impls!(CombinedMargin);
+impl super::angular::sealed::Sealed for CombinedMargin {
+    fn spec(&self) -> Spec {
+        self.spec
+    }
+}

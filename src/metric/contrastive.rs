@@ -1,10 +1,12 @@
 //! The contrastive loss on pairs of embeddings (Hadsell, Chopra, LeCun 2006).
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1};
 
+use crate::base::loss::{Compute, Exact, Signature};
+use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{check_values, expect_nonempty, expect_shape, non_negative};
 use crate::numerics::l2_norm;
-use crate::{Differentiable, Float, Loss, Reduction, Result};
+use crate::{Float, Reduction, Result};
 
 /// A batch of embedding pairs: row `i` of `x1` is compared with row `i` of
 /// `x2`.
@@ -32,6 +34,15 @@ pub struct PairGradMut<'g, F> {
     pub x1: ArrayViewMut2<'g, F>,
     /// Receives `d loss / d x2`, `(N, D)`.
     pub x2: ArrayViewMut2<'g, F>,
+}
+
+impl<'g, F> From<&'g mut PairGrad<F>> for PairGradMut<'g, F> {
+    fn from(grad: &'g mut PairGrad<F>) -> Self {
+        PairGradMut {
+            x1: grad.x1.view_mut(),
+            x2: grad.x2.view_mut(),
+        }
+    }
 }
 
 /// How the contrastive loss penalizes a distance: squared hinges (the
@@ -196,37 +207,82 @@ impl Contrastive {
 
     /// The loss of one pair at distance `d` and `d l / d D`.
     #[inline]
-    fn pair_loss<F: Float>(&self, d: F, similar: bool, m: F, m_pos: F) -> (F, F) {
-        let half = F::lit(0.5);
+    fn pair_loss<F: Float>(&self, d: F, similar: bool, m: F, m_pos: F) -> (f64, F) {
         let zero = F::zero();
+        // The squares in f64: h^2 / 2 of an f32 h can exceed f32.
+        let half_square = |h: F| 0.5 * h.as_f64() * h.as_f64();
         match (self.form, similar) {
             (ContrastiveForm::Squared, true) => {
                 let h = (d - m_pos).max(zero);
-                (half * h * h, h)
+                (half_square(h), h)
             }
             (ContrastiveForm::Squared, false) => {
                 let h = (m - d).max(zero);
-                (half * h * h, -h)
+                (half_square(h), -h)
             }
             (ContrastiveForm::Hinge, true) => {
                 let h = (d - m_pos).max(zero);
-                (h, if h > zero { F::one() } else { zero })
+                (h.as_f64(), if h > zero { F::one() } else { zero })
             }
             (ContrastiveForm::Hinge, false) => {
                 let h = (m - d).max(zero);
-                (h, if h > zero { -F::one() } else { zero })
+                (h.as_f64(), if h > zero { -F::one() } else { zero })
             }
         }
     }
+}
 
-    /// Validates everything and computes; returns the reduced value.
-    fn run<F: Float>(
+impl Default for Contrastive {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The signature of the pair losses: two `(N, D)` embeddings, `(N)` flags,
+/// a gradient for both embeddings.
+pub struct Pairs;
+
+impl<F: Float> Signature<F> for Pairs {
+    type Input<'a> = Pair<'a, F>;
+    type Target<'a> = ArrayView1<'a, F>;
+    type Samples = Ix1;
+    type Grad = PairGrad<F>;
+    type GradMut<'g> = PairGradMut<'g, F>;
+
+    fn samples(pair: &Self::Input<'_>) -> Ix1 {
+        Ix1(pair.x1.nrows())
+    }
+    fn zeros_grad(pair: &Self::Input<'_>) -> PairGrad<F> {
+        PairGrad {
+            x1: Array2::zeros(pair.x1.raw_dim()),
+            x2: Array2::zeros(pair.x2.raw_dim()),
+        }
+    }
+    fn grad_view_mut(grad: &mut PairGrad<F>) -> PairGradMut<'_, F> {
+        grad.into()
+    }
+    fn all_finite(pair: &Self::Input<'_>) -> bool {
+        let finite = |v: &F| v.is_finite();
+        pair.x1.iter().all(finite) && pair.x2.iter().all(finite)
+    }
+}
+
+impl Exact for Pairs {}
+
+impl<F: Float> Compute<F> for Contrastive {
+    type Sig = Pairs;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         pair: Pair<'_, F>,
         similar: ArrayView1<'_, F>,
         grad: Option<PairGradMut<'_, F>>,
         mut per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let (x1, x2) = (pair.x1, pair.x2);
         expect_nonempty("x1", x1.shape(), 0, "sample")?;
         expect_nonempty("x1", x1.shape(), 1, "feature")?;
@@ -246,7 +302,7 @@ impl Contrastive {
         };
         let (m, m_pos) = (F::lit(self.margin), F::lit(self.pos_margin));
         let scale: F = self.reduction.grad_scale(n as f64);
-        let mut total = 0.0;
+        let mut sum = Sum::default();
         for (i, ((a, b), &y)) in x1
             .rows()
             .into_iter()
@@ -257,9 +313,9 @@ impl Contrastive {
             let d = l2_norm(a.iter().zip(&b).map(|(&p, &q)| p - q));
             let similar = y == F::one();
             let (value, slope) = self.pair_loss(d, similar, m, m_pos);
-            total += value.as_f64();
+            sum.add::<F>(i, value);
             if let Some(p) = per_row.as_mut() {
-                p[i] = value;
+                p[i] = F::lit(value);
             }
             if let Some(g) = grad.as_mut() {
                 // d l / d x1 = slope (x1 - x2) / D. For the squared similar
@@ -283,60 +339,10 @@ impl Contrastive {
                 }
             }
         }
-        Ok(self.reduction.finish(total, n as f64))
-    }
-}
-
-impl Default for Contrastive {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<F: Float> Loss<F> for Contrastive {
-    type Input<'a> = Pair<'a, F>;
-    type Target<'a> = ArrayView1<'a, F>;
-    type PerSample = Array1<F>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    fn per_sample(&self, pair: Self::Input<'_>, similar: Self::Target<'_>) -> Result<Array1<F>> {
-        let mut out = Array1::zeros(pair.x1.nrows());
-        self.run(pair, similar, None, Some(out.view_mut()))?;
-        Ok(out)
-    }
-
-    fn forward(&self, pair: Self::Input<'_>, similar: Self::Target<'_>) -> Result<F> {
-        self.run(pair, similar, None, None)
-    }
-}
-
-impl<F: Float> Differentiable<F> for Contrastive {
-    type Grad = PairGrad<F>;
-    type GradMut<'g> = PairGradMut<'g, F>;
-
-    fn zeros_grad(&self, pair: Self::Input<'_>) -> Self::Grad {
-        PairGrad {
-            x1: Array2::zeros(pair.x1.raw_dim()),
-            x2: Array2::zeros(pair.x2.raw_dim()),
-        }
-    }
-
-    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
-        PairGradMut {
-            x1: grad.x1.view_mut(),
-            x2: grad.x2.view_mut(),
-        }
-    }
-
-    fn forward_backward_into(
-        &self,
-        pair: Self::Input<'_>,
-        similar: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
-    ) -> Result<F> {
-        self.run(pair, similar, Some(grad), None)
+        Ok(Totals {
+            sum,
+            divisor: n as f64,
+            what: "x1",
+        })
     }
 }

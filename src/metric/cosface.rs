@@ -1,6 +1,6 @@
 //! CosFace: additive cosine margin softmax (Wang et al., CVPR 2018).
 
-use super::angular::{angular_loss_impls, check_scale, Spec};
+use super::angular::{check_scale, Spec};
 use crate::base::validate::non_negative;
 use crate::{Reduction, Result};
 
@@ -132,4 +132,8 @@ impl Default for CosFace {
     }
 }
 
-angular_loss_impls!(CosFace);
+impl super::angular::sealed::Sealed for CosFace {
+    fn spec(&self) -> Spec {
+        self.spec
+    }
+}

@@ -2,10 +2,13 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::reduction::Totals;
 use crate::base::validate::check_option;
-use crate::engine::softmax_labels::{impl_label_loss, run_on_labels};
+use crate::engine::softmax_labels::run_on_labels;
 use crate::engine::softmax_rows::one_hot_grad;
 use crate::{Float, Reduction, Result};
 
@@ -100,14 +103,22 @@ impl<F: Float> GeneralizedCrossEntropy<F> {
     pub fn q(&self) -> f64 {
         self.q
     }
+}
 
-    fn run(
+impl<F: Float> Compute<F> for GeneralizedCrossEntropy<F> {
+    type Sig = ScoresAndLabels;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: Labels<'_>,
         grad: Option<ArrayViewMut2<'_, F>>,
         per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let q = F::lit(self.q);
         run_on_labels(
             self.reduction,
@@ -121,7 +132,7 @@ impl<F: Float> GeneralizedCrossEntropy<F> {
                 if let Some(g) = g {
                     one_hot_grad(g, y, scale * q_log_p.exp());
                 }
-                -q_log_p.exp_m1() / q
+                (-q_log_p.exp_m1() / q).as_f64()
             },
         )
     }
@@ -132,5 +143,3 @@ impl<F: Float> Default for GeneralizedCrossEntropy<F> {
         Self::new()
     }
 }
-
-impl_label_loss!(GeneralizedCrossEntropy);

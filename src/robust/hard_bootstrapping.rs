@@ -3,10 +3,13 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::reduction::Totals;
 use crate::base::validate::unit_interval;
-use crate::engine::softmax_labels::{impl_label_loss, run_on_labels};
+use crate::engine::softmax_labels::run_on_labels;
 use crate::engine::softmax_rows::sparse_target_grad;
 use crate::{Float, Reduction, Result};
 
@@ -101,14 +104,22 @@ impl<F: Float> HardBootstrapping<F> {
     pub fn beta(&self) -> f64 {
         self.beta
     }
+}
 
-    fn run(
+impl<F: Float> Compute<F> for HardBootstrapping<F> {
+    type Sig = ScoresAndLabels;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: Labels<'_>,
         grad: Option<ArrayViewMut2<'_, F>>,
         per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let beta = F::lit(self.beta);
         let rest = F::lit(1.0 - self.beta);
         run_on_labels(
@@ -124,7 +135,7 @@ impl<F: Float> HardBootstrapping<F> {
                     // The coefficients sum to beta + (1 - beta) = 1.
                     sparse_target_grad(g, scale, F::one(), &[(y, beta), (z, rest)]);
                 }
-                -beta * row.log_p(y) - rest * row.log_p(z)
+                beta.as_f64() * row.nll(y) + rest.as_f64() * row.nll(z)
             },
         )
     }
@@ -146,5 +157,3 @@ impl<F: Float> Default for HardBootstrapping<F> {
         Self::new()
     }
 }
-
-impl_label_loss!(HardBootstrapping);

@@ -3,10 +3,13 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::reduction::Totals;
 use crate::base::validate::unit_interval;
-use crate::engine::softmax_labels::{impl_label_loss, run_on_labels};
+use crate::engine::softmax_labels::run_on_labels;
 use crate::{Float, Reduction, Result};
 
 /// Soft bootstrapping: cross-entropy toward `beta one_hot(y) + (1 - beta) p`,
@@ -101,14 +104,22 @@ impl<F: Float> SoftBootstrapping<F> {
     pub fn beta(&self) -> f64 {
         self.beta
     }
+}
 
-    fn run(
+impl<F: Float> Compute<F> for SoftBootstrapping<F> {
+    type Sig = ScoresAndLabels;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: Labels<'_>,
         grad: Option<ArrayViewMut2<'_, F>>,
         per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let beta = F::lit(self.beta);
         let rest = F::lit(1.0 - self.beta);
         run_on_labels(
@@ -133,7 +144,7 @@ impl<F: Float> SoftBootstrapping<F> {
                         *pk = scale * (beta * p - label - rest * prediction);
                     }
                 }
-                rest * entropy - beta * row.log_p(y)
+                (rest * entropy).as_f64() + beta.as_f64() * row.nll(y)
             },
         )
     }
@@ -154,5 +165,3 @@ impl<F: Float> Default for SoftBootstrapping<F> {
         Self::new()
     }
 }
-
-impl_label_loss!(SoftBootstrapping);

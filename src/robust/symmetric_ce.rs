@@ -2,10 +2,13 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::reduction::Totals;
 use crate::base::validate::{check_option, non_negative};
-use crate::engine::softmax_labels::{impl_label_loss, one_minus_p, run_on_labels};
+use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
 use crate::engine::softmax_rows::one_hot_grad;
 use crate::{Float, Reduction, Result};
 
@@ -147,14 +150,22 @@ impl<F: Float> SymmetricCrossEntropy<F> {
     pub fn log_zero(&self) -> f64 {
         self.log_zero
     }
+}
 
-    fn run(
+impl<F: Float> Compute<F> for SymmetricCrossEntropy<F> {
+    type Sig = ScoresAndLabels;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: Labels<'_>,
         grad: Option<ArrayViewMut2<'_, F>>,
         per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let alpha = F::lit(self.alpha);
         // The reverse term's weight on (1 - p_y), positive since log_zero < 0.
         let rce = F::lit(-self.beta * self.log_zero);
@@ -170,7 +181,7 @@ impl<F: Float> SymmetricCrossEntropy<F> {
                 if let Some(g) = g {
                     one_hot_grad(g, y, scale * (alpha + rce * log_p.exp()));
                 }
-                rce * one_minus_p(log_p) - alpha * log_p
+                (rce * one_minus_p(log_p)).as_f64() + alpha.as_f64() * row.nll(y)
             },
         )
     }
@@ -181,5 +192,3 @@ impl<F: Float> Default for SymmetricCrossEntropy<F> {
         Self::new()
     }
 }
-
-impl_label_loss!(SymmetricCrossEntropy);

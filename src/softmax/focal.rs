@@ -2,10 +2,13 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{Array1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::reduction::Totals;
 use crate::base::validate::{check_weights, non_negative};
-use crate::engine::softmax_labels::{impl_label_loss, one_minus_p, run_on_labels};
+use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
 use crate::engine::softmax_rows::one_hot_grad;
 use crate::{Float, Reduction, Result};
 
@@ -153,14 +156,22 @@ impl<F: Float> SoftmaxFocal<F> {
     pub fn alpha(&self) -> &FocalAlpha<F> {
         &self.alpha
     }
+}
 
-    fn run(
+impl<F: Float> Compute<F> for SoftmaxFocal<F> {
+    type Sig = ScoresAndLabels;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: Labels<'_>,
         grad: Option<ArrayViewMut2<'_, F>>,
         per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let (scalar, per_class) = match &self.alpha {
             FocalAlpha::Scalar(a) => (F::lit(*a), None),
             FocalAlpha::PerClass(a) => (F::one(), Some(a)),
@@ -187,7 +198,7 @@ impl<F: Float> SoftmaxFocal<F> {
                     let factor = F::one() - gamma * (log_p.exp() * ratio);
                     one_hot_grad(g, y, scale * a * modulator * factor);
                 }
-                -a * modulator * log_p
+                (-a * modulator * log_p).as_f64()
             },
         )
     }
@@ -198,5 +209,3 @@ impl<F: Float> Default for SoftmaxFocal<F> {
         Self::new()
     }
 }
-
-impl_label_loss!(SoftmaxFocal);

@@ -2,13 +2,13 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use crate::base::validate::{
-    check_values, expect_nonempty, expect_shape, finish_checked, is_probability,
-};
+use crate::base::loss::{ByProbs, Compute, Rows};
+use crate::base::reduction::Totals;
+use crate::base::validate::{check_values, expect_nonempty, expect_shape, is_probability};
 use crate::engine::softmax_rows::{linear_target_grad, softmax_rows_2d};
-use crate::{Differentiable, Float, Loss, Reduction, Result};
+use crate::{Float, Reduction, Result};
 
 /// KL divergence `KL(q || softmax(logits))` from target probabilities `q`,
 /// as PyTorch's `nn.KLDivLoss(reduction="batchmean")` applied to
@@ -92,14 +92,28 @@ impl<F: Float> KlDivergence<F> {
         self.reduction = reduction;
         self
     }
+}
 
-    fn run(
+impl<F: Float> Default for KlDivergence<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float> Compute<F> for KlDivergence<F> {
+    type Sig = Rows<ByProbs>;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
         probs: ArrayView2<'_, F>,
         grad: Option<ArrayViewMut2<'_, F>>,
         per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let shape = logits.shape();
         expect_nonempty("logits", shape, 0, "sample")?;
         expect_nonempty("logits", shape, 1, "class")?;
@@ -110,10 +124,7 @@ impl<F: Float> KlDivergence<F> {
         check_values("probs", &probs, "a probability in [0, 1]", is_probability)?;
         let divisor = shape[0] as f64;
         let scale: F = self.reduction.grad_scale(divisor);
-        // Kept for the overflow check after the loop.
-        let per_sample_mode = per_row.is_some();
-        let logits_view = logits;
-        let total = softmax_rows_2d(
+        let sum = softmax_rows_2d(
             logits,
             |i| probs.row(i),
             grad,
@@ -127,72 +138,20 @@ impl<F: Float> KlDivergence<F> {
                 // Each term as q (log q - log p), so that a prediction close to
                 // the target cancels term by term rather than between two sums.
                 // Accumulated in f64: rows can be long.
-                let sum = (0..row.x.len()).fold(0.0_f64, |acc, c| {
+                (0..row.x.len()).fold(0.0_f64, |acc, c| {
                     let qc = q(c);
                     if qc > F::zero() {
-                        acc + (qc * (qc.ln() - row.log_p(c))).as_f64()
+                        acc + qc.as_f64() * (qc.ln().as_f64() + row.nll(c))
                     } else {
                         acc
                     }
-                });
-                F::lit(sum)
+                })
             },
         );
-        finish_checked(
-            self.reduction,
-            total,
+        Ok(Totals {
+            sum,
             divisor,
-            "logits",
-            &logits_view,
-            per_sample_mode,
-        )
-    }
-}
-
-impl<F: Float> Default for KlDivergence<F> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<F: Float> Loss<F> for KlDivergence<F> {
-    type Input<'a> = ArrayView2<'a, F>;
-    type Target<'a> = ArrayView2<'a, F>;
-    type PerSample = Array1<F>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    fn per_sample(&self, logits: Self::Input<'_>, probs: Self::Target<'_>) -> Result<Array1<F>> {
-        let mut out = Array1::zeros(logits.len_of(Axis(0)));
-        self.run(logits, probs, None, Some(out.view_mut()))?;
-        Ok(out)
-    }
-
-    fn forward(&self, logits: Self::Input<'_>, probs: Self::Target<'_>) -> Result<F> {
-        self.run(logits, probs, None, None)
-    }
-}
-
-impl<F: Float> Differentiable<F> for KlDivergence<F> {
-    type Grad = Array2<F>;
-    type GradMut<'g> = ArrayViewMut2<'g, F>;
-
-    fn zeros_grad(&self, logits: Self::Input<'_>) -> Self::Grad {
-        Array2::zeros(logits.raw_dim())
-    }
-
-    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
-        grad.view_mut()
-    }
-
-    fn forward_backward_into(
-        &self,
-        logits: Self::Input<'_>,
-        probs: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
-    ) -> Result<F> {
-        self.run(logits, probs, Some(grad), None)
+            what: "logits",
+        })
     }
 }

@@ -1,11 +1,14 @@
 //! Label-smoothed cross-entropy with a choice of smoothing convention.
 
-use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::reduction::Totals;
 use crate::base::validate::unit_interval;
 use crate::engine::softmax_labels::run_on_labels;
 use crate::engine::softmax_rows::smoothed_grad;
-use crate::{Differentiable, Error, Float, Loss, Reduction, Result};
+use crate::{Error, Float, Reduction, Result};
 
 /// How the smoothing mass `eps` is spread over the classes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -151,14 +154,22 @@ impl LabelSmoothing {
             }),
         }
     }
+}
 
-    fn run<F: Float>(
+impl<F: Float> Compute<F> for LabelSmoothing {
+    type Sig = ScoresAndLabels;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: Labels<'_>,
         grad: Option<ArrayViewMut2<'_, F>>,
-        per_row: Option<ndarray::ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+        per_row: Option<ArrayViewMut1<'_, F>>,
+    ) -> Result<Totals> {
         // An empty class axis is reported (as such) by `run_on_labels`.
         let (on, off) = match logits.ncols() {
             0 => (0.0, 0.0),
@@ -178,54 +189,8 @@ impl LabelSmoothing {
                 if let Some(g) = g {
                     smoothed_grad(g, scale, F::one(), off, None, (y, on - off));
                 }
-                -(on - off) * row.log_p(y) + off * row.nll_sum(None)
+                (on - off).as_f64() * row.nll(y) + off.as_f64() * row.nll_sum(None)
             },
         )
-    }
-}
-
-impl<F: Float> Loss<F> for LabelSmoothing {
-    type Input<'a> = ArrayView2<'a, F>;
-    type Target<'a> = ArrayView1<'a, usize>;
-    type PerSample = Array1<F>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    fn per_sample(
-        &self,
-        logits: Self::Input<'_>,
-        labels: Self::Target<'_>,
-    ) -> Result<Self::PerSample> {
-        let mut out = Array1::zeros(logits.len_of(Axis(0)));
-        self.run(logits, labels, None, Some(out.view_mut()))?;
-        Ok(out)
-    }
-
-    fn forward(&self, logits: Self::Input<'_>, labels: Self::Target<'_>) -> Result<F> {
-        self.run(logits, labels, None, None)
-    }
-}
-
-impl<F: Float> Differentiable<F> for LabelSmoothing {
-    type Grad = ndarray::Array2<F>;
-    type GradMut<'g> = ArrayViewMut2<'g, F>;
-
-    fn zeros_grad(&self, logits: Self::Input<'_>) -> Self::Grad {
-        ndarray::Array2::zeros(logits.raw_dim())
-    }
-
-    fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_> {
-        grad.view_mut()
-    }
-
-    fn forward_backward_into(
-        &self,
-        logits: Self::Input<'_>,
-        labels: Self::Target<'_>,
-        grad: Self::GradMut<'_>,
-    ) -> Result<F> {
-        self.run(logits, labels, Some(grad), None)
     }
 }

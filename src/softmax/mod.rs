@@ -1,6 +1,6 @@
 //! Losses on a softmax over classes: one row of logits per sample.
 
-mod cross_entropy;
+pub(crate) mod cross_entropy;
 mod focal;
 mod kl_divergence;
 mod label_smoothing;

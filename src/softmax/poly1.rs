@@ -2,10 +2,13 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::labels::Labels;
+use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::reduction::Totals;
 use crate::base::validate::check_option;
-use crate::engine::softmax_labels::{impl_label_loss, one_minus_p, run_on_labels};
+use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
 use crate::engine::softmax_rows::one_hot_grad;
 use crate::{Float, Reduction, Result};
 
@@ -100,14 +103,22 @@ impl<F: Float> Poly1<F> {
     pub fn epsilon(&self) -> f64 {
         self.epsilon
     }
+}
 
-    fn run(
+impl<F: Float> Compute<F> for Poly1<F> {
+    type Sig = ScoresAndLabels;
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn compute(
         &self,
         logits: ArrayView2<'_, F>,
-        labels: ArrayView1<'_, usize>,
+        labels: Labels<'_>,
         grad: Option<ArrayViewMut2<'_, F>>,
         per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<F> {
+    ) -> Result<Totals> {
         let eps = F::lit(self.epsilon);
         run_on_labels(
             self.reduction,
@@ -121,7 +132,7 @@ impl<F: Float> Poly1<F> {
                 if let Some(g) = g {
                     one_hot_grad(g, y, scale * (F::one() + eps * log_p.exp()));
                 }
-                eps * one_minus_p(log_p) - log_p
+                eps.as_f64() * one_minus_p(log_p).as_f64() + row.nll(y)
             },
         )
     }
@@ -132,5 +143,3 @@ impl<F: Float> Default for Poly1<F> {
         Self::new()
     }
 }
-
-impl_label_loss!(Poly1);

@@ -1,0 +1,272 @@
+//! Class labels of any primitive integer type.
+//!
+//! PyTorch hands labels over as `i64`, candle as `u32`, burn as `i64` or
+//! `i32`, and Rust code indexes with `usize`. [`Labels`] borrows an array of
+//! any of them without a copy, so every label loss takes the caller's array
+//! as it is: `&labels`, `labels.view()`, or a [`Labels`] made from either.
+//! The engines read one label at a time through [`Labels::class`], which
+//! costs a predictable branch per sample next to a row of `C` logits.
+
+use ndarray::{ArrayBase, ArrayView, Data, Dimension, IntoDimension, Ix1};
+
+use crate::{Error, Result};
+
+/// A borrowed array of class labels of any primitive integer type (`u8` to
+/// `u64`, `i8` to `i64`, `usize`, `isize`).
+///
+/// Made with `From` from an array or a view, which is what every label loss
+/// does with the `target` argument, so a caller rarely names this type:
+///
+/// ```
+/// use classloss::{Labels, Loss, SoftmaxFocal};
+/// use ndarray::array;
+///
+/// let logits = array![[2.0_f32, 0.5, -1.0], [0.1, 0.2, 0.3]];
+/// let torch_style = array![0_i64, 2];
+/// let candle_style = array![0_u32, 2];
+/// let focal = SoftmaxFocal::new();
+/// let a = focal.forward(&logits, &torch_style)?;
+/// let b = focal.forward(logits.view(), candle_style.view())?;
+/// let c = focal.forward(&logits, Labels::from(&array![0_usize, 2]))?;
+/// assert_eq!((a, b), (c, c));
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// A negative label (other than a cross-entropy `ignore_index`) or one
+/// `>= C` is an [`Error::LabelOutOfRange`] naming its position.
+#[derive(Clone, Debug)]
+pub struct Labels<'a, D: Dimension = Ix1> {
+    view: View<'a, D>,
+}
+
+#[derive(Clone, Debug)]
+enum View<'a, D: Dimension> {
+    U8(ArrayView<'a, u8, D>),
+    U16(ArrayView<'a, u16, D>),
+    U32(ArrayView<'a, u32, D>),
+    U64(ArrayView<'a, u64, D>),
+    Usize(ArrayView<'a, usize, D>),
+    I8(ArrayView<'a, i8, D>),
+    I16(ArrayView<'a, i16, D>),
+    I32(ArrayView<'a, i32, D>),
+    I64(ArrayView<'a, i64, D>),
+    Isize(ArrayView<'a, isize, D>),
+}
+
+/// Runs `$body` with `$v` bound to the view, whatever its element type.
+macro_rules! with_view {
+    ($view:expr, $v:ident => $body:expr) => {
+        match $view {
+            View::U8($v) => $body,
+            View::U16($v) => $body,
+            View::U32($v) => $body,
+            View::U64($v) => $body,
+            View::Usize($v) => $body,
+            View::I8($v) => $body,
+            View::I16($v) => $body,
+            View::I32($v) => $body,
+            View::I64($v) => $body,
+            View::Isize($v) => $body,
+        }
+    };
+}
+
+/// A primitive integer type usable as a class label. Sealed.
+pub trait Label: Copy + sealed::Sealed + 'static {
+    /// The value, widened without loss.
+    fn widen(self) -> i128;
+    #[doc(hidden)]
+    fn labels<D: Dimension>(view: ArrayView<'_, Self, D>) -> Labels<'_, D>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! label_types {
+    ($($t:ty => $variant:ident),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl Label for $t {
+            #[inline(always)]
+            fn widen(self) -> i128 {
+                self as i128
+            }
+            fn labels<D: Dimension>(view: ArrayView<'_, Self, D>) -> Labels<'_, D> {
+                Labels { view: View::$variant(view) }
+            }
+        }
+    )*};
+}
+
+label_types!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, usize => Usize,
+    i8 => I8, i16 => I16, i32 => I32, i64 => I64, isize => Isize);
+
+impl<'a, L: Label, D: Dimension> From<ArrayView<'a, L, D>> for Labels<'a, D> {
+    fn from(view: ArrayView<'a, L, D>) -> Self {
+        L::labels(view)
+    }
+}
+
+impl<'a, L: Label, S: Data<Elem = L>, D: Dimension> From<&'a ArrayBase<S, D>> for Labels<'a, D> {
+    fn from(array: &'a ArrayBase<S, D>) -> Self {
+        L::labels(array.view())
+    }
+}
+
+impl<'a, D: Dimension> Labels<'a, D> {
+    /// The shape of the label array.
+    pub fn shape(&self) -> &[usize] {
+        with_view!(&self.view, v => v.shape())
+    }
+
+    /// The number of labels.
+    pub fn len(&self) -> usize {
+        with_view!(&self.view, v => v.len())
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The labels as `i128` (every label type widens without loss), in
+    /// logical order.
+    pub fn iter(&self) -> impl Iterator<Item = i128> + '_ {
+        let mut items: Box<dyn Iterator<Item = i128> + '_> =
+            with_view!(&self.view, v => Box::new(v.iter().map(|&l| l.widen())));
+        std::iter::from_fn(move || items.next())
+    }
+
+    /// Every label is in `0..classes` or equal to `ignore`; otherwise a
+    /// [`Error::LabelOutOfRange`] naming `what` and the first bad position.
+    pub(crate) fn check(
+        &self,
+        what: &'static str,
+        classes: usize,
+        ignore: Option<i128>,
+    ) -> Result<()> {
+        let bad = |l: i128| (l < 0 || l >= classes as i128) && Some(l) != ignore;
+        let first_bad = with_view!(&self.view, v => {
+            if v.iter().any(|&l| bad(l.widen())) {
+                v.indexed_iter()
+                    .find(|(_, l)| bad(l.widen()))
+                    .map(|(i, &l)| (i.into_dimension().slice().to_vec(), l.widen()))
+            } else {
+                None
+            }
+        });
+        match first_bad {
+            None => Ok(()),
+            Some((index, label)) => Err(Error::LabelOutOfRange {
+                what,
+                index,
+                label,
+                num_classes: classes,
+            }),
+        }
+    }
+
+    /// The labels' shape must be `expected`.
+    pub(crate) fn expect_shape(&self, what: &'static str, expected: &[usize]) -> Result<()> {
+        crate::base::validate::expect_shape(what, self.shape(), expected)
+    }
+
+    /// The labels of a contiguous array, in memory order, if they are.
+    pub(crate) fn as_slice(&self) -> Option<LabelSlice<'_>> {
+        with_view!(&self.view, v => v.as_slice().map(LabelSlice::from))
+    }
+
+    /// `(class, ignored)` of every label in logical order, for a checked
+    /// array: `class` is the label as an index (0 for an ignored one).
+    pub(crate) fn classes(&self, ignore: Option<i128>) -> impl Iterator<Item = Option<usize>> + '_ {
+        self.iter().map(move |l| to_class(l, ignore))
+    }
+
+    /// The same labels as an array of dimension `E`, if the rank fits.
+    pub(crate) fn into_dimensionality<E: Dimension>(self) -> Option<Labels<'a, E>> {
+        with_view!(self.view, v => v.into_dimensionality::<E>().ok().map(Label::labels))
+    }
+}
+
+impl Labels<'_, Ix1> {
+    /// Label `i` of a checked 1-D array, as a class index.
+    #[inline]
+    pub(crate) fn class(&self, i: usize) -> usize {
+        with_view!(&self.view, v => v[i].widen() as usize)
+    }
+
+    /// Label `i` of a checked 1-D array: `None` when it is the ignored one.
+    #[inline]
+    pub(crate) fn class_or_ignored(&self, i: usize, ignore: Option<i128>) -> Option<usize> {
+        to_class(with_view!(&self.view, v => v[i].widen()), ignore)
+    }
+}
+
+#[inline(always)]
+fn to_class(label: i128, ignore: Option<i128>) -> Option<usize> {
+    if Some(label) == ignore {
+        None
+    } else {
+        Some(label as usize)
+    }
+}
+
+/// The labels of a contiguous array, read one at a time.
+#[derive(Clone, Copy)]
+pub(crate) enum LabelSlice<'a> {
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    Usize(&'a [usize]),
+    I8(&'a [i8]),
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    Isize(&'a [isize]),
+}
+
+/// Runs `$body` with `$s` bound to the slice, whatever its element type,
+/// and wraps a slice result back as `$wrap`.
+macro_rules! with_slice {
+    ($slice:expr, $s:ident => $body:expr) => {
+        match $slice {
+            LabelSlice::U8($s) => $body,
+            LabelSlice::U16($s) => $body,
+            LabelSlice::U32($s) => $body,
+            LabelSlice::U64($s) => $body,
+            LabelSlice::Usize($s) => $body,
+            LabelSlice::I8($s) => $body,
+            LabelSlice::I16($s) => $body,
+            LabelSlice::I32($s) => $body,
+            LabelSlice::I64($s) => $body,
+            LabelSlice::Isize($s) => $body,
+        }
+    };
+}
+
+macro_rules! slice_from {
+    ($($t:ty => $variant:ident),*) => {$(
+        impl<'a> From<&'a [$t]> for LabelSlice<'a> {
+            fn from(s: &'a [$t]) -> Self {
+                LabelSlice::$variant(s)
+            }
+        }
+    )*};
+}
+
+slice_from!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, usize => Usize,
+    i8 => I8, i16 => I16, i32 => I32, i64 => I64, isize => Isize);
+
+impl<'a> LabelSlice<'a> {
+    /// Label `j` as a class index, `None` when it is the ignored one.
+    #[inline]
+    pub(crate) fn class(&self, j: usize, ignore: Option<i128>) -> Option<usize> {
+        to_class(with_slice!(self, s => s[j].widen()), ignore)
+    }
+
+    /// The labels `range`.
+    pub(crate) fn sub(&self, range: std::ops::Range<usize>) -> LabelSlice<'a> {
+        with_slice!(*self, s => LabelSlice::from(&s[range]))
+    }
+}

@@ -1,0 +1,162 @@
+//! The loss on precomputed cosines, and the one margin row both inputs run
+//! through.
+
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
+
+use super::margin::{check_scale_fits, sin_from_cos, MarginFn};
+use super::Spec;
+use crate::base::labels::Labels;
+use crate::base::reduction::Totals;
+use crate::base::validate::{expect_nonempty, expect_shape};
+use crate::engine::softmax_rows::rows_2d;
+use crate::{Error, Float, Result};
+
+/// The shared checks on labels against `n` samples and `c` classes.
+pub(crate) fn check_targets(labels: &Labels<'_>, n: usize, c: usize) -> Result<()> {
+    labels.expect_shape("labels", &[n])?;
+    labels.check("labels", c, None)
+}
+
+/// The loss on precomputed cosines `(N, C)`.
+pub(crate) fn run_cosines<F: Float>(
+    spec: &Spec,
+    cosines: ArrayView2<'_, F>,
+    labels: Labels<'_>,
+    grad: Option<ArrayViewMut2<'_, F>>,
+    per_row: Option<ArrayViewMut1<'_, F>>,
+) -> Result<Totals> {
+    let shape = cosines.shape();
+    expect_nonempty("cosines", shape, 0, "sample")?;
+    expect_nonempty("cosines", shape, 1, "class")?;
+    let (n, c) = cosines.dim();
+    check_scale_fits::<F>(spec)?;
+    check_targets(&labels, n, c)?;
+    if let Some(g) = &grad {
+        expect_shape("grad", g.shape(), shape)?;
+    }
+    let row = MarginRow::new(spec, n);
+    // Each row checks its own range in the pass that finds its max, and
+    // returns NaN when a value is out of range or NaN (which nothing else
+    // produces: the exponentials are at most 1 and their sum at least 1).
+    // The input is read once instead of twice; the error is reported after.
+    let sum = rows_2d(cosines, grad, per_row, |i, c_row, g| {
+        row.run(c_row, labels.class(i), None, g).0
+    });
+    if sum.total.is_nan() {
+        let bad = |v: &F| v.is_nan() || v.abs() > cosine_limit::<F>();
+        if let Some((idx, &v)) = cosines.indexed_iter().find(|(_, v)| bad(v)) {
+            return Err(Error::InvalidInput {
+                what: "cosines",
+                index: vec![idx.0, idx.1],
+                value: v.as_f64(),
+                expected: "a cosine in [-1, 1]",
+            });
+        }
+    }
+    Ok(Totals {
+        sum,
+        divisor: n as f64,
+        what: "cosines",
+    })
+}
+
+/// The largest `|cos|` accepted: rounding in a normalized dot product can
+/// leave it a little above 1.
+#[inline]
+fn cosine_limit<F: Float>() -> F {
+    F::one() + F::epsilon().sqrt()
+}
+
+/// One sample's row of the loss, straight on the row kernels: the margin,
+/// the scale `s`, and the reduction's factor on the gradient.
+pub(crate) struct MarginRow<F> {
+    margin: MarginFn<F>,
+    s: F,
+    scale: F,
+}
+
+impl<F: Float> MarginRow<F> {
+    /// The row of `spec` in a batch of `n` samples.
+    pub(crate) fn new(spec: &Spec, n: usize) -> Self {
+        MarginRow {
+            margin: MarginFn::new(spec),
+            s: F::lit(spec.scale),
+            scale: spec.reduction.grad_scale(n as f64),
+        }
+    }
+
+    /// Whether the margin needs `sin(theta)` of the target.
+    pub(crate) fn needs_sin(&self) -> bool {
+        self.margin.needs_sin()
+    }
+
+    /// The loss of one row of cosines `c` with target `y` (in `f64`), and
+    /// with `g` its gradient with respect to the cosines written there.
+    ///
+    /// The logits are `s c_j` off the target and `s phi(c_y)` on it, so the
+    /// exponentials are `exp(s c_j - max)` on either side of the target (one
+    /// kernel call each) and one scalar on it: no row of logits is built,
+    /// and a row costs what a cross-entropy row costs. The gradient is
+    /// `scale * s * p_j` off the target and `scale * s * (p_y - 1) *
+    /// phi'(c_y)` on it.
+    ///
+    /// `sin` is `sin(theta)` of the target when the caller knows it better
+    /// than the cosine does (from the two vectors); with it, the target's
+    /// entry of `g` holds only the `lin` part of `phi'` and the second value
+    /// returned is the coefficient of the unit perpendicular direction that
+    /// the caller adds itself (see `TargetLogit`); without it, the whole
+    /// derivative and 0.
+    #[inline]
+    pub(crate) fn run(&self, c: &[F], y: usize, sin: Option<F>, g: Option<&mut [F]>) -> (f64, F) {
+        let MarginRow { margin, s, scale } = self;
+        let (s, scale) = (*s, *scale);
+        let (before, after) = (&c[..y], &c[y + 1..]);
+        // The range of the cosines off the target, in the one pass that also
+        // gives their max (NaN is skipped here, but makes the sum NaN below).
+        let (lo, hi) = [before, after]
+            .iter()
+            .filter(|part| !part.is_empty())
+            .map(|part| F::row_min_max(part))
+            .fold((F::infinity(), F::neg_infinity()), |(l, h), (pl, ph)| {
+                (l.min(pl), h.max(ph))
+            });
+        let limit = cosine_limit::<F>();
+        let in_range = lo >= -limit && hi <= limit && c[y].abs() <= limit;
+        if !in_range {
+            // The caller finds the value and reports it.
+            return (f64::NAN, F::zero());
+        }
+        let split = sin.is_some();
+        let sin = sin.unwrap_or_else(|| sin_from_cos(c[y]));
+        let target = margin.target(c[y], sin);
+        let z_y = s * target.value;
+        // `s > 0`: the largest `s c_j` off the target is `s` times the largest
+        // `c_j` (and -inf when the target is the only class).
+        let max = z_y.max(s * hi);
+        let e_y = (z_y - max).exp();
+        // -log p_y in f64, finite where F's would overflow.
+        let nll = |sum: F| (max.as_f64() - z_y.as_f64()) + sum.ln().as_f64();
+        let Some(g) = g else {
+            let sum = F::scaled_exp_sum(before, s, max) + e_y + F::scaled_exp_sum(after, s, max);
+            return (nll(sum), F::zero());
+        };
+        let (g_before, g_rest) = g.split_at_mut(y);
+        let (g_y, g_after) = g_rest.split_at_mut(1);
+        let sum = F::scaled_exp_into(before, s, max, g_before)
+            + e_y
+            + F::scaled_exp_into(after, s, max, g_after);
+        let k = scale * s;
+        F::scale(g_before, k / sum);
+        F::scale(g_after, k / sum);
+        let d_target = k * (e_y / sum - F::one());
+        if !split {
+            g_y[0] = d_target * margin.slope(&target, c[y], sin);
+            return (nll(sum), F::zero());
+        }
+        g_y[0] = d_target * target.lin;
+        // At sin = 0 the perpendicular direction does not exist (d cos / d e
+        // = 0 there): no such term.
+        let perp = target.perp.filter(|_| sin > F::zero());
+        (nll(sum), perp.map_or(F::zero(), |p| d_target * p))
+    }
+}
