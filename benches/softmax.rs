@@ -12,11 +12,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use classloss::{AngularMargin, ArcFace, BceWithLogits, ClassTarget, CrossEntropy, Differentiable};
+use classloss::{AngularMargin, ArcFace, BceWithLogits, CrossEntropy, Differentiable};
 use criterion::measurement::WallTime;
 use criterion::{
-    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
-    Throughput,
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main,
 };
 use ndarray::{Array1, Array2};
 
@@ -125,7 +125,7 @@ fn cross_entropy(c: &mut Criterion) {
             (x, labels(shape.0, shape.1), g)
         };
         bench(&mut group, "fused", shape, make, |(x, y, g)| {
-            let target = ClassTarget::Labels(y.view());
+            let target = y.view();
             black_box(ce.forward_backward_into(x.view(), target, g.view_mut())).expect("valid");
         });
         bench_copy(&mut group, shape);
@@ -190,7 +190,7 @@ fn cross_entropy_spatial(c: &mut Criterion) {
             (x, y, g)
         });
         b.iter(|| {
-            let target = ClassTarget::Labels(y.view());
+            let target = y.view();
             black_box(ce.forward_backward_into(x.view(), target, g.view_mut())).expect("valid");
         });
     });

@@ -41,7 +41,7 @@ mod runner;
 #[path = "choose_loss/train.rs"]
 mod train;
 
-use data::{class_counts, Digits, CLASSES};
+use data::{CLASSES, Digits, class_counts};
 use model::{Adam, Body};
 use report::{Metric, Row};
 use rng::Rng;

@@ -12,7 +12,7 @@
 //! cargo run --release --example embeddings
 //! ```
 
-use classloss::{ArcFace, ClassTarget, CrossEntropy, Differentiable, Embeddings};
+use classloss::{ArcFace, CrossEntropy, Differentiable, Embeddings};
 use ndarray::{Array1, Array2, Axis};
 
 const CLASSES: usize = 6;
@@ -165,7 +165,7 @@ fn train(head: &Head, x: &Array2<f64>, labels: &Array1<usize>, seed: u64) -> (Ml
             Head::Softmax(ce) => {
                 let logits = e.dot(&w.t());
                 let d_logits = ce
-                    .backward(logits.view(), ClassTarget::Labels(labels.view()))
+                    .backward(logits.view(), labels.view())
                     .expect("valid logits and labels");
                 (d_logits.dot(&w), d_logits.t().dot(&e))
             }
@@ -252,11 +252,11 @@ fn geometry(e: &Array2<f64>, labels: &Array1<usize>) -> Geometry {
     let correct = unit
         .iter()
         .zip(labels)
-        .filter(|(u, &y)| {
+        .filter(|(u, y)| {
             let best = (0..CLASSES)
                 .min_by(|&a, &b| angle(u, &centers[a]).total_cmp(&angle(u, &centers[b])))
                 .unwrap();
-            best == y
+            best == **y
         })
         .count();
     Geometry {

@@ -42,8 +42,8 @@ mod load;
 #[path = "perf/measure.rs"]
 mod measure;
 
-use cases::{Case, CASES};
-use measure::{ns_per_call, Budget};
+use cases::{CASES, Case};
+use measure::{Budget, ns_per_call};
 
 const USAGE: &str =
     "usage: cargo run --release --example perf -- [--quick] [--filter SUBSTR] [--json]";

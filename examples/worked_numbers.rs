@@ -9,11 +9,11 @@
 //! Run: `cargo run --release --example worked_numbers`
 
 use classloss::{
-    ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget, Contrastive, CrossEntropy,
-    Embeddings, Exponential, Hinge, LabelSmoothing, Loss, Pair, Reduction, SigmoidFocal,
-    SmoothingConvention, SoftmaxFocal, ZeroOne,
+    ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, Contrastive, CrossEntropy, Embeddings,
+    Exponential, Hinge, LabelSmoothing, Loss, Pair, Reduction, SigmoidFocal, SmoothingConvention,
+    SoftmaxFocal, ZeroOne,
 };
-use ndarray::{array, Array1, Array2, Ix1};
+use ndarray::{Array1, Array2, Ix1, array};
 
 /// `x` with `decimals` decimals, or more where a small value needs them to
 /// keep four significant digits: `num(0.0089258, 4)` is `0.008926`, not
@@ -59,10 +59,7 @@ fn section(title: &str) {
 fn cross_entropy() -> Result<(), classloss::Error> {
     section("Cross-entropy (document 001, section 3)");
     let ce = CrossEntropy::new();
-    let v: f64 = ce.forward(
-        array![[2.0, 1.0, 0.1]].view(),
-        ClassTarget::Labels(array![0].view()),
-    )?;
+    let v: f64 = ce.forward(array![[2.0, 1.0, 0.1]].view(), array![0].view())?;
     show(
         "logits [2.0, 1.0, 0.1], label 0 (nn.CrossEntropyLoss)",
         Some(0.4170),
@@ -73,7 +70,7 @@ fn cross_entropy() -> Result<(), classloss::Error> {
     // Cat / dog / bird: softmax output [0.2, 0.7, 0.1], true class dog.
     // Logits ln(p) reproduce exactly that softmax.
     let logits = array![[0.2_f64.ln(), 0.7_f64.ln(), 0.1_f64.ln()]];
-    let v = ce.forward(logits.view(), ClassTarget::Labels(array![1].view()))?;
+    let v = ce.forward(logits.view(), array![1].view())?;
     show(
         "cat/dog/bird, p = [0.2, 0.7, 0.1], label dog: -log 0.7",
         Some(0.3567),
@@ -121,10 +118,7 @@ fn label_smoothing() -> Result<(), classloss::Error> {
     println!("  the labels; and it scores the smoothed targets with KLDivLoss, which differs");
     println!("  from smoothed cross-entropy by the target's entropy (same gradient).");
     let ce_ls = CrossEntropy::new().with_label_smoothing(0.1)?;
-    let v: f64 = ce_ls.forward(
-        logits.view(),
-        ClassTarget::Labels(Array1::from(vec![0]).view()),
-    )?;
+    let v: f64 = ce_ls.forward(logits.view(), Array1::from(vec![0]).view())?;
     show(
         "   CrossEntropy::with_label_smoothing(0.1) = uniform",
         None,
@@ -189,7 +183,7 @@ fn focal() -> Result<(), classloss::Error> {
     ] {
         let logits = Array2::from_shape_fn((1, 3), |(_, c)| p[c].ln());
         let labels = array![1_usize];
-        let c: f64 = ce.forward(logits.view(), ClassTarget::Labels(labels.view()))?;
+        let c: f64 = ce.forward(logits.view(), labels.view())?;
         let f: f64 = focal.forward(logits.view(), labels.view())?;
         show(
             &format!("{name}: cross-entropy -log p_y"),
@@ -371,7 +365,9 @@ fn embeddings() -> Result<(), classloss::Error> {
         num(centers[[1, 1]], 4)
     );
 
-    section("ArcFace (document 003): -log e^{s cos(theta_y + m)} / (e^{s cos(theta_y + m)} + sum e^{s cos theta_j})");
+    section(
+        "ArcFace (document 003): -log e^{s cos(theta_y + m)} / (e^{s cos(theta_y + m)} + sum e^{s cos theta_j})",
+    );
     // One embedding at 60 degrees from its class weight and 45 degrees from
     // another class's: the margin makes the true class harder still.
     let e = array![[1.0_f64, 0.0]];

@@ -5,7 +5,7 @@ use classloss::{
     ClassTarget, CrossEntropy, Differentiable, Exponential, Hinge, LabelSmoothing, MultiMargin,
     Reduction,
 };
-use ndarray::{array, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, array};
 
 /// Gradient descent on the logits themselves until the loss stops falling;
 /// returns the first and last loss.
@@ -17,10 +17,10 @@ fn descend<'t, L>(
 ) -> (f64, f64)
 where
     L: for<'a> Differentiable<
-        f64,
-        Input<'a> = ArrayView2<'a, f64>,
-        GradMut<'a> = ArrayViewMut2<'a, f64>,
-    >,
+            f64,
+            Input<'a> = ArrayView2<'a, f64>,
+            GradMut<'a> = ArrayViewMut2<'a, f64>,
+        >,
 {
     let mut grad = Array2::zeros(logits.raw_dim());
     let first = loss

@@ -9,7 +9,7 @@ use classloss::{
     Reduction,
 };
 use common::{assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels};
-use ndarray::{array, Array1, Array2, ArrayD, Ix2};
+use ndarray::{Array1, Array2, ArrayD, Ix2, array};
 use proptest::prelude::*;
 
 fn reductions() -> [Reduction; 3] {
@@ -288,11 +288,12 @@ fn cosine_of_exactly_one_gives_finite_documented_gradients() {
         };
         let (v, g) = arc.forward_backward(input, labels.view()).unwrap();
         assert!(v.is_finite());
-        assert!(g
-            .embeddings
-            .iter()
-            .chain(g.weight.iter())
-            .all(|x| x.is_finite()));
+        assert!(
+            g.embeddings
+                .iter()
+                .chain(g.weight.iter())
+                .all(|x| x.is_finite())
+        );
     }
     // On cosines: d phi / d c = cos m at c = 1, so the target entry of the
     // row gradient s (p - onehot) carries that factor.
@@ -841,10 +842,12 @@ fn cosine_range_errors_name_the_position_in_large_inputs() {
     });
     let labels = Array1::from_shape_fn(n, |i| (i * 7) % c);
     let on_cos = ArcFace::new().on_cosines();
-    assert!(on_cos
-        .forward(base.view(), labels.view())
-        .unwrap()
-        .is_finite());
+    assert!(
+        on_cos
+            .forward(base.view(), labels.view())
+            .unwrap()
+            .is_finite()
+    );
     for (pos, bad) in [
         ((250, labels[250]), f32::NAN),
         ((299, 3), 1.2),

@@ -7,7 +7,7 @@ mod common;
 
 use classloss::{Bce, BceWithLogits, Differentiable, Error, Loss, Reduction};
 use common::{assert_gradient, random_array};
-use ndarray::{array, Array1, Array2, ArrayD, Ix2, IxDyn};
+use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn, array};
 use proptest::prelude::*;
 
 fn reductions() -> [Reduction; 3] {

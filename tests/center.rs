@@ -7,7 +7,7 @@ mod common;
 
 use classloss::{CenterInput, CenterLoss, Differentiable, Error, Loss, Reduction};
 use common::{assert_gradient, random_array, random_labels};
-use ndarray::{array, Array1, Array2, Ix2};
+use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
 
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {

@@ -3,9 +3,9 @@
 //! values: `tests/conformance`.)
 
 use classloss::{
-    class_balanced_weights, ClassTarget, CrossEntropy, Error, Loss, Reduction, SoftmaxFocal,
+    ClassTarget, CrossEntropy, Error, Loss, Reduction, SoftmaxFocal, class_balanced_weights,
 };
-use ndarray::{array, Array1};
+use ndarray::{Array1, array};
 use proptest::prelude::*;
 
 /// The paper's formula, written plainly (fine where beta^n is not close

@@ -9,7 +9,7 @@ use classloss::{
     Contrastive, ContrastiveForm, Differentiable, Error, Loss, Pair, PairGradMut, Reduction,
 };
 use common::{assert_gradient, random_array};
-use ndarray::{array, Array1, Array2, Ix2};
+use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
 
 fn forms() -> [ContrastiveForm; 2] {

@@ -9,7 +9,7 @@ use classloss::{
     Reduction,
 };
 use common::{assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels};
-use ndarray::{array, Array1, Array2, Ix2};
+use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
 
 fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {

@@ -5,7 +5,7 @@ mod common;
 
 use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction};
 use common::{assert_gradient, random_array, random_labels, random_probs};
-use ndarray::{array, Array1, Array2, ArrayD, Ix2, IxDyn};
+use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn, array};
 use proptest::prelude::*;
 
 fn reductions() -> [Reduction; 3] {

@@ -14,7 +14,7 @@ mod metrics;
 mod rng;
 
 use data::{
-    class_counts, long_tail_counts, long_tail_subsample, stratified_split, symmetric_noise, CLASSES,
+    CLASSES, class_counts, long_tail_counts, long_tail_subsample, stratified_split, symmetric_noise,
 };
 use metrics::{confusion, expected_calibration_error, macro_f1, scores, worst_recall};
 use rng::Rng;

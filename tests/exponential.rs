@@ -5,7 +5,7 @@ mod common;
 
 use classloss::{Differentiable, Error, Exponential, LabelConvention, Loss, Reduction};
 use common::{assert_gradient, random_array};
-use ndarray::{array, Array1, ArrayD, Ix1};
+use ndarray::{Array1, ArrayD, Ix1, array};
 use proptest::prelude::*;
 
 fn reductions() -> [Reduction; 3] {

@@ -14,7 +14,7 @@ use labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
 };
-use ndarray::{array, Array2};
+use ndarray::{Array2, array};
 use proptest::prelude::*;
 
 fn hard(beta: f64) -> HardBootstrapping<f64> {

@@ -7,7 +7,7 @@ mod common;
 use classloss::gradcheck::GradCheck;
 use classloss::{Differentiable, Error, Hinge, LabelConvention, Loss, Reduction};
 use common::{assert_gradient, random_array};
-use ndarray::{array, Array1, ArrayD, ArrayView1, Ix1};
+use ndarray::{Array1, ArrayD, ArrayView1, Ix1, array};
 use proptest::prelude::*;
 
 fn reductions() -> [Reduction; 3] {

@@ -6,7 +6,7 @@ mod common;
 
 use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, KlDivergence, Loss, Reduction};
 use common::{assert_gradient, random_array, random_probs};
-use ndarray::{array, Array2, Axis, Ix2};
+use ndarray::{Array2, Axis, Ix2, array};
 use proptest::prelude::*;
 
 fn case(n: usize, c: usize, seed: u64) -> (Array2<f64>, Array2<f64>) {
@@ -143,9 +143,10 @@ fn errors_name_the_argument_and_the_values() {
         msg(kl.forward_backward_into(x.view(), Array2::zeros((2, 3)).view(), g.view_mut())),
         "grad: expected shape [2, 3], got [3, 3]"
     );
-    assert!(kl
-        .per_sample(x.view(), Array2::zeros((3, 3)).view())
-        .is_err());
+    assert!(
+        kl.per_sample(x.view(), Array2::zeros((3, 3)).view())
+            .is_err()
+    );
 }
 
 fn logits_and_probs() -> impl Strategy<Value = (Array2<f64>, Array2<f64>)> {

@@ -7,7 +7,7 @@ use classloss::{
     SmoothingConvention,
 };
 use common::{assert_gradient, random_array, random_labels};
-use ndarray::{array, Array1, Array2, Ix1, Ix2};
+use ndarray::{Array1, Array2, Ix1, Ix2, array};
 use proptest::prelude::*;
 
 const CONVENTIONS: [SmoothingConvention; 2] =

@@ -7,7 +7,7 @@ mod common;
 use classloss::gradcheck::GradCheck;
 use classloss::{Differentiable, Error, Loss, MultiMargin, Reduction};
 use common::{assert_gradient, random_array, random_labels};
-use ndarray::{array, Array1, Array2, ArrayD, ArrayView2, Ix1, Ix2};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, Ix1, Ix2, array};
 use proptest::prelude::*;
 
 fn reductions() -> [Reduction; 3] {

@@ -9,7 +9,7 @@ mod common;
 use classloss::gradcheck::GradCheck;
 use classloss::{BceWithLogits, Differentiable, Error, Loss, Reduction, SigmoidFocal};
 use common::{assert_gradient, random_array};
-use ndarray::{array, Array2, ArrayD, Ix2, IxDyn};
+use ndarray::{Array2, ArrayD, Ix2, IxDyn, array};
 use proptest::prelude::*;
 
 fn reductions() -> [Reduction; 3] {

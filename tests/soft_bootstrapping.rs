@@ -13,7 +13,7 @@ use labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
 };
-use ndarray::{array, Array1, Array2};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
 fn soft(beta: f64) -> SoftBootstrapping<f64> {

@@ -6,7 +6,7 @@ mod common;
 
 use classloss::{CrossEntropy, Error, Loss, Reduction, ZeroOne};
 use common::{random_array, random_labels};
-use ndarray::{array, Array1, Array2, Ix1, Ix2};
+use ndarray::{Array1, Array2, Ix1, Ix2, array};
 use proptest::prelude::*;
 
 #[test]

@@ -59,7 +59,7 @@ pub fn parse_digits(text: &str) -> Result<Digits, String> {
                     return Err(format!(
                         "line {}, pixel {j}: expected an integer 0..={MAX_PIXEL}, got {f:?}",
                         i + 1
-                    ))
+                    ));
                 }
             }
         }
@@ -71,7 +71,7 @@ pub fn parse_digits(text: &str) -> Result<Digits, String> {
                     "line {}: expected a label 0..={}, got {label:?}",
                     i + 1,
                     CLASSES - 1
-                ))
+                ));
             }
         }
     }

@@ -6,8 +6,8 @@ use std::path::Path;
 use classloss::{Loss, SigmoidFocal};
 use ndarray::array;
 
-use super::plot::{panels, Panel, Series};
-use super::train::{mean_curve, Run};
+use super::plot::{Panel, Series, panels};
+use super::train::{Run, mean_curve};
 
 type FigResult = Result<(), Box<dyn std::error::Error>>;
 

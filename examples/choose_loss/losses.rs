@@ -2,9 +2,9 @@
 //! API only. Adding a loss to the study is adding an entry to `table`.
 
 use classloss::{
-    class_balanced_weights, ArcFace, ClassTarget, CosFace, CrossEntropy, Differentiable,
-    Embeddings, EmbeddingsGradMut, GeneralizedCrossEntropy, HardBootstrapping, LabelSmoothing,
-    Poly1, SigmoidFocal, SoftBootstrapping, SoftmaxFocal, SymmetricCrossEntropy,
+    ArcFace, ClassifierLoss, CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGradMut,
+    GeneralizedCrossEntropy, HardBootstrapping, LabelSmoothing, Labels, Poly1, SigmoidFocal,
+    SoftBootstrapping, SoftmaxFocal, SymmetricCrossEntropy, class_balanced_weights,
 };
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
@@ -75,25 +75,11 @@ pub struct Entry {
     pub build: fn(&TrainInfo) -> classloss::Result<Objective>,
 }
 
-/// A loss on `(N, C)` logits and `(N)` labels, as most softmax losses are.
-fn on_labels<L>(loss: L) -> Objective
-where
-    L: for<'a> Differentiable<
-            f32,
-            Input<'a> = ArrayView2<'a, f32>,
-            Target<'a> = ArrayView1<'a, usize>,
-            GradMut<'a> = ArrayViewMut2<'a, f32>,
-        > + Send
-        + Sync
-        + 'static,
-{
-    Objective::Logits(Box::new(move |x, y, g| loss.forward_backward_into(x, y, g)))
-}
-
-/// Cross-entropy (possibly weighted), whose target is a `ClassTarget`.
-fn cross_entropy(ce: CrossEntropy<f32>) -> Objective {
+/// A loss on `(N, C)` logits and `(N)` labels, as the softmax losses are
+/// (cross-entropy included).
+fn on_labels<L: ClassifierLoss<f32> + Send + Sync + 'static>(loss: L) -> Objective {
     Objective::Logits(Box::new(move |x, y, g| {
-        ce.forward_backward_into(x, ClassTarget::Labels(y), g)
+        loss.forward_backward_into(x, Labels::from(y), g)
     }))
 }
 
@@ -118,7 +104,7 @@ where
     L: for<'a> Differentiable<
             f32,
             Input<'a> = Embeddings<'a, f32>,
-            Target<'a> = ArrayView1<'a, usize>,
+            Target<'a> = Labels<'a>,
             GradMut<'a> = EmbeddingsGradMut<'a, f32>,
         > + Send
         + Sync
@@ -152,7 +138,7 @@ pub fn table() -> Vec<Entry> {
             name: "cross-entropy",
             settings: "CrossEntropy::new()",
             reading: Reading::Softmax,
-            build: |_| Ok(cross_entropy(CrossEntropy::new())),
+            build: |_| Ok(on_labels(CrossEntropy::new())),
         },
         Entry {
             name: "label smoothing",
@@ -187,7 +173,7 @@ pub fn table() -> Vec<Entry> {
             reading: Reading::Softmax,
             build: |info| {
                 let w = class_balanced_weights(&info.class_counts, 0.999)?;
-                Ok(cross_entropy(CrossEntropy::new().with_weight(w)?))
+                Ok(on_labels(CrossEntropy::new().with_weight(w)?))
             },
         },
         Entry {

@@ -1,6 +1,6 @@
 //! The printed tables and the verdicts, computed from the measured numbers.
 
-use super::metrics::{mean_std, Scores};
+use super::metrics::{Scores, mean_std};
 
 /// A reported metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,11 +108,7 @@ pub fn wins(m: Metric, a: &Row<'_>, b: &Row<'_>) -> usize {
         .zip(&b.runs)
         .filter(|(x, y)| {
             let (x, y) = (m.of(x), m.of(y));
-            if m.higher_is_better() {
-                x > y
-            } else {
-                x < y
-            }
+            if m.higher_is_better() { x > y } else { x < y }
         })
         .count()
 }
@@ -131,11 +127,7 @@ fn ranked<'r, 'a>(rows: &'r [Row<'a>], m: Metric) -> Vec<&'r Row<'a>> {
             .0
             .partial_cmp(&b.stat(m).0)
             .unwrap_or(std::cmp::Ordering::Equal);
-        if m.higher_is_better() {
-            o.reverse()
-        } else {
-            o
-        }
+        if m.higher_is_better() { o.reverse() } else { o }
     });
     order
 }

@@ -1,8 +1,8 @@
 //! Runs independent jobs on every core, with a progress line on stderr.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs `work` on every job, spread over `workers` threads, and returns the
 /// results in the jobs' order, or the first error. After each job a
@@ -20,33 +20,35 @@ pub fn run_all<J: Sync, R: Send>(
     let failure: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..workers.max(1) {
-            scope.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(k) else { break };
-                if failure.lock().map_or(true, |f| f.is_some()) {
-                    break;
-                }
-                match work(job) {
-                    Ok(r) => {
-                        if let Ok(mut slot) = results[k].lock() {
-                            *slot = Some(r);
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(k) else { break };
+                    if failure.lock().map_or(true, |f| f.is_some()) {
+                        break;
+                    }
+                    match work(job) {
+                        Ok(r) => {
+                            if let Ok(mut slot) = results[k].lock() {
+                                *slot = Some(r);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
                         }
                     }
-                    Err(e) => {
-                        if let Ok(mut f) = failure.lock() {
-                            f.get_or_insert(e);
-                        }
-                    }
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(
+                        err,
+                        "\r  training {n:>3}/{}: {:<86}",
+                        jobs.len(),
+                        label(job)
+                    );
+                    let _ = err.flush();
                 }
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                let mut err = std::io::stderr().lock();
-                let _ = write!(
-                    err,
-                    "\r  training {n:>3}/{}: {:<86}",
-                    jobs.len(),
-                    label(job)
-                );
-                let _ = err.flush();
             });
         }
     });

@@ -2,11 +2,11 @@
 //! loss, then the metrics on the untouched test split.
 
 use classloss::numerics::{sigmoid, softmax_into};
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
-use super::data::{class_counts, CLASSES};
+use super::data::{CLASSES, class_counts};
 use super::losses::{Entry, Objective, Reading, TrainInfo};
-use super::metrics::{accuracy, scores, Scores};
+use super::metrics::{Scores, accuracy, scores};
 use super::model::{Adam, Body, Head, Net};
 use super::rng::Rng;
 

@@ -5,12 +5,11 @@ use std::hint::black_box;
 use std::rc::Rc;
 
 use classloss::{
-    AngularMargin, ArcFace, BceWithLogits, ClassTarget, CrossEntropy, Differentiable, Float,
-    GeneralizedCrossEntropy, LabelSmoothing, Loss, Poly1, SigmoidFocal, SoftmaxFocal,
+    AngularMargin, ArcFace, BceWithLogits, ClassifierLoss, CrossEntropy, Differentiable, Float,
+    GeneralizedCrossEntropy, LabelSmoothing, Labels, Loss, Poly1, SigmoidFocal, SoftmaxFocal,
 };
 use ndarray::{
-    Array, Array2, ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension,
-    RemoveAxis,
+    Array, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension, RemoveAxis,
 };
 
 use crate::inputs;
@@ -164,34 +163,26 @@ fn cross_entropy<F: Float, D: RemoveAxis + 'static>(
     timed(
         x,
         y,
-        move |x, y, g| loss.forward_backward_into(x, ClassTarget::Labels(y.view()), g),
+        move |x, y, g| loss.forward_backward_into(x, y.view(), g),
         move |x, y| {
-            let y = || ClassTarget::Labels(y.view());
+            let y = || y.view();
             Ok((l2.forward(x.view(), y())?, l2.backward(x, y())?))
         },
     )
 }
 
 /// A loss on `(N, C)` inputs (logits or cosines) and `(N)` labels.
-fn on_labels<F, L>(x: Array2<F>, loss: L) -> Prepared
-where
-    F: Float,
-    L: Clone + 'static,
-    L: for<'a> Differentiable<
-        F,
-        Input<'a> = ArrayView2<'a, F>,
-        Target<'a> = ArrayView1<'a, usize>,
-        Grad = Array2<F>,
-        GradMut<'a> = ArrayViewMut2<'a, F>,
-    >,
-{
+fn on_labels<F: Float, L: ClassifierLoss<F> + Clone + 'static>(x: Array2<F>, loss: L) -> Prepared {
     let l2 = loss.clone();
     let (n, c) = x.dim();
     timed(
         x,
         inputs::labels(n, c),
-        move |x, y, g| loss.forward_backward_into(x, y.view(), g),
-        move |x, y| Ok((l2.forward(x, y.view())?, l2.backward(x, y.view())?)),
+        move |x, y, g| loss.forward_backward_into(x, Labels::from(y), g),
+        move |x, y| {
+            let y = || Labels::from(y);
+            Ok((l2.forward(x, y())?, l2.backward(x, y())?))
+        },
     )
 }
 
@@ -201,12 +192,12 @@ where
     F: Float,
     L: Clone + 'static,
     L: for<'a> Differentiable<
-        F,
-        Input<'a> = ArrayView2<'a, F>,
-        Target<'a> = ArrayView2<'a, F>,
-        Grad = Array2<F>,
-        GradMut<'a> = ArrayViewMut2<'a, F>,
-    >,
+            F,
+            Input<'a> = ArrayView2<'a, F>,
+            Target<'a> = ArrayView2<'a, F>,
+            Grad = Array2<F>,
+            GradMut<'a> = ArrayViewMut2<'a, F>,
+        >,
 {
     let l2 = loss.clone();
     let (n, k) = x.dim();
@@ -225,7 +216,7 @@ fn timed<F: Float, D: Dimension + 'static, T: 'static>(
     x: Array<F, D>,
     t: T,
     mut fused: impl FnMut(ArrayView<'_, F, D>, &T, ArrayViewMut<'_, F, D>) -> classloss::Result<F>
-        + 'static,
+    + 'static,
     mut unfused: impl FnMut(ArrayView<'_, F, D>, &T) -> classloss::Result<(F, Array<F, D>)> + 'static,
 ) -> Prepared {
     let x = Rc::new(x);

@@ -38,8 +38,9 @@ pub enum Error {
         what: &'static str,
         /// The position of the offending label.
         index: Vec<usize>,
-        /// The label found there (any integer type, widened).
-        label: i128,
+        /// The label found there (any integer type, as `i64`; a `u64` label
+        /// beyond `i64::MAX` shows as `i64::MAX`).
+        label: i64,
         /// The number of classes.
         num_classes: usize,
     },

@@ -160,7 +160,7 @@ impl<'a, D: Dimension> Labels<'a, D> {
             Some((index, label)) => Err(Error::LabelOutOfRange {
                 what,
                 index,
-                label,
+                label: i64::try_from(label).unwrap_or(i64::MAX),
                 num_classes: classes,
             }),
         }

@@ -12,7 +12,7 @@ use ndarray::{
 };
 
 use crate::base::labels::Labels;
-use crate::base::reduction::{reduce, Totals};
+use crate::base::reduction::{Totals, reduce};
 use crate::{Float, Reduction, Result};
 
 /// A loss: a value per sample and a reduced value.
@@ -33,17 +33,17 @@ pub trait Loss<F: Float> {
     fn reduction(&self) -> Reduction;
 
     /// The unreduced loss values, whatever the reduction.
-    fn per_sample<'a>(
+    fn per_sample<'i, 't>(
         &self,
-        input: impl Into<Self::Input<'a>>,
-        target: impl Into<Self::Target<'a>>,
+        input: impl Into<Self::Input<'i>>,
+        target: impl Into<Self::Target<'t>>,
     ) -> Result<Self::PerSample>;
 
     /// The reduced loss: mean, sum, or (for [`Reduction::None`]) the sum.
-    fn forward<'a>(
+    fn forward<'i, 't>(
         &self,
-        input: impl Into<Self::Input<'a>>,
-        target: impl Into<Self::Target<'a>>,
+        input: impl Into<Self::Input<'i>>,
+        target: impl Into<Self::Target<'t>>,
     ) -> Result<F>;
 }
 
@@ -71,26 +71,26 @@ pub trait Differentiable<F: Float>: Loss<F> {
     /// `grad` is overwritten, never accumulated into, so a buffer reused
     /// across calls needs no clearing. The gradient is of the value
     /// returned: of the mean for [`Reduction::Mean`], of the sum otherwise.
-    fn forward_backward_into<'a, 'g>(
+    fn forward_backward_into<'i, 't, 'g>(
         &self,
-        input: impl Into<Self::Input<'a>>,
-        target: impl Into<Self::Target<'a>>,
+        input: impl Into<Self::Input<'i>>,
+        target: impl Into<Self::Target<'t>>,
         grad: impl Into<Self::GradMut<'g>>,
     ) -> Result<F>;
 
     /// The reduced loss and a newly allocated gradient.
-    fn forward_backward<'a>(
+    fn forward_backward<'i, 't>(
         &self,
-        input: impl Into<Self::Input<'a>>,
-        target: impl Into<Self::Target<'a>>,
+        input: impl Into<Self::Input<'i>>,
+        target: impl Into<Self::Target<'t>>,
     ) -> Result<(F, Self::Grad)>;
 
     /// The gradient of the reduced loss with respect to every
     /// differentiable input.
-    fn backward<'a>(
+    fn backward<'i, 't>(
         &self,
-        input: impl Into<Self::Input<'a>>,
-        target: impl Into<Self::Target<'a>>,
+        input: impl Into<Self::Input<'i>>,
+        target: impl Into<Self::Target<'t>>,
     ) -> Result<Self::Grad> {
         self.forward_backward(input, target).map(|(_, g)| g)
     }
@@ -131,18 +131,6 @@ pub trait Differentiable<F: Float>: Loss<F> {
 /// ```
 pub trait ClassifierLoss<F: Float>:
     for<'a> Differentiable<
-    F,
-    Input<'a> = ArrayView2<'a, F>,
-    Target<'a>: From<Labels<'a, Ix1>>,
-    PerSample = Array1<F>,
-    Grad = Array2<F>,
-    GradMut<'a> = ArrayViewMut2<'a, F>,
->
-{
-}
-
-impl<F: Float, T> ClassifierLoss<F> for T where
-    T: for<'a> Differentiable<
         F,
         Input<'a> = ArrayView2<'a, F>,
         Target<'a>: From<Labels<'a, Ix1>>,
@@ -150,6 +138,18 @@ impl<F: Float, T> ClassifierLoss<F> for T where
         Grad = Array2<F>,
         GradMut<'a> = ArrayViewMut2<'a, F>,
     >
+{
+}
+
+impl<F: Float, T> ClassifierLoss<F> for T where
+    T: for<'a> Differentiable<
+            F,
+            Input<'a> = ArrayView2<'a, F>,
+            Target<'a>: From<Labels<'a, Ix1>>,
+            PerSample = Array1<F>,
+            Grad = Array2<F>,
+            GradMut<'a> = ArrayViewMut2<'a, F>,
+        >
 {
 }
 
@@ -244,10 +244,10 @@ impl<F: Float, T: Compute<F>> Loss<F> for T {
         Compute::reduction(self)
     }
 
-    fn per_sample<'a>(
+    fn per_sample<'i, 't>(
         &self,
-        input: impl Into<Self::Input<'a>>,
-        target: impl Into<Self::Target<'a>>,
+        input: impl Into<Self::Input<'i>>,
+        target: impl Into<Self::Target<'t>>,
     ) -> Result<Self::PerSample> {
         let input = input.into();
         let mut per = Array::zeros(T::Sig::samples(&input));
@@ -255,10 +255,10 @@ impl<F: Float, T: Compute<F>> Loss<F> for T {
         Ok(per)
     }
 
-    fn forward<'a>(
+    fn forward<'i, 't>(
         &self,
-        input: impl Into<Self::Input<'a>>,
-        target: impl Into<Self::Target<'a>>,
+        input: impl Into<Self::Input<'i>>,
+        target: impl Into<Self::Target<'t>>,
     ) -> Result<F> {
         run(self, input.into(), target.into(), None, None)
     }
@@ -279,19 +279,19 @@ where
         T::Sig::grad_view_mut(grad)
     }
 
-    fn forward_backward_into<'a, 'g>(
+    fn forward_backward_into<'i, 't, 'g>(
         &self,
-        input: impl Into<Self::Input<'a>>,
-        target: impl Into<Self::Target<'a>>,
+        input: impl Into<Self::Input<'i>>,
+        target: impl Into<Self::Target<'t>>,
         grad: impl Into<Self::GradMut<'g>>,
     ) -> Result<F> {
         run(self, input.into(), target.into(), Some(grad.into()), None)
     }
 
-    fn forward_backward<'a>(
+    fn forward_backward<'i, 't>(
         &self,
-        input: impl Into<Self::Input<'a>>,
-        target: impl Into<Self::Target<'a>>,
+        input: impl Into<Self::Input<'i>>,
+        target: impl Into<Self::Target<'t>>,
     ) -> Result<(F, Self::Grad)> {
         let input = input.into();
         let mut grad = T::Sig::zeros_grad(&input);

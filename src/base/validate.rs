@@ -76,7 +76,7 @@ pub(crate) fn check_values<F: Float, D: Dimension>(
     if all_ok {
         return Ok(());
     }
-    let Some((index, &value)) = values.indexed_iter().find(|(_, &v)| !ok(v)) else {
+    let Some((index, &value)) = values.indexed_iter().find(|(_, v)| !ok(**v)) else {
         return Ok(());
     };
     Err(Error::InvalidTarget {

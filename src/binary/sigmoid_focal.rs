@@ -8,7 +8,7 @@ use crate::base::loss::{Compute, Elementwise};
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_option, non_negative, unit_interval};
 use crate::engine::sigmoid_elementwise::{
-    check_shapes, check_targets, elementwise_logits, Logistic,
+    Logistic, check_shapes, check_targets, elementwise_logits,
 };
 use crate::{Float, Reduction, Result};
 

@@ -6,7 +6,7 @@
 //! iteration over any rank and layout, the optional gradient and per-element
 //! outputs, and the `f64` accumulation.
 
-use ndarray::{arr0, ArrayView, ArrayViewMut, Dimension, Zip};
+use ndarray::{ArrayView, ArrayViewMut, Dimension, Zip, arr0};
 
 use crate::base::reduction::Sum;
 use crate::base::validate::{
@@ -14,7 +14,7 @@ use crate::base::validate::{
 };
 use crate::engine::parallel::map_blocks;
 use crate::numerics::simd::dispatch;
-use crate::numerics::{logistic_from_parts, logistic_terms, LogisticTerms};
+use crate::numerics::{LogisticTerms, logistic_from_parts, logistic_terms};
 use crate::{Error, Float, Result};
 
 /// Checks the shapes every binary loss requires: an input of rank `>= 1`

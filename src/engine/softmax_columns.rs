@@ -11,10 +11,10 @@
 //! `(x_y - max) - ln(sum)`, the same gradient. Samples run in parallel with
 //! the `rayon` feature; their sums are added in order.
 
+use crate::Float;
 use crate::base::labels::LabelSlice;
 use crate::base::reduction::Sum;
 use crate::engine::parallel::map_blocks;
-use crate::Float;
 
 /// Positions per tile: a tile's max, sum and coefficients stay on the stack.
 const TILE: usize = 256;

@@ -9,7 +9,7 @@ use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 use crate::base::labels::Labels;
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_class_vector, expect_nonempty, expect_shape};
-use crate::engine::softmax_rows::{softmax_rows_2d, Row, RowGrad};
+use crate::engine::softmax_rows::{Row, RowGrad, softmax_rows_2d};
 use crate::{Float, Reduction, Result};
 
 /// Checks `(N, C)` logits, `(N)` labels in `0..C`, the gradient buffer and

@@ -21,10 +21,10 @@
 use ndarray::{ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2};
 use ndarray::{Axis, Ix1, Ix2, RemoveAxis};
 
+use crate::Float;
 use crate::base::reduction::Sum;
 use crate::engine::parallel::map_blocks;
 use crate::numerics::RowStats;
-use crate::Float;
 
 /// One row (class lane) of logits and its softmax statistics.
 pub(crate) struct Row<'r, F> {

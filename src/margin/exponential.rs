@@ -6,7 +6,7 @@ use ndarray::{ArrayView1, ArrayViewMut1, Ix1};
 
 use crate::base::loss::{Compute, Elementwise};
 use crate::base::reduction::Totals;
-use crate::engine::signed_margins::{check_signed, signed_pass, LabelConvention};
+use crate::engine::signed_margins::{LabelConvention, check_signed, signed_pass};
 use crate::{Float, Reduction, Result};
 
 /// The exponential loss `exp(-y s)` of a real score `s` and a label `y` in

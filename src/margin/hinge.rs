@@ -7,7 +7,7 @@ use ndarray::{ArrayView1, ArrayViewMut1, Ix1};
 use crate::base::loss::{Compute, Elementwise};
 use crate::base::reduction::Totals;
 use crate::base::validate::non_negative;
-use crate::engine::signed_margins::{check_signed, signed_pass, LabelConvention};
+use crate::engine::signed_margins::{LabelConvention, check_signed, signed_pass};
 use crate::{Float, Reduction, Result};
 
 /// The hinge loss `max(0, margin - y s)` of a real score `s` and a label

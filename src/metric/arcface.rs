@@ -1,6 +1,6 @@
 //! ArcFace: additive angular margin softmax (Deng et al., CVPR 2019).
 
-use super::angular::{check_angle, check_scale, Spec};
+use super::angular::{Spec, check_angle, check_scale};
 use crate::{Reduction, Result};
 
 /// ArcFace, the additive angular margin loss: cross-entropy on scaled

@@ -47,7 +47,7 @@ pub struct CenterInput<'a, F> {
 /// `lambda` times this loss's gradient, and the centers move by
 /// [`CenterLoss::update_centers`] (not by the optimizer):
 /// ```
-/// use classloss::{CenterInput, CenterLoss, ClassTarget, CrossEntropy, Differentiable};
+/// use classloss::{CenterInput, CenterLoss, CrossEntropy, Differentiable};
 /// use ndarray::array;
 ///
 /// let features = array![[1.0_f64, 0.0], [0.8, 0.4], [-1.0, 0.5]]; // from the network
@@ -59,7 +59,7 @@ pub struct CenterInput<'a, F> {
 /// // L_S: cross-entropy on the classifier's logits, back-propagated to the features.
 /// let logits = features.dot(&classifier.t());
 /// let (l_s, d_logits) = CrossEntropy::new()
-///     .forward_backward(logits.view(), ClassTarget::Labels(labels.view()))?;
+///     .forward_backward(logits.view(), labels.view())?;
 /// // L_C: the center loss on the same features.
 /// let center = CenterLoss::new();
 /// let input = CenterInput { features: features.view(), centers: centers.view() };

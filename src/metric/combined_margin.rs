@@ -1,7 +1,7 @@
 //! The combined angular margin `s (cos(m1 theta + m2) - m3)` of insightface,
 //! covering SphereFace, ArcFace and CosFace.
 
-use super::angular::{check_angle, check_scale, Spec};
+use super::angular::{Spec, check_angle, check_scale};
 use crate::base::validate::{non_negative, positive};
 use crate::{Reduction, Result};
 

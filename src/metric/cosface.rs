@@ -1,6 +1,6 @@
 //! CosFace: additive cosine margin softmax (Wang et al., CVPR 2018).
 
-use super::angular::{check_scale, Spec};
+use super::angular::{Spec, check_scale};
 use crate::base::validate::non_negative;
 use crate::{Reduction, Result};
 

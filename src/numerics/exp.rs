@@ -29,21 +29,13 @@
 /// `a * b + c`, fused when `FMA`.
 #[inline(always)]
 fn madd32<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
+    if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 /// `a * b + c`, fused when `FMA`.
 #[inline(always)]
 fn madd64<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
+    if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
 /// Below this, `exp` rounds to 0 in `f32` (`ln(2^-150)`).
@@ -94,11 +86,7 @@ pub(crate) fn exp_nonpos_f32<const FMA: bool, const SUBNORMAL: bool>(x: f32) -> 
     } else {
         er * f32::from_bits(((n + 127) as u32) << 23)
     };
-    if x < min_arg {
-        0.0
-    } else {
-        y
-    }
+    if x < min_arg { 0.0 } else { y }
 }
 
 /// `exp(x)` for `x <= 0` (or NaN, which it returns); see the module docs.
@@ -149,11 +137,7 @@ pub(crate) fn exp_nonpos_f64<const FMA: bool, const SUBNORMAL: bool>(x: f64) -> 
     } else {
         er * f64::from_bits(((n + 1023) as u64) << 52)
     };
-    if x < min_arg {
-        0.0
-    } else {
-        y
-    }
+    if x < min_arg { 0.0 } else { y }
 }
 
 /// `ln(1 + e)` for `e` in `[0, 1]` (the softplus of `-|x|`, from

@@ -82,26 +82,18 @@ impl Lane for f64 {
 /// The kernel bodies, generic over the element type and over fused
 /// multiply-add; the per-level wrappers below instantiate them.
 mod body {
-    use super::{Lane, LANES};
+    use super::{LANES, Lane};
 
     /// NaN is skipped by a comparison, as by `f64::max`.
     #[inline(always)]
     fn larger<T: Lane>(a: T, b: T) -> T {
-        if b > a {
-            b
-        } else {
-            a
-        }
+        if b > a { b } else { a }
     }
 
     /// NaN is skipped, as by `f64::min`.
     #[inline(always)]
     fn smaller<T: Lane>(a: T, b: T) -> T {
-        if b < a {
-            b
-        } else {
-            a
-        }
+        if b < a { b } else { a }
     }
 
     /// The lanes' partial sums, added pairwise.

@@ -17,7 +17,7 @@ mod exp;
 pub(crate) mod kernels;
 pub(crate) mod simd;
 
-pub use simd::{simd_level, SimdLevel};
+pub use simd::{SimdLevel, simd_level};
 
 use crate::Float;
 

@@ -153,11 +153,7 @@ impl<F: Float> Compute<F> for SoftBootstrapping<F> {
 /// `p * log_p`, 0 where `p` is 0 (even if `log_p` overflowed to `-inf`).
 #[inline]
 fn p_log_p<F: Float>(p: F, log_p: F) -> F {
-    if p > F::zero() {
-        p * log_p
-    } else {
-        F::zero()
-    }
+    if p > F::zero() { p * log_p } else { F::zero() }
 }
 
 impl<F: Float> Default for SoftBootstrapping<F> {

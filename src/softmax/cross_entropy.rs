@@ -14,10 +14,10 @@ use crate::base::validate::{
     check_values, check_weights, expect_min_rank, expect_nonempty, expect_shape, is_probability,
     unit_interval,
 };
-use crate::engine::softmax_columns::{label_columns, LabelTerms};
+use crate::engine::softmax_columns::{LabelTerms, label_columns};
 use crate::engine::softmax_rows::{
-    linear_target_grad, matrix_views, one_hot_grad, smoothed_grad, softmax_rows, softmax_rows_2d,
-    Row, RowGrad,
+    Row, RowGrad, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad, softmax_rows,
+    softmax_rows_2d,
 };
 use crate::{Error, Float, Reduction, Result};
 

@@ -11,7 +11,7 @@ use classloss::Reduction;
 use ndarray::ArrayD;
 use serde_json::{Map, Value};
 
-use crate::common::{array_f64, array_usize, compare, scalar, Tol};
+use crate::common::{Tol, array_f64, array_usize, compare, scalar};
 
 pub struct Case {
     pub id: String,

@@ -2,8 +2,8 @@
 //! weights.
 
 use classloss::{
-    class_balanced_weights, Differentiable, Float, GeneralizedCrossEntropy, HardBootstrapping,
-    Loss, Reduction, SoftBootstrapping, SymmetricCrossEntropy,
+    Differentiable, Float, GeneralizedCrossEntropy, HardBootstrapping, Loss, Reduction,
+    SoftBootstrapping, SymmetricCrossEntropy, class_balanced_weights,
 };
 
 use crate::case::{Case, Outcome};

@@ -112,9 +112,10 @@ where
         "labels[1]: label 3 is out of range for 3 classes (expected 0..=2)"
     );
     // the same through per_sample and the fused call
-    assert!(loss
-        .per_sample(x.view(), Array1::from(vec![5_usize, 0]).view())
-        .is_err());
+    assert!(
+        loss.per_sample(x.view(), Array1::from(vec![5_usize, 0]).view())
+            .is_err()
+    );
     // an empty batch and an empty class axis
     assert_eq!(
         msg(loss.forward(Array2::zeros((0, 3)).view(), Array1::zeros(0).view())),

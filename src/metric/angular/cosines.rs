@@ -3,8 +3,8 @@
 
 use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use super::margin::{check_scale_fits, sin_from_cos, MarginFn};
 use super::Spec;
+use super::margin::{MarginFn, check_scale_fits, sin_from_cos};
 use crate::base::labels::Labels;
 use crate::base::reduction::Totals;
 use crate::base::validate::{expect_nonempty, expect_shape};

@@ -3,10 +3,10 @@
 //! the normalization.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, s};
 
-use super::cosines::{check_targets, MarginRow};
-use super::margin::{check_scale_fits, target_sin, Perp};
+use super::cosines::{MarginRow, check_targets};
+use super::margin::{Perp, check_scale_fits, target_sin};
 use super::{Embeddings, EmbeddingsGradMut, Spec};
 use crate::base::labels::Labels;
 use crate::base::reduction::{Sum, Totals};
@@ -43,15 +43,7 @@ fn normalize_into<F: Float>(
     }
 }
 
-/// One sample: logits `s cos` with the margin on the target, cross-entropy
-/// through the shared row loop, and (with `grad_row`) `d loss / d cos` of
-/// the row written into `grad_row`. `sin` is `sin(theta)` of the target
-/// (unused by CosFace). Returns the row's loss and, with `split`, the
-/// coefficient of the unit perpendicular direction that the caller adds
-/// itself (the target entry of `grad_row` then holds only the `lin` part,
-/// see [`TargetLogit`]); without `split` the target entry holds the whole
-/// derivative and the coefficient is 0.
-
+/// Rows of embeddings normalized at a time while accumulating the weight
 /// gradient: bounds the scratch without changing the arithmetic.
 const BLOCK: usize = 64;
 

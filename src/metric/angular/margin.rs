@@ -109,12 +109,10 @@ impl<F: Float> MarginFn<F> {
         if self.easy_margin && c <= F::zero() {
             return linear(c - self.m3);
         }
-        if !self.easy_margin {
-            if let Some(t) = self.threshold {
-                if c <= t {
-                    return linear(c - self.fallback_sub - self.m3);
-                }
-            }
+        if let (false, Some(t)) = (self.easy_margin, self.threshold)
+            && c <= t
+        {
+            return linear(c - self.fallback_sub - self.m3);
         }
         match self.kind {
             // cos(theta + m2) = c cos m2 - sin sin m2; d/dc = cos m2 + c sin m2 / sin.
@@ -196,7 +194,7 @@ pub(crate) struct Perp<'a, F> {
     b: ArrayView1<'a, F>,
     nb: F,
     /// `a^ . b^`.
-    cos: F,
+    pub(crate) cos: F,
     /// The residual's remaining component along `a^`.
     along: F,
 }

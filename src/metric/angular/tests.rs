@@ -1,142 +1,158 @@
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ndarray::array;
+//! The margin's numerics near |cos| = 1 and the rounding of parallel rows.
 
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (*seed >> 11) as f64 / (1u64 << 53) as f64
-    }
+use super::cosines::run_cosines;
+use super::embeddings::run_embeddings;
+use super::margin::{PARALLEL_EPS, Perp, sin_from_cos};
+use super::*;
+use crate::numerics::l2_norm;
+use ndarray::array;
+use ndarray::{Array1, ArrayView1};
 
-    /// The largest residual norm, in units of eps, of rows exactly parallel
-    /// or antiparallel (`e = k w` computed exactly: small integers) or
-    /// parallel up to the rounding of `k w` (real entries).
-    fn worst_parallel_residual<F: Float>(integers: bool) -> f64 {
-        let mut seed = 7;
-        let mut worst: f64 = 0.0;
-        for d in 1..40 {
-            for _ in 0..100 {
-                let w: Array1<F> = (0..d)
-                    .map(|_| {
-                        let x = lcg(&mut seed) * 2000.0 - 1000.0;
-                        F::lit(if integers { x.round() } else { x / 100.0 })
-                    })
-                    .collect();
-                let k = lcg(&mut seed) * 30.0 + 0.01;
-                let k = if integers { k.round() + 1.0 } else { k };
-                let sign = if lcg(&mut seed) < 0.5 { -1.0 } else { 1.0 };
-                let e = w.mapv(|v| v * F::lit(sign * k));
-                let (ne, nw) = (l2_norm(e.iter().copied()), l2_norm(w.iter().copied()));
-                if nw == F::zero() {
-                    continue;
-                }
-                for p in [
-                    Perp::new(e.view(), ne, w.view(), nw),
-                    Perp::new(w.view(), nw, e.view(), ne),
-                ] {
-                    worst = worst.max((p.norm() / F::epsilon()).as_f64());
-                }
+fn lcg(seed: &mut u64) -> f64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*seed >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The largest residual norm, in units of eps, of rows exactly parallel
+/// or antiparallel (`e = k w` computed exactly: small integers) or
+/// parallel up to the rounding of `k w` (real entries).
+fn worst_parallel_residual<F: Float>(integers: bool) -> f64 {
+    let mut seed = 7;
+    let mut worst: f64 = 0.0;
+    for d in 1..40 {
+        for _ in 0..100 {
+            let w: Array1<F> = (0..d)
+                .map(|_| {
+                    let x = lcg(&mut seed) * 2000.0 - 1000.0;
+                    F::lit(if integers { x.round() } else { x / 100.0 })
+                })
+                .collect();
+            let k = lcg(&mut seed) * 30.0 + 0.01;
+            let k = if integers { k.round() + 1.0 } else { k };
+            let sign = if lcg(&mut seed) < 0.5 { -1.0 } else { 1.0 };
+            let e = w.mapv(|v| v * F::lit(sign * k));
+            let (ne, nw) = (l2_norm(e.iter().copied()), l2_norm(w.iter().copied()));
+            if nw == F::zero() {
+                continue;
+            }
+            for p in [
+                Perp::new(e.view(), ne, w.view(), nw),
+                Perp::new(w.view(), nw, e.view(), ne),
+            ] {
+                worst = worst.max((p.norm() / F::epsilon()).as_f64());
             }
         }
-        worst
     }
+    worst
+}
 
-    #[test]
-    fn the_parallel_threshold_is_above_the_rounding_of_parallel_rows() {
-        // Measured at about 0.9 eps; the threshold keeps a factor 2 at least.
-        for worst in [
-            worst_parallel_residual::<f32>(true),
-            worst_parallel_residual::<f32>(false),
-            worst_parallel_residual::<f64>(true),
-            worst_parallel_residual::<f64>(false),
-        ] {
-            assert!(worst > 0.0 && worst < PARALLEL_EPS / 2.0, "{worst}");
-        }
+#[test]
+fn the_parallel_threshold_is_above_the_rounding_of_parallel_rows() {
+    // Measured at about 0.9 eps; the threshold keeps a factor 2 at least.
+    for worst in [
+        worst_parallel_residual::<f32>(true),
+        worst_parallel_residual::<f32>(false),
+        worst_parallel_residual::<f64>(true),
+        worst_parallel_residual::<f64>(false),
+    ] {
+        assert!(worst > 0.0 && worst < PARALLEL_EPS / 2.0, "{worst}");
     }
+}
 
-    #[test]
-    fn the_residual_gives_sin_theta_where_the_cosine_has_lost_it() {
-        // An f32 pair 3e-4 rad apart: the f32 cosine rounds to 1 (its
-        // sqrt(1 - c^2) is 0), the residual keeps the angle to ~eps / theta.
-        let theta = 3e-4_f64;
-        let w = array![1.0_f64, 0.0, 0.0];
-        let e = array![theta.cos(), theta.sin() * 0.6, theta.sin() * 0.8];
-        let (w32, e32) = (w.mapv(|v| v as f32), e.mapv(|v| v as f32));
-        let exact = {
-            let (e, w) = (e32.mapv(f64::from), w32.mapv(f64::from));
-            let c = e.dot(&w) / e.dot(&e).sqrt();
-            (1.0 - c * c).sqrt()
-        };
-        let n = |x: &Array1<f32>| l2_norm(x.iter().copied());
-        let p = Perp::new(e32.view(), n(&e32), w32.view(), n(&w32));
-        assert_eq!(sin_from_cos(p.cos), 0.0);
-        let sin = p.norm() as f64;
-        assert!(
-            (sin - exact).abs() < 4.0 * f32::EPSILON as f64,
-            "{sin} vs {exact}"
-        );
+#[test]
+fn the_residual_gives_sin_theta_where_the_cosine_has_lost_it() {
+    // An f32 pair 3e-4 rad apart: the f32 cosine rounds to 1 (its
+    // sqrt(1 - c^2) is 0), the residual keeps the angle to ~eps / theta.
+    let theta = 3e-4_f64;
+    let w = array![1.0_f64, 0.0, 0.0];
+    let e = array![theta.cos(), theta.sin() * 0.6, theta.sin() * 0.8];
+    let (w32, e32) = (w.mapv(|v| v as f32), e.mapv(|v| v as f32));
+    let exact = {
+        let (e, w) = (e32.mapv(f64::from), w32.mapv(f64::from));
+        let c = e.dot(&w) / e.dot(&e).sqrt();
+        (1.0 - c * c).sqrt()
+    };
+    let n = |x: &Array1<f32>| l2_norm(x.iter().copied());
+    let p = Perp::new(e32.view(), n(&e32), w32.view(), n(&w32));
+    assert_eq!(sin_from_cos(p.cos), 0.0);
+    let sin = p.norm() as f64;
+    assert!(
+        (sin - exact).abs() < 4.0 * f32::EPSILON as f64,
+        "{sin} vs {exact}"
+    );
+}
+
+#[test]
+fn rows_parallel_to_working_precision_take_the_documented_gradient() {
+    // e_0 = k w_0 exactly, with normalized rows that differ by rounding:
+    // the residual is noise, and the target's angular term (whose
+    // direction would be that noise) is left out, as at cos = 1.
+    let mut seed = 3;
+    let (w0, k) = (0..1000)
+        .map(|_| {
+            let w0: Array1<f64> = (0..3)
+                .map(|_| (lcg(&mut seed) * 200.0 - 100.0).round())
+                .collect();
+            (w0, (lcg(&mut seed) * 20.0).round() + 2.0)
+        })
+        .find(|(w0, k)| {
+            let e0 = w0 * *k;
+            let n = |x: &Array1<f64>| l2_norm(x.iter().copied());
+            n(w0) > 0.0 && Perp::new(e0.view(), n(&e0), w0.view(), n(w0)).norm() > 0.0
+        })
+        .expect("a parallel pair whose normalization rounds differently");
+    let e = (&w0 * k).insert_axis(ndarray::Axis(0));
+    let mut w = Array2::zeros((2, 3));
+    w.row_mut(0).assign(&w0);
+    w.row_mut(1).assign(&array![-1.0, 0.5, 2.0]);
+    let labels = array![0_usize];
+    let spec = Spec {
+        reduction: Reduction::Sum,
+        scale: 1.0,
+        m1: 1.0,
+        m2: 0.5,
+        m3: 0.0,
+        easy_margin: false,
+    };
+    let (mut ge, mut gw) = (Array2::zeros((1, 3)), Array2::zeros((2, 3)));
+    let grad = EmbeddingsGradMut {
+        embeddings: ge.view_mut(),
+        weight: gw.view_mut(),
+    };
+    let input = Embeddings {
+        embeddings: e.view(),
+        weight: w.view(),
+    };
+    let value = run_embeddings(&spec, input, labels.view().into(), Some(grad), None)
+        .unwrap()
+        .sum
+        .total;
+    // The chain rule with d cos_00 / d e = d cos_00 / d w_0 = 0.
+    let unit = |x: ArrayView1<'_, f64>| &x / x.dot(&x).sqrt();
+    let (e_hat, w1_hat) = (unit(e.row(0)), unit(w.row(1)));
+    let c01 = e_hat.dot(&w1_hat);
+    let cos = array![[1.0, c01]];
+    let mut g = Array2::zeros((1, 2));
+    let v = run_cosines(
+        &spec,
+        cos.view(),
+        labels.view().into(),
+        Some(g.view_mut()),
+        None,
+    )
+    .unwrap()
+    .sum
+    .total;
+    assert!((value - v).abs() < 1e-12, "{value} vs {v}");
+    let expect_e = (&w1_hat - &(&e_hat * c01)) * g[[0, 1]] / e.row(0).dot(&e.row(0)).sqrt();
+    let expect_w1 = (&e_hat - &(&w1_hat * c01)) * g[[0, 1]] / w.row(1).dot(&w.row(1)).sqrt();
+    for (a, b) in ge.row(0).iter().zip(&expect_e) {
+        assert!((a - b).abs() < 1e-12, "{ge} vs {expect_e}");
     }
-
-    #[test]
-    fn rows_parallel_to_working_precision_take_the_documented_gradient() {
-        // e_0 = k w_0 exactly, with normalized rows that differ by rounding:
-        // the residual is noise, and the target's angular term (whose
-        // direction would be that noise) is left out, as at cos = 1.
-        let mut seed = 3;
-        let (w0, k) = (0..1000)
-            .map(|_| {
-                let w0: Array1<f64> = (0..3)
-                    .map(|_| (lcg(&mut seed) * 200.0 - 100.0).round())
-                    .collect();
-                (w0, (lcg(&mut seed) * 20.0).round() + 2.0)
-            })
-            .find(|(w0, k)| {
-                let e0 = w0 * *k;
-                let n = |x: &Array1<f64>| l2_norm(x.iter().copied());
-                n(w0) > 0.0 && Perp::new(e0.view(), n(&e0), w0.view(), n(w0)).norm() > 0.0
-            })
-            .expect("a parallel pair whose normalization rounds differently");
-        let e = (&w0 * k).insert_axis(ndarray::Axis(0));
-        let mut w = Array2::zeros((2, 3));
-        w.row_mut(0).assign(&w0);
-        w.row_mut(1).assign(&array![-1.0, 0.5, 2.0]);
-        let labels = array![0_usize];
-        let spec = Spec {
-            reduction: Reduction::Sum,
-            scale: 1.0,
-            m1: 1.0,
-            m2: 0.5,
-            m3: 0.0,
-            easy_margin: false,
-        };
-        let (mut ge, mut gw) = (Array2::zeros((1, 3)), Array2::zeros((2, 3)));
-        let grad = EmbeddingsGradMut {
-            embeddings: ge.view_mut(),
-            weight: gw.view_mut(),
-        };
-        let input = Embeddings {
-            embeddings: e.view(),
-            weight: w.view(),
-        };
-        let value = run_embeddings(&spec, input, labels.view(), Some(grad), None).unwrap();
-        // The chain rule with d cos_00 / d e = d cos_00 / d w_0 = 0.
-        let unit = |x: ArrayView1<'_, f64>| &x / x.dot(&x).sqrt();
-        let (e_hat, w1_hat) = (unit(e.row(0)), unit(w.row(1)));
-        let c01 = e_hat.dot(&w1_hat);
-        let cos = array![[1.0, c01]];
-        let mut g = Array2::zeros((1, 2));
-        let v = run_cosines(&spec, cos.view(), labels.view(), Some(g.view_mut()), None).unwrap();
-        assert!((value - v).abs() < 1e-12, "{value} vs {v}");
-        let expect_e = (&w1_hat - &(&e_hat * c01)) * g[[0, 1]] / e.row(0).dot(&e.row(0)).sqrt();
-        let expect_w1 = (&e_hat - &(&w1_hat * c01)) * g[[0, 1]] / w.row(1).dot(&w.row(1)).sqrt();
-        for (a, b) in ge.row(0).iter().zip(&expect_e) {
-            assert!((a - b).abs() < 1e-12, "{ge} vs {expect_e}");
-        }
-        assert!(gw.row(0).iter().all(|x| x.abs() < 1e-12), "{gw}");
-        for (a, b) in gw.row(1).iter().zip(&expect_w1) {
-            assert!((a - b).abs() < 1e-12, "{gw} vs {expect_w1}");
-        }
+    assert!(gw.row(0).iter().all(|x| x.abs() < 1e-12), "{gw}");
+    for (a, b) in gw.row(1).iter().zip(&expect_w1) {
+        assert!((a - b).abs() < 1e-12, "{gw} vs {expect_w1}");
     }
 }
