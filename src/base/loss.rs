@@ -153,7 +153,7 @@ impl<F: Float, T> ClassifierLoss<F> for T where
 {
 }
 
-pub(crate) use sealed::{Compute, Exact, Signature};
+pub(crate) use sealed::{Call, Compute, Exact, Signature};
 
 /// Public only because blanket impls of public traits name them; not
 /// exported, so nothing outside the crate implements or calls them.
@@ -198,16 +198,23 @@ mod sealed {
         fn reduction(&self) -> Reduction;
 
         /// Validates, then returns the sum of the per-sample values (and
-        /// the `Mean`'s divisor); with `grad`, overwrites it with the
-        /// gradient of the reduced value, with `per` stores each sample's
-        /// value.
-        fn compute(
-            &self,
-            input: <Self::Sig as Signature<F>>::Input<'_>,
-            target: <Self::Sig as Signature<F>>::Target<'_>,
-            grad: Option<<Self::Sig as Signature<F>>::GradMut<'_>>,
-            per: Option<ArrayViewMut<'_, F, <Self::Sig as Signature<F>>::Samples>>,
-        ) -> Result<Totals>;
+        /// the `Mean`'s divisor); with `call.grad`, overwrites it with the
+        /// gradient of the reduced value, with `call.per` stores each
+        /// sample's value.
+        fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals>;
+    }
+
+    /// The arguments of one call: the input, the target, and the outputs
+    /// wanted (a gradient buffer, a per-sample buffer, or neither).
+    pub struct Call<'i, 't, 'o, F: Float, S: Signature<F>> {
+        /// The input views.
+        pub input: S::Input<'i>,
+        /// The target views.
+        pub target: S::Target<'t>,
+        /// The gradient buffers to overwrite, for the fused call.
+        pub grad: Option<S::GradMut<'o>>,
+        /// The per-sample buffer to fill, for `per_sample`.
+        pub per: Option<ArrayViewMut<'o, F, S::Samples>>,
     }
 }
 
@@ -216,15 +223,21 @@ type Tgt<'a, F, T> = <<T as Compute<F>>::Sig as Signature<F>>::Target<'a>;
 type Samples<F, T> = <<T as Compute<F>>::Sig as Signature<F>>::Samples;
 
 /// Runs `compute` and reduces its totals under the crate's one rule.
-fn run<F: Float, T: Compute<F>>(
+fn run<'o, F: Float, T: Compute<F>>(
     loss: &T,
     input: In<'_, F, T>,
     target: Tgt<'_, F, T>,
-    grad: Option<<T::Sig as Signature<F>>::GradMut<'_>>,
-    per: Option<ArrayViewMut<'_, F, Samples<F, T>>>,
+    grad: Option<<T::Sig as Signature<F>>::GradMut<'o>>,
+    per: Option<ArrayViewMut<'o, F, Samples<F, T>>>,
 ) -> Result<F> {
     let per_sample = per.is_some();
-    let totals = loss.compute(input.clone(), target, grad, per)?;
+    let call = Call {
+        input: input.clone(),
+        target,
+        grad,
+        per,
+    };
+    let totals = loss.compute(call)?;
     let samples = T::Sig::samples(&input);
     reduce(
         loss.reduction(),

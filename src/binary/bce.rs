@@ -2,9 +2,9 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{Array, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
+use ndarray::{Array, ArrayD, Dimension, Ix2};
 
-use crate::base::loss::{Compute, Elementwise};
+use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::reduction::Totals;
 use crate::base::validate::{broadcast_to, check_values, check_weights, is_probability};
 use crate::engine::sigmoid_elementwise::{check_shapes, check_targets, elementwise};
@@ -149,13 +149,13 @@ impl<F: Float, D: Dimension> Compute<F> for Bce<F, D> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        probs: ArrayView<'_, F, D>,
-        targets: ArrayView<'_, F, D>,
-        grad: Option<ArrayViewMut<'_, F, D>>,
-        per: Option<ArrayViewMut<'_, F, D>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: probs,
+            target: targets,
+            grad,
+            per,
+        } = call;
         check_shapes("probs", &probs, &targets, grad.as_ref())?;
         let dim = probs.raw_dim();
         let weight = self

@@ -2,9 +2,9 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{Array, Array1, ArrayD, ArrayView, ArrayViewMut, Dimension, Ix2};
+use ndarray::{Array, Array1, ArrayD, Dimension, Ix2};
 
-use crate::base::loss::{Compute, Elementwise};
+use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::reduction::Totals;
 use crate::base::validate::{broadcast_to, check_class_vector, check_weights};
 use crate::engine::sigmoid_elementwise::{check_shapes, check_targets, elementwise_logits};
@@ -165,13 +165,13 @@ impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView<'_, F, D>,
-        targets: ArrayView<'_, F, D>,
-        grad: Option<ArrayViewMut<'_, F, D>>,
-        per: Option<ArrayViewMut<'_, F, D>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: logits,
+            target: targets,
+            grad,
+            per,
+        } = call;
         check_shapes("logits", &logits, &targets, grad.as_ref())?;
         let dim = logits.raw_dim();
         let weight = self

@@ -2,9 +2,9 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView, ArrayViewMut, Dimension, Ix2};
+use ndarray::{Dimension, Ix2};
 
-use crate::base::loss::{Compute, Elementwise};
+use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_option, non_negative, unit_interval};
 use crate::engine::sigmoid_elementwise::{
@@ -176,13 +176,13 @@ impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView<'_, F, D>,
-        targets: ArrayView<'_, F, D>,
-        grad: Option<ArrayViewMut<'_, F, D>>,
-        per: Option<ArrayViewMut<'_, F, D>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: logits,
+            target: targets,
+            grad,
+            per,
+        } = call;
         check_shapes("logits", &logits, &targets, grad.as_ref())?;
         check_targets(&targets)?;
         let gamma = F::lit(self.gamma);

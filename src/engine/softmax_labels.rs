@@ -4,9 +4,7 @@
 //! value and gradient; the checks and their messages are the same for all
 //! of them by construction.
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
-
-use crate::base::labels::Labels;
+use crate::base::loss::{Call, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_class_vector, expect_nonempty, expect_shape};
 use crate::engine::softmax_rows::{Row, RowGrad, softmax_rows_2d};
@@ -22,13 +20,16 @@ use crate::{Float, Reduction, Result};
 /// gradient of the sample's loss (`scale` is the reduction's factor).
 pub(crate) fn run_on_labels<F: Float>(
     reduction: Reduction,
-    logits: ArrayView2<'_, F>,
-    labels: Labels<'_>,
-    grad: Option<ArrayViewMut2<'_, F>>,
-    per_row: Option<ArrayViewMut1<'_, F>>,
+    call: Call<'_, '_, '_, F, ScoresAndLabels>,
     class_vectors: &[(&'static str, usize)],
     row_loss: impl Fn(usize, &Row<'_, F>, Option<RowGrad<'_, F>>, F) -> f64 + Sync,
 ) -> Result<Totals> {
+    let Call {
+        input: logits,
+        target: labels,
+        grad,
+        per: per_row,
+    } = call;
     let shape = logits.shape();
     expect_nonempty("logits", shape, 0, "sample")?;
     expect_nonempty("logits", shape, 1, "class")?;

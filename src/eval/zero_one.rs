@@ -1,9 +1,8 @@
 //! The 0-1 loss: whether the predicted class (the argmax) is wrong.
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis};
+use ndarray::{ArrayView1, Axis};
 
-use crate::base::labels::Labels;
-use crate::base::loss::{Compute, NoGradient, ScoresAndLabels};
+use crate::base::loss::{Call, Compute, NoGradient, ScoresAndLabels};
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::expect_nonempty;
 use crate::{Float, Reduction, Result};
@@ -108,13 +107,13 @@ impl<F: Float> Compute<F> for ZeroOne {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView2<'_, F>,
-        labels: Labels<'_>,
-        _no_grad: Option<ArrayViewMut2<'_, F>>,
-        mut per: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: logits,
+            target: labels,
+            grad: _no_grad,
+            mut per,
+        } = call;
         let shape = logits.shape();
         expect_nonempty("logits", shape, 0, "sample")?;
         expect_nonempty("logits", shape, 1, "class")?;

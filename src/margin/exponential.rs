@@ -2,9 +2,9 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView1, ArrayViewMut1, Ix1};
+use ndarray::Ix1;
 
-use crate::base::loss::{Compute, Elementwise};
+use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::reduction::Totals;
 use crate::engine::signed_margins::{LabelConvention, check_signed, signed_pass};
 use crate::{Float, Reduction, Result};
@@ -128,13 +128,13 @@ impl<F: Float> Compute<F> for Exponential<F> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        scores: ArrayView1<'_, F>,
-        labels: ArrayView1<'_, F>,
-        grad: Option<ArrayViewMut1<'_, F>>,
-        per_sample: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: scores,
+            target: labels,
+            grad,
+            per: per_sample,
+        } = call;
         check_signed(&scores, &labels, self.labels, grad.as_ref())?;
         let divisor = scores.len() as f64;
         let sum = signed_pass(

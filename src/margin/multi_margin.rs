@@ -1,9 +1,8 @@
 //! The multi-class hinge loss, as PyTorch's `nn.MultiMarginLoss`.
 
-use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::{Array1, ArrayView1, ArrayViewMut1};
 
-use crate::base::labels::Labels;
-use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
     about_pow10, check_class_vector, check_option, check_weights, expect_nonempty, expect_shape,
@@ -201,13 +200,13 @@ impl<F: Float> Compute<F> for MultiMargin<F> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView2<'_, F>,
-        labels: Labels<'_>,
-        mut grad: Option<ArrayViewMut2<'_, F>>,
-        mut per_sample: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: logits,
+            target: labels,
+            mut grad,
+            per: mut per_sample,
+        } = call;
         let shape = logits.shape();
         expect_nonempty("logits", shape, 0, "sample")?;
         expect_nonempty("logits", shape, 1, "class")?;

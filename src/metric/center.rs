@@ -1,9 +1,9 @@
 //! Center loss (Wen et al., ECCV 2016) and its center update.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Ix1, Zip};
 
 use crate::base::labels::Labels;
-use crate::base::loss::{Compute, Exact, Signature};
+use crate::base::loss::{Call, Compute, Exact, Signature};
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{check_option, expect_nonempty, expect_shape};
 use crate::{Float, Reduction, Result};
@@ -258,13 +258,13 @@ impl<F: Float> Compute<F> for CenterLoss {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        input: CenterInput<'_, F>,
-        labels: Labels<'_>,
-        mut grad: Option<ArrayViewMut2<'_, F>>,
-        mut per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input,
+            target: labels,
+            mut grad,
+            per: mut per_row,
+        } = call;
         let (x, centers) = (input.features, input.centers);
         check_inputs(&x, &centers, &labels)?;
         if let Some(g) = &grad {

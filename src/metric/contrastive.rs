@@ -1,8 +1,8 @@
 //! The contrastive loss on pairs of embeddings (Hadsell, Chopra, LeCun 2006).
 
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Ix1};
 
-use crate::base::loss::{Compute, Exact, Signature};
+use crate::base::loss::{Call, Compute, Exact, Signature};
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{check_values, expect_nonempty, expect_shape, non_negative};
 use crate::numerics::l2_norm;
@@ -276,13 +276,13 @@ impl<F: Float> Compute<F> for Contrastive {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        pair: Pair<'_, F>,
-        similar: ArrayView1<'_, F>,
-        grad: Option<PairGradMut<'_, F>>,
-        mut per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: pair,
+            target: similar,
+            grad,
+            per: mut per_row,
+        } = call;
         let (x1, x2) = (pair.x1, pair.x2);
         expect_nonempty("x1", x1.shape(), 0, "sample")?;
         expect_nonempty("x1", x1.shape(), 1, "feature")?;

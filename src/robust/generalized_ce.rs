@@ -2,10 +2,7 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
-
-use crate::base::labels::Labels;
-use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::check_option;
 use crate::engine::softmax_labels::run_on_labels;
@@ -112,29 +109,15 @@ impl<F: Float> Compute<F> for GeneralizedCrossEntropy<F> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView2<'_, F>,
-        labels: Labels<'_>,
-        grad: Option<ArrayViewMut2<'_, F>>,
-        per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let q = F::lit(self.q);
-        run_on_labels(
-            self.reduction,
-            logits,
-            labels,
-            grad,
-            per_row,
-            &[],
-            |y, row, g, scale| {
-                let q_log_p = q * row.log_p(y);
-                if let Some(g) = g {
-                    one_hot_grad(g, y, scale * q_log_p.exp());
-                }
-                (-q_log_p.exp_m1() / q).as_f64()
-            },
-        )
+        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+            let q_log_p = q * row.log_p(y);
+            if let Some(g) = g {
+                one_hot_grad(g, y, scale * q_log_p.exp());
+            }
+            (-q_log_p.exp_m1() / q).as_f64()
+        })
     }
 }
 

@@ -3,10 +3,7 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
-
-use crate::base::labels::Labels;
-use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::unit_interval;
 use crate::engine::softmax_labels::run_on_labels;
@@ -113,31 +110,17 @@ impl<F: Float> Compute<F> for HardBootstrapping<F> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView2<'_, F>,
-        labels: Labels<'_>,
-        grad: Option<ArrayViewMut2<'_, F>>,
-        per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let beta = F::lit(self.beta);
         let rest = F::lit(1.0 - self.beta);
-        run_on_labels(
-            self.reduction,
-            logits,
-            labels,
-            grad,
-            per_row,
-            &[],
-            |y, row, g, scale| {
-                let z = first_argmax(row.x);
-                if let Some(g) = g {
-                    // The coefficients sum to beta + (1 - beta) = 1.
-                    sparse_target_grad(g, scale, F::one(), &[(y, beta), (z, rest)]);
-                }
-                beta.as_f64() * row.nll(y) + rest.as_f64() * row.nll(z)
-            },
-        )
+        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+            let z = first_argmax(row.x);
+            if let Some(g) = g {
+                // The coefficients sum to beta + (1 - beta) = 1.
+                sparse_target_grad(g, scale, F::one(), &[(y, beta), (z, rest)]);
+            }
+            beta.as_f64() * row.nll(y) + rest.as_f64() * row.nll(z)
+        })
     }
 }
 

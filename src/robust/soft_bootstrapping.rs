@@ -3,10 +3,7 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
-
-use crate::base::labels::Labels;
-use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::unit_interval;
 use crate::engine::softmax_labels::run_on_labels;
@@ -113,40 +110,26 @@ impl<F: Float> Compute<F> for SoftBootstrapping<F> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView2<'_, F>,
-        labels: Labels<'_>,
-        grad: Option<ArrayViewMut2<'_, F>>,
-        per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let beta = F::lit(self.beta);
         let rest = F::lit(1.0 - self.beta);
-        run_on_labels(
-            self.reduction,
-            logits,
-            labels,
-            grad,
-            per_row,
-            &[],
-            |y, row, g, scale| {
-                // From log p in both passes, so that the fused value equals
-                // `forward` bit for bit.
-                let entropy = (0..row.x.len()).fold(F::zero(), |acc, c| {
-                    let log_p = row.log_p(c);
-                    acc - p_log_p(log_p.exp(), log_p)
-                });
-                if let Some(g) = g {
-                    for (k, pk) in g.probs().iter_mut().enumerate() {
-                        let p = *pk;
-                        let label = if k == y { beta } else { F::zero() };
-                        let prediction = p_log_p(p, row.log_p(k)) + p * entropy;
-                        *pk = scale * (beta * p - label - rest * prediction);
-                    }
+        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+            // From log p in both passes, so that the fused value equals
+            // `forward` bit for bit.
+            let entropy = (0..row.x.len()).fold(F::zero(), |acc, c| {
+                let log_p = row.log_p(c);
+                acc - p_log_p(log_p.exp(), log_p)
+            });
+            if let Some(g) = g {
+                for (k, pk) in g.probs().iter_mut().enumerate() {
+                    let p = *pk;
+                    let label = if k == y { beta } else { F::zero() };
+                    let prediction = p_log_p(p, row.log_p(k)) + p * entropy;
+                    *pk = scale * (beta * p - label - rest * prediction);
                 }
-                (rest * entropy).as_f64() + beta.as_f64() * row.nll(y)
-            },
-        )
+            }
+            (rest * entropy).as_f64() + beta.as_f64() * row.nll(y)
+        })
     }
 }
 

@@ -2,10 +2,7 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
-
-use crate::base::labels::Labels;
-use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_option, non_negative};
 use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
@@ -159,31 +156,17 @@ impl<F: Float> Compute<F> for SymmetricCrossEntropy<F> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView2<'_, F>,
-        labels: Labels<'_>,
-        grad: Option<ArrayViewMut2<'_, F>>,
-        per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let alpha = F::lit(self.alpha);
         // The reverse term's weight on (1 - p_y), positive since log_zero < 0.
         let rce = F::lit(-self.beta * self.log_zero);
-        run_on_labels(
-            self.reduction,
-            logits,
-            labels,
-            grad,
-            per_row,
-            &[],
-            |y, row, g, scale| {
-                let log_p = row.log_p(y);
-                if let Some(g) = g {
-                    one_hot_grad(g, y, scale * (alpha + rce * log_p.exp()));
-                }
-                (rce * one_minus_p(log_p)).as_f64() + alpha.as_f64() * row.nll(y)
-            },
-        )
+        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+            let log_p = row.log_p(y);
+            if let Some(g) = g {
+                one_hot_grad(g, y, scale * (alpha + rce * log_p.exp()));
+            }
+            (rce * one_minus_p(log_p)).as_f64() + alpha.as_f64() * row.nll(y)
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use ndarray::{
 };
 
 use crate::base::labels::{Label, Labels};
-use crate::base::loss::{Compute, Exact, Signature};
+use crate::base::loss::{Call, Compute, Exact, Signature};
 use crate::base::reduction::Totals;
 use crate::base::validate::{
     check_values, check_weights, expect_min_rank, expect_nonempty, expect_shape, is_probability,
@@ -266,13 +266,13 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView<'_, F, D>,
-        target: ClassTarget<'_, F, D>,
-        mut grad: Option<ArrayViewMut<'_, F, D>>,
-        mut per_row: Option<ArrayViewMut<'_, F, D::Smaller>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: logits,
+            target,
+            mut grad,
+            per: mut per_row,
+        } = call;
         let shape = logits.shape();
         expect_min_rank("logits", shape, 2)?;
         expect_nonempty("logits", shape, 0, "sample")?;
@@ -333,7 +333,13 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         weight: Some(w.mapv(|v| F::lit(v.as_f64() * k1 * k2))),
                         ..self.clone()
                     };
-                    return rescaled.compute(logits, ClassTarget::Labels(labels), grad, per_row);
+                    let target = ClassTarget::Labels(labels);
+                    return rescaled.compute(Call {
+                        input: logits,
+                        target,
+                        grad,
+                        per: per_row,
+                    });
                 }
                 let scale: F = self.reduction.grad_scale(divisor);
                 let w_sum = w_slice.map_or(F::from_count(classes), |w| {

@@ -2,10 +2,9 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{Array1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+use ndarray::Array1;
 
-use crate::base::labels::Labels;
-use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_weights, non_negative};
 use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
@@ -165,13 +164,7 @@ impl<F: Float> Compute<F> for SoftmaxFocal<F> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView2<'_, F>,
-        labels: Labels<'_>,
-        grad: Option<ArrayViewMut2<'_, F>>,
-        per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let (scalar, per_class) = match &self.alpha {
             FocalAlpha::Scalar(a) => (F::lit(*a), None),
             FocalAlpha::PerClass(a) => (F::one(), Some(a)),
@@ -181,10 +174,7 @@ impl<F: Float> Compute<F> for SoftmaxFocal<F> {
         let gamma = F::lit(self.gamma);
         run_on_labels(
             self.reduction,
-            logits,
-            labels,
-            grad,
-            per_row,
+            call,
             alpha_len.as_slice(),
             |y, row, g, scale| {
                 let a = alpha(y);

@@ -2,9 +2,7 @@
 
 use std::marker::PhantomData;
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
-
-use crate::base::loss::{ByProbs, Compute, Rows};
+use crate::base::loss::{ByProbs, Call, Compute, Rows};
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_values, expect_nonempty, expect_shape, is_probability};
 use crate::engine::softmax_rows::{linear_target_grad, softmax_rows_2d};
@@ -107,13 +105,13 @@ impl<F: Float> Compute<F> for KlDivergence<F> {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView2<'_, F>,
-        probs: ArrayView2<'_, F>,
-        grad: Option<ArrayViewMut2<'_, F>>,
-        per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: logits,
+            target: probs,
+            grad,
+            per: per_row,
+        } = call;
         let shape = logits.shape();
         expect_nonempty("logits", shape, 0, "sample")?;
         expect_nonempty("logits", shape, 1, "class")?;

@@ -1,9 +1,6 @@
 //! Label-smoothed cross-entropy with a choice of smoothing convention.
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
-
-use crate::base::labels::Labels;
-use crate::base::loss::{Compute, ScoresAndLabels};
+use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::unit_interval;
 use crate::engine::softmax_labels::run_on_labels;
@@ -163,34 +160,20 @@ impl<F: Float> Compute<F> for LabelSmoothing {
         self.reduction
     }
 
-    fn compute(
-        &self,
-        logits: ArrayView2<'_, F>,
-        labels: Labels<'_>,
-        grad: Option<ArrayViewMut2<'_, F>>,
-        per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         // An empty class axis is reported (as such) by `run_on_labels`.
-        let (on, off) = match logits.ncols() {
+        let (on, off) = match call.input.ncols() {
             0 => (0.0, 0.0),
             classes => self.target_values(classes)?,
         };
         let (on, off) = (F::lit(on), F::lit(off));
-        run_on_labels(
-            self.reduction,
-            logits,
-            labels,
-            grad,
-            per_row,
-            &[],
-            |y, row, g, scale| {
-                // The target is off everywhere plus (on - off) on the label;
-                // it sums to 1 in both conventions.
-                if let Some(g) = g {
-                    smoothed_grad(g, scale, F::one(), off, None, (y, on - off));
-                }
-                (on - off).as_f64() * row.nll(y) + off.as_f64() * row.nll_sum(None)
-            },
-        )
+        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+            // The target is off everywhere plus (on - off) on the label;
+            // it sums to 1 in both conventions.
+            if let Some(g) = g {
+                smoothed_grad(g, scale, F::one(), off, None, (y, on - off));
+            }
+            (on - off).as_f64() * row.nll(y) + off.as_f64() * row.nll_sum(None)
+        })
     }
 }

@@ -23,10 +23,10 @@ mod margin;
 #[cfg(test)]
 mod tests;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Ix1};
 
 use crate::base::labels::Labels;
-use crate::base::loss::{Compute, Exact, ScoresAndLabels, Signature};
+use crate::base::loss::{Call, Compute, Exact, ScoresAndLabels, Signature};
 use crate::base::reduction::Totals;
 use crate::{Float, Reduction, Result};
 
@@ -222,13 +222,13 @@ impl<F: Float, L: sealed::Sealed> Compute<F> for L {
         self.spec().reduction
     }
 
-    fn compute(
-        &self,
-        input: Embeddings<'_, F>,
-        labels: Labels<'_>,
-        grad: Option<EmbeddingsGradMut<'_, F>>,
-        per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input,
+            target: labels,
+            grad,
+            per: per_row,
+        } = call;
         embeddings::run_embeddings(&self.spec(), input, labels, grad, per_row)
     }
 }
@@ -240,13 +240,13 @@ impl<F: Float, L: AngularMargin> Compute<F> for OnCosines<L> {
         self.inner.spec().reduction
     }
 
-    fn compute(
-        &self,
-        cosines: ArrayView2<'_, F>,
-        labels: Labels<'_>,
-        grad: Option<ArrayViewMut2<'_, F>>,
-        per_row: Option<ArrayViewMut1<'_, F>>,
-    ) -> Result<Totals> {
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input: cosines,
+            target: labels,
+            grad,
+            per: per_row,
+        } = call;
         cosines::run_cosines(&self.inner.spec(), cosines, labels, grad, per_row)
     }
 }
