@@ -4,7 +4,7 @@ use classloss::{Bce, BceWithLogits, Differentiable, Float, Loss, Reduction, Sigm
 use ndarray::{Array1, IxDyn};
 
 use crate::case::{Case, Outcome};
-use crate::common::{cast, widen};
+use crate::reference::{cast, widen};
 use crate::single_input_outcome;
 
 pub fn bce<F: Float>(case: &Case) -> Result<Outcome, String> {

@@ -1,9 +1,6 @@
 //! One reference case: its parsed fields, an option reader that rejects
 //! unknown options, and the comparison of a loss's outputs with the case.
 
-// Some option readers serve only the losses of later issues until they land.
-#![allow(dead_code)]
-
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
@@ -11,7 +8,7 @@ use classloss::Reduction;
 use ndarray::ArrayD;
 use serde_json::{Map, Value};
 
-use crate::common::{Tol, array_f64, array_usize, compare, scalar};
+use crate::reference::{Tol, array_f64, array_usize, compare, scalar};
 
 pub struct Case {
     pub id: String,

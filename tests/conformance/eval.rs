@@ -4,7 +4,7 @@ use classloss::{Float, Loss, Reduction, ZeroOne};
 use ndarray::{Ix1, Ix2};
 
 use crate::case::{Case, Outcome};
-use crate::common::{cast, widen};
+use crate::reference::{cast, widen};
 
 pub fn zero_one<F: Float>(case: &Case) -> Result<Outcome, String> {
     let loss = ZeroOne::new().with_reduction(case.reduction()?);

@@ -9,11 +9,10 @@
 
 mod binary;
 mod case;
-#[path = "../common/mod.rs"]
-mod common;
 mod eval;
 mod margin;
 mod metric;
+mod reference;
 mod robust;
 mod softmax;
 

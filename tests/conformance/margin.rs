@@ -4,7 +4,7 @@ use classloss::{Differentiable, Exponential, Float, Hinge, Loss, MultiMargin, Re
 use ndarray::{Array1, Ix1, Ix2};
 
 use crate::case::{Case, Outcome};
-use crate::common::{cast, widen};
+use crate::reference::{cast, widen};
 
 /// The case's `scores` and `labels` (as floats), both `(N)`.
 fn scores_and_signs<F: Float>(case: &Case) -> Result<(Array1<F>, Array1<F>), String> {

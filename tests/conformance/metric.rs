@@ -7,7 +7,7 @@ use classloss::{
 use ndarray::{Array1, Ix1, Ix2};
 
 use crate::case::{Case, Outcome};
-use crate::common::{cast, widen};
+use crate::reference::{cast, widen};
 
 /// Converts an input to a rank-2 array of the element type under test.
 fn matrix<F: Float>(case: &Case, name: &str) -> Result<ndarray::Array2<F>, String> {

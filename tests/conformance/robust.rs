@@ -7,7 +7,7 @@ use classloss::{
 };
 
 use crate::case::{Case, Outcome};
-use crate::common::widen;
+use crate::reference::widen;
 use crate::single_input_outcome;
 use crate::softmax::{labels_1d, logits_2d};
 

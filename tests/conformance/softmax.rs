@@ -7,7 +7,7 @@ use classloss::{
 use ndarray::{Array1, ArrayD, Ix1, Ix2, IxDyn};
 
 use crate::case::{Case, Outcome};
-use crate::common::{cast, widen};
+use crate::reference::{cast, widen};
 
 /// Fills the value, per-sample values (for `none`) and the gradient of any
 /// loss whose input is one array.

@@ -2,13 +2,13 @@
 //! differences, properties, the cosine at ±1, errors, f32.
 //! (Reference values: `tests/conformance`.)
 
-mod common;
-
+use crate::common::{
+    assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
+};
 use classloss::{
     AngularMargin, ArcFace, ClassTarget, CrossEntropy, Differentiable, Embeddings, Error, Loss,
     Reduction,
 };
-use common::{assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels};
 use ndarray::{Array1, Array2, ArrayD, Ix2, array};
 use proptest::prelude::*;
 

@@ -3,10 +3,8 @@
 //! properties, errors, and `f32` logits up to `±1e30`. (Reference values:
 //! `tests/conformance`.)
 
-mod common;
-
+use crate::common::{assert_gradient, random_array};
 use classloss::{Bce, BceWithLogits, Differentiable, Error, Loss, Reduction};
-use common::{assert_gradient, random_array};
 use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn, array};
 use proptest::prelude::*;
 

@@ -2,10 +2,8 @@
 //! at the target, cross-entropy's gradient), errors, extreme `f32` logits.
 //! (Reference values: `tests/conformance`.)
 
-mod common;
-
+use crate::common::{assert_gradient, random_array, random_probs};
 use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, KlDivergence, Loss, Reduction};
-use common::{assert_gradient, random_array, random_probs};
 use ndarray::{Array2, Axis, Ix2, array};
 use proptest::prelude::*;
 

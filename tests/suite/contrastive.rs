@@ -3,12 +3,10 @@
 //! one-sided checks at the hinge, errors, f32. (Reference values:
 //! `tests/conformance`.)
 
-mod common;
-
+use crate::common::{assert_gradient, random_array};
 use classloss::{
     Contrastive, ContrastiveForm, Differentiable, Error, Loss, Pair, PairGradMut, Reduction,
 };
-use common::{assert_gradient, random_array};
 use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
 

@@ -1,10 +1,8 @@
 //! Exponential loss: gradients against finite differences, properties,
 //! errors, and the overflow rule. (Reference values: `tests/conformance`.)
 
-mod common;
-
+use crate::common::{assert_gradient, random_array};
 use classloss::{Differentiable, Error, Exponential, LabelConvention, Loss, Reduction};
-use common::{assert_gradient, random_array};
 use ndarray::{Array1, ArrayD, Ix1, array};
 use proptest::prelude::*;
 

@@ -1,8 +1,6 @@
 //! Checks shared by the tests of the softmax losses on `(N, C)` logits and
-//! `(N)` labels (focal, Poly-1, the noise-robust family). Each test file
-//! includes it with `#[path = "support/labels.rs"] mod labels;` next to
-//! `mod common;`.
-#![allow(dead_code)]
+//! `(N)` labels (focal, Poly-1, the noise-robust family), used as
+//! `crate::labels` by their modules.
 
 use classloss::{Differentiable, Float, Loss, Reduction};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1, Ix2};

@@ -3,16 +3,12 @@
 //! (beta = 1 is cross-entropy), errors, extreme `f32` logits. (Reference
 //! values: `tests/conformance`.)
 
-mod common;
-#[path = "support/labels.rs"]
-mod labels;
-
-use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, HardBootstrapping, Loss, Reduction,
-};
-use labels::{
+use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+};
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Error, HardBootstrapping, Loss, Reduction,
 };
 use ndarray::{Array2, array};
 use proptest::prelude::*;

@@ -2,11 +2,9 @@
 //! kinks, and one-sided at one), properties, errors, overflow. (Reference
 //! values: `tests/conformance`.)
 
-mod common;
-
+use crate::common::{assert_gradient, random_array, random_labels};
 use classloss::gradcheck::GradCheck;
 use classloss::{Differentiable, Error, Loss, MultiMargin, Reduction};
-use common::{assert_gradient, random_array, random_labels};
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, Ix1, Ix2, array};
 use proptest::prelude::*;
 

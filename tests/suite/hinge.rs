@@ -2,11 +2,9 @@
 //! one-sided at it), properties, errors, overflow. (Reference values:
 //! `tests/conformance`.)
 
-mod common;
-
+use crate::common::{assert_gradient, random_array};
 use classloss::gradcheck::GradCheck;
 use classloss::{Differentiable, Error, Hinge, LabelConvention, Loss, Reduction};
-use common::{assert_gradient, random_array};
 use ndarray::{Array1, ArrayD, ArrayView1, Ix1, array};
 use proptest::prelude::*;
 

@@ -2,16 +2,12 @@
 //! option, properties (beta = 1 is cross-entropy, beta = 0 is the entropy),
 //! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
 
-mod common;
-#[path = "support/labels.rs"]
-mod labels;
-
-use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction, SoftBootstrapping,
-};
-use labels::{
+use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+};
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction, SoftBootstrapping,
 };
 use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;

@@ -4,11 +4,9 @@
 //! properties, errors, and `f32` extremes. (Reference values:
 //! `tests/conformance`.)
 
-mod common;
-
+use crate::common::{assert_gradient, random_array};
 use classloss::gradcheck::GradCheck;
 use classloss::{BceWithLogits, Differentiable, Error, Loss, Reduction, SigmoidFocal};
-use common::{assert_gradient, random_array};
 use ndarray::{Array2, ArrayD, Ix2, IxDyn, array};
 use proptest::prelude::*;
 

@@ -2,13 +2,13 @@
 //! differences, properties, errors, f32. (Reference values:
 //! `tests/conformance`.)
 
-mod common;
-
+use crate::common::{
+    assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
+};
 use classloss::{
     AngularMargin, ClassTarget, CosFace, CrossEntropy, Differentiable, Embeddings, Error, Loss,
     Reduction,
 };
-use common::{assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels};
 use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
 

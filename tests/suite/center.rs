@@ -3,10 +3,8 @@
 //! absent classes untouched), errors, f32. (Reference values:
 //! `tests/conformance`.)
 
-mod common;
-
+use crate::common::{assert_gradient, random_array, random_labels};
 use classloss::{CenterInput, CenterLoss, Differentiable, Error, Loss, Reduction};
-use common::{assert_gradient, random_array, random_labels};
 use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
 

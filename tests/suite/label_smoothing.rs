@@ -1,12 +1,10 @@
 //! Label smoothing: gradients, the two conventions, properties, errors.
 
-mod common;
-
+use crate::common::{assert_gradient, random_array, random_labels};
 use classloss::{
     ClassTarget, CrossEntropy, Differentiable, Error, LabelSmoothing, Loss, Reduction,
     SmoothingConvention,
 };
-use common::{assert_gradient, random_array, random_labels};
 use ndarray::{Array1, Array2, Ix1, Ix2, array};
 use proptest::prelude::*;
 

@@ -1,10 +1,8 @@
 //! Cross-entropy: gradients against finite differences, properties, errors,
 //! and extreme `f32` logits. (Reference values: `tests/conformance`.)
 
-mod common;
-
+use crate::common::{assert_gradient, random_array, random_labels, random_probs};
 use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction};
-use common::{assert_gradient, random_array, random_labels, random_probs};
 use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn, array};
 use proptest::prelude::*;
 

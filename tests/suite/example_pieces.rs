@@ -4,13 +4,13 @@
 //! inside an example only run with `cargo test --examples`).
 
 #[allow(dead_code)]
-#[path = "../examples/choose_loss/data.rs"]
+#[path = "../../examples/choose_loss/data.rs"]
 mod data;
 #[allow(dead_code)]
-#[path = "../examples/choose_loss/metrics.rs"]
+#[path = "../../examples/choose_loss/metrics.rs"]
 mod metrics;
 #[allow(dead_code)]
-#[path = "../examples/choose_loss/rng.rs"]
+#[path = "../../examples/choose_loss/rng.rs"]
 mod rng;
 
 use data::{

@@ -2,16 +2,12 @@
 //! every option, properties (q -> 0 is cross-entropy, q = 1 is MAE),
 //! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
 
-mod common;
-#[path = "support/labels.rs"]
-mod labels;
-
-use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, GeneralizedCrossEntropy, Loss, Reduction,
-};
-use labels::{
+use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, logits_and_labels, random_case, reductions,
+};
+use classloss::{
+    ClassTarget, CrossEntropy, Differentiable, Error, GeneralizedCrossEntropy, Loss, Reduction,
 };
 use ndarray::array;
 use proptest::prelude::*;

@@ -2,15 +2,11 @@
 //! properties (epsilon = 0 is cross-entropy), errors, extreme `f32` logits.
 //! (Reference values: `tests/conformance`.)
 
-mod common;
-#[path = "support/labels.rs"]
-mod labels;
-
-use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Poly1, Reduction};
-use labels::{
+use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
 };
+use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Poly1, Reduction};
 use ndarray::array;
 use proptest::prelude::*;
 

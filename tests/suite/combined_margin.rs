@@ -2,13 +2,13 @@
 //! gradients for a multiplicative margin against finite differences, the
 //! limits at cos = ±1, errors.
 
-mod common;
-
+use crate::common::{
+    assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
+};
 use classloss::{
     AngularMargin, ArcFace, CombinedMargin, CosFace, Differentiable, Embeddings, Error, Loss,
     Reduction,
 };
-use common::{assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels};
 use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
 use std::f64::consts::PI;

@@ -2,10 +2,8 @@
 //! errors. (It has no gradient: its rustdoc holds the `compile_fail` test.
 //! Reference values: `tests/conformance`.)
 
-mod common;
-
+use crate::common::{random_array, random_labels};
 use classloss::{CrossEntropy, Error, Loss, Reduction, ZeroOne};
-use common::{random_array, random_labels};
 use ndarray::{Array1, Array2, Ix1, Ix2, array};
 use proptest::prelude::*;
 

@@ -1,0 +1,39 @@
+//! Every integration test of `classloss`, gathered into one test crate so
+//! that `cargo test` compiles and links one binary instead of one per file.
+//! Each module is the tests of one loss (or one topic); a new test file goes
+//! here as a module, not as a new `tests/*.rs`.
+//!
+//! Run one module with `cargo test --test suite cross_entropy::`. The
+//! PyTorch reference cases run in the other test binary, `tests/conformance`.
+//! proptest keeps the seeds of past failures of module `m` in
+//! `tests/proptest-regressions/m.txt` (its default place for a test crate
+//! with a `main.rs`) and replays them first.
+
+mod common;
+mod labels;
+
+mod api;
+mod arcface;
+mod bce;
+mod bce_with_logits;
+mod center;
+mod class_balanced_weights;
+mod combined_margin;
+mod contrastive;
+mod cosface;
+mod cross_entropy;
+mod example_pieces;
+mod exponential;
+mod generalized_cross_entropy;
+mod hard_bootstrapping;
+mod hinge;
+mod kl_divergence;
+mod label_smoothing;
+mod multi_margin;
+mod parallel;
+mod poly1;
+mod sigmoid_focal;
+mod soft_bootstrapping;
+mod softmax_focal;
+mod symmetric_cross_entropy;
+mod zero_one;
