@@ -173,9 +173,14 @@ pub(crate) fn reduce<F: crate::Float>(
     if !overflowed || !inputs_finite() {
         return Ok(value);
     }
-    let (index, quantity, magnitude) = match sum.overflow {
-        Some((i, v)) => (unravel(i, samples), "the loss of a sample", v),
-        None => (Vec::new(), "the reduced loss", sum.total),
+    let (index, quantity, magnitude) = match (sum.overflow, reduction) {
+        (Some((i, v)), _) => (unravel(i, samples), "the sample's loss", v),
+        (None, Reduction::Mean) => (
+            Vec::new(),
+            "the mean of the per-sample losses",
+            sum.total / divisor,
+        ),
+        (None, _) => (Vec::new(), "the sum of the per-sample losses", sum.total),
     };
     Err(crate::base::validate::overflow::<F>(
         what,

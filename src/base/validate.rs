@@ -177,7 +177,7 @@ pub(crate) fn check_class_vector(name: &'static str, len: usize, num_classes: us
 /// computed.
 pub(crate) fn about_pow10(log10: f64) -> String {
     if !log10.is_finite() {
-        return "a value too large to compute".to_string();
+        return "a value beyond the range of f64".to_string();
     }
     let mut k = log10.floor();
     let mut m = 10f64.powf(log10 - k);

@@ -59,7 +59,7 @@ pub fn cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
         Ok(single_input_outcome!(
             ce,
             logits.view(),
-            ClassTarget::Labels(labels.view()),
+            labels.view(),
             "logits"
         ))
     } else {

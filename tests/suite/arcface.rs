@@ -6,8 +6,7 @@ use crate::common::{
     assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
 };
 use classloss::{
-    AngularMargin, ArcFace, ClassTarget, CrossEntropy, Differentiable, Embeddings, Error, Loss,
-    Reduction,
+    AngularMargin, ArcFace, CrossEntropy, Differentiable, Embeddings, Error, Loss, Reduction,
 };
 use ndarray::{Array1, Array2, ArrayD, Ix2, array};
 use proptest::prelude::*;
@@ -187,9 +186,7 @@ fn zero_margin_is_cross_entropy_on_scaled_cosines() {
     let cos = cosines(&e, &w);
     let logits = &cos * s;
     let ce = CrossEntropy::new();
-    let (ce_value, ce_grad) = ce
-        .forward_backward(logits.view(), ClassTarget::Labels(labels.view()))
-        .unwrap();
+    let (ce_value, ce_grad) = ce.forward_backward(logits.view(), labels.view()).unwrap();
     let input = Embeddings {
         embeddings: e.view(),
         weight: w.view(),

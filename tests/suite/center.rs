@@ -170,7 +170,7 @@ fn errors_name_the_argument_and_the_values() {
                 features: Array2::<f64>::zeros((0, 4)).view(),
                 centers: centers.view(),
             },
-            Array1::zeros(0).view(),
+            Array1::<usize>::zeros(0).view(),
         )
         .unwrap_err();
     assert_eq!(
@@ -315,5 +315,29 @@ proptest! {
         for (p, q) in c64.iter().zip(c32.iter()) {
             prop_assert!((p - *q as f64).abs() <= 1e-5 * (1.0 + p.abs()));
         }
+    }
+}
+
+/// Issue 10: f32 features `1e20` from a center at `-1e20` have a loss of
+/// about 2e40: an overflow error naming the sample, never `Ok(inf)`.
+#[test]
+fn an_f32_loss_beyond_the_range_names_its_sample() {
+    let features = array![[0.0_f32, 0.0], [1e20, -1e20]];
+    let centers = array![[0.0_f32, 0.0], [-1e20, 1e20]];
+    let input = CenterInput {
+        features: features.view(),
+        centers: centers.view(),
+    };
+    let labels = array![0_u32, 1];
+    let expected = "features[1]: the sample's loss overflows f32: expected at most \
+                    3.4028235e38, got about 4.000e40";
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        let loss = CenterLoss::new().with_reduction(reduction);
+        let e = Loss::<f32>::forward(&loss, input, &labels).unwrap_err();
+        assert_eq!(e.to_string(), expected);
+        let e = Differentiable::<f32>::backward(&loss, input, &labels).unwrap_err();
+        assert_eq!(e.to_string(), expected);
+        let e = Loss::<f32>::per_sample(&loss, input, &labels).unwrap_err();
+        assert_eq!(e.to_string(), expected);
     }
 }

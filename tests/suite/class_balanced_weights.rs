@@ -2,9 +2,7 @@
 //! properties, errors, and use as a loss's class weights. (Reference
 //! values: `tests/conformance`.)
 
-use classloss::{
-    ClassTarget, CrossEntropy, Error, Loss, Reduction, SoftmaxFocal, class_balanced_weights,
-};
+use classloss::{CrossEntropy, Error, Loss, Reduction, SoftmaxFocal, class_balanced_weights};
 use ndarray::{Array1, array};
 use proptest::prelude::*;
 
@@ -88,16 +86,14 @@ fn weights_plug_into_cross_entropy_and_focal() {
         .with_class_alpha(w.clone())
         .unwrap()
         .with_reduction(Reduction::Sum);
-    let a = ce.forward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+    let a = ce.forward(x.view(), y.view()).unwrap();
     let b = focal.forward(x.view(), y.view()).unwrap();
     assert!((a - b).abs() < 1e-14);
     // The rare class's sample now outweighs the common one's.
-    let per = ce
-        .per_sample(x.view(), ClassTarget::Labels(y.view()))
-        .unwrap();
+    let per = ce.per_sample(x.view(), y.view()).unwrap();
     let plain = CrossEntropy::new()
         .with_reduction(Reduction::None)
-        .per_sample(x.view(), ClassTarget::Labels(y.view()))
+        .per_sample(x.view(), y.view())
         .unwrap();
     assert!(per[1] / plain[1] > 10.0 * per[0] / plain[0]);
 }

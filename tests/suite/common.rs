@@ -102,12 +102,12 @@ where
     for<'a> L: classloss::Differentiable<
             f64,
             Input<'a> = classloss::Embeddings<'a, f64>,
-            Target<'a> = ndarray::ArrayView1<'a, usize>,
+            Target<'a> = classloss::Labels<'a>,
             Grad = classloss::EmbeddingsGrad<f64>,
         > + classloss::Differentiable<
             f32,
             Input<'a> = classloss::Embeddings<'a, f32>,
-            Target<'a> = ndarray::ArrayView1<'a, usize>,
+            Target<'a> = classloss::Labels<'a>,
             Grad = classloss::EmbeddingsGrad<f32>,
         >,
 {

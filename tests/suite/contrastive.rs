@@ -94,13 +94,13 @@ fn gradients_match_finite_differences_under_every_option() {
     let dis: Vec<f64> = d
         .iter()
         .zip(&similar)
-        .filter(|(_, &y)| y == 0.0)
+        .filter(|&(_, &y)| y == 0.0)
         .map(|(d, _)| *d)
         .collect();
     let sim: Vec<f64> = d
         .iter()
         .zip(&similar)
-        .filter(|(_, &y)| y == 1.0)
+        .filter(|&(_, &y)| y == 1.0)
         .map(|(d, _)| *d)
         .collect();
     assert!(
@@ -456,4 +456,30 @@ proptest! {
             prop_assert!((p - *q as f64).abs() <= 1e-4 * (1.0 + p.abs()));
         }
     }
+}
+
+/// Issue 10: an f32 similar pair `1e20` and `-1e20` has a loss of 2e40 in
+/// the squared form: an overflow error naming the pair, never `Ok(inf)`.
+#[test]
+fn an_f32_loss_beyond_the_range_names_its_pair() {
+    let x1 = array![[0.0_f32], [1e20]];
+    let x2 = array![[0.0_f32], [-1e20]];
+    let pair = Pair {
+        x1: x1.view(),
+        x2: x2.view(),
+    };
+    let similar = array![1.0_f32, 1.0];
+    let expected = "x1[1]: the sample's loss overflows f32: expected at most \
+                    3.4028235e38, got about 2.000e40";
+    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+        let loss = Contrastive::new().with_reduction(reduction);
+        let e = Loss::<f32>::forward(&loss, pair, &similar).unwrap_err();
+        assert_eq!(e.to_string(), expected);
+        let e = Differentiable::<f32>::backward(&loss, pair, &similar).unwrap_err();
+        assert_eq!(e.to_string(), expected);
+    }
+    // The hinge form's loss, 2e20, fits.
+    let hinge = Contrastive::new().with_form(ContrastiveForm::Hinge);
+    let v: f32 = hinge.forward(pair, &similar).unwrap();
+    assert!((v as f64 / 1e20 - 1.0).abs() < 1e-6);
 }

@@ -6,8 +6,7 @@ use crate::common::{
     assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
 };
 use classloss::{
-    AngularMargin, ClassTarget, CosFace, CrossEntropy, Differentiable, Embeddings, Error, Loss,
-    Reduction,
+    AngularMargin, CosFace, CrossEntropy, Differentiable, Embeddings, Error, Loss, Reduction,
 };
 use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
@@ -114,9 +113,7 @@ fn margin_is_cross_entropy_with_a_lowered_target_logit() {
         for (i, &y) in labels.iter().enumerate() {
             logits[[i, y]] -= s * m;
         }
-        let (ce_value, ce_grad) = ce
-            .forward_backward(logits.view(), ClassTarget::Labels(labels.view()))
-            .unwrap();
+        let (ce_value, ce_grad) = ce.forward_backward(logits.view(), labels.view()).unwrap();
         let cf = CosFace::new()
             .with_scale(s)
             .unwrap()
@@ -244,7 +241,7 @@ fn errors_name_the_argument_and_the_values() {
                 embeddings: Array2::<f64>::zeros((0, 3)).view(),
                 weight: w.view(),
             },
-            Array1::zeros(0).view(),
+            Array1::<usize>::zeros(0).view(),
         )
         .unwrap_err();
     assert!(matches!(

@@ -33,7 +33,7 @@ fn gradient_matches_finite_differences_for_labels() {
                         if let Some(i) = ignore {
                             ce = ce.with_ignore_index(i);
                         }
-                        let t = ClassTarget::Labels(labels.view());
+                        let t = labels.view();
                         let (value, grad) = ce.forward_backward(x.view(), t.clone()).unwrap();
                         assert_eq!(value, ce.forward(x.view(), t.clone()).unwrap());
                         let what = format!(
@@ -90,7 +90,7 @@ fn fused_call_overwrites_a_dirty_buffer() {
         .unwrap();
     let labels = array![0_usize, 2, 1, 1];
     let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
-    let t = ClassTarget::Labels(labels.view());
+    let t = labels.view();
     let clean = ce.backward(x.view(), t.clone()).unwrap();
     let mut dirty = Array2::from_elem((4, 3), 123.0);
     let v = ce
@@ -105,9 +105,7 @@ fn all_ignored_batch_is_zero_with_zero_gradient() {
     let x = array![[1.0_f64, 2.0], [0.5, -1.0]];
     let labels = array![1_usize, 1];
     let ce = CrossEntropy::new().with_ignore_index(1);
-    let (v, g) = ce
-        .forward_backward(x.view(), ClassTarget::Labels(labels.view()))
-        .unwrap();
+    let (v, g) = ce.forward_backward(x.view(), labels.view()).unwrap();
     assert_eq!(v, 0.0);
     assert!(g.iter().all(|&e| e == 0.0));
 }
@@ -121,15 +119,11 @@ fn extreme_f32_logits_stay_finite_and_correct() {
     ];
     let labels = array![1_usize, 2, 0];
     let ce = CrossEntropy::new().with_reduction(Reduction::None);
-    let per = ce
-        .per_sample(x.view(), ClassTarget::Labels(labels.view()))
-        .unwrap();
+    let per = ce.per_sample(x.view(), labels.view()).unwrap();
     assert_eq!(per[0], 2e30);
     assert!((per[1] - 3f32.ln()).abs() < 1e-6);
     assert!((per[2] - 2f32.ln()).abs() < 1e-6);
-    let g = ce
-        .backward(x.view(), ClassTarget::Labels(labels.view()))
-        .unwrap();
+    let g = ce.backward(x.view(), labels.view()).unwrap();
     assert!(g.iter().all(|v| v.is_finite()));
     assert_eq!(g.row(0).to_vec(), vec![1.0, -1.0, 0.0]);
 }
@@ -139,10 +133,7 @@ fn worked_example_of_the_documents() {
     // logits [2.0, 1.0, 0.1], label 0 -> 0.4170 (second document).
     let ce = CrossEntropy::new();
     let v: f64 = ce
-        .forward(
-            array![[2.0, 1.0, 0.1]].view(),
-            ClassTarget::Labels(array![0].view()),
-        )
+        .forward(array![[2.0, 1.0, 0.1]].view(), array![0].view())
         .unwrap();
     assert!((v - 0.4170300162778335).abs() < 1e-15);
 }
@@ -152,14 +143,10 @@ fn errors_name_the_argument_and_the_values() {
     let ce = CrossEntropy::<f64, Ix2>::new();
     let x = Array2::<f64>::zeros((2, 3));
     // labels shape
-    let e = ce
-        .forward(x.view(), ClassTarget::Labels(array![0_usize].view()))
-        .unwrap_err();
+    let e = ce.forward(x.view(), array![0_usize].view()).unwrap_err();
     assert_eq!(e.to_string(), "labels: expected shape [2], got [1]");
     // label out of range
-    let e = ce
-        .forward(x.view(), ClassTarget::Labels(array![0_usize, 3].view()))
-        .unwrap_err();
+    let e = ce.forward(x.view(), array![0_usize, 3].view()).unwrap_err();
     assert!(matches!(
         e,
         Error::LabelOutOfRange {
@@ -189,7 +176,7 @@ fn errors_name_the_argument_and_the_values() {
     let e = CrossEntropy::new()
         .with_weight(array![1.0, 1.0])
         .unwrap()
-        .forward(x.view(), ClassTarget::Labels(array![0_usize, 1].view()))
+        .forward(x.view(), array![0_usize, 1].view())
         .unwrap_err();
     assert_eq!(e.to_string(), "weight: expected shape [3], got [2]");
     // invalid options
@@ -218,7 +205,7 @@ fn errors_name_the_argument_and_the_values() {
     let e = ce
         .forward(
             Array2::zeros((0, 3)).view(),
-            ClassTarget::Labels(Array1::zeros(0).view()),
+            Array1::<usize>::zeros(0).view(),
         )
         .unwrap_err();
     assert_eq!(
@@ -226,20 +213,14 @@ fn errors_name_the_argument_and_the_values() {
         "logits: expected at least one sample, got an empty array of shape [0, 3]"
     );
     let e = ce
-        .forward(
-            Array2::zeros((2, 0)).view(),
-            ClassTarget::Labels(array![0_usize, 0].view()),
-        )
+        .forward(Array2::zeros((2, 0)).view(), array![0_usize, 0].view())
         .unwrap_err();
     assert!(matches!(e, Error::EmptyBatch { unit: "class", .. }));
     // rank
     let spatial = CrossEntropy::<f64, IxDyn>::spatial();
     let x1 = ArrayD::<f64>::zeros(IxDyn(&[3]));
     let e = spatial
-        .forward(
-            x1.view(),
-            ClassTarget::Labels(ArrayD::zeros(IxDyn(&[])).view()),
-        )
+        .forward(x1.view(), ArrayD::<usize>::zeros(IxDyn(&[])).view())
         .unwrap_err();
     assert!(matches!(
         e,
@@ -252,11 +233,7 @@ fn errors_name_the_argument_and_the_values() {
     // gradient buffer shape
     let mut g = Array2::zeros((2, 2));
     let e = ce
-        .forward_backward_into(
-            x.view(),
-            ClassTarget::Labels(array![0_usize, 1].view()),
-            g.view_mut(),
-        )
+        .forward_backward_into(x.view(), array![0_usize, 1].view(), g.view_mut())
         .unwrap_err();
     assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [2, 2]");
 }
@@ -276,7 +253,7 @@ proptest! {
     fn shifting_a_row_changes_nothing((x, labels) in logits_and_labels(), shift in -50.0f64..50.0) {
         let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
         let l = Array1::from(labels);
-        let t = ClassTarget::Labels(l.view());
+        let t = l.view();
         let (a, ga) = ce.forward_backward(x.view(), t.clone()).unwrap();
         let shifted = &x + shift;
         let (b, gb) = ce.forward_backward(shifted.view(), t).unwrap();
@@ -288,7 +265,7 @@ proptest! {
     fn unweighted_gradient_rows_sum_to_zero((x, labels) in logits_and_labels(), eps in 0.0f64..1.0) {
         let ce = CrossEntropy::new().with_reduction(Reduction::Sum).with_label_smoothing(eps).unwrap();
         let l = Array1::from(labels);
-        let g = ce.backward(x.view(), ClassTarget::Labels(l.view())).unwrap();
+        let g = ce.backward(x.view(), l.view()).unwrap();
         for row in g.rows() {
             prop_assert!(row.sum().abs() < 1e-12);
         }
@@ -297,7 +274,7 @@ proptest! {
     #[test]
     fn per_sample_values_sum_to_the_sum_reduction((x, labels) in logits_and_labels()) {
         let l = Array1::from(labels);
-        let t = ClassTarget::Labels(l.view());
+        let t = l.view();
         let ce = CrossEntropy::new().with_reduction(Reduction::Sum);
         let per = ce.per_sample(x.view(), t.clone()).unwrap();
         let sum = ce.forward(x.view(), t).unwrap();
@@ -311,7 +288,7 @@ proptest! {
         let l = Array1::from(labels.clone());
         let q = Array2::from_shape_fn((x.nrows(), c), |(i, j)| if labels[i] == j { 1.0 } else { 0.0 });
         let ce = CrossEntropy::new().with_label_smoothing(eps).unwrap();
-        let (a, ga) = ce.forward_backward(x.view(), ClassTarget::Labels(l.view())).unwrap();
+        let (a, ga) = ce.forward_backward(x.view(), l.view()).unwrap();
         let (b, gb) = ce.forward_backward(x.view(), ClassTarget::Probs(q.view())).unwrap();
         prop_assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()));
         prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-12));
@@ -323,8 +300,8 @@ proptest! {
         let ce64 = CrossEntropy::new().with_label_smoothing(0.05).unwrap();
         let ce32 = CrossEntropy::new().with_label_smoothing(0.05).unwrap();
         let x32 = x.mapv(|v| v as f32);
-        let (a, ga) = ce64.forward_backward(x.view(), ClassTarget::Labels(l.view())).unwrap();
-        let (b, gb) = ce32.forward_backward(x32.view(), ClassTarget::Labels(l.view())).unwrap();
+        let (a, ga) = ce64.forward_backward(x.view(), l.view()).unwrap();
+        let (b, gb) = ce32.forward_backward(x32.view(), l.view()).unwrap();
         prop_assert!((a - b as f64).abs() <= 1e-5 * (1.0 + a.abs()));
         prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - *q as f64).abs() < 1e-5));
     }
@@ -332,26 +309,86 @@ proptest! {
 
 #[test]
 fn a_loss_beyond_the_f32_range_is_an_overflow_error() {
-    // The true loss is 6e38, more than f32 holds: an error, not a silent inf.
+    // Sample 0's true loss is 6e38, more than f32 holds: an error naming
+    // it, not a silent inf, from the sum, the per-sample values and the
+    // fused call.
     let x = ndarray::array![[3e38_f32, -3e38], [0.0, 1.0]];
-    let e = CrossEntropy::new()
-        .forward(
-            x.view(),
-            ClassTarget::Labels(ndarray::array![1_usize, 0].view()),
-        )
-        .unwrap_err();
-    assert!(matches!(e, Error::Overflow { what: "logits", .. }), "{e}");
+    let y = ndarray::array![1_i64, 0];
+    let sum = CrossEntropy::new().with_reduction(Reduction::Sum);
+    let mut g = Array2::zeros((2, 2));
+    for e in [
+        sum.forward(&x, &y).unwrap_err(),
+        sum.per_sample(&x, &y).unwrap_err(),
+        sum.forward_backward_into(&x, &y, &mut g).unwrap_err(),
+        CrossEntropy::new().per_sample(&x, &y).unwrap_err(),
+    ] {
+        assert_eq!(
+            e.to_string(),
+            "logits[0]: the sample's loss overflows f32: expected at most 3.4028235e38, \
+             got about 6.000e38"
+        );
+    }
+    // The mean, (6e38 + 1.31) / 2, fits: it is returned, with its gradient.
+    let (mean, g) = CrossEntropy::new().forward_backward(&x, &y).unwrap();
+    assert!((mean as f64 / 3e38 - 1.0).abs() < 1e-6, "{mean}");
+    assert_eq!(g[[0, 0]], 0.5);
+    assert_eq!(g[[0, 1]], -0.5);
     // The same input in f64 is fine.
     let x64 = x.mapv(f64::from);
     let v = CrossEntropy::new()
         .with_reduction(Reduction::Sum)
-        .forward(
-            x64.view(),
-            ClassTarget::Labels(ndarray::array![1_usize, 0].view()),
-        )
+        .forward(x64.view(), ndarray::array![1_usize, 0].view())
         .unwrap();
     let expected = (x64[[0, 0]] - x64[[0, 1]]) + 1.0 + (-1f64).exp().ln_1p();
     assert!((v - expected).abs() <= 1e-15 * expected);
+}
+
+/// Issue 10: f32 logits `[2e38, -2e38]` have a loss of about 4e38, which
+/// f32 cannot hold: an overflow error naming the sample, for every layout
+/// (rows, spatial columns, strided lanes) and every call.
+#[test]
+fn an_f32_row_beyond_the_range_names_its_sample() {
+    let message = |index: &str| {
+        format!(
+            "logits{index}: the sample's loss overflows f32: expected at most \
+             3.4028235e38, got about 4.000e38"
+        )
+    };
+    let ce = CrossEntropy::new();
+    let x = ndarray::array![[2e38_f32, -2e38]];
+    let labels = ndarray::array![1_i64];
+    assert_eq!(
+        ce.forward(&x, &labels).unwrap_err().to_string(),
+        message("[0]")
+    );
+    assert_eq!(
+        ce.backward(&x, &labels).unwrap_err().to_string(),
+        message("[0]")
+    );
+    assert_eq!(
+        ce.per_sample(&x, &labels).unwrap_err().to_string(),
+        message("[0]")
+    );
+    // The other label's loss is 0.
+    assert_eq!(ce.forward(&x, &ndarray::array![0_u32]).unwrap(), 0.0);
+    // Spatial (N, C, H, W): position (1, 0, 1) of a contiguous input (the
+    // column path) and of a column-major copy (the lane path).
+    let mut xs = ndarray::Array4::<f32>::zeros((2, 2, 1, 2));
+    xs[[1, 0, 0, 1]] = 2e38;
+    xs[[1, 1, 0, 1]] = -2e38;
+    let ys = ndarray::Array3::<i64>::ones((2, 1, 2));
+    let spatial = CrossEntropy::<f32, ndarray::Ix4>::spatial();
+    let sum = CrossEntropy::<f32, ndarray::Ix4>::spatial().with_reduction(Reduction::Sum);
+    let strided = xs.t().as_standard_layout().into_owned().reversed_axes();
+    for input in [xs.view(), strided.view()] {
+        let per = spatial.per_sample(input, &ys).unwrap_err();
+        assert_eq!(per.to_string(), message("[1, 0, 1]"));
+        let total = sum.forward(input, &ys).unwrap_err();
+        assert_eq!(total.to_string(), message("[1, 0, 1]"));
+        // The mean over the 4 positions, 1e38, fits.
+        let mean = spatial.forward(input, &ys).unwrap();
+        assert!((mean as f64 / 1e38 - 1.0).abs() < 1e-6, "{mean}");
+    }
 }
 
 /// A contiguous spatial input runs down the columns of each sample; a
@@ -376,7 +413,7 @@ fn spatial_column_path_matches_the_lane_path() {
             if let Some(i) = ignore {
                 ce = ce.with_ignore_index(i);
             }
-            let t = ClassTarget::Labels(labels.view());
+            let t = labels.view();
             let (v1, g1) = ce.forward_backward(x.view(), t.clone()).unwrap();
             let (v2, g2) = ce.forward_backward(x_f.view(), t.clone()).unwrap();
             let p1 = ce.per_sample(x.view(), t.clone()).unwrap();
@@ -412,7 +449,7 @@ fn tiny_class_weights_keep_a_finite_gradient() {
             .unwrap()
             .with_label_smoothing(eps)
             .unwrap();
-        let t = ClassTarget::Labels(y.view());
+        let t = y.view();
         let (v, g) = tiny.forward_backward(x32.view(), t.clone()).unwrap();
         let (v_ref, g_ref) = plain.forward_backward(x32.view(), t.clone()).unwrap();
         assert!(g.iter().all(|v| v.is_finite()), "eps {eps}: {g}");
@@ -428,7 +465,7 @@ fn tiny_class_weights_keep_a_finite_gradient() {
     let plain = CrossEntropy::<f64>::new()
         .with_weight(array![1.0_f64, 2.0])
         .unwrap();
-    let t = ClassTarget::Labels(y.view());
+    let t = y.view();
     let (_, g) = tiny.forward_backward(x64.view(), t.clone()).unwrap();
     let (_, g_ref) = plain.forward_backward(x64.view(), t).unwrap();
     for (a, b) in g.iter().zip(&g_ref) {
@@ -446,13 +483,13 @@ fn long_class_axes_keep_f32_accuracy() {
         x[[0, 0]] = 14.0;
         let p0 = 1.0 / (1.0 + (c as f64 - 1.0) * (-14.0_f64).exp());
         let g = CrossEntropy::<f32>::new()
-            .backward(x.view(), ClassTarget::Labels(array![1_usize].view()))
+            .backward(x.view(), array![1_usize].view())
             .unwrap();
         assert!((g[[0, 0]] as f64 / p0 - 1.0).abs() < 2e-6, "rows, C = {c}");
         let xs = x.clone().into_shape_with_order((1, c, 1, 1)).unwrap();
         let labels = ndarray::Array3::<usize>::from_elem((1, 1, 1), 1);
         let gs = CrossEntropy::<f32, ndarray::Ix4>::spatial()
-            .backward(xs.view(), ClassTarget::Labels(labels.view()))
+            .backward(xs.view(), labels.view())
             .unwrap();
         assert!(
             (gs[[0, 0, 0, 0]] as f64 / p0 - 1.0).abs() < 2e-6,

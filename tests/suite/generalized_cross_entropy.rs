@@ -6,9 +6,7 @@ use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, logits_and_labels, random_case, reductions,
 };
-use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, GeneralizedCrossEntropy, Loss, Reduction,
-};
+use classloss::{CrossEntropy, Differentiable, Error, GeneralizedCrossEntropy, Loss, Reduction};
 use ndarray::array;
 use proptest::prelude::*;
 
@@ -107,7 +105,7 @@ proptest! {
         let q = 10f64.powi(-k);
         let gce = GeneralizedCrossEntropy::new().with_q(q).unwrap().with_reduction(Reduction::None);
         let ce = CrossEntropy::new().with_reduction(Reduction::None);
-        let t = ClassTarget::Labels(y.view());
+        let t = y.view();
         let per = gce.per_sample(x.view(), y.view()).unwrap();
         let ce_per = ce.per_sample(x.view(), t.clone()).unwrap();
         let g = gce.backward(x.view(), y.view()).unwrap();
@@ -129,7 +127,7 @@ proptest! {
     fn q_one_is_one_minus_p((x, y) in logits_and_labels()) {
         let per = GeneralizedCrossEntropy::new().with_q(1.0).unwrap()
             .per_sample(x.view(), y.view()).unwrap();
-        let ce = CrossEntropy::new().per_sample(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let ce = CrossEntropy::new().per_sample(x.view(), y.view()).unwrap();
         for i in 0..per.len() {
             prop_assert!((per[i] - (1.0 - (-ce[i]).exp())).abs() < 1e-15);
         }

@@ -7,9 +7,7 @@ use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
 };
-use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, HardBootstrapping, Loss, Reduction,
-};
+use classloss::{CrossEntropy, Differentiable, Error, HardBootstrapping, Loss, Reduction};
 use ndarray::{Array2, array};
 use proptest::prelude::*;
 
@@ -129,7 +127,7 @@ proptest! {
     #[test]
     fn beta_one_equals_cross_entropy((x, y) in logits_and_labels()) {
         let (a, ga) = hard(1.0).forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), y.view()).unwrap();
         prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
         prop_assert!(close(&ga, &gb, 1e-12));
     }
@@ -143,7 +141,7 @@ proptest! {
             r.iter().position(|&v| v == m).unwrap()
         }));
         let (a, ga) = hard(beta).forward_backward(x.view(), z.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), ClassTarget::Labels(z.view())).unwrap();
+        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), z.view()).unwrap();
         prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
         prop_assert!(close(&ga, &gb, 1e-12));
     }

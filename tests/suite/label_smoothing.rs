@@ -2,8 +2,7 @@
 
 use crate::common::{assert_gradient, random_array, random_labels};
 use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, LabelSmoothing, Loss, Reduction,
-    SmoothingConvention,
+    CrossEntropy, Differentiable, Error, LabelSmoothing, Loss, Reduction, SmoothingConvention,
 };
 use ndarray::{Array1, Array2, Ix1, Ix2, array};
 use proptest::prelude::*;
@@ -117,7 +116,10 @@ fn errors_name_the_argument_and_the_values() {
         "{e}"
     );
     let e = ls
-        .forward(Array2::<f64>::zeros((0, 3)).view(), Array1::zeros(0).view())
+        .forward(
+            Array2::<f64>::zeros((0, 3)).view(),
+            Array1::<usize>::zeros(0).view(),
+        )
         .unwrap_err();
     assert!(matches!(e, Error::EmptyBatch { unit: "sample", .. }));
     let mut g = Array2::zeros((3, 3));
@@ -141,7 +143,7 @@ proptest! {
     #[test]
     fn zero_epsilon_equals_plain_cross_entropy((x, labels) in logits_and_labels()) {
         let ce = CrossEntropy::new();
-        let (a, ga) = ce.forward_backward(x.view(), ClassTarget::Labels(labels.view())).unwrap();
+        let (a, ga) = ce.forward_backward(x.view(), labels.view()).unwrap();
         for convention in CONVENTIONS {
             let ls = LabelSmoothing::new().with_epsilon(0.0).unwrap().with_convention(convention);
             let (b, gb) = ls.forward_backward(x.view(), labels.view()).unwrap();
@@ -154,7 +156,7 @@ proptest! {
     fn uniform_convention_equals_cross_entropy_smoothing((x, labels) in logits_and_labels(), eps in 0.0f64..=1.0) {
         let ce = CrossEntropy::new().with_label_smoothing(eps).unwrap();
         let ls = LabelSmoothing::new().with_epsilon(eps).unwrap();
-        let (a, ga) = ce.forward_backward(x.view(), ClassTarget::Labels(labels.view())).unwrap();
+        let (a, ga) = ce.forward_backward(x.view(), labels.view()).unwrap();
         let (b, gb) = ls.forward_backward(x.view(), labels.view()).unwrap();
         prop_assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()));
         prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-12));

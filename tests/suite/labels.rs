@@ -2,8 +2,8 @@
 //! `(N)` labels (focal, Poly-1, the noise-robust family), used as
 //! `crate::labels` by their modules.
 
-use classloss::{Differentiable, Float, Loss, Reduction};
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Ix1, Ix2};
+use classloss::{Differentiable, Float, Labels, Loss, Reduction};
+use ndarray::{Array1, Array2, ArrayView2, Ix1, Ix2};
 use proptest::prelude::*;
 
 use crate::common::{assert_gradient, random_array, random_labels};
@@ -31,7 +31,7 @@ where
     L: for<'a> Loss<
             f64,
             Input<'a> = ArrayView2<'a, f64>,
-            Target<'a> = ArrayView1<'a, usize>,
+            Target<'a> = Labels<'a>,
             PerSample = Array1<f64>,
         > + Differentiable<f64, Grad = Array2<f64>>,
 {
@@ -65,7 +65,7 @@ where
 /// A buffer full of garbage comes back holding exactly the clean gradient.
 pub fn assert_overwrites_dirty_buffer<L>(loss: &L, x: &Array2<f64>, y: &Array1<usize>)
 where
-    L: for<'a> Loss<f64, Input<'a> = ArrayView2<'a, f64>, Target<'a> = ArrayView1<'a, usize>>
+    L: for<'a> Loss<f64, Input<'a> = ArrayView2<'a, f64>, Target<'a> = Labels<'a>>
         + Differentiable<f64, Grad = Array2<f64>>,
 {
     let clean = loss.backward(x.view(), y.view()).unwrap();
@@ -83,7 +83,7 @@ where
 /// messages.
 pub fn assert_label_errors<L>(loss: &L)
 where
-    L: for<'a> Loss<f64, Input<'a> = ArrayView2<'a, f64>, Target<'a> = ArrayView1<'a, usize>>
+    L: for<'a> Loss<f64, Input<'a> = ArrayView2<'a, f64>, Target<'a> = Labels<'a>>
         + Differentiable<f64, Grad = Array2<f64>>,
 {
     let x = Array2::<f64>::zeros((2, 3));
@@ -116,7 +116,10 @@ where
     );
     // an empty batch and an empty class axis
     assert_eq!(
-        msg(loss.forward(Array2::zeros((0, 3)).view(), Array1::zeros(0).view())),
+        msg(loss.forward(
+            Array2::zeros((0, 3)).view(),
+            Array1::<usize>::zeros(0).view()
+        )),
         "logits: expected at least one sample, got an empty array of shape [0, 3]"
     );
     assert_eq!(

@@ -309,7 +309,10 @@ fn errors_name_the_argument_and_the_values() {
         );
     }
     let e = l
-        .forward(Array2::zeros((0, 3)).view(), Array1::zeros(0).view())
+        .forward(
+            Array2::zeros((0, 3)).view(),
+            Array1::<usize>::zeros(0).view(),
+        )
         .unwrap_err();
     assert_eq!(
         e.to_string(),

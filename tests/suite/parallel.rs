@@ -62,7 +62,7 @@ macro_rules! outputs {
 fn softmax_losses_are_identical_on_one_and_three_threads() {
     // 300 x 997 logits: above the parallel threshold, blocks of uneven rows.
     let (x, y) = inputs(300, 997, 7);
-    let labels = || ClassTarget::Labels(y.view());
+    let labels = || y.view();
     same_on_any_thread_count(outputs!(CrossEntropy::<f32>::new(), x.view(), labels()));
     let smoothed = CrossEntropy::<f32>::new()
         .with_label_smoothing(0.1)
@@ -109,7 +109,7 @@ fn blocked_vectorized_cross_entropy_matches_a_scalar_f64_reference() {
     for &(n, c) in &[(1, 1), (3, 7), (130, 17), (80, 1000), (5, 40_000)] {
         let (x, y) = inputs(n, c, (n * c) as u64);
         let (value, grad) = CrossEntropy::<f32>::new()
-            .forward_backward(x.view(), ClassTarget::Labels(y.view()))
+            .forward_backward(x.view(), y.view())
             .unwrap();
         let (v_ref, g_ref) = scalar_ce(&x, &y);
         assert!(

@@ -6,7 +6,7 @@ use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
 };
-use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Poly1, Reduction};
+use classloss::{CrossEntropy, Differentiable, Error, Loss, Poly1, Reduction};
 use ndarray::array;
 use proptest::prelude::*;
 
@@ -91,7 +91,7 @@ proptest! {
     fn epsilon_zero_equals_cross_entropy((x, y) in logits_and_labels()) {
         let poly = Poly1::new().with_epsilon(0.0).unwrap();
         let (a, ga) = poly.forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), y.view()).unwrap();
         prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
         prop_assert!(close(&ga, &gb, 1e-12));
     }
@@ -101,7 +101,7 @@ proptest! {
     fn excess_over_cross_entropy_is_epsilon_one_minus_p((x, y) in logits_and_labels(), eps in -1.0f64..4.0) {
         let poly = Poly1::new().with_epsilon(eps).unwrap();
         let per = poly.per_sample(x.view(), y.view()).unwrap();
-        let ce = CrossEntropy::new().per_sample(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let ce = CrossEntropy::new().per_sample(x.view(), y.view()).unwrap();
         for i in 0..per.len() {
             let p = (-ce[i]).exp();
             prop_assert!((per[i] - ce[i] - eps * (1.0 - p)).abs() <= 1e-12 * (1.0 + ce[i]));

@@ -6,9 +6,7 @@ use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
 };
-use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction, SoftBootstrapping,
-};
+use classloss::{CrossEntropy, Differentiable, Error, Loss, Reduction, SoftBootstrapping};
 use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
@@ -102,7 +100,7 @@ proptest! {
     #[test]
     fn beta_one_equals_cross_entropy((x, y) in logits_and_labels()) {
         let (a, ga) = soft(1.0).forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), y.view()).unwrap();
         prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
         prop_assert!(close(&ga, &gb, 1e-12));
     }
@@ -111,7 +109,7 @@ proptest! {
     #[test]
     fn value_is_beta_ce_plus_entropy((x, y) in logits_and_labels(), beta in 0.0f64..1.0) {
         let per = soft(beta).per_sample(x.view(), y.view()).unwrap();
-        let ce = CrossEntropy::new().per_sample(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let ce = CrossEntropy::new().per_sample(x.view(), y.view()).unwrap();
         let h = entropies(&x);
         for i in 0..per.len() {
             let expected = beta * ce[i] + (1.0 - beta) * h[i];

@@ -6,9 +6,7 @@ use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
 };
-use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, FocalAlpha, Loss, Reduction, SoftmaxFocal,
-};
+use classloss::{CrossEntropy, Differentiable, Error, FocalAlpha, Loss, Reduction, SoftmaxFocal};
 use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
@@ -72,7 +70,7 @@ fn certain_rows_give_the_limit_not_nan() {
     let focal = SoftmaxFocal::new().with_gamma(0.0).unwrap();
     let (v, g) = focal.forward_backward(x.view(), y.view()).unwrap();
     let (cv, cg) = CrossEntropy::new()
-        .forward_backward(x.view(), ClassTarget::Labels(y.view()))
+        .forward_backward(x.view(), y.view())
         .unwrap();
     assert_eq!(v, cv);
     assert!(close(&g, &cg, 1e-15));
@@ -220,7 +218,7 @@ proptest! {
         let focal = SoftmaxFocal::new().with_gamma(0.0).unwrap();
         let (fv, fg) = focal.forward_backward(x.view(), y.view()).unwrap();
         let ce = CrossEntropy::new();
-        let (cv, cg) = ce.forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let (cv, cg) = ce.forward_backward(x.view(), y.view()).unwrap();
         prop_assert!((fv - cv).abs() <= 1e-12 * (1.0 + cv.abs()));
         prop_assert!(close(&fg, &cg, 1e-12));
 
@@ -233,7 +231,7 @@ proptest! {
         let per_class = focal.with_class_alpha(w.clone()).unwrap().with_reduction(Reduction::Sum);
         let weighted = CrossEntropy::new().with_weight(w).unwrap().with_reduction(Reduction::Sum);
         let (pv, pg) = per_class.forward_backward(x.view(), y.view()).unwrap();
-        let (wv, wg) = weighted.forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let (wv, wg) = weighted.forward_backward(x.view(), y.view()).unwrap();
         prop_assert!((pv - wv).abs() <= 1e-12 * (1.0 + wv.abs()));
         prop_assert!(close(&pg, &wg, 1e-12));
     }

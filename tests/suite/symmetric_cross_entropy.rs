@@ -7,9 +7,7 @@ use crate::labels::{
     assert_consistent_gradient, assert_f32_close, assert_label_errors,
     assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
 };
-use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction, SymmetricCrossEntropy,
-};
+use classloss::{CrossEntropy, Differentiable, Error, Loss, Reduction, SymmetricCrossEntropy};
 use ndarray::array;
 use proptest::prelude::*;
 
@@ -114,7 +112,7 @@ proptest! {
     #[test]
     fn beta_zero_is_scaled_cross_entropy((x, y) in logits_and_labels(), alpha in 0.0f64..3.0) {
         let (a, ga) = sce(alpha, 0.0, -4.0).forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), y.view()).unwrap();
         prop_assert!((a - alpha * b).abs() <= 1e-12 * (1.0 + alpha * b));
         prop_assert!(close(&ga, &(&gb * alpha), 1e-12));
     }
@@ -125,7 +123,7 @@ proptest! {
         (x, y) in logits_and_labels(), alpha in 0.0f64..3.0, beta in 0.0f64..3.0, a in 0.5f64..10.0,
     ) {
         let per = sce(alpha, beta, -a).per_sample(x.view(), y.view()).unwrap();
-        let ce = CrossEntropy::new().per_sample(x.view(), ClassTarget::Labels(y.view())).unwrap();
+        let ce = CrossEntropy::new().per_sample(x.view(), y.view()).unwrap();
         for i in 0..per.len() {
             let expected = alpha * ce[i] + beta * a * (1.0 - (-ce[i]).exp());
             prop_assert!((per[i] - expected).abs() <= 1e-12 * (1.0 + expected));

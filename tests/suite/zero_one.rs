@@ -202,9 +202,9 @@ proptest! {
         for (i, &flag) in per.iter().enumerate() {
             if flag != 0.0 { continue; }
             let row = x.slice(ndarray::s![i..i + 1, ..]);
-            let own = ce.per_sample(row, classloss::ClassTarget::Labels(array![y[i]].view())).unwrap()[0];
+            let own = ce.per_sample(row, ndarray::array![y[i]].view()).unwrap()[0];
             for other in 0..c {
-                let v = ce.per_sample(row, classloss::ClassTarget::Labels(array![other].view())).unwrap()[0];
+                let v = ce.per_sample(row, ndarray::array![other].view()).unwrap()[0];
                 prop_assert!(own <= v + 1e-12);
             }
         }
