@@ -91,10 +91,10 @@ fn fused_call_overwrites_a_dirty_buffer() {
     let labels = array![0_usize, 2, 1, 1];
     let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
     let t = labels.view();
-    let clean = ce.backward(x.view(), t.clone()).unwrap();
+    let clean = ce.backward(x.view(), t).unwrap();
     let mut dirty = Array2::from_elem((4, 3), 123.0);
     let v = ce
-        .forward_backward_into(x.view(), t.clone(), dirty.view_mut())
+        .forward_backward_into(x.view(), t, dirty.view_mut())
         .unwrap();
     assert_eq!(dirty, clean);
     assert_eq!(v, ce.forward(x.view(), t).unwrap());
@@ -254,7 +254,7 @@ proptest! {
         let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
         let l = Array1::from(labels);
         let t = l.view();
-        let (a, ga) = ce.forward_backward(x.view(), t.clone()).unwrap();
+        let (a, ga) = ce.forward_backward(x.view(), t).unwrap();
         let shifted = &x + shift;
         let (b, gb) = ce.forward_backward(shifted.view(), t).unwrap();
         prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()));
@@ -276,7 +276,7 @@ proptest! {
         let l = Array1::from(labels);
         let t = l.view();
         let ce = CrossEntropy::new().with_reduction(Reduction::Sum);
-        let per = ce.per_sample(x.view(), t.clone()).unwrap();
+        let per = ce.per_sample(x.view(), t).unwrap();
         let sum = ce.forward(x.view(), t).unwrap();
         prop_assert!((per.sum() - sum).abs() <= 1e-12 * (1.0 + sum.abs()));
         prop_assert!(per.iter().all(|&v| v >= 0.0 && v.is_finite()));
@@ -450,8 +450,8 @@ fn tiny_class_weights_keep_a_finite_gradient() {
             .with_label_smoothing(eps)
             .unwrap();
         let t = y.view();
-        let (v, g) = tiny.forward_backward(x32.view(), t.clone()).unwrap();
-        let (v_ref, g_ref) = plain.forward_backward(x32.view(), t.clone()).unwrap();
+        let (v, g) = tiny.forward_backward(x32.view(), t).unwrap();
+        let (v_ref, g_ref) = plain.forward_backward(x32.view(), t).unwrap();
         assert!(g.iter().all(|v| v.is_finite()), "eps {eps}: {g}");
         assert!((v - v_ref).abs() < 1e-5, "eps {eps}: {v} vs {v_ref}");
         for (a, b) in g.iter().zip(&g_ref) {
@@ -466,7 +466,7 @@ fn tiny_class_weights_keep_a_finite_gradient() {
         .with_weight(array![1.0_f64, 2.0])
         .unwrap();
     let t = y.view();
-    let (_, g) = tiny.forward_backward(x64.view(), t.clone()).unwrap();
+    let (_, g) = tiny.forward_backward(x64.view(), t).unwrap();
     let (_, g_ref) = plain.forward_backward(x64.view(), t).unwrap();
     for (a, b) in g.iter().zip(&g_ref) {
         assert!((a - b).abs() < 1e-12, "{g} vs {g_ref}");

@@ -107,7 +107,7 @@ proptest! {
         let ce = CrossEntropy::new().with_reduction(Reduction::None);
         let t = y.view();
         let per = gce.per_sample(x.view(), y.view()).unwrap();
-        let ce_per = ce.per_sample(x.view(), t.clone()).unwrap();
+        let ce_per = ce.per_sample(x.view(), t).unwrap();
         let g = gce.backward(x.view(), y.view()).unwrap();
         let ce_g = ce.backward(x.view(), t).unwrap();
         for i in 0..per.len() {

@@ -129,7 +129,7 @@ impl<T: sealed::Sealed> AngularMargin for T {}
 /// # Errors
 /// An empty batch or class axis, labels of the wrong length or out of
 /// range, a cosine outside `[-1, 1]` beyond the rounding allowance
-/// ([`Error::InvalidInput`], naming its position), a gradient buffer of the
+/// ([`Error::InvalidInput`](crate::Error::InvalidInput), naming its position), a gradient buffer of the
 /// wrong shape. The range is checked in the same pass over each row that
 /// finds its max, so after a range error the fused call may have written
 /// part of the gradient buffer.
