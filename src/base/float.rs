@@ -8,7 +8,7 @@ pub trait Float:
     ndarray::NdFloat
     + num_traits::FromPrimitive
     + sealed::Sealed
-    + crate::numerics::kernels::RowKernels
+    + RowKernels
     + Default
     + Send
     + Sync
@@ -44,6 +44,51 @@ impl Float for f64 {
     fn as_f64(self) -> f64 {
         self
     }
+}
+
+/// What the engines do with slices of a float type: the kernels, declared
+/// here and implemented (vectorized, dispatched to the CPU's level) in
+/// `crate::numerics`, so that the bottom layer depends on nothing above it.
+///
+/// A supertrait of [`Float`] that users cannot name: the crate's loss code
+/// calls these through `F`, users never need to.
+pub trait RowKernels: Copy {
+    /// The largest value of a non-empty slice (NaN skipped).
+    fn row_max(x: &[Self]) -> Self;
+    /// The smallest and largest values (NaN skipped; `(inf, -inf)` when empty).
+    fn row_min_max(x: &[Self]) -> (Self, Self);
+    /// `sum_i (x_i - shift)`.
+    fn shifted_sum(x: &[Self], shift: Self) -> Self;
+    /// `sum_i (x_i - shift) w_i` over the common length.
+    fn shifted_dot(x: &[Self], shift: Self, w: &[Self]) -> Self;
+    /// `sum_i exp(x_i - shift)`, for `shift >= max x_i`.
+    fn exp_sum(x: &[Self], shift: Self) -> Self;
+    /// Stores `exp(x_i - shift)` in `out` (same length) and returns the sum.
+    fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self;
+    /// `sum_i exp(scale * x_i - shift)`, the same sum as `scaled_exp_into`.
+    fn scaled_exp_sum(x: &[Self], scale: Self, shift: Self) -> Self;
+    /// Stores `exp(scale * x_i - shift)` in `out` (same length) and returns
+    /// the sum, for `shift >= max scale * x_i`.
+    fn scaled_exp_into(x: &[Self], scale: Self, shift: Self, out: &mut [Self]) -> Self;
+    /// Column kernels, element by element over equal-length slices (the
+    /// positions of a tile): `acc_j = max(acc_j, x_j)`.
+    fn max_into(acc: &mut [Self], x: &[Self]);
+    /// `sum_j += exp(x_j - m_j)`, for `m_j >= x_j`.
+    fn exp_diff_acc(x: &[Self], m: &[Self], sum: &mut [Self]);
+    /// `out_j = exp(x_j - m_j)` and `sum_j += out_j`.
+    fn exp_diff_into_acc(x: &[Self], m: &[Self], out: &mut [Self], sum: &mut [Self]);
+    /// `acc_j += a (x_j - m_j)`.
+    fn diff_axpy(acc: &mut [Self], a: Self, x: &[Self], m: &[Self]);
+    /// `g_j = k_j g_j - b d_j`.
+    fn scale_shift_cols(g: &mut [Self], k: &[Self], b: Self, d: &[Self]);
+    /// `e_i = exp(-|x_i|)` and `l_i = ln(1 + e_i)`, over the common length.
+    fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]);
+    /// `g_i = a g_i + b`.
+    fn affine(g: &mut [Self], a: Self, b: Self);
+    /// `g_i = a g_i + b w_i`.
+    fn affine_weighted(g: &mut [Self], a: Self, b: Self, w: &[Self]);
+    /// `g_i = a g_i`.
+    fn scale(g: &mut [Self], a: Self);
 }
 
 mod sealed {

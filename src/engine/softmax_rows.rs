@@ -177,7 +177,7 @@ pub(crate) fn linear_target_grad<F: Float>(
 /// sums are added in `f64`, so a row of 200k classes keeps `f32` accuracy.
 const SUM_BLOCK: usize = 2048;
 
-/// [`RowKernels::exp_into`](crate::numerics) over blocks, summed in `f64`.
+/// [`RowKernels::exp_into`](crate::base::float::RowKernels::exp_into) over blocks, summed in `f64`.
 #[inline]
 fn exp_into_accurate<F: Float>(x: &[F], max: F, e: &mut [F]) -> F {
     if x.len() <= SUM_BLOCK {

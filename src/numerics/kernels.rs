@@ -5,7 +5,7 @@
 //! Each body is written once, generically, as a loop over fixed-width
 //! chunks with one accumulator per lane, which the compiler turns into
 //! vector code; the bodies are then compiled once per [`SimdLevel`] under
-//! `#[target_feature]` and picked at run time by [`RowKernels`]. Sums run in
+//! `#[target_feature]` and picked at run time by [`RowKernels`](crate::base::float::RowKernels). Sums run in
 //! the same lane order at every level, so a result differs between levels
 //! only by the rounding of fused multiply-adds, and never between calls.
 //!
@@ -15,6 +15,7 @@ use std::ops::{Add, AddAssign, Mul, Sub};
 
 use super::exp::{exp_nonpos_f32, exp_nonpos_f64, ln1p_unit_f32, ln1p_unit_f64};
 use super::simd::dispatch;
+use crate::base::float::RowKernels;
 
 /// Lanes per chunk: one AVX-512 vector of `f32`, two AVX2 ones; enough
 /// independent accumulators to hide the latency of the adds.
@@ -412,49 +413,6 @@ macro_rules! levels {
 
 levels!(k32, f32);
 levels!(k64, f64);
-
-/// The slice kernels of one element type, dispatched to the CPU's level.
-///
-/// A supertrait of [`crate::Float`] that users cannot name: the crate's
-/// loss code calls these through `F`, users never need to.
-pub trait RowKernels: Copy {
-    /// The largest value of a non-empty slice (NaN skipped).
-    fn row_max(x: &[Self]) -> Self;
-    /// The smallest and largest values (NaN skipped; `(inf, -inf)` when empty).
-    fn row_min_max(x: &[Self]) -> (Self, Self);
-    /// `sum_i (x_i - shift)`.
-    fn shifted_sum(x: &[Self], shift: Self) -> Self;
-    /// `sum_i (x_i - shift) w_i` over the common length.
-    fn shifted_dot(x: &[Self], shift: Self, w: &[Self]) -> Self;
-    /// `sum_i exp(x_i - shift)`, for `shift >= max x_i`.
-    fn exp_sum(x: &[Self], shift: Self) -> Self;
-    /// Stores `exp(x_i - shift)` in `out` (same length) and returns the sum.
-    fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self;
-    /// `sum_i exp(scale * x_i - shift)`, the same sum as `scaled_exp_into`.
-    fn scaled_exp_sum(x: &[Self], scale: Self, shift: Self) -> Self;
-    /// Stores `exp(scale * x_i - shift)` in `out` (same length) and returns
-    /// the sum, for `shift >= max scale * x_i`.
-    fn scaled_exp_into(x: &[Self], scale: Self, shift: Self, out: &mut [Self]) -> Self;
-    /// Column kernels, element by element over equal-length slices (the
-    /// positions of a tile): `acc_j = max(acc_j, x_j)`.
-    fn max_into(acc: &mut [Self], x: &[Self]);
-    /// `sum_j += exp(x_j - m_j)`, for `m_j >= x_j`.
-    fn exp_diff_acc(x: &[Self], m: &[Self], sum: &mut [Self]);
-    /// `out_j = exp(x_j - m_j)` and `sum_j += out_j`.
-    fn exp_diff_into_acc(x: &[Self], m: &[Self], out: &mut [Self], sum: &mut [Self]);
-    /// `acc_j += a (x_j - m_j)`.
-    fn diff_axpy(acc: &mut [Self], a: Self, x: &[Self], m: &[Self]);
-    /// `g_j = k_j g_j - b d_j`.
-    fn scale_shift_cols(g: &mut [Self], k: &[Self], b: Self, d: &[Self]);
-    /// `e_i = exp(-|x_i|)` and `l_i = ln(1 + e_i)`, over the common length.
-    fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]);
-    /// `g_i = a g_i + b`.
-    fn affine(g: &mut [Self], a: Self, b: Self);
-    /// `g_i = a g_i + b w_i`.
-    fn affine_weighted(g: &mut [Self], a: Self, b: Self, w: &[Self]);
-    /// `g_i = a g_i`.
-    fn scale(g: &mut [Self], a: Self);
-}
 
 macro_rules! impl_row_kernels {
     ($t:ty, $m:ident) => {
