@@ -15,7 +15,7 @@ mod weighting;
 
 pub use base::error::{Error, Result};
 pub use base::float::Float;
-pub use base::labels::{Label, Labels};
+pub use base::labels::{Label, LabelIter, Labels};
 pub use base::loss::{ClassifierLoss, Differentiable, Loss};
 pub use base::reduction::Reduction;
 pub use binary::{Bce, BceWithLogits, SigmoidFocal};

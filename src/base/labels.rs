@@ -71,6 +71,45 @@ macro_rules! with_view {
     };
 }
 
+/// The labels of a [`Labels`] in logical order, widened to `i128`; made by
+/// [`Labels::iter`].
+pub struct LabelIter<'a, D: Dimension> {
+    items: Items<'a, D>,
+}
+
+enum Items<'a, D: Dimension> {
+    U8(ndarray::iter::Iter<'a, u8, D>),
+    U16(ndarray::iter::Iter<'a, u16, D>),
+    U32(ndarray::iter::Iter<'a, u32, D>),
+    U64(ndarray::iter::Iter<'a, u64, D>),
+    Usize(ndarray::iter::Iter<'a, usize, D>),
+    I8(ndarray::iter::Iter<'a, i8, D>),
+    I16(ndarray::iter::Iter<'a, i16, D>),
+    I32(ndarray::iter::Iter<'a, i32, D>),
+    I64(ndarray::iter::Iter<'a, i64, D>),
+    Isize(ndarray::iter::Iter<'a, isize, D>),
+}
+
+impl<D: Dimension> Iterator for LabelIter<'_, D> {
+    type Item = i128;
+
+    #[inline]
+    fn next(&mut self) -> Option<i128> {
+        match &mut self.items {
+            Items::U8(it) => it.next().map(|l| l.widen()),
+            Items::U16(it) => it.next().map(|l| l.widen()),
+            Items::U32(it) => it.next().map(|l| l.widen()),
+            Items::U64(it) => it.next().map(|l| l.widen()),
+            Items::Usize(it) => it.next().map(|l| l.widen()),
+            Items::I8(it) => it.next().map(|l| l.widen()),
+            Items::I16(it) => it.next().map(|l| l.widen()),
+            Items::I32(it) => it.next().map(|l| l.widen()),
+            Items::I64(it) => it.next().map(|l| l.widen()),
+            Items::Isize(it) => it.next().map(|l| l.widen()),
+        }
+    }
+}
+
 /// A primitive integer type usable as a class label. Sealed.
 pub trait Label: Copy + sealed::Sealed + 'static {
     /// The value, widened without loss.
@@ -131,10 +170,21 @@ impl<'a, D: Dimension> Labels<'a, D> {
 
     /// The labels as `i128` (every label type widens without loss), in
     /// logical order.
-    pub fn iter(&self) -> impl Iterator<Item = i128> + '_ {
-        let mut items: Box<dyn Iterator<Item = i128> + '_> =
-            with_view!(&self.view, v => Box::new(v.iter().map(|&l| l.widen())));
-        std::iter::from_fn(move || items.next())
+    pub fn iter(&self) -> LabelIter<'_, D> {
+        LabelIter {
+            items: match &self.view {
+                View::U8(v) => Items::U8(v.iter()),
+                View::U16(v) => Items::U16(v.iter()),
+                View::U32(v) => Items::U32(v.iter()),
+                View::U64(v) => Items::U64(v.iter()),
+                View::Usize(v) => Items::Usize(v.iter()),
+                View::I8(v) => Items::I8(v.iter()),
+                View::I16(v) => Items::I16(v.iter()),
+                View::I32(v) => Items::I32(v.iter()),
+                View::I64(v) => Items::I64(v.iter()),
+                View::Isize(v) => Items::Isize(v.iter()),
+            },
+        }
     }
 
     /// Every label is in `0..classes` or equal to `ignore`; otherwise a
