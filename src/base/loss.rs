@@ -1,9 +1,10 @@
 //! The traits every loss implements, and the one mechanism that implements
 //! them.
 //!
-//! A loss implements [`Compute`] once: the [`Signature`] of its arguments,
-//! its reduction, and `compute`, which validates, runs an engine and
-//! returns the per-sample sum ([`Totals`]). [`Loss`] and [`Differentiable`]
+//! A loss declares its options with `loss_options!` (which gives it its
+//! reduction, [`Options`]) and implements [`Compute`] once: the
+//! [`Signature`] of its arguments and `compute`, which validates, runs an
+//! engine and returns the per-sample sum ([`Totals`]). [`Loss`] and [`Differentiable`]
 //! come from blanket impls over `Compute`, and so does the reduction with
 //! its overflow rule ([`reduce`]): no loss writes forwarding code.
 
@@ -12,6 +13,7 @@ use ndarray::{
 };
 
 use crate::base::labels::Labels;
+use crate::base::options::Options;
 use crate::base::reduction::{Totals, reduce};
 use crate::{Float, Reduction, Result};
 
@@ -189,13 +191,11 @@ mod sealed {
     /// Marks the signatures of losses with a gradient.
     pub trait Exact {}
 
-    /// How one loss computes: implemented once per loss.
-    pub trait Compute<F: Float> {
+    /// How one loss computes: implemented once per loss (its reduction
+    /// comes from [`Options`], which `loss_options!` implements).
+    pub trait Compute<F: Float>: Options {
         /// The types of its arguments.
         type Sig: Signature<F>;
-
-        /// The reduction `forward` applies.
-        fn reduction(&self) -> Reduction;
 
         /// Validates, then returns the sum of the per-sample values (and
         /// the `Mean`'s divisor); with `call.grad`, overwrites it with the
@@ -240,7 +240,7 @@ fn run<'o, F: Float, T: Compute<F>>(
     let totals = loss.compute(call)?;
     let samples = T::Sig::samples(&input);
     reduce(
-        loss.reduction(),
+        Options::reduction(loss),
         totals,
         samples.slice(),
         per_sample,
@@ -254,7 +254,7 @@ impl<F: Float, T: Compute<F>> Loss<F> for T {
     type PerSample = Array<F, Samples<F, T>>;
 
     fn reduction(&self) -> Reduction {
-        Compute::reduction(self)
+        Options::reduction(self)
     }
 
     fn per_sample<'i, 't>(

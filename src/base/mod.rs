@@ -5,5 +5,6 @@ pub(crate) mod error;
 pub(crate) mod float;
 pub(crate) mod labels;
 pub(crate) mod loss;
+pub(crate) mod options;
 pub(crate) mod reduction;
 pub(crate) mod validate;

@@ -141,6 +141,56 @@ pub(crate) fn unit_interval(name: &'static str, value: f64) -> Result<()> {
     )
 }
 
+/// An option in `(0, 1]`.
+pub(crate) fn positive_at_most_one(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a number in (0, 1]",
+        value > 0.0 && value <= 1.0,
+    )
+}
+
+/// An optional option in `[0, 1]` (`None` passes).
+pub(crate) fn optional_unit_interval(name: &'static str, value: Option<f64>) -> Result<()> {
+    value.map_or(Ok(()), |v| unit_interval(name, v))
+}
+
+/// A finite option `< 0`.
+pub(crate) fn negative(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a finite number < 0",
+        value.is_finite() && value < 0.0,
+    )
+}
+
+/// A finite option `>= -1`.
+pub(crate) fn at_least_minus_one(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a finite number >= -1",
+        value.is_finite() && value >= -1.0,
+    )
+}
+
+/// An angle option in radians, in `[0, pi)`.
+pub(crate) fn angle(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a number in [0, pi) (radians)",
+        (0.0..std::f64::consts::PI).contains(&value),
+    )
+}
+
+/// An integer option that is 1 or 2.
+pub(crate) fn one_or_two(name: &'static str, value: u32) -> Result<()> {
+    check_option(name, value as f64, "1 or 2", value == 1 || value == 2)
+}
+
 /// A weight array whose entries are all finite and `>= 0`.
 pub(crate) fn check_weights<F: Float, D: Dimension>(
     name: &'static str,

@@ -5,131 +5,109 @@ use std::marker::PhantomData;
 use ndarray::{Array, Array1, ArrayD, Dimension, Ix2};
 
 use crate::base::loss::{Call, Compute, Elementwise};
+use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::{broadcast_to, check_class_vector, check_weights};
 use crate::engine::sigmoid_elementwise::{check_shapes, check_targets, elementwise_logits};
-use crate::{Float, Reduction, Result};
+use crate::{Float, Result};
 
-/// Binary cross-entropy between `sigmoid(logits)` and targets in `[0, 1]`,
-/// computed from the logits without overflow or cancellation, with
-/// PyTorch's element weights and per-class `pos_weight`.
-///
-/// Use it for binary and multi-label classification (one independent
-/// yes/no per label): it is the stable way to train a sigmoid output.
-/// `pos_weight > 1` raises recall of a rare positive class (PyTorch's
-/// suggestion is `negatives / positives` per class).
-///
-/// # Formula
-/// ```text
-/// l     = w [ (1 - t) softplus(x) + pw t softplus(-x) ]
-/// dl/dx = w [ (1 - t) sigmoid(x)  - pw t sigmoid(-x)  ]
-/// ```
-/// with `softplus(x) = ln(1 + e^x) = -ln sigmoid(-x)`, `w` the element
-/// weight and `pw` the positive weight of the element's class (both 1 when
-/// unset). This equals PyTorch's `(1 - t) x + (1 + (pw - 1) t) ln(1 + e^-x)`
-/// (with `ln(1 + e^-x)` taken stably) term for term, but every product is of
-/// two non-negative numbers, so there is no cancellation: the loss and
-/// gradient are accurate for any finite logit, a tiny gradient such as
-/// `sigmoid(-88)` keeps its digits, and the loss is finite whenever its true
-/// value (at most `w max(1, pw) |x| + w ln 2`) fits the type, for `f32`
-/// logits of `±1e30` and beyond.
-///
-/// # Shapes
-/// - logits: any shape of rank `>= 1`, typically `(N, K)`; [`BceWithLogits::new`]
-///   takes `(N, K)`, [`BceWithLogits::spatial`] any rank picked with the type.
-/// - targets: the shape of `logits`, values in `[0, 1]` (soft labels allowed).
-/// - weight: any shape that broadcasts to `logits` (numpy rules): `(K)`,
-///   `(N, 1)`, `(N, K)`, ...
-/// - pos_weight: `(K)` where `K` is the **last** dimension of `logits` (or
-///   `(1)`, one weight for all); it is broadcast along the last axis, as
-///   PyTorch broadcasts it. (For a class
-///   axis elsewhere, as in `(N, C, H, W)`, PyTorch needs `(C, 1, 1)`; here use
-///   a layout with the classes last, or an element `weight`.)
-/// - per-sample: shaped like `logits`, one value per element; gradient: the
-///   shape of `logits`.
-/// - `Mean` divides by the number of elements of `logits`.
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `weight`: finite weights `>= 0` broadcast to the input (default none).
-/// - `pos_weight`: one finite weight `>= 0` per class (last axis), or a
-///   single one, for the positive term (default none, which is all ones).
-///
-/// Both shapes are checked at each call, against that call's input.
-///
-/// # Errors
-/// `logits` of rank 0 or with no element; `targets` or the gradient buffer
-/// of another shape; a `weight` that does not broadcast to `logits`
-/// (`ShapeMismatch` naming `weight`); a `pos_weight` whose length is neither
-/// 1 nor the last dimension (`ShapeMismatch` naming `pos_weight`); a target outside
-/// `[0, 1]` or NaN (`InvalidTarget` naming `targets`); a negative or
-/// non-finite weight (from the builders).
-///
-/// # Examples
-/// ```
-/// use classloss::{BceWithLogits, Differentiable, Loss};
-/// use ndarray::array;
-///
-/// let logits = array![[1.5_f64, -0.5]];
-/// let targets = array![[1.0, 0.0]];
-/// let loss = BceWithLogits::new().forward(logits.view(), targets.view())?;
-/// assert!((loss - 0.33774513108142956).abs() < 1e-12);
-///
-/// // Positive class 0 counts twice.
-/// let weighted = BceWithLogits::new().with_pos_weight(array![2.0, 1.0])?;
-/// let (value, grad) = weighted.forward_backward(logits.view(), targets.view())?;
-/// assert!((value - 0.4384517700728058).abs() < 1e-12);
-/// assert!(grad[[0, 0]] < 0.0 && grad[[0, 1]] > 0.0);
-///
-/// // Extreme logits stay finite in f32.
-/// let huge = BceWithLogits::new().forward(array![[1e30_f32]].view(), array![[0.0]].view())?;
-/// assert_eq!(huge, 1e30);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// PyTorch, `torch.nn.BCEWithLogitsLoss`
-/// (<https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html>).
-#[derive(Clone, Debug)]
-pub struct BceWithLogits<F, D = Ix2> {
-    reduction: Reduction,
-    weight: Option<ArrayD<F>>,
-    pos_weight: Option<Array1<F>>,
-    _rank: PhantomData<fn() -> D>,
-}
-
-impl<F: Float> BceWithLogits<F, Ix2> {
-    /// BCE-with-logits on `(N, K)` logits: mean reduction, no weights.
-    pub fn new() -> Self {
-        Self::spatial()
+loss_options! {
+    /// Binary cross-entropy between `sigmoid(logits)` and targets in `[0, 1]`,
+    /// computed from the logits without overflow or cancellation, with
+    /// PyTorch's element weights and per-class `pos_weight`.
+    ///
+    /// Use it for binary and multi-label classification (one independent
+    /// yes/no per label): it is the stable way to train a sigmoid output.
+    /// `pos_weight > 1` raises recall of a rare positive class (PyTorch's
+    /// suggestion is `negatives / positives` per class).
+    ///
+    /// # Formula
+    /// ```text
+    /// l     = w [ (1 - t) softplus(x) + pw t softplus(-x) ]
+    /// dl/dx = w [ (1 - t) sigmoid(x)  - pw t sigmoid(-x)  ]
+    /// ```
+    /// with `softplus(x) = ln(1 + e^x) = -ln sigmoid(-x)`, `w` the element
+    /// weight and `pw` the positive weight of the element's class (both 1 when
+    /// unset). This equals PyTorch's `(1 - t) x + (1 + (pw - 1) t) ln(1 + e^-x)`
+    /// (with `ln(1 + e^-x)` taken stably) term for term, but every product is of
+    /// two non-negative numbers, so there is no cancellation: the loss and
+    /// gradient are accurate for any finite logit, a tiny gradient such as
+    /// `sigmoid(-88)` keeps its digits, and the loss is finite whenever its true
+    /// value (at most `w max(1, pw) |x| + w ln 2`) fits the type, for `f32`
+    /// logits of `±1e30` and beyond.
+    ///
+    /// # Shapes
+    /// - logits: any shape of rank `>= 1`, typically `(N, K)`; [`BceWithLogits::new`]
+    ///   takes `(N, K)`, [`BceWithLogits::spatial`] any rank picked with the type.
+    /// - targets: the shape of `logits`, values in `[0, 1]` (soft labels allowed).
+    /// - weight: any shape that broadcasts to `logits` (numpy rules): `(K)`,
+    ///   `(N, 1)`, `(N, K)`, ...
+    /// - pos_weight: `(K)` where `K` is the **last** dimension of `logits` (or
+    ///   `(1)`, one weight for all); it is broadcast along the last axis, as
+    ///   PyTorch broadcasts it. (For a class
+    ///   axis elsewhere, as in `(N, C, H, W)`, PyTorch needs `(C, 1, 1)`; here use
+    ///   a layout with the classes last, or an element `weight`.)
+    /// - per-sample: shaped like `logits`, one value per element; gradient: the
+    ///   shape of `logits`.
+    /// - `Mean` divides by the number of elements of `logits`.
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `weight`: finite weights `>= 0` broadcast to the input (default none).
+    /// - `pos_weight`: one finite weight `>= 0` per class (last axis), or a
+    ///   single one, for the positive term (default none, which is all ones).
+    ///
+    /// Both shapes are checked at each call, against that call's input.
+    ///
+    /// # Errors
+    /// `logits` of rank 0 or with no element; `targets` or the gradient buffer
+    /// of another shape; a `weight` that does not broadcast to `logits`
+    /// (`ShapeMismatch` naming `weight`); a `pos_weight` whose length is neither
+    /// 1 nor the last dimension (`ShapeMismatch` naming `pos_weight`); a target outside
+    /// `[0, 1]` or NaN (`InvalidTarget` naming `targets`); a negative or
+    /// non-finite weight (from the builders).
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{BceWithLogits, Differentiable, Loss};
+    /// use ndarray::array;
+    ///
+    /// let logits = array![[1.5_f64, -0.5]];
+    /// let targets = array![[1.0, 0.0]];
+    /// let loss = BceWithLogits::new().forward(logits.view(), targets.view())?;
+    /// assert!((loss - 0.33774513108142956).abs() < 1e-12);
+    ///
+    /// // Positive class 0 counts twice.
+    /// let weighted = BceWithLogits::new().with_pos_weight(array![2.0, 1.0])?;
+    /// let (value, grad) = weighted.forward_backward(logits.view(), targets.view())?;
+    /// assert!((value - 0.4384517700728058).abs() < 1e-12);
+    /// assert!(grad[[0, 0]] < 0.0 && grad[[0, 1]] > 0.0);
+    ///
+    /// // Extreme logits stay finite in f32.
+    /// let huge = BceWithLogits::new().forward(array![[1e30_f32]].view(), array![[0.0]].view())?;
+    /// assert_eq!(huge, 1e30);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// PyTorch, `torch.nn.BCEWithLogitsLoss`
+    /// (<https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html>).
+    #[derive(Clone, Debug)]
+    pub struct BceWithLogits<F: Float, D: Dimension = Ix2> {
+        weight: Option<ArrayD<F>> = None;
+        pos_weight: Option<Array1<F>> = None;
+        _rank: PhantomData<fn() -> D> = PhantomData;
     }
-}
 
-impl<F: Float> Default for BceWithLogits<F, Ix2> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<F: Float, D: Dimension> BceWithLogits<F, D> {
     /// BCE-with-logits on logits of any rank `>= 1`, picked with the type,
     /// for example `BceWithLogits::<f32, ndarray::IxDyn>::spatial()`. Mean
     /// reduction, no weights.
-    pub fn spatial() -> Self {
-        BceWithLogits {
-            reduction: Reduction::Mean,
-            weight: None,
-            pos_weight: None,
-            _rank: PhantomData,
-        }
-    }
+    fn spatial();
+    /// BCE-with-logits on `(N, K)` logits: mean reduction, no weights.
+    fn new() at Ix2;
+}
 
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
+impl<F: Float, D: Dimension> BceWithLogits<F, D> {
     /// Sets element weights (finite, `>= 0`; default none) of any shape that
     /// broadcasts to the input. The shape is checked at each call.
     pub fn with_weight<E: Dimension>(mut self, weight: Array<F, E>) -> Result<Self> {
@@ -160,10 +138,6 @@ impl<F: Float, D: Dimension> BceWithLogits<F, D> {
 
 impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {
     type Sig = Elementwise<D>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {

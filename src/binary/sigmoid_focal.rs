@@ -5,176 +5,128 @@ use std::marker::PhantomData;
 use ndarray::{Dimension, Ix2};
 
 use crate::base::loss::{Call, Compute, Elementwise};
+use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_option, non_negative, unit_interval};
+use crate::base::validate::check_option;
 use crate::engine::sigmoid_elementwise::{
     Logistic, check_shapes, check_targets, elementwise_logits,
 };
-use crate::{Float, Reduction, Result};
+use crate::{Float, Result};
 
-/// The focal loss on sigmoid outputs: binary cross-entropy from logits,
-/// scaled down by `(1 - p_t)^gamma` where the prediction is already right,
-/// and optionally balanced by `alpha`. Defaults and semantics are
-/// torchvision's.
-///
-/// Use it for dense detection and other heavily imbalanced binary or
-/// multi-label problems, where the many easy negatives would otherwise
-/// dominate the loss. `gamma = 0` without `alpha` is exactly
-/// [`crate::BceWithLogits`].
-///
-/// # Formula
-/// ```text
-/// p    = sigmoid(x)
-/// ce   = (1 - t) softplus(x) + t softplus(-x)          (BCE with logits)
-/// q    = 1 - p_t = (1 - t) sigmoid(x) + t sigmoid(-x)  (p_t = p t + (1 - p)(1 - t))
-/// a_t  = alpha t + (1 - alpha)(1 - t)                  (1 when alpha is None)
-/// l    = a_t ce q^gamma
-/// dl/dx = a_t q^gamma [ (1 - t) sigmoid(x) - t sigmoid(-x) + gamma (1 - 2t) ce r ]
-/// r    = sigmoid(x) sigmoid(-x) / q = 1 / (1 + (1 - t) e^x + t e^-x)   in (0, 1]
-/// ```
-/// `q` is computed from the sigmoids of `x` and `-x` directly, never as
-/// `1 - p_t`, so it keeps its digits where the prediction is confident
-/// (torchvision's `1 - p_t` rounds to 0 there, in `f32` from `|x| ~ 17`).
-///
-/// **The derivative where `q` is 0.** The chain rule gives the factor
-/// `gamma q^(gamma - 1) dq/dx`, and `q^(gamma - 1)` is unbounded as
-/// `q -> 0` when `gamma < 1`. That product is never formed: `dq/dx = (1 - 2t)
-/// sigmoid(x) sigmoid(-x)`, so `q^(gamma - 1) dq/dx = q^gamma (1 - 2t) r`
-/// with `r` bounded in `(0, 1]` and computed without dividing by `q`. For a
-/// finite logit `q` is mathematically positive; it can only be 0 by
-/// underflow (a hard target and `|x|` beyond about 745 in `f64`, 103 in
-/// `f32`), and there the value returned is the limit of the gradient: `0`
-/// for `gamma > 0`, and the BCE gradient (itself 0 to working precision)
-/// for `gamma = 0`. So the loss and its gradient are finite for every finite
-/// logit and every `gamma >= 0`, including `0 < gamma < 1`, where
-/// differentiating a naive `(1 - p_t)^gamma` (as autograd does through
-/// torchvision's code) gives NaN or infinity once `1 - p_t` rounds to 0.
-///
-/// # Shapes
-/// - logits: any shape of rank `>= 1`, typically `(N, K)` (one logit per
-///   anchor and class); [`SigmoidFocal::new`] takes `(N, K)`,
-///   [`SigmoidFocal::spatial`] any rank picked with the type.
-/// - targets: the shape of `logits`, values in `[0, 1]` (soft labels allowed).
-/// - per-sample: shaped like `logits`; gradient: the shape of `logits`.
-/// - `Mean` divides by the number of elements of `logits`, as torchvision's
-///   `reduction="mean"`. (Detection code often uses `Sum` and divides by the
-///   number of positive anchors itself.)
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `gamma`: finite, `>= 0`; default `2.0`, torchvision's default and the
-///   paper's choice.
-/// - `alpha`: `Some(a)` with `a` in `[0, 1]` weights positives by `a` and
-///   negatives by `1 - a`; `None` disables the weighting. Default
-///   `Some(0.25)`, torchvision's default and the paper's choice. (torchvision
-///   spells "no weighting" as a negative `alpha`; here it is `None`.)
-///
-/// # Errors
-/// `logits` of rank 0 or with no element; `targets` or the gradient buffer
-/// of another shape; a target outside `[0, 1]` or NaN (`InvalidTarget`
-/// naming `targets`); from the builders, a `gamma` that is negative or not
-/// finite, an `alpha` outside `[0, 1]` or NaN; at call time, a `gamma` that
-/// overflows the element type (above `f32::MAX` for `f32`).
-///
-/// # Examples
-/// ```
-/// use classloss::{Differentiable, Loss, SigmoidFocal};
-/// use ndarray::array;
-///
-/// let logits = array![[2.0_f64, -1.0]];
-/// let targets = array![[1.0, 0.0]];
-/// let focal = SigmoidFocal::new(); // gamma 2, alpha 0.25
-/// assert_eq!((focal.gamma(), focal.alpha()), (2.0, Some(0.25)));
-/// let loss = focal.forward(logits.view(), targets.view())?;
-/// assert!((loss - 0.008722216920080296).abs() < 1e-14);
-///
-/// // gamma < 1 with a confident, correct prediction: still finite.
-/// let sharp = SigmoidFocal::new().with_gamma(0.5)?.with_alpha(None)?;
-/// let grad = sharp.backward(array![[800.0, -800.0]].view(), targets.view())?;
-/// assert!(grad.iter().all(|g| g.is_finite()));
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for Dense
-/// Object Detection", ICCV 2017, <https://arxiv.org/abs/1708.02002>.
-/// torchvision, `torchvision.ops.sigmoid_focal_loss`
-/// (<https://pytorch.org/vision/stable/generated/torchvision.ops.sigmoid_focal_loss.html>).
-#[derive(Clone, Debug)]
-pub struct SigmoidFocal<F, D = Ix2> {
-    reduction: Reduction,
-    gamma: f64,
-    alpha: Option<f64>,
-    _types: PhantomData<fn() -> (F, D)>,
-}
-
-impl<F: Float> SigmoidFocal<F, Ix2> {
-    /// The focal loss on `(N, K)` logits: mean reduction, `gamma = 2`,
-    /// `alpha = Some(0.25)` (torchvision's defaults).
-    pub fn new() -> Self {
-        Self::spatial()
+loss_options! {
+    /// The focal loss on sigmoid outputs: binary cross-entropy from logits,
+    /// scaled down by `(1 - p_t)^gamma` where the prediction is already right,
+    /// and optionally balanced by `alpha`. Defaults and semantics are
+    /// torchvision's.
+    ///
+    /// Use it for dense detection and other heavily imbalanced binary or
+    /// multi-label problems, where the many easy negatives would otherwise
+    /// dominate the loss. `gamma = 0` without `alpha` is exactly
+    /// [`crate::BceWithLogits`].
+    ///
+    /// # Formula
+    /// ```text
+    /// p    = sigmoid(x)
+    /// ce   = (1 - t) softplus(x) + t softplus(-x)          (BCE with logits)
+    /// q    = 1 - p_t = (1 - t) sigmoid(x) + t sigmoid(-x)  (p_t = p t + (1 - p)(1 - t))
+    /// a_t  = alpha t + (1 - alpha)(1 - t)                  (1 when alpha is None)
+    /// l    = a_t ce q^gamma
+    /// dl/dx = a_t q^gamma [ (1 - t) sigmoid(x) - t sigmoid(-x) + gamma (1 - 2t) ce r ]
+    /// r    = sigmoid(x) sigmoid(-x) / q = 1 / (1 + (1 - t) e^x + t e^-x)   in (0, 1]
+    /// ```
+    /// `q` is computed from the sigmoids of `x` and `-x` directly, never as
+    /// `1 - p_t`, so it keeps its digits where the prediction is confident
+    /// (torchvision's `1 - p_t` rounds to 0 there, in `f32` from `|x| ~ 17`).
+    ///
+    /// **The derivative where `q` is 0.** The chain rule gives the factor
+    /// `gamma q^(gamma - 1) dq/dx`, and `q^(gamma - 1)` is unbounded as
+    /// `q -> 0` when `gamma < 1`. That product is never formed: `dq/dx = (1 - 2t)
+    /// sigmoid(x) sigmoid(-x)`, so `q^(gamma - 1) dq/dx = q^gamma (1 - 2t) r`
+    /// with `r` bounded in `(0, 1]` and computed without dividing by `q`. For a
+    /// finite logit `q` is mathematically positive; it can only be 0 by
+    /// underflow (a hard target and `|x|` beyond about 745 in `f64`, 103 in
+    /// `f32`), and there the value returned is the limit of the gradient: `0`
+    /// for `gamma > 0`, and the BCE gradient (itself 0 to working precision)
+    /// for `gamma = 0`. So the loss and its gradient are finite for every finite
+    /// logit and every `gamma >= 0`, including `0 < gamma < 1`, where
+    /// differentiating a naive `(1 - p_t)^gamma` (as autograd does through
+    /// torchvision's code) gives NaN or infinity once `1 - p_t` rounds to 0.
+    ///
+    /// # Shapes
+    /// - logits: any shape of rank `>= 1`, typically `(N, K)` (one logit per
+    ///   anchor and class); [`SigmoidFocal::new`] takes `(N, K)`,
+    ///   [`SigmoidFocal::spatial`] any rank picked with the type.
+    /// - targets: the shape of `logits`, values in `[0, 1]` (soft labels allowed).
+    /// - per-sample: shaped like `logits`; gradient: the shape of `logits`.
+    /// - `Mean` divides by the number of elements of `logits`, as torchvision's
+    ///   `reduction="mean"`. (Detection code often uses `Sum` and divides by the
+    ///   number of positive anchors itself.)
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `gamma`: finite, `>= 0`; default `2.0`, torchvision's default and the
+    ///   paper's choice.
+    /// - `alpha`: `Some(a)` with `a` in `[0, 1]` weights positives by `a` and
+    ///   negatives by `1 - a`; `None` disables the weighting. Default
+    ///   `Some(0.25)`, torchvision's default and the paper's choice. (torchvision
+    ///   spells "no weighting" as a negative `alpha`; here it is `None`.)
+    ///
+    /// # Errors
+    /// `logits` of rank 0 or with no element; `targets` or the gradient buffer
+    /// of another shape; a target outside `[0, 1]` or NaN (`InvalidTarget`
+    /// naming `targets`); from the builders, a `gamma` that is negative or not
+    /// finite, an `alpha` outside `[0, 1]` or NaN; at call time, a `gamma` that
+    /// overflows the element type (above `f32::MAX` for `f32`).
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{Differentiable, Loss, SigmoidFocal};
+    /// use ndarray::array;
+    ///
+    /// let logits = array![[2.0_f64, -1.0]];
+    /// let targets = array![[1.0, 0.0]];
+    /// let focal = SigmoidFocal::new(); // gamma 2, alpha 0.25
+    /// assert_eq!((focal.gamma(), focal.alpha()), (2.0, Some(0.25)));
+    /// let loss = focal.forward(logits.view(), targets.view())?;
+    /// assert!((loss - 0.008722216920080296).abs() < 1e-14);
+    ///
+    /// // gamma < 1 with a confident, correct prediction: still finite.
+    /// let sharp = SigmoidFocal::new().with_gamma(0.5)?.with_alpha(None)?;
+    /// let grad = sharp.backward(array![[800.0, -800.0]].view(), targets.view())?;
+    /// assert!(grad.iter().all(|g| g.is_finite()));
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for Dense
+    /// Object Detection", ICCV 2017, <https://arxiv.org/abs/1708.02002>.
+    /// torchvision, `torchvision.ops.sigmoid_focal_loss`
+    /// (<https://pytorch.org/vision/stable/generated/torchvision.ops.sigmoid_focal_loss.html>).
+    #[derive(Clone, Debug)]
+    pub struct SigmoidFocal<F: Float, D: Dimension = Ix2> {
+        /// The focusing exponent.
+        gamma: f64 = 2.0,
+            /// Sets the focusing exponent `gamma`, finite and `>= 0` (default 2).
+            set with_gamma checked by non_negative;
+        /// The class balance, if any.
+        alpha: Option<f64> = Some(0.25),
+            /// Sets the class balance `alpha` in `[0, 1]`, or `None` for no
+            /// balancing (default `Some(0.25)`).
+            set with_alpha checked by optional_unit_interval;
+        _types: PhantomData<fn() -> (F, D)> = PhantomData;
     }
-}
 
-impl<F: Float> Default for SigmoidFocal<F, Ix2> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<F: Float, D: Dimension> SigmoidFocal<F, D> {
     /// The focal loss on logits of any rank `>= 1`, picked with the type,
     /// for example `SigmoidFocal::<f32, ndarray::IxDyn>::spatial()`; the
     /// defaults of [`SigmoidFocal::new`].
-    pub fn spatial() -> Self {
-        SigmoidFocal {
-            reduction: Reduction::Mean,
-            gamma: 2.0,
-            alpha: Some(0.25),
-            _types: PhantomData,
-        }
-    }
-
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
-    /// Sets the focusing exponent `gamma`, finite and `>= 0` (default 2).
-    pub fn with_gamma(mut self, gamma: f64) -> Result<Self> {
-        non_negative("gamma", gamma)?;
-        self.gamma = gamma;
-        Ok(self)
-    }
-
-    /// Sets the class balance `alpha` in `[0, 1]`, or `None` for no
-    /// balancing (default `Some(0.25)`).
-    pub fn with_alpha(mut self, alpha: Option<f64>) -> Result<Self> {
-        if let Some(a) = alpha {
-            unit_interval("alpha", a)?;
-        }
-        self.alpha = alpha;
-        Ok(self)
-    }
-
-    /// The focusing exponent.
-    pub fn gamma(&self) -> f64 {
-        self.gamma
-    }
-
-    /// The class balance, if any.
-    pub fn alpha(&self) -> Option<f64> {
-        self.alpha
-    }
+    fn spatial();
+    /// The focal loss on `(N, K)` logits: mean reduction, `gamma = 2`,
+    /// `alpha = Some(0.25)` (torchvision's defaults).
+    fn new() at Ix2;
 }
 
 impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
     type Sig = Elementwise<D>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {

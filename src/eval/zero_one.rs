@@ -3,109 +3,88 @@
 use ndarray::{ArrayView1, Axis};
 
 use crate::base::loss::{Call, Compute, NoGradient, ScoresAndLabels};
+use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::expect_nonempty;
-use crate::{Float, Reduction, Result};
+use crate::{Float, Result};
 
-/// The 0-1 loss of a classifier: 1 for each sample whose highest logit is
-/// not at its label, 0 otherwise; its mean is the error rate.
-///
-/// Use it to evaluate, not to train: it is piecewise constant in the
-/// logits, so it has no useful gradient, and it deliberately does not
-/// implement [`crate::Differentiable`]. Train with a surrogate
-/// ([`crate::CrossEntropy`], a margin loss) and report this one.
-///
-/// # Formula
-/// ```text
-/// l_i = 0 if argmax_c x_ic == y_i, else 1
-/// ```
-/// Ties go to the lowest index, as `torch.argmax`: a row `[1, 1, 0]`
-/// predicts class 0, so it is an error for label 1. A NaN logit counts as
-/// the largest value, also as `torch.argmax` (the first NaN of a row is its
-/// prediction), so a row with a NaN is an error unless its label is there.
-///
-/// # Shapes
-/// - logits: `(N, C)` (any scores whose argmax is the prediction:
-///   logits, probabilities, margins).
-/// - labels: `(N)`, values in `0..C`.
-/// - per-sample: `(N)` of 0s and 1s.
-/// - `Mean` divides by `N` (the error rate); `Sum` is the number of errors;
-///   `None` gives the 0/1 values from `per_sample` and their sum (the
-///   count) from `forward`.
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-///
-/// # Errors
-/// An empty batch or class axis, labels of a length other than `N`, a label
-/// `>= C`.
-///
-/// # Examples
-/// ```
-/// use classloss::{Loss, Reduction, ZeroOne};
-/// use ndarray::array;
-///
-/// let logits = array![[2.0_f64, 1.0, 0.1], [0.5, 0.5, 0.0], [0.0, 3.0, 1.0]];
-/// let labels = array![0_usize, 1, 2];
-/// // Row 1 ties between classes 0 and 1: class 0 wins, so it is an error.
-/// let rate = ZeroOne::new().forward(logits.view(), labels.view())?;
-/// assert!((rate - 2.0 / 3.0).abs() < 1e-15);
-/// let per = ZeroOne::new().per_sample(logits.view(), labels.view())?;
-/// assert_eq!(per, array![0.0, 1.0, 1.0]);
-/// let count: f64 = ZeroOne::new().with_reduction(Reduction::Sum).forward(logits.view(), labels.view())?;
-/// assert_eq!(count, 2.0);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// It has no gradient; asking for one does not compile:
-/// ```compile_fail,E0599
-/// use classloss::{Differentiable, ZeroOne};
-/// use ndarray::array;
-///
-/// let logits = array![[2.0_f64, 1.0]];
-/// let labels = array![0_usize];
-/// let _grad = ZeroOne::new().backward(logits.view(), labels.view());
-/// ```
-///
-/// # References
-/// The error rate of a classifier; see for example T. Hastie, R. Tibshirani,
-/// J. Friedman, "The Elements of Statistical Learning", 2nd ed., Springer
-/// 2009, section 2.4 (<https://hastie.su.domains/ElemStatLearn/>). Argmax tie
-/// rule: PyTorch, `torch.argmax`
-/// (<https://pytorch.org/docs/stable/generated/torch.argmax.html>).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ZeroOne {
-    reduction: Reduction,
-}
+loss_options! {
+    /// The 0-1 loss of a classifier: 1 for each sample whose highest logit is
+    /// not at its label, 0 otherwise; its mean is the error rate.
+    ///
+    /// Use it to evaluate, not to train: it is piecewise constant in the
+    /// logits, so it has no useful gradient, and it deliberately does not
+    /// implement [`crate::Differentiable`]. Train with a surrogate
+    /// ([`crate::CrossEntropy`], a margin loss) and report this one.
+    ///
+    /// # Formula
+    /// ```text
+    /// l_i = 0 if argmax_c x_ic == y_i, else 1
+    /// ```
+    /// Ties go to the lowest index, as `torch.argmax`: a row `[1, 1, 0]`
+    /// predicts class 0, so it is an error for label 1. A NaN logit counts as
+    /// the largest value, also as `torch.argmax` (the first NaN of a row is its
+    /// prediction), so a row with a NaN is an error unless its label is there.
+    ///
+    /// # Shapes
+    /// - logits: `(N, C)` (any scores whose argmax is the prediction:
+    ///   logits, probabilities, margins).
+    /// - labels: `(N)`, values in `0..C`.
+    /// - per-sample: `(N)` of 0s and 1s.
+    /// - `Mean` divides by `N` (the error rate); `Sum` is the number of errors;
+    ///   `None` gives the 0/1 values from `per_sample` and their sum (the
+    ///   count) from `forward`.
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    ///
+    /// # Errors
+    /// An empty batch or class axis, labels of a length other than `N`, a label
+    /// `>= C`.
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{Loss, Reduction, ZeroOne};
+    /// use ndarray::array;
+    ///
+    /// let logits = array![[2.0_f64, 1.0, 0.1], [0.5, 0.5, 0.0], [0.0, 3.0, 1.0]];
+    /// let labels = array![0_usize, 1, 2];
+    /// // Row 1 ties between classes 0 and 1: class 0 wins, so it is an error.
+    /// let rate = ZeroOne::new().forward(logits.view(), labels.view())?;
+    /// assert!((rate - 2.0 / 3.0).abs() < 1e-15);
+    /// let per = ZeroOne::new().per_sample(logits.view(), labels.view())?;
+    /// assert_eq!(per, array![0.0, 1.0, 1.0]);
+    /// let count: f64 = ZeroOne::new().with_reduction(Reduction::Sum).forward(logits.view(), labels.view())?;
+    /// assert_eq!(count, 2.0);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// It has no gradient; asking for one does not compile:
+    /// ```compile_fail,E0599
+    /// use classloss::{Differentiable, ZeroOne};
+    /// use ndarray::array;
+    ///
+    /// let logits = array![[2.0_f64, 1.0]];
+    /// let labels = array![0_usize];
+    /// let _grad = ZeroOne::new().backward(logits.view(), labels.view());
+    /// ```
+    ///
+    /// # References
+    /// The error rate of a classifier; see for example T. Hastie, R. Tibshirani,
+    /// J. Friedman, "The Elements of Statistical Learning", 2nd ed., Springer
+    /// 2009, section 2.4 (<https://hastie.su.domains/ElemStatLearn/>). Argmax tie
+    /// rule: PyTorch, `torch.argmax`
+    /// (<https://pytorch.org/docs/stable/generated/torch.argmax.html>).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ZeroOne {}
 
-impl ZeroOne {
     /// The 0-1 loss with mean reduction (the error rate). It works with
     /// `f32` and `f64` logits alike: it has no options of the element type.
-    pub fn new() -> Self {
-        ZeroOne {
-            reduction: Reduction::Mean,
-        }
-    }
-
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
-    /// The reduction. (An inherent getter: `ZeroOne` implements `Loss<F>`
-    /// for both float types, so the trait's getter would need the type named.)
-    pub fn reduction(&self) -> Reduction {
-        self.reduction
-    }
+    fn new();
 }
 
 impl<F: Float> Compute<F> for ZeroOne {
     type Sig = ScoresAndLabels<NoGradient>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {

@@ -5,152 +5,108 @@ use std::marker::PhantomData;
 use ndarray::Ix1;
 
 use crate::base::loss::{Call, Compute, Elementwise};
+use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::non_negative;
 use crate::engine::signed_margins::{LabelConvention, check_signed, signed_pass};
-use crate::{Float, Reduction, Result};
+use crate::{Float, Result};
 
-/// The hinge loss `max(0, margin - y s)` of a real score `s` and a label
-/// `y` in `{-1, +1}`, optionally squared.
-///
-/// Use it to train a linear or kernel classifier as a soft-margin SVM, or
-/// any binary scorer for which a confident correct score should cost
-/// nothing: samples with `y s >= margin` contribute neither loss nor
-/// gradient, so training concentrates on the ones near or across the
-/// boundary. It gives no probabilities; for those use a logistic loss. The
-/// squared variant is smooth (its gradient is continuous) and punishes
-/// large violations more.
-///
-/// # Formula
-/// ```text
-/// z_i = margin - y_i s_i
-/// l_i = max(0, z_i)          d l_i / d s_i = -y_i  if z_i > 0, else 0
-/// squared:
-/// l_i = max(0, z_i)^2        d l_i / d s_i = -2 y_i z_i  if z_i > 0, else 0
-/// ```
-/// At the kink `z_i = 0` (`y s = margin`) the plain hinge is not
-/// differentiable; the gradient returned there is the subgradient 0, the
-/// choice of PyTorch's `relu` and of its `multi_margin_loss` kernel
-/// (a strict `z > 0`). Where the hinge is inactive the gradient is
-/// `-y * 0`, a signed zero (`-0.0` for `y = +1`), exactly as the reference
-/// cases have it. The squared hinge is differentiable everywhere.
-///
-/// # Shapes
-/// - scores: `(N)`; labels: `(N)`, the same element type as the scores.
-/// - per-sample: `(N)`; gradient: `(N)`, with respect to the scores.
-/// - `Mean` divides by `N`.
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `margin`: a finite number `>= 0` (default 1). `margin = 0` gives the
-///   perceptron loss `max(0, -y s)`.
-/// - `squared`: use `max(0, z)^2` (default `false`).
-/// - `label_convention`: [`LabelConvention::PlusMinusOne`] (default) or
-///   [`LabelConvention::ZeroOne`] (0/1 labels, `0` read as `-1`).
-///
-/// # Errors
-/// An empty batch, labels whose length is not `N`, a label outside the
-/// convention's two values ([`crate::Error::InvalidTarget`] naming
-/// `labels`), a negative or non-finite `margin`, a gradient buffer whose
-/// length is not `N`. A finite score whose loss is beyond the float type's
-/// range (the squared hinge of `|s|` above about `1.8e19` in `f32`), or a
-/// `Sum` of per-sample values beyond it, is an [`crate::Error::Overflow`]
-/// (and the gradient buffer may then be partly written). Non-finite scores
-/// are not checked and propagate.
-///
-/// # Examples
-/// ```
-/// use classloss::{Differentiable, Hinge, Loss};
-/// use ndarray::array;
-///
-/// let scores = array![0.5_f64, -2.0, 1.5];
-/// let labels = array![1.0, -1.0, -1.0];
-/// let hinge = Hinge::new();
-/// // max(0, 1 - 0.5) = 0.5, max(0, 1 - 2) = 0, max(0, 1 + 1.5) = 2.5
-/// let (loss, grad) = hinge.forward_backward(scores.view(), labels.view())?;
-/// assert!((loss - 1.0).abs() < 1e-15);
-/// assert_eq!(grad, array![-1.0 / 3.0, 0.0, 1.0 / 3.0]);
-///
-/// let squared = Hinge::new().with_squared(true);
-/// assert!((squared.forward(scores.view(), labels.view())? - 6.5 / 3.0).abs() < 1e-15);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// C. Cortes and V. Vapnik, "Support-vector networks", Machine Learning
-/// 20(3):273-297, 1995, <https://doi.org/10.1007/BF00994018>.
-/// The squared hinge is the loss of the L2-loss SVM, see R.-E. Fan et al.,
-/// "LIBLINEAR: A Library for Large Linear Classification", JMLR 9:1871-1874,
-/// 2008, <https://www.jmlr.org/papers/v9/fan08a.html>.
-#[derive(Clone, Debug)]
-pub struct Hinge<F> {
-    reduction: Reduction,
-    margin: f64,
-    squared: bool,
-    labels: LabelConvention,
-    _float: PhantomData<fn() -> F>,
-}
+loss_options! {
+    /// The hinge loss `max(0, margin - y s)` of a real score `s` and a label
+    /// `y` in `{-1, +1}`, optionally squared.
+    ///
+    /// Use it to train a linear or kernel classifier as a soft-margin SVM, or
+    /// any binary scorer for which a confident correct score should cost
+    /// nothing: samples with `y s >= margin` contribute neither loss nor
+    /// gradient, so training concentrates on the ones near or across the
+    /// boundary. It gives no probabilities; for those use a logistic loss. The
+    /// squared variant is smooth (its gradient is continuous) and punishes
+    /// large violations more.
+    ///
+    /// # Formula
+    /// ```text
+    /// z_i = margin - y_i s_i
+    /// l_i = max(0, z_i)          d l_i / d s_i = -y_i  if z_i > 0, else 0
+    /// squared:
+    /// l_i = max(0, z_i)^2        d l_i / d s_i = -2 y_i z_i  if z_i > 0, else 0
+    /// ```
+    /// At the kink `z_i = 0` (`y s = margin`) the plain hinge is not
+    /// differentiable; the gradient returned there is the subgradient 0, the
+    /// choice of PyTorch's `relu` and of its `multi_margin_loss` kernel
+    /// (a strict `z > 0`). Where the hinge is inactive the gradient is
+    /// `-y * 0`, a signed zero (`-0.0` for `y = +1`), exactly as the reference
+    /// cases have it. The squared hinge is differentiable everywhere.
+    ///
+    /// # Shapes
+    /// - scores: `(N)`; labels: `(N)`, the same element type as the scores.
+    /// - per-sample: `(N)`; gradient: `(N)`, with respect to the scores.
+    /// - `Mean` divides by `N`.
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `margin`: a finite number `>= 0` (default 1). `margin = 0` gives the
+    ///   perceptron loss `max(0, -y s)`.
+    /// - `squared`: use `max(0, z)^2` (default `false`).
+    /// - `label_convention`: [`LabelConvention::PlusMinusOne`] (default) or
+    ///   [`LabelConvention::ZeroOne`] (0/1 labels, `0` read as `-1`).
+    ///
+    /// # Errors
+    /// An empty batch, labels whose length is not `N`, a label outside the
+    /// convention's two values ([`crate::Error::InvalidTarget`] naming
+    /// `labels`), a negative or non-finite `margin`, a gradient buffer whose
+    /// length is not `N`. A finite score whose loss is beyond the float type's
+    /// range (the squared hinge of `|s|` above about `1.8e19` in `f32`), or a
+    /// `Sum` of per-sample values beyond it, is an [`crate::Error::Overflow`]
+    /// (and the gradient buffer may then be partly written). Non-finite scores
+    /// are not checked and propagate.
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{Differentiable, Hinge, Loss};
+    /// use ndarray::array;
+    ///
+    /// let scores = array![0.5_f64, -2.0, 1.5];
+    /// let labels = array![1.0, -1.0, -1.0];
+    /// let hinge = Hinge::new();
+    /// // max(0, 1 - 0.5) = 0.5, max(0, 1 - 2) = 0, max(0, 1 + 1.5) = 2.5
+    /// let (loss, grad) = hinge.forward_backward(scores.view(), labels.view())?;
+    /// assert!((loss - 1.0).abs() < 1e-15);
+    /// assert_eq!(grad, array![-1.0 / 3.0, 0.0, 1.0 / 3.0]);
+    ///
+    /// let squared = Hinge::new().with_squared(true);
+    /// assert!((squared.forward(scores.view(), labels.view())? - 6.5 / 3.0).abs() < 1e-15);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// C. Cortes and V. Vapnik, "Support-vector networks", Machine Learning
+    /// 20(3):273-297, 1995, <https://doi.org/10.1007/BF00994018>.
+    /// The squared hinge is the loss of the L2-loss SVM, see R.-E. Fan et al.,
+    /// "LIBLINEAR: A Library for Large Linear Classification", JMLR 9:1871-1874,
+    /// 2008, <https://www.jmlr.org/papers/v9/fan08a.html>.
+    #[derive(Clone, Debug)]
+    pub struct Hinge<F: Float> {
+        /// The margin.
+        margin: f64 = 1.0,
+            /// Sets the margin, a finite number `>= 0` (default 1).
+            set with_margin checked by non_negative;
+        /// Whether the hinge is squared.
+        squared: bool = false,
+            /// Squares the hinge, `max(0, margin - y s)^2` (default `false`).
+            set with_squared;
+        /// How labels are written.
+        label_convention: LabelConvention = LabelConvention::PlusMinusOne,
+            /// Sets how labels are written (default [`LabelConvention::PlusMinusOne`]).
+            set with_label_convention;
+        _float: PhantomData<fn() -> F> = PhantomData;
+    }
 
-impl<F: Float> Hinge<F> {
     /// The hinge loss: mean reduction, margin 1, not squared, labels in
     /// `{-1, +1}`.
-    pub fn new() -> Self {
-        Hinge {
-            reduction: Reduction::Mean,
-            margin: 1.0,
-            squared: false,
-            labels: LabelConvention::PlusMinusOne,
-            _float: PhantomData,
-        }
-    }
-
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
-    /// Sets the margin, a finite number `>= 0` (default 1).
-    pub fn with_margin(mut self, margin: f64) -> Result<Self> {
-        non_negative("margin", margin)?;
-        self.margin = margin;
-        Ok(self)
-    }
-
-    /// Squares the hinge, `max(0, margin - y s)^2` (default `false`).
-    pub fn with_squared(mut self, squared: bool) -> Self {
-        self.squared = squared;
-        self
-    }
-
-    /// Sets how labels are written (default [`LabelConvention::PlusMinusOne`]).
-    pub fn with_label_convention(mut self, labels: LabelConvention) -> Self {
-        self.labels = labels;
-        self
-    }
-
-    /// The margin.
-    pub fn margin(&self) -> f64 {
-        self.margin
-    }
-
-    /// Whether the hinge is squared.
-    pub fn squared(&self) -> bool {
-        self.squared
-    }
-
-    /// How labels are written.
-    pub fn label_convention(&self) -> LabelConvention {
-        self.labels
-    }
+    fn new();
 }
 
 impl<F: Float> Compute<F> for Hinge<F> {
     type Sig = Elementwise<Ix1>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {
@@ -159,7 +115,7 @@ impl<F: Float> Compute<F> for Hinge<F> {
             grad,
             per: per_sample,
         } = call;
-        check_signed(&scores, &labels, self.labels, grad.as_ref())?;
+        check_signed(&scores, &labels, self.label_convention, grad.as_ref())?;
         let divisor = scores.len() as f64;
         let margin = F::lit(self.margin);
         let squared = self.squared;
@@ -167,7 +123,7 @@ impl<F: Float> Compute<F> for Hinge<F> {
         let sum = signed_pass(
             scores,
             labels,
-            self.labels,
+            self.label_convention,
             grad,
             per_sample,
             self.reduction.grad_scale(divisor),
@@ -192,11 +148,5 @@ impl<F: Float> Compute<F> for Hinge<F> {
             divisor,
             what: "scores",
         })
-    }
-}
-
-impl<F: Float> Default for Hinge<F> {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -3,150 +3,120 @@
 use ndarray::{Array1, ArrayView1, ArrayViewMut1};
 
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
+use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
-    about_pow10, check_class_vector, check_option, check_weights, expect_nonempty, expect_shape,
-    non_negative, overflow,
+    about_pow10, check_class_vector, check_weights, expect_nonempty, expect_shape, overflow,
 };
-use crate::{Float, Reduction, Result};
+use crate::{Float, Result};
 
-/// The multi-class hinge loss of PyTorch's `multi_margin_loss`: every
-/// class `j` whose logit comes within `margin` of the true class's logit
-/// costs `max(0, margin - x_y + x_j)^p`, averaged over the classes.
-///
-/// Use it for a multi-class SVM objective (one score per class, the
-/// Weston-Watkins formulation), or as a cross-entropy alternative that
-/// stops pushing once the true class leads every other by `margin`: a
-/// sample classified with that lead costs nothing and has a zero gradient.
-/// It gives no probabilities.
-///
-/// # Formula
-/// ```text
-/// z_ij = margin - x_{i,y_i} + x_ij                   (j != y_i)
-/// l_i  = (1 / C) sum_{j != y_i} w_{y_i} max(0, z_ij)^p
-/// d l_i / d x_ij     =  (1 / C) w_{y_i} h_ij          (j != y_i)
-/// d l_i / d x_{i,y_i} = -(1 / C) w_{y_i} sum_{j != y_i} h_ij
-/// h_ij = [z_ij > 0] for p = 1,  2 z_ij [z_ij > 0] for p = 2
-/// ```
-/// `w` is 1 without class weights. As in PyTorch's kernel, the weight of
-/// the sample's true class multiplies each term after the power (it is
-/// `w max(0, z)^2`, not `(w max(0, z))^2`), and every sample is divided by
-/// `C` (the number of classes, including the true one), not by `C - 1`.
-/// At a kink `z_ij = 0` the term is treated as inactive (PyTorch's strict
-/// `z > 0`), so the subgradient there is 0 for `p = 1`; for `p = 2` the
-/// loss is differentiable and that is its gradient.
-///
-/// # Shapes
-/// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
-/// - per-sample: `(N)`; gradient: `(N, C)`.
-/// - `Mean` divides by `N`, with or without weights (PyTorch's rule for
-///   this loss, unlike cross-entropy's weighted mean).
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `p`: 1 (default) or 2, the power of each hinge term.
-/// - `margin`: a finite number `>= 0` (default 1).
-/// - `weight`: one finite weight `>= 0` per class (default: none).
-///
-/// # Errors
-/// An empty batch or class axis, labels whose length is not `N`, a label
-/// `>= C`, a `weight` whose length is not `C`, a negative or non-finite
-/// `margin`, a `p` other than 1 or 2, a negative or non-finite weight, a
-/// gradient buffer whose shape is not `(N, C)`.
-///
-/// Each row is computed in the input's float type, as PyTorch does. Where
-/// that overflows for a finite row (`z^2` passes the `f32` range for logits
-/// about `1.8e19` apart, while the loss, divided by `C`, may still fit), the
-/// row is computed again in `f64` (whose range holds every intermediate of
-/// an `f32` row), and only a loss or gradient beyond the float type's range
-/// is an error: [`crate::Error::Overflow`] naming the row, for example
-/// logits `1e20` apart with `p = 2` in `f32`. A `Sum` of finite
-/// per-sample values beyond the range is the same error with an empty
-/// index. After an error the gradient buffer may be partly written.
-/// Non-finite logits are not checked and propagate.
-///
-/// # Examples
-/// ```
-/// use classloss::{Differentiable, Loss, MultiMargin};
-/// use ndarray::array;
-///
-/// // The example of PyTorch's documentation.
-/// let logits = array![[0.1_f64, 0.2, 0.4, 0.8]];
-/// let labels = array![3_usize];
-/// let loss = MultiMargin::new();
-/// // ((1 - 0.8 + 0.1) + (1 - 0.8 + 0.2) + (1 - 0.8 + 0.4)) / 4
-/// let (value, grad) = loss.forward_backward(logits.view(), labels.view())?;
-/// assert!((value - 0.325).abs() < 1e-15);
-/// assert_eq!(grad, array![[0.25, 0.25, 0.25, -0.75]]);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// PyTorch, `torch.nn.MultiMarginLoss`
-/// (<https://pytorch.org/docs/stable/generated/torch.nn.MultiMarginLoss.html>).
-/// J. Weston and C. Watkins, "Support Vector Machines for Multi-Class
-/// Pattern Recognition", ESANN 1999, pp. 219-224,
-/// <https://www.esann.org/sites/default/files/proceedings/legacy/es1999-461.pdf>
-/// (the sum over `j != y`). K. Crammer and Y. Singer, "On the Algorithmic
-/// Implementation of Multiclass Kernel-based Vector Machines", JMLR
-/// 2:265-292, 2001, <https://www.jmlr.org/papers/v2/crammer01a.html>, take
-/// the largest term instead of the sum; that variant is not offered here.
-/// Both build on C. Cortes and V. Vapnik, "Support-vector networks",
-/// Machine Learning 20(3):273-297, 1995.
-#[derive(Clone, Debug)]
-pub struct MultiMargin<F> {
-    reduction: Reduction,
-    p: u32,
-    margin: f64,
-    weight: Option<Array1<F>>,
+loss_options! {
+    /// The multi-class hinge loss of PyTorch's `multi_margin_loss`: every
+    /// class `j` whose logit comes within `margin` of the true class's logit
+    /// costs `max(0, margin - x_y + x_j)^p`, averaged over the classes.
+    ///
+    /// Use it for a multi-class SVM objective (one score per class, the
+    /// Weston-Watkins formulation), or as a cross-entropy alternative that
+    /// stops pushing once the true class leads every other by `margin`: a
+    /// sample classified with that lead costs nothing and has a zero gradient.
+    /// It gives no probabilities.
+    ///
+    /// # Formula
+    /// ```text
+    /// z_ij = margin - x_{i,y_i} + x_ij                   (j != y_i)
+    /// l_i  = (1 / C) sum_{j != y_i} w_{y_i} max(0, z_ij)^p
+    /// d l_i / d x_ij     =  (1 / C) w_{y_i} h_ij          (j != y_i)
+    /// d l_i / d x_{i,y_i} = -(1 / C) w_{y_i} sum_{j != y_i} h_ij
+    /// h_ij = [z_ij > 0] for p = 1,  2 z_ij [z_ij > 0] for p = 2
+    /// ```
+    /// `w` is 1 without class weights. As in PyTorch's kernel, the weight of
+    /// the sample's true class multiplies each term after the power (it is
+    /// `w max(0, z)^2`, not `(w max(0, z))^2`), and every sample is divided by
+    /// `C` (the number of classes, including the true one), not by `C - 1`.
+    /// At a kink `z_ij = 0` the term is treated as inactive (PyTorch's strict
+    /// `z > 0`), so the subgradient there is 0 for `p = 1`; for `p = 2` the
+    /// loss is differentiable and that is its gradient.
+    ///
+    /// # Shapes
+    /// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
+    /// - per-sample: `(N)`; gradient: `(N, C)`.
+    /// - `Mean` divides by `N`, with or without weights (PyTorch's rule for
+    ///   this loss, unlike cross-entropy's weighted mean).
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `p`: 1 (default) or 2, the power of each hinge term.
+    /// - `margin`: a finite number `>= 0` (default 1).
+    /// - `weight`: one finite weight `>= 0` per class (default: none).
+    ///
+    /// # Errors
+    /// An empty batch or class axis, labels whose length is not `N`, a label
+    /// `>= C`, a `weight` whose length is not `C`, a negative or non-finite
+    /// `margin`, a `p` other than 1 or 2, a negative or non-finite weight, a
+    /// gradient buffer whose shape is not `(N, C)`.
+    ///
+    /// Each row is computed in the input's float type, as PyTorch does. Where
+    /// that overflows for a finite row (`z^2` passes the `f32` range for logits
+    /// about `1.8e19` apart, while the loss, divided by `C`, may still fit), the
+    /// row is computed again in `f64` (whose range holds every intermediate of
+    /// an `f32` row), and only a loss or gradient beyond the float type's range
+    /// is an error: [`crate::Error::Overflow`] naming the row, for example
+    /// logits `1e20` apart with `p = 2` in `f32`. A `Sum` of finite
+    /// per-sample values beyond the range is the same error with an empty
+    /// index. After an error the gradient buffer may be partly written.
+    /// Non-finite logits are not checked and propagate.
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{Differentiable, Loss, MultiMargin};
+    /// use ndarray::array;
+    ///
+    /// // The example of PyTorch's documentation.
+    /// let logits = array![[0.1_f64, 0.2, 0.4, 0.8]];
+    /// let labels = array![3_usize];
+    /// let loss = MultiMargin::new();
+    /// // ((1 - 0.8 + 0.1) + (1 - 0.8 + 0.2) + (1 - 0.8 + 0.4)) / 4
+    /// let (value, grad) = loss.forward_backward(logits.view(), labels.view())?;
+    /// assert!((value - 0.325).abs() < 1e-15);
+    /// assert_eq!(grad, array![[0.25, 0.25, 0.25, -0.75]]);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// PyTorch, `torch.nn.MultiMarginLoss`
+    /// (<https://pytorch.org/docs/stable/generated/torch.nn.MultiMarginLoss.html>).
+    /// J. Weston and C. Watkins, "Support Vector Machines for Multi-Class
+    /// Pattern Recognition", ESANN 1999, pp. 219-224,
+    /// <https://www.esann.org/sites/default/files/proceedings/legacy/es1999-461.pdf>
+    /// (the sum over `j != y`). K. Crammer and Y. Singer, "On the Algorithmic
+    /// Implementation of Multiclass Kernel-based Vector Machines", JMLR
+    /// 2:265-292, 2001, <https://www.jmlr.org/papers/v2/crammer01a.html>, take
+    /// the largest term instead of the sum; that variant is not offered here.
+    /// Both build on C. Cortes and V. Vapnik, "Support-vector networks",
+    /// Machine Learning 20(3):273-297, 1995.
+    #[derive(Clone, Debug)]
+    pub struct MultiMargin<F: Float> {
+        /// The power of each hinge term.
+        p: u32 = 1,
+            /// Sets the power of each hinge term, 1 or 2 (default 1).
+            set with_p checked by one_or_two;
+        /// The margin.
+        margin: f64 = 1.0,
+            /// Sets the margin, a finite number `>= 0` (default 1).
+            set with_margin checked by non_negative;
+        weight: Option<Array1<F>> = None;
+    }
+
+    /// The multi-class hinge: mean reduction, `p = 1`, margin 1, no weights.
+    fn new();
 }
 
 impl<F: Float> MultiMargin<F> {
-    /// The multi-class hinge: mean reduction, `p = 1`, margin 1, no weights.
-    pub fn new() -> Self {
-        MultiMargin {
-            reduction: Reduction::Mean,
-            p: 1,
-            margin: 1.0,
-            weight: None,
-        }
-    }
-
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
-    /// Sets the power of each hinge term, 1 or 2 (default 1).
-    pub fn with_p(mut self, p: u32) -> Result<Self> {
-        check_option("p", p as f64, "1 or 2", p == 1 || p == 2)?;
-        self.p = p;
-        Ok(self)
-    }
-
-    /// Sets the margin, a finite number `>= 0` (default 1).
-    pub fn with_margin(mut self, margin: f64) -> Result<Self> {
-        non_negative("margin", margin)?;
-        self.margin = margin;
-        Ok(self)
-    }
-
     /// Sets one weight per class (finite, `>= 0`; default none).
     pub fn with_weight(mut self, weight: Array1<F>) -> Result<Self> {
         check_weights("weight", &weight.view())?;
         self.weight = Some(weight);
         Ok(self)
-    }
-
-    /// The power of each hinge term.
-    pub fn p(&self) -> u32 {
-        self.p
-    }
-
-    /// The margin.
-    pub fn margin(&self) -> f64 {
-        self.margin
     }
 
     /// The class weights, if any.
@@ -195,10 +165,6 @@ impl<F: Float> MultiMargin<F> {
 
 impl<F: Float> Compute<F> for MultiMargin<F> {
     type Sig = ScoresAndLabels;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {
@@ -283,11 +249,5 @@ impl<F: Float> Compute<F> for MultiMargin<F> {
             divisor: n as f64,
             what: "logits",
         })
-    }
-}
-
-impl<F: Float> Default for MultiMargin<F> {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -4,9 +4,10 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Ix1, Zip};
 
 use crate::base::labels::Labels;
 use crate::base::loss::{Call, Compute, Exact, Signature};
+use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{check_option, expect_nonempty, expect_shape};
-use crate::{Float, Reduction, Result};
+use crate::base::validate::{expect_nonempty, expect_shape};
+use crate::{Float, Result};
 
 /// The input of the center loss: the features and the class centers they
 /// are pulled toward.
@@ -21,141 +22,111 @@ pub struct CenterInput<'a, F> {
     pub centers: ArrayView2<'a, F>,
 }
 
-/// The center loss: half the squared distance of each feature to the
-/// center of its class.
-///
-/// Use it next to a softmax loss to make features of a class compact (the
-/// softmax separates classes but leaves each class spread out), for face
-/// recognition and other tasks that compare features rather than class
-/// scores. On its own it collapses every feature and center to one point;
-/// the softmax term prevents that.
-///
-/// # Formula
-/// ```text
-/// l_i            = 0.5 |x_i - c_{y_i}|^2
-/// d l_i / d x_i  = x_i - c_{y_i}
-/// update (paper): c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)
-/// ```
-/// `n_j` is the number of samples of class `j` in the batch; a class absent
-/// from the batch keeps its center.
-///
-/// # Training with cross-entropy
-/// The paper trains `L = L_S + lambda L_C`, the softmax (cross-entropy)
-/// loss of the classifier on the features plus `lambda` times this loss
-/// (`lambda = 0.003` and `alpha = 0.5` in its face experiments). Each step:
-/// the features' gradient is the classifier's back-propagated gradient plus
-/// `lambda` times this loss's gradient, and the centers move by
-/// [`CenterLoss::update_centers`] (not by the optimizer):
-/// ```
-/// use classloss::{CenterInput, CenterLoss, CrossEntropy, Differentiable};
-/// use ndarray::array;
-///
-/// let features = array![[1.0_f64, 0.0], [0.8, 0.4], [-1.0, 0.5]]; // from the network
-/// let labels = array![0_usize, 0, 1];
-/// let classifier = array![[1.0, 0.0], [-1.0, 0.0]];               // (C, D)
-/// let mut centers = array![[0.5, 0.0], [-0.5, 0.5]];              // owned by the caller
-/// let lambda = 0.003;
-///
-/// // L_S: cross-entropy on the classifier's logits, back-propagated to the features.
-/// let logits = features.dot(&classifier.t());
-/// let (l_s, d_logits) = CrossEntropy::new()
-///     .forward_backward(logits.view(), labels.view())?;
-/// // L_C: the center loss on the same features.
-/// let center = CenterLoss::new();
-/// let input = CenterInput { features: features.view(), centers: centers.view() };
-/// let (l_c, d_features_c) = center.forward_backward(input, labels.view())?;
-///
-/// let loss = l_s + lambda * l_c;
-/// let d_features = d_logits.dot(&classifier) + lambda * &d_features_c; // into the network
-/// center.update_centers(features.view(), labels.view(), centers.view_mut())?;
-///
-/// // l_c = (0.5 * 0.25 + 0.5 * 0.25 + 0.5 * 0.25) / 3
-/// assert!((l_c - 0.125).abs() < 1e-12);
-/// assert!((loss - (l_s + 0.000375)).abs() < 1e-15);
-/// assert_eq!(d_features.dim(), (3, 2));
-/// // class 0: c - 0.5 * ((c - x_0) + (c - x_1)) / 3 with c = [0.5, 0]
-/// assert!((centers[[0, 0]] - (0.5 - 0.5 * (-0.5 - 0.3) / 3.0)).abs() < 1e-15);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # Shapes
-/// - input: [`CenterInput`] `{ features (N, D), centers (C, D) }`.
-/// - target: labels `(N)` in `0..C`; per-sample `(N)`.
-/// - gradient: `(N, D)`, for the features only.
-/// - `Mean` divides by `N`.
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `alpha`: the center learning rate of [`CenterLoss::update_centers`],
-///   in `(0, 1]` (default 0.5).
-///
-/// # Errors
-/// An empty batch or feature axis; centers with another `D` than the
-/// features; labels of the wrong length or `>= C`; a gradient (or centers)
-/// buffer of the wrong shape; an `alpha` outside `(0, 1]`.
-///
-/// # Examples
-/// ```
-/// use classloss::{CenterInput, CenterLoss, Loss, Reduction};
-/// use ndarray::array;
-///
-/// let features = array![[1.0_f64, 2.0], [0.0, 0.0]];
-/// let centers = array![[1.0, 0.0], [3.0, 4.0]];
-/// let labels = array![0_usize, 1];
-/// let center = CenterLoss::new().with_reduction(Reduction::Sum);
-/// let input = CenterInput { features: features.view(), centers: centers.view() };
-/// assert_eq!(center.forward(input, labels.view())?, 0.5 * 4.0 + 0.5 * 25.0);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// Y. Wen, K. Zhang, Z. Li, Y. Qiao, "A Discriminative Feature Learning
-/// Approach for Deep Face Recognition", ECCV 2016,
-/// <https://doi.org/10.1007/978-3-319-46478-7_31>.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CenterLoss {
-    reduction: Reduction,
-    alpha: f64,
+loss_options! {
+    /// The center loss: half the squared distance of each feature to the
+    /// center of its class.
+    ///
+    /// Use it next to a softmax loss to make features of a class compact (the
+    /// softmax separates classes but leaves each class spread out), for face
+    /// recognition and other tasks that compare features rather than class
+    /// scores. On its own it collapses every feature and center to one point;
+    /// the softmax term prevents that.
+    ///
+    /// # Formula
+    /// ```text
+    /// l_i            = 0.5 |x_i - c_{y_i}|^2
+    /// d l_i / d x_i  = x_i - c_{y_i}
+    /// update (paper): c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)
+    /// ```
+    /// `n_j` is the number of samples of class `j` in the batch; a class absent
+    /// from the batch keeps its center.
+    ///
+    /// # Training with cross-entropy
+    /// The paper trains `L = L_S + lambda L_C`, the softmax (cross-entropy)
+    /// loss of the classifier on the features plus `lambda` times this loss
+    /// (`lambda = 0.003` and `alpha = 0.5` in its face experiments). Each step:
+    /// the features' gradient is the classifier's back-propagated gradient plus
+    /// `lambda` times this loss's gradient, and the centers move by
+    /// [`CenterLoss::update_centers`] (not by the optimizer):
+    /// ```
+    /// use classloss::{CenterInput, CenterLoss, CrossEntropy, Differentiable};
+    /// use ndarray::array;
+    ///
+    /// let features = array![[1.0_f64, 0.0], [0.8, 0.4], [-1.0, 0.5]]; // from the network
+    /// let labels = array![0_usize, 0, 1];
+    /// let classifier = array![[1.0, 0.0], [-1.0, 0.0]];               // (C, D)
+    /// let mut centers = array![[0.5, 0.0], [-0.5, 0.5]];              // owned by the caller
+    /// let lambda = 0.003;
+    ///
+    /// // L_S: cross-entropy on the classifier's logits, back-propagated to the features.
+    /// let logits = features.dot(&classifier.t());
+    /// let (l_s, d_logits) = CrossEntropy::new()
+    ///     .forward_backward(logits.view(), labels.view())?;
+    /// // L_C: the center loss on the same features.
+    /// let center = CenterLoss::new();
+    /// let input = CenterInput { features: features.view(), centers: centers.view() };
+    /// let (l_c, d_features_c) = center.forward_backward(input, labels.view())?;
+    ///
+    /// let loss = l_s + lambda * l_c;
+    /// let d_features = d_logits.dot(&classifier) + lambda * &d_features_c; // into the network
+    /// center.update_centers(features.view(), labels.view(), centers.view_mut())?;
+    ///
+    /// // l_c = (0.5 * 0.25 + 0.5 * 0.25 + 0.5 * 0.25) / 3
+    /// assert!((l_c - 0.125).abs() < 1e-12);
+    /// assert!((loss - (l_s + 0.000375)).abs() < 1e-15);
+    /// assert_eq!(d_features.dim(), (3, 2));
+    /// // class 0: c - 0.5 * ((c - x_0) + (c - x_1)) / 3 with c = [0.5, 0]
+    /// assert!((centers[[0, 0]] - (0.5 - 0.5 * (-0.5 - 0.3) / 3.0)).abs() < 1e-15);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # Shapes
+    /// - input: [`CenterInput`] `{ features (N, D), centers (C, D) }`.
+    /// - target: labels `(N)` in `0..C`; per-sample `(N)`.
+    /// - gradient: `(N, D)`, for the features only.
+    /// - `Mean` divides by `N`.
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `alpha`: the center learning rate of [`CenterLoss::update_centers`],
+    ///   in `(0, 1]` (default 0.5).
+    ///
+    /// # Errors
+    /// An empty batch or feature axis; centers with another `D` than the
+    /// features; labels of the wrong length or `>= C`; a gradient (or centers)
+    /// buffer of the wrong shape; an `alpha` outside `(0, 1]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{CenterInput, CenterLoss, Loss, Reduction};
+    /// use ndarray::array;
+    ///
+    /// let features = array![[1.0_f64, 2.0], [0.0, 0.0]];
+    /// let centers = array![[1.0, 0.0], [3.0, 4.0]];
+    /// let labels = array![0_usize, 1];
+    /// let center = CenterLoss::new().with_reduction(Reduction::Sum);
+    /// let input = CenterInput { features: features.view(), centers: centers.view() };
+    /// assert_eq!(center.forward(input, labels.view())?, 0.5 * 4.0 + 0.5 * 25.0);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// Y. Wen, K. Zhang, Z. Li, Y. Qiao, "A Discriminative Feature Learning
+    /// Approach for Deep Face Recognition", ECCV 2016,
+    /// <https://doi.org/10.1007/978-3-319-46478-7_31>.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct CenterLoss {
+        /// The center learning rate `alpha`.
+        alpha: f64 = 0.5,
+            /// Sets the center learning rate `alpha` in `(0, 1]` (default 0.5).
+            set with_alpha checked by positive_at_most_one;
+    }
+
+    /// The center loss with mean reduction and `alpha` 0.5.
+    fn new();
 }
 
 impl CenterLoss {
-    /// The center loss with mean reduction and `alpha` 0.5.
-    pub fn new() -> Self {
-        CenterLoss {
-            reduction: Reduction::Mean,
-            alpha: 0.5,
-        }
-    }
-
-    /// The reduction (also [`Loss::reduction`](crate::Loss::reduction),
-    /// which needs the element type to be known).
-    pub fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
-    /// Sets the center learning rate `alpha` in `(0, 1]` (default 0.5).
-    pub fn with_alpha(mut self, alpha: f64) -> Result<Self> {
-        check_option(
-            "alpha",
-            alpha,
-            "a number in (0, 1]",
-            alpha > 0.0 && alpha <= 1.0,
-        )?;
-        self.alpha = alpha;
-        Ok(self)
-    }
-
-    /// The center learning rate `alpha`.
-    pub fn alpha(&self) -> f64 {
-        self.alpha
-    }
-
     /// Moves each center toward the features of its class in the batch, by
     /// the paper's rule
     /// `c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)`.
@@ -217,12 +188,6 @@ fn check_inputs<F: Float>(
     labels.check("labels", c, None)
 }
 
-impl Default for CenterLoss {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The signature of the center loss: features and centers, labels `(N)`,
 /// a gradient for the features.
 pub struct FeaturesAndCenters;
@@ -253,10 +218,6 @@ impl Exact for FeaturesAndCenters {}
 
 impl<F: Float> Compute<F> for CenterLoss {
     type Sig = FeaturesAndCenters;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {

@@ -3,10 +3,11 @@
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Ix1};
 
 use crate::base::loss::{Call, Compute, Exact, Signature};
+use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{check_values, expect_nonempty, expect_shape, non_negative};
+use crate::base::validate::{check_values, expect_nonempty, expect_shape};
 use crate::numerics::l2_norm;
-use crate::{Float, Reduction, Result};
+use crate::{Float, Result};
 
 /// A batch of embedding pairs: row `i` of `x1` is compared with row `i` of
 /// `x2`.
@@ -59,152 +60,108 @@ pub enum ContrastiveForm {
     Hinge,
 }
 
-/// The contrastive loss: pulls similar pairs together and pushes dissimilar
-/// pairs at least a margin `m` apart, in Euclidean distance.
-///
-/// Use it to train a siamese network from pair labels ("same" / "not the
-/// same") rather than class labels: signature or face verification,
-/// learning a mapping in which distance means dissimilarity.
-///
-/// # Formula
-/// ```text
-/// D_i = |x1_i - x2_i|   (Euclidean)
-/// Squared (default): l_i = 0.5 y_i [D_i - m_pos]_+^2 + 0.5 (1 - y_i) [m - D_i]_+^2
-/// Hinge:             l_i =     y_i [D_i - m_pos]_+   +     (1 - y_i) [m - D_i]_+
-/// d l_i / d x1_i = l_i'(D_i) (x1_i - x2_i) / D_i,   d l_i / d x2_i = -d l_i / d x1_i
-/// ```
-/// `y_i = 1` marks a similar pair, `0` a dissimilar one; `[a]_+ = max(0, a)`.
-/// With the default `m_pos = 0` the squared form is the paper's
-/// `0.5 y D^2 + 0.5 (1 - y) max(0, m - D)^2`.
-///
-/// **At `D = 0`** the direction `(x1 - x2) / D` is undefined. A similar pair
-/// there has reached its minimum and gets gradient zero (exact for the
-/// squared form, where the gradient is `x1 - x2`; the subgradient of the
-/// cone `D` for the hinge form). A dissimilar pair at distance 0, which the
-/// loss wants to separate in no particular direction, also gets **zero**:
-/// any direction would be arbitrary, and the value `0.5 m^2` (or `m`) is
-/// still reported. Separate identical embeddings by other means (noise,
-/// other pairs).
-///
-/// # Shapes
-/// - input: [`Pair`] `{ x1 (N, D), x2 (N, D) }`.
-/// - target: `similar` `(N)`, each exactly 0 or 1.
-/// - per-sample: `(N)`; gradient: [`PairGrad`] `{ x1 (N, D), x2 (N, D) }`.
-/// - `Mean` divides by `N` (pytorch-metric-learning averages instead over
-///   the pairs with a nonzero loss, positive and negative pairs separately).
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `margin` `m` for dissimilar pairs: finite, `>= 0` (default 1).
-/// - `pos_margin` `m_pos` for similar pairs: finite, `>= 0` (default 0; a
-///   similar pair closer than it costs nothing).
-/// - `form`: [`ContrastiveForm::Squared`] (default, the paper) or
-///   [`ContrastiveForm::Hinge`] (pytorch-metric-learning, whose
-///   `neg_margin` is `margin` here).
-///
-/// # Errors
-/// An empty batch or feature axis; `x2` not shaped like `x1`; `similar` of
-/// the wrong length or with a value other than 0 or 1
-/// ([`Error::InvalidTarget`](crate::Error::InvalidTarget)); a gradient
-/// buffer of the wrong shape. Options: a negative or non-finite `margin` or
-/// `pos_margin`.
-///
-/// # Examples
-/// ```
-/// use classloss::{Contrastive, Differentiable, Loss, Pair};
-/// use ndarray::array;
-///
-/// let x1 = array![[0.0_f64, 0.0], [1.0, 1.0]];
-/// let x2 = array![[3.0, 4.0], [1.0, 1.5]];
-/// let similar = array![1.0, 0.0];
-/// let loss = Contrastive::new().with_margin(2.0)?;
-/// let pair = Pair { x1: x1.view(), x2: x2.view() };
-/// // similar at D = 5: 0.5 * 25; dissimilar at D = 0.5: 0.5 * 1.5^2; mean over 2
-/// let value = loss.forward(pair, similar.view())?;
-/// assert!((value - (12.5 + 1.125) / 2.0).abs() < 1e-12);
-///
-/// let (_, grad) = loss.forward_backward(pair, similar.view())?;
-/// assert_eq!(grad.x1.row(0).to_vec(), vec![-1.5, -2.0]); // (x1 - x2) / 2
-/// assert_eq!(grad.x2, -&grad.x1);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// - R. Hadsell, S. Chopra, Y. LeCun, "Dimensionality Reduction by Learning
-///   an Invariant Mapping", CVPR 2006,
-///   <http://yann.lecun.com/exdb/publis/pdf/hadsell-chopra-lecun-06.pdf>.
-/// - K. Musgrave et al., pytorch-metric-learning, `ContrastiveLoss`
-///   (`pos_margin`, `neg_margin`, unsquared hinges),
-///   <https://kevinmusgrave.github.io/pytorch-metric-learning/losses/#contrastiveloss>.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Contrastive {
-    reduction: Reduction,
-    margin: f64,
-    pos_margin: f64,
-    form: ContrastiveForm,
+loss_options! {
+    /// The contrastive loss: pulls similar pairs together and pushes dissimilar
+    /// pairs at least a margin `m` apart, in Euclidean distance.
+    ///
+    /// Use it to train a siamese network from pair labels ("same" / "not the
+    /// same") rather than class labels: signature or face verification,
+    /// learning a mapping in which distance means dissimilarity.
+    ///
+    /// # Formula
+    /// ```text
+    /// D_i = |x1_i - x2_i|   (Euclidean)
+    /// Squared (default): l_i = 0.5 y_i [D_i - m_pos]_+^2 + 0.5 (1 - y_i) [m - D_i]_+^2
+    /// Hinge:             l_i =     y_i [D_i - m_pos]_+   +     (1 - y_i) [m - D_i]_+
+    /// d l_i / d x1_i = l_i'(D_i) (x1_i - x2_i) / D_i,   d l_i / d x2_i = -d l_i / d x1_i
+    /// ```
+    /// `y_i = 1` marks a similar pair, `0` a dissimilar one; `[a]_+ = max(0, a)`.
+    /// With the default `m_pos = 0` the squared form is the paper's
+    /// `0.5 y D^2 + 0.5 (1 - y) max(0, m - D)^2`.
+    ///
+    /// **At `D = 0`** the direction `(x1 - x2) / D` is undefined. A similar pair
+    /// there has reached its minimum and gets gradient zero (exact for the
+    /// squared form, where the gradient is `x1 - x2`; the subgradient of the
+    /// cone `D` for the hinge form). A dissimilar pair at distance 0, which the
+    /// loss wants to separate in no particular direction, also gets **zero**:
+    /// any direction would be arbitrary, and the value `0.5 m^2` (or `m`) is
+    /// still reported. Separate identical embeddings by other means (noise,
+    /// other pairs).
+    ///
+    /// # Shapes
+    /// - input: [`Pair`] `{ x1 (N, D), x2 (N, D) }`.
+    /// - target: `similar` `(N)`, each exactly 0 or 1.
+    /// - per-sample: `(N)`; gradient: [`PairGrad`] `{ x1 (N, D), x2 (N, D) }`.
+    /// - `Mean` divides by `N` (pytorch-metric-learning averages instead over
+    ///   the pairs with a nonzero loss, positive and negative pairs separately).
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `margin` `m` for dissimilar pairs: finite, `>= 0` (default 1).
+    /// - `pos_margin` `m_pos` for similar pairs: finite, `>= 0` (default 0; a
+    ///   similar pair closer than it costs nothing).
+    /// - `form`: [`ContrastiveForm::Squared`] (default, the paper) or
+    ///   [`ContrastiveForm::Hinge`] (pytorch-metric-learning, whose
+    ///   `neg_margin` is `margin` here).
+    ///
+    /// # Errors
+    /// An empty batch or feature axis; `x2` not shaped like `x1`; `similar` of
+    /// the wrong length or with a value other than 0 or 1
+    /// ([`Error::InvalidTarget`](crate::Error::InvalidTarget)); a gradient
+    /// buffer of the wrong shape. Options: a negative or non-finite `margin` or
+    /// `pos_margin`.
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{Contrastive, Differentiable, Loss, Pair};
+    /// use ndarray::array;
+    ///
+    /// let x1 = array![[0.0_f64, 0.0], [1.0, 1.0]];
+    /// let x2 = array![[3.0, 4.0], [1.0, 1.5]];
+    /// let similar = array![1.0, 0.0];
+    /// let loss = Contrastive::new().with_margin(2.0)?;
+    /// let pair = Pair { x1: x1.view(), x2: x2.view() };
+    /// // similar at D = 5: 0.5 * 25; dissimilar at D = 0.5: 0.5 * 1.5^2; mean over 2
+    /// let value = loss.forward(pair, similar.view())?;
+    /// assert!((value - (12.5 + 1.125) / 2.0).abs() < 1e-12);
+    ///
+    /// let (_, grad) = loss.forward_backward(pair, similar.view())?;
+    /// assert_eq!(grad.x1.row(0).to_vec(), vec![-1.5, -2.0]); // (x1 - x2) / 2
+    /// assert_eq!(grad.x2, -&grad.x1);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// - R. Hadsell, S. Chopra, Y. LeCun, "Dimensionality Reduction by Learning
+    ///   an Invariant Mapping", CVPR 2006,
+    ///   <http://yann.lecun.com/exdb/publis/pdf/hadsell-chopra-lecun-06.pdf>.
+    /// - K. Musgrave et al., pytorch-metric-learning, `ContrastiveLoss`
+    ///   (`pos_margin`, `neg_margin`, unsquared hinges),
+    ///   <https://kevinmusgrave.github.io/pytorch-metric-learning/losses/#contrastiveloss>.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Contrastive {
+        /// The margin `m` for dissimilar pairs.
+        margin: f64 = 1.0,
+            /// Sets the margin `m` dissimilar pairs must exceed, finite and `>= 0`
+            /// (default 1).
+            set with_margin checked by non_negative;
+        /// The margin `m_pos` for similar pairs.
+        pos_margin: f64 = 0.0,
+            /// Sets the distance `m_pos` below which similar pairs cost nothing,
+            /// finite and `>= 0` (default 0).
+            set with_pos_margin checked by non_negative;
+        /// The form of the penalty.
+        form: ContrastiveForm = ContrastiveForm::Squared,
+            /// Sets the form: squared (default) or plain hinges.
+            set with_form;
+    }
+
+    /// The paper's squared contrastive loss: mean reduction, `margin` 1,
+    /// `pos_margin` 0.
+    fn new();
 }
 
 impl Contrastive {
-    /// The paper's squared contrastive loss: mean reduction, `margin` 1,
-    /// `pos_margin` 0.
-    pub fn new() -> Self {
-        Contrastive {
-            reduction: Reduction::Mean,
-            margin: 1.0,
-            pos_margin: 0.0,
-            form: ContrastiveForm::Squared,
-        }
-    }
-
-    /// The reduction (also [`Loss::reduction`](crate::Loss::reduction),
-    /// which needs the element type to be known).
-    pub fn reduction(&self) -> Reduction {
-        self.reduction
-    }
-
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
-    /// Sets the margin `m` dissimilar pairs must exceed, finite and `>= 0`
-    /// (default 1).
-    pub fn with_margin(mut self, margin: f64) -> Result<Self> {
-        non_negative("margin", margin)?;
-        self.margin = margin;
-        Ok(self)
-    }
-
-    /// Sets the distance `m_pos` below which similar pairs cost nothing,
-    /// finite and `>= 0` (default 0).
-    pub fn with_pos_margin(mut self, pos_margin: f64) -> Result<Self> {
-        non_negative("pos_margin", pos_margin)?;
-        self.pos_margin = pos_margin;
-        Ok(self)
-    }
-
-    /// Sets the form: squared (default) or plain hinges.
-    pub fn with_form(mut self, form: ContrastiveForm) -> Self {
-        self.form = form;
-        self
-    }
-
-    /// The margin `m` for dissimilar pairs.
-    pub fn margin(&self) -> f64 {
-        self.margin
-    }
-
-    /// The margin `m_pos` for similar pairs.
-    pub fn pos_margin(&self) -> f64 {
-        self.pos_margin
-    }
-
-    /// The form of the penalty.
-    pub fn form(&self) -> ContrastiveForm {
-        self.form
-    }
-
     /// The loss of one pair at distance `d` and `d l / d D`.
     #[inline]
     fn pair_loss<F: Float>(&self, d: F, similar: bool, m: F, m_pos: F) -> (f64, F) {
@@ -229,12 +186,6 @@ impl Contrastive {
                 (h.as_f64(), if h > zero { -F::one() } else { zero })
             }
         }
-    }
-}
-
-impl Default for Contrastive {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -271,10 +222,6 @@ impl Exact for Pairs {}
 
 impl<F: Float> Compute<F> for Contrastive {
     type Sig = Pairs;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {

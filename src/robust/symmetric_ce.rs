@@ -3,158 +3,107 @@
 use std::marker::PhantomData;
 
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
+use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_option, non_negative};
 use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
 use crate::engine::softmax_rows::one_hot_grad;
-use crate::{Float, Reduction, Result};
+use crate::{Float, Result};
 
-/// Symmetric cross-entropy `alpha CE + beta RCE`: cross-entropy plus the
-/// reverse cross-entropy `-sum_c p_c log q_c` of the one-hot label `q`,
-/// with `log 0` replaced by the constant `log_zero`.
-///
-/// Use it when labels are noisy: the reverse term is bounded and
-/// noise-tolerant and speeds up learning of the hard classes, while a
-/// smaller `alpha` keeps some of cross-entropy's fast fitting without
-/// letting it overfit the wrong labels.
-///
-/// # Formula
-/// ```text
-/// log p_y = x_y - logsumexp(x)                   (log space)
-/// CE_i  = -log p_{y_i}
-/// RCE_i = -sum_c p_c log q_c = -log_zero (1 - p_{y_i})   (log q_y = log 1 = 0)
-/// l_i   = alpha CE_i + beta RCE_i,  1 - p_y = -expm1(log p_y)
-/// dl_i/dx_c = (alpha - beta log_zero p_y) (p_c - [c == y_i])
-/// ```
-///
-/// # Shapes
-/// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
-/// - per-sample: `(N)`; gradient: `(N, C)`.
-/// - `Mean` divides by `N`.
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `alpha`: the cross-entropy weight, finite and `>= 0` (default 0.1,
-///   the paper's CIFAR-10 setting).
-/// - `beta`: the reverse cross-entropy weight, finite and `>= 0` (default
-///   1.0, the paper's CIFAR-10 setting).
-/// - `log_zero`: the value `A` used for `log 0`, finite and `< 0` (default
-///   -4, as in the paper). Widely copied versions of the authors' code
-///   instead clamp the one-hot target at `1e-4`, that is
-///   `log_zero = ln(1e-4) ≈ -9.21` (and also clamp `p` at `1e-7`, which
-///   this loss does not); pass `1e-4_f64.ln()` to match that term.
-///
-/// # Errors
-/// An empty batch or class axis, labels not of shape `(N)`, a label `>= C`,
-/// a gradient buffer not of shape `(N, C)`; from the setters, a negative
-/// or non-finite `alpha` or `beta`, a `log_zero` that is not finite and
-/// negative.
-///
-/// # Examples
-/// ```
-/// use classloss::{Differentiable, Loss, SymmetricCrossEntropy};
-/// use ndarray::array;
-///
-/// let logits = array![[2.0_f64, 1.0, 0.1]];
-/// let labels = array![0_usize];
-/// // CE = 0.41703, p_y = 0.65900: 0.1 * 0.41703 + 1.0 * 4 * (1 - 0.65900)
-/// let sce = SymmetricCrossEntropy::new();
-/// let loss = sce.forward(logits.view(), labels.view())?;
-/// assert!((loss - 1.4056984460839113).abs() < 1e-12);
-///
-/// // The reference setting: alpha = 1, beta = 0.5, A = -6.
-/// let sce = SymmetricCrossEntropy::new()
-///     .with_alpha(1.0)?
-///     .with_beta(0.5)?
-///     .with_log_zero(-6.0)?;
-/// let (loss, grad) = sce.forward_backward(logits.view(), labels.view())?;
-/// assert!((loss - (0.4170300162778333 + 3.0 * (1.0 - 0.659001138885968))).abs() < 1e-12);
-/// assert!(grad[[0, 0]] < 0.0);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// Y. Wang, X. Ma, Z. Chen, Y. Luo, J. Yi, J. Bailey, "Symmetric Cross
-/// Entropy for Robust Learning with Noisy Labels", ICCV 2019,
-/// <https://arxiv.org/abs/1908.06112>.
-#[derive(Clone, Debug)]
-pub struct SymmetricCrossEntropy<F> {
-    reduction: Reduction,
-    alpha: f64,
-    beta: f64,
-    log_zero: f64,
-    _float: PhantomData<fn() -> F>,
-}
+loss_options! {
+    /// Symmetric cross-entropy `alpha CE + beta RCE`: cross-entropy plus the
+    /// reverse cross-entropy `-sum_c p_c log q_c` of the one-hot label `q`,
+    /// with `log 0` replaced by the constant `log_zero`.
+    ///
+    /// Use it when labels are noisy: the reverse term is bounded and
+    /// noise-tolerant and speeds up learning of the hard classes, while a
+    /// smaller `alpha` keeps some of cross-entropy's fast fitting without
+    /// letting it overfit the wrong labels.
+    ///
+    /// # Formula
+    /// ```text
+    /// log p_y = x_y - logsumexp(x)                   (log space)
+    /// CE_i  = -log p_{y_i}
+    /// RCE_i = -sum_c p_c log q_c = -log_zero (1 - p_{y_i})   (log q_y = log 1 = 0)
+    /// l_i   = alpha CE_i + beta RCE_i,  1 - p_y = -expm1(log p_y)
+    /// dl_i/dx_c = (alpha - beta log_zero p_y) (p_c - [c == y_i])
+    /// ```
+    ///
+    /// # Shapes
+    /// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
+    /// - per-sample: `(N)`; gradient: `(N, C)`.
+    /// - `Mean` divides by `N`.
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `alpha`: the cross-entropy weight, finite and `>= 0` (default 0.1,
+    ///   the paper's CIFAR-10 setting).
+    /// - `beta`: the reverse cross-entropy weight, finite and `>= 0` (default
+    ///   1.0, the paper's CIFAR-10 setting).
+    /// - `log_zero`: the value `A` used for `log 0`, finite and `< 0` (default
+    ///   -4, as in the paper). Widely copied versions of the authors' code
+    ///   instead clamp the one-hot target at `1e-4`, that is
+    ///   `log_zero = ln(1e-4) ≈ -9.21` (and also clamp `p` at `1e-7`, which
+    ///   this loss does not); pass `1e-4_f64.ln()` to match that term.
+    ///
+    /// # Errors
+    /// An empty batch or class axis, labels not of shape `(N)`, a label `>= C`,
+    /// a gradient buffer not of shape `(N, C)`; from the setters, a negative
+    /// or non-finite `alpha` or `beta`, a `log_zero` that is not finite and
+    /// negative.
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{Differentiable, Loss, SymmetricCrossEntropy};
+    /// use ndarray::array;
+    ///
+    /// let logits = array![[2.0_f64, 1.0, 0.1]];
+    /// let labels = array![0_usize];
+    /// // CE = 0.41703, p_y = 0.65900: 0.1 * 0.41703 + 1.0 * 4 * (1 - 0.65900)
+    /// let sce = SymmetricCrossEntropy::new();
+    /// let loss = sce.forward(logits.view(), labels.view())?;
+    /// assert!((loss - 1.4056984460839113).abs() < 1e-12);
+    ///
+    /// // The reference setting: alpha = 1, beta = 0.5, A = -6.
+    /// let sce = SymmetricCrossEntropy::new()
+    ///     .with_alpha(1.0)?
+    ///     .with_beta(0.5)?
+    ///     .with_log_zero(-6.0)?;
+    /// let (loss, grad) = sce.forward_backward(logits.view(), labels.view())?;
+    /// assert!((loss - (0.4170300162778333 + 3.0 * (1.0 - 0.659001138885968))).abs() < 1e-12);
+    /// assert!(grad[[0, 0]] < 0.0);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// Y. Wang, X. Ma, Z. Chen, Y. Luo, J. Yi, J. Bailey, "Symmetric Cross
+    /// Entropy for Robust Learning with Noisy Labels", ICCV 2019,
+    /// <https://arxiv.org/abs/1908.06112>.
+    #[derive(Clone, Debug)]
+    pub struct SymmetricCrossEntropy<F: Float> {
+        /// The cross-entropy weight `alpha`.
+        alpha: f64 = 0.1,
+            /// Sets the cross-entropy weight `alpha`, finite and `>= 0` (default 0.1).
+            set with_alpha checked by non_negative;
+        /// The reverse cross-entropy weight `beta`.
+        beta: f64 = 1.0,
+            /// Sets the reverse cross-entropy weight `beta`, finite and `>= 0`
+            /// (default 1).
+            set with_beta checked by non_negative;
+        /// The stand-in for `log 0`.
+        log_zero: f64 = -4.0,
+            /// Sets `log_zero`, the stand-in for `log 0`, finite and `< 0`
+            /// (default -4).
+            set with_log_zero checked by negative;
+        _float: PhantomData<fn() -> F> = PhantomData;
+    }
 
-impl<F: Float> SymmetricCrossEntropy<F> {
     /// Symmetric cross-entropy with mean reduction, `alpha = 0.1`,
     /// `beta = 1`, `log_zero = -4`.
-    pub fn new() -> Self {
-        SymmetricCrossEntropy {
-            reduction: Reduction::Mean,
-            alpha: 0.1,
-            beta: 1.0,
-            log_zero: -4.0,
-            _float: PhantomData,
-        }
-    }
-
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
-    /// Sets the cross-entropy weight `alpha`, finite and `>= 0` (default 0.1).
-    pub fn with_alpha(mut self, alpha: f64) -> Result<Self> {
-        non_negative("alpha", alpha)?;
-        self.alpha = alpha;
-        Ok(self)
-    }
-
-    /// Sets the reverse cross-entropy weight `beta`, finite and `>= 0`
-    /// (default 1).
-    pub fn with_beta(mut self, beta: f64) -> Result<Self> {
-        non_negative("beta", beta)?;
-        self.beta = beta;
-        Ok(self)
-    }
-
-    /// Sets `log_zero`, the stand-in for `log 0`, finite and `< 0`
-    /// (default -4).
-    pub fn with_log_zero(mut self, log_zero: f64) -> Result<Self> {
-        check_option(
-            "log_zero",
-            log_zero,
-            "a finite number < 0",
-            log_zero.is_finite() && log_zero < 0.0,
-        )?;
-        self.log_zero = log_zero;
-        Ok(self)
-    }
-
-    /// The cross-entropy weight `alpha`.
-    pub fn alpha(&self) -> f64 {
-        self.alpha
-    }
-
-    /// The reverse cross-entropy weight `beta`.
-    pub fn beta(&self) -> f64 {
-        self.beta
-    }
-
-    /// The stand-in for `log 0`.
-    pub fn log_zero(&self) -> f64 {
-        self.log_zero
-    }
+    fn new();
 }
 
 impl<F: Float> Compute<F> for SymmetricCrossEntropy<F> {
     type Sig = ScoresAndLabels;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let alpha = F::lit(self.alpha);
@@ -167,11 +116,5 @@ impl<F: Float> Compute<F> for SymmetricCrossEntropy<F> {
             }
             (rce * one_minus_p(log_p)).as_f64() + alpha.as_f64() * row.nll(y)
         })
-    }
-}
-
-impl<F: Float> Default for SymmetricCrossEntropy<F> {
-    fn default() -> Self {
-        Self::new()
     }
 }

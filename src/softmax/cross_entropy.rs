@@ -9,10 +9,10 @@ use ndarray::{
 
 use crate::base::labels::{Label, Labels};
 use crate::base::loss::{Call, Compute, Exact, Signature};
+use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::{
     check_values, check_weights, expect_min_rank, expect_nonempty, expect_shape, is_probability,
-    unit_interval,
 };
 use crate::engine::softmax_columns::{LabelTerms, label_columns};
 use crate::engine::softmax_rows::{
@@ -71,123 +71,102 @@ impl<F, D: Dimension> Clone for ClassTarget<'_, F, D> {
     }
 }
 
-/// Cross-entropy between `softmax(logits)` and class labels or class
-/// probabilities, with PyTorch's options and PyTorch's exact `mean`.
-///
-/// Use it for single-label classification: balanced data as it is, class
-/// `weight`s for imbalance, `label_smoothing` against over-confidence,
-/// `ignore_index` for unlabeled positions (segmentation borders, padding).
-///
-/// # Formula
-/// ```text
-/// log p_c  = x_c - logsumexp(x)                         (computed in log space)
-/// labels:  l_i = (1 - eps) w_{y_i} (-log p_{y_i}) + (eps / C) sum_c w_c (-log p_c)
-///          l_i = 0 where y_i == ignore_index
-/// probs:   l_i = -sum_c w_c q'_c log p_c,  q' = (1 - eps) q + eps / C
-/// gradient of l_i: dl_i/dx_c = A p_c - a_c, where l_i = -sum_c a_c log p_c, A = sum_c a_c
-/// ```
-/// `w` is 1 without class weights; `eps` is `label_smoothing`.
-///
-/// # Shapes
-/// - logits: `(N, C)` with [`CrossEntropy::new`], or `(N, C, d1, .., dk)`
-///   with [`CrossEntropy::spatial`] (class axis 1, as in PyTorch).
-/// - target: [`ClassTarget::Labels`] `(N, d1, .., dk)` or
-///   [`ClassTarget::Probs`] shaped like the logits.
-/// - per-sample: `(N, d1, .., dk)`; gradient: the logits' shape.
-/// - `Mean` divides, for labels, by the sum of `w_{y_i}` over the samples
-///   that are not ignored (the count of them without weights); for
-///   probabilities, by the number of positions `N * d1 * .. * dk`.
-///   When that divisor is 0 (every label ignored, or every counted weight
-///   zero) the mean is 0 with a zero gradient, where PyTorch returns NaN.
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `weight`: one finite weight `>= 0` per class (default: none).
-/// - `ignore_index`: a label value whose samples count for nothing (default:
-///   none; PyTorch's default of -100 never matches a `usize` label).
-/// - `label_smoothing`: `eps` in `[0, 1]` (default 0), PyTorch's convention
-///   `(1 - eps) one_hot + eps / C`. For the `eps / (C - 1)` convention see
-///   [`crate::LabelSmoothing`].
-///
-/// # Errors
-/// Rank below 2, an empty batch or class axis, labels or probabilities of
-/// the wrong shape, a label `>= C` that is not the `ignore_index`, a
-/// probability outside `[0, 1]`, a `weight` whose length is not `C`, a
-/// gradient buffer of the wrong shape.
-///
-/// # Examples
-/// ```
-/// use classloss::{ClassTarget, CrossEntropy, Differentiable, Loss};
-/// use ndarray::array;
-///
-/// let logits = array![[2.0_f64, 1.0, 0.1]];
-/// let labels = array![0_i64]; // any integer type: i64 as from PyTorch, u32, usize, ...
-/// let ce = CrossEntropy::new();
-/// let loss = ce.forward(&logits, &labels)?;
-/// assert!((loss - 0.4170300162778335).abs() < 1e-12);
-///
-/// // Fused value and gradient into a reused buffer.
-/// let mut grad = ndarray::Array2::zeros((1, 3));
-/// let same = ce.forward_backward_into(&logits, &labels, &mut grad)?;
-/// assert_eq!(loss, same);
-/// assert!(grad.sum().abs() < 1e-15); // rows of p - one_hot sum to zero
-///
-/// // PyTorch's ignore_index, and probabilities as the target.
-/// let ce = CrossEntropy::new().with_ignore_index(-100);
-/// assert_eq!(ce.forward(&logits, &array![-100_i64])?, 0.0);
-/// let q = array![[1.0, 0.0, 0.0]];
-/// assert_eq!(CrossEntropy::new().forward(&logits, ClassTarget::Probs(q.view()))?, loss);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// PyTorch, `torch.nn.CrossEntropyLoss`
-/// (<https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html>).
-/// Label smoothing: C. Szegedy et al., "Rethinking the Inception
-/// Architecture for Computer Vision", CVPR 2016, <https://arxiv.org/abs/1512.00567>.
-#[derive(Clone, Debug)]
-pub struct CrossEntropy<F, D = Ix2> {
-    reduction: Reduction,
-    weight: Option<Array1<F>>,
-    ignore_index: Option<i128>,
-    label_smoothing: f64,
-    _rank: PhantomData<fn() -> D>,
-}
-
-impl<F: Float> CrossEntropy<F, Ix2> {
-    /// Cross-entropy on `(N, C)` logits: mean reduction, no weights, no
-    /// ignored label, no smoothing.
-    pub fn new() -> Self {
-        Self::spatial()
+loss_options! {
+    /// Cross-entropy between `softmax(logits)` and class labels or class
+    /// probabilities, with PyTorch's options and PyTorch's exact `mean`.
+    ///
+    /// Use it for single-label classification: balanced data as it is, class
+    /// `weight`s for imbalance, `label_smoothing` against over-confidence,
+    /// `ignore_index` for unlabeled positions (segmentation borders, padding).
+    ///
+    /// # Formula
+    /// ```text
+    /// log p_c  = x_c - logsumexp(x)                         (computed in log space)
+    /// labels:  l_i = (1 - eps) w_{y_i} (-log p_{y_i}) + (eps / C) sum_c w_c (-log p_c)
+    ///          l_i = 0 where y_i == ignore_index
+    /// probs:   l_i = -sum_c w_c q'_c log p_c,  q' = (1 - eps) q + eps / C
+    /// gradient of l_i: dl_i/dx_c = A p_c - a_c, where l_i = -sum_c a_c log p_c, A = sum_c a_c
+    /// ```
+    /// `w` is 1 without class weights; `eps` is `label_smoothing`.
+    ///
+    /// # Shapes
+    /// - logits: `(N, C)` with [`CrossEntropy::new`], or `(N, C, d1, .., dk)`
+    ///   with [`CrossEntropy::spatial`] (class axis 1, as in PyTorch).
+    /// - target: [`ClassTarget::Labels`] `(N, d1, .., dk)` or
+    ///   [`ClassTarget::Probs`] shaped like the logits.
+    /// - per-sample: `(N, d1, .., dk)`; gradient: the logits' shape.
+    /// - `Mean` divides, for labels, by the sum of `w_{y_i}` over the samples
+    ///   that are not ignored (the count of them without weights); for
+    ///   probabilities, by the number of positions `N * d1 * .. * dk`.
+    ///   When that divisor is 0 (every label ignored, or every counted weight
+    ///   zero) the mean is 0 with a zero gradient, where PyTorch returns NaN.
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `weight`: one finite weight `>= 0` per class (default: none).
+    /// - `ignore_index`: a label value whose samples count for nothing (default:
+    ///   none; PyTorch's default of -100 never matches a `usize` label).
+    /// - `label_smoothing`: `eps` in `[0, 1]` (default 0), PyTorch's convention
+    ///   `(1 - eps) one_hot + eps / C`. For the `eps / (C - 1)` convention see
+    ///   [`crate::LabelSmoothing`].
+    ///
+    /// # Errors
+    /// Rank below 2, an empty batch or class axis, labels or probabilities of
+    /// the wrong shape, a label `>= C` that is not the `ignore_index`, a
+    /// probability outside `[0, 1]`, a `weight` whose length is not `C`, a
+    /// gradient buffer of the wrong shape.
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{ClassTarget, CrossEntropy, Differentiable, Loss};
+    /// use ndarray::array;
+    ///
+    /// let logits = array![[2.0_f64, 1.0, 0.1]];
+    /// let labels = array![0_i64]; // any integer type: i64 as from PyTorch, u32, usize, ...
+    /// let ce = CrossEntropy::new();
+    /// let loss = ce.forward(&logits, &labels)?;
+    /// assert!((loss - 0.4170300162778335).abs() < 1e-12);
+    ///
+    /// // Fused value and gradient into a reused buffer.
+    /// let mut grad = ndarray::Array2::zeros((1, 3));
+    /// let same = ce.forward_backward_into(&logits, &labels, &mut grad)?;
+    /// assert_eq!(loss, same);
+    /// assert!(grad.sum().abs() < 1e-15); // rows of p - one_hot sum to zero
+    ///
+    /// // PyTorch's ignore_index, and probabilities as the target.
+    /// let ce = CrossEntropy::new().with_ignore_index(-100);
+    /// assert_eq!(ce.forward(&logits, &array![-100_i64])?, 0.0);
+    /// let q = array![[1.0, 0.0, 0.0]];
+    /// assert_eq!(CrossEntropy::new().forward(&logits, ClassTarget::Probs(q.view()))?, loss);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// PyTorch, `torch.nn.CrossEntropyLoss`
+    /// (<https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html>).
+    /// Label smoothing: C. Szegedy et al., "Rethinking the Inception
+    /// Architecture for Computer Vision", CVPR 2016, <https://arxiv.org/abs/1512.00567>.
+    #[derive(Clone, Debug)]
+    pub struct CrossEntropy<F: Float, D: RemoveAxis = Ix2> {
+        weight: Option<Array1<F>> = None;
+        ignore_index: Option<i128> = None;
+        /// The label smoothing `eps`.
+        label_smoothing: f64 = 0.0,
+            /// Sets the label smoothing `eps` in `[0, 1]` (default 0).
+            set with_label_smoothing checked by unit_interval;
+        _rank: PhantomData<fn() -> D> = PhantomData;
     }
-}
 
-impl<F: Float> Default for CrossEntropy<F, Ix2> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     /// Cross-entropy on logits of any rank `>= 2` with the class axis at 1,
     /// `(N, C, d1, .., dk)`; pick the rank with the type, for example
     /// `CrossEntropy::<f32, ndarray::Ix4>::spatial()` for images or `IxDyn`.
-    pub fn spatial() -> Self {
-        CrossEntropy {
-            reduction: Reduction::Mean,
-            weight: None,
-            ignore_index: None,
-            label_smoothing: 0.0,
-            _rank: PhantomData,
-        }
-    }
+    fn spatial();
+    /// Cross-entropy on `(N, C)` logits: mean reduction, no weights, no
+    /// ignored label, no smoothing.
+    fn new() at Ix2;
+}
 
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
+impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     /// Sets one weight per class (finite, `>= 0`; default none).
     pub fn with_weight(mut self, weight: Array1<F>) -> Result<Self> {
         check_weights("weight", &weight.view())?;
@@ -203,13 +182,6 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
         self
     }
 
-    /// Sets the label smoothing `eps` in `[0, 1]` (default 0).
-    pub fn with_label_smoothing(mut self, eps: f64) -> Result<Self> {
-        unit_interval("label_smoothing", eps)?;
-        self.label_smoothing = eps;
-        Ok(self)
-    }
-
     /// The class weights, if any.
     pub fn weight(&self) -> Option<&Array1<F>> {
         self.weight.as_ref()
@@ -219,11 +191,6 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     /// label type).
     pub fn ignore_index(&self) -> Option<i128> {
         self.ignore_index
-    }
-
-    /// The label smoothing `eps`.
-    pub fn label_smoothing(&self) -> f64 {
-        self.label_smoothing
     }
 }
 
@@ -261,10 +228,6 @@ impl<D> Exact for ClassLanes<D> {}
 
 impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
     type Sig = ClassLanes<D>;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {

@@ -5,11 +5,12 @@ use std::marker::PhantomData;
 use ndarray::Array1;
 
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
+use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_weights, non_negative};
 use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
 use crate::engine::softmax_rows::one_hot_grad;
-use crate::{Float, Reduction, Result};
+use crate::{Float, Result};
 
 /// The factor `alpha` of [`SoftmaxFocal`]: one number for every class, or
 /// one per class.
@@ -24,113 +25,97 @@ pub enum FocalAlpha<F> {
     PerClass(Array1<F>),
 }
 
-/// Softmax focal loss: cross-entropy scaled down by `(1 - p_y)^gamma` on
-/// samples the model already gets right, so that training focuses on the
-/// hard ones.
-///
-/// Use it for single-label classification with many easy samples (heavy
-/// class imbalance, a dominant background class); `gamma = 2` is the usual
-/// start, and per-class `alpha` adds class weighting on top. With
-/// `gamma = 0` it is (weighted) cross-entropy, except that `Mean` always
-/// divides by `N`.
-///
-/// # Formula
-/// ```text
-/// log p_y = x_y - logsumexp(x)                 (log space)
-/// 1 - p_y = -expm1(log p_y)                    (no cancellation near p_y = 1)
-/// l_i     = -alpha_{y_i} (1 - p_{y_i})^gamma log p_{y_i}
-/// dl_i/dx_c = G (p_c - [c == y_i]),
-///   G = alpha_y (1 - p_y)^gamma (1 - gamma p_y log(p_y) / (1 - p_y))
-/// ```
-/// `G` is finite for every finite logit and every `gamma >= 0`. Where
-/// `p_y` rounds to exactly 1 (a very confident correct row) the factor
-/// `log(p_y) / (1 - p_y)` takes its limit `-1`; so for `gamma > 0` the
-/// value and the gradient there are exactly 0, their limits, even for
-/// `gamma < 1` where `d(1 - p)^gamma / dp` itself diverges at `p = 1`.
-/// For `gamma = 0` the factor `(1 - p_y)^0` is 1 (`0^0 = 1`), so the loss
-/// equals cross-entropy there too.
-///
-/// # Shapes
-/// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
-/// - per-sample: `(N)`; gradient: `(N, C)`.
-/// - `Mean` divides by `N`, whatever `alpha` is (unlike weighted
-///   [`crate::CrossEntropy`], which divides by the sum of the label weights).
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `gamma`: the focusing exponent, finite and `>= 0` (default 2, as in
-///   Lin et al.).
-/// - `alpha`: [`FocalAlpha::Scalar`] (finite, `>= 0`; default 1) via
-///   [`SoftmaxFocal::with_alpha`], or [`FocalAlpha::PerClass`] (`C` finite
-///   weights `>= 0`) via [`SoftmaxFocal::with_class_alpha`].
-///
-/// # Errors
-/// An empty batch or class axis, labels not of shape `(N)`, a label `>= C`,
-/// a per-class `alpha` whose length is not `C`, a gradient buffer not of
-/// shape `(N, C)`; from the setters, a negative or non-finite `gamma` or
-/// `alpha`.
-///
-/// # Examples
-/// ```
-/// use classloss::{Differentiable, Loss, SoftmaxFocal};
-/// use ndarray::array;
-///
-/// // p_y = 0.3: -(1 - 0.3)^2 ln 0.3 = 0.49 * 1.2040 (a hard sample keeps
-/// // half its cross-entropy) ...
-/// let focal = SoftmaxFocal::new().with_gamma(2.0)?;
-/// let hard = focal.forward(array![[0.3_f64.ln(), 0.7_f64.ln()]].view(), array![0].view())?;
-/// assert!((hard - 0.5899466741197086).abs() < 1e-12);
-/// // ... p_y = 0.8: 0.04 * 0.2231, an easy sample keeps 4% of it.
-/// let easy = focal.forward(array![[0.8_f64.ln(), 0.2_f64.ln()]].view(), array![0].view())?;
-/// assert!((easy - 0.00892574205256839).abs() < 1e-12);
-///
-/// // Per-class alpha, and the gradient into a buffer.
-/// let focal = SoftmaxFocal::new().with_class_alpha(array![0.25, 0.75])?;
-/// let mut grad = ndarray::Array2::zeros((1, 2));
-/// let loss = focal.forward_backward_into(
-///     array![[0.0_f64, 0.0]].view(), array![1].view(), grad.view_mut())?;
-/// assert!((loss - 0.75 * 0.25 * 2f64.ln()).abs() < 1e-12);
-/// assert!(grad[[0, 1]] < 0.0 && (grad[[0, 0]] + grad[[0, 1]]).abs() < 1e-15);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for
-/// Dense Object Detection", ICCV 2017, <https://arxiv.org/abs/1708.02002>
-/// (the paper states the binary form and notes that the multi-class
-/// extension is straightforward; this is that extension on the softmax).
-#[derive(Clone, Debug)]
-pub struct SoftmaxFocal<F> {
-    reduction: Reduction,
-    gamma: f64,
-    alpha: FocalAlpha<F>,
-    _float: PhantomData<fn() -> F>,
+loss_options! {
+    /// Softmax focal loss: cross-entropy scaled down by `(1 - p_y)^gamma` on
+    /// samples the model already gets right, so that training focuses on the
+    /// hard ones.
+    ///
+    /// Use it for single-label classification with many easy samples (heavy
+    /// class imbalance, a dominant background class); `gamma = 2` is the usual
+    /// start, and per-class `alpha` adds class weighting on top. With
+    /// `gamma = 0` it is (weighted) cross-entropy, except that `Mean` always
+    /// divides by `N`.
+    ///
+    /// # Formula
+    /// ```text
+    /// log p_y = x_y - logsumexp(x)                 (log space)
+    /// 1 - p_y = -expm1(log p_y)                    (no cancellation near p_y = 1)
+    /// l_i     = -alpha_{y_i} (1 - p_{y_i})^gamma log p_{y_i}
+    /// dl_i/dx_c = G (p_c - [c == y_i]),
+    ///   G = alpha_y (1 - p_y)^gamma (1 - gamma p_y log(p_y) / (1 - p_y))
+    /// ```
+    /// `G` is finite for every finite logit and every `gamma >= 0`. Where
+    /// `p_y` rounds to exactly 1 (a very confident correct row) the factor
+    /// `log(p_y) / (1 - p_y)` takes its limit `-1`; so for `gamma > 0` the
+    /// value and the gradient there are exactly 0, their limits, even for
+    /// `gamma < 1` where `d(1 - p)^gamma / dp` itself diverges at `p = 1`.
+    /// For `gamma = 0` the factor `(1 - p_y)^0` is 1 (`0^0 = 1`), so the loss
+    /// equals cross-entropy there too.
+    ///
+    /// # Shapes
+    /// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
+    /// - per-sample: `(N)`; gradient: `(N, C)`.
+    /// - `Mean` divides by `N`, whatever `alpha` is (unlike weighted
+    ///   [`crate::CrossEntropy`], which divides by the sum of the label weights).
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `gamma`: the focusing exponent, finite and `>= 0` (default 2, as in
+    ///   Lin et al.).
+    /// - `alpha`: [`FocalAlpha::Scalar`] (finite, `>= 0`; default 1) via
+    ///   [`SoftmaxFocal::with_alpha`], or [`FocalAlpha::PerClass`] (`C` finite
+    ///   weights `>= 0`) via [`SoftmaxFocal::with_class_alpha`].
+    ///
+    /// # Errors
+    /// An empty batch or class axis, labels not of shape `(N)`, a label `>= C`,
+    /// a per-class `alpha` whose length is not `C`, a gradient buffer not of
+    /// shape `(N, C)`; from the setters, a negative or non-finite `gamma` or
+    /// `alpha`.
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{Differentiable, Loss, SoftmaxFocal};
+    /// use ndarray::array;
+    ///
+    /// // p_y = 0.3: -(1 - 0.3)^2 ln 0.3 = 0.49 * 1.2040 (a hard sample keeps
+    /// // half its cross-entropy) ...
+    /// let focal = SoftmaxFocal::new().with_gamma(2.0)?;
+    /// let hard = focal.forward(array![[0.3_f64.ln(), 0.7_f64.ln()]].view(), array![0].view())?;
+    /// assert!((hard - 0.5899466741197086).abs() < 1e-12);
+    /// // ... p_y = 0.8: 0.04 * 0.2231, an easy sample keeps 4% of it.
+    /// let easy = focal.forward(array![[0.8_f64.ln(), 0.2_f64.ln()]].view(), array![0].view())?;
+    /// assert!((easy - 0.00892574205256839).abs() < 1e-12);
+    ///
+    /// // Per-class alpha, and the gradient into a buffer.
+    /// let focal = SoftmaxFocal::new().with_class_alpha(array![0.25, 0.75])?;
+    /// let mut grad = ndarray::Array2::zeros((1, 2));
+    /// let loss = focal.forward_backward_into(
+    ///     array![[0.0_f64, 0.0]].view(), array![1].view(), grad.view_mut())?;
+    /// assert!((loss - 0.75 * 0.25 * 2f64.ln()).abs() < 1e-12);
+    /// assert!(grad[[0, 1]] < 0.0 && (grad[[0, 0]] + grad[[0, 1]]).abs() < 1e-15);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal Loss for
+    /// Dense Object Detection", ICCV 2017, <https://arxiv.org/abs/1708.02002>
+    /// (the paper states the binary form and notes that the multi-class
+    /// extension is straightforward; this is that extension on the softmax).
+    #[derive(Clone, Debug)]
+    pub struct SoftmaxFocal<F: Float> {
+        /// The focusing exponent `gamma`.
+        gamma: f64 = 2.0,
+            /// Sets the focusing exponent `gamma`, finite and `>= 0` (default 2).
+            set with_gamma checked by non_negative;
+        alpha: FocalAlpha<F> = FocalAlpha::Scalar(1.0);
+        _float: PhantomData<fn() -> F> = PhantomData;
+    }
+
+    /// Softmax focal loss with mean reduction, `gamma = 2`, `alpha = 1`.
+    fn new();
 }
 
 impl<F: Float> SoftmaxFocal<F> {
-    /// Softmax focal loss with mean reduction, `gamma = 2`, `alpha = 1`.
-    pub fn new() -> Self {
-        SoftmaxFocal {
-            reduction: Reduction::Mean,
-            gamma: 2.0,
-            alpha: FocalAlpha::Scalar(1.0),
-            _float: PhantomData,
-        }
-    }
-
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
-    /// Sets the focusing exponent `gamma`, finite and `>= 0` (default 2).
-    pub fn with_gamma(mut self, gamma: f64) -> Result<Self> {
-        non_negative("gamma", gamma)?;
-        self.gamma = gamma;
-        Ok(self)
-    }
-
     /// Sets one `alpha` for every class, finite and `>= 0` (default 1).
     pub fn with_alpha(mut self, alpha: f64) -> Result<Self> {
         non_negative("alpha", alpha)?;
@@ -146,11 +131,6 @@ impl<F: Float> SoftmaxFocal<F> {
         Ok(self)
     }
 
-    /// The focusing exponent `gamma`.
-    pub fn gamma(&self) -> f64 {
-        self.gamma
-    }
-
     /// The factor `alpha`.
     pub fn alpha(&self) -> &FocalAlpha<F> {
         &self.alpha
@@ -159,10 +139,6 @@ impl<F: Float> SoftmaxFocal<F> {
 
 impl<F: Float> Compute<F> for SoftmaxFocal<F> {
     type Sig = ScoresAndLabels;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let (scalar, per_class) = match &self.alpha {
@@ -191,11 +167,5 @@ impl<F: Float> Compute<F> for SoftmaxFocal<F> {
                 (-a * modulator * log_p).as_f64()
             },
         )
-    }
-}
-
-impl<F: Float> Default for SoftmaxFocal<F> {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -3,111 +3,80 @@
 use std::marker::PhantomData;
 
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
+use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::check_option;
 use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
 use crate::engine::softmax_rows::one_hot_grad;
-use crate::{Float, Reduction, Result};
+use crate::{Float, Result};
 
-/// Poly-1 loss: cross-entropy plus `epsilon (1 - p_y)`, the first term of
-/// cross-entropy's expansion `sum_j (1 - p_y)^j / j` with its coefficient
-/// moved from 1 to `1 + epsilon`.
-///
-/// Use it as a drop-in replacement for cross-entropy with one extra knob:
-/// `epsilon > 0` keeps pushing on samples that are already right,
-/// `epsilon < 0` lets them go. With `epsilon = 0` it is cross-entropy.
-///
-/// # Formula
-/// ```text
-/// log p_y = x_y - logsumexp(x)                 (log space)
-/// l_i     = -log p_{y_i} + epsilon (1 - p_{y_i}),   1 - p_y = -expm1(log p_y)
-/// dl_i/dx_c = (1 + epsilon p_y) (p_c - [c == y_i])
-/// ```
-///
-/// # Shapes
-/// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
-/// - per-sample: `(N)`; gradient: `(N, C)`.
-/// - `Mean` divides by `N`.
-///
-/// # Options
-/// - `reduction`: `Mean` (default), `Sum`, `None`.
-/// - `epsilon`: finite and `>= -1` (default 1; the paper tunes it per
-///   task, positive for image classification). At `-1` the leading
-///   gradient term `(1 - p_y)` of cross-entropy is cancelled; below it the
-///   loss would reward lowering `p_y` near `p_y = 1`, so it is rejected.
-///
-/// # Errors
-/// An empty batch or class axis, labels not of shape `(N)`, a label `>= C`,
-/// a gradient buffer not of shape `(N, C)`; from the setter, an `epsilon`
-/// below -1 or not finite.
-///
-/// # Examples
-/// ```
-/// use classloss::{Differentiable, Loss, Poly1};
-/// use ndarray::array;
-///
-/// let logits = array![[2.0_f64, 1.0, 0.1]];
-/// let labels = array![0_usize];
-/// // CE = 0.41703, p_y = 0.65900: 0.41703 + 1 * (1 - 0.65900)
-/// let poly = Poly1::new();
-/// let loss = poly.forward(logits.view(), labels.view())?;
-/// assert!((loss - 0.7580288773918653).abs() < 1e-12);
-/// let grad = poly.backward(logits.view(), labels.view())?;
-/// assert!(grad.sum().abs() < 1e-15);
-/// # Ok::<(), classloss::Error>(())
-/// ```
-///
-/// # References
-/// Z. Leng, M. Tan, C. Liu, E. D. Cubuk, X. Shi, S. Cheng, D. Anguelov,
-/// "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
-/// Functions", ICLR 2022, <https://arxiv.org/abs/2204.12511>.
-#[derive(Clone, Debug)]
-pub struct Poly1<F> {
-    reduction: Reduction,
-    epsilon: f64,
-    _float: PhantomData<fn() -> F>,
-}
+loss_options! {
+    /// Poly-1 loss: cross-entropy plus `epsilon (1 - p_y)`, the first term of
+    /// cross-entropy's expansion `sum_j (1 - p_y)^j / j` with its coefficient
+    /// moved from 1 to `1 + epsilon`.
+    ///
+    /// Use it as a drop-in replacement for cross-entropy with one extra knob:
+    /// `epsilon > 0` keeps pushing on samples that are already right,
+    /// `epsilon < 0` lets them go. With `epsilon = 0` it is cross-entropy.
+    ///
+    /// # Formula
+    /// ```text
+    /// log p_y = x_y - logsumexp(x)                 (log space)
+    /// l_i     = -log p_{y_i} + epsilon (1 - p_{y_i}),   1 - p_y = -expm1(log p_y)
+    /// dl_i/dx_c = (1 + epsilon p_y) (p_c - [c == y_i])
+    /// ```
+    ///
+    /// # Shapes
+    /// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
+    /// - per-sample: `(N)`; gradient: `(N, C)`.
+    /// - `Mean` divides by `N`.
+    ///
+    /// # Options
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `epsilon`: finite and `>= -1` (default 1; the paper tunes it per
+    ///   task, positive for image classification). At `-1` the leading
+    ///   gradient term `(1 - p_y)` of cross-entropy is cancelled; below it the
+    ///   loss would reward lowering `p_y` near `p_y = 1`, so it is rejected.
+    ///
+    /// # Errors
+    /// An empty batch or class axis, labels not of shape `(N)`, a label `>= C`,
+    /// a gradient buffer not of shape `(N, C)`; from the setter, an `epsilon`
+    /// below -1 or not finite.
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{Differentiable, Loss, Poly1};
+    /// use ndarray::array;
+    ///
+    /// let logits = array![[2.0_f64, 1.0, 0.1]];
+    /// let labels = array![0_usize];
+    /// // CE = 0.41703, p_y = 0.65900: 0.41703 + 1 * (1 - 0.65900)
+    /// let poly = Poly1::new();
+    /// let loss = poly.forward(logits.view(), labels.view())?;
+    /// assert!((loss - 0.7580288773918653).abs() < 1e-12);
+    /// let grad = poly.backward(logits.view(), labels.view())?;
+    /// assert!(grad.sum().abs() < 1e-15);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// Z. Leng, M. Tan, C. Liu, E. D. Cubuk, X. Shi, S. Cheng, D. Anguelov,
+    /// "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
+    /// Functions", ICLR 2022, <https://arxiv.org/abs/2204.12511>.
+    #[derive(Clone, Debug)]
+    pub struct Poly1<F: Float> {
+        /// The coefficient `epsilon`.
+        epsilon: f64 = 1.0,
+            /// Sets `epsilon`, finite and `>= -1` (default 1).
+            set with_epsilon checked by at_least_minus_one;
+        _float: PhantomData<fn() -> F> = PhantomData;
+    }
 
-impl<F: Float> Poly1<F> {
     /// Poly-1 with mean reduction and `epsilon = 1`.
-    pub fn new() -> Self {
-        Poly1 {
-            reduction: Reduction::Mean,
-            epsilon: 1.0,
-            _float: PhantomData,
-        }
-    }
-
-    /// Sets the reduction (default `Mean`).
-    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
-        self.reduction = reduction;
-        self
-    }
-
-    /// Sets `epsilon`, finite and `>= -1` (default 1).
-    pub fn with_epsilon(mut self, epsilon: f64) -> Result<Self> {
-        check_option(
-            "epsilon",
-            epsilon,
-            "a finite number >= -1",
-            epsilon.is_finite() && epsilon >= -1.0,
-        )?;
-        self.epsilon = epsilon;
-        Ok(self)
-    }
-
-    /// The coefficient `epsilon`.
-    pub fn epsilon(&self) -> f64 {
-        self.epsilon
-    }
+    fn new();
 }
 
 impl<F: Float> Compute<F> for Poly1<F> {
     type Sig = ScoresAndLabels;
-
-    fn reduction(&self) -> Reduction {
-        self.reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let eps = F::lit(self.epsilon);
@@ -118,11 +87,5 @@ impl<F: Float> Compute<F> for Poly1<F> {
             }
             eps.as_f64() * one_minus_p(log_p).as_f64() + row.nll(y)
         })
-    }
-}
-
-impl<F: Float> Default for Poly1<F> {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -264,21 +264,6 @@ pub(crate) fn target_sin<F: Float>(
     }
 }
 
-/// Validates the options shared by the family.
-pub(crate) fn check_scale(scale: f64) -> Result<()> {
-    crate::base::validate::positive("scale", scale)
-}
-
-/// An angle option in `[0, pi)`.
-pub(crate) fn check_angle(name: &'static str, value: f64) -> Result<()> {
-    crate::base::validate::check_option(
-        name,
-        value,
-        "a number in [0, pi) (radians)",
-        (0.0..PI).contains(&value),
-    )
-}
-
 /// The scale `s` is finite in the element type (it is checked as an `f64`
 /// when set): `s = 1e39` passes that check but is `inf` in `f32`.
 pub(crate) fn check_scale_fits<F: Float>(spec: &Spec) -> Result<()> {

@@ -27,10 +27,9 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Ix1};
 
 use crate::base::labels::Labels;
 use crate::base::loss::{Call, Compute, Exact, ScoresAndLabels, Signature};
+use crate::base::options::Options;
 use crate::base::reduction::Totals;
 use crate::{Float, Reduction, Result};
-
-pub(crate) use margin::{check_angle, check_scale};
 
 /// The input of the angular-margin losses: a batch of embeddings and the
 /// class weight matrix they are compared with.
@@ -84,9 +83,33 @@ pub struct Spec {
     pub easy_margin: bool,
 }
 
-pub(crate) mod sealed {
+impl Spec {
+    /// The options of a loss with margins `(m1, m2, m3)`.
+    pub(crate) fn new(
+        reduction: Reduction,
+        scale: f64,
+        margins: (f64, f64, f64),
+        easy_margin: bool,
+    ) -> Self {
+        let (m1, m2, m3) = margins;
+        Spec {
+            reduction,
+            scale,
+            m1,
+            m2,
+            m3,
+            easy_margin,
+        }
+    }
+}
+
+pub(crate) use sealed::Sealed;
+
+mod sealed {
+    use crate::base::options::Options;
+
     /// Gives [`OnCosines`](super::OnCosines) the options of the loss it wraps.
-    pub trait Sealed {
+    pub trait Sealed: Options {
         /// The loss's options.
         fn spec(&self) -> super::Spec;
     }
@@ -166,7 +189,7 @@ impl<L> OnCosines<L> {
     where
         L: AngularMargin,
     {
-        self.inner.spec().reduction
+        Options::reduction(&self.inner)
     }
 
     /// Unwraps the loss.
@@ -218,10 +241,6 @@ impl Exact for EmbeddingsAndLabels {}
 impl<F: Float, L: sealed::Sealed> Compute<F> for L {
     type Sig = EmbeddingsAndLabels;
 
-    fn reduction(&self) -> Reduction {
-        self.spec().reduction
-    }
-
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {
             input,
@@ -233,12 +252,14 @@ impl<F: Float, L: sealed::Sealed> Compute<F> for L {
     }
 }
 
+impl<L: AngularMargin> Options for OnCosines<L> {
+    fn reduction(&self) -> Reduction {
+        Options::reduction(&self.inner)
+    }
+}
+
 impl<F: Float, L: AngularMargin> Compute<F> for OnCosines<L> {
     type Sig = ScoresAndLabels;
-
-    fn reduction(&self) -> Reduction {
-        self.inner.spec().reduction
-    }
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {
