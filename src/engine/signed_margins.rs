@@ -79,14 +79,14 @@ pub(crate) fn check_signed<F: Float>(
 /// (the value in `f64`, so that one beyond `F` keeps its magnitude) and
 /// returns their sum.
 ///
-/// Stores each value in `per_sample` and `scale * derivative` in `grad`
+/// Stores each value in `per` and `scale * derivative` in `grad`
 /// when given.
 pub(crate) fn signed_pass<F: Float>(
     scores: ArrayView1<'_, F>,
     labels: ArrayView1<'_, F>,
     convention: LabelConvention,
     mut grad: Option<ArrayViewMut1<'_, F>>,
-    mut per_sample: Option<ArrayViewMut1<'_, F>>,
+    mut per: Option<ArrayViewMut1<'_, F>>,
     scale: F,
     loss: impl Fn(F, F) -> (f64, F),
 ) -> Sum {
@@ -97,7 +97,7 @@ pub(crate) fn signed_pass<F: Float>(
         if let Some(g) = grad.as_mut() {
             g[i] = slope * scale;
         }
-        if let Some(p) = per_sample.as_mut() {
+        if let Some(p) = per.as_mut() {
             p[i] = F::lit(value);
         }
         sum.add::<F>(i, value);

@@ -28,7 +28,7 @@ pub(crate) fn run_on_labels<F: Float>(
         input: logits,
         target: labels,
         grad,
-        per: per_row,
+        per,
     } = call;
     let shape = logits.shape();
     expect_nonempty("logits", shape, 0, "sample")?;
@@ -48,7 +48,7 @@ pub(crate) fn run_on_labels<F: Float>(
         logits,
         |i| labels.class(i),
         grad,
-        per_row,
+        per,
         |y, row, g| row_loss(y, row, g, scale),
     );
     Ok(Totals {

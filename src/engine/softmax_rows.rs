@@ -241,14 +241,14 @@ fn run_row<F: Float, T, R>(
 ///
 /// With `grad`, `f` receives a [`RowGrad`] and must overwrite it with the
 /// row's gradient; strided lanes go through a scratch row that is written
-/// back. Each value `f` returns is also stored in `per_row` when given.
+/// back. Each value `f` returns is also stored in `per` when given.
 /// Lanes are visited in the logical order of the remaining axes, which is
-/// the order of `targets` and `per_row`.
+/// the order of `targets` and `per`.
 pub(crate) fn softmax_rows<F, D, T>(
     logits: ArrayView<'_, F, D>,
     targets: impl IntoIterator<Item = T>,
     mut grad: Option<ArrayViewMut<'_, F, D>>,
-    mut per_row: Option<ArrayViewMut<'_, F, D::Smaller>>,
+    mut per: Option<ArrayViewMut<'_, F, D::Smaller>>,
     f: impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> f64,
 ) -> Sum
 where
@@ -260,7 +260,7 @@ where
     let mut x_scratch: Vec<F> = Vec::new();
     let mut g_scratch: Vec<F> = Vec::new();
     let mut grad_lanes = grad.as_mut().map(|g| g.lanes_mut(Axis(1)).into_iter());
-    let mut out = per_row.as_mut().map(|p| p.iter_mut());
+    let mut out = per.as_mut().map(|p| p.iter_mut());
     let mut sum = Sum::default();
     let lanes = logits.lanes(Axis(1)).into_iter().zip(targets);
     for (i, (lane, target)) in lanes.enumerate() {
@@ -301,7 +301,7 @@ struct Block<'a, F> {
     start: usize,
     logits: ArrayView2<'a, F>,
     grad: Option<ArrayViewMut2<'a, F>>,
-    per_row: Option<ArrayViewMut1<'a, F>>,
+    per: Option<ArrayViewMut1<'a, F>>,
 }
 
 /// [`softmax_rows`] for `(N, C)` logits, with the target of row `i` given by
@@ -316,15 +316,13 @@ pub(crate) fn softmax_rows_2d<F, T>(
     logits: ArrayView2<'_, F>,
     target: impl Fn(usize) -> T + Sync,
     grad: Option<ArrayViewMut2<'_, F>>,
-    per_row: Option<ArrayViewMut1<'_, F>>,
+    per: Option<ArrayViewMut1<'_, F>>,
     f: impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> f64 + Sync,
 ) -> Sum
 where
     F: Float,
 {
-    rows_2d(logits, grad, per_row, |i, x, g| {
-        run_row(x, g, target(i), &f)
-    })
+    rows_2d(logits, grad, per, |i, x, g| run_row(x, g, target(i), &f))
 }
 
 /// The blocked, parallel loop under [`softmax_rows_2d`], for a loss that
@@ -335,13 +333,13 @@ where
 pub(crate) fn rows_2d<F: Float>(
     logits: ArrayView2<'_, F>,
     grad: Option<ArrayViewMut2<'_, F>>,
-    per_row: Option<ArrayViewMut1<'_, F>>,
+    per: Option<ArrayViewMut1<'_, F>>,
     row: impl Fn(usize, &[F], Option<&mut [F]>) -> f64 + Sync,
 ) -> Sum {
     let (rows, classes) = logits.dim();
     let block_rows = (BLOCK_ELEMENTS / classes.max(1)).max(1);
     let mut grads = grad.map(|g| g.into_axis_chunks_iter_mut(Axis(0), block_rows));
-    let mut outs = per_row.map(|p| p.into_axis_chunks_iter_mut(Axis(0), block_rows));
+    let mut outs = per.map(|p| p.into_axis_chunks_iter_mut(Axis(0), block_rows));
     let blocks: Vec<Block<'_, F>> = logits
         .axis_chunks_iter(Axis(0), block_rows)
         .enumerate()
@@ -349,7 +347,7 @@ pub(crate) fn rows_2d<F: Float>(
             start: b * block_rows,
             logits,
             grad: grads.as_mut().and_then(|it| it.next()),
-            per_row: outs.as_mut().and_then(|it| it.next()),
+            per: outs.as_mut().and_then(|it| it.next()),
         })
         .collect();
     let run_block = |block: Block<'_, F>| -> Sum {
@@ -357,7 +355,7 @@ pub(crate) fn rows_2d<F: Float>(
             start,
             logits,
             mut grad,
-            mut per_row,
+            mut per,
         } = block;
         let mut scratch: Vec<F> = Vec::new();
         let mut g_scratch: Vec<F> = Vec::new();
@@ -386,7 +384,7 @@ pub(crate) fn rows_2d<F: Float>(
                 }
                 None => row(start + i, x, None),
             };
-            if let Some(p) = per_row.as_mut() {
+            if let Some(p) = per.as_mut() {
                 p[i] = F::lit(value);
             }
             sum.add::<F>(start + i, value);
@@ -402,7 +400,7 @@ pub(crate) fn rows_2d<F: Float>(
 pub(crate) fn matrix_views<'s, F, D: RemoveAxis>(
     logits: &'s ArrayView<'_, F, D>,
     grad: &'s mut Option<ArrayViewMut<'_, F, D>>,
-    per_row: &'s mut Option<ArrayViewMut<'_, F, D::Smaller>>,
+    per: &'s mut Option<ArrayViewMut<'_, F, D::Smaller>>,
 ) -> Option<(
     ArrayView2<'s, F>,
     Option<ArrayViewMut2<'s, F>>,
@@ -413,7 +411,7 @@ pub(crate) fn matrix_views<'s, F, D: RemoveAxis>(
         Some(g) => Some(g.view_mut().into_dimensionality::<Ix2>().ok()?),
         None => None,
     };
-    let p = match per_row {
+    let p = match per {
         Some(p) => Some(p.view_mut().into_dimensionality::<Ix1>().ok()?),
         None => None,
     };

@@ -109,7 +109,7 @@ impl<F: Float> Compute<F> for Exponential<F> {
             input: scores,
             target: labels,
             grad,
-            per: per_sample,
+            per,
         } = call;
         check_signed(&scores, &labels, self.label_convention, grad.as_ref())?;
         let divisor = scores.len() as f64;
@@ -118,7 +118,7 @@ impl<F: Float> Compute<F> for Exponential<F> {
             labels,
             self.label_convention,
             grad,
-            per_sample,
+            per,
             self.reduction.grad_scale(divisor),
             |y, s| {
                 let e = (-y * s).exp();

@@ -113,7 +113,7 @@ impl<F: Float> Compute<F> for Hinge<F> {
             input: scores,
             target: labels,
             grad,
-            per: per_sample,
+            per,
         } = call;
         check_signed(&scores, &labels, self.label_convention, grad.as_ref())?;
         let divisor = scores.len() as f64;
@@ -125,7 +125,7 @@ impl<F: Float> Compute<F> for Hinge<F> {
             labels,
             self.label_convention,
             grad,
-            per_sample,
+            per,
             self.reduction.grad_scale(divisor),
             |y, s| {
                 let z = margin - y * s;

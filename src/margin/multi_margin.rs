@@ -171,7 +171,7 @@ impl<F: Float> Compute<F> for MultiMargin<F> {
             input: logits,
             target: labels,
             mut grad,
-            per: mut per_sample,
+            mut per,
         } = call;
         let shape = logits.shape();
         expect_nonempty("logits", shape, 0, "sample")?;
@@ -239,7 +239,7 @@ impl<F: Float> Compute<F> for MultiMargin<F> {
                     return Err(overflow::<F>("logits", vec![i], quantity, actual));
                 }
             }
-            if let Some(p) = per_sample.as_mut() {
+            if let Some(p) = per.as_mut() {
                 p[i] = F::lit(value64);
             }
             total.add::<F>(i, value64);

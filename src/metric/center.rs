@@ -224,7 +224,7 @@ impl<F: Float> Compute<F> for CenterLoss {
             input,
             target: labels,
             mut grad,
-            per: mut per_row,
+            mut per,
         } = call;
         let (x, centers) = (input.features, input.centers);
         check_inputs(&x, &centers, &labels)?;
@@ -243,7 +243,7 @@ impl<F: Float> Compute<F> for CenterLoss {
             });
             let value = 0.5 * sq;
             sum.add::<F>(i, value);
-            if let Some(p) = per_row.as_mut() {
+            if let Some(p) = per.as_mut() {
                 p[i] = F::lit(value);
             }
             if let Some(g) = grad.as_mut() {

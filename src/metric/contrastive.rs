@@ -228,7 +228,7 @@ impl<F: Float> Compute<F> for Contrastive {
             input: pair,
             target: similar,
             grad,
-            per: mut per_row,
+            mut per,
         } = call;
         let (x1, x2) = (pair.x1, pair.x2);
         expect_nonempty("x1", x1.shape(), 0, "sample")?;
@@ -261,7 +261,7 @@ impl<F: Float> Compute<F> for Contrastive {
             let similar = y == F::one();
             let (value, slope) = self.pair_loss(d, similar, m, m_pos);
             sum.add::<F>(i, value);
-            if let Some(p) = per_row.as_mut() {
+            if let Some(p) = per.as_mut() {
                 p[i] = F::lit(value);
             }
             if let Some(g) = grad.as_mut() {

@@ -234,7 +234,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
             input: logits,
             target,
             mut grad,
-            per: mut per_row,
+            mut per,
         } = call;
         let shape = logits.shape();
         expect_min_rank("logits", shape, 2)?;
@@ -301,7 +301,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         input: logits,
                         target,
                         grad,
-                        per: per_row,
+                        per,
                     });
                 }
                 let scale: F = self.reduction.grad_scale(divisor);
@@ -331,7 +331,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                     let ws = w_slice.map(|s| (s, w_sum));
                     (hard * wy).as_f64() * row.nll(y) + off.as_f64() * row.nll_sum(ws)
                 };
-                let matrix = matrix_views(&logits, &mut grad, &mut per_row);
+                let matrix = matrix_views(&logits, &mut grad, &mut per);
                 let sum = match (matrix, labels.clone().into_dimensionality::<Ix1>()) {
                     (Some((l, g, p)), Some(y)) => {
                         softmax_rows_2d(l, |i| y.class_or_ignored(i, ignore), g, p, f)
@@ -347,23 +347,17 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                             scale,
                         };
                         let contiguous = grad.as_ref().is_none_or(|g| g.is_standard_layout())
-                            && per_row.as_ref().is_none_or(|p| p.is_standard_layout());
+                            && per.as_ref().is_none_or(|p| p.is_standard_layout());
                         match (contiguous, logits.as_slice(), labels.as_slice()) {
                             (true, Some(x), Some(y)) => label_columns(
                                 x,
                                 y,
                                 grad.as_mut().and_then(|g| g.as_slice_mut()),
-                                per_row.as_mut().and_then(|p| p.as_slice_mut()),
+                                per.as_mut().and_then(|p| p.as_slice_mut()),
                                 (classes, positions / shape[0]),
                                 &terms,
                             ),
-                            _ => softmax_rows(
-                                logits.clone(),
-                                labels.classes(ignore),
-                                grad,
-                                per_row,
-                                f,
-                            ),
+                            _ => softmax_rows(logits.clone(), labels.classes(ignore), grad, per, f),
                         }
                     }
                 };
@@ -382,13 +376,13 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                     }
                     row.weighted_nll(coef)
                 };
-                let matrix = matrix_views(&logits, &mut grad, &mut per_row);
+                let matrix = matrix_views(&logits, &mut grad, &mut per);
                 let probs_2d = probs.view().into_dimensionality::<Ix2>().ok();
                 let sum = match (matrix, probs_2d) {
                     (Some((l, g, p)), Some(q)) => softmax_rows_2d(l, |i| q.row(i), g, p, f),
                     _ => {
                         let rows = probs.lanes(Axis(1)).into_iter();
-                        softmax_rows(logits.clone(), rows, grad, per_row, f)
+                        softmax_rows(logits.clone(), rows, grad, per, f)
                     }
                 };
                 (sum, divisor)

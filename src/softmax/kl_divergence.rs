@@ -89,7 +89,7 @@ impl<F: Float> Compute<F> for KlDivergence<F> {
             input: logits,
             target: probs,
             grad,
-            per: per_row,
+            per,
         } = call;
         let shape = logits.shape();
         expect_nonempty("logits", shape, 0, "sample")?;
@@ -105,7 +105,7 @@ impl<F: Float> Compute<F> for KlDivergence<F> {
             logits,
             |i| probs.row(i),
             grad,
-            per_row,
+            per,
             |q, row, g| {
                 let q = |c: usize| q[c];
                 if let Some(g) = g {

@@ -23,7 +23,7 @@ pub(crate) fn run_cosines<F: Float>(
     cosines: ArrayView2<'_, F>,
     labels: Labels<'_>,
     grad: Option<ArrayViewMut2<'_, F>>,
-    per_row: Option<ArrayViewMut1<'_, F>>,
+    per: Option<ArrayViewMut1<'_, F>>,
 ) -> Result<Totals> {
     let shape = cosines.shape();
     expect_nonempty("cosines", shape, 0, "sample")?;
@@ -39,7 +39,7 @@ pub(crate) fn run_cosines<F: Float>(
     // returns NaN when a value is out of range or NaN (which nothing else
     // produces: the exponentials are at most 1 and their sum at least 1).
     // The input is read once instead of twice; the error is reported after.
-    let sum = rows_2d(cosines, grad, per_row, |i, c_row, g| {
+    let sum = rows_2d(cosines, grad, per, |i, c_row, g| {
         row.run(c_row, labels.class(i), None, g).0
     });
     if sum.total.is_nan() {

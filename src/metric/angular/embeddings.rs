@@ -53,7 +53,7 @@ pub(crate) fn run_embeddings<F: Float>(
     input: Embeddings<'_, F>,
     labels: Labels<'_>,
     grad: Option<EmbeddingsGradMut<'_, F>>,
-    mut per_row: Option<ArrayViewMut1<'_, F>>,
+    mut per: Option<ArrayViewMut1<'_, F>>,
 ) -> Result<Totals> {
     let (e, w) = (input.embeddings, input.weight);
     expect_nonempty("embeddings", e.shape(), 0, "sample")?;
@@ -119,7 +119,7 @@ pub(crate) fn run_embeddings<F: Float>(
             None
         };
         let (loss, k) = row.run(&c_row, y, Some(sin), g);
-        if let Some(p) = per_row.as_mut() {
+        if let Some(p) = per.as_mut() {
             p[i] = F::lit(loss);
         }
         sum.add::<F>(i, loss);

@@ -246,9 +246,9 @@ impl<F: Float, L: sealed::Sealed> Compute<F> for L {
             input,
             target: labels,
             grad,
-            per: per_row,
+            per,
         } = call;
-        embeddings::run_embeddings(&self.spec(), input, labels, grad, per_row)
+        embeddings::run_embeddings(&self.spec(), input, labels, grad, per)
     }
 }
 
@@ -266,8 +266,8 @@ impl<F: Float, L: AngularMargin> Compute<F> for OnCosines<L> {
             input: cosines,
             target: labels,
             grad,
-            per: per_row,
+            per,
         } = call;
-        cosines::run_cosines(&self.inner.spec(), cosines, labels, grad, per_row)
+        cosines::run_cosines(&self.inner.spec(), cosines, labels, grad, per)
     }
 }
