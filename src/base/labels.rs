@@ -221,6 +221,12 @@ impl<'a, D: Dimension> Labels<'a, D> {
         crate::base::validate::expect_shape(what, self.shape(), expected)
     }
 
+    /// One label in `0..classes` for each of `rows` rows (no ignored label).
+    pub(crate) fn check_rows(&self, rows: usize, classes: usize) -> Result<()> {
+        self.expect_shape("labels", &[rows])?;
+        self.check("labels", classes, None)
+    }
+
     /// The labels of a contiguous array, in memory order, if they are.
     pub(crate) fn as_slice(&self) -> Option<LabelSlice<'_>> {
         with_view!(&self.view, v => v.as_slice().map(LabelSlice::from))

@@ -3,7 +3,7 @@
 //! Every loss validates through these helpers so that the same mistake
 //! gives the same message whichever loss it is made with.
 
-use ndarray::{ArrayD, ArrayView, Dimension, IntoDimension};
+use ndarray::{ArrayD, ArrayView, ArrayView2, ArrayViewMut2, Dimension, IntoDimension};
 
 use crate::{Error, Float, Result};
 
@@ -207,6 +207,26 @@ pub(crate) fn check_weights<F: Float, D: Dimension>(
             expected: "finite weights >= 0",
         }),
     }
+}
+
+/// `(N, C)` scores with at least one sample and one class, per-class
+/// option vectors (`(name, length)`) of length `C`, and a gradient buffer
+/// (if any) of the scores' shape.
+pub(crate) fn check_scores<F>(
+    scores: &ArrayView2<'_, F>,
+    class_vectors: &[(&'static str, usize)],
+    grad: Option<&ArrayViewMut2<'_, F>>,
+) -> Result<()> {
+    let shape = scores.shape();
+    expect_nonempty("logits", shape, 0, "sample")?;
+    expect_nonempty("logits", shape, 1, "class")?;
+    for &(name, len) in class_vectors {
+        check_class_vector(name, len, shape[1])?;
+    }
+    if let Some(g) = grad {
+        expect_shape("grad", g.shape(), shape)?;
+    }
+    Ok(())
 }
 
 /// A per-class option array of length `num_classes`.

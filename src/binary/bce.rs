@@ -7,8 +7,8 @@ use ndarray::{Array, ArrayD, Dimension, Ix2};
 use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{broadcast_to, check_values, check_weights, is_probability};
-use crate::engine::sigmoid_elementwise::{check_shapes, check_targets, elementwise};
+use crate::base::validate::{check_values, check_weights, is_probability};
+use crate::engine::sigmoid_elementwise::{check_targets, elementwise, run_binary};
 use crate::{Float, Result};
 
 /// PyTorch clamps each log at -100 so that probabilities of exactly 0 or 1
@@ -125,46 +125,28 @@ impl<F: Float, D: Dimension> Compute<F> for Bce<F, D> {
     type Sig = Elementwise<D>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: probs,
-            target: targets,
-            grad,
-            per,
-        } = call;
-        check_shapes("probs", &probs, &targets, grad.as_ref())?;
-        let dim = probs.raw_dim();
-        let weight = self
-            .weight
-            .as_ref()
-            .map(|w| broadcast_to("weight", w, &dim))
-            .transpose()?;
-        check_values("probs", &probs, "a probability in [0, 1]", is_probability)?;
-        check_targets(&targets)?;
-
-        let divisor = probs.len() as f64;
-        let scale: F = self.reduction.grad_scale(divisor);
         let clamp = F::lit(LOG_CLAMP);
         let eps = F::lit(GRAD_EPSILON);
-        let sum = elementwise(
-            probs,
-            targets,
-            weight,
-            None,
-            grad.map(|g| (g, scale)),
-            per,
-            |p, t, w, _| {
-                let log_p = p.ln().max(clamp);
-                let log_1mp = (-p).ln_1p().max(clamp);
-                // PyTorch's exact arrangement, so values agree to rounding.
-                let loss = w * ((t - F::one()) * log_1mp - t * log_p);
-                let d = w * (p - t) / ((F::one() - p) * p).max(eps);
-                (loss, d)
-            },
-        );
-        Ok(Totals {
-            sum,
-            divisor,
-            what: "probs",
+        run_binary("probs", self.reduction, call, self.weight.as_ref(), |e| {
+            check_values("probs", &e.input, "a probability in [0, 1]", is_probability)?;
+            check_targets(&e.targets)?;
+            let (probs, targets) = (e.input, e.targets);
+            Ok(elementwise(
+                probs,
+                targets,
+                e.weight,
+                None,
+                e.grad,
+                e.per,
+                |p, t, w, _| {
+                    let log_p = p.ln().max(clamp);
+                    let log_1mp = (-p).ln_1p().max(clamp);
+                    // PyTorch's exact arrangement, so values agree to rounding.
+                    let loss = w * ((t - F::one()) * log_1mp - t * log_p);
+                    let d = w * (p - t) / ((F::one() - p) * p).max(eps);
+                    (loss, d)
+                },
+            ))
         })
     }
 }

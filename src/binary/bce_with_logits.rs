@@ -7,8 +7,8 @@ use ndarray::{Array, Array1, ArrayD, Dimension, Ix2};
 use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{broadcast_to, check_class_vector, check_weights};
-use crate::engine::sigmoid_elementwise::{check_shapes, check_targets, elementwise_logits};
+use crate::base::validate::{check_class_vector, check_weights};
+use crate::engine::sigmoid_elementwise::{check_targets, elementwise_logits, run_binary};
 use crate::{Float, Result};
 
 loss_options! {
@@ -140,58 +140,42 @@ impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {
     type Sig = Elementwise<D>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: logits,
-            target: targets,
-            grad,
-            per,
-        } = call;
-        check_shapes("logits", &logits, &targets, grad.as_ref())?;
-        let dim = logits.raw_dim();
-        let weight = self
-            .weight
-            .as_ref()
-            .map(|w| broadcast_to("weight", w, &dim))
-            .transpose()?;
-        let pos_weight = match &self.pos_weight {
-            None => None,
-            Some(pw) => {
-                let classes = dim.slice()[dim.ndim() - 1];
-                // Length 1 broadcasts too, as in PyTorch (one weight for
-                // every class, the usual form for `(N)` binary logits).
-                if pw.len() != 1 {
-                    check_class_vector("pos_weight", pw.len(), classes)?;
+        run_binary("logits", self.reduction, call, self.weight.as_ref(), |e| {
+            let dim = e.input.raw_dim();
+            let pos_weight = match &self.pos_weight {
+                None => None,
+                Some(pw) => {
+                    let classes = dim.slice()[dim.ndim() - 1];
+                    // Length 1 broadcasts too, as in PyTorch (one weight for
+                    // every class, the usual form for `(N)` binary logits).
+                    if pw.len() != 1 {
+                        check_class_vector("pos_weight", pw.len(), classes)?;
+                    }
+                    Some(
+                        pw.broadcast(dim.clone())
+                            .expect("a vector of length 1 or of the last axis broadcasts"),
+                    )
                 }
-                Some(
-                    pw.broadcast(dim.clone())
-                        .expect("a vector of length 1 or of the last axis broadcasts"),
-                )
-            }
-        };
-        check_targets(&targets)?;
-
-        let divisor = logits.len() as f64;
-        let scale: F = self.reduction.grad_scale(divisor);
-        let sum = elementwise_logits(
-            logits,
-            targets,
-            weight,
-            pos_weight,
-            grad.map(|g| (g, scale)),
-            per,
-            |_, t, w, pw, logistic| {
-                let s = logistic.terms;
-                let neg = F::one() - t;
-                let pos = pw * t;
-                let loss = w * (neg * s.softplus + pos * s.softplus_neg);
-                let d = w * (neg * s.sigmoid - pos * s.sigmoid_neg);
-                (loss, d)
-            },
-        );
-        Ok(Totals {
-            sum,
-            divisor,
-            what: "logits",
+            };
+            check_targets(&e.targets)?;
+            let (logits, targets) = (e.input, e.targets);
+            let (weight, grad, per) = (e.weight, e.grad, e.per);
+            Ok(elementwise_logits(
+                logits,
+                targets,
+                weight,
+                pos_weight,
+                grad,
+                per,
+                |_, t, w, pw, logistic| {
+                    let s = logistic.terms;
+                    let neg = F::one() - t;
+                    let pos = pw * t;
+                    let loss = w * (neg * s.softplus + pos * s.softplus_neg);
+                    let d = w * (neg * s.sigmoid - pos * s.sigmoid_neg);
+                    (loss, d)
+                },
+            ))
         })
     }
 }

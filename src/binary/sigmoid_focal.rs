@@ -8,9 +8,7 @@ use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::check_option;
-use crate::engine::sigmoid_elementwise::{
-    Logistic, check_shapes, check_targets, elementwise_logits,
-};
+use crate::engine::sigmoid_elementwise::{Logistic, check_targets, elementwise_logits, run_binary};
 use crate::{Float, Result};
 
 loss_options! {
@@ -129,45 +127,33 @@ impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
     type Sig = Elementwise<D>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: logits,
-            target: targets,
-            grad,
-            per,
-        } = call;
-        check_shapes("logits", &logits, &targets, grad.as_ref())?;
-        check_targets(&targets)?;
         let gamma = F::lit(self.gamma);
-        check_option(
-            "gamma",
-            self.gamma,
-            "a number >= 0 that is finite in the element type",
-            gamma.is_finite(),
-        )?;
         let alpha = self.alpha.map(F::lit);
-        let divisor = logits.len() as f64;
-        let scale: F = self.reduction.grad_scale(divisor);
-        let grad = grad.map(|g| (g, scale));
-        // One loop per kind of exponent, so that the usual ones (0, 1, 2,
-        // 3) are plain multiplications the compiler can vectorize.
-        macro_rules! run {
-            ($power:expr) => {
-                elementwise_logits(logits, targets, None, None, grad, per, |x, t, _, _, l| {
-                    focal_term(x, t, l, alpha, gamma, $power)
-                })
-            };
-        }
-        let sum = match self.gamma {
-            0.0 => run!(|_| F::one()),
-            1.0 => run!(|q| q),
-            2.0 => run!(|q| q * q),
-            3.0 => run!(|q| q * q * q),
-            _ => run!(|q: F| q.powf(gamma)),
-        };
-        Ok(Totals {
-            sum,
-            divisor,
-            what: "logits",
+        run_binary("logits", self.reduction, call, None, |e| {
+            check_targets(&e.targets)?;
+            check_option(
+                "gamma",
+                self.gamma,
+                "a number >= 0 that is finite in the element type",
+                gamma.is_finite(),
+            )?;
+            let (logits, targets, grad, per) = (e.input, e.targets, e.grad, e.per);
+            // One loop per kind of exponent, so that the usual ones (0, 1, 2,
+            // 3) are plain multiplications the compiler can vectorize.
+            macro_rules! run {
+                ($power:expr) => {
+                    elementwise_logits(logits, targets, None, None, grad, per, |x, t, _, _, l| {
+                        focal_term(x, t, l, alpha, gamma, $power)
+                    })
+                };
+            }
+            Ok(match self.gamma {
+                0.0 => run!(|_| F::one()),
+                1.0 => run!(|q| q),
+                2.0 => run!(|q| q * q),
+                3.0 => run!(|q| q * q * q),
+                _ => run!(|q: F| q.powf(gamma)),
+            })
         })
     }
 }

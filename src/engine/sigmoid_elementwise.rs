@@ -6,21 +6,22 @@
 //! iteration over any rank and layout, the optional gradient and per-element
 //! outputs, and the `f64` accumulation.
 
-use ndarray::{ArrayView, ArrayViewMut, Dimension, Zip, arr0};
+use ndarray::{ArrayD, ArrayView, ArrayViewMut, Dimension, Zip, arr0};
 
-use crate::base::reduction::Sum;
+use crate::base::loss::{Call, Elementwise};
+use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
-    check_values, expect_min_rank, expect_shape, fmt_shape, is_probability,
+    broadcast_to, check_values, expect_min_rank, expect_shape, fmt_shape, is_probability,
 };
 use crate::engine::parallel::map_blocks;
 use crate::numerics::simd::dispatch;
 use crate::numerics::{LogisticTerms, logistic_from_parts, logistic_terms};
-use crate::{Error, Float, Result};
+use crate::{Error, Float, Reduction, Result};
 
 /// Checks the shapes every binary loss requires: an input of rank `>= 1`
 /// with at least one element, targets of the same shape, and a gradient
 /// buffer (if any) of the same shape. `what` names the input.
-pub(crate) fn check_shapes<F: Float, D: Dimension>(
+fn check_shapes<F: Float, D: Dimension>(
     what: &'static str,
     input: &ArrayView<'_, F, D>,
     targets: &ArrayView<'_, F, D>,
@@ -40,6 +41,53 @@ pub(crate) fn check_shapes<F: Float, D: Dimension>(
         expect_shape("grad", g.shape(), shape)?;
     }
     Ok(())
+}
+
+/// A binary loss's call after the checks of [`run_binary`], for its loop.
+pub(crate) struct Elements<'a, F, D> {
+    /// The input (probabilities or logits).
+    pub input: ArrayView<'a, F, D>,
+    /// The targets, shaped like the input (not yet checked for range).
+    pub targets: ArrayView<'a, F, D>,
+    /// The element weights broadcast to the input, if any.
+    pub weight: Option<ArrayView<'a, F, D>>,
+    /// The gradient buffer with the reduction's factor, for the fused call.
+    pub grad: Option<(ArrayViewMut<'a, F, D>, F)>,
+    /// The per-element buffer, for `per_sample`.
+    pub per: Option<ArrayViewMut<'a, F, D>>,
+}
+
+/// The shell of every binary loss: checks the shapes ([`check_shapes`];
+/// `what` names the input), broadcasts the element `weight` to the input,
+/// then runs `body`, which makes the loss's own checks and runs the element
+/// loop; `Mean` divides by the number of elements.
+pub(crate) fn run_binary<F: Float, D: Dimension>(
+    what: &'static str,
+    reduction: Reduction,
+    call: Call<'_, '_, '_, F, Elementwise<D>>,
+    weight: Option<&ArrayD<F>>,
+    body: impl FnOnce(Elements<'_, F, D>) -> Result<Sum>,
+) -> Result<Totals> {
+    let Call {
+        input,
+        target: targets,
+        grad,
+        per,
+    } = call;
+    check_shapes(what, &input, &targets, grad.as_ref())?;
+    let weight = weight
+        .map(|w| broadcast_to("weight", w, &input.raw_dim()))
+        .transpose()?;
+    let divisor = input.len() as f64;
+    let scale: F = reduction.grad_scale(divisor);
+    let sum = body(Elements {
+        input,
+        targets,
+        weight,
+        grad: grad.map(|g| (g, scale)),
+        per,
+    })?;
+    Ok(Totals { sum, divisor, what })
 }
 
 /// Every target is a (soft) label in `[0, 1]`.

@@ -2,14 +2,16 @@
 //! over `(score, label)` pairs.
 //!
 //! [`super::Hinge`] and [`super::Exponential`] are both a function of the
-//! signed margin `y * s` of each sample, so they share one validation and
-//! one loop; each supplies only its per-sample value and derivative.
+//! signed margin `y * s` of each sample, so they share one shell
+//! ([`run_signed`]: the validation and the loop); each supplies only its
+//! per-sample value and derivative.
 
-use ndarray::{ArrayView1, ArrayViewMut1};
+use ndarray::Ix1;
 
-use crate::base::reduction::Sum;
+use crate::base::loss::{Call, Elementwise};
+use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{check_values, expect_nonempty, expect_shape};
-use crate::{Float, Result};
+use crate::{Float, Reduction, Result};
 
 /// How the labels of the binary margin losses ([`crate::Hinge`],
 /// [`crate::Exponential`]) are written.
@@ -57,39 +59,38 @@ impl LabelConvention {
     }
 }
 
-/// Checks scores, labels and the gradient buffer of a binary margin loss.
-pub(crate) fn check_signed<F: Float>(
-    scores: &ArrayView1<'_, F>,
-    labels: &ArrayView1<'_, F>,
+/// The binary margin losses' signature: scores and labels `(N)`.
+pub(crate) type ScoresAndSigns = Elementwise<Ix1>;
+
+/// Checks the scores, the labels (under `convention`) and the gradient
+/// buffer of a binary margin loss, then runs `loss(y, s) -> (value,
+/// d value / d s)` on every sample (the value in `f64`, so that one beyond
+/// `F` keeps its magnitude); `Mean` divides by `N`.
+///
+/// Stores each value in `call.per` and the reduction's scale times the
+/// derivative in `call.grad` when given.
+pub(crate) fn run_signed<F: Float>(
+    reduction: Reduction,
     convention: LabelConvention,
-    grad: Option<&ArrayViewMut1<'_, F>>,
-) -> Result<()> {
+    call: Call<'_, '_, '_, F, ScoresAndSigns>,
+    loss: impl Fn(F, F) -> (f64, F),
+) -> Result<Totals> {
+    let Call {
+        input: scores,
+        target: labels,
+        mut grad,
+        mut per,
+    } = call;
     expect_nonempty("scores", scores.shape(), 0, "sample")?;
     expect_shape("labels", labels.shape(), scores.shape())?;
-    check_values("labels", labels, convention.expected(), |v| {
+    check_values("labels", &labels, convention.expected(), |v| {
         convention.accepts(v)
     })?;
-    if let Some(g) = grad {
+    if let Some(g) = &grad {
         expect_shape("grad", g.shape(), scores.shape())?;
     }
-    Ok(())
-}
-
-/// Runs `loss(y, s) -> (value, d value / d s)` over validated samples
-/// (the value in `f64`, so that one beyond `F` keeps its magnitude) and
-/// returns their sum.
-///
-/// Stores each value in `per` and `scale * derivative` in `grad`
-/// when given.
-pub(crate) fn signed_pass<F: Float>(
-    scores: ArrayView1<'_, F>,
-    labels: ArrayView1<'_, F>,
-    convention: LabelConvention,
-    mut grad: Option<ArrayViewMut1<'_, F>>,
-    mut per: Option<ArrayViewMut1<'_, F>>,
-    scale: F,
-    loss: impl Fn(F, F) -> (f64, F),
-) -> Sum {
+    let divisor = scores.len() as f64;
+    let scale: F = reduction.grad_scale(divisor);
     let mut sum = Sum::default();
     for (i, (&s, &label)) in scores.iter().zip(labels.iter()).enumerate() {
         let y = convention.sign(label);
@@ -102,5 +103,9 @@ pub(crate) fn signed_pass<F: Float>(
         }
         sum.add::<F>(i, value);
     }
-    sum
+    Ok(Totals {
+        sum,
+        divisor,
+        what: "scores",
+    })
 }

@@ -6,7 +6,7 @@
 
 use crate::base::loss::{Call, ScoresAndLabels};
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_class_vector, expect_nonempty, expect_shape};
+use crate::base::validate::check_scores;
 use crate::engine::softmax_rows::{Row, RowGrad, softmax_rows_2d};
 use crate::{Float, Reduction, Result};
 
@@ -30,19 +30,9 @@ pub(crate) fn run_on_labels<F: Float>(
         grad,
         per,
     } = call;
-    let shape = logits.shape();
-    expect_nonempty("logits", shape, 0, "sample")?;
-    expect_nonempty("logits", shape, 1, "class")?;
-    let classes = shape[1];
-    for &(name, len) in class_vectors {
-        check_class_vector(name, len, classes)?;
-    }
-    if let Some(g) = &grad {
-        expect_shape("grad", g.shape(), shape)?;
-    }
-    labels.expect_shape("labels", &shape[..1])?;
-    labels.check("labels", classes, None)?;
-    let divisor = shape[0] as f64;
+    check_scores(&logits, class_vectors, grad.as_ref())?;
+    labels.check_rows(logits.nrows(), logits.ncols())?;
+    let divisor = logits.nrows() as f64;
     let scale: F = reduction.grad_scale(divisor);
     let sum = softmax_rows_2d(
         logits,

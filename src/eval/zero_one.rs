@@ -5,7 +5,7 @@ use ndarray::{ArrayView1, Axis};
 use crate::base::loss::{Call, Compute, NoGradient, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::expect_nonempty;
+use crate::base::validate::check_scores;
 use crate::{Float, Result};
 
 loss_options! {
@@ -93,11 +93,8 @@ impl<F: Float> Compute<F> for ZeroOne {
             grad: _no_grad,
             mut per,
         } = call;
-        let shape = logits.shape();
-        expect_nonempty("logits", shape, 0, "sample")?;
-        expect_nonempty("logits", shape, 1, "class")?;
-        labels.expect_shape("labels", &shape[..1])?;
-        labels.check("labels", shape[1], None)?;
+        check_scores(&logits, &[], None)?;
+        labels.check_rows(logits.nrows(), logits.ncols())?;
         let mut errors = 0_usize;
         for (i, row) in logits.axis_iter(Axis(0)).enumerate() {
             let wrong = argmax(row) != labels.class(i);

@@ -2,12 +2,10 @@
 
 use std::marker::PhantomData;
 
-use ndarray::Ix1;
-
-use crate::base::loss::{Call, Compute, Elementwise};
+use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::engine::signed_margins::{LabelConvention, check_signed, signed_pass};
+use crate::engine::signed_margins::{LabelConvention, ScoresAndSigns, run_signed};
 use crate::{Float, Result};
 
 loss_options! {
@@ -102,34 +100,13 @@ loss_options! {
 }
 
 impl<F: Float> Compute<F> for Exponential<F> {
-    type Sig = Elementwise<Ix1>;
+    type Sig = ScoresAndSigns;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: scores,
-            target: labels,
-            grad,
-            per,
-        } = call;
-        check_signed(&scores, &labels, self.label_convention, grad.as_ref())?;
-        let divisor = scores.len() as f64;
-        let sum = signed_pass(
-            scores,
-            labels,
-            self.label_convention,
-            grad,
-            per,
-            self.reduction.grad_scale(divisor),
-            |y, s| {
-                let e = (-y * s).exp();
-                // The value in f64, where exp of an f32 exponent fits.
-                ((-y * s).as_f64().exp(), -y * e)
-            },
-        );
-        Ok(Totals {
-            sum,
-            divisor,
-            what: "scores",
+        run_signed(self.reduction, self.label_convention, call, |y, s| {
+            let e = (-y * s).exp();
+            // The value in f64, where exp of an f32 exponent fits.
+            ((-y * s).as_f64().exp(), -y * e)
         })
     }
 }

@@ -2,12 +2,10 @@
 
 use std::marker::PhantomData;
 
-use ndarray::Ix1;
-
-use crate::base::loss::{Call, Compute, Elementwise};
+use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::engine::signed_margins::{LabelConvention, check_signed, signed_pass};
+use crate::engine::signed_margins::{LabelConvention, ScoresAndSigns, run_signed};
 use crate::{Float, Result};
 
 loss_options! {
@@ -106,47 +104,26 @@ loss_options! {
 }
 
 impl<F: Float> Compute<F> for Hinge<F> {
-    type Sig = Elementwise<Ix1>;
+    type Sig = ScoresAndSigns;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: scores,
-            target: labels,
-            grad,
-            per,
-        } = call;
-        check_signed(&scores, &labels, self.label_convention, grad.as_ref())?;
-        let divisor = scores.len() as f64;
         let margin = F::lit(self.margin);
         let squared = self.squared;
         let two = F::lit(2.0);
-        let sum = signed_pass(
-            scores,
-            labels,
-            self.label_convention,
-            grad,
-            per,
-            self.reduction.grad_scale(divisor),
-            |y, s| {
-                let z = margin - y * s;
-                // NaN takes the active branch so that it propagates.
-                if z > F::zero() || z.is_nan() {
-                    // The value in f64, where z^2 of an f32 z cannot overflow.
-                    let z64 = z.as_f64();
-                    if squared {
-                        (z64 * z64, -y * (two * z))
-                    } else {
-                        (z64, -y)
-                    }
+        run_signed(self.reduction, self.label_convention, call, |y, s| {
+            let z = margin - y * s;
+            // NaN takes the active branch so that it propagates.
+            if z > F::zero() || z.is_nan() {
+                // The value in f64, where z^2 of an f32 z cannot overflow.
+                let z64 = z.as_f64();
+                if squared {
+                    (z64 * z64, -y * (two * z))
                 } else {
-                    (0.0, -y * F::zero())
+                    (z64, -y)
                 }
-            },
-        );
-        Ok(Totals {
-            sum,
-            divisor,
-            what: "scores",
+            } else {
+                (0.0, -y * F::zero())
+            }
         })
     }
 }

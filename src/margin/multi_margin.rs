@@ -5,9 +5,7 @@ use ndarray::{Array1, ArrayView1, ArrayViewMut1};
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{
-    about_pow10, check_class_vector, check_weights, expect_nonempty, expect_shape, overflow,
-};
+use crate::base::validate::{about_pow10, check_scores, check_weights, overflow};
 use crate::{Float, Result};
 
 loss_options! {
@@ -173,18 +171,10 @@ impl<F: Float> Compute<F> for MultiMargin<F> {
             mut grad,
             mut per,
         } = call;
-        let shape = logits.shape();
-        expect_nonempty("logits", shape, 0, "sample")?;
-        expect_nonempty("logits", shape, 1, "class")?;
+        let weight_len = self.weight.as_ref().map(|w| ("weight", w.len()));
+        check_scores(&logits, weight_len.as_slice(), grad.as_ref())?;
         let (n, c) = logits.dim();
-        if let Some(w) = &self.weight {
-            check_class_vector("weight", w.len(), c)?;
-        }
-        if let Some(g) = &grad {
-            expect_shape("grad", g.shape(), shape)?;
-        }
-        labels.expect_shape("labels", &[n])?;
-        labels.check("labels", c, None)?;
+        labels.check_rows(n, c)?;
 
         let margin = F::lit(self.margin);
         let classes = F::from_count(c);

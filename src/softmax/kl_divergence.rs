@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use crate::base::loss::{ByProbs, Call, Compute, Rows};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_values, expect_nonempty, expect_shape, is_probability};
+use crate::base::validate::{check_scores, check_values, expect_shape, is_probability};
 use crate::engine::softmax_rows::{linear_target_grad, softmax_rows_2d};
 use crate::{Float, Result};
 
@@ -91,12 +91,8 @@ impl<F: Float> Compute<F> for KlDivergence<F> {
             grad,
             per,
         } = call;
+        check_scores(&logits, &[], grad.as_ref())?;
         let shape = logits.shape();
-        expect_nonempty("logits", shape, 0, "sample")?;
-        expect_nonempty("logits", shape, 1, "class")?;
-        if let Some(g) = &grad {
-            expect_shape("grad", g.shape(), shape)?;
-        }
         expect_shape("probs", probs.shape(), shape)?;
         check_values("probs", &probs, "a probability in [0, 1]", is_probability)?;
         let divisor = shape[0] as f64;
