@@ -10,9 +10,7 @@
 //! ```ignore
 //! loss_options! {
 //!     /// Poly-1 loss: ... (the loss's documentation)
-//!     #[derive(Clone, Debug)]
 //!     pub struct Poly1<F: Float> {
-//!         _float: PhantomData<fn() -> F> = PhantomData;
 //!         /// The coefficient `epsilon`.
 //!         epsilon: f64 = 1.0,
 //!             /// Sets `epsilon`, finite and `>= -1` (default 1).
@@ -23,8 +21,9 @@
 //! }
 //! ```
 //!
-//! which makes, besides the struct (with a first field `reduction`,
-//! default [`Reduction::Mean`]):
+//! which makes, besides the struct (`Clone` and `Debug`, with a first field
+//! `reduction`, default [`Reduction::Mean`], and a last `PhantomData` of
+//! its generic parameters, so that a loss need not store its element type):
 //! - `new()` with every default, and `Default` calling it;
 //! - `with_reduction(self, Reduction) -> Self` and `reduction(&self)`;
 //! - for each option with `set`: the getter `epsilon(&self) -> f64` (the
@@ -35,9 +34,10 @@
 //!   without it, it returns `Self`;
 //! - the [`Options`] impl, which gives `Compute` the reduction.
 //!
-//! An option without `set` (class weights, an enum with data, a
-//! `PhantomData`) is only a field with its default; its setter and getter
-//! are written by hand beside the declaration.
+//! An option without `set` (class weights, an enum with data) is only a
+//! field with its default; its setter and getter are written by hand beside
+//! the declaration. Derives other than `Clone` and `Debug` (`PartialEq`,
+//! `Copy`, ...) are written on the declaration.
 //!
 //! The generic parameters carry the bounds of the impls (the struct itself
 //! has none). A loss generic over its rank, `<F: Float, D: Dimension = Ix2>`,
@@ -78,19 +78,17 @@ macro_rules! loss_options {
             fn new() at $rank:ty;
         )?
     ) => {
-        $(#[$meta])*
-        $vis struct $name $(<$($g $(= $gdef)?),+>)? {
-            reduction: $crate::Reduction,
-            $($(#[$doc])* $field: $ty,)*
+        $crate::base::options::loss_options! {
+            @struct [$(#[$meta])*] $vis $name [$($($g $(= $gdef)?),+)?] [$($($g),+)?]
+            { $($(#[$doc])* $field: $ty,)* }
         }
 
         impl<$($($g $(: $bound)?),+)?> $name<$($($g),+)?> {
             $(#[$ctor_doc])*
             pub fn $ctor() -> Self {
-                $name {
-                    reduction: $crate::Reduction::Mean,
-                    $($field: $default,)*
-                }
+                $crate::base::options::loss_options!(
+                    @new $name [$($($g),+)?] $($field: $default),*
+                )
             }
 
             /// Sets the reduction (default `Mean`; the type's *Shapes*
@@ -124,6 +122,43 @@ macro_rules! loss_options {
         $crate::base::options::loss_options! {
             @default $name [$($($g $(: $bound)?),+)?] [$($($g),+)?] $ctor
             $(, $(#[$new_doc])* $rank)?
+        }
+    };
+
+    // The struct: the reduction first, a `PhantomData` of the generic
+    // parameters last (so that any of them may go unused by the fields).
+    (@struct [$(#[$meta:meta])*] $vis:vis $name:ident [] [] { $($body:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug)]
+        $vis struct $name {
+            reduction: $crate::Reduction,
+            $($body)*
+        }
+    };
+    (
+        @struct [$(#[$meta:meta])*] $vis:vis $name:ident [$($decl:tt)+] [$($g:ident),+]
+        { $($body:tt)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug)]
+        $vis struct $name<$($decl)+> {
+            reduction: $crate::Reduction,
+            $($body)*
+            #[allow(unused_parens)]
+            _types: ::std::marker::PhantomData<fn() -> ($($g),+)>,
+        }
+    };
+    (@new $name:ident [] $($field:ident: $default:expr),*) => {
+        $name {
+            reduction: $crate::Reduction::Mean,
+            $($field: $default,)*
+        }
+    };
+    (@new $name:ident [$($g:ident),+] $($field:ident: $default:expr),*) => {
+        $name {
+            reduction: $crate::Reduction::Mean,
+            $($field: $default,)*
+            _types: ::std::marker::PhantomData,
         }
     };
 

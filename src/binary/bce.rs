@@ -1,7 +1,5 @@
 //! Binary cross-entropy on probabilities, as PyTorch's `nn.BCELoss`.
 
-use std::marker::PhantomData;
-
 use ndarray::{Array, ArrayD, Dimension, Ix2};
 
 use crate::base::loss::{Call, Compute, Elementwise};
@@ -91,10 +89,8 @@ loss_options! {
     /// # References
     /// PyTorch, `torch.nn.BCELoss`
     /// (<https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html>).
-    #[derive(Clone, Debug)]
     pub struct Bce<F: Float, D: Dimension = Ix2> {
         weight: Option<ArrayD<F>> = None;
-        _rank: PhantomData<fn() -> D> = PhantomData;
     }
 
     /// BCE on probabilities of any rank `>= 1`, picked with the type, for

@@ -1,7 +1,5 @@
 //! Binary cross-entropy from logits, as PyTorch's `nn.BCEWithLogitsLoss`.
 
-use std::marker::PhantomData;
-
 use ndarray::{Array, Array1, ArrayD, Dimension, Ix2};
 
 use crate::base::loss::{Call, Compute, Elementwise};
@@ -92,11 +90,9 @@ loss_options! {
     /// # References
     /// PyTorch, `torch.nn.BCEWithLogitsLoss`
     /// (<https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html>).
-    #[derive(Clone, Debug)]
     pub struct BceWithLogits<F: Float, D: Dimension = Ix2> {
         weight: Option<ArrayD<F>> = None;
         pos_weight: Option<Array1<F>> = None;
-        _rank: PhantomData<fn() -> D> = PhantomData;
     }
 
     /// BCE-with-logits on logits of any rank `>= 1`, picked with the type,

@@ -1,7 +1,5 @@
 //! The sigmoid focal loss, as `torchvision.ops.sigmoid_focal_loss`.
 
-use std::marker::PhantomData;
-
 use ndarray::{Dimension, Ix2};
 
 use crate::base::loss::{Call, Compute, Elementwise};
@@ -100,7 +98,6 @@ loss_options! {
     /// Object Detection", ICCV 2017, <https://arxiv.org/abs/1708.02002>.
     /// torchvision, `torchvision.ops.sigmoid_focal_loss`
     /// (<https://pytorch.org/vision/stable/generated/torchvision.ops.sigmoid_focal_loss.html>).
-    #[derive(Clone, Debug)]
     pub struct SigmoidFocal<F: Float, D: Dimension = Ix2> {
         /// The focusing exponent.
         gamma: f64 = 2.0,
@@ -111,7 +108,6 @@ loss_options! {
             /// Sets the class balance `alpha` in `[0, 1]`, or `None` for no
             /// balancing (default `Some(0.25)`).
             set with_alpha checked by optional_unit_interval;
-        _types: PhantomData<fn() -> (F, D)> = PhantomData;
     }
 
     /// The focal loss on logits of any rank `>= 1`, picked with the type,

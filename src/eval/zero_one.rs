@@ -75,7 +75,7 @@ loss_options! {
     /// 2009, section 2.4 (<https://hastie.su.domains/ElemStatLearn/>). Argmax tie
     /// rule: PyTorch, `torch.argmax`
     /// (<https://pytorch.org/docs/stable/generated/torch.argmax.html>).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[derive(Copy, PartialEq, Eq)]
     pub struct ZeroOne {}
 
     /// The 0-1 loss with mean reduction (the error rate). It works with

@@ -1,7 +1,5 @@
 //! The exponential loss of AdaBoost.
 
-use std::marker::PhantomData;
-
 use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
@@ -86,13 +84,11 @@ loss_options! {
     /// T. Hastie and R. Tibshirani, "Additive logistic regression: a
     /// statistical view of boosting", Annals of Statistics 28(2):337-407, 2000,
     /// <https://doi.org/10.1214/aos/1016218223>.
-    #[derive(Clone, Debug)]
     pub struct Exponential<F: Float> {
         /// How labels are written.
         label_convention: LabelConvention = LabelConvention::PlusMinusOne,
             /// Sets how labels are written (default [`LabelConvention::PlusMinusOne`]).
             set with_label_convention;
-        _float: PhantomData<fn() -> F> = PhantomData;
     }
 
     /// The exponential loss: mean reduction, labels in `{-1, +1}`.

@@ -1,7 +1,5 @@
 //! The binary hinge loss of support-vector machines, and its square.
 
-use std::marker::PhantomData;
-
 use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
@@ -81,7 +79,6 @@ loss_options! {
     /// The squared hinge is the loss of the L2-loss SVM, see R.-E. Fan et al.,
     /// "LIBLINEAR: A Library for Large Linear Classification", JMLR 9:1871-1874,
     /// 2008, <https://www.jmlr.org/papers/v9/fan08a.html>.
-    #[derive(Clone, Debug)]
     pub struct Hinge<F: Float> {
         /// The margin.
         margin: f64 = 1.0,
@@ -95,7 +92,6 @@ loss_options! {
         label_convention: LabelConvention = LabelConvention::PlusMinusOne,
             /// Sets how labels are written (default [`LabelConvention::PlusMinusOne`]).
             set with_label_convention;
-        _float: PhantomData<fn() -> F> = PhantomData;
     }
 
     /// The hinge loss: mean reduction, margin 1, not squared, labels in

@@ -92,7 +92,6 @@ loss_options! {
     /// the largest term instead of the sum; that variant is not offered here.
     /// Both build on C. Cortes and V. Vapnik, "Support-vector networks",
     /// Machine Learning 20(3):273-297, 1995.
-    #[derive(Clone, Debug)]
     pub struct MultiMargin<F: Float> {
         /// The power of each hinge term.
         p: u32 = 1,

@@ -108,7 +108,7 @@ loss_options! {
     /// (its current PyTorch `ArcFace` applies the margin under `no_grad`, a
     /// straight-through gradient; this crate differentiates the value it
     /// returns, as the classic `ArcMarginProduct` under autograd does).
-    #[derive(Clone, Debug, PartialEq)]
+    #[derive(PartialEq)]
     pub struct ArcFace {
         /// The scale `s`.
         scale: f64 = 64.0,

@@ -114,7 +114,7 @@ loss_options! {
     /// Y. Wen, K. Zhang, Z. Li, Y. Qiao, "A Discriminative Feature Learning
     /// Approach for Deep Face Recognition", ECCV 2016,
     /// <https://doi.org/10.1007/978-3-319-46478-7_31>.
-    #[derive(Clone, Debug, PartialEq)]
+    #[derive(PartialEq)]
     pub struct CenterLoss {
         /// The center learning rate `alpha`.
         alpha: f64 = 0.5,

@@ -101,7 +101,7 @@ loss_options! {
     ///   <https://arxiv.org/abs/1704.08063>.
     /// - H. Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face
     ///   Recognition", CVPR 2018, <https://arxiv.org/abs/1801.09414>.
-    #[derive(Clone, Debug, PartialEq)]
+    #[derive(PartialEq)]
     pub struct CombinedMargin {
         /// The scale `s`.
         scale: f64 = 64.0,

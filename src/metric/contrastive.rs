@@ -138,7 +138,7 @@ loss_options! {
     /// - K. Musgrave et al., pytorch-metric-learning, `ContrastiveLoss`
     ///   (`pos_margin`, `neg_margin`, unsquared hinges),
     ///   <https://kevinmusgrave.github.io/pytorch-metric-learning/losses/#contrastiveloss>.
-    #[derive(Clone, Debug, PartialEq)]
+    #[derive(PartialEq)]
     pub struct Contrastive {
         /// The margin `m` for dissimilar pairs.
         margin: f64 = 1.0,

@@ -69,7 +69,7 @@ loss_options! {
     /// H. Wang, Y. Wang, Z. Zhou, X. Ji, D. Gong, J. Zhou, Z. Li, W. Liu,
     /// "CosFace: Large Margin Cosine Loss for Deep Face Recognition", CVPR 2018,
     /// <https://arxiv.org/abs/1801.09414>.
-    #[derive(Clone, Debug, PartialEq)]
+    #[derive(PartialEq)]
     pub struct CosFace {
         /// The scale `s`.
         scale: f64 = 64.0,

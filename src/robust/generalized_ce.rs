@@ -1,7 +1,5 @@
 //! Generalized cross-entropy (the Lq loss on the softmax).
 
-use std::marker::PhantomData;
-
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
@@ -67,13 +65,11 @@ loss_options! {
     /// Z. Zhang, M. R. Sabuncu, "Generalized Cross Entropy Loss for Training
     /// Deep Neural Networks with Noisy Labels", NeurIPS 2018,
     /// <https://arxiv.org/abs/1805.07836>.
-    #[derive(Clone, Debug)]
     pub struct GeneralizedCrossEntropy<F: Float> {
         /// The exponent `q`.
         q: f64 = 0.7,
             /// Sets the exponent `q` in `(0, 1]` (default 0.7).
             set with_q checked by positive_at_most_one;
-        _float: PhantomData<fn() -> F> = PhantomData;
     }
 
     /// Generalized cross-entropy with mean reduction and `q = 0.7`.

@@ -1,8 +1,6 @@
 //! Hard bootstrapping: cross-entropy toward a blend of the label and the
 //! model's predicted class.
 
-use std::marker::PhantomData;
-
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
@@ -68,13 +66,11 @@ loss_options! {
     /// S. Reed, H. Lee, D. Anguelov, C. Szegedy, D. Erhan, A. Rabinovich,
     /// "Training Deep Neural Networks on Noisy Labels with Bootstrapping",
     /// ICLR 2015 workshop, <https://arxiv.org/abs/1412.6596>.
-    #[derive(Clone, Debug)]
     pub struct HardBootstrapping<F: Float> {
         /// The label's share `beta`.
         beta: f64 = 0.8,
             /// Sets the label's share `beta` in `[0, 1]` (default 0.8).
             set with_beta checked by unit_interval;
-        _float: PhantomData<fn() -> F> = PhantomData;
     }
 
     /// Hard bootstrapping with mean reduction and `beta = 0.8`.

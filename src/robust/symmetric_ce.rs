@@ -1,7 +1,5 @@
 //! Symmetric cross-entropy: cross-entropy plus reverse cross-entropy.
 
-use std::marker::PhantomData;
-
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
@@ -78,7 +76,6 @@ loss_options! {
     /// Y. Wang, X. Ma, Z. Chen, Y. Luo, J. Yi, J. Bailey, "Symmetric Cross
     /// Entropy for Robust Learning with Noisy Labels", ICCV 2019,
     /// <https://arxiv.org/abs/1908.06112>.
-    #[derive(Clone, Debug)]
     pub struct SymmetricCrossEntropy<F: Float> {
         /// The cross-entropy weight `alpha`.
         alpha: f64 = 0.1,
@@ -94,7 +91,6 @@ loss_options! {
             /// Sets `log_zero`, the stand-in for `log 0`, finite and `< 0`
             /// (default -4).
             set with_log_zero checked by negative;
-        _float: PhantomData<fn() -> F> = PhantomData;
     }
 
     /// Symmetric cross-entropy with mean reduction, `alpha = 0.1`,

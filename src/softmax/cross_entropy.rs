@@ -146,7 +146,6 @@ loss_options! {
     /// (<https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html>).
     /// Label smoothing: C. Szegedy et al., "Rethinking the Inception
     /// Architecture for Computer Vision", CVPR 2016, <https://arxiv.org/abs/1512.00567>.
-    #[derive(Clone, Debug)]
     pub struct CrossEntropy<F: Float, D: RemoveAxis = Ix2> {
         weight: Option<Array1<F>> = None;
         ignore_index: Option<i128> = None;
@@ -154,7 +153,6 @@ loss_options! {
         label_smoothing: f64 = 0.0,
             /// Sets the label smoothing `eps` in `[0, 1]` (default 0).
             set with_label_smoothing checked by unit_interval;
-        _rank: PhantomData<fn() -> D> = PhantomData;
     }
 
     /// Cross-entropy on logits of any rank `>= 2` with the class axis at 1,

@@ -1,7 +1,5 @@
 //! Softmax (multi-class) focal loss.
 
-use std::marker::PhantomData;
-
 use ndarray::Array1;
 
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
@@ -101,14 +99,12 @@ loss_options! {
     /// Dense Object Detection", ICCV 2017, <https://arxiv.org/abs/1708.02002>
     /// (the paper states the binary form and notes that the multi-class
     /// extension is straightforward; this is that extension on the softmax).
-    #[derive(Clone, Debug)]
     pub struct SoftmaxFocal<F: Float> {
         /// The focusing exponent `gamma`.
         gamma: f64 = 2.0,
             /// Sets the focusing exponent `gamma`, finite and `>= 0` (default 2).
             set with_gamma checked by non_negative;
         alpha: FocalAlpha<F> = FocalAlpha::Scalar(1.0);
-        _float: PhantomData<fn() -> F> = PhantomData;
     }
 
     /// Softmax focal loss with mean reduction, `gamma = 2`, `alpha = 1`.

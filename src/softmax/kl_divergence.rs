@@ -1,7 +1,5 @@
 //! Kullback-Leibler divergence from target probabilities to a softmax.
 
-use std::marker::PhantomData;
-
 use crate::base::loss::{ByProbs, Call, Compute, Rows};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
@@ -72,9 +70,7 @@ loss_options! {
     /// Distillation: G. Hinton, O. Vinyals, J. Dean, "Distilling the Knowledge
     /// in a Neural Network", NIPS 2014 Deep Learning Workshop,
     /// <https://arxiv.org/abs/1503.02531>.
-    #[derive(Clone, Debug)]
     pub struct KlDivergence<F: Float> {
-        _float: PhantomData<fn() -> F> = PhantomData;
     }
 
     /// KL divergence with mean (batchmean) reduction.

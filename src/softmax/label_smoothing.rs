@@ -77,7 +77,7 @@ loss_options! {
     /// <https://arxiv.org/abs/1512.00567>. R. Müller, S. Kornblith, G. Hinton,
     /// "When Does Label Smoothing Help?", NeurIPS 2019,
     /// <https://arxiv.org/abs/1906.02629>.
-    #[derive(Clone, Debug, PartialEq)]
+    #[derive(PartialEq)]
     pub struct LabelSmoothing {
         /// The smoothing mass.
         epsilon: f64 = 0.1,

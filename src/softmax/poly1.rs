@@ -1,7 +1,5 @@
 //! Poly-1: cross-entropy plus a tunable first polynomial term.
 
-use std::marker::PhantomData;
-
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
@@ -62,13 +60,11 @@ loss_options! {
     /// Z. Leng, M. Tan, C. Liu, E. D. Cubuk, X. Shi, S. Cheng, D. Anguelov,
     /// "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
     /// Functions", ICLR 2022, <https://arxiv.org/abs/2204.12511>.
-    #[derive(Clone, Debug)]
     pub struct Poly1<F: Float> {
         /// The coefficient `epsilon`.
         epsilon: f64 = 1.0,
             /// Sets `epsilon`, finite and `>= -1` (default 1).
             set with_epsilon checked by at_least_minus_one;
-        _float: PhantomData<fn() -> F> = PhantomData;
     }
 
     /// Poly-1 with mean reduction and `epsilon = 1`.
