@@ -8,8 +8,11 @@
 //! come from blanket impls over `Compute`, and so does the reduction with
 //! its overflow rule ([`reduce`]): no loss writes forwarding code.
 
+use std::marker::PhantomData;
+
 use ndarray::{
-    Array, Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension, Ix1,
+    Array, Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Axis, Dimension,
+    Ix1, Ix2, RemoveAxis,
 };
 
 use crate::base::labels::Labels;
@@ -319,76 +322,108 @@ where
     }
 }
 
-/// The signature of a loss on `(N, C)` scores, one target per row given by
-/// `T` ([`ByLabels`] or [`ByProbs`]), and `(N)` per-sample values; `Exact`
-/// when its gradient is ([`WithGradient`]), not for the 0-1 loss.
-pub struct Rows<T, G = WithGradient>(std::marker::PhantomData<(T, G)>);
+/// The signature of a loss on an array of scores of shape `D` (logits,
+/// probabilities, margins) compared with a target `T`, which also gives the
+/// shape of the per-sample values; `Exact` when its gradient is
+/// ([`WithGradient`]), not for the 0-1 loss.
+pub struct Scores<D, T, G = WithGradient>(PhantomData<(D, T, G)>);
+
+/// `(N, C)` scores with one target per row ([`ByLabels`] or [`ByProbs`])
+/// and `(N)` per-sample values.
+pub type Rows<T, G = WithGradient> = Scores<Ix2, T, G>;
 
 /// [`Rows`] with `(N)` class labels: the label losses.
 pub(crate) type ScoresAndLabels<G = WithGradient> = Rows<ByLabels, G>;
 
-/// Marks [`Rows`] of a loss with a gradient.
+/// Inputs and targets of one shape `D` with one value per element (the
+/// sigmoid family, the binary margins).
+pub type Elementwise<D> = Scores<D, ByElement>;
+
+/// Marks [`Scores`] of a loss with a gradient.
 pub struct WithGradient;
 
-/// Marks [`Rows`] of a loss without a gradient.
+/// Marks [`Scores`] of a loss without a gradient.
 pub struct NoGradient;
 
-/// What a row of scores is compared with.
-pub trait RowTarget<F: Float> {
+/// What scores of shape `D` are compared with.
+pub trait ScoreTarget<F: Float, D: Dimension> {
     /// The target views.
     type View<'a>: Clone;
+    /// Which axes of the scores index the samples.
+    type Axes: SampleAxes<D>;
 }
 
-/// Rows compared with class labels `(N)`.
+/// Which axes of scores of shape `D` index the samples, and so the shape of
+/// the per-sample values.
+pub trait SampleAxes<D: Dimension> {
+    /// The shape of the per-sample values.
+    type Samples: Dimension;
+    /// The per-sample shape of scores of shape `scores`. Called before
+    /// validation: a malformed input gets any shape, `compute` then
+    /// reports the error.
+    fn samples(scores: D) -> Self::Samples;
+}
+
+/// Every axis but the class axis 1: one target per lane of classes.
+pub struct Lanes;
+
+/// Every axis: one target per element.
+pub struct Elements;
+
+impl<D: RemoveAxis> SampleAxes<D> for Lanes {
+    type Samples = D::Smaller;
+
+    fn samples(scores: D) -> D::Smaller {
+        if scores.ndim() >= 2 {
+            scores.remove_axis(Axis(1))
+        } else {
+            D::Smaller::zeros(scores.ndim().saturating_sub(1))
+        }
+    }
+}
+
+impl<D: Dimension> SampleAxes<D> for Elements {
+    type Samples = D;
+
+    fn samples(scores: D) -> D {
+        scores
+    }
+}
+
+/// Scores compared with class labels, one per lane of the class axis.
 pub struct ByLabels;
 
-/// Rows compared with probabilities `(N, C)`.
+/// Scores compared with probabilities of their own shape, a distribution
+/// per lane of the class axis.
 pub struct ByProbs;
 
-impl<F: Float> RowTarget<F> for ByLabels {
-    type View<'a> = Labels<'a, Ix1>;
+/// Scores compared with targets of their own shape, one per element.
+pub struct ByElement;
+
+impl<F: Float, D: RemoveAxis> ScoreTarget<F, D> for ByLabels {
+    type View<'a> = Labels<'a, D::Smaller>;
+    type Axes = Lanes;
 }
 
-impl<F: Float> RowTarget<F> for ByProbs {
-    type View<'a> = ArrayView2<'a, F>;
+impl<F: Float, D: RemoveAxis> ScoreTarget<F, D> for ByProbs {
+    type View<'a> = ArrayView<'a, F, D>;
+    type Axes = Lanes;
 }
 
-impl<F: Float, T: RowTarget<F>, G> Signature<F> for Rows<T, G> {
-    type Input<'a> = ArrayView2<'a, F>;
-    type Target<'a> = T::View<'a>;
-    type Samples = Ix1;
-    type Grad = Array2<F>;
-    type GradMut<'g> = ArrayViewMut2<'g, F>;
-
-    fn samples(input: &Self::Input<'_>) -> Ix1 {
-        Ix1(input.nrows())
-    }
-    fn zeros_grad(input: &Self::Input<'_>) -> Array2<F> {
-        Array2::zeros(input.raw_dim())
-    }
-    fn grad_view_mut(grad: &mut Array2<F>) -> ArrayViewMut2<'_, F> {
-        grad.view_mut()
-    }
-    fn all_finite(input: &Self::Input<'_>) -> bool {
-        input.iter().all(|v| v.is_finite())
-    }
+impl<F: Float, D: Dimension> ScoreTarget<F, D> for ByElement {
+    type View<'a> = ArrayView<'a, F, D>;
+    type Axes = Elements;
 }
 
-impl<T> Exact for Rows<T, WithGradient> {}
-
-/// The signature of a loss on inputs and targets of one shape `D` with one
-/// value per element (the sigmoid family, the binary margins).
-pub struct Elementwise<D>(std::marker::PhantomData<D>);
-
-impl<F: Float, D: Dimension> Signature<F> for Elementwise<D> {
+impl<F: Float, D: Dimension, T: ScoreTarget<F, D>, G> Signature<F> for Scores<D, T, G> {
     type Input<'a> = ArrayView<'a, F, D>;
-    type Target<'a> = ArrayView<'a, F, D>;
-    type Samples = D;
+    type Target<'a> = T::View<'a>;
+    type Samples = <T::Axes as SampleAxes<D>>::Samples;
     type Grad = Array<F, D>;
     type GradMut<'g> = ArrayViewMut<'g, F, D>;
 
-    fn samples(input: &Self::Input<'_>) -> D {
-        input.raw_dim()
+    fn samples(input: &Self::Input<'_>) -> Self::Samples {
+        T::Axes::samples(input.raw_dim())
     }
     fn zeros_grad(input: &Self::Input<'_>) -> Array<F, D> {
         Array::zeros(input.raw_dim())
@@ -401,4 +436,4 @@ impl<F: Float, D: Dimension> Signature<F> for Elementwise<D> {
     }
 }
 
-impl<D> Exact for Elementwise<D> {}
+impl<D, T> Exact for Scores<D, T, WithGradient> {}

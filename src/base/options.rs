@@ -7,7 +7,7 @@
 //! simple ones, the name of its setter and the check from
 //! [`crate::base::validate`] that validates it:
 //!
-//! ```ignore
+//! ```text
 //! loss_options! {
 //!     /// Poly-1 loss: ... (the loss's documentation)
 //!     pub struct Poly1<F: Float> {
@@ -44,7 +44,7 @@
 //! names its any-rank constructor and adds `new()` at the default rank,
 //! which alone has `Default`:
 //!
-//! ```ignore
+//! ```text
 //!     /// BCE on probabilities of any rank `>= 1`, ...
 //!     fn spatial();
 //!     /// BCE on `(N, K)` probabilities: mean reduction, no weights.

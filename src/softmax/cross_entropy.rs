@@ -1,14 +1,11 @@
 //! Cross-entropy from logits, as PyTorch's `nn.CrossEntropyLoss`.
 
-use std::marker::PhantomData;
-
 use ndarray::{
-    Array, Array1, ArrayBase, ArrayView, ArrayView1, ArrayViewMut, Axis, Data, Dimension, Ix1, Ix2,
-    RemoveAxis,
+    Array1, ArrayBase, ArrayView, ArrayView1, Axis, Data, Dimension, Ix1, Ix2, RemoveAxis,
 };
 
 use crate::base::labels::{Label, Labels};
-use crate::base::loss::{Call, Compute, Exact, Signature};
+use crate::base::loss::{Call, Compute, Lanes, ScoreTarget, Scores};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::{
@@ -192,40 +189,16 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     }
 }
 
-/// The signature of cross-entropy: logits `(N, C, d1, .., dk)`, a
-/// [`ClassTarget`], per-sample values `(N, d1, .., dk)`.
-pub struct ClassLanes<D>(PhantomData<D>);
+/// Cross-entropy's target: a [`ClassTarget`] per lane of the class axis.
+pub struct ByClassTarget;
 
-impl<F: Float, D: RemoveAxis> Signature<F> for ClassLanes<D> {
-    type Input<'a> = ArrayView<'a, F, D>;
-    type Target<'a> = ClassTarget<'a, F, D>;
-    type Samples = D::Smaller;
-    type Grad = Array<F, D>;
-    type GradMut<'g> = ArrayViewMut<'g, F, D>;
-
-    fn samples(logits: &Self::Input<'_>) -> D::Smaller {
-        if logits.ndim() >= 2 {
-            logits.raw_dim().remove_axis(Axis(1))
-        } else {
-            // `compute` reports the rank error.
-            D::Smaller::zeros(logits.ndim().saturating_sub(1))
-        }
-    }
-    fn zeros_grad(logits: &Self::Input<'_>) -> Array<F, D> {
-        Array::zeros(logits.raw_dim())
-    }
-    fn grad_view_mut(grad: &mut Array<F, D>) -> ArrayViewMut<'_, F, D> {
-        grad.view_mut()
-    }
-    fn all_finite(logits: &Self::Input<'_>) -> bool {
-        logits.iter().all(|v| v.is_finite())
-    }
+impl<F: Float, D: RemoveAxis> ScoreTarget<F, D> for ByClassTarget {
+    type View<'a> = ClassTarget<'a, F, D>;
+    type Axes = Lanes;
 }
 
-impl<D> Exact for ClassLanes<D> {}
-
 impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
-    type Sig = ClassLanes<D>;
+    type Sig = Scores<D, ByClassTarget>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {

@@ -1,36 +1,31 @@
 //! The loss on precomputed cosines, and the one margin row both inputs run
 //! through.
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2};
-
 use super::Spec;
 use super::margin::{MarginFn, check_scale_fits, sin_from_cos};
-use crate::base::labels::Labels;
+use crate::base::loss::{Call, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::{expect_nonempty, expect_shape};
 use crate::engine::softmax_rows::rows_2d;
 use crate::{Error, Float, Result};
 
-/// The shared checks on labels against `n` samples and `c` classes.
-pub(crate) fn check_targets(labels: &Labels<'_>, n: usize, c: usize) -> Result<()> {
-    labels.expect_shape("labels", &[n])?;
-    labels.check("labels", c, None)
-}
-
 /// The loss on precomputed cosines `(N, C)`.
 pub(crate) fn run_cosines<F: Float>(
     spec: &Spec,
-    cosines: ArrayView2<'_, F>,
-    labels: Labels<'_>,
-    grad: Option<ArrayViewMut2<'_, F>>,
-    per: Option<ArrayViewMut1<'_, F>>,
+    call: Call<'_, '_, '_, F, ScoresAndLabels>,
 ) -> Result<Totals> {
+    let Call {
+        input: cosines,
+        target: labels,
+        grad,
+        per,
+    } = call;
     let shape = cosines.shape();
     expect_nonempty("cosines", shape, 0, "sample")?;
     expect_nonempty("cosines", shape, 1, "class")?;
     let (n, c) = cosines.dim();
     check_scale_fits::<F>(spec)?;
-    check_targets(&labels, n, c)?;
+    labels.check_rows(n, c)?;
     if let Some(g) = &grad {
         expect_shape("grad", g.shape(), shape)?;
     }

@@ -5,10 +5,10 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, s};
 
-use super::cosines::{MarginRow, check_targets};
+use super::cosines::MarginRow;
 use super::margin::{Perp, check_scale_fits, target_sin};
-use super::{Embeddings, EmbeddingsGradMut, Spec};
-use crate::base::labels::Labels;
+use super::{EmbeddingsAndLabels, Spec};
+use crate::base::loss::Call;
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{expect_nonempty, expect_shape};
 use crate::numerics::l2_norm;
@@ -50,11 +50,14 @@ const BLOCK: usize = 64;
 /// The loss on embeddings and class weights, with the gradient for both.
 pub(crate) fn run_embeddings<F: Float>(
     spec: &Spec,
-    input: Embeddings<'_, F>,
-    labels: Labels<'_>,
-    grad: Option<EmbeddingsGradMut<'_, F>>,
-    mut per: Option<ArrayViewMut1<'_, F>>,
+    call: Call<'_, '_, '_, F, EmbeddingsAndLabels>,
 ) -> Result<Totals> {
+    let Call {
+        input,
+        target: labels,
+        grad,
+        mut per,
+    } = call;
     let (e, w) = (input.embeddings, input.weight);
     expect_nonempty("embeddings", e.shape(), 0, "sample")?;
     expect_nonempty("embeddings", e.shape(), 1, "feature")?;
@@ -63,7 +66,7 @@ pub(crate) fn run_embeddings<F: Float>(
     let c = w.nrows();
     check_scale_fits::<F>(spec)?;
     expect_shape("weight", w.shape(), &[c, d])?;
-    check_targets(&labels, n, c)?;
+    labels.check_rows(n, c)?;
     if let Some(g) = &grad {
         expect_shape("grad.embeddings", g.embeddings.shape(), &[n, d])?;
         expect_shape("grad.weight", g.weight.shape(), &[c, d])?;

@@ -242,13 +242,7 @@ impl<F: Float, L: sealed::Sealed> Compute<F> for L {
     type Sig = EmbeddingsAndLabels;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input,
-            target: labels,
-            grad,
-            per,
-        } = call;
-        embeddings::run_embeddings(&self.spec(), input, labels, grad, per)
+        embeddings::run_embeddings(&self.spec(), call)
     }
 }
 
@@ -262,12 +256,6 @@ impl<F: Float, L: AngularMargin> Compute<F> for OnCosines<L> {
     type Sig = ScoresAndLabels;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: cosines,
-            target: labels,
-            grad,
-            per,
-        } = call;
-        cosines::run_cosines(&self.inner.spec(), cosines, labels, grad, per)
+        cosines::run_cosines(&self.inner.spec(), call)
     }
 }

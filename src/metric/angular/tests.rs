@@ -125,26 +125,26 @@ fn rows_parallel_to_working_precision_take_the_documented_gradient() {
         embeddings: e.view(),
         weight: w.view(),
     };
-    let value = run_embeddings(&spec, input, labels.view().into(), Some(grad), None)
-        .unwrap()
-        .sum
-        .total;
+    let call = Call {
+        input,
+        target: labels.view().into(),
+        grad: Some(grad),
+        per: None,
+    };
+    let value = run_embeddings(&spec, call).unwrap().sum.total;
     // The chain rule with d cos_00 / d e = d cos_00 / d w_0 = 0.
     let unit = |x: ArrayView1<'_, f64>| &x / x.dot(&x).sqrt();
     let (e_hat, w1_hat) = (unit(e.row(0)), unit(w.row(1)));
     let c01 = e_hat.dot(&w1_hat);
     let cos = array![[1.0, c01]];
     let mut g = Array2::zeros((1, 2));
-    let v = run_cosines(
-        &spec,
-        cos.view(),
-        labels.view().into(),
-        Some(g.view_mut()),
-        None,
-    )
-    .unwrap()
-    .sum
-    .total;
+    let call = Call {
+        input: cos.view(),
+        target: labels.view().into(),
+        grad: Some(g.view_mut()),
+        per: None,
+    };
+    let v = run_cosines(&spec, call).unwrap().sum.total;
     assert!((value - v).abs() < 1e-12, "{value} vs {v}");
     let expect_e = (&w1_hat - &(&e_hat * c01)) * g[[0, 1]] / e.row(0).dot(&e.row(0)).sqrt();
     let expect_w1 = (&e_hat - &(&w1_hat * c01)) * g[[0, 1]] / w.row(1).dot(&w.row(1)).sqrt();
