@@ -34,9 +34,21 @@
 //!   without it, it returns `Self`;
 //! - the [`Options`] impl, which gives `Compute` the reduction.
 //!
-//! An option without `set` (class weights, an enum with data) is only a
-//! field with its default; its setter and getter are written by hand beside
-//! the declaration. Derives other than `Clone` and `Debug` (`PartialEq`,
+//! An array option is an `Option` set from an array: its `set` names the
+//! argument's type (and, after `as`, the stored type when the check converts
+//! it), and its check returns what is stored; the getter returns
+//! `Option<&stored>`:
+//!
+//! ```text
+//!         /// The element weights, if any.
+//!         weight: Option<ArrayD<F>> = None,
+//!             /// Sets element weights (finite, `>= 0`; default none) ...
+//!             set with_weight<E: Dimension>(Array<F, E> as ArrayD<F>) checked by element_weights;
+//! ```
+//!
+//! An option without `set` (an enum with data, a label of any type) is only
+//! a field with its default; its setter and getter are written by hand
+//! beside the declaration. Derives other than `Clone` and `Debug` (`PartialEq`,
 //! `Copy`, ...) are written on the declaration.
 //!
 //! The generic parameters carry the bounds of the impls (the struct itself
@@ -68,7 +80,11 @@ macro_rules! loss_options {
             $(
                 $(#[$doc:meta])*
                 $field:ident : $ty:ty = $default:expr
-                $(, $(#[$set_doc:meta])* set $setter:ident $(checked by $check:ident)?)?;
+                $(
+                    , $(#[$set_doc:meta])* set $setter:ident
+                    $(<$set_gen:ident: $set_bound:path>)? $(($arg:ty $(as $stored:ty)?))?
+                    $(checked by $check:ident)?
+                )?;
             )*
         }
         $(#[$ctor_doc:meta])*
@@ -108,7 +124,11 @@ macro_rules! loss_options {
             $(
                 $crate::base::options::loss_options! {
                     @accessors $(#[$doc])* $field: $ty
-                    $(, $(#[$set_doc])* set $setter $(checked by $check)?)?
+                    $(
+                        , $(#[$set_doc])* set $setter
+                        $(<$set_gen: $set_bound>)? $(($arg $(as $stored)?))?
+                        $(checked by $check)?
+                    )?
                 }
             )*
         }
@@ -189,6 +209,36 @@ macro_rules! loss_options {
         pub fn $setter(mut self, $field: $ty) -> $crate::Result<Self> {
             $crate::base::validate::$check(stringify!($field), $field)?;
             self.$field = $field;
+            Ok(self)
+        }
+    };
+
+    // An array option, `Option<stored>`: the check validates the argument
+    // and converts it into what is stored.
+    (
+        @accessors $(#[$doc:meta])* $field:ident: $ty:ty,
+        $(#[$set_doc:meta])* set $setter:ident $(<$set_gen:ident: $set_bound:path>)?
+        ($arg:ty) checked by $check:ident
+    ) => {
+        $crate::base::options::loss_options! {
+            @accessors $(#[$doc])* $field: $ty,
+            $(#[$set_doc])* set $setter $(<$set_gen: $set_bound>)? ($arg as $arg)
+            checked by $check
+        }
+    };
+    (
+        @accessors $(#[$doc:meta])* $field:ident: $ty:ty,
+        $(#[$set_doc:meta])* set $setter:ident $(<$set_gen:ident: $set_bound:path>)?
+        ($arg:ty as $stored:ty) checked by $check:ident
+    ) => {
+        $(#[$doc])*
+        pub fn $field(&self) -> Option<&$stored> {
+            self.$field.as_ref()
+        }
+
+        $(#[$set_doc])*
+        pub fn $setter$(<$set_gen: $set_bound>)?(mut self, $field: $arg) -> $crate::Result<Self> {
+            self.$field = Some($crate::base::validate::$check(stringify!($field), $field)?);
             Ok(self)
         }
     };

@@ -3,7 +3,9 @@
 //! Every loss validates through these helpers so that the same mistake
 //! gives the same message whichever loss it is made with.
 
-use ndarray::{ArrayD, ArrayView, ArrayView2, ArrayViewMut2, Dimension, IntoDimension};
+use ndarray::{
+    Array, Array1, ArrayD, ArrayView, ArrayView2, ArrayViewMut2, Dimension, IntoDimension,
+};
 
 use crate::{Error, Float, Result};
 
@@ -227,6 +229,31 @@ pub(crate) fn check_scores<F>(
         expect_shape("grad", g.shape(), shape)?;
     }
     Ok(())
+}
+
+/// Weights (finite, `>= 0`), stored as given.
+pub(crate) fn weights<F: Float>(name: &'static str, weights: Array1<F>) -> Result<Array1<F>> {
+    check_weights(name, &weights.view())?;
+    Ok(weights)
+}
+
+/// Weights (finite, `>= 0`), stored contiguous so that the row kernels can
+/// read them as a slice.
+pub(crate) fn contiguous_weights<F: Float>(
+    name: &'static str,
+    weights: Array1<F>,
+) -> Result<Array1<F>> {
+    check_weights(name, &weights.view())?;
+    Ok(weights.as_standard_layout().into_owned())
+}
+
+/// Element weights (finite, `>= 0`) of any rank, stored as `ArrayD`.
+pub(crate) fn element_weights<F: Float, E: Dimension>(
+    name: &'static str,
+    weights: Array<F, E>,
+) -> Result<ArrayD<F>> {
+    check_weights(name, &weights.view())?;
+    Ok(weights.into_dyn())
 }
 
 /// A per-class option array of length `num_classes`.

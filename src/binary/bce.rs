@@ -5,7 +5,7 @@ use ndarray::{Array, ArrayD, Dimension, Ix2};
 use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_values, check_weights, is_probability};
+use crate::base::validate::{check_values, is_probability};
 use crate::engine::sigmoid_elementwise::{check_targets, elementwise, run_binary};
 use crate::{Float, Result};
 
@@ -90,7 +90,12 @@ loss_options! {
     /// PyTorch, `torch.nn.BCELoss`
     /// (<https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html>).
     pub struct Bce<F: Float, D: Dimension = Ix2> {
-        weight: Option<ArrayD<F>> = None;
+        /// The element weights, if any.
+        weight: Option<ArrayD<F>> = None,
+            /// Sets element weights (finite, `>= 0`; default none) of any shape that
+            /// broadcasts to the input: `(K)`, `(N, 1)`, `(N, K)`, ... The shape is
+            /// checked at each call.
+            set with_weight<E: Dimension>(Array<F, E> as ArrayD<F>) checked by element_weights;
     }
 
     /// BCE on probabilities of any rank `>= 1`, picked with the type, for
@@ -99,22 +104,6 @@ loss_options! {
     fn spatial();
     /// BCE on `(N, K)` probabilities: mean reduction, no weights.
     fn new() at Ix2;
-}
-
-impl<F: Float, D: Dimension> Bce<F, D> {
-    /// Sets element weights (finite, `>= 0`; default none) of any shape that
-    /// broadcasts to the input: `(K)`, `(N, 1)`, `(N, K)`, ... The shape is
-    /// checked at each call.
-    pub fn with_weight<E: Dimension>(mut self, weight: Array<F, E>) -> Result<Self> {
-        check_weights("weight", &weight.view())?;
-        self.weight = Some(weight.into_dyn());
-        Ok(self)
-    }
-
-    /// The element weights, if any.
-    pub fn weight(&self) -> Option<&ArrayD<F>> {
-        self.weight.as_ref()
-    }
 }
 
 impl<F: Float, D: Dimension> Compute<F> for Bce<F, D> {

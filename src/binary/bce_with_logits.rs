@@ -5,7 +5,7 @@ use ndarray::{Array, Array1, ArrayD, Dimension, Ix2};
 use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_class_vector, check_weights};
+use crate::base::validate::check_class_vector;
 use crate::engine::sigmoid_elementwise::{check_targets, elementwise_logits, run_binary};
 use crate::{Float, Result};
 
@@ -91,8 +91,17 @@ loss_options! {
     /// PyTorch, `torch.nn.BCEWithLogitsLoss`
     /// (<https://pytorch.org/docs/stable/generated/torch.nn.BCEWithLogitsLoss.html>).
     pub struct BceWithLogits<F: Float, D: Dimension = Ix2> {
-        weight: Option<ArrayD<F>> = None;
-        pos_weight: Option<Array1<F>> = None;
+        /// The element weights, if any.
+        weight: Option<ArrayD<F>> = None,
+            /// Sets element weights (finite, `>= 0`; default none) of any shape that
+            /// broadcasts to the input. The shape is checked at each call.
+            set with_weight<E: Dimension>(Array<F, E> as ArrayD<F>) checked by element_weights;
+        /// The per-class positive weights, if any.
+        pos_weight: Option<Array1<F>> = None,
+            /// Sets one weight of the positive term per class of the last axis, or
+            /// one for all classes (finite, `>= 0`; default none). The length is
+            /// checked at each call.
+            set with_pos_weight(Array1<F>) checked by weights;
     }
 
     /// BCE-with-logits on logits of any rank `>= 1`, picked with the type,
@@ -101,35 +110,6 @@ loss_options! {
     fn spatial();
     /// BCE-with-logits on `(N, K)` logits: mean reduction, no weights.
     fn new() at Ix2;
-}
-
-impl<F: Float, D: Dimension> BceWithLogits<F, D> {
-    /// Sets element weights (finite, `>= 0`; default none) of any shape that
-    /// broadcasts to the input. The shape is checked at each call.
-    pub fn with_weight<E: Dimension>(mut self, weight: Array<F, E>) -> Result<Self> {
-        check_weights("weight", &weight.view())?;
-        self.weight = Some(weight.into_dyn());
-        Ok(self)
-    }
-
-    /// Sets one weight of the positive term per class of the last axis, or
-    /// one for all classes (finite, `>= 0`; default none). The length is
-    /// checked at each call.
-    pub fn with_pos_weight(mut self, pos_weight: Array1<F>) -> Result<Self> {
-        check_weights("pos_weight", &pos_weight.view())?;
-        self.pos_weight = Some(pos_weight);
-        Ok(self)
-    }
-
-    /// The element weights, if any.
-    pub fn weight(&self) -> Option<&ArrayD<F>> {
-        self.weight.as_ref()
-    }
-
-    /// The per-class positive weights, if any.
-    pub fn pos_weight(&self) -> Option<&Array1<F>> {
-        self.pos_weight.as_ref()
-    }
 }
 
 impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {

@@ -5,7 +5,7 @@ use ndarray::{Array1, ArrayView1, ArrayViewMut1};
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{about_pow10, check_scores, check_weights, overflow};
+use crate::base::validate::{about_pow10, check_scores, overflow};
 use crate::{Float, Result};
 
 loss_options! {
@@ -101,7 +101,10 @@ loss_options! {
         margin: f64 = 1.0,
             /// Sets the margin, a finite number `>= 0` (default 1).
             set with_margin checked by non_negative;
-        weight: Option<Array1<F>> = None;
+        /// The class weights, if any.
+        weight: Option<Array1<F>> = None,
+            /// Sets one weight per class (finite, `>= 0`; default none).
+            set with_weight(Array1<F>) checked by weights;
     }
 
     /// The multi-class hinge: mean reduction, `p = 1`, margin 1, no weights.
@@ -109,18 +112,6 @@ loss_options! {
 }
 
 impl<F: Float> MultiMargin<F> {
-    /// Sets one weight per class (finite, `>= 0`; default none).
-    pub fn with_weight(mut self, weight: Array1<F>) -> Result<Self> {
-        check_weights("weight", &weight.view())?;
-        self.weight = Some(weight);
-        Ok(self)
-    }
-
-    /// The class weights, if any.
-    pub fn weight(&self) -> Option<&Array1<F>> {
-        self.weight.as_ref()
-    }
-
     /// One row again in `f64`, for a row whose computation in `F`
     /// overflowed: an intermediate (`z`, `z^2`, the sum over classes) can
     /// overflow `f32` while the loss itself, divided by `C`, fits. Writes

@@ -9,7 +9,7 @@ use crate::base::loss::{Call, Compute, Lanes, ScoreTarget, Scores};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::{
-    check_values, check_weights, expect_min_rank, expect_nonempty, expect_shape, is_probability,
+    check_values, expect_min_rank, expect_nonempty, expect_shape, is_probability,
 };
 use crate::engine::softmax_columns::{LabelTerms, label_columns};
 use crate::engine::softmax_rows::{
@@ -144,7 +144,10 @@ loss_options! {
     /// Label smoothing: C. Szegedy et al., "Rethinking the Inception
     /// Architecture for Computer Vision", CVPR 2016, <https://arxiv.org/abs/1512.00567>.
     pub struct CrossEntropy<F: Float, D: RemoveAxis = Ix2> {
-        weight: Option<Array1<F>> = None;
+        /// The class weights, if any.
+        weight: Option<Array1<F>> = None,
+            /// Sets one weight per class (finite, `>= 0`; default none).
+            set with_weight(Array1<F>) checked by contiguous_weights;
         ignore_index: Option<i128> = None;
         /// The label smoothing `eps`.
         label_smoothing: f64 = 0.0,
@@ -162,24 +165,11 @@ loss_options! {
 }
 
 impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
-    /// Sets one weight per class (finite, `>= 0`; default none).
-    pub fn with_weight(mut self, weight: Array1<F>) -> Result<Self> {
-        check_weights("weight", &weight.view())?;
-        // Contiguous, so that the row kernels can read it as a slice.
-        self.weight = Some(weight.as_standard_layout().into_owned());
-        Ok(self)
-    }
-
     /// Sets the label whose samples are ignored (default none), of any
     /// integer type: PyTorch's `-100` can be written as it is.
     pub fn with_ignore_index(mut self, ignore_index: impl Label) -> Self {
         self.ignore_index = Some(ignore_index.widen());
         self
-    }
-
-    /// The class weights, if any.
-    pub fn weight(&self) -> Option<&Array1<F>> {
-        self.weight.as_ref()
     }
 
     /// The ignored label, if any (widened to `i128`, which holds every
