@@ -59,6 +59,12 @@ pub(crate) fn expect_nonempty(
     }
 }
 
+/// A `(N, D)` matrix of `what` with at least one sample and one feature.
+pub(crate) fn expect_samples_and_features(what: &'static str, shape: &[usize]) -> Result<()> {
+    expect_nonempty(what, shape, 0, "sample")?;
+    expect_nonempty(what, shape, 1, "feature")
+}
+
 /// Every value satisfies `ok`; otherwise an `InvalidTarget` naming the first
 /// that does not.
 pub(crate) fn check_values<F: Float, D: Dimension>(

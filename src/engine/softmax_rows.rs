@@ -255,7 +255,6 @@ where
     F: Float,
     D: RemoveAxis,
 {
-    let classes = logits.len_of(Axis(1));
     // Scratch for strided lanes (class axis of a spatial input): one row each.
     let mut x_scratch: Vec<F> = Vec::new();
     let mut g_scratch: Vec<F> = Vec::new();
@@ -264,24 +263,11 @@ where
     let mut sum = Sum::default();
     let lanes = logits.lanes(Axis(1)).into_iter().zip(targets);
     for (i, (lane, target)) in lanes.enumerate() {
-        let x: &[F] = match lane.to_slice() {
-            Some(s) => s,
-            None => {
-                x_scratch.clear();
-                x_scratch.extend(lane.iter().copied());
-                &x_scratch
-            }
-        };
+        let x = lane_slice(&lane, &mut x_scratch);
         let value = match grad_lanes.as_mut().and_then(|it| it.next()) {
-            Some(mut g_lane) => match g_lane.as_slice_mut() {
-                Some(g) => run_row(x, Some(g), target, &f),
-                None => {
-                    g_scratch.resize(classes, F::zero());
-                    let v = run_row(x, Some(&mut g_scratch), target, &f);
-                    g_lane.assign(&ArrayView1::from(&g_scratch[..]));
-                    v
-                }
-            },
+            Some(g_lane) => {
+                with_lane_mut(g_lane, &mut g_scratch, |g| run_row(x, Some(g), target, &f))
+            }
             None => run_row(x, None, target, &f),
         };
         if let Some(o) = out.as_mut().and_then(|it| it.next()) {
@@ -361,26 +347,10 @@ pub(crate) fn rows_2d<F: Float>(
         let mut g_scratch: Vec<F> = Vec::new();
         let mut sum = Sum::default();
         for (i, x_row) in logits.outer_iter().enumerate() {
-            let x: &[F] = match x_row.to_slice() {
-                Some(s) => s,
-                None => {
-                    scratch.clear();
-                    scratch.extend(x_row.iter().copied());
-                    &scratch
-                }
-            };
+            let x = lane_slice(&x_row, &mut scratch);
             let value = match grad.as_mut() {
                 Some(g) => {
-                    let mut g_row = g.row_mut(i);
-                    match g_row.as_slice_mut() {
-                        Some(g) => row(start + i, x, Some(g)),
-                        None => {
-                            g_scratch.resize(classes, F::zero());
-                            let v = row(start + i, x, Some(&mut g_scratch));
-                            g_row.assign(&ArrayView1::from(&g_scratch[..]));
-                            v
-                        }
-                    }
+                    with_lane_mut(g.row_mut(i), &mut g_scratch, |g| row(start + i, x, Some(g)))
                 }
                 None => row(start + i, x, None),
             };
@@ -416,4 +386,34 @@ pub(crate) fn matrix_views<'s, F, D: RemoveAxis>(
         None => None,
     };
     Some((l, g, p))
+}
+
+/// `lane` as a slice: itself when contiguous, else a copy in `scratch`.
+fn lane_slice<'s, F: Float>(lane: &'s ArrayView1<'_, F>, scratch: &'s mut Vec<F>) -> &'s [F] {
+    match lane.as_slice() {
+        Some(s) => s,
+        None => {
+            scratch.clear();
+            scratch.extend(lane.iter().copied());
+            scratch
+        }
+    }
+}
+
+/// Runs `f` on `lane` as a mutable slice: itself when contiguous, else
+/// `scratch`, copied back into the lane after.
+fn with_lane_mut<F: Float, T>(
+    mut lane: ArrayViewMut1<'_, F>,
+    scratch: &mut Vec<F>,
+    f: impl FnOnce(&mut [F]) -> T,
+) -> T {
+    match lane.as_slice_mut() {
+        Some(g) => f(g),
+        None => {
+            scratch.resize(lane.len(), F::zero());
+            let value = f(scratch);
+            lane.assign(&ArrayView1::from(&scratch[..]));
+            value
+        }
+    }
 }

@@ -6,7 +6,7 @@ use crate::base::labels::Labels;
 use crate::base::loss::{Call, Compute, Exact, Signature};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{expect_nonempty, expect_shape};
+use crate::base::validate::{expect_nonempty, expect_samples_and_features, expect_shape};
 use crate::{Float, Result};
 
 /// The input of the center loss: the features and the class centers they
@@ -178,8 +178,7 @@ fn check_inputs<F: Float>(
     centers: &ArrayView2<'_, F>,
     labels: &Labels<'_>,
 ) -> Result<()> {
-    expect_nonempty("features", features.shape(), 0, "sample")?;
-    expect_nonempty("features", features.shape(), 1, "feature")?;
+    expect_samples_and_features("features", features.shape())?;
     expect_nonempty("centers", centers.shape(), 0, "class")?;
     let (n, d) = features.dim();
     let c = centers.nrows();

@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Ix1};
 use crate::base::loss::{Call, Compute, Exact, Signature};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{check_values, expect_nonempty, expect_shape};
+use crate::base::validate::{check_values, expect_samples_and_features, expect_shape};
 use crate::numerics::l2_norm;
 use crate::{Float, Result};
 
@@ -231,8 +231,7 @@ impl<F: Float> Compute<F> for Contrastive {
             mut per,
         } = call;
         let (x1, x2) = (pair.x1, pair.x2);
-        expect_nonempty("x1", x1.shape(), 0, "sample")?;
-        expect_nonempty("x1", x1.shape(), 1, "feature")?;
+        expect_samples_and_features("x1", x1.shape())?;
         expect_shape("x2", x2.shape(), x1.shape())?;
         let n = x1.nrows();
         expect_shape("similar", similar.shape(), &[n])?;

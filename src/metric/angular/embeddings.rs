@@ -10,7 +10,7 @@ use super::margin::{Perp, check_scale_fits, target_sin};
 use super::{EmbeddingsAndLabels, Spec};
 use crate::base::loss::Call;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{expect_nonempty, expect_shape};
+use crate::base::validate::{expect_nonempty, expect_samples_and_features, expect_shape};
 use crate::numerics::l2_norm;
 use crate::{Error, Float, Result};
 
@@ -59,8 +59,7 @@ pub(crate) fn run_embeddings<F: Float>(
         mut per,
     } = call;
     let (e, w) = (input.embeddings, input.weight);
-    expect_nonempty("embeddings", e.shape(), 0, "sample")?;
-    expect_nonempty("embeddings", e.shape(), 1, "feature")?;
+    expect_samples_and_features("embeddings", e.shape())?;
     expect_nonempty("weight", w.shape(), 0, "class")?;
     let (n, d) = e.dim();
     let c = w.nrows();
