@@ -252,7 +252,7 @@ fn geometry(e: &Array2<f64>, labels: &Array1<usize>) -> Geometry {
     let correct = unit
         .iter()
         .zip(labels)
-        .filter(|(u, &y)| {
+        .filter(|&(u, &y)| {
             let best = (0..CLASSES)
                 .min_by(|&a, &b| angle(u, &centers[a]).total_cmp(&angle(u, &centers[b])))
                 .unwrap();

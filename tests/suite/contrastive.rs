@@ -94,13 +94,13 @@ fn gradients_match_finite_differences_under_every_option() {
     let dis: Vec<f64> = d
         .iter()
         .zip(&similar)
-        .filter(|(_, &y)| y == 0.0)
+        .filter(|&(_, &y)| y == 0.0)
         .map(|(d, _)| *d)
         .collect();
     let sim: Vec<f64> = d
         .iter()
         .zip(&similar)
-        .filter(|(_, &y)| y == 1.0)
+        .filter(|&(_, &y)| y == 1.0)
         .map(|(d, _)| *d)
         .collect();
     assert!(

@@ -48,7 +48,7 @@ fn gradient_matches_finite_differences() {
         let active = s
             .iter()
             .zip(&y)
-            .filter(|(&s, &y)| margin - y * s > 0.0)
+            .filter(|&(&s, &y)| margin - y * s > 0.0)
             .count();
         assert!(
             active > 0 && active < s.len(),
