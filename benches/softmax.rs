@@ -3,9 +3,9 @@
 //! `examples/perf.rs`, each beside a copy of the same bytes (the floor).
 //! Throughput is in elements (logits).
 //!
-//! Run: `cargo bench --bench softmax` (a few minutes), one group with
-//! `cargo bench --bench softmax -- cross_entropy`, a smoke run (every
-//! benchmark once) with `cargo bench --bench softmax -- --test`.
+//! Run: `cargo bench -p classloss-bench` (a few minutes), one group with
+//! `cargo bench -p classloss-bench -- cross_entropy`, a smoke run (every
+//! benchmark once) with `cargo bench -p classloss-bench -- --test`.
 //! `cargo run --release --example perf` gives the same cells, and more, as
 //! one table.
 

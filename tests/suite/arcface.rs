@@ -433,8 +433,8 @@ fn extreme_f32_magnitudes_stay_finite_and_match_f64() {
 }
 
 /// The case `f32_agrees_with_f64` shrank to (kept in
-/// `arcface.proptest-regressions`): sample 0 is 0.0024 rad from its class
-/// weight. Computing `sin(theta)` as `sqrt(1 - cos^2)` in f32 made the
+/// `tests/proptest-regressions/arcface.txt`): sample 0 is 0.0024 rad from
+/// its class weight. Computing `sin(theta)` as `sqrt(1 - cos^2)` in f32 made the
 /// gradient of that sample 50% off (-0.0114 for -0.0217).
 #[test]
 fn f32_gradient_of_a_nearly_parallel_target_matches_f64() {
