@@ -1,9 +1,9 @@
-//! ArcFace: gradients (embeddings, weights, cosines) against finite
-//! differences, properties, the cosine at ±1, errors, f32.
-//! (Reference values: `tests/conformance`.)
+//! ArcFace: the contract (on embeddings and on cosines), properties, the
+//! cosine at ±1, errors, f32. (Reference values: `tests/conformance`.)
 
 use crate::common::{
-    assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
+    angular_contract, cosines, embedding_batch, f32_vs_f64_error, near_parallel_batch,
+    random_array, random_labels,
 };
 use classloss::{
     AngularMargin, ArcFace, CrossEntropy, Differentiable, Embeddings, Error, Loss, Reduction,
@@ -11,21 +11,8 @@ use classloss::{
 use ndarray::{Array1, Array2, ArrayD, Ix2, array};
 use proptest::prelude::*;
 
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
-
 fn mat(a: ArrayD<f64>) -> Array2<f64> {
     a.into_dimensionality::<Ix2>().unwrap()
-}
-
-/// The cosine matrix, computed independently of the crate.
-fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
-    let norm = |x: &Array2<f64>| {
-        let n = x.map_axis(ndarray::Axis(1), |r| r.dot(&r).sqrt());
-        x / &n.insert_axis(ndarray::Axis(1))
-    };
-    norm(e).dot(&norm(w).t())
 }
 
 /// Embeddings (N, D), weights (C, D) and labels where sample 0 points away
@@ -42,71 +29,6 @@ fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, 
     let flipped = -&w.row(y0) + noise.row(0);
     e.row_mut(0).assign(&flipped);
     (e, w, labels)
-}
-
-/// Checks the embedding, weight and (through `on_cosines`) cosine gradients
-/// of `arc` against central differences.
-fn check_all_gradients(
-    arc: &ArcFace,
-    e: &Array2<f64>,
-    w: &Array2<f64>,
-    labels: &Array1<usize>,
-    what: &str,
-) {
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
-    let (value, grad) = arc.forward_backward(input, labels.view()).unwrap();
-    assert_eq!(value, arc.forward(input, labels.view()).unwrap(), "{what}");
-    assert_gradient(
-        &format!("{what}: embeddings"),
-        |z| {
-            let z = z.view().into_dimensionality::<Ix2>().unwrap();
-            arc.forward(
-                Embeddings {
-                    embeddings: z,
-                    weight: w.view(),
-                },
-                labels.view(),
-            )
-            .unwrap()
-        },
-        &e.clone().into_dyn(),
-        &grad.embeddings.into_dyn(),
-    );
-    assert_gradient(
-        &format!("{what}: weight"),
-        |z| {
-            let z = z.view().into_dimensionality::<Ix2>().unwrap();
-            arc.forward(
-                Embeddings {
-                    embeddings: e.view(),
-                    weight: z,
-                },
-                labels.view(),
-            )
-            .unwrap()
-        },
-        &w.clone().into_dyn(),
-        &grad.weight.into_dyn(),
-    );
-    let cos = cosines(e, w);
-    let on_cos = arc.clone().on_cosines();
-    let (v_cos, g_cos) = on_cos.forward_backward(cos.view(), labels.view()).unwrap();
-    assert!(
-        (v_cos - value).abs() <= 1e-12 * (1.0 + value.abs()),
-        "{what}"
-    );
-    assert_gradient(
-        &format!("{what}: cosines"),
-        |z| {
-            let z = z.view().into_dimensionality::<Ix2>().unwrap();
-            on_cos.forward(z, labels.view()).unwrap()
-        },
-        &cos.into_dyn(),
-        &g_cos.into_dyn(),
-    );
 }
 
 /// Every target cosine is at least `gap` away from the margin's kinks (the
@@ -131,36 +53,29 @@ fn away_from_kinks(
 }
 
 #[test]
-fn gradients_match_finite_differences_under_every_option() {
+fn contract() {
     let (e, w, labels) = batch(6, 4, 5, 11);
     let mut fallback_seen = false;
-    for reduction in reductions() {
-        for (scale, margin, easy) in [
-            (4.0, 0.3, false),
-            (16.0, 0.5, false),
-            (8.0, 0.8, false),
-            (8.0, 0.5, true),
-            (30.0, 0.0, false),
-        ] {
-            let arc = ArcFace::new()
-                .with_reduction(reduction)
-                .with_scale(scale)
-                .unwrap()
-                .with_margin(margin)
-                .unwrap()
-                .with_easy_margin(easy);
-            assert!(away_from_kinks(&arc, &e, &w, &labels, 1e-3));
-            let cos0 = cosines(&e, &w)[[0, labels[0]]];
-            fallback_seen |= !easy && cos0 <= (std::f64::consts::PI - margin).cos();
-            let what = format!("{reduction} s={scale} m={margin} easy={easy}");
-            check_all_gradients(&arc, &e, &w, &labels, &what);
-        }
+    for (scale, margin, easy) in [
+        (4.0, 0.3, false),
+        (16.0, 0.5, false),
+        (8.0, 0.8, false),
+        (8.0, 0.5, true),
+        (30.0, 0.0, false),
+    ] {
+        let arc = ArcFace::new()
+            .with_scale(scale)
+            .unwrap()
+            .with_margin(margin)
+            .unwrap()
+            .with_easy_margin(easy);
+        assert!(away_from_kinks(&arc, &e, &w, &labels, 1e-3));
+        let cos0 = cosines(&e, &w)[[0, labels[0]]];
+        fallback_seen |= !easy && cos0 <= (std::f64::consts::PI - margin).cos();
+        let what = format!("s={scale} m={margin} easy={easy}");
+        angular_contract(&what, &arc, &e, &w, &labels);
     }
     assert!(fallback_seen, "no case exercised the fallback branch");
-}
-
-#[test]
-fn gradients_are_right_beyond_one_block_of_rows() {
     // More samples than the 64-row block of the weight-gradient pass.
     let arc = ArcFace::new()
         .with_scale(4.0)
@@ -171,7 +86,7 @@ fn gradients_are_right_beyond_one_block_of_rows() {
         .map(|seed| batch(150, 3, 4, seed))
         .find(|(e, w, l)| away_from_kinks(&arc, e, w, l, 1e-4))
         .unwrap();
-    check_all_gradients(&arc, &e, &w, &labels, "150 rows");
+    angular_contract("150 rows", &arc, &e, &w, &labels);
 }
 
 #[test]
@@ -351,8 +266,10 @@ fn slope_near_one_approaches_the_true_derivative() {
     assert!(g[[0, 0]].abs() > 10.0 * at_one[[0, 0]].abs());
 }
 
+/// Transposed (non-standard layout) gradient buffers receive the same
+/// gradient as contiguous ones.
 #[test]
-fn fused_call_overwrites_dirty_buffers() {
+fn transposed_buffers_get_the_same_gradient() {
     let (e, w, labels) = batch(5, 3, 4, 8);
     let arc = ArcFace::new().with_scale(10.0).unwrap();
     let input = Embeddings {
@@ -360,22 +277,6 @@ fn fused_call_overwrites_dirty_buffers() {
         weight: w.view(),
     };
     let clean = arc.backward(input, labels.view()).unwrap();
-    let mut ge = Array2::from_elem((5, 4), 77.0);
-    let mut gw = Array2::from_elem((3, 4), -5.0);
-    let v = arc
-        .forward_backward_into(
-            input,
-            labels.view(),
-            classloss::EmbeddingsGradMut {
-                embeddings: ge.view_mut(),
-                weight: gw.view_mut(),
-            },
-        )
-        .unwrap();
-    assert_eq!(v, arc.forward(input, labels.view()).unwrap());
-    assert_eq!(ge, clean.embeddings);
-    assert_eq!(gw, clean.weight);
-    // Transposed (non-standard layout) buffers give the same gradient.
     let mut ge_t = Array2::from_elem((4, 5), 1.0);
     let mut gw_t = Array2::from_elem((4, 3), 1.0);
     arc.forward_backward_into(
@@ -728,22 +629,6 @@ fn cosine_input_errors() {
         )
         .unwrap_err();
     assert_eq!(err.to_string(), "grad: expected shape [2, 2], got [2, 3]");
-}
-
-fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usize>)> {
-    (1usize..6, 2usize..5, 2usize..5).prop_flat_map(|(n, c, d)| {
-        (
-            proptest::collection::vec(-3.0f64..3.0, n * d),
-            proptest::collection::vec(-3.0f64..3.0, c * d),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_filter_map("rows need a direction", move |(e, w, l)| {
-                let e = Array2::from_shape_vec((n, d), e).unwrap();
-                let w = Array2::from_shape_vec((c, d), w).unwrap();
-                let ok = |x: &Array2<f64>| x.rows().into_iter().all(|r| r.dot(&r) > 1e-2);
-                (ok(&e) && ok(&w)).then_some((e, w, l))
-            })
-    })
 }
 
 proptest! {

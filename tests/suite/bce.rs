@@ -1,16 +1,12 @@
-//! Binary cross-entropy on probabilities: gradients against finite
-//! differences, the clamp at exact 0 and 1, broadcasting weights,
-//! properties, errors, and `f32` extremes. (Reference values:
-//! `tests/conformance`.)
+//! Binary cross-entropy on probabilities: the contract, the clamp at exact 0
+//! and 1, broadcasting weights, properties, errors, and `f32` extremes.
+//! (Reference values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array};
+use crate::common::random_array;
+use crate::contract::{Args, Case, Paired, check_contract};
 use classloss::{Bce, Differentiable, Error, Loss, Reduction};
 use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn, array};
 use proptest::prelude::*;
-
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
 
 /// Probabilities in `[0.05, 0.95]`, away from the clamp.
 fn probs(shape: &[usize], seed: u64) -> ArrayD<f64> {
@@ -27,8 +23,12 @@ fn naive(p: f64, t: f64, w: f64) -> f64 {
     -w * (t * p.ln() + (1.0 - t) * (1.0 - p).ln())
 }
 
+/// Subnormal, tiny, almost-one and exact 0 and 1 probabilities (in `f32`),
+/// for the contract's extreme inputs.
+const EXTREME_PROBS: [f64; 8] = [1e-45, 1e-38, 1e-30, 0.0, 1.0 - 6e-8, 0.5, 1.0, 1e-7];
+
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
+fn contract() {
     for (shape, weight_shapes, seed) in [
         (vec![6, 5], vec![vec![5], vec![6, 5], vec![6, 1]], 1u64),
         (
@@ -38,33 +38,33 @@ fn gradient_matches_finite_differences_under_every_option() {
         ),
         (vec![7], vec![vec![7], vec![1]], 3),
     ] {
-        let p = probs(&shape, seed);
-        let t = soft_targets(&shape, seed + 10);
+        let args = Paired::new(
+            probs(&shape, seed),
+            soft_targets(&shape, seed + 10),
+            "targets",
+        );
+        let n = args.x.len();
+        let extremes =
+            vec![args.with_params(&(0..n).map(|i| EXTREME_PROBS[i % 8]).collect::<Vec<_>>())];
         let mut weights = vec![None];
         for (k, ws) in weight_shapes.iter().enumerate() {
             weights.push(Some(
                 random_array(ws, seed + 20 + k as u64, 0.9).mapv(|v| v + 1.0),
             ));
         }
-        for reduction in reductions() {
-            for w in &weights {
-                let mut bce = Bce::<f64, IxDyn>::spatial().with_reduction(reduction);
-                if let Some(w) = w {
-                    bce = bce.with_weight(w.clone()).unwrap();
-                }
-                let (value, grad) = bce.forward_backward(p.view(), t.view()).unwrap();
-                assert_eq!(value, bce.forward(p.view(), t.view()).unwrap());
-                let what = format!(
-                    "{shape:?} {reduction} weight={:?}",
-                    w.as_ref().map(|w| w.shape().to_vec())
-                );
-                assert_gradient(
-                    &what,
-                    |z| bce.forward(z.view(), t.view()).unwrap(),
-                    &p,
-                    &grad,
-                );
-            }
+        for w in weights {
+            let what = format!(
+                "{shape:?} weight={:?}",
+                w.as_ref().map(|w| w.shape().to_vec())
+            );
+            let bce = match w {
+                Some(w) => Bce::<f64, IxDyn>::spatial().with_weight(w).unwrap(),
+                None => Bce::spatial(),
+            };
+            check_contract(
+                &bce,
+                &Case::new(what, args.clone()).extremes(extremes.clone()),
+            );
         }
     }
 }
@@ -150,22 +150,6 @@ fn weights_broadcast_like_their_explicit_tiling() {
         assert_eq!(va, vb);
         assert_eq!(ga, gb);
     }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let p = probs(&[4, 3], 9).into_dimensionality::<Ix2>().unwrap();
-    let t = soft_targets(&[4, 3], 10)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let bce = Bce::new().with_weight(array![1.0, 0.5, 2.0]).unwrap();
-    let clean = bce.backward(p.view(), t.view()).unwrap();
-    let mut dirty = Array2::from_elem((4, 3), f64::NAN);
-    let v = bce
-        .forward_backward_into(p.view(), t.view(), dirty.view_mut())
-        .unwrap();
-    assert_eq!(dirty, clean);
-    assert_eq!(v, bce.forward(p.view(), t.view()).unwrap());
 }
 
 #[test]

@@ -1,16 +1,12 @@
-//! Binary cross-entropy from logits: gradients against finite differences
-//! under every option, agreement with BCE on the sigmoid, broadcasting,
-//! properties, errors, and `f32` logits up to `±1e30`. (Reference values:
-//! `tests/conformance`.)
+//! Binary cross-entropy from logits: the contract under every option,
+//! agreement with BCE on the sigmoid, broadcasting, properties, errors, and
+//! `f32` logits up to `±1e30`. (Reference values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array};
+use crate::common::random_array;
+use crate::contract::{Case, Paired, check_contract};
 use classloss::{Bce, BceWithLogits, Differentiable, Error, Loss, Reduction};
 use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn, array};
 use proptest::prelude::*;
-
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
 
 /// Soft targets in `[0, 1]` with some exact 0s and 1s.
 fn soft_targets(shape: &[usize], seed: u64) -> ArrayD<f64> {
@@ -22,7 +18,7 @@ fn sigmoid(x: f64) -> f64 {
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
+fn contract() {
     for (shape, weight_shapes, seed) in [
         (vec![6, 5], vec![vec![5], vec![6, 5], vec![6, 1]], 1u64),
         (
@@ -32,8 +28,11 @@ fn gradient_matches_finite_differences_under_every_option() {
         ),
         (vec![7], vec![vec![7]], 3),
     ] {
-        let x = random_array(&shape, seed, 4.0);
-        let t = soft_targets(&shape, seed + 10);
+        let args = Paired::new(
+            random_array(&shape, seed, 4.0),
+            soft_targets(&shape, seed + 10),
+            "targets",
+        );
         let last = *shape.last().unwrap();
         let mut weights = vec![None];
         for (k, ws) in weight_shapes.iter().enumerate() {
@@ -46,29 +45,20 @@ fn gradient_matches_finite_differences_under_every_option() {
             Some(Array1::linspace(0.3, 3.0, last)),
             Some(array![2.5]),
         ];
-        for reduction in reductions() {
-            for w in &weights {
-                for pw in &pos_weights {
-                    let mut loss = BceWithLogits::<f64, IxDyn>::spatial().with_reduction(reduction);
-                    if let Some(w) = w {
-                        loss = loss.with_weight(w.clone()).unwrap();
-                    }
-                    if let Some(pw) = pw {
-                        loss = loss.with_pos_weight(pw.clone()).unwrap();
-                    }
-                    let (value, grad) = loss.forward_backward(x.view(), t.view()).unwrap();
-                    assert_eq!(value, loss.forward(x.view(), t.view()).unwrap());
-                    let what = format!(
-                        "{shape:?} {reduction} weight={:?} pos_weight={pw:?}",
-                        w.as_ref().map(|w| w.shape().to_vec())
-                    );
-                    assert_gradient(
-                        &what,
-                        |z| loss.forward(z.view(), t.view()).unwrap(),
-                        &x,
-                        &grad,
-                    );
+        for w in &weights {
+            for pw in &pos_weights {
+                let mut loss = BceWithLogits::<f64, IxDyn>::spatial();
+                if let Some(w) = w {
+                    loss = loss.with_weight(w.clone()).unwrap();
                 }
+                if let Some(pw) = pw {
+                    loss = loss.with_pos_weight(pw.clone()).unwrap();
+                }
+                let what = format!(
+                    "{shape:?} weight={:?} pos_weight={pw:?}",
+                    w.as_ref().map(|w| w.shape().to_vec())
+                );
+                check_contract(&loss, &Case::new(what, args.clone()));
             }
         }
     }
@@ -128,28 +118,6 @@ fn one_pos_weight_broadcasts_like_a_full_vector() {
         .forward(x.view(), zeros.view())
         .unwrap();
     assert_eq!(one.forward(x.view(), zeros.view()).unwrap(), plain);
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let x = random_array(&[4, 3], 9, 3.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let t = soft_targets(&[4, 3], 10)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let loss = BceWithLogits::new()
-        .with_weight(array![1.0, 0.5, 2.0])
-        .unwrap()
-        .with_pos_weight(array![2.0, 1.0, 0.5])
-        .unwrap();
-    let clean = loss.backward(x.view(), t.view()).unwrap();
-    let mut dirty = Array2::from_elem((4, 3), -7.0);
-    let v = loss
-        .forward_backward_into(x.view(), t.view(), dirty.view_mut())
-        .unwrap();
-    assert_eq!(dirty, clean);
-    assert_eq!(v, loss.forward(x.view(), t.view()).unwrap());
 }
 
 #[test]
@@ -384,4 +352,27 @@ proptest! {
         prop_assert!((g[[0, 0]] - (1.0 - t)).abs() <= 1e-6);
         prop_assert!((g[[0, 1]] + pw * t).abs() <= 1e-6);
     }
+}
+
+/// Found by the contract, a bug in `src`: with a `pos_weight`, a sample's
+/// loss beyond `f32` (`2.5 * 1.6e38 = 4e38`) is reported with the magnitude
+/// "a value beyond the range of f64" instead of its value, which f64 holds;
+/// and the mean, `1e38`, is an error too (without `pos_weight`, and in
+/// cross-entropy, a mean that fits is returned).
+#[test]
+#[ignore = "src bug found by the contract: the overflow is computed in f32"]
+fn a_sample_beyond_f32_is_reported_with_its_magnitude() {
+    let x = array![[-1.6e38_f32, 0.0, 0.0, 0.0]];
+    let t = array![[1.0_f32, 0.0, 0.0, 0.0]];
+    let loss = BceWithLogits::new()
+        .with_pos_weight(array![2.5_f32])
+        .unwrap();
+    let e = loss.per_sample(&x, &t).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "logits[0, 0]: the sample's loss overflows f32: expected at most 3.4028235e38, \
+         got about 4.000e38"
+    );
+    let mean = loss.forward(&x, &t).unwrap();
+    assert!((f64::from(mean) / 1e38 - 1.0).abs() < 1e-6, "{mean}");
 }

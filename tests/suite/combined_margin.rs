@@ -1,9 +1,10 @@
-//! The combined margin: equal to ArcFace and CosFace at their settings,
-//! gradients for a multiplicative margin against finite differences, the
+//! The combined margin: equal to ArcFace and CosFace at their settings, the
+//! contract for multiplicative margins (on embeddings and cosines), the
 //! limits at cos = ±1, errors.
 
 use crate::common::{
-    assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
+    angular_contract, cosines, embedding_batch, f32_vs_f64_error, near_parallel_batch,
+    random_array, random_labels,
 };
 use classloss::{
     AngularMargin, ArcFace, CombinedMargin, CosFace, Differentiable, Embeddings, Error, Loss,
@@ -12,14 +13,6 @@ use classloss::{
 use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
 use std::f64::consts::PI;
-
-fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
-    let norm = |x: &Array2<f64>| {
-        let n = x.map_axis(ndarray::Axis(1), |r| r.dot(&r).sqrt());
-        x / &n.insert_axis(ndarray::Axis(1))
-    };
-    norm(e).dot(&norm(w).t())
-}
 
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
     let mut e = random_array(&[n, d], seed, 2.0)
@@ -45,7 +38,7 @@ fn threshold(m1: f64, m2: f64) -> Option<f64> {
 }
 
 #[test]
-fn gradients_match_finite_differences_for_multiplicative_margins() {
+fn contract() {
     let (e, w, labels) = batch(7, 4, 5, 51);
     let cos = cosines(&e, &w);
     let mut fallback_seen = false;
@@ -56,98 +49,33 @@ fn gradients_match_finite_differences_for_multiplicative_margins() {
         (1.0, 0.3, 0.2),
         (2.0, 0.0, 0.0),
     ] {
-        for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-            let loss = CombinedMargin::new()
-                .with_reduction(reduction)
-                .with_scale(6.0)
-                .unwrap()
-                .with_margins(m1, m2, m3)
-                .unwrap();
-            if let Some(th) = threshold(m1, m2) {
-                for (i, &y) in labels.iter().enumerate() {
-                    assert!((cos[[i, y]] - th).abs() > 1e-3, "sample {i} at the kink");
-                    fallback_seen |= cos[[i, y]] <= th;
-                }
+        let loss = CombinedMargin::new()
+            .with_scale(6.0)
+            .unwrap()
+            .with_margins(m1, m2, m3)
+            .unwrap();
+        if let Some(th) = threshold(m1, m2) {
+            for (i, &y) in labels.iter().enumerate() {
+                assert!((cos[[i, y]] - th).abs() > 1e-3, "sample {i} at the kink");
+                fallback_seen |= cos[[i, y]] <= th;
             }
-            let what = format!("({m1}, {m2}, {m3}) {reduction}");
-            let input = Embeddings {
-                embeddings: e.view(),
-                weight: w.view(),
-            };
-            let (value, grad) = loss.forward_backward(input, labels.view()).unwrap();
-            assert_eq!(value, loss.forward(input, labels.view()).unwrap());
-            assert_gradient(
-                &format!("{what}: embeddings"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    loss.forward(
-                        Embeddings {
-                            embeddings: z,
-                            weight: w.view(),
-                        },
-                        labels.view(),
-                    )
-                    .unwrap()
-                },
-                &e.clone().into_dyn(),
-                &grad.embeddings.into_dyn(),
-            );
-            assert_gradient(
-                &format!("{what}: weight"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    loss.forward(
-                        Embeddings {
-                            embeddings: e.view(),
-                            weight: z,
-                        },
-                        labels.view(),
-                    )
-                    .unwrap()
-                },
-                &w.clone().into_dyn(),
-                &grad.weight.into_dyn(),
-            );
-            let on_cos = loss.clone().on_cosines();
-            let g = on_cos.backward(cos.view(), labels.view()).unwrap();
-            assert_gradient(
-                &format!("{what}: cosines"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    on_cos.forward(z, labels.view()).unwrap()
-                },
-                &cos.clone().into_dyn(),
-                &g.into_dyn(),
-            );
         }
+        angular_contract(&format!("({m1}, {m2}, {m3})"), &loss, &e, &w, &labels);
     }
     assert!(fallback_seen, "no case exercised the fallback");
-}
-
-#[test]
-fn easy_margin_gradients_match_finite_differences() {
+    // The easy margin, away from its kink at cos = 0.
     let (e, w, labels) = batch(6, 3, 4, 61);
     let cos = cosines(&e, &w);
     for (i, &y) in labels.iter().enumerate() {
         assert!(cos[[i, y]].abs() > 1e-3);
     }
-    let loss = CombinedMargin::new()
+    let easy = CombinedMargin::new()
         .with_scale(5.0)
         .unwrap()
         .with_margins(1.3, 0.2, 0.1)
         .unwrap()
-        .with_easy_margin(true)
-        .on_cosines();
-    let g = loss.backward(cos.view(), labels.view()).unwrap();
-    assert_gradient(
-        "easy margin: cosines",
-        |z| {
-            let z = z.view().into_dimensionality::<Ix2>().unwrap();
-            loss.forward(z, labels.view()).unwrap()
-        },
-        &cos.into_dyn(),
-        &g.into_dyn(),
-    );
+        .with_easy_margin(true);
+    angular_contract("easy margin", &easy, &e, &w, &labels);
 }
 
 #[test]
@@ -315,22 +243,6 @@ fn errors_name_the_option() {
     // The defaults are ArcFace's.
     assert_eq!(CombinedMargin::new().margins(), (1.0, 0.5, 0.0));
     assert_eq!(CombinedMargin::new().scale(), 64.0);
-}
-
-fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usize>)> {
-    (1usize..6, 2usize..5, 2usize..5).prop_flat_map(|(n, c, d)| {
-        (
-            proptest::collection::vec(-3.0f64..3.0, n * d),
-            proptest::collection::vec(-3.0f64..3.0, c * d),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_filter_map("rows need a direction", move |(e, w, l)| {
-                let e = Array2::from_shape_vec((n, d), e).unwrap();
-                let w = Array2::from_shape_vec((c, d), w).unwrap();
-                let ok = |x: &Array2<f64>| x.rows().into_iter().all(|r| r.dot(&r) > 1e-2);
-                (ok(&e) && ok(&w)).then_some((e, w, l))
-            })
-    })
 }
 
 proptest! {

@@ -1,31 +1,13 @@
-//! Helpers of the test modules: the finite-difference gradient check,
-//! deterministic random inputs, and the angular-margin losses' `f32`-vs-`f64`
-//! comparison.
+//! Helpers of the test modules: deterministic random inputs, and the
+//! angular-margin losses' cosines, contract and `f32`-vs-`f64` comparison.
 
-use ndarray::{ArrayD, IxDyn};
+use classloss::{
+    AngularMargin, Differentiable, Embeddings, EmbeddingsGrad, Labels, Loss, OnCosines,
+};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, Axis, Ix2, IxDyn};
+use proptest::prelude::*;
 
-/// Checks `analytic` against central differences of `f` at `x` (any shape),
-/// element by element and along random directions, and panics with the
-/// checker's message on a mismatch.
-pub fn assert_gradient(
-    what: &str,
-    f: impl Fn(&ArrayD<f64>) -> f64,
-    x: &ArrayD<f64>,
-    analytic: &ArrayD<f64>,
-) {
-    assert_eq!(x.shape(), analytic.shape(), "{what}: gradient shape");
-    let x = x.as_standard_layout().into_owned();
-    let g = analytic.as_standard_layout().into_owned();
-    let shape = x.raw_dim();
-    let flat = |v: &[f64]| f(&ArrayD::from_shape_vec(shape.clone(), v.to_vec()).unwrap());
-    if let Err(e) = classloss::gradcheck::GradCheck::default().check(
-        flat,
-        x.as_slice().unwrap(),
-        g.as_slice().unwrap(),
-    ) {
-        panic!("{what}: {e}");
-    }
-}
+use crate::contract::{Angular, Args, Case, Contract, Labeled};
 
 /// A deterministic pseudo-random array in `[-scale, scale]`, for test inputs
 /// away from ties.
@@ -48,7 +30,7 @@ pub fn random_labels(shape: &[usize], classes: usize, seed: u64) -> ArrayD<usize
 /// Deterministic probability rows along axis 1 (each row sums to 1).
 pub fn random_probs(shape: &[usize], seed: u64) -> ArrayD<f64> {
     let mut a = random_array(shape, seed, 1.0).mapv(|v| v.exp());
-    let sums = a.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
+    let sums = a.sum_axis(Axis(1)).insert_axis(Axis(1));
     a /= &sums;
     a
 }
@@ -62,12 +44,7 @@ pub fn near_parallel_batch(
     theta: f64,
     d: usize,
     seed: u64,
-) -> (
-    ndarray::Array2<f64>,
-    ndarray::Array2<f64>,
-    ndarray::Array1<usize>,
-) {
-    use ndarray::{Array1, Array2, Ix2};
+) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
     let mut w: Array2<f64> = random_array(&[3, d], seed, 3.0)
         .into_dimensionality::<Ix2>()
         .unwrap();
@@ -94,24 +71,23 @@ pub fn near_parallel_batch(
 /// same (`f32`-representable) inputs.
 pub fn f32_vs_f64_error<L>(
     loss: &L,
-    e: &ndarray::Array2<f64>,
-    w: &ndarray::Array2<f64>,
-    labels: &ndarray::Array1<usize>,
+    e: &Array2<f64>,
+    w: &Array2<f64>,
+    labels: &Array1<usize>,
 ) -> f64
 where
-    for<'a> L: classloss::Differentiable<
+    for<'a> L: Differentiable<
             f64,
-            Input<'a> = classloss::Embeddings<'a, f64>,
-            Target<'a> = classloss::Labels<'a>,
-            Grad = classloss::EmbeddingsGrad<f64>,
-        > + classloss::Differentiable<
+            Input<'a> = Embeddings<'a, f64>,
+            Target<'a> = Labels<'a>,
+            Grad = EmbeddingsGrad<f64>,
+        > + Differentiable<
             f32,
-            Input<'a> = classloss::Embeddings<'a, f32>,
-            Target<'a> = classloss::Labels<'a>,
-            Grad = classloss::EmbeddingsGrad<f32>,
+            Input<'a> = Embeddings<'a, f32>,
+            Target<'a> = Labels<'a>,
+            Grad = EmbeddingsGrad<f32>,
         >,
 {
-    use classloss::{Differentiable, Embeddings};
     let (e32, w32) = (e.mapv(|v| v as f32), w.mapv(|v| v as f32));
     let (a, ga) = Differentiable::<f64>::forward_backward(
         loss,
@@ -137,4 +113,73 @@ where
         .chain(grads64.copied().zip(grads32.copied()))
         .map(|(x, y)| (x - y as f64).abs() / (1.0 + x.abs()))
         .fold(0.0, f64::max)
+}
+
+/// The cosine matrix of the rows of `e` and `w`, computed independently of
+/// the crate.
+pub fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
+    let norm = |x: &Array2<f64>| {
+        let n = x.map_axis(Axis(1), |r| r.dot(&r).sqrt());
+        x / &n.insert_axis(Axis(1))
+    };
+    norm(e).dot(&norm(w).t())
+}
+
+/// Embeddings `(N, D)`, class weights `(C, D)` and labels, every row with a
+/// direction (`|row|^2 > 0.01`).
+pub fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usize>)> {
+    (1usize..6, 2usize..5, 2usize..5).prop_flat_map(|(n, c, d)| {
+        (
+            proptest::collection::vec(-3.0f64..3.0, n * d),
+            proptest::collection::vec(-3.0f64..3.0, c * d),
+            proptest::collection::vec(0..c, n),
+        )
+            .prop_filter_map("rows need a direction", move |(e, w, l)| {
+                let e = Array2::from_shape_vec((n, d), e).unwrap();
+                let w = Array2::from_shape_vec((c, d), w).unwrap();
+                let ok = |x: &Array2<f64>| x.rows().into_iter().all(|r| r.dot(&r) > 1e-2);
+                (ok(&e) && ok(&w)).then_some((e, w, l))
+            })
+    })
+}
+
+/// An angular-margin loss's contract on embeddings and, through
+/// `on_cosines`, on their cosine matrix (extreme `f32` cosines: exactly
+/// ±1, 0 and tiny); and the two values agree.
+pub fn angular_contract<L>(
+    what: &str,
+    loss: &L,
+    e: &Array2<f64>,
+    w: &Array2<f64>,
+    labels: &Array1<usize>,
+) where
+    L: Contract<Angular<f64>>
+        + AngularMargin
+        + Clone
+        + for<'a> Loss<f64, Input<'a> = Embeddings<'a, f64>, Target<'a> = Labels<'a>>,
+    OnCosines<L>: Contract<Labeled<f64, Ix2>>
+        + for<'a> Loss<f64, Input<'a> = ArrayView2<'a, f64>, Target<'a> = Labels<'a>>,
+{
+    let args = Angular {
+        e: e.clone(),
+        w: w.clone(),
+        labels: labels.clone(),
+    };
+    let cos = Labeled::new(cosines(e, w), labels.clone());
+    let on_cosines = loss.clone().on_cosines();
+    let input = Embeddings {
+        embeddings: e.view(),
+        weight: w.view(),
+    };
+    let value = loss.forward(input, labels).unwrap();
+    let on_cos = on_cosines.forward(&cos.x, labels).unwrap();
+    assert!(
+        (value - on_cos).abs() <= 1e-12 * (1.0 + value.abs()),
+        "{what}: {value} on embeddings, {on_cos} on their cosines"
+    );
+    let corners = [1.0, -1.0, 0.0, 1e-38];
+    let extreme: Vec<f64> = (0..cos.x.len()).map(|i| corners[i % 4]).collect();
+    let extremes = vec![cos.with_params(&extreme)];
+    loss.check(&Case::new(format!("{what}, embeddings"), args));
+    on_cosines.check(&Case::new(format!("{what}, cosines"), cos).extremes(extremes));
 }

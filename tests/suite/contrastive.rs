@@ -1,9 +1,9 @@
-//! Contrastive loss: gradients for both embeddings against finite
-//! differences under every option, symmetry, the distance-0 convention,
-//! one-sided checks at the hinge, errors, f32. (Reference values:
-//! `tests/conformance`.)
+//! Contrastive loss: the contract (gradients for both embeddings) under
+//! every option, symmetry, the distance-0 convention, one-sided checks at
+//! the hinge, errors, f32. (Reference values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array};
+use crate::common::random_array;
+use crate::contract::{Case, Pairs, check_contract};
 use classloss::{
     Contrastive, ContrastiveForm, Differentiable, Error, Loss, Pair, PairGradMut, Reduction,
 };
@@ -23,7 +23,7 @@ fn distances(x1: &Array2<f64>, x2: &Array2<f64>) -> Vec<f64> {
 }
 
 #[test]
-fn gradients_match_finite_differences_under_every_option() {
+fn contract() {
     let x1 = random_array(&[8, 4], 1, 1.0)
         .into_dimensionality::<Ix2>()
         .unwrap();
@@ -32,61 +32,26 @@ fn gradients_match_finite_differences_under_every_option() {
         .unwrap();
     let similar = array![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0];
     let d = distances(&x1, &x2);
+    let args = Pairs {
+        x1,
+        x2,
+        similar: similar.clone(),
+    };
     for form in forms() {
-        for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-            for (margin, pos_margin) in [(1.0, 0.0), (2.5, 0.0), (1.8, 0.6)] {
-                // Away from the kinks (hinges at margin and pos_margin) and
-                // with both sides of each hinge present.
-                for &di in &d {
-                    assert!((di - margin).abs() > 1e-3 && (di - pos_margin).abs() > 1e-3);
-                }
-                let loss = Contrastive::new()
-                    .with_form(form)
-                    .with_reduction(reduction)
-                    .with_margin(margin)
-                    .unwrap()
-                    .with_pos_margin(pos_margin)
-                    .unwrap();
-                let pair = Pair {
-                    x1: x1.view(),
-                    x2: x2.view(),
-                };
-                let (value, grad) = loss.forward_backward(pair, similar.view()).unwrap();
-                assert_eq!(value, loss.forward(pair, similar.view()).unwrap());
-                let what = format!("{form:?} {reduction} m={margin} m_pos={pos_margin}");
-                assert_gradient(
-                    &format!("{what}: x1"),
-                    |z| {
-                        let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                        loss.forward(
-                            Pair {
-                                x1: z,
-                                x2: x2.view(),
-                            },
-                            similar.view(),
-                        )
-                        .unwrap()
-                    },
-                    &x1.clone().into_dyn(),
-                    &grad.x1.into_dyn(),
-                );
-                assert_gradient(
-                    &format!("{what}: x2"),
-                    |z| {
-                        let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                        loss.forward(
-                            Pair {
-                                x1: x1.view(),
-                                x2: z,
-                            },
-                            similar.view(),
-                        )
-                        .unwrap()
-                    },
-                    &x2.clone().into_dyn(),
-                    &grad.x2.into_dyn(),
-                );
+        for (margin, pos_margin) in [(1.0, 0.0), (2.5, 0.0), (1.8, 0.6)] {
+            // Away from the kinks (hinges at margin and pos_margin) and
+            // with both sides of each hinge present.
+            for &di in &d {
+                assert!((di - margin).abs() > 1e-3 && (di - pos_margin).abs() > 1e-3);
             }
+            let loss = Contrastive::new()
+                .with_form(form)
+                .with_margin(margin)
+                .unwrap()
+                .with_pos_margin(pos_margin)
+                .unwrap();
+            let what = format!("{form:?} m={margin} m_pos={pos_margin}");
+            check_contract(&loss, &Case::new(what, args.clone()));
         }
     }
     // The batch has dissimilar pairs on both sides of 1.8 and similar
@@ -223,38 +188,6 @@ fn one_sided_derivatives_at_the_hinges() {
         };
         assert!((left - expected_left).abs() < 1e-6, "{form:?}: {left}");
     }
-}
-
-#[test]
-fn fused_call_overwrites_dirty_buffers() {
-    let x1 = random_array(&[3, 2], 5, 1.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let x2 = random_array(&[3, 2], 6, 1.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let similar = array![1.0, 0.0, 0.0];
-    let pair = Pair {
-        x1: x1.view(),
-        x2: x2.view(),
-    };
-    let loss = Contrastive::new().with_margin(3.0).unwrap();
-    let clean = loss.backward(pair, similar.view()).unwrap();
-    let mut g1 = Array2::from_elem((3, 2), 9.0);
-    let mut g2 = Array2::from_elem((3, 2), f64::NAN);
-    let v = loss
-        .forward_backward_into(
-            pair,
-            similar.view(),
-            PairGradMut {
-                x1: g1.view_mut(),
-                x2: g2.view_mut(),
-            },
-        )
-        .unwrap();
-    assert_eq!(v, loss.forward(pair, similar.view()).unwrap());
-    assert_eq!(g1, clean.x1);
-    assert_eq!(g2, clean.x2);
 }
 
 #[test]

@@ -1,23 +1,13 @@
-//! CosFace: gradients (embeddings, weights, cosines) against finite
-//! differences, properties, errors, f32. (Reference values:
-//! `tests/conformance`.)
+//! CosFace: the contract (on embeddings and on cosines), properties, errors,
+//! f32. (Reference values: `tests/conformance`.)
 
 use crate::common::{
-    assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
+    angular_contract, cosines, embedding_batch, f32_vs_f64_error, near_parallel_batch,
+    random_array, random_labels,
 };
-use classloss::{
-    AngularMargin, CosFace, CrossEntropy, Differentiable, Embeddings, Error, Loss, Reduction,
-};
+use classloss::{AngularMargin, CosFace, CrossEntropy, Differentiable, Embeddings, Error, Loss};
 use ndarray::{Array1, Array2, Ix2, array};
 use proptest::prelude::*;
-
-fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
-    let norm = |x: &Array2<f64>| {
-        let n = x.map_axis(ndarray::Axis(1), |r| r.dot(&r).sqrt());
-        x / &n.insert_axis(ndarray::Axis(1))
-    };
-    norm(e).dot(&norm(w).t())
-}
 
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
     let e = random_array(&[n, d], seed, 2.0)
@@ -33,70 +23,16 @@ fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, 
 }
 
 #[test]
-fn gradients_match_finite_differences_under_every_option() {
+fn contract() {
     // CosFace is smooth everywhere: no kinks to avoid.
     let (e, w, labels) = batch(6, 4, 5, 31);
-    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-        for (scale, margin) in [(4.0, 0.0), (16.0, 0.35), (30.0, 0.2), (8.0, 1.5)] {
-            let cf = CosFace::new()
-                .with_reduction(reduction)
-                .with_scale(scale)
-                .unwrap()
-                .with_margin(margin)
-                .unwrap();
-            let what = format!("{reduction} s={scale} m={margin}");
-            let input = Embeddings {
-                embeddings: e.view(),
-                weight: w.view(),
-            };
-            let (value, grad) = cf.forward_backward(input, labels.view()).unwrap();
-            assert_eq!(value, cf.forward(input, labels.view()).unwrap());
-            assert_gradient(
-                &format!("{what}: embeddings"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    cf.forward(
-                        Embeddings {
-                            embeddings: z,
-                            weight: w.view(),
-                        },
-                        labels.view(),
-                    )
-                    .unwrap()
-                },
-                &e.clone().into_dyn(),
-                &grad.embeddings.into_dyn(),
-            );
-            assert_gradient(
-                &format!("{what}: weight"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    cf.forward(
-                        Embeddings {
-                            embeddings: e.view(),
-                            weight: z,
-                        },
-                        labels.view(),
-                    )
-                    .unwrap()
-                },
-                &w.clone().into_dyn(),
-                &grad.weight.into_dyn(),
-            );
-            let cos = cosines(&e, &w);
-            let on_cos = cf.clone().on_cosines();
-            let (v, g) = on_cos.forward_backward(cos.view(), labels.view()).unwrap();
-            assert!((v - value).abs() <= 1e-12 * (1.0 + value.abs()));
-            assert_gradient(
-                &format!("{what}: cosines"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    on_cos.forward(z, labels.view()).unwrap()
-                },
-                &cos.into_dyn(),
-                &g.into_dyn(),
-            );
-        }
+    for (scale, margin) in [(4.0, 0.0), (16.0, 0.35), (30.0, 0.2), (8.0, 1.5)] {
+        let cf = CosFace::new()
+            .with_scale(scale)
+            .unwrap()
+            .with_margin(margin)
+            .unwrap();
+        angular_contract(&format!("s={scale} m={margin}"), &cf, &e, &w, &labels);
     }
 }
 
@@ -161,38 +97,6 @@ fn cosines_of_plus_minus_one_are_ordinary_points() {
     let l1 = 24.0 + (1.0 + (-24.0_f64).exp()).ln();
     assert!((v - (l0 + l1) / 2.0).abs() < 1e-12);
     assert!(g.iter().all(|x| x.is_finite()));
-}
-
-#[test]
-fn fused_call_overwrites_dirty_buffers() {
-    let (e, w, labels) = batch(4, 3, 2, 3);
-    let cf = CosFace::new();
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
-    let clean = cf.backward(input, labels.view()).unwrap();
-    let mut ge = Array2::from_elem((4, 2), f64::NAN);
-    let mut gw = Array2::from_elem((3, 2), 1e300);
-    cf.forward_backward_into(
-        input,
-        labels.view(),
-        classloss::EmbeddingsGradMut {
-            embeddings: ge.view_mut(),
-            weight: gw.view_mut(),
-        },
-    )
-    .unwrap();
-    assert_eq!(ge, clean.embeddings);
-    assert_eq!(gw, clean.weight);
-    let cos = cosines(&e, &w);
-    let on_cos = cf.on_cosines();
-    let clean = on_cos.backward(cos.view(), labels.view()).unwrap();
-    let mut g = Array2::from_elem((4, 3), -9.0);
-    on_cos
-        .forward_backward_into(cos.view(), labels.view(), g.view_mut())
-        .unwrap();
-    assert_eq!(g, clean);
 }
 
 #[test]
@@ -271,22 +175,6 @@ fn errors_name_the_argument_and_the_values() {
         err.to_string(),
         "cosines[0, 1]: expected a cosine in [-1, 1], got -1.01"
     );
-}
-
-fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usize>)> {
-    (1usize..6, 2usize..5, 2usize..5).prop_flat_map(|(n, c, d)| {
-        (
-            proptest::collection::vec(-3.0f64..3.0, n * d),
-            proptest::collection::vec(-3.0f64..3.0, c * d),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_filter_map("rows need a direction", move |(e, w, l)| {
-                let e = Array2::from_shape_vec((n, d), e).unwrap();
-                let w = Array2::from_shape_vec((c, d), w).unwrap();
-                let ok = |x: &Array2<f64>| x.rows().into_iter().all(|r| r.dot(&r) > 1e-2);
-                (ok(&e) && ok(&w)).then_some((e, w, l))
-            })
-    })
 }
 
 #[test]

@@ -1,33 +1,20 @@
-//! Generalized cross-entropy: gradients against finite differences under
-//! every option, properties (q -> 0 is cross-entropy, q = 1 is MAE),
-//! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
+//! Generalized cross-entropy: the contract under every option, properties (q
+//! -> 0 is cross-entropy, q = 1 is MAE), errors, extreme `f32` logits.
+//! (Reference values: `tests/conformance`.)
 
-use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, logits_and_labels, random_case, reductions,
-};
+use crate::contract::{Case, check_contract};
+use crate::labels::{assert_f32_close, assert_label_errors, logits_and_labels, random_labeled};
 use classloss::{CrossEntropy, Differentiable, Error, GeneralizedCrossEntropy, Loss, Reduction};
 use ndarray::array;
 use proptest::prelude::*;
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    let (x, y) = random_case(7, 5, 31, 3.0);
-    for reduction in reductions() {
-        for q in [1e-3, 0.05, 0.3, 0.7, 1.0] {
-            let gce = GeneralizedCrossEntropy::new()
-                .with_reduction(reduction)
-                .with_q(q)
-                .unwrap();
-            assert_consistent_gradient(&format!("{reduction} q={q}"), &gce, &x, &y);
-        }
+fn contract() {
+    let args = random_labeled(7, 5, 31, 3.0);
+    for q in [1e-3, 0.05, 0.3, 0.7, 1.0] {
+        let gce = GeneralizedCrossEntropy::new().with_q(q).unwrap();
+        check_contract(&gce, &Case::new(format!("q={q}"), args.clone()));
     }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 32, 2.0);
-    assert_overwrites_dirty_buffer(&GeneralizedCrossEntropy::new(), &x, &y);
 }
 
 #[test]

@@ -1,12 +1,9 @@
-//! Hard bootstrapping: gradients against finite differences under every
-//! option (away from argmax ties, and one-sided at a tie), properties
-//! (beta = 1 is cross-entropy), errors, extreme `f32` logits. (Reference
-//! values: `tests/conformance`.)
+//! Hard bootstrapping: the contract under every option (away from argmax
+//! ties, and one-sided at a tie), properties (beta = 1 is cross-entropy),
+//! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
 
-use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
-};
+use crate::contract::{Case, Labeled, check_contract};
+use crate::labels::{assert_f32_close, assert_label_errors, close, logits_and_labels, random_case};
 use classloss::{CrossEntropy, Differentiable, Error, HardBootstrapping, Loss, Reduction};
 use ndarray::{Array2, array};
 use proptest::prelude::*;
@@ -28,7 +25,7 @@ fn min_top_gap(x: &Array2<f64>) -> f64 {
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
+fn contract() {
     let (x, y) = random_case(7, 5, 61, 3.0);
     assert!(min_top_gap(&x) > 1e-3, "test point must be away from ties");
     // Some labels agree with the argmax and some do not.
@@ -42,11 +39,12 @@ fn gradient_matches_finite_differences_under_every_option() {
         })
         .collect();
     assert!(z.iter().zip(&y).any(|(a, b)| a == b) && z.iter().zip(&y).any(|(a, b)| a != b));
-    for reduction in reductions() {
-        for beta in [0.0, 0.5, 0.8, 1.0] {
-            let loss = hard(beta).with_reduction(reduction);
-            assert_consistent_gradient(&format!("{reduction} beta={beta}"), &loss, &x, &y);
-        }
+    let args = Labeled::new(x, y);
+    for beta in [0.0, 0.5, 0.8, 1.0] {
+        check_contract(
+            &hard(beta),
+            &Case::new(format!("beta={beta}"), args.clone()),
+        );
     }
 }
 
@@ -82,12 +80,6 @@ fn one_sided_gradient_at_an_argmax_tie() {
     // Lowering x_0 hands the argmax to class 2: the other side's slope.
     let other_side = f([-1.0, 0.0, 0.0], 1e-7);
     assert!((other_side - along([-1.0, 0.0, 0.0])).abs() > 0.1);
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 62, 2.0);
-    assert_overwrites_dirty_buffer(&HardBootstrapping::new(), &x, &y);
 }
 
 #[test]

@@ -1,16 +1,14 @@
-//! Checks shared by the tests of the softmax losses on `(N, C)` logits and
-//! `(N)` labels (focal, Poly-1, the noise-robust family), used as
-//! `crate::labels` by their modules.
+//! Inputs and checks shared by the tests of the softmax losses on `(N, C)`
+//! logits and `(N)` labels (focal, Poly-1, the noise-robust family), used
+//! as `crate::labels` by their modules. (What every loss must satisfy is in
+//! `crate::contract`.)
 
-use classloss::{Differentiable, Float, Labels, Loss, Reduction};
+use classloss::{Differentiable, Float, Labels, Loss};
 use ndarray::{Array1, Array2, ArrayView2, Ix1, Ix2};
 use proptest::prelude::*;
 
-use crate::common::{assert_gradient, random_array, random_labels};
-
-pub fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
+use crate::common::{random_array, random_labels};
+use crate::contract::Labeled;
 
 /// Random `(n, c)` logits in `[-scale, scale]` and labels in `0..c`.
 pub fn random_case(n: usize, c: usize, seed: u64, scale: f64) -> (Array2<f64>, Array1<usize>) {
@@ -23,60 +21,10 @@ pub fn random_case(n: usize, c: usize, seed: u64, scale: f64) -> (Array2<f64>, A
     (x, y)
 }
 
-/// The fused call agrees with `forward` (bit for bit) and with
-/// `per_sample` (under the loss's reduction, `Mean` dividing by `N`), and
-/// its gradient matches central differences of `forward`.
-pub fn assert_consistent_gradient<L>(what: &str, loss: &L, x: &Array2<f64>, y: &Array1<usize>)
-where
-    L: for<'a> Loss<
-            f64,
-            Input<'a> = ArrayView2<'a, f64>,
-            Target<'a> = Labels<'a>,
-            PerSample = Array1<f64>,
-        > + Differentiable<f64, Grad = Array2<f64>>,
-{
-    let (value, grad) = loss.forward_backward(x.view(), y.view()).unwrap();
-    assert_eq!(
-        value,
-        loss.forward(x.view(), y.view()).unwrap(),
-        "{what}: fused value differs from forward"
-    );
-    let per = loss.per_sample(x.view(), y.view()).unwrap();
-    assert!(per.iter().all(|v| v.is_finite()), "{what}: {per}");
-    let expected = match loss.reduction() {
-        Reduction::Mean => per.sum() / x.nrows() as f64,
-        Reduction::Sum | Reduction::None => per.sum(),
-    };
-    assert!(
-        (value - expected).abs() <= 1e-12 * (1.0 + expected.abs()),
-        "{what}: value {value} but per-sample values give {expected}"
-    );
-    assert_gradient(
-        what,
-        |z| {
-            let z = z.view().into_dimensionality::<Ix2>().unwrap();
-            loss.forward(z, y.view()).unwrap()
-        },
-        &x.clone().into_dyn(),
-        &grad.into_dyn(),
-    );
-}
-
-/// A buffer full of garbage comes back holding exactly the clean gradient.
-pub fn assert_overwrites_dirty_buffer<L>(loss: &L, x: &Array2<f64>, y: &Array1<usize>)
-where
-    L: for<'a> Loss<f64, Input<'a> = ArrayView2<'a, f64>, Target<'a> = Labels<'a>>
-        + Differentiable<f64, Grad = Array2<f64>>,
-{
-    let clean = loss.backward(x.view(), y.view()).unwrap();
-    for garbage in [123.0, f64::NAN, -f64::INFINITY] {
-        let mut dirty = Array2::from_elem(x.raw_dim(), garbage);
-        let v = loss
-            .forward_backward_into(x.view(), y.view(), L::grad_view_mut(&mut dirty))
-            .unwrap();
-        assert_eq!(dirty, clean, "garbage {garbage}");
-        assert_eq!(v, loss.forward(x.view(), y.view()).unwrap());
-    }
+/// [`random_case`] as the contract's arguments.
+pub fn random_labeled(n: usize, c: usize, seed: u64, scale: f64) -> Labeled<f64, Ix2> {
+    let (x, y) = random_case(n, c, seed, scale);
+    Labeled::new(x, y)
 }
 
 /// The input errors every loss on labels reports, with their exact

@@ -1,16 +1,13 @@
-//! Multi-margin loss: gradients against finite differences (away from
-//! kinks, and one-sided at one), properties, errors, overflow. (Reference
-//! values: `tests/conformance`.)
+//! Multi-margin loss: the contract (away from kinks), gradients one-sided at
+//! a kink, properties, errors, overflow. (Reference values:
+//! `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array, random_labels};
+use crate::common::{random_array, random_labels};
+use crate::contract::{Case, Labeled, REDUCTIONS, check_contract};
 use classloss::gradcheck::GradCheck;
 use classloss::{Differentiable, Error, Loss, MultiMargin, Reduction};
-use ndarray::{Array1, Array2, ArrayD, ArrayView2, Ix1, Ix2, array};
+use ndarray::{Array1, Array2, ArrayView2, Ix1, Ix2, array};
 use proptest::prelude::*;
-
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
 
 fn loss(
     reduction: Reduction,
@@ -50,23 +47,19 @@ fn batch(n: usize, c: usize, seed: u64, margin: f64) -> (Array2<f64>, Array1<usi
 }
 
 #[test]
-fn gradient_matches_finite_differences() {
+fn contract() {
     let weight = Array1::from(vec![0.3, 1.7, 0.9, 1.2, 0.5]);
     for (seed, margin) in [(1u64, 1.0), (2, 0.7), (3, 0.0), (4, 2.5)] {
         let (x, y) = batch(6, 5, seed, margin);
-        for reduction in reductions() {
-            for p in [1, 2] {
-                for w in [None, Some(&weight)] {
-                    let l = loss(reduction, p, margin, w);
-                    let (value, grad) = l.forward_backward(x.view(), y.view()).unwrap();
-                    assert_eq!(value, l.forward(x.view(), y.view()).unwrap());
-                    let what = format!("margin={margin} {reduction} p={p} weight={}", w.is_some());
-                    let f = |z: &ArrayD<f64>| {
-                        let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                        l.forward(z, y.view()).unwrap()
-                    };
-                    assert_gradient(&what, f, &x.clone().into_dyn(), &grad.into_dyn());
+        let args = Labeled::new(x, y);
+        for p in [1, 2] {
+            for w in [None, Some(&weight)] {
+                let what = format!("margin={margin} p={p} weight={}", w.is_some());
+                let mut case = Case::new(what, args.clone());
+                if w.is_some() {
+                    case = case.misshapen("weight", args.with_extra_class());
                 }
+                check_contract(&loss(Reduction::Mean, p, margin, w), &case);
             }
         }
     }
@@ -114,7 +107,7 @@ fn squared_terms_are_differentiable_at_the_kink() {
         step: 1e-8,
         ..GradCheck::default()
     };
-    for reduction in reductions() {
+    for reduction in REDUCTIONS {
         let l = loss(reduction, 2, 1.0, None);
         let grad = l.backward(x.view(), y.view()).unwrap();
         let f = |z: &[f64]| {
@@ -156,19 +149,6 @@ fn weighted_mean_divides_by_n_not_by_the_weights() {
     let m = mean.forward(x.view(), y.view()).unwrap();
     let s = sum.forward(x.view(), y.view()).unwrap();
     assert_eq!(m, s / 2.0);
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = batch(4, 3, 9, 1.0);
-    let l = loss(Reduction::Mean, 2, 1.0, Some(&array![0.5, 2.0, 1.0]));
-    let clean = l.backward(x.view(), y.view()).unwrap();
-    let mut dirty = Array2::from_elem((4, 3), 123.0);
-    let v = l
-        .forward_backward_into(x.view(), y.view(), dirty.view_mut())
-        .unwrap();
-    assert_eq!(dirty, clean);
-    assert_eq!(v, l.forward(x.view(), y.view()).unwrap());
 }
 
 #[test]

@@ -1,33 +1,22 @@
-//! Poly-1: gradients against finite differences under every option,
-//! properties (epsilon = 0 is cross-entropy), errors, extreme `f32` logits.
-//! (Reference values: `tests/conformance`.)
+//! Poly-1: the contract under every option, properties (epsilon = 0 is
+//! cross-entropy), errors, extreme `f32` logits. (Reference values:
+//! `tests/conformance`.)
 
+use crate::contract::{Case, check_contract};
 use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+    assert_f32_close, assert_label_errors, close, logits_and_labels, random_labeled,
 };
 use classloss::{CrossEntropy, Differentiable, Error, Loss, Poly1, Reduction};
 use ndarray::array;
 use proptest::prelude::*;
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    let (x, y) = random_case(7, 5, 11, 3.0);
-    for reduction in reductions() {
-        for eps in [-1.0, -0.5, 0.0, 1.0, 2.5] {
-            let poly = Poly1::new()
-                .with_reduction(reduction)
-                .with_epsilon(eps)
-                .unwrap();
-            assert_consistent_gradient(&format!("{reduction} epsilon={eps}"), &poly, &x, &y);
-        }
+fn contract() {
+    let args = random_labeled(7, 5, 11, 3.0);
+    for eps in [-1.0, -0.5, 0.0, 1.0, 2.5] {
+        let poly = Poly1::new().with_epsilon(eps).unwrap();
+        check_contract(&poly, &Case::new(format!("epsilon={eps}"), args.clone()));
     }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 12, 2.0);
-    assert_overwrites_dirty_buffer(&Poly1::new(), &x, &y);
 }
 
 #[test]

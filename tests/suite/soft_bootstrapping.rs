@@ -1,10 +1,10 @@
-//! Soft bootstrapping: gradients against finite differences under every
-//! option, properties (beta = 1 is cross-entropy, beta = 0 is the entropy),
-//! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
+//! Soft bootstrapping: the contract under every option, properties (beta = 1
+//! is cross-entropy, beta = 0 is the entropy), errors, extreme `f32` logits.
+//! (Reference values: `tests/conformance`.)
 
+use crate::contract::{Case, check_contract};
 use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+    assert_f32_close, assert_label_errors, close, logits_and_labels, random_labeled,
 };
 use classloss::{CrossEntropy, Differentiable, Error, Loss, Reduction, SoftBootstrapping};
 use ndarray::{Array1, Array2, array};
@@ -29,20 +29,14 @@ fn entropies(x: &Array2<f64>) -> Array1<f64> {
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    let (x, y) = random_case(7, 5, 51, 3.0);
-    for reduction in reductions() {
-        for beta in [0.0, 0.5, 0.8, 0.95, 1.0] {
-            let loss = soft(beta).with_reduction(reduction);
-            assert_consistent_gradient(&format!("{reduction} beta={beta}"), &loss, &x, &y);
-        }
+fn contract() {
+    let args = random_labeled(7, 5, 51, 3.0);
+    for beta in [0.0, 0.5, 0.8, 0.95, 1.0] {
+        check_contract(
+            &soft(beta),
+            &Case::new(format!("beta={beta}"), args.clone()),
+        );
     }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 52, 2.0);
-    assert_overwrites_dirty_buffer(&SoftBootstrapping::new(), &x, &y);
 }
 
 /// The prediction term is trained (its gradient is not dropped): with

@@ -1,11 +1,10 @@
-//! Symmetric cross-entropy: gradients against finite differences under
-//! every option, properties (beta = 0 is alpha CE; the reverse term is
-//! -log_zero (1 - p_y)), errors, extreme `f32` logits. (Reference values:
-//! `tests/conformance`.)
+//! Symmetric cross-entropy: the contract under every option, properties
+//! (beta = 0 is alpha CE; the reverse term is -log_zero (1 - p_y)), errors,
+//! extreme `f32` logits. (Reference values: `tests/conformance`.)
 
+use crate::contract::{Case, check_contract};
 use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+    assert_f32_close, assert_label_errors, close, logits_and_labels, random_labeled,
 };
 use classloss::{CrossEntropy, Differentiable, Error, Loss, Reduction, SymmetricCrossEntropy};
 use ndarray::array;
@@ -22,27 +21,18 @@ fn sce(alpha: f64, beta: f64, log_zero: f64) -> SymmetricCrossEntropy<f64> {
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    let (x, y) = random_case(7, 5, 41, 3.0);
-    for reduction in reductions() {
-        for (alpha, beta, log_zero) in [
-            (0.1, 1.0, -4.0),
-            (1.0, 0.5, -6.0),
-            (0.0, 1.0, -4.0),
-            (1.0, 0.0, -4.0),
-            (2.0, 3.0, 1e-4_f64.ln()),
-        ] {
-            let loss = sce(alpha, beta, log_zero).with_reduction(reduction);
-            let what = format!("{reduction} alpha={alpha} beta={beta} A={log_zero}");
-            assert_consistent_gradient(&what, &loss, &x, &y);
-        }
+fn contract() {
+    let args = random_labeled(7, 5, 41, 3.0);
+    for (alpha, beta, log_zero) in [
+        (0.1, 1.0, -4.0),
+        (1.0, 0.5, -6.0),
+        (0.0, 1.0, -4.0),
+        (1.0, 0.0, -4.0),
+        (2.0, 3.0, 1e-4_f64.ln()),
+    ] {
+        let what = format!("alpha={alpha} beta={beta} A={log_zero}");
+        check_contract(&sce(alpha, beta, log_zero), &Case::new(what, args.clone()));
     }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 42, 2.0);
-    assert_overwrites_dirty_buffer(&SymmetricCrossEntropy::new(), &x, &y);
 }
 
 #[test]

@@ -1,8 +1,9 @@
-//! The 0-1 loss: reductions, the argmax tie and NaN rules, properties and
-//! errors. (It has no gradient: its rustdoc holds the `compile_fail` test.
-//! Reference values: `tests/conformance`.)
+//! The 0-1 loss: the value half of the contract, reductions, the argmax tie
+//! and NaN rules, properties and errors. (It has no gradient: its rustdoc
+//! holds the `compile_fail` test. Reference values: `tests/conformance`.)
 
 use crate::common::{random_array, random_labels};
+use crate::contract::{Case, Labeled, check_value_contract};
 use classloss::{CrossEntropy, Error, Loss, Reduction, ZeroOne};
 use ndarray::{Array1, Array2, Ix1, Ix2, array};
 use proptest::prelude::*;
@@ -94,6 +95,22 @@ fn agrees_with_argmax_on_random_rows() {
     assert!(errors > 0 && errors < 40);
     let rate: f64 = ZeroOne::new().forward(x.view(), y.view()).unwrap();
     assert_eq!(rate, errors as f64 / 40.0);
+}
+
+/// The value half of the contract (no gradient), on random rows and on
+/// rows with ties.
+#[test]
+fn contract() {
+    let x = random_array(&[40, 7], 3, 5.0)
+        .into_dimensionality::<Ix2>()
+        .unwrap();
+    let y = random_labels(&[40], 7, 4)
+        .into_dimensionality::<Ix1>()
+        .unwrap();
+    check_value_contract(&ZeroOne::new(), &Case::new("random", Labeled::new(x, y)));
+    let ties = array![[1.0_f64, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, 3.0, 3.0]];
+    let case = Case::new("ties", Labeled::new(ties, array![0_usize, 2, 1]));
+    check_value_contract(&ZeroOne::new(), &case);
 }
 
 #[test]
