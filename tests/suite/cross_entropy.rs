@@ -3,6 +3,10 @@
 
 use crate::common::{random_array, random_labels, random_probs};
 use crate::contract::{Case, Labeled, Paired, check_contract, scaled};
+use crate::labels::{
+    assert_f32_agrees, assert_label_errors, assert_option_rejects, assert_shift_invariant,
+    logits_and_labels,
+};
 use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction};
 use ndarray::{Array, Array1, Array2, ArrayD, Ix1, Ix2, Ix3, Ix4, IxDyn, RemoveAxis, array};
 use proptest::prelude::*;
@@ -135,24 +139,8 @@ fn worked_example_of_the_documents() {
 #[test]
 fn errors_name_the_argument_and_the_values() {
     let ce = CrossEntropy::<f64, Ix2>::new();
+    assert_label_errors(&ce);
     let x = Array2::<f64>::zeros((2, 3));
-    // labels shape
-    let e = ce.forward(x.view(), array![0_usize].view()).unwrap_err();
-    assert_eq!(e.to_string(), "labels: expected shape [2], got [1]");
-    // label out of range
-    let e = ce.forward(x.view(), array![0_usize, 3].view()).unwrap_err();
-    assert!(matches!(
-        e,
-        Error::LabelOutOfRange {
-            label: 3,
-            num_classes: 3,
-            ..
-        }
-    ));
-    assert_eq!(
-        e.to_string(),
-        "labels[1]: label 3 is out of range for 3 classes (expected 0..=2)"
-    );
     // probability target out of range and of the wrong shape
     let q = array![[0.5, 0.5, 0.0], [1.5, 0.0, 0.0]];
     let e = ce
@@ -178,38 +166,9 @@ fn errors_name_the_argument_and_the_values() {
         .with_weight(array![1.0, -1.0])
         .unwrap_err();
     assert!(matches!(e, Error::InvalidOption { name: "weight", .. }));
-    let e = CrossEntropy::<f64>::new()
-        .with_label_smoothing(1.5)
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `label_smoothing`: expected a number in [0, 1], got 1.5"
-    );
-    let e = CrossEntropy::<f64>::new()
-        .with_label_smoothing(f64::NAN)
-        .unwrap_err();
-    assert!(matches!(
-        e,
-        Error::InvalidOption {
-            name: "label_smoothing",
-            ..
-        }
-    ));
-    // empty batch and empty class axis
-    let e = ce
-        .forward(
-            Array2::zeros((0, 3)).view(),
-            Array1::<usize>::zeros(0).view(),
-        )
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "logits: expected at least one sample, got an empty array of shape [0, 3]"
-    );
-    let e = ce
-        .forward(Array2::zeros((2, 0)).view(), array![0_usize, 0].view())
-        .unwrap_err();
-    assert!(matches!(e, Error::EmptyBatch { unit: "class", .. }));
+    let bad = [(1.5, "1.5"), (f64::NAN, "NaN")];
+    let set = |eps| CrossEntropy::<f64>::new().with_label_smoothing(eps);
+    assert_option_rejects("label_smoothing", "a number in [0, 1]", &bad, set);
     // rank
     let spatial = CrossEntropy::<f64, IxDyn>::spatial();
     let x1 = ArrayD::<f64>::zeros(IxDyn(&[3]));
@@ -224,42 +183,19 @@ fn errors_name_the_argument_and_the_values() {
             ..
         }
     ));
-    // gradient buffer shape
-    let mut g = Array2::zeros((2, 2));
-    let e = ce
-        .forward_backward_into(x.view(), array![0_usize, 1].view(), g.view_mut())
-        .unwrap_err();
-    assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [2, 2]");
-}
-
-fn logits_and_labels() -> impl Strategy<Value = (Array2<f64>, Vec<usize>)> {
-    (1usize..6, 2usize..7).prop_flat_map(|(n, c)| {
-        (
-            proptest::collection::vec(-30.0f64..30.0, n * c),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_map(move |(v, l)| (Array2::from_shape_vec((n, c), v).unwrap(), l))
-    })
 }
 
 proptest! {
     #[test]
     fn shifting_a_row_changes_nothing((x, labels) in logits_and_labels(), shift in -50.0f64..50.0) {
         let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
-        let l = Array1::from(labels);
-        let t = l.view();
-        let (a, ga) = ce.forward_backward(x.view(), t).unwrap();
-        let shifted = &x + shift;
-        let (b, gb) = ce.forward_backward(shifted.view(), t).unwrap();
-        prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()));
-        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-9));
+        assert_shift_invariant(&ce, &x, &labels, shift)?;
     }
 
     #[test]
     fn unweighted_gradient_rows_sum_to_zero((x, labels) in logits_and_labels(), eps in 0.0f64..1.0) {
         let ce = CrossEntropy::new().with_reduction(Reduction::Sum).with_label_smoothing(eps).unwrap();
-        let l = Array1::from(labels);
-        let g = ce.backward(x.view(), l.view()).unwrap();
+        let g = ce.backward(x.view(), labels.view()).unwrap();
         for row in g.rows() {
             prop_assert!(row.sum().abs() < 1e-12);
         }
@@ -267,8 +203,7 @@ proptest! {
 
     #[test]
     fn per_sample_values_sum_to_the_sum_reduction((x, labels) in logits_and_labels()) {
-        let l = Array1::from(labels);
-        let t = l.view();
+        let t = labels.view();
         let ce = CrossEntropy::new().with_reduction(Reduction::Sum);
         let per = ce.per_sample(x.view(), t).unwrap();
         let sum = ce.forward(x.view(), t).unwrap();
@@ -279,7 +214,7 @@ proptest! {
     #[test]
     fn hard_labels_equal_one_hot_probabilities((x, labels) in logits_and_labels(), eps in 0.0f64..0.5) {
         let c = x.ncols();
-        let l = Array1::from(labels.clone());
+        let l = labels.clone();
         let q = Array2::from_shape_fn((x.nrows(), c), |(i, j)| if labels[i] == j { 1.0 } else { 0.0 });
         let ce = CrossEntropy::new().with_label_smoothing(eps).unwrap();
         let (a, ga) = ce.forward_backward(x.view(), l.view()).unwrap();
@@ -290,14 +225,8 @@ proptest! {
 
     #[test]
     fn f32_agrees_with_f64((x, labels) in logits_and_labels()) {
-        let l = Array1::from(labels);
-        let ce64 = CrossEntropy::new().with_label_smoothing(0.05).unwrap();
-        let ce32 = CrossEntropy::new().with_label_smoothing(0.05).unwrap();
-        let x32 = x.mapv(|v| v as f32);
-        let (a, ga) = ce64.forward_backward(x.view(), l.view()).unwrap();
-        let (b, gb) = ce32.forward_backward(x32.view(), l.view()).unwrap();
-        prop_assert!((a - b as f64).abs() <= 1e-5 * (1.0 + a.abs()));
-        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - *q as f64).abs() < 1e-5));
+        let ce = CrossEntropy::new().with_label_smoothing(0.05).unwrap();
+        assert_f32_agrees(&ce, &x, &labels)?;
     }
 }
 

@@ -2,6 +2,10 @@
 
 use crate::common::{random_array, random_labels};
 use crate::contract::{Case, Labeled, check_contract, scaled};
+use crate::labels::{
+    assert_f32_agrees, assert_label_errors, assert_option_rejects, assert_scaled_cross_entropy,
+    labeled_rows,
+};
 use classloss::{
     CrossEntropy, Differentiable, Error, LabelSmoothing, Loss, Reduction, SmoothingConvention,
 };
@@ -61,22 +65,9 @@ fn extreme_f32_logits_stay_finite() {
 
 #[test]
 fn errors_name_the_argument_and_the_values() {
-    let ls = LabelSmoothing::new();
-    let x = Array2::<f64>::zeros((2, 3));
-    let e = ls
-        .forward(x.view(), array![0_usize, 1, 2].view())
-        .unwrap_err();
-    assert_eq!(e.to_string(), "labels: expected shape [2], got [3]");
-    let e = ls.forward(x.view(), array![0_usize, 5].view()).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "labels[1]: label 5 is out of range for 3 classes (expected 0..=2)"
-    );
-    let e = LabelSmoothing::new().with_epsilon(-0.1).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `epsilon`: expected a number in [0, 1], got -0.1"
-    );
+    assert_label_errors(&LabelSmoothing::new());
+    let set = |eps| LabelSmoothing::new().with_epsilon(eps);
+    assert_option_rejects("epsilon", "a number in [0, 1]", &[(-0.1, "-0.1")], set);
     let one_class = Array2::<f64>::zeros((2, 1));
     let e = LabelSmoothing::new()
         .with_convention(SmoothingConvention::OffTarget)
@@ -92,40 +83,19 @@ fn errors_name_the_argument_and_the_values() {
         ),
         "{e}"
     );
-    let e = ls
-        .forward(
-            Array2::<f64>::zeros((0, 3)).view(),
-            Array1::<usize>::zeros(0).view(),
-        )
-        .unwrap_err();
-    assert!(matches!(e, Error::EmptyBatch { unit: "sample", .. }));
-    let mut g = Array2::zeros((3, 3));
-    let e = ls
-        .forward_backward_into(x.view(), array![0_usize, 1].view(), g.view_mut())
-        .unwrap_err();
-    assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [3, 3]");
 }
 
+/// Logits in `[-20, 20]` and labels.
 fn logits_and_labels() -> impl Strategy<Value = (Array2<f64>, Array1<usize>)> {
-    (1usize..6, 2usize..7).prop_flat_map(|(n, c)| {
-        (
-            proptest::collection::vec(-20.0f64..20.0, n * c),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_map(move |(v, l)| (Array2::from_shape_vec((n, c), v).unwrap(), Array1::from(l)))
-    })
+    labeled_rows(1..6, 2..7, -20.0f64..20.0)
 }
 
 proptest! {
     #[test]
     fn zero_epsilon_equals_plain_cross_entropy((x, labels) in logits_and_labels()) {
-        let ce = CrossEntropy::new();
-        let (a, ga) = ce.forward_backward(x.view(), labels.view()).unwrap();
         for convention in CONVENTIONS {
             let ls = LabelSmoothing::new().with_epsilon(0.0).unwrap().with_convention(convention);
-            let (b, gb) = ls.forward_backward(x.view(), labels.view()).unwrap();
-            prop_assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()));
-            prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-12));
+            assert_scaled_cross_entropy(&ls, &x, &labels, 1.0)?;
         }
     }
 
@@ -153,11 +123,7 @@ proptest! {
     #[test]
     fn f32_agrees_with_f64((x, labels) in logits_and_labels(), eps in 0.0f64..=1.0) {
         let ls = LabelSmoothing::new().with_epsilon(eps).unwrap().with_convention(SmoothingConvention::OffTarget);
-        let (a, ga) = ls.forward_backward(x.view(), labels.view()).unwrap();
-        let x32 = x.mapv(|v| v as f32);
-        let (b, gb) = ls.forward_backward(x32.view(), labels.view()).unwrap();
-        prop_assert!((a - b as f64).abs() <= 1e-5 * (1.0 + a.abs()));
-        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - *q as f64).abs() < 1e-5));
+        assert_f32_agrees(&ls, &x, &labels)?;
     }
 }
 

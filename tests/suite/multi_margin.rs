@@ -4,6 +4,7 @@
 
 use crate::common::{random_array, random_labels};
 use crate::contract::{Case, Labeled, REDUCTIONS, check_contract};
+use crate::labels::{assert_label_errors, assert_option_rejects, labeled_rows};
 use classloss::gradcheck::GradCheck;
 use classloss::{Differentiable, Error, Loss, MultiMargin, Reduction};
 use ndarray::{Array1, Array2, ArrayView2, Ix1, Ix2, array};
@@ -241,23 +242,8 @@ fn overflow_is_an_error_naming_the_row() {
 
 #[test]
 fn errors_name_the_argument_and_the_values() {
-    let l = MultiMargin::<f64>::new();
+    assert_label_errors(&MultiMargin::new());
     let x = Array2::<f64>::zeros((2, 3));
-    let e = l.forward(x.view(), array![0_usize].view()).unwrap_err();
-    assert_eq!(e.to_string(), "labels: expected shape [2], got [1]");
-    let e = l.forward(x.view(), array![0_usize, 3].view()).unwrap_err();
-    assert!(matches!(
-        e,
-        Error::LabelOutOfRange {
-            label: 3,
-            num_classes: 3,
-            ..
-        }
-    ));
-    assert_eq!(
-        e.to_string(),
-        "labels[1]: label 3 is out of range for 3 classes (expected 0..=2)"
-    );
     let e = MultiMargin::new()
         .with_weight(array![1.0, 1.0])
         .unwrap()
@@ -271,16 +257,9 @@ fn errors_name_the_argument_and_the_values() {
         e.to_string(),
         "option `weight`: expected finite weights >= 0, got an array containing -1"
     );
-    let e = MultiMargin::<f64>::new().with_margin(-0.5).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `margin`: expected a finite number >= 0, got -0.5"
-    );
-    let e = MultiMargin::<f64>::new().with_margin(f64::NAN).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `margin`: expected a finite number >= 0, got NaN"
-    );
+    let bad = [(-0.5, "-0.5"), (f64::NAN, "NaN")];
+    let set = |m| MultiMargin::<f64>::new().with_margin(m);
+    assert_option_rejects("margin", "a finite number >= 0", &bad, set);
     for p in [0, 3] {
         let e = MultiMargin::<f64>::new().with_p(p).unwrap_err();
         assert_eq!(
@@ -288,38 +267,10 @@ fn errors_name_the_argument_and_the_values() {
             format!("option `p`: expected 1 or 2, got {p}")
         );
     }
-    let e = l
-        .forward(
-            Array2::zeros((0, 3)).view(),
-            Array1::<usize>::zeros(0).view(),
-        )
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "logits: expected at least one sample, got an empty array of shape [0, 3]"
-    );
-    let e = l
-        .forward(Array2::zeros((2, 0)).view(), array![0_usize, 0].view())
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "logits: expected at least one class, got an empty array of shape [2, 0]"
-    );
-    let mut g = Array2::zeros((3, 2));
-    let e = l
-        .forward_backward_into(x.view(), array![0_usize, 1].view(), g.view_mut())
-        .unwrap_err();
-    assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [3, 2]");
 }
 
 fn logits_and_labels() -> impl Strategy<Value = (Array2<f64>, Array1<usize>)> {
-    (1usize..6, 1usize..7).prop_flat_map(|(n, c)| {
-        (
-            proptest::collection::vec(-10.0f64..10.0, n * c),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_map(move |(v, l)| (Array2::from_shape_vec((n, c), v).unwrap(), Array1::from(l)))
-    })
+    labeled_rows(1..6, 1..7, -10.0f64..10.0)
 }
 
 fn options() -> impl Strategy<Value = (u32, f64)> {

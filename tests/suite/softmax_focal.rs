@@ -4,7 +4,8 @@
 
 use crate::contract::{Case, Labeled, check_contract};
 use crate::labels::{
-    assert_f32_close, assert_label_errors, close, logits_and_labels, random_labeled,
+    assert_f32_agrees, assert_label_errors, assert_option_rejects, assert_scaled_cross_entropy,
+    assert_shift_invariant, close, logits_and_labels, random_labeled,
 };
 use classloss::{CrossEntropy, Differentiable, Error, FocalAlpha, Loss, Reduction, SoftmaxFocal};
 use ndarray::{Array1, Array2, array};
@@ -146,20 +147,13 @@ fn errors_name_the_argument_and_the_values() {
         .unwrap_err();
     assert_eq!(e.to_string(), "alpha: expected shape [3], got [2]");
     // invalid options
-    let e = SoftmaxFocal::<f64>::new().with_gamma(-1.0).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `gamma`: expected a finite number >= 0, got -1"
-    );
-    for bad in [f64::NAN, f64::INFINITY] {
-        let e = SoftmaxFocal::<f64>::new().with_gamma(bad).unwrap_err();
-        assert!(matches!(e, Error::InvalidOption { name: "gamma", .. }));
-    }
-    let e = SoftmaxFocal::<f64>::new().with_alpha(-0.5).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `alpha`: expected a finite number >= 0, got -0.5"
-    );
+    let new = SoftmaxFocal::<f64>::new;
+    let non_negative = "a finite number >= 0";
+    let bad = [(-1.0, "-1"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")];
+    assert_option_rejects("gamma", non_negative, &bad, |g| new().with_gamma(g));
+    assert_option_rejects("alpha", non_negative, &[(-0.5, "-0.5")], |a| {
+        new().with_alpha(a)
+    });
     let e = SoftmaxFocal::<f64>::new()
         .with_class_alpha(array![1.0, -1.0])
         .unwrap_err();
@@ -191,16 +185,8 @@ proptest! {
     fn gamma_zero_equals_cross_entropy((x, y) in logits_and_labels(), a in 0.0f64..3.0) {
         let c = x.ncols();
         let focal = SoftmaxFocal::new().with_gamma(0.0).unwrap();
-        let (fv, fg) = focal.forward_backward(x.view(), y.view()).unwrap();
-        let ce = CrossEntropy::new();
-        let (cv, cg) = ce.forward_backward(x.view(), y.view()).unwrap();
-        prop_assert!((fv - cv).abs() <= 1e-12 * (1.0 + cv.abs()));
-        prop_assert!(close(&fg, &cg, 1e-12));
-
-        let scaled = focal.clone().with_alpha(a).unwrap();
-        let (sv, sg) = scaled.forward_backward(x.view(), y.view()).unwrap();
-        prop_assert!((sv - a * cv).abs() <= 1e-12 * (1.0 + a * cv.abs()));
-        prop_assert!(close(&sg, &(&cg * a), 1e-12));
+        assert_scaled_cross_entropy(&focal, &x, &y, 1.0)?;
+        assert_scaled_cross_entropy(&focal.clone().with_alpha(a).unwrap(), &x, &y, a)?;
 
         let w = Array1::from_shape_fn(c, |k| a + k as f64 * 0.5);
         let per_class = focal.with_class_alpha(w.clone()).unwrap().with_reduction(Reduction::Sum);
@@ -226,21 +212,12 @@ proptest! {
 
     #[test]
     fn shifting_a_row_changes_nothing((x, y) in logits_and_labels(), shift in -50.0f64..50.0, gamma in 0.0f64..4.0) {
-        let focal = SoftmaxFocal::new().with_gamma(gamma).unwrap();
-        let (a, ga) = focal.forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = focal.forward_backward((&x + shift).view(), y.view()).unwrap();
-        prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()));
-        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-9));
+        assert_shift_invariant(&SoftmaxFocal::new().with_gamma(gamma).unwrap(), &x, &y, shift)?;
     }
 
     #[test]
     fn f32_agrees_with_f64((x, y) in logits_and_labels(), gamma in 0.0f64..4.0) {
-        let a = SoftmaxFocal::<f64>::new().with_gamma(gamma).unwrap()
-            .forward_backward(x.view(), y.view()).unwrap();
-        let x32 = x.mapv(|v| v as f32);
-        let b = SoftmaxFocal::<f32>::new().with_gamma(gamma).unwrap()
-            .forward_backward(x32.view(), y.view()).unwrap();
-        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+        assert_f32_agrees(&SoftmaxFocal::new().with_gamma(gamma).unwrap(), &x, &y)?;
     }
 }
 

@@ -4,7 +4,8 @@
 
 use crate::common::{random_array, random_labels};
 use crate::contract::{Case, Labeled, check_value_contract};
-use classloss::{CrossEntropy, Error, Loss, Reduction, ZeroOne};
+use crate::labels::{assert_label_errors_of_values, labeled_rows};
+use classloss::{CrossEntropy, Loss, Reduction, ZeroOne};
 use ndarray::{Array1, Array2, Ix1, Ix2, array};
 use proptest::prelude::*;
 
@@ -115,56 +116,19 @@ fn contract() {
 
 #[test]
 fn errors_name_the_argument_and_the_values() {
-    let z = ZeroOne::new();
-    let x = Array2::<f64>::zeros((2, 3));
-    let e = Loss::<f64>::forward(&z, x.view(), array![0_usize].view()).unwrap_err();
-    assert_eq!(e.to_string(), "labels: expected shape [2], got [1]");
-    let e = Loss::<f64>::forward(&z, x.view(), array![0_usize, 3].view()).unwrap_err();
-    assert!(matches!(
-        e,
-        Error::LabelOutOfRange {
-            label: 3,
-            num_classes: 3,
-            ..
-        }
-    ));
+    assert_label_errors_of_values(&ZeroOne::new());
+    // and in f32
+    let zeros = Array2::<f32>::zeros((2, 0));
+    let e = ZeroOne::new().per_sample(zeros.view(), array![0_usize, 0].view());
     assert_eq!(
-        e.to_string(),
-        "labels[1]: label 3 is out of range for 3 classes (expected 0..=2)"
-    );
-    let e = Loss::<f64>::forward(
-        &z,
-        Array2::zeros((0, 3)).view(),
-        Array1::<usize>::zeros(0).view(),
-    )
-    .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "logits: expected at least one sample, got an empty array of shape [0, 3]"
-    );
-    let e = Loss::<f32>::per_sample(&z, Array2::zeros((2, 0)).view(), array![0_usize, 0].view())
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
+        e.unwrap_err().to_string(),
         "logits: expected at least one class, got an empty array of shape [2, 0]"
     );
 }
 
 fn logits_and_labels() -> impl Strategy<Value = (Array2<f64>, Array1<usize>)> {
-    (1usize..8, 1usize..6).prop_flat_map(|(n, c)| {
-        (
-            // Multiples of 1/8: exact in f32, and ties happen often.
-            proptest::collection::vec(-40i32..40, n * c),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_map(move |(v, l)| {
-                (
-                    Array2::from_shape_vec((n, c), v.into_iter().map(|k| k as f64 / 8.0).collect())
-                        .unwrap(),
-                    Array1::from(l),
-                )
-            })
-    })
+    // Multiples of 1/8: exact in f32, and ties happen often.
+    labeled_rows(1..8, 1..6, (-40i32..40).prop_map(|k| f64::from(k) / 8.0))
 }
 
 proptest! {
