@@ -2,23 +2,14 @@
 //! (against the paper's formula, toward each class mean, absent classes
 //! untouched), errors, f32. (Reference values: `tests/conformance`.)
 
-use crate::common::{random_array, random_labels};
+use crate::common::random_batch;
 use crate::contract::{Case, Centered, check_contract};
 use classloss::{CenterInput, CenterLoss, Differentiable, Error, Loss, Reduction};
-use ndarray::{Array1, Array2, Ix2, array};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
-    let x = random_array(&[n, d], seed, 2.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let centers = random_array(&[c, d], seed + 1, 1.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let labels = random_labels(&[n], c, seed + 2)
-        .into_dimensionality()
-        .unwrap();
-    (x, centers, labels)
+    random_batch(n, c, d, seed, 1.0)
 }
 
 /// The paper's update, written as it reads.

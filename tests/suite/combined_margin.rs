@@ -3,27 +3,18 @@
 //! limits at cos = ±1, errors.
 
 use crate::common::{
-    angular_contract, cosines, embedding_batch, f32_vs_f64_error, near_parallel_batch,
-    random_array, random_labels,
+    angular_contract, assert_option_rejects, cosines, embedding_batch, embeddings,
+    f32_vs_f64_error, nearly_parallel_case, random_batch, worst_near_parallel_error,
 };
 use classloss::{
-    AngularMargin, ArcFace, CombinedMargin, CosFace, Differentiable, Embeddings, Error, Loss,
-    Reduction,
+    AngularMargin, ArcFace, CombinedMargin, CosFace, Differentiable, Error, Loss, Reduction,
 };
-use ndarray::{Array1, Array2, Ix2, array};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 use std::f64::consts::PI;
 
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
-    let mut e = random_array(&[n, d], seed, 2.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let w = random_array(&[c, d], seed + 1, 1.5)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let labels: Array1<usize> = random_labels(&[n], c, seed + 2)
-        .into_dimensionality()
-        .unwrap();
+    let (mut e, w, labels) = random_batch(n, c, d, seed, 1.5);
     // Sample 0 points away from its class: deep in the fallback region.
     let flipped = -&w.row(labels[0]) * 1.3;
     e.row_mut(0).assign(&flipped);
@@ -155,17 +146,7 @@ fn slopes_at_plus_minus_one_are_the_documented_limits() {
 /// up to 6% (units of `1 + |g|`: 7e-3).
 #[test]
 fn f32_gradient_of_a_nearly_parallel_target_matches_f64() {
-    let e = array![
-        [1.5257825155880125, 2.611065421331003],
-        [0.0, 1.7299236671671467],
-        [0.0, 1.7724210899393413]
-    ];
-    let w = array![
-        [1.288430351663985, 2.2169252302825417],
-        [0.0, 1.75044493430982],
-        [0.0, 1.4656500357172364]
-    ];
-    let labels = array![0_usize, 0, 0];
+    let (e, w, labels) = nearly_parallel_case();
     for (m1, m2, m3) in [(1.2, 0.3, 0.1), (0.9, 0.4, 0.15), (2.0, 0.0, 0.0)] {
         let loss = CombinedMargin::new()
             .with_scale(16.0)
@@ -196,13 +177,8 @@ fn f32_error_near_plus_minus_one_grows_only_like_eps_over_sin_theta() {
                 vec![delta]
             };
             for theta in thetas {
-                let mut worst: f64 = 0.0;
-                for d in [2, 5, 16] {
-                    for seed in 0..20 {
-                        let (e, w, labels) = near_parallel_batch(theta, d, 100 * seed + d as u64);
-                        worst = worst.max(f32_vs_f64_error(&loss, &e, &w, &labels));
-                    }
-                }
+                let worst =
+                    worst_near_parallel_error(theta, |e, w, l| f32_vs_f64_error(&loss, e, w, l));
                 let bound = 1e-5 + 20.0 * eps / delta;
                 assert!(
                     worst < bound,
@@ -215,27 +191,15 @@ fn f32_error_near_plus_minus_one_grows_only_like_eps_over_sin_theta() {
 
 #[test]
 fn errors_name_the_option() {
-    let err = CombinedMargin::new()
-        .with_margins(0.0, 0.5, 0.0)
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "option `m1`: expected a finite number > 0, got 0"
-    );
-    let err = CombinedMargin::new()
-        .with_margins(1.0, 3.5, 0.0)
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "option `m2`: expected a number in [0, pi) (radians), got 3.5"
-    );
-    let err = CombinedMargin::new()
-        .with_margins(1.0, 0.5, -0.1)
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "option `m3`: expected a finite number >= 0, got -0.1"
-    );
+    let new = CombinedMargin::new;
+    let set = |m1, m2, m3| new().with_margins(m1, m2, m3);
+    assert_option_rejects("m1", "a finite number > 0", &[(0.0, "0")], |m| {
+        set(m, 0.5, 0.0)
+    });
+    let radians = "a number in [0, pi) (radians)";
+    assert_option_rejects("m2", radians, &[(3.5, "3.5")], |m| set(1.0, m, 0.0));
+    let non_negative = "a finite number >= 0";
+    assert_option_rejects("m3", non_negative, &[(-0.1, "-0.1")], |m| set(1.0, 0.5, m));
     assert!(matches!(
         CombinedMargin::new().with_scale(f64::NAN).unwrap_err(),
         Error::InvalidOption { name: "scale", .. }
@@ -251,7 +215,7 @@ proptest! {
         (e, w, l) in embedding_batch(), m in 0.0f64..1.5, s in 1.0f64..64.0, easy in any::<bool>(),
     ) {
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let arc = ArcFace::new().with_scale(s).unwrap().with_margin(m).unwrap().with_easy_margin(easy);
         let comb = CombinedMargin::new()
             .with_scale(s).unwrap()
@@ -266,7 +230,7 @@ proptest! {
     #[test]
     fn one_zero_m_is_cosface((e, w, l) in embedding_batch(), m in 0.0f64..1.0, s in 1.0f64..64.0) {
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let cf = CosFace::new().with_scale(s).unwrap().with_margin(m).unwrap();
         let comb = CombinedMargin::new().with_scale(s).unwrap().with_margins(1.0, 0.0, m).unwrap();
         let (a, ga) = cf.forward_backward(input, l.view()).unwrap();
@@ -313,7 +277,7 @@ proptest! {
         (e, w, l) in embedding_batch(), m1 in 0.1f64..4.0, m2 in 0.0f64..3.1, m3 in 0.0f64..1.0,
     ) {
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let comb = CombinedMargin::new().with_margins(m1, m2, m3).unwrap();
         let (v, g) = comb.forward_backward(input, l.view()).unwrap();
         prop_assert!(v.is_finite());

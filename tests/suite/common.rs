@@ -1,13 +1,12 @@
 //! Helpers of the test modules: deterministic random inputs, and the
 //! angular-margin losses' cosines, contract and `f32`-vs-`f64` comparison.
 
+use crate::contract::{Angular, Args, Case, Contract, Labeled};
 use classloss::{
-    AngularMargin, Differentiable, Embeddings, EmbeddingsGrad, Labels, Loss, OnCosines,
+    AngularMargin, Differentiable, Embeddings, EmbeddingsGrad, Error, Labels, Loss, OnCosines, Pair,
 };
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, Axis, Ix2, IxDyn};
 use proptest::prelude::*;
-
-use crate::contract::{Angular, Args, Case, Contract, Labeled};
 
 /// A deterministic pseudo-random array in `[-scale, scale]`, for test inputs
 /// away from ties.
@@ -19,6 +18,69 @@ pub fn random_array(shape: &[usize], seed: u64, scale: f64) -> ArrayD<f64> {
         state ^= state << 17;
         ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
     })
+}
+
+/// Deterministic soft targets in `[0, 1]` with some exact 0s and 1s.
+pub fn soft_targets(shape: &[usize], seed: u64) -> ArrayD<f64> {
+    random_array(shape, seed, 0.8).mapv(|v| (v + 0.5).clamp(0.0, 1.0))
+}
+
+/// A shape, its seed, and the weights to check a loss with on it.
+pub type WeightedShape = (Vec<usize>, u64, Vec<Option<ArrayD<f64>>>);
+
+/// The shapes the element-wise losses are checked on, each with a seed and
+/// its weights: none, and weights in `[0.1, 1.9]` of each shape that
+/// broadcasts to it (per column, per element, per row).
+pub fn weighted_shapes() -> Vec<WeightedShape> {
+    let shapes = [
+        (vec![6, 5], vec![vec![5], vec![6, 5], vec![6, 1]], 1),
+        (
+            vec![3, 4, 2],
+            vec![vec![2], vec![3, 4, 2], vec![3, 1, 1]],
+            2,
+        ),
+        (vec![7], vec![vec![7], vec![1]], 3),
+    ];
+    let weight = |(k, w): (usize, &Vec<usize>), seed: u64| {
+        Some(random_array(w, seed + 20 + k as u64, 0.9).mapv(|v| v + 1.0))
+    };
+    shapes
+        .into_iter()
+        .map(|(shape, ws, seed)| {
+            let weights = ws.iter().enumerate().map(|kw| weight(kw, seed));
+            (shape, seed, std::iter::once(None).chain(weights).collect())
+        })
+        .collect()
+}
+
+/// `(N, K)` inputs drawn from `x` and targets drawn from `t`, `N` and `K`
+/// in `1..6`.
+pub fn inputs_and_targets<S, T>(x: S, t: T) -> impl Strategy<Value = (Array2<f64>, Array2<f64>)>
+where
+    S: Strategy<Value = f64> + Clone,
+    T: Strategy<Value = f64> + Clone,
+{
+    (1usize..6, 1usize..6).prop_flat_map(move |(n, k)| {
+        let (x, t) = (x.clone(), t.clone());
+        (
+            proptest::collection::vec(x, n * k),
+            proptest::collection::vec(t, n * k),
+        )
+            .prop_map(move |(x, t)| {
+                let shaped = |v| Array2::from_shape_vec((n, k), v).unwrap();
+                (shaped(x), shaped(t))
+            })
+    })
+}
+
+/// `a` as a matrix.
+pub fn matrix<A>(a: ArrayD<A>) -> Array2<A> {
+    a.into_dimensionality().unwrap()
+}
+
+/// `a` as a vector.
+pub fn vector<A>(a: ArrayD<A>) -> Array1<A> {
+    a.into_dimensionality().unwrap()
 }
 
 /// Deterministic labels in `0..classes`.
@@ -45,12 +107,8 @@ pub fn near_parallel_batch(
     d: usize,
     seed: u64,
 ) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
-    let mut w: Array2<f64> = random_array(&[3, d], seed, 3.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let mut e: Array2<f64> = random_array(&[2, d], seed + 1, 3.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+    let mut w = matrix(random_array(&[3, d], seed, 3.0));
+    let mut e = matrix(random_array(&[2, d], seed + 1, 3.0));
     let w0 = w.row(0).to_owned();
     let w_hat = &w0 / w0.dot(&w0).sqrt();
     let mut p: Array1<f64> = random_array(&[d], seed + 2, 1.0)
@@ -89,30 +147,67 @@ where
         >,
 {
     let (e32, w32) = (e.mapv(|v| v as f32), w.mapv(|v| v as f32));
-    let (a, ga) = Differentiable::<f64>::forward_backward(
-        loss,
-        Embeddings {
-            embeddings: e.view(),
-            weight: w.view(),
-        },
-        labels.view(),
-    )
-    .unwrap();
-    let (b, gb) = Differentiable::<f32>::forward_backward(
-        loss,
-        Embeddings {
-            embeddings: e32.view(),
-            weight: w32.view(),
-        },
-        labels.view(),
-    )
-    .unwrap();
+    let (a, ga) =
+        Differentiable::<f64>::forward_backward(loss, embeddings(e, w), labels.view()).unwrap();
+    let (b, gb) =
+        Differentiable::<f32>::forward_backward(loss, embeddings(&e32, &w32), labels.view())
+            .unwrap();
     let grads64 = ga.embeddings.iter().chain(ga.weight.iter());
     let grads32 = gb.embeddings.iter().chain(gb.weight.iter());
     std::iter::once((a, b))
         .chain(grads64.copied().zip(grads32.copied()))
         .map(|(x, y)| (x - y as f64).abs() / (1.0 + x.abs()))
         .fold(0.0, f64::max)
+}
+
+/// Rows `(n, d)` in `[-2, 2]`, class rows `(c, d)` in `[-class_scale,
+/// class_scale]` and labels in `0..c` (seeds `seed`, `+ 1`, `+ 2`): the
+/// embeddings, class weights and labels of the angular margins, the
+/// features, centers and labels of the center loss.
+pub fn random_batch(
+    n: usize,
+    c: usize,
+    d: usize,
+    seed: u64,
+    class_scale: f64,
+) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
+    let e = matrix(random_array(&[n, d], seed, 2.0));
+    let w = matrix(random_array(&[c, d], seed + 1, class_scale));
+    let labels = random_labels(&[n], c, seed + 2);
+    (e, w, labels.into_dimensionality().unwrap())
+}
+
+/// The case `f32_agrees_with_f64` of ArcFace shrank to (kept in
+/// `arcface.txt` of the proptest regressions): embeddings, class weights
+/// and labels where sample 0 is 0.0024 rad from its class weight.
+pub fn nearly_parallel_case() -> (Array2<f64>, Array2<f64>, Array1<usize>) {
+    let e = ndarray::array![
+        [1.5257825155880125, 2.611065421331003],
+        [0.0, 1.7299236671671467],
+        [0.0, 1.7724210899393413]
+    ];
+    let w = ndarray::array![
+        [1.288430351663985, 2.2169252302825417],
+        [0.0, 1.75044493430982],
+        [0.0, 1.4656500357172364]
+    ];
+    (e, w, ndarray::array![0, 0, 0])
+}
+
+/// `e` and `w` as the angular margins' input.
+pub fn embeddings<'a, F>(e: &'a Array2<F>, w: &'a Array2<F>) -> Embeddings<'a, F> {
+    Embeddings {
+        embeddings: e.view(),
+        weight: w.view(),
+    }
+}
+
+/// `x1` and `x2` as the contrastive loss's input.
+pub fn pair_of<'a, F>(x1: &'a Array2<F>, x2: &'a Array2<F>) -> Pair<'a, F> {
+    Pair {
+        x1: x1.view(),
+        x2: x2.view(),
+    }
 }
 
 /// The cosine matrix of the rows of `e` and `w`, computed independently of
@@ -167,11 +262,7 @@ pub fn angular_contract<L>(
     };
     let cos = Labeled::new(cosines(e, w), labels.clone());
     let on_cosines = loss.clone().on_cosines();
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
-    let value = loss.forward(input, labels).unwrap();
+    let value = loss.forward(embeddings(e, w), labels).unwrap();
     let on_cos = on_cosines.forward(&cos.x, labels).unwrap();
     assert!(
         (value - on_cos).abs() <= 1e-12 * (1.0 + value.abs()),
@@ -182,4 +273,79 @@ pub fn angular_contract<L>(
     let extremes = vec![cos.with_params(&extreme)];
     loss.check(&Case::new(format!("{what}, embeddings"), args));
     on_cosines.check(&Case::new(format!("{what}, cosines"), cos).extremes(extremes));
+}
+
+/// Each `(value, shown)` of the option `name`, set by `set`, is
+/// `Error::InvalidOption` naming it, with the message "option `name`:
+/// expected {expected}, got {shown}".
+pub fn assert_option_rejects<T: std::fmt::Debug>(
+    name: &str,
+    expected: &str,
+    bad: &[(f64, &str)],
+    set: impl Fn(f64) -> classloss::Result<T>,
+) {
+    for &(value, shown) in bad {
+        let e = set(value).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidOption { name: n, .. } if n == name),
+            "{e}"
+        );
+        let message = format!("option `{name}`: expected {expected}, got {shown}");
+        assert_eq!(e.to_string(), message);
+    }
+}
+
+/// A class-weight option `name` set by `set` rejects a negative weight
+/// (with the message "option `name`: expected finite weights >= 0, got an
+/// array containing -1"), a NaN and an infinite one.
+pub fn assert_weights_rejected<T: std::fmt::Debug>(
+    name: &str,
+    set: impl Fn(Array1<f64>) -> classloss::Result<T>,
+) {
+    let e = set(ndarray::array![1.0, -1.0]).unwrap_err();
+    let message =
+        format!("option `{name}`: expected finite weights >= 0, got an array containing -1");
+    assert_eq!(e.to_string(), message);
+    for bad in [
+        ndarray::array![1.0, f64::NAN],
+        ndarray::array![f64::INFINITY],
+    ] {
+        let e = set(bad).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidOption { name: n, .. } if n == name),
+            "{e}"
+        );
+    }
+}
+
+/// Each gradient buffer of `cases` is rejected by the fused call with its
+/// message.
+pub fn assert_grad_errors<'i, L: Differentiable<f64>>(
+    loss: &L,
+    input: L::Input<'i>,
+    target: L::Target<'i>,
+    cases: Vec<(L::Grad, &str)>,
+) {
+    for (mut grad, message) in cases {
+        let buffer = L::grad_view_mut(&mut grad);
+        let e = loss.forward_backward_into(input.clone(), target.clone(), buffer);
+        assert_eq!(e.unwrap_err().to_string(), message);
+    }
+}
+
+/// The largest `error` (of a loss's `f32` results against its `f64` ones,
+/// [`f32_vs_f64_error`]) over [`near_parallel_batch`]es at the angle `theta`
+/// (dimensions 2, 5, 16; 20 seeds each).
+pub fn worst_near_parallel_error(
+    theta: f64,
+    error: impl Fn(&Array2<f64>, &Array2<f64>, &Array1<usize>) -> f64,
+) -> f64 {
+    let mut worst: f64 = 0.0;
+    for d in [2, 5, 16] {
+        for seed in 0..20 {
+            let (e, w, labels) = near_parallel_batch(theta, d, 100 * seed + d as u64);
+            worst = worst.max(error(&e, &w, &labels));
+        }
+    }
+    worst
 }

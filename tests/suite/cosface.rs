@@ -2,24 +2,15 @@
 //! f32. (Reference values: `tests/conformance`.)
 
 use crate::common::{
-    angular_contract, cosines, embedding_batch, f32_vs_f64_error, near_parallel_batch,
-    random_array, random_labels,
+    angular_contract, cosines, embedding_batch, embeddings, f32_vs_f64_error, random_batch,
+    worst_near_parallel_error,
 };
-use classloss::{AngularMargin, CosFace, CrossEntropy, Differentiable, Embeddings, Error, Loss};
-use ndarray::{Array1, Array2, Ix2, array};
+use classloss::{AngularMargin, CosFace, CrossEntropy, Differentiable, Error, Loss};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
-    let e = random_array(&[n, d], seed, 2.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let w = random_array(&[c, d], seed + 1, 1.5)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let labels = random_labels(&[n], c, seed + 2)
-        .into_dimensionality()
-        .unwrap();
-    (e, w, labels)
+    random_batch(n, c, d, seed, 1.5)
 }
 
 #[test]
@@ -55,15 +46,7 @@ fn margin_is_cross_entropy_with_a_lowered_target_logit() {
             .unwrap()
             .with_margin(m)
             .unwrap();
-        let value = cf
-            .forward(
-                Embeddings {
-                    embeddings: e.view(),
-                    weight: w.view(),
-                },
-                labels.view(),
-            )
-            .unwrap();
+        let value = cf.forward(embeddings(&e, &w), labels.view()).unwrap();
         assert!(
             (value - ce_value).abs() < 1e-12,
             "m={m}: {value} vs {ce_value}"
@@ -105,20 +88,11 @@ fn errors_name_the_argument_and_the_values() {
     let e = Array2::<f64>::ones((2, 3));
     let w = Array2::<f64>::ones((4, 2));
     let err = cf
-        .forward(
-            Embeddings {
-                embeddings: e.view(),
-                weight: w.view(),
-            },
-            array![0_usize, 1].view(),
-        )
+        .forward(embeddings(&e, &w), array![0_usize, 1].view())
         .unwrap_err();
     assert_eq!(err.to_string(), "weight: expected shape [4, 3], got [4, 2]");
     let w = Array2::<f64>::ones((4, 3));
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
+    let input = embeddings(&e, &w);
     let err = cf.forward(input, array![0_usize, 4].view()).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -127,13 +101,7 @@ fn errors_name_the_argument_and_the_values() {
     let mut e0 = e.clone();
     e0.row_mut(1).fill(0.0);
     let err = cf
-        .forward(
-            Embeddings {
-                embeddings: e0.view(),
-                weight: w.view(),
-            },
-            array![0_usize, 1].view(),
-        )
+        .forward(embeddings(&e0, &w), array![0_usize, 1].view())
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -141,10 +109,7 @@ fn errors_name_the_argument_and_the_values() {
     );
     let err = cf
         .forward(
-            Embeddings {
-                embeddings: Array2::<f64>::zeros((0, 3)).view(),
-                weight: w.view(),
-            },
+            embeddings(&Array2::<f64>::zeros((0, 3)), &w),
             Array1::<usize>::zeros(0).view(),
         )
         .unwrap_err();
@@ -187,13 +152,7 @@ fn f32_is_accurate_next_to_the_class_weight() {
         .with_margin(0.2)
         .unwrap();
     for theta in [1e-1, 1e-3, 1e-5, 1e-7, 0.0] {
-        let mut worst: f64 = 0.0;
-        for d in [2, 5, 16] {
-            for seed in 0..20 {
-                let (e, w, labels) = near_parallel_batch(theta, d, 100 * seed + d as u64);
-                worst = worst.max(f32_vs_f64_error(&cf, &e, &w, &labels));
-            }
-        }
+        let worst = worst_near_parallel_error(theta, |e, w, l| f32_vs_f64_error(&cf, e, w, l));
         assert!(worst < 1e-5, "theta={theta:e}: {worst:e}");
     }
 }
@@ -202,7 +161,7 @@ proptest! {
     #[test]
     fn a_larger_margin_never_lowers_the_loss((e, w, l) in embedding_batch(), m in 0.0f64..1.0, dm in 0.0f64..1.0) {
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let a = CosFace::new().with_margin(m).unwrap().per_sample(input, l.view()).unwrap();
         let b = CosFace::new().with_margin(m + dm).unwrap().per_sample(input, l.view()).unwrap();
         for (x, y) in a.iter().zip(b.iter()) {
@@ -216,10 +175,10 @@ proptest! {
         let l = Array1::from(l);
         let (e32, w32) = (e.mapv(|v| v as f32), w.mapv(|v| v as f32));
         let (a, ga) = cf
-            .forward_backward(Embeddings { embeddings: e.view(), weight: w.view() }, l.view())
+            .forward_backward(embeddings(&e, &w), l.view())
             .unwrap();
         let (b, gb) = cf
-            .forward_backward(Embeddings { embeddings: e32.view(), weight: w32.view() }, l.view())
+            .forward_backward(embeddings(&e32, &w32), l.view())
             .unwrap();
         prop_assert!((a - b as f64).abs() <= 1e-4 * (1.0 + a.abs()));
         for (x, y) in ga.embeddings.iter().chain(ga.weight.iter()).zip(gb.embeddings.iter().chain(gb.weight.iter())) {

@@ -1,25 +1,20 @@
 //! Exponential loss: the contract, properties, errors, and the overflow
 //! rule. (Reference values: `tests/conformance`.)
 
-use crate::common::random_array;
+use crate::common::{random_array, vector};
 use crate::contract::{Case, Paired, REDUCTIONS, check_contract};
 use classloss::{Differentiable, Error, Exponential, LabelConvention, Loss, Reduction};
-use ndarray::{Array1, Ix1, array};
+use ndarray::{Array1, array};
 use proptest::prelude::*;
 
 fn signs(n: usize, seed: u64) -> Array1<f64> {
-    random_array(&[n], seed, 1.0)
-        .into_dimensionality::<Ix1>()
-        .unwrap()
-        .mapv(|v| if v < 0.0 { -1.0 } else { 1.0 })
+    vector(random_array(&[n], seed, 1.0)).mapv(|v| if v < 0.0 { -1.0 } else { 1.0 })
 }
 
 #[test]
 fn contract() {
     for (seed, scale) in [(1u64, 1.0), (2, 3.0), (3, 8.0)] {
-        let s = random_array(&[9], seed, scale)
-            .into_dimensionality::<Ix1>()
-            .unwrap();
+        let s = vector(random_array(&[9], seed, scale));
         let y = signs(9, seed + 50);
         for convention in [LabelConvention::PlusMinusOne, LabelConvention::ZeroOne] {
             let labels = match convention {

@@ -2,9 +2,10 @@
 //! -> 0 is cross-entropy, q = 1 is MAE), errors, extreme `f32` logits.
 //! (Reference values: `tests/conformance`.)
 
+use crate::common::assert_option_rejects;
 use crate::labels::{
-    assert_f32_agrees, assert_label_errors, assert_option_rejects, contract_on_random_rows,
-    logits_and_labels, on_extreme_rows,
+    assert_f32_agrees, assert_label_errors, contract_on_random_rows, logits_and_labels,
+    on_extreme_rows,
 };
 use classloss::{CrossEntropy, Differentiable, GeneralizedCrossEntropy, Loss, Reduction};
 use ndarray::array;

@@ -2,10 +2,11 @@
 //! ties, and one-sided at a tie), properties (beta = 1 is cross-entropy),
 //! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
 
+use crate::common::assert_option_rejects;
 use crate::contract::{Case, Contract, Labeled};
 use crate::labels::{
-    assert_f32_agrees, assert_label_errors, assert_option_rejects, assert_scaled_cross_entropy,
-    logits_and_labels, on_extreme_rows, random_case,
+    assert_f32_agrees, assert_label_errors, assert_scaled_cross_entropy, logits_and_labels,
+    on_extreme_rows, random_case,
 };
 use classloss::{Differentiable, HardBootstrapping, Loss, Reduction};
 use ndarray::{Array2, array};

@@ -2,23 +2,18 @@
 //! kink, properties, errors, overflow. (Reference values:
 //! `tests/conformance`.)
 
-use crate::common::random_array;
+use crate::common::{random_array, vector};
 use crate::contract::{Case, Paired, REDUCTIONS, check_contract};
 use classloss::gradcheck::GradCheck;
 use classloss::{Differentiable, Error, Hinge, LabelConvention, Loss, Reduction};
-use ndarray::{Array1, ArrayView1, Ix1, array};
+use ndarray::{Array1, ArrayView1, array};
 use proptest::prelude::*;
 
 /// Deterministic scores in `[-3, 3]` and labels in `{-1, +1}` with every
 /// `margin - y s` at least 0.05 from the kink at 0.
 fn batch(n: usize, seed: u64, margin: f64) -> (Array1<f64>, Array1<f64>) {
-    let s = random_array(&[n], seed, 3.0)
-        .into_dimensionality::<Ix1>()
-        .unwrap();
-    let y = random_array(&[n], seed + 100, 1.0)
-        .into_dimensionality::<Ix1>()
-        .unwrap()
-        .mapv(|v| if v < 0.0 { -1.0 } else { 1.0 });
+    let s = vector(random_array(&[n], seed, 3.0));
+    let y = vector(random_array(&[n], seed + 100, 1.0)).mapv(|v| if v < 0.0 { -1.0 } else { 1.0 });
     let s = Array1::from_iter(s.iter().zip(&y).map(|(&s, &y)| {
         if (margin - y * s).abs() < 0.05 {
             s + 0.1

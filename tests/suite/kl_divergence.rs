@@ -2,19 +2,15 @@
 //! cross-entropy's gradient), errors, extreme `f32` logits. (Reference
 //! values: `tests/conformance`.)
 
-use crate::common::{random_array, random_probs};
+use crate::common::{matrix, random_array, random_probs};
 use crate::contract::{Case, Paired, check_contract};
 use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, KlDivergence, Loss, Reduction};
-use ndarray::{Array2, Axis, Ix2, array};
+use ndarray::{Array2, Axis, array};
 use proptest::prelude::*;
 
 fn case(n: usize, c: usize, seed: u64) -> (Array2<f64>, Array2<f64>) {
-    let x = random_array(&[n, c], seed, 3.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let q = random_probs(&[n, c], seed + 1)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+    let x = matrix(random_array(&[n, c], seed, 3.0));
+    let q = matrix(random_probs(&[n, c], seed + 1));
     (x, q)
 }
 

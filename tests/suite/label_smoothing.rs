@@ -1,15 +1,14 @@
 //! Label smoothing: the contract, the two conventions, properties, errors.
 
-use crate::common::{random_array, random_labels};
+use crate::common::{assert_option_rejects, matrix, random_array, random_labels, vector};
 use crate::contract::{Case, Labeled, check_contract, scaled};
 use crate::labels::{
-    assert_f32_agrees, assert_label_errors, assert_option_rejects, assert_scaled_cross_entropy,
-    labeled_rows,
+    assert_f32_agrees, assert_label_errors, assert_scaled_cross_entropy, labeled_rows,
 };
 use classloss::{
     CrossEntropy, Differentiable, Error, LabelSmoothing, Loss, Reduction, SmoothingConvention,
 };
-use ndarray::{Array1, Array2, Ix1, Ix2, array};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
 const CONVENTIONS: [SmoothingConvention; 2] =
@@ -17,12 +16,8 @@ const CONVENTIONS: [SmoothingConvention; 2] =
 
 #[test]
 fn contract() {
-    let x = random_array(&[6, 5], 21, 3.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let labels = random_labels(&[6], 5, 22)
-        .into_dimensionality::<Ix1>()
-        .unwrap();
+    let x = matrix(random_array(&[6, 5], 21, 3.0));
+    let labels = vector(random_labels(&[6], 5, 22));
     let args = Labeled::new(x, labels);
     for convention in CONVENTIONS {
         for eps in [0.0, 0.1, 0.7, 1.0] {

@@ -3,23 +3,18 @@
 //! as `crate::labels` by their modules. (What every loss must satisfy is in
 //! `crate::contract`.)
 
+use crate::common::{matrix, random_array, random_labels, vector};
+use crate::contract::{Case, Contract, Labeled, Rebuild};
 use classloss::{
     ClassifierLoss, CrossEntropy, Differentiable, Error, Float, Labels, Loss, Reduction,
 };
-use ndarray::{Array1, Array2, ArrayView2, Ix1, Ix2};
+use ndarray::{Array1, Array2, ArrayView2, Ix2};
 use proptest::prelude::*;
-
-use crate::common::{random_array, random_labels};
-use crate::contract::{Case, Contract, Labeled, Rebuild};
 
 /// Random `(n, c)` logits in `[-scale, scale]` and labels in `0..c`.
 pub fn random_case(n: usize, c: usize, seed: u64, scale: f64) -> (Array2<f64>, Array1<usize>) {
-    let x = random_array(&[n, c], seed, scale)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let y = random_labels(&[n], c, seed + 1000)
-        .into_dimensionality::<Ix1>()
-        .unwrap();
+    let x = matrix(random_array(&[n, c], seed, scale));
+    let y = vector(random_labels(&[n], c, seed + 1000));
     (x, y)
 }
 
@@ -109,26 +104,6 @@ where
         .unwrap_err();
     assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [2, 2]");
     assert!(g.iter().all(|&v| v == 0.0));
-}
-
-/// Each `(value, shown)` of the option `name`, set by `set`, is
-/// `Error::InvalidOption` naming it, with the message "option `name`:
-/// expected {expected}, got {shown}".
-pub fn assert_option_rejects<T: std::fmt::Debug>(
-    name: &str,
-    expected: &str,
-    bad: &[(f64, &str)],
-    set: impl Fn(f64) -> classloss::Result<T>,
-) {
-    for &(value, shown) in bad {
-        let e = set(value).unwrap_err();
-        assert!(
-            matches!(e, Error::InvalidOption { name: n, .. } if n == name),
-            "{e}"
-        );
-        let message = format!("option `{name}`: expected {expected}, got {shown}");
-        assert_eq!(e.to_string(), message);
-    }
 }
 
 /// `loss` equals `k` times cross-entropy on `(x, y)`: the value and the

@@ -2,9 +2,10 @@
 //! cross-entropy), errors, extreme `f32` logits. (Reference values:
 //! `tests/conformance`.)
 
+use crate::common::assert_option_rejects;
 use crate::labels::{
-    assert_f32_agrees, assert_label_errors, assert_option_rejects, assert_scaled_cross_entropy,
-    contract_on_random_rows, logits_and_labels, on_extreme_rows,
+    assert_f32_agrees, assert_label_errors, assert_scaled_cross_entropy, contract_on_random_rows,
+    logits_and_labels, on_extreme_rows,
 };
 use classloss::{CrossEntropy, Differentiable, Loss, Poly1, Reduction};
 use ndarray::array;

@@ -3,11 +3,11 @@
 //! `gamma = 0`, finiteness where `1 - p_t` vanishes, properties, errors, and
 //! `f32` extremes. (Reference values: `tests/conformance`.)
 
-use crate::common::random_array;
+use crate::common::{inputs_and_targets, matrix, random_array, soft_targets};
 use crate::contract::{Case, Paired, check_contract};
 use classloss::gradcheck::GradCheck;
 use classloss::{BceWithLogits, Differentiable, Error, Loss, Reduction, SigmoidFocal};
-use ndarray::{Array2, ArrayD, Ix2, IxDyn, array};
+use ndarray::{Array2, ArrayD, IxDyn, array};
 use proptest::prelude::*;
 
 fn sigmoid(x: f64) -> f64 {
@@ -24,10 +24,6 @@ fn torchvision(x: f64, t: f64, gamma: f64, alpha: Option<f64>) -> f64 {
         Some(a) => (a * t + (1.0 - a) * (1.0 - t)) * loss,
         None => loss,
     }
-}
-
-fn soft_targets(shape: &[usize], seed: u64) -> ArrayD<f64> {
-    random_array(shape, seed, 0.8).mapv(|v| (v + 0.5).clamp(0.0, 1.0))
 }
 
 fn hard_targets(shape: &[usize], seed: u64) -> ArrayD<f64> {
@@ -68,12 +64,8 @@ fn contract() {
 
 #[test]
 fn values_match_torchvisions_formula() {
-    let x = random_array(&[6, 4], 4, 5.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let t = soft_targets(&[6, 4], 5)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+    let x = matrix(random_array(&[6, 4], 4, 5.0));
+    let t = matrix(soft_targets(&[6, 4], 5));
     for gamma in [0.0, 0.5, 2.0, 3.0] {
         for alpha in [None, Some(0.25), Some(1.0)] {
             let per = SigmoidFocal::new()
@@ -316,19 +308,12 @@ fn errors_name_the_argument_and_the_values() {
     assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [1, 3]");
 }
 
+/// Logits in `[-range, range]` and targets, with exact 0s and 1s.
 fn logits_and_targets(range: f64) -> impl Strategy<Value = (Array2<f64>, Array2<f64>)> {
-    (1usize..6, 1usize..6).prop_flat_map(move |(n, k)| {
-        (
-            proptest::collection::vec(-range..range, n * k),
-            proptest::collection::vec(prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0], n * k),
-        )
-            .prop_map(move |(x, t)| {
-                (
-                    Array2::from_shape_vec((n, k), x).unwrap(),
-                    Array2::from_shape_vec((n, k), t).unwrap(),
-                )
-            })
-    })
+    inputs_and_targets(
+        -range..range,
+        prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0],
+    )
 }
 
 proptest! {

@@ -2,11 +2,11 @@
 //! and NaN rules, properties and errors. (It has no gradient: its rustdoc
 //! holds the `compile_fail` test. Reference values: `tests/conformance`.)
 
-use crate::common::{random_array, random_labels};
+use crate::common::{matrix, random_array, random_labels, vector};
 use crate::contract::{Case, Labeled, check_value_contract};
 use crate::labels::{assert_label_errors_of_values, labeled_rows};
 use classloss::{CrossEntropy, Loss, Reduction, ZeroOne};
-use ndarray::{Array1, Array2, Ix1, Ix2, array};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
 #[test]
@@ -32,16 +32,17 @@ fn reductions_give_rate_count_and_per_sample_flags() {
     }
 }
 
+/// The per-sample values of the 0-1 loss.
+fn flags<F: classloss::Float>(x: &Array2<F>, labels: &Array1<usize>) -> Array1<F> {
+    ZeroOne::new().per_sample(x, labels).unwrap()
+}
+
 #[test]
 fn ties_go_to_the_lowest_index() {
     let x = array![[1.0_f32, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, 3.0, 3.0]];
-    let per = ZeroOne::new()
-        .per_sample(x.view(), array![0_usize, 1, 0].view())
-        .unwrap();
+    let per = flags(&x, &array![0_usize, 1, 0]);
     assert_eq!(per, array![0.0, 0.0, 0.0]);
-    let per = ZeroOne::new()
-        .per_sample(x.view(), array![1_usize, 2, 2].view())
-        .unwrap();
+    let per = flags(&x, &array![1_usize, 2, 2]);
     assert_eq!(per, array![1.0, 1.0, 1.0]);
 }
 
@@ -51,13 +52,9 @@ fn a_nan_logit_is_the_prediction_as_in_torch_argmax() {
         [1.0_f64, f64::NAN, 5.0, f64::NAN],
         [f64::NAN, 9.0, 1.0, 0.0]
     ];
-    let hit = ZeroOne::new()
-        .per_sample(x.view(), array![1_usize, 0].view())
-        .unwrap();
+    let hit = flags(&x, &array![1_usize, 0]);
     assert_eq!(hit, array![0.0, 0.0]);
-    let miss = ZeroOne::new()
-        .per_sample(x.view(), array![2_usize, 1].view())
-        .unwrap();
+    let miss = flags(&x, &array![2_usize, 1]);
     assert_eq!(miss, array![1.0, 1.0]);
 }
 
@@ -68,20 +65,14 @@ fn infinite_and_extreme_logits_are_ordinary_values() {
         [f32::INFINITY, f32::INFINITY],
         [1e30, -1e30]
     ];
-    let per = ZeroOne::new()
-        .per_sample(x.view(), array![1_usize, 0, 0].view())
-        .unwrap();
+    let per = flags(&x, &array![1_usize, 0, 0]);
     assert_eq!(per, array![0.0, 0.0, 0.0]);
 }
 
 #[test]
 fn agrees_with_argmax_on_random_rows() {
-    let x = random_array(&[40, 7], 3, 5.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let y = random_labels(&[40], 7, 4)
-        .into_dimensionality::<Ix1>()
-        .unwrap();
+    let x = matrix(random_array(&[40, 7], 3, 5.0));
+    let y = vector(random_labels(&[40], 7, 4));
     let per = ZeroOne::new().per_sample(x.view(), y.view()).unwrap();
     let mut errors = 0;
     for (i, row) in x.rows().into_iter().enumerate() {
@@ -102,12 +93,8 @@ fn agrees_with_argmax_on_random_rows() {
 /// rows with ties.
 #[test]
 fn contract() {
-    let x = random_array(&[40, 7], 3, 5.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let y = random_labels(&[40], 7, 4)
-        .into_dimensionality::<Ix1>()
-        .unwrap();
+    let x = matrix(random_array(&[40, 7], 3, 5.0));
+    let y = vector(random_labels(&[40], 7, 4));
     check_value_contract(&ZeroOne::new(), &Case::new("random", Labeled::new(x, y)));
     let ties = array![[1.0_f64, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, 3.0, 3.0]];
     let case = Case::new("ties", Labeled::new(ties, array![0_usize, 2, 1]));
