@@ -17,14 +17,19 @@
 //!    overwritten by `forward_backward_into`, with `backward`'s gradient
 //!    and `forward`'s value;
 //! 4. an argument of the wrong shape is `Error::ShapeMismatch` naming that
-//!    argument, from every call; so is a gradient buffer of the wrong shape,
-//!    which is left untouched;
+//!    argument, from every call; so is a gradient buffer of the wrong shape
+//!    (each part of `EmbeddingsGrad` and `PairGrad`), which is left
+//!    untouched. (Where the input is one array it sets the shapes, so the
+//!    mismatch is the target's; the embedding losses also get a second input
+//!    of the wrong width.)
 //! 5. the `f64` gradient matches central differences of `forward`
 //!    (`GradCheck`: element by element and along random directions);
 //! 6. in `f32`, extreme but finite inputs (the differentiable inputs scaled
 //!    by `1e30`, `-1e30` and up to `f32::MAX / 2`, or the case's own) give
 //!    a finite value, per-sample values and gradient, or
-//!    `Error::Overflow`: never `Ok` of an infinity or a NaN.
+//!    `Error::Overflow`: never `Ok` of an infinity or a NaN; and an overflow
+//!    only where the same call in `f64`, on the same inputs, has a value, a
+//!    per-sample value or a gradient entry beyond `f32`.
 //!
 //! The 0-1 loss has no gradient and runs the value half,
 //! [`check_value_contract`] (2, 4 and 6 without the gradient).
@@ -33,13 +38,12 @@
 //! reduction and in `f32` ([`Rebuild`]).
 
 use classloss::gradcheck::GradCheck;
-use classloss::{AngularMargin, Bce};
 use classloss::{
-    ArcFace, BceWithLogits, CenterInput, CenterLoss, ClassTarget, CombinedMargin, Contrastive,
-    CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float,
-    FocalAlpha, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
-    Labels, Loss, MultiMargin, OnCosines, Pair, PairGrad, Poly1, Reduction, SigmoidFocal,
-    SoftBootstrapping, SoftmaxFocal, SymmetricCrossEntropy, ZeroOne,
+    AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
+    CombinedMargin, Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGrad,
+    Error, Exponential, Float, FocalAlpha, GeneralizedCrossEntropy, HardBootstrapping, Hinge,
+    KlDivergence, LabelSmoothing, Labels, Loss, MultiMargin, OnCosines, Pair, PairGrad, Poly1,
+    Reduction, SigmoidFocal, SoftBootstrapping, SoftmaxFocal, SymmetricCrossEntropy, ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
