@@ -1,28 +1,19 @@
 //! Runners for the binary (sigmoid) family.
 
-use classloss::{Bce, BceWithLogits, Differentiable, Float, Loss, Reduction, SigmoidFocal};
-use ndarray::{Array1, IxDyn};
+use classloss::{Bce, BceWithLogits, Float, SigmoidFocal};
+use ndarray::IxDyn;
 
-use crate::case::{Case, Outcome};
-use crate::reference::{cast, widen};
-use crate::single_input_outcome;
+use crate::case::{Case, Outcome, on_elements};
+use crate::reference::cast;
 
 pub fn bce<F: Float>(case: &Case) -> Result<Outcome, String> {
     let mut loss = Bce::<F, IxDyn>::spatial().with_reduction(case.reduction()?);
     if let Some(w) = case.opt_array("weight")? {
         loss = loss.with_weight(cast::<F>(&w)).map_err(|e| e.to_string())?;
     }
-    case.no_unknown_options()?;
-    let probs = cast::<F>(&case.input("probs")?);
-    let targets = cast::<F>(&case.target_f64("targets")?);
     // bce/60 (exact 0/1 probabilities) has no expected gradient; the
     // outcome's gradient is then simply not compared.
-    Ok(single_input_outcome!(
-        loss,
-        probs.view(),
-        targets.view(),
-        "probs"
-    ))
+    on_elements(case, loss, "probs", "targets")
 }
 
 pub fn bce_with_logits<F: Float>(case: &Case) -> Result<Outcome, String> {
@@ -30,20 +21,10 @@ pub fn bce_with_logits<F: Float>(case: &Case) -> Result<Outcome, String> {
     if let Some(w) = case.opt_array("weight")? {
         loss = loss.with_weight(cast::<F>(&w)).map_err(|e| e.to_string())?;
     }
-    if let Some(pw) = case.opt_array("pos_weight")? {
-        loss = loss
-            .with_pos_weight(Array1::from_iter(pw.iter().map(|&v| F::lit(v))))
-            .map_err(|e| e.to_string())?;
+    if let Some(pw) = case.opt_vector("pos_weight")? {
+        loss = loss.with_pos_weight(pw).map_err(|e| e.to_string())?;
     }
-    case.no_unknown_options()?;
-    let logits = cast::<F>(&case.input("logits")?);
-    let targets = cast::<F>(&case.target_f64("targets")?);
-    Ok(single_input_outcome!(
-        loss,
-        logits.view(),
-        targets.view(),
-        "logits"
-    ))
+    on_elements(case, loss, "logits", "targets")
 }
 
 pub fn sigmoid_focal<F: Float>(case: &Case) -> Result<Outcome, String> {
@@ -55,16 +36,6 @@ pub fn sigmoid_focal<F: Float>(case: &Case) -> Result<Outcome, String> {
     if has_alpha {
         loss = loss.with_alpha(alpha).map_err(|e| e.to_string())?;
     }
-    if let Some(gamma) = case.opt_f64("gamma")? {
-        loss = loss.with_gamma(gamma).map_err(|e| e.to_string())?;
-    }
-    case.no_unknown_options()?;
-    let logits = cast::<F>(&case.input("logits")?);
-    let targets = cast::<F>(&case.target_f64("targets")?);
-    Ok(single_input_outcome!(
-        loss,
-        logits.view(),
-        targets.view(),
-        "logits"
-    ))
+    let loss = case.with_f64(loss, "gamma", SigmoidFocal::with_gamma)?;
+    on_elements(case, loss, "logits", "targets")
 }

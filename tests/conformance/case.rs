@@ -1,14 +1,15 @@
-//! One reference case: its parsed fields, an option reader that rejects
-//! unknown options, and the comparison of a loss's outputs with the case.
+//! One reference case: its parsed fields, readers of its options (which
+//! reject unknown options) and arrays, what a loss computes on it, and the
+//! comparison of that with the case.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use classloss::Reduction;
-use ndarray::ArrayD;
+use classloss::{Differentiable, Float, Loss, Reduction};
+use ndarray::{Array, Array1, Array2, ArrayD, ArrayView, Dimension, Ix1, Ix2};
 use serde_json::{Map, Value};
 
-use crate::reference::{Tol, array_f64, array_usize, compare, scalar};
+use crate::reference::{Tol, array_f64, array_usize, cast, compare, scalar, widen};
 
 pub struct Case {
     pub id: String,
@@ -97,6 +98,25 @@ impl Case {
         self.take(key).map(array_f64).transpose()
     }
 
+    /// `loss` with the number option `key` set by `set`, if the case has it.
+    pub fn with_f64<L>(
+        &self,
+        loss: L,
+        key: &str,
+        set: impl FnOnce(L, f64) -> classloss::Result<L>,
+    ) -> Result<L, String> {
+        match self.opt_f64(key)? {
+            Some(v) => set(loss, v).map_err(|e| e.to_string()),
+            None => Ok(loss),
+        }
+    }
+
+    /// The array option `key` as a vector (one entry per class).
+    pub fn opt_vector<F: Float>(&self, key: &str) -> Result<Option<Array1<F>>, String> {
+        let a = self.opt_array(key)?;
+        Ok(a.map(|a| Array1::from_iter(a.iter().map(|&v| F::lit(v)))))
+    }
+
     /// Fails on any option the runner did not read.
     pub fn no_unknown_options(&self) -> Result<(), String> {
         let used = self.used.borrow();
@@ -133,6 +153,113 @@ impl Case {
     pub fn has_target(&self, name: &str) -> bool {
         self.targets.contains_key(name)
     }
+
+    /// The input `name` as a matrix in the case's element type.
+    pub fn matrix<F: Float>(&self, name: &str) -> Result<Array2<F>, String> {
+        cast::<F>(&self.input(name)?)
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| format!("input {name:?}: {e}"))
+    }
+
+    /// The float target `name` as a vector in the case's element type.
+    pub fn target_vector<F: Float>(&self, name: &str) -> Result<Array1<F>, String> {
+        cast::<F>(&self.target_f64(name)?)
+            .into_dimensionality::<Ix1>()
+            .map_err(|e| format!("target {name:?}: {e}"))
+    }
+
+    /// The `(N)` labels.
+    pub fn labels_1d(&self) -> Result<Array1<usize>, String> {
+        self.target_labels("labels")?
+            .into_dimensionality::<Ix1>()
+            .map_err(|e| format!("labels: {e}"))
+    }
+}
+
+/// Runs an element-wise loss (an input and float targets of one shape `D`)
+/// on the case's arrays `input` and `target`, once every option was read.
+pub fn on_elements<F, D, L>(
+    case: &Case,
+    loss: L,
+    input: &str,
+    target: &str,
+) -> Result<Outcome, String>
+where
+    F: Float,
+    D: Dimension,
+    L: for<'a> Differentiable<
+            F,
+            Input<'a> = ArrayView<'a, F, D>,
+            Target<'a> = ArrayView<'a, F, D>,
+            PerSample = Array<F, D>,
+            Grad = Array<F, D>,
+        >,
+{
+    case.no_unknown_options()?;
+    let x = cast::<F>(&case.input(input)?).into_dimensionality::<D>();
+    let t = cast::<F>(&case.target_f64(target)?).into_dimensionality::<D>();
+    let (x, t) = (x.map_err(|e| e.to_string())?, t.map_err(|e| e.to_string())?);
+    outcome(&loss, x.view(), t.view(), grad(input))
+}
+
+/// A gradient of one array, named.
+pub fn grad<F: Float, D: Dimension>(name: &str) -> impl FnOnce(Array<F, D>) -> Grads {
+    let name = name.to_string();
+    move |g| vec![(name, widen(&g.into_dyn()))]
+}
+
+/// Gradients by input name.
+pub type Grads = Vec<(String, ArrayD<f64>)>;
+
+/// The value of `loss` on `input` and `target`, and the per-sample values
+/// for `none`.
+pub fn values<'a, F, S, L>(
+    loss: &L,
+    input: L::Input<'a>,
+    target: L::Target<'a>,
+) -> Result<Outcome, String>
+where
+    F: Float,
+    S: Dimension,
+    L: Loss<F, PerSample = Array<F, S>>,
+{
+    let value = loss
+        .forward(input.clone(), target.clone())
+        .map_err(|e| e.to_string())?;
+    let per = match loss.reduction() {
+        Reduction::None => Some(loss.per_sample(input, target).map_err(|e| e.to_string())?),
+        Reduction::Mean | Reduction::Sum => None,
+    };
+    Ok(Outcome {
+        loss: Some(value.as_f64()),
+        per_sample: per.map(|p| widen(&p.into_dyn())),
+        ..Outcome::default()
+    })
+}
+
+/// [`values`] and the gradients (named by `grads`), whose fused value must
+/// equal `forward`'s.
+pub fn outcome<'a, F, S, L>(
+    loss: &L,
+    input: L::Input<'a>,
+    target: L::Target<'a>,
+    grads: impl FnOnce(L::Grad) -> Grads,
+) -> Result<Outcome, String>
+where
+    F: Float,
+    S: Dimension,
+    L: Differentiable<F, PerSample = Array<F, S>>,
+{
+    let mut out = values(loss, input.clone(), target.clone())?;
+    let (fused, grad) = loss
+        .forward_backward(input, target)
+        .map_err(|e| e.to_string())?;
+    let value = out.loss.unwrap_or_default();
+    if fused.as_f64() != value {
+        return Err(format!("fused value {fused} differs from forward {value}"));
+    }
+    out.grads = grads(grad);
+    Ok(out)
 }
 
 /// What a runner computed for a case, widened to `f64`.

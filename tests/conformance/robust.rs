@@ -2,83 +2,42 @@
 //! weights.
 
 use classloss::{
-    Differentiable, Float, GeneralizedCrossEntropy, HardBootstrapping, Loss, Reduction,
-    SoftBootstrapping, SymmetricCrossEntropy, class_balanced_weights,
+    Float, GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,
+    class_balanced_weights,
 };
 
 use crate::case::{Case, Outcome};
 use crate::reference::widen;
-use crate::single_input_outcome;
-use crate::softmax::{labels_1d, logits_2d};
+use crate::softmax::on_logits_and_labels;
 
 pub fn generalized_cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
-    let mut loss = GeneralizedCrossEntropy::<F>::new().with_reduction(case.reduction()?);
-    if let Some(q) = case.opt_f64("q")? {
-        loss = loss.with_q(q).map_err(|e| e.to_string())?;
-    }
-    case.no_unknown_options()?;
-    let logits = logits_2d::<F>(case)?;
-    let labels = labels_1d(case)?;
-    Ok(single_input_outcome!(
-        loss,
-        logits.view(),
-        labels.view(),
-        "logits"
-    ))
+    let loss = GeneralizedCrossEntropy::<F>::new().with_reduction(case.reduction()?);
+    let loss = case.with_f64(loss, "q", GeneralizedCrossEntropy::with_q)?;
+    on_logits_and_labels(case, loss)
 }
 
 pub fn symmetric_cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
-    let mut loss = SymmetricCrossEntropy::<F>::new().with_reduction(case.reduction()?);
-    if let Some(alpha) = case.opt_f64("alpha")? {
-        loss = loss.with_alpha(alpha).map_err(|e| e.to_string())?;
-    }
-    if let Some(beta) = case.opt_f64("beta")? {
-        loss = loss.with_beta(beta).map_err(|e| e.to_string())?;
-    }
-    if let Some(a) = case.opt_f64("log_zero")? {
-        loss = loss.with_log_zero(a).map_err(|e| e.to_string())?;
-    }
-    case.no_unknown_options()?;
-    let logits = logits_2d::<F>(case)?;
-    let labels = labels_1d(case)?;
-    Ok(single_input_outcome!(
-        loss,
-        logits.view(),
-        labels.view(),
-        "logits"
-    ))
+    let loss = SymmetricCrossEntropy::<F>::new().with_reduction(case.reduction()?);
+    let loss = case.with_f64(loss, "alpha", SymmetricCrossEntropy::with_alpha)?;
+    let loss = case.with_f64(loss, "beta", SymmetricCrossEntropy::with_beta)?;
+    let loss = case.with_f64(loss, "log_zero", SymmetricCrossEntropy::with_log_zero)?;
+    on_logits_and_labels(case, loss)
 }
 
 pub fn soft_bootstrapping<F: Float>(case: &Case) -> Result<Outcome, String> {
-    let mut loss = SoftBootstrapping::<F>::new().with_reduction(case.reduction()?);
-    if let Some(beta) = case.opt_f64("beta")? {
-        loss = loss.with_beta(beta).map_err(|e| e.to_string())?;
-    }
-    case.no_unknown_options()?;
-    let logits = logits_2d::<F>(case)?;
-    let labels = labels_1d(case)?;
-    Ok(single_input_outcome!(
-        loss,
-        logits.view(),
-        labels.view(),
-        "logits"
-    ))
+    let loss = SoftBootstrapping::<F>::new().with_reduction(case.reduction()?);
+    on_logits_and_labels(
+        case,
+        case.with_f64(loss, "beta", SoftBootstrapping::with_beta)?,
+    )
 }
 
 pub fn hard_bootstrapping<F: Float>(case: &Case) -> Result<Outcome, String> {
-    let mut loss = HardBootstrapping::<F>::new().with_reduction(case.reduction()?);
-    if let Some(beta) = case.opt_f64("beta")? {
-        loss = loss.with_beta(beta).map_err(|e| e.to_string())?;
-    }
-    case.no_unknown_options()?;
-    let logits = logits_2d::<F>(case)?;
-    let labels = labels_1d(case)?;
-    Ok(single_input_outcome!(
-        loss,
-        logits.view(),
-        labels.view(),
-        "logits"
-    ))
+    let loss = HardBootstrapping::<F>::new().with_reduction(case.reduction()?);
+    on_logits_and_labels(
+        case,
+        case.with_f64(loss, "beta", HardBootstrapping::with_beta)?,
+    )
 }
 
 pub fn class_balanced_weights_case<F: Float>(case: &Case) -> Result<Outcome, String> {

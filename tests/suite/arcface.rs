@@ -1,112 +1,25 @@
-//! ArcFace: gradients (embeddings, weights, cosines) against finite
-//! differences, properties, the cosine at ±1, errors, f32.
-//! (Reference values: `tests/conformance`.)
+//! ArcFace: the contract (on embeddings and on cosines), properties, the
+//! cosine at ±1, errors, f32. (Reference values: `tests/conformance`.)
 
 use crate::common::{
-    assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
+    angular_contract, assert_grad_errors, cosines, embedding_batch, embeddings, f32_vs_f64_error,
+    matrix, nearly_parallel_case, random_array, random_batch, worst_near_parallel_error,
 };
 use classloss::{
-    AngularMargin, ArcFace, CrossEntropy, Differentiable, Embeddings, Error, Loss, Reduction,
+    AngularMargin, ArcFace, CrossEntropy, Differentiable, EmbeddingsGrad, Error, Loss, Reduction,
 };
-use ndarray::{Array1, Array2, ArrayD, Ix2, array};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
-
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
-
-fn mat(a: ArrayD<f64>) -> Array2<f64> {
-    a.into_dimensionality::<Ix2>().unwrap()
-}
-
-/// The cosine matrix, computed independently of the crate.
-fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
-    let norm = |x: &Array2<f64>| {
-        let n = x.map_axis(ndarray::Axis(1), |r| r.dot(&r).sqrt());
-        x / &n.insert_axis(ndarray::Axis(1))
-    };
-    norm(e).dot(&norm(w).t())
-}
 
 /// Embeddings (N, D), weights (C, D) and labels where sample 0 points away
 /// from its class (target cosine near -0.9, in the fallback region of
 /// margins above ~0.45) and the others are random.
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
-    let mut e = mat(random_array(&[n, d], seed, 2.0));
-    let w = mat(random_array(&[c, d], seed + 1, 1.5));
-    let labels = random_labels(&[n], c, seed + 2)
-        .into_dimensionality()
-        .unwrap();
-    let y0 = labels[0];
-    let noise = mat(random_array(&[1, d], seed + 3, 0.3));
-    let flipped = -&w.row(y0) + noise.row(0);
+    let (mut e, w, labels) = random_batch(n, c, d, seed, 1.5);
+    let noise = matrix(random_array(&[1, d], seed + 3, 0.3));
+    let flipped = -&w.row(labels[0]) + noise.row(0);
     e.row_mut(0).assign(&flipped);
     (e, w, labels)
-}
-
-/// Checks the embedding, weight and (through `on_cosines`) cosine gradients
-/// of `arc` against central differences.
-fn check_all_gradients(
-    arc: &ArcFace,
-    e: &Array2<f64>,
-    w: &Array2<f64>,
-    labels: &Array1<usize>,
-    what: &str,
-) {
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
-    let (value, grad) = arc.forward_backward(input, labels.view()).unwrap();
-    assert_eq!(value, arc.forward(input, labels.view()).unwrap(), "{what}");
-    assert_gradient(
-        &format!("{what}: embeddings"),
-        |z| {
-            let z = z.view().into_dimensionality::<Ix2>().unwrap();
-            arc.forward(
-                Embeddings {
-                    embeddings: z,
-                    weight: w.view(),
-                },
-                labels.view(),
-            )
-            .unwrap()
-        },
-        &e.clone().into_dyn(),
-        &grad.embeddings.into_dyn(),
-    );
-    assert_gradient(
-        &format!("{what}: weight"),
-        |z| {
-            let z = z.view().into_dimensionality::<Ix2>().unwrap();
-            arc.forward(
-                Embeddings {
-                    embeddings: e.view(),
-                    weight: z,
-                },
-                labels.view(),
-            )
-            .unwrap()
-        },
-        &w.clone().into_dyn(),
-        &grad.weight.into_dyn(),
-    );
-    let cos = cosines(e, w);
-    let on_cos = arc.clone().on_cosines();
-    let (v_cos, g_cos) = on_cos.forward_backward(cos.view(), labels.view()).unwrap();
-    assert!(
-        (v_cos - value).abs() <= 1e-12 * (1.0 + value.abs()),
-        "{what}"
-    );
-    assert_gradient(
-        &format!("{what}: cosines"),
-        |z| {
-            let z = z.view().into_dimensionality::<Ix2>().unwrap();
-            on_cos.forward(z, labels.view()).unwrap()
-        },
-        &cos.into_dyn(),
-        &g_cos.into_dyn(),
-    );
 }
 
 /// Every target cosine is at least `gap` away from the margin's kinks (the
@@ -131,36 +44,29 @@ fn away_from_kinks(
 }
 
 #[test]
-fn gradients_match_finite_differences_under_every_option() {
+fn contract() {
     let (e, w, labels) = batch(6, 4, 5, 11);
     let mut fallback_seen = false;
-    for reduction in reductions() {
-        for (scale, margin, easy) in [
-            (4.0, 0.3, false),
-            (16.0, 0.5, false),
-            (8.0, 0.8, false),
-            (8.0, 0.5, true),
-            (30.0, 0.0, false),
-        ] {
-            let arc = ArcFace::new()
-                .with_reduction(reduction)
-                .with_scale(scale)
-                .unwrap()
-                .with_margin(margin)
-                .unwrap()
-                .with_easy_margin(easy);
-            assert!(away_from_kinks(&arc, &e, &w, &labels, 1e-3));
-            let cos0 = cosines(&e, &w)[[0, labels[0]]];
-            fallback_seen |= !easy && cos0 <= (std::f64::consts::PI - margin).cos();
-            let what = format!("{reduction} s={scale} m={margin} easy={easy}");
-            check_all_gradients(&arc, &e, &w, &labels, &what);
-        }
+    for (scale, margin, easy) in [
+        (4.0, 0.3, false),
+        (16.0, 0.5, false),
+        (8.0, 0.8, false),
+        (8.0, 0.5, true),
+        (30.0, 0.0, false),
+    ] {
+        let arc = ArcFace::new()
+            .with_scale(scale)
+            .unwrap()
+            .with_margin(margin)
+            .unwrap()
+            .with_easy_margin(easy);
+        assert!(away_from_kinks(&arc, &e, &w, &labels, 1e-3));
+        let cos0 = cosines(&e, &w)[[0, labels[0]]];
+        fallback_seen |= !easy && cos0 <= (std::f64::consts::PI - margin).cos();
+        let what = format!("s={scale} m={margin} easy={easy}");
+        angular_contract(&what, &arc, &e, &w, &labels);
     }
     assert!(fallback_seen, "no case exercised the fallback branch");
-}
-
-#[test]
-fn gradients_are_right_beyond_one_block_of_rows() {
     // More samples than the 64-row block of the weight-gradient pass.
     let arc = ArcFace::new()
         .with_scale(4.0)
@@ -171,7 +77,7 @@ fn gradients_are_right_beyond_one_block_of_rows() {
         .map(|seed| batch(150, 3, 4, seed))
         .find(|(e, w, l)| away_from_kinks(&arc, e, w, l, 1e-4))
         .unwrap();
-    check_all_gradients(&arc, &e, &w, &labels, "150 rows");
+    angular_contract("150 rows", &arc, &e, &w, &labels);
 }
 
 #[test]
@@ -187,10 +93,7 @@ fn zero_margin_is_cross_entropy_on_scaled_cosines() {
     let logits = &cos * s;
     let ce = CrossEntropy::new();
     let (ce_value, ce_grad) = ce.forward_backward(logits.view(), labels.view()).unwrap();
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
+    let input = embeddings(&e, &w);
     let value = arc.forward(input, labels.view()).unwrap();
     assert!((value - ce_value).abs() < 1e-12, "{value} vs {ce_value}");
     let (v, g) = arc
@@ -279,10 +182,7 @@ fn cosine_of_exactly_one_gives_finite_documented_gradients() {
     let e = array![[2.0_f64, 0.0, 0.0], [0.0, -3.0, 0.0]];
     let w = array![[5.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     for labels in [array![0_usize, 1], array![0_usize, 2]] {
-        let input = Embeddings {
-            embeddings: e.view(),
-            weight: w.view(),
-        };
+        let input = embeddings(&e, &w);
         let (v, g) = arc.forward_backward(input, labels.view()).unwrap();
         assert!(v.is_finite());
         assert!(
@@ -351,31 +251,14 @@ fn slope_near_one_approaches_the_true_derivative() {
     assert!(g[[0, 0]].abs() > 10.0 * at_one[[0, 0]].abs());
 }
 
+/// Transposed (non-standard layout) gradient buffers receive the same
+/// gradient as contiguous ones.
 #[test]
-fn fused_call_overwrites_dirty_buffers() {
+fn transposed_buffers_get_the_same_gradient() {
     let (e, w, labels) = batch(5, 3, 4, 8);
     let arc = ArcFace::new().with_scale(10.0).unwrap();
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
+    let input = embeddings(&e, &w);
     let clean = arc.backward(input, labels.view()).unwrap();
-    let mut ge = Array2::from_elem((5, 4), 77.0);
-    let mut gw = Array2::from_elem((3, 4), -5.0);
-    let v = arc
-        .forward_backward_into(
-            input,
-            labels.view(),
-            classloss::EmbeddingsGradMut {
-                embeddings: ge.view_mut(),
-                weight: gw.view_mut(),
-            },
-        )
-        .unwrap();
-    assert_eq!(v, arc.forward(input, labels.view()).unwrap());
-    assert_eq!(ge, clean.embeddings);
-    assert_eq!(gw, clean.weight);
-    // Transposed (non-standard layout) buffers give the same gradient.
     let mut ge_t = Array2::from_elem((4, 5), 1.0);
     let mut gw_t = Array2::from_elem((4, 3), 1.0);
     arc.forward_backward_into(
@@ -401,18 +284,12 @@ fn extreme_f32_magnitudes_stay_finite_and_match_f64() {
     // must not care about the scale.
     let (e, w, labels) = batch(4, 3, 3, 2);
     let arc = ArcFace::new().with_scale(16.0).unwrap();
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
+    let input = embeddings(&e, &w);
     let (v64, g64) = arc.forward_backward(input, labels.view()).unwrap();
     let (ke, kw) = (1e30_f32, 1e-30_f32);
     let e32 = e.mapv(|v| v as f32 * ke);
     let w32 = w.mapv(|v| v as f32 * kw);
-    let input32 = Embeddings {
-        embeddings: e32.view(),
-        weight: w32.view(),
-    };
+    let input32 = embeddings(&e32, &w32);
     let (v32, g32) = arc.forward_backward(input32, labels.view()).unwrap();
     assert!((v32 as f64 - v64).abs() < 1e-4 * (1.0 + v64.abs()));
     // The gradients scale inversely with the inputs.
@@ -438,17 +315,7 @@ fn extreme_f32_magnitudes_stay_finite_and_match_f64() {
 /// gradient of that sample 50% off (-0.0114 for -0.0217).
 #[test]
 fn f32_gradient_of_a_nearly_parallel_target_matches_f64() {
-    let e = array![
-        [1.5257825155880125, 2.611065421331003],
-        [0.0, 1.7299236671671467],
-        [0.0, 1.7724210899393413]
-    ];
-    let w = array![
-        [1.288430351663985, 2.2169252302825417],
-        [0.0, 1.75044493430982],
-        [0.0, 1.4656500357172364]
-    ];
-    let labels = array![0_usize, 0, 0];
+    let (e, w, labels) = nearly_parallel_case();
     let theta = cosines(&e, &w)[[0, 0]].acos();
     assert!((2e-3..3e-3).contains(&theta), "{theta}");
     for easy in [false, true] {
@@ -462,21 +329,10 @@ fn f32_gradient_of_a_nearly_parallel_target_matches_f64() {
         let err = f32_vs_f64_error(&arc, &e, &w, &labels);
         assert!(err < 1e-5, "easy={easy}: {err:e}");
         // The entry that was off, against its f64 value.
-        let input = Embeddings {
-            embeddings: e.view(),
-            weight: w.view(),
-        };
+        let input = embeddings(&e, &w);
         let g64 = arc.backward(input, labels.view()).unwrap();
         let (e32, w32) = (e.mapv(|v| v as f32), w.mapv(|v| v as f32));
-        let g32 = arc
-            .backward(
-                Embeddings {
-                    embeddings: e32.view(),
-                    weight: w32.view(),
-                },
-                labels.view(),
-            )
-            .unwrap();
+        let g32 = arc.backward(embeddings(&e32, &w32), labels.view()).unwrap();
         let (a, b) = (g64.embeddings[[0, 0]], g32.embeddings[[0, 0]] as f64);
         assert!((a + 0.0217).abs() < 1e-4, "{a}");
         assert!((a - b).abs() < 1e-4 * a.abs(), "{a} vs {b}");
@@ -497,13 +353,7 @@ fn f32_error_near_parallel_grows_only_like_eps_over_theta() {
             .unwrap()
             .with_easy_margin(easy);
         for theta in [1e-1, 1e-2, 1e-3, 1e-4] {
-            let mut worst: f64 = 0.0;
-            for d in [2, 5, 16] {
-                for seed in 0..20 {
-                    let (e, w, labels) = near_parallel_batch(theta, d, 100 * seed + d as u64);
-                    worst = worst.max(f32_vs_f64_error(&arc, &e, &w, &labels));
-                }
-            }
+            let worst = worst_near_parallel_error(theta, |e, w, l| f32_vs_f64_error(&arc, e, w, l));
             let bound = 1e-5 + 20.0 * eps / theta;
             assert!(
                 worst < bound,
@@ -519,21 +369,10 @@ fn errors_name_the_argument_and_the_values() {
     let e = Array2::<f64>::ones((4, 3));
     let w = Array2::<f64>::ones((5, 3));
     let labels = array![0_usize, 1, 2, 3];
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
+    let input = embeddings(&e, &w);
     // D mismatch between embeddings and weight
     let w4 = Array2::<f64>::ones((5, 4));
-    let err = arc
-        .forward(
-            Embeddings {
-                embeddings: e.view(),
-                weight: w4.view(),
-            },
-            labels.view(),
-        )
-        .unwrap_err();
+    let err = arc.forward(embeddings(&e, &w4), labels.view()).unwrap_err();
     assert_eq!(err.to_string(), "weight: expected shape [5, 3], got [5, 4]");
     // labels
     let err = arc.forward(input, array![0_usize, 1].view()).unwrap_err();
@@ -548,15 +387,7 @@ fn errors_name_the_argument_and_the_values() {
     // zero-norm rows
     let mut e0 = e.clone();
     e0.row_mut(2).fill(0.0);
-    let err = arc
-        .forward(
-            Embeddings {
-                embeddings: e0.view(),
-                weight: w.view(),
-            },
-            labels.view(),
-        )
-        .unwrap_err();
+    let err = arc.forward(embeddings(&e0, &w), labels.view()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "embeddings[2]: expected a row with a nonzero norm, got 0"
@@ -571,13 +402,7 @@ fn errors_name_the_argument_and_the_values() {
     let mut w0 = w.clone();
     w0.row_mut(4).fill(0.0);
     let err = arc
-        .backward(
-            Embeddings {
-                embeddings: e.view(),
-                weight: w0.view(),
-            },
-            labels.view(),
-        )
+        .backward(embeddings(&e, &w0), labels.view())
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -586,13 +411,7 @@ fn errors_name_the_argument_and_the_values() {
     // empty batch, features, classes
     let empty = Array2::<f64>::zeros((0, 3));
     let err = arc
-        .forward(
-            Embeddings {
-                embeddings: empty.view(),
-                weight: w.view(),
-            },
-            Array1::<usize>::zeros(0).view(),
-        )
+        .forward(embeddings(&empty, &w), Array1::<usize>::zeros(0).view())
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -601,10 +420,7 @@ fn errors_name_the_argument_and_the_values() {
     let no_features = Array2::<f64>::zeros((4, 0));
     let err = arc
         .forward(
-            Embeddings {
-                embeddings: no_features.view(),
-                weight: Array2::zeros((5, 0)).view(),
-            },
+            embeddings(&no_features, &Array2::zeros((5, 0))),
             labels.view(),
         )
         .unwrap_err();
@@ -617,51 +433,28 @@ fn errors_name_the_argument_and_the_values() {
     ));
     let no_classes = Array2::<f64>::zeros((0, 3));
     let err = arc
-        .forward(
-            Embeddings {
-                embeddings: e.view(),
-                weight: no_classes.view(),
-            },
-            labels.view(),
-        )
+        .forward(embeddings(&e, &no_classes), labels.view())
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "weight: expected at least one class, got an empty array of shape [0, 3]"
     );
     // gradient buffers
-    let mut ge = Array2::zeros((4, 2));
-    let mut gw = Array2::zeros((5, 3));
-    let err = arc
-        .forward_backward_into(
-            input,
-            labels.view(),
-            classloss::EmbeddingsGradMut {
-                embeddings: ge.view_mut(),
-                weight: gw.view_mut(),
-            },
-        )
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "grad.embeddings: expected shape [4, 3], got [4, 2]"
-    );
-    let mut ge = Array2::zeros((4, 3));
-    let mut gw = Array2::zeros((3, 5));
-    let err = arc
-        .forward_backward_into(
-            input,
-            labels.view(),
-            classloss::EmbeddingsGradMut {
-                embeddings: ge.view_mut(),
-                weight: gw.view_mut(),
-            },
-        )
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "grad.weight: expected shape [5, 3], got [3, 5]"
-    );
+    let grad = |e: (usize, usize), w: (usize, usize)| EmbeddingsGrad {
+        embeddings: Array2::zeros(e),
+        weight: Array2::zeros(w),
+    };
+    let cases = vec![
+        (
+            grad((4, 2), (5, 3)),
+            "grad.embeddings: expected shape [4, 3], got [4, 2]",
+        ),
+        (
+            grad((4, 3), (3, 5)),
+            "grad.weight: expected shape [5, 3], got [3, 5]",
+        ),
+    ];
+    assert_grad_errors(&arc, input, labels.view().into(), cases);
     // options
     let err = ArcFace::new().with_scale(0.0).unwrap_err();
     assert_eq!(
@@ -730,22 +523,6 @@ fn cosine_input_errors() {
     assert_eq!(err.to_string(), "grad: expected shape [2, 2], got [2, 3]");
 }
 
-fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usize>)> {
-    (1usize..6, 2usize..5, 2usize..5).prop_flat_map(|(n, c, d)| {
-        (
-            proptest::collection::vec(-3.0f64..3.0, n * d),
-            proptest::collection::vec(-3.0f64..3.0, c * d),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_filter_map("rows need a direction", move |(e, w, l)| {
-                let e = Array2::from_shape_vec((n, d), e).unwrap();
-                let w = Array2::from_shape_vec((c, d), w).unwrap();
-                let ok = |x: &Array2<f64>| x.rows().into_iter().all(|r| r.dot(&r) > 1e-2);
-                (ok(&e) && ok(&w)).then_some((e, w, l))
-            })
-    })
-}
-
 proptest! {
     #[test]
     fn scaling_the_inputs_changes_only_the_gradients_scale(
@@ -753,11 +530,11 @@ proptest! {
     ) {
         let arc = ArcFace::new().with_scale(16.0).unwrap().with_margin(0.4).unwrap();
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let (a, ga) = arc.forward_backward(input, l.view()).unwrap();
         let (ek, wq) = (&e * k, &w * q);
         let (b, gb) = arc
-            .forward_backward(Embeddings { embeddings: ek.view(), weight: wq.view() }, l.view())
+            .forward_backward(embeddings(&ek, &wq), l.view())
             .unwrap();
         prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()));
         for (x, y) in ga.embeddings.iter().zip(gb.embeddings.iter()) {
@@ -775,7 +552,7 @@ proptest! {
         let arc = ArcFace::new().with_scale(8.0).unwrap();
         let l = Array1::from(l);
         let g = arc
-            .backward(Embeddings { embeddings: e.view(), weight: w.view() }, l.view())
+            .backward(embeddings(&e, &w), l.view())
             .unwrap();
         for (gr, er) in g.embeddings.rows().into_iter().zip(e.rows()) {
             prop_assert!(gr.dot(&er).abs() <= 1e-10 * (1.0 + er.dot(&er)));
@@ -789,7 +566,7 @@ proptest! {
     fn per_sample_values_sum_to_the_sum_reduction((e, w, l) in embedding_batch(), m in 0.0f64..1.2) {
         let arc = ArcFace::new().with_margin(m).unwrap().with_reduction(Reduction::Sum);
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let per = arc.per_sample(input, l.view()).unwrap();
         let sum = arc.forward(input, l.view()).unwrap();
         prop_assert!((per.sum() - sum).abs() <= 1e-9 * (1.0 + sum.abs()));
@@ -804,10 +581,10 @@ proptest! {
         let l = Array1::from(l);
         let (e32, w32) = (e.mapv(|v| v as f32), w.mapv(|v| v as f32));
         let (a, ga) = arc
-            .forward_backward(Embeddings { embeddings: e.view(), weight: w.view() }, l.view())
+            .forward_backward(embeddings(&e, &w), l.view())
             .unwrap();
         let (b, gb) = arc
-            .forward_backward(Embeddings { embeddings: e32.view(), weight: w32.view() }, l.view())
+            .forward_backward(embeddings(&e32, &w32), l.view())
             .unwrap();
         // Near the fallback threshold the value jumps; f32 rounding may land
         // on the other side, so compare only away from it.

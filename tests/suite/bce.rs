@@ -1,25 +1,19 @@
-//! Binary cross-entropy on probabilities: gradients against finite
-//! differences, the clamp at exact 0 and 1, broadcasting weights,
-//! properties, errors, and `f32` extremes. (Reference values:
-//! `tests/conformance`.)
+//! Binary cross-entropy on probabilities: the contract, the clamp at exact 0
+//! and 1, broadcasting weights, properties, errors, and `f32` extremes.
+//! (Reference values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array};
+use crate::common::{
+    assert_weights_rejected, inputs_and_targets, matrix, random_array, soft_targets,
+    weighted_shapes,
+};
+use crate::contract::{Args, Case, Paired, check_contract};
 use classloss::{Bce, Differentiable, Error, Loss, Reduction};
-use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn, array};
+use ndarray::{Array1, Array2, ArrayD, IxDyn, array};
 use proptest::prelude::*;
-
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
 
 /// Probabilities in `[0.05, 0.95]`, away from the clamp.
 fn probs(shape: &[usize], seed: u64) -> ArrayD<f64> {
     random_array(shape, seed, 0.45).mapv(|v| v + 0.5)
-}
-
-/// Soft targets in `[0, 1]` with some exact 0s and 1s.
-fn soft_targets(shape: &[usize], seed: u64) -> ArrayD<f64> {
-    random_array(shape, seed, 0.8).mapv(|v| (v + 0.5).clamp(0.0, 1.0))
 }
 
 /// Naive `-w [t ln p + (1 - t) ln(1 - p)]`, exact where nothing is clamped.
@@ -27,44 +21,31 @@ fn naive(p: f64, t: f64, w: f64) -> f64 {
     -w * (t * p.ln() + (1.0 - t) * (1.0 - p).ln())
 }
 
+/// Subnormal, tiny, almost-one and exact 0 and 1 probabilities (in `f32`),
+/// for the contract's extreme inputs.
+const EXTREME_PROBS: [f64; 8] = [1e-45, 1e-38, 1e-30, 0.0, 1.0 - 6e-8, 0.5, 1.0, 1e-7];
+
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    for (shape, weight_shapes, seed) in [
-        (vec![6, 5], vec![vec![5], vec![6, 5], vec![6, 1]], 1u64),
-        (
-            vec![3, 4, 2],
-            vec![vec![2], vec![3, 4, 2], vec![3, 1, 1]],
-            2,
-        ),
-        (vec![7], vec![vec![7], vec![1]], 3),
-    ] {
-        let p = probs(&shape, seed);
-        let t = soft_targets(&shape, seed + 10);
-        let mut weights = vec![None];
-        for (k, ws) in weight_shapes.iter().enumerate() {
-            weights.push(Some(
-                random_array(ws, seed + 20 + k as u64, 0.9).mapv(|v| v + 1.0),
-            ));
-        }
-        for reduction in reductions() {
-            for w in &weights {
-                let mut bce = Bce::<f64, IxDyn>::spatial().with_reduction(reduction);
-                if let Some(w) = w {
-                    bce = bce.with_weight(w.clone()).unwrap();
-                }
-                let (value, grad) = bce.forward_backward(p.view(), t.view()).unwrap();
-                assert_eq!(value, bce.forward(p.view(), t.view()).unwrap());
-                let what = format!(
-                    "{shape:?} {reduction} weight={:?}",
-                    w.as_ref().map(|w| w.shape().to_vec())
-                );
-                assert_gradient(
-                    &what,
-                    |z| bce.forward(z.view(), t.view()).unwrap(),
-                    &p,
-                    &grad,
-                );
-            }
+fn contract() {
+    for (shape, seed, weights) in weighted_shapes() {
+        let targets = soft_targets(&shape, seed + 10);
+        let args = Paired::new(probs(&shape, seed), targets, "targets");
+        let n = args.x.len();
+        let extreme: Vec<f64> = (0..n).map(|i| EXTREME_PROBS[i % 8]).collect();
+        let extremes = vec![args.with_params(&extreme)];
+        for w in weights {
+            let what = format!(
+                "{shape:?} weight={:?}",
+                w.as_ref().map(|w| w.shape().to_vec())
+            );
+            let bce = match w {
+                Some(w) => Bce::<f64, IxDyn>::spatial().with_weight(w).unwrap(),
+                None => Bce::spatial(),
+            };
+            check_contract(
+                &bce,
+                &Case::new(what, args.clone()).extremes(extremes.clone()),
+            );
         }
     }
 }
@@ -78,8 +59,8 @@ fn values_match_the_naive_formula_and_mean_divides_by_elements() {
         .with_weight(w.clone())
         .unwrap()
         .with_reduction(Reduction::None);
-    let p2 = p.clone().into_dimensionality::<Ix2>().unwrap();
-    let t2 = t.clone().into_dimensionality::<Ix2>().unwrap();
+    let p2 = matrix(p.clone());
+    let t2 = matrix(t.clone());
     let per = bce.per_sample(p2.view(), t2.view()).unwrap();
     let mut sum = 0.0;
     for ((i, k), &v) in per.indexed_iter() {
@@ -131,10 +112,8 @@ fn gradient_is_zero_where_the_probability_equals_the_target() {
 
 #[test]
 fn weights_broadcast_like_their_explicit_tiling() {
-    let p = probs(&[4, 3], 7).into_dimensionality::<Ix2>().unwrap();
-    let t = soft_targets(&[4, 3], 8)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+    let p = matrix(probs(&[4, 3], 7));
+    let t = matrix(soft_targets(&[4, 3], 8));
     let per_class = array![0.5, 2.0, 1.5];
     let per_row = array![[1.0], [0.0], [3.0], [0.25]];
     let tiled_class = Array2::from_shape_fn((4, 3), |(_, k)| per_class[k]);
@@ -153,27 +132,9 @@ fn weights_broadcast_like_their_explicit_tiling() {
 }
 
 #[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let p = probs(&[4, 3], 9).into_dimensionality::<Ix2>().unwrap();
-    let t = soft_targets(&[4, 3], 10)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let bce = Bce::new().with_weight(array![1.0, 0.5, 2.0]).unwrap();
-    let clean = bce.backward(p.view(), t.view()).unwrap();
-    let mut dirty = Array2::from_elem((4, 3), f64::NAN);
-    let v = bce
-        .forward_backward_into(p.view(), t.view(), dirty.view_mut())
-        .unwrap();
-    assert_eq!(dirty, clean);
-    assert_eq!(v, bce.forward(p.view(), t.view()).unwrap());
-}
-
-#[test]
 fn transposed_inputs_give_transposed_results() {
-    let p = probs(&[3, 5], 11).into_dimensionality::<Ix2>().unwrap();
-    let t = soft_targets(&[3, 5], 12)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+    let p = matrix(probs(&[3, 5], 11));
+    let t = matrix(soft_targets(&[3, 5], 12));
     let bce = Bce::new().with_reduction(Reduction::None);
     let per = bce.per_sample(p.view(), t.view()).unwrap();
     let per_t = bce.per_sample(p.t(), t.t()).unwrap();
@@ -269,13 +230,7 @@ fn errors_name_the_argument_and_the_values() {
         "targets[1, 1]: expected a value in [0, 1], got -0.5"
     );
     // invalid weights
-    let e = Bce::<f64>::new()
-        .with_weight(array![1.0, -1.0])
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `weight`: expected finite weights >= 0, got an array containing -1"
-    );
+    assert_weights_rejected("weight", |w| Bce::<f64>::new().with_weight(w));
     let e = Bce::<f64>::new()
         .with_weight(array![[f64::INFINITY]])
         .unwrap_err();
@@ -306,18 +261,7 @@ fn errors_name_the_argument_and_the_values() {
 }
 
 fn probs_and_targets() -> impl Strategy<Value = (Array2<f64>, Array2<f64>)> {
-    (1usize..6, 1usize..6).prop_flat_map(|(n, k)| {
-        (
-            proptest::collection::vec(0.001f64..0.999, n * k),
-            proptest::collection::vec(0.0f64..=1.0, n * k),
-        )
-            .prop_map(move |(p, t)| {
-                (
-                    Array2::from_shape_vec((n, k), p).unwrap(),
-                    Array2::from_shape_vec((n, k), t).unwrap(),
-                )
-            })
-    })
+    inputs_and_targets(0.001f64..0.999, 0.0f64..=1.0)
 }
 
 proptest! {

@@ -1,74 +1,43 @@
-//! Binary cross-entropy from logits: gradients against finite differences
-//! under every option, agreement with BCE on the sigmoid, broadcasting,
-//! properties, errors, and `f32` logits up to `±1e30`. (Reference values:
-//! `tests/conformance`.)
+//! Binary cross-entropy from logits: the contract under every option,
+//! agreement with BCE on the sigmoid, broadcasting, properties, errors, and
+//! `f32` logits up to `±1e30`. (Reference values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array};
+use crate::common::{
+    assert_weights_rejected, inputs_and_targets, matrix, random_array, soft_targets,
+    weighted_shapes,
+};
+use crate::contract::{Case, Paired, check_contract};
 use classloss::{Bce, BceWithLogits, Differentiable, Error, Loss, Reduction};
-use ndarray::{Array1, Array2, ArrayD, Ix2, IxDyn, array};
+use ndarray::{Array1, Array2, ArrayD, IxDyn, array};
 use proptest::prelude::*;
-
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
-
-/// Soft targets in `[0, 1]` with some exact 0s and 1s.
-fn soft_targets(shape: &[usize], seed: u64) -> ArrayD<f64> {
-    random_array(shape, seed, 0.8).mapv(|v| (v + 0.5).clamp(0.0, 1.0))
-}
 
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    for (shape, weight_shapes, seed) in [
-        (vec![6, 5], vec![vec![5], vec![6, 5], vec![6, 1]], 1u64),
-        (
-            vec![3, 4, 2],
-            vec![vec![2], vec![3, 4, 2], vec![3, 1, 1]],
-            2,
-        ),
-        (vec![7], vec![vec![7]], 3),
-    ] {
-        let x = random_array(&shape, seed, 4.0);
-        let t = soft_targets(&shape, seed + 10);
+fn contract() {
+    for (shape, seed, weights) in weighted_shapes() {
+        let targets = soft_targets(&shape, seed + 10);
+        let args = Paired::new(random_array(&shape, seed, 4.0), targets, "targets");
         let last = *shape.last().unwrap();
-        let mut weights = vec![None];
-        for (k, ws) in weight_shapes.iter().enumerate() {
-            weights.push(Some(
-                random_array(ws, seed + 20 + k as u64, 0.9).mapv(|v| v + 1.0),
-            ));
-        }
         let pos_weights = [
             None,
             Some(Array1::linspace(0.3, 3.0, last)),
             Some(array![2.5]),
         ];
-        for reduction in reductions() {
-            for w in &weights {
-                for pw in &pos_weights {
-                    let mut loss = BceWithLogits::<f64, IxDyn>::spatial().with_reduction(reduction);
-                    if let Some(w) = w {
-                        loss = loss.with_weight(w.clone()).unwrap();
-                    }
-                    if let Some(pw) = pw {
-                        loss = loss.with_pos_weight(pw.clone()).unwrap();
-                    }
-                    let (value, grad) = loss.forward_backward(x.view(), t.view()).unwrap();
-                    assert_eq!(value, loss.forward(x.view(), t.view()).unwrap());
-                    let what = format!(
-                        "{shape:?} {reduction} weight={:?} pos_weight={pw:?}",
-                        w.as_ref().map(|w| w.shape().to_vec())
-                    );
-                    assert_gradient(
-                        &what,
-                        |z| loss.forward(z.view(), t.view()).unwrap(),
-                        &x,
-                        &grad,
-                    );
+        for w in &weights {
+            for pw in &pos_weights {
+                let mut loss = BceWithLogits::<f64, IxDyn>::spatial();
+                if let Some(w) = w {
+                    loss = loss.with_weight(w.clone()).unwrap();
                 }
+                if let Some(pw) = pw {
+                    loss = loss.with_pos_weight(pw.clone()).unwrap();
+                }
+                let w = w.as_ref().map(|w| w.shape().to_vec());
+                let what = format!("{shape:?} weight={w:?} pos_weight={pw:?}");
+                check_contract(&loss, &Case::new(what, args.clone()));
             }
         }
     }
@@ -77,12 +46,8 @@ fn gradient_matches_finite_differences_under_every_option() {
 #[test]
 fn values_match_pytorchs_formula() {
     // PyTorch: (1 - t) x + (1 + (pw - 1) t) (ln(1 + e^-|x|) + max(-x, 0)), times w.
-    let x = random_array(&[4, 3], 5, 6.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let t = soft_targets(&[4, 3], 6)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+    let x = matrix(random_array(&[4, 3], 5, 6.0));
+    let t = matrix(soft_targets(&[4, 3], 6));
     let w = array![[0.5], [1.0], [2.0], [0.0]];
     let pw = array![0.25, 1.0, 4.0];
     let per = BceWithLogits::new()
@@ -107,12 +72,8 @@ fn values_match_pytorchs_formula() {
 
 #[test]
 fn one_pos_weight_broadcasts_like_a_full_vector() {
-    let x = random_array(&[5, 4], 7, 3.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let t = soft_targets(&[5, 4], 8)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+    let x = matrix(random_array(&[5, 4], 7, 3.0));
+    let t = matrix(soft_targets(&[5, 4], 8));
     let one = BceWithLogits::new().with_pos_weight(array![3.0]).unwrap();
     let full = BceWithLogits::new()
         .with_pos_weight(Array1::from_elem(4, 3.0))
@@ -128,28 +89,6 @@ fn one_pos_weight_broadcasts_like_a_full_vector() {
         .forward(x.view(), zeros.view())
         .unwrap();
     assert_eq!(one.forward(x.view(), zeros.view()).unwrap(), plain);
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let x = random_array(&[4, 3], 9, 3.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let t = soft_targets(&[4, 3], 10)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let loss = BceWithLogits::new()
-        .with_weight(array![1.0, 0.5, 2.0])
-        .unwrap()
-        .with_pos_weight(array![2.0, 1.0, 0.5])
-        .unwrap();
-    let clean = loss.backward(x.view(), t.view()).unwrap();
-    let mut dirty = Array2::from_elem((4, 3), -7.0);
-    let v = loss
-        .forward_backward_into(x.view(), t.view(), dirty.view_mut())
-        .unwrap();
-    assert_eq!(dirty, clean);
-    assert_eq!(v, loss.forward(x.view(), t.view()).unwrap());
 }
 
 #[test]
@@ -262,17 +201,9 @@ fn errors_name_the_argument_and_the_values() {
         "targets[0, 0]: expected a value in [0, 1], got NaN"
     );
     // invalid weights
-    let e = BceWithLogits::<f64>::new()
-        .with_pos_weight(array![1.0, -2.0, 1.0])
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `pos_weight`: expected finite weights >= 0, got an array containing -2"
-    );
-    let e = BceWithLogits::<f64>::new()
-        .with_weight(array![f64::NAN])
-        .unwrap_err();
-    assert!(matches!(e, Error::InvalidOption { name: "weight", .. }));
+    let new = BceWithLogits::<f64>::new;
+    assert_weights_rejected("pos_weight", |w| new().with_pos_weight(w));
+    assert_weights_rejected("weight", |w| new().with_weight(w));
     // empty batch
     let e = loss
         .forward(Array2::zeros((2, 0)).view(), Array2::zeros((2, 0)).view())
@@ -303,18 +234,7 @@ fn errors_name_the_argument_and_the_values() {
 }
 
 fn logits_and_targets(range: f64) -> impl Strategy<Value = (Array2<f64>, Array2<f64>)> {
-    (1usize..6, 1usize..6).prop_flat_map(move |(n, k)| {
-        (
-            proptest::collection::vec(-range..range, n * k),
-            proptest::collection::vec(0.0f64..=1.0, n * k),
-        )
-            .prop_map(move |(x, t)| {
-                (
-                    Array2::from_shape_vec((n, k), x).unwrap(),
-                    Array2::from_shape_vec((n, k), t).unwrap(),
-                )
-            })
-    })
+    inputs_and_targets(-range..range, 0.0f64..=1.0)
 }
 
 proptest! {
@@ -384,4 +304,27 @@ proptest! {
         prop_assert!((g[[0, 0]] - (1.0 - t)).abs() <= 1e-6);
         prop_assert!((g[[0, 1]] + pw * t).abs() <= 1e-6);
     }
+}
+
+/// Found by the contract, a bug in `src`: with a `pos_weight`, a sample's
+/// loss beyond `f32` (`2.5 * 1.6e38 = 4e38`) is reported with the magnitude
+/// "a value beyond the range of f64" instead of its value, which f64 holds;
+/// and the mean, `1e38`, is an error too (without `pos_weight`, and in
+/// cross-entropy, a mean that fits is returned).
+#[test]
+#[ignore = "src bug found by the contract: the overflow is computed in f32"]
+fn a_sample_beyond_f32_is_reported_with_its_magnitude() {
+    let x = array![[-1.6e38_f32, 0.0, 0.0, 0.0]];
+    let t = array![[1.0_f32, 0.0, 0.0, 0.0]];
+    let loss = BceWithLogits::new()
+        .with_pos_weight(array![2.5_f32])
+        .unwrap();
+    let e = loss.per_sample(&x, &t).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "logits[0, 0]: the sample's loss overflows f32: expected at most 3.4028235e38, \
+         got about 4.000e38"
+    );
+    let mean = loss.forward(&x, &t).unwrap();
+    assert!((f64::from(mean) / 1e38 - 1.0).abs() < 1e-6, "{mean}");
 }

@@ -1,24 +1,15 @@
-//! Center loss: the features' gradient against finite differences, the
-//! center update (against the paper's formula, toward each class mean,
-//! absent classes untouched), errors, f32. (Reference values:
-//! `tests/conformance`.)
+//! Center loss: the contract (the features' gradient), the center update
+//! (against the paper's formula, toward each class mean, absent classes
+//! untouched), errors, f32. (Reference values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array, random_labels};
+use crate::common::random_batch;
+use crate::contract::{Case, Centered, check_contract};
 use classloss::{CenterInput, CenterLoss, Differentiable, Error, Loss, Reduction};
-use ndarray::{Array1, Array2, Ix2, array};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
-    let x = random_array(&[n, d], seed, 2.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let centers = random_array(&[c, d], seed + 1, 1.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let labels = random_labels(&[n], c, seed + 2)
-        .into_dimensionality()
-        .unwrap();
-    (x, centers, labels)
+    random_batch(n, c, d, seed, 1.0)
 }
 
 /// The paper's update, written as it reads.
@@ -46,37 +37,16 @@ fn paper_update(
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_reduction() {
-    let (x, centers, labels) = batch(7, 3, 4, 1);
-    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-        for alpha in [0.5, 1.0] {
-            let loss = CenterLoss::new()
-                .with_reduction(reduction)
-                .with_alpha(alpha)
-                .unwrap();
-            let input = CenterInput {
-                features: x.view(),
-                centers: centers.view(),
-            };
-            let (value, grad) = loss.forward_backward(input, labels.view()).unwrap();
-            assert_eq!(value, loss.forward(input, labels.view()).unwrap());
-            assert_gradient(
-                &format!("{reduction} alpha={alpha}"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    loss.forward(
-                        CenterInput {
-                            features: z,
-                            centers: centers.view(),
-                        },
-                        labels.view(),
-                    )
-                    .unwrap()
-                },
-                &x.clone().into_dyn(),
-                &grad.into_dyn(),
-            );
-        }
+fn contract() {
+    let (features, centers, labels) = batch(7, 3, 4, 1);
+    let args = Centered {
+        features,
+        centers,
+        labels,
+    };
+    for alpha in [0.5, 1.0] {
+        let loss = CenterLoss::new().with_alpha(alpha).unwrap();
+        check_contract(&loss, &Case::new(format!("alpha={alpha}"), args.clone()));
     }
 }
 
@@ -114,23 +84,6 @@ fn worked_value_and_gradient() {
         .per_sample(input, labels.view())
         .unwrap();
     assert_eq!(per.to_vec(), vec![2.0, 12.5, 0.5]);
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, centers, labels) = batch(5, 2, 3, 9);
-    let input = CenterInput {
-        features: x.view(),
-        centers: centers.view(),
-    };
-    let loss = CenterLoss::new();
-    let clean = loss.backward(input, labels.view()).unwrap();
-    let mut g = Array2::from_elem((5, 3), f64::NAN);
-    let v = loss
-        .forward_backward_into(input, labels.view(), g.view_mut())
-        .unwrap();
-    assert_eq!(g, clean);
-    assert_eq!(v, loss.forward(input, labels.view()).unwrap());
 }
 
 #[test]

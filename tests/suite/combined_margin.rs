@@ -1,36 +1,20 @@
-//! The combined margin: equal to ArcFace and CosFace at their settings,
-//! gradients for a multiplicative margin against finite differences, the
+//! The combined margin: equal to ArcFace and CosFace at their settings, the
+//! contract for multiplicative margins (on embeddings and cosines), the
 //! limits at cos = ±1, errors.
 
 use crate::common::{
-    assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
+    angular_contract, assert_option_rejects, cosines, embedding_batch, embeddings,
+    f32_vs_f64_error, nearly_parallel_case, random_batch, worst_near_parallel_error,
 };
 use classloss::{
-    AngularMargin, ArcFace, CombinedMargin, CosFace, Differentiable, Embeddings, Error, Loss,
-    Reduction,
+    AngularMargin, ArcFace, CombinedMargin, CosFace, Differentiable, Error, Loss, Reduction,
 };
-use ndarray::{Array1, Array2, Ix2, array};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 use std::f64::consts::PI;
 
-fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
-    let norm = |x: &Array2<f64>| {
-        let n = x.map_axis(ndarray::Axis(1), |r| r.dot(&r).sqrt());
-        x / &n.insert_axis(ndarray::Axis(1))
-    };
-    norm(e).dot(&norm(w).t())
-}
-
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
-    let mut e = random_array(&[n, d], seed, 2.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let w = random_array(&[c, d], seed + 1, 1.5)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let labels: Array1<usize> = random_labels(&[n], c, seed + 2)
-        .into_dimensionality()
-        .unwrap();
+    let (mut e, w, labels) = random_batch(n, c, d, seed, 1.5);
     // Sample 0 points away from its class: deep in the fallback region.
     let flipped = -&w.row(labels[0]) * 1.3;
     e.row_mut(0).assign(&flipped);
@@ -45,7 +29,7 @@ fn threshold(m1: f64, m2: f64) -> Option<f64> {
 }
 
 #[test]
-fn gradients_match_finite_differences_for_multiplicative_margins() {
+fn contract() {
     let (e, w, labels) = batch(7, 4, 5, 51);
     let cos = cosines(&e, &w);
     let mut fallback_seen = false;
@@ -56,98 +40,33 @@ fn gradients_match_finite_differences_for_multiplicative_margins() {
         (1.0, 0.3, 0.2),
         (2.0, 0.0, 0.0),
     ] {
-        for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-            let loss = CombinedMargin::new()
-                .with_reduction(reduction)
-                .with_scale(6.0)
-                .unwrap()
-                .with_margins(m1, m2, m3)
-                .unwrap();
-            if let Some(th) = threshold(m1, m2) {
-                for (i, &y) in labels.iter().enumerate() {
-                    assert!((cos[[i, y]] - th).abs() > 1e-3, "sample {i} at the kink");
-                    fallback_seen |= cos[[i, y]] <= th;
-                }
+        let loss = CombinedMargin::new()
+            .with_scale(6.0)
+            .unwrap()
+            .with_margins(m1, m2, m3)
+            .unwrap();
+        if let Some(th) = threshold(m1, m2) {
+            for (i, &y) in labels.iter().enumerate() {
+                assert!((cos[[i, y]] - th).abs() > 1e-3, "sample {i} at the kink");
+                fallback_seen |= cos[[i, y]] <= th;
             }
-            let what = format!("({m1}, {m2}, {m3}) {reduction}");
-            let input = Embeddings {
-                embeddings: e.view(),
-                weight: w.view(),
-            };
-            let (value, grad) = loss.forward_backward(input, labels.view()).unwrap();
-            assert_eq!(value, loss.forward(input, labels.view()).unwrap());
-            assert_gradient(
-                &format!("{what}: embeddings"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    loss.forward(
-                        Embeddings {
-                            embeddings: z,
-                            weight: w.view(),
-                        },
-                        labels.view(),
-                    )
-                    .unwrap()
-                },
-                &e.clone().into_dyn(),
-                &grad.embeddings.into_dyn(),
-            );
-            assert_gradient(
-                &format!("{what}: weight"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    loss.forward(
-                        Embeddings {
-                            embeddings: e.view(),
-                            weight: z,
-                        },
-                        labels.view(),
-                    )
-                    .unwrap()
-                },
-                &w.clone().into_dyn(),
-                &grad.weight.into_dyn(),
-            );
-            let on_cos = loss.clone().on_cosines();
-            let g = on_cos.backward(cos.view(), labels.view()).unwrap();
-            assert_gradient(
-                &format!("{what}: cosines"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    on_cos.forward(z, labels.view()).unwrap()
-                },
-                &cos.clone().into_dyn(),
-                &g.into_dyn(),
-            );
         }
+        angular_contract(&format!("({m1}, {m2}, {m3})"), &loss, &e, &w, &labels);
     }
     assert!(fallback_seen, "no case exercised the fallback");
-}
-
-#[test]
-fn easy_margin_gradients_match_finite_differences() {
+    // The easy margin, away from its kink at cos = 0.
     let (e, w, labels) = batch(6, 3, 4, 61);
     let cos = cosines(&e, &w);
     for (i, &y) in labels.iter().enumerate() {
         assert!(cos[[i, y]].abs() > 1e-3);
     }
-    let loss = CombinedMargin::new()
+    let easy = CombinedMargin::new()
         .with_scale(5.0)
         .unwrap()
         .with_margins(1.3, 0.2, 0.1)
         .unwrap()
-        .with_easy_margin(true)
-        .on_cosines();
-    let g = loss.backward(cos.view(), labels.view()).unwrap();
-    assert_gradient(
-        "easy margin: cosines",
-        |z| {
-            let z = z.view().into_dimensionality::<Ix2>().unwrap();
-            loss.forward(z, labels.view()).unwrap()
-        },
-        &cos.into_dyn(),
-        &g.into_dyn(),
-    );
+        .with_easy_margin(true);
+    angular_contract("easy margin", &easy, &e, &w, &labels);
 }
 
 #[test]
@@ -227,17 +146,7 @@ fn slopes_at_plus_minus_one_are_the_documented_limits() {
 /// up to 6% (units of `1 + |g|`: 7e-3).
 #[test]
 fn f32_gradient_of_a_nearly_parallel_target_matches_f64() {
-    let e = array![
-        [1.5257825155880125, 2.611065421331003],
-        [0.0, 1.7299236671671467],
-        [0.0, 1.7724210899393413]
-    ];
-    let w = array![
-        [1.288430351663985, 2.2169252302825417],
-        [0.0, 1.75044493430982],
-        [0.0, 1.4656500357172364]
-    ];
-    let labels = array![0_usize, 0, 0];
+    let (e, w, labels) = nearly_parallel_case();
     for (m1, m2, m3) in [(1.2, 0.3, 0.1), (0.9, 0.4, 0.15), (2.0, 0.0, 0.0)] {
         let loss = CombinedMargin::new()
             .with_scale(16.0)
@@ -268,13 +177,8 @@ fn f32_error_near_plus_minus_one_grows_only_like_eps_over_sin_theta() {
                 vec![delta]
             };
             for theta in thetas {
-                let mut worst: f64 = 0.0;
-                for d in [2, 5, 16] {
-                    for seed in 0..20 {
-                        let (e, w, labels) = near_parallel_batch(theta, d, 100 * seed + d as u64);
-                        worst = worst.max(f32_vs_f64_error(&loss, &e, &w, &labels));
-                    }
-                }
+                let worst =
+                    worst_near_parallel_error(theta, |e, w, l| f32_vs_f64_error(&loss, e, w, l));
                 let bound = 1e-5 + 20.0 * eps / delta;
                 assert!(
                     worst < bound,
@@ -287,27 +191,15 @@ fn f32_error_near_plus_minus_one_grows_only_like_eps_over_sin_theta() {
 
 #[test]
 fn errors_name_the_option() {
-    let err = CombinedMargin::new()
-        .with_margins(0.0, 0.5, 0.0)
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "option `m1`: expected a finite number > 0, got 0"
-    );
-    let err = CombinedMargin::new()
-        .with_margins(1.0, 3.5, 0.0)
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "option `m2`: expected a number in [0, pi) (radians), got 3.5"
-    );
-    let err = CombinedMargin::new()
-        .with_margins(1.0, 0.5, -0.1)
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "option `m3`: expected a finite number >= 0, got -0.1"
-    );
+    let new = CombinedMargin::new;
+    let set = |m1, m2, m3| new().with_margins(m1, m2, m3);
+    assert_option_rejects("m1", "a finite number > 0", &[(0.0, "0")], |m| {
+        set(m, 0.5, 0.0)
+    });
+    let radians = "a number in [0, pi) (radians)";
+    assert_option_rejects("m2", radians, &[(3.5, "3.5")], |m| set(1.0, m, 0.0));
+    let non_negative = "a finite number >= 0";
+    assert_option_rejects("m3", non_negative, &[(-0.1, "-0.1")], |m| set(1.0, 0.5, m));
     assert!(matches!(
         CombinedMargin::new().with_scale(f64::NAN).unwrap_err(),
         Error::InvalidOption { name: "scale", .. }
@@ -317,29 +209,13 @@ fn errors_name_the_option() {
     assert_eq!(CombinedMargin::new().scale(), 64.0);
 }
 
-fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usize>)> {
-    (1usize..6, 2usize..5, 2usize..5).prop_flat_map(|(n, c, d)| {
-        (
-            proptest::collection::vec(-3.0f64..3.0, n * d),
-            proptest::collection::vec(-3.0f64..3.0, c * d),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_filter_map("rows need a direction", move |(e, w, l)| {
-                let e = Array2::from_shape_vec((n, d), e).unwrap();
-                let w = Array2::from_shape_vec((c, d), w).unwrap();
-                let ok = |x: &Array2<f64>| x.rows().into_iter().all(|r| r.dot(&r) > 1e-2);
-                (ok(&e) && ok(&w)).then_some((e, w, l))
-            })
-    })
-}
-
 proptest! {
     #[test]
     fn one_m_zero_is_arcface(
         (e, w, l) in embedding_batch(), m in 0.0f64..1.5, s in 1.0f64..64.0, easy in any::<bool>(),
     ) {
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let arc = ArcFace::new().with_scale(s).unwrap().with_margin(m).unwrap().with_easy_margin(easy);
         let comb = CombinedMargin::new()
             .with_scale(s).unwrap()
@@ -354,7 +230,7 @@ proptest! {
     #[test]
     fn one_zero_m_is_cosface((e, w, l) in embedding_batch(), m in 0.0f64..1.0, s in 1.0f64..64.0) {
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let cf = CosFace::new().with_scale(s).unwrap().with_margin(m).unwrap();
         let comb = CombinedMargin::new().with_scale(s).unwrap().with_margins(1.0, 0.0, m).unwrap();
         let (a, ga) = cf.forward_backward(input, l.view()).unwrap();
@@ -401,7 +277,7 @@ proptest! {
         (e, w, l) in embedding_batch(), m1 in 0.1f64..4.0, m2 in 0.0f64..3.1, m3 in 0.0f64..1.0,
     ) {
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let comb = CombinedMargin::new().with_margins(m1, m2, m3).unwrap();
         let (v, g) = comb.forward_backward(input, l.view()).unwrap();
         prop_assert!(v.is_finite());

@@ -1,13 +1,11 @@
-//! Contrastive loss: gradients for both embeddings against finite
-//! differences under every option, symmetry, the distance-0 convention,
-//! one-sided checks at the hinge, errors, f32. (Reference values:
-//! `tests/conformance`.)
+//! Contrastive loss: the contract (gradients for both embeddings) under
+//! every option, symmetry, the distance-0 convention, one-sided checks at
+//! the hinge, errors, f32. (Reference values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array};
-use classloss::{
-    Contrastive, ContrastiveForm, Differentiable, Error, Loss, Pair, PairGradMut, Reduction,
-};
-use ndarray::{Array1, Array2, Ix2, array};
+use crate::common::{assert_grad_errors, matrix, pair_of, random_array};
+use crate::contract::{Case, Pairs, check_contract};
+use classloss::{Contrastive, ContrastiveForm, Differentiable, Error, Loss, PairGrad, Reduction};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
 fn forms() -> [ContrastiveForm; 2] {
@@ -23,86 +21,43 @@ fn distances(x1: &Array2<f64>, x2: &Array2<f64>) -> Vec<f64> {
 }
 
 #[test]
-fn gradients_match_finite_differences_under_every_option() {
-    let x1 = random_array(&[8, 4], 1, 1.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let x2 = random_array(&[8, 4], 2, 1.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+fn contract() {
+    let x1 = matrix(random_array(&[8, 4], 1, 1.0));
+    let x2 = matrix(random_array(&[8, 4], 2, 1.0));
     let similar = array![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0];
     let d = distances(&x1, &x2);
+    let args = Pairs {
+        x1,
+        x2,
+        similar: similar.clone(),
+    };
     for form in forms() {
-        for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-            for (margin, pos_margin) in [(1.0, 0.0), (2.5, 0.0), (1.8, 0.6)] {
-                // Away from the kinks (hinges at margin and pos_margin) and
-                // with both sides of each hinge present.
-                for &di in &d {
-                    assert!((di - margin).abs() > 1e-3 && (di - pos_margin).abs() > 1e-3);
-                }
-                let loss = Contrastive::new()
-                    .with_form(form)
-                    .with_reduction(reduction)
-                    .with_margin(margin)
-                    .unwrap()
-                    .with_pos_margin(pos_margin)
-                    .unwrap();
-                let pair = Pair {
-                    x1: x1.view(),
-                    x2: x2.view(),
-                };
-                let (value, grad) = loss.forward_backward(pair, similar.view()).unwrap();
-                assert_eq!(value, loss.forward(pair, similar.view()).unwrap());
-                let what = format!("{form:?} {reduction} m={margin} m_pos={pos_margin}");
-                assert_gradient(
-                    &format!("{what}: x1"),
-                    |z| {
-                        let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                        loss.forward(
-                            Pair {
-                                x1: z,
-                                x2: x2.view(),
-                            },
-                            similar.view(),
-                        )
-                        .unwrap()
-                    },
-                    &x1.clone().into_dyn(),
-                    &grad.x1.into_dyn(),
-                );
-                assert_gradient(
-                    &format!("{what}: x2"),
-                    |z| {
-                        let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                        loss.forward(
-                            Pair {
-                                x1: x1.view(),
-                                x2: z,
-                            },
-                            similar.view(),
-                        )
-                        .unwrap()
-                    },
-                    &x2.clone().into_dyn(),
-                    &grad.x2.into_dyn(),
-                );
+        for (margin, pos_margin) in [(1.0, 0.0), (2.5, 0.0), (1.8, 0.6)] {
+            // Away from the kinks (hinges at margin and pos_margin) and
+            // with both sides of each hinge present.
+            for &di in &d {
+                assert!((di - margin).abs() > 1e-3 && (di - pos_margin).abs() > 1e-3);
             }
+            let loss = Contrastive::new()
+                .with_form(form)
+                .with_margin(margin)
+                .unwrap()
+                .with_pos_margin(pos_margin)
+                .unwrap();
+            let what = format!("{form:?} m={margin} m_pos={pos_margin}");
+            check_contract(&loss, &Case::new(what, args.clone()));
         }
     }
     // The batch has dissimilar pairs on both sides of 1.8 and similar
     // pairs on both sides of 0.6, so every branch was checked.
-    let dis: Vec<f64> = d
-        .iter()
-        .zip(&similar)
-        .filter(|&(_, &y)| y == 0.0)
-        .map(|(d, _)| *d)
-        .collect();
-    let sim: Vec<f64> = d
-        .iter()
-        .zip(&similar)
-        .filter(|&(_, &y)| y == 1.0)
-        .map(|(d, _)| *d)
-        .collect();
+    let distances_of = |flag: f64| -> Vec<f64> {
+        let pairs = d.iter().zip(&similar);
+        pairs
+            .filter(|&(_, &y)| y == flag)
+            .map(|(d, _)| *d)
+            .collect()
+    };
+    let (dis, sim) = (distances_of(0.0), distances_of(1.0));
     assert!(
         dis.iter().any(|&v| v < 1.8) && dis.iter().any(|&v| v > 1.8),
         "{dis:?}"
@@ -119,10 +74,7 @@ fn worked_values_of_both_forms() {
     let x1 = array![[0.0_f64, 0.0], [1.0, 1.0]];
     let x2 = array![[3.0, 4.0], [1.0, 1.5]];
     let similar = array![1.0, 0.0];
-    let pair = Pair {
-        x1: x1.view(),
-        x2: x2.view(),
-    };
+    let pair = pair_of(&x1, &x2);
     let base = Contrastive::new()
         .with_margin(2.0)
         .unwrap()
@@ -151,10 +103,7 @@ fn worked_values_of_both_forms() {
 #[test]
 fn distance_zero_has_the_documented_finite_gradient() {
     let x = array![[0.5_f64, -1.0, 2.0], [0.5, -1.0, 2.0]];
-    let pair = Pair {
-        x1: x.view(),
-        x2: x.view(),
-    };
+    let pair = pair_of(&x, &x);
     let similar = array![0.0, 1.0];
     for form in forms() {
         for m_pos in [0.0, 0.3] {
@@ -197,19 +146,9 @@ fn one_sided_derivatives_at_the_hinges() {
             .with_reduction(Reduction::Sum);
         let f = |t: f64| {
             let a = array![[t, 0.0]];
-            loss.forward(
-                Pair {
-                    x1: a.view(),
-                    x2: x2.view(),
-                },
-                similar.view(),
-            )
-            .unwrap()
+            loss.forward(pair_of(&a, &x2), similar.view()).unwrap()
         };
-        let pair = Pair {
-            x1: x1.view(),
-            x2: x2.view(),
-        };
+        let pair = pair_of(&x1, &x2);
         let g = loss.backward(pair, similar.view()).unwrap();
         let h = 1e-7;
         // x1 moving to -h increases D: the side the gradient describes.
@@ -226,38 +165,6 @@ fn one_sided_derivatives_at_the_hinges() {
 }
 
 #[test]
-fn fused_call_overwrites_dirty_buffers() {
-    let x1 = random_array(&[3, 2], 5, 1.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let x2 = random_array(&[3, 2], 6, 1.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let similar = array![1.0, 0.0, 0.0];
-    let pair = Pair {
-        x1: x1.view(),
-        x2: x2.view(),
-    };
-    let loss = Contrastive::new().with_margin(3.0).unwrap();
-    let clean = loss.backward(pair, similar.view()).unwrap();
-    let mut g1 = Array2::from_elem((3, 2), 9.0);
-    let mut g2 = Array2::from_elem((3, 2), f64::NAN);
-    let v = loss
-        .forward_backward_into(
-            pair,
-            similar.view(),
-            PairGradMut {
-                x1: g1.view_mut(),
-                x2: g2.view_mut(),
-            },
-        )
-        .unwrap();
-    assert_eq!(v, loss.forward(pair, similar.view()).unwrap());
-    assert_eq!(g1, clean.x1);
-    assert_eq!(g2, clean.x2);
-}
-
-#[test]
 fn huge_f32_distances_stay_finite_in_the_hinge_form() {
     // |x1 - x2|^2 overflows f32; the distance itself does not.
     let x1 = array![[3e30_f32, 4e30], [0.0, 0.0]];
@@ -266,10 +173,7 @@ fn huge_f32_distances_stay_finite_in_the_hinge_form() {
     let loss = Contrastive::new()
         .with_form(ContrastiveForm::Hinge)
         .with_reduction(Reduction::None);
-    let pair = Pair {
-        x1: x1.view(),
-        x2: x2.view(),
-    };
+    let pair = pair_of(&x1, &x2);
     let per = loss.per_sample(pair, similar.view()).unwrap();
     assert!((per[0] / 5e30 - 1.0).abs() < 1e-6);
     assert!((per[1] - 1.0).abs() < 1e-6);
@@ -283,19 +187,10 @@ fn huge_f32_distances_stay_finite_in_the_hinge_form() {
 fn errors_name_the_argument_and_the_values() {
     let loss = Contrastive::new();
     let x1 = Array2::<f64>::zeros((2, 3));
-    let pair = Pair {
-        x1: x1.view(),
-        x2: x1.view(),
-    };
+    let pair = pair_of(&x1, &x1);
     let x2 = Array2::<f64>::zeros((2, 2));
     let err = loss
-        .forward(
-            Pair {
-                x1: x1.view(),
-                x2: x2.view(),
-            },
-            array![1.0, 0.0].view(),
-        )
+        .forward(pair_of(&x1, &x2), array![1.0, 0.0].view())
         .unwrap_err();
     assert_eq!(err.to_string(), "x2: expected shape [2, 3], got [2, 2]");
     let err = loss.forward(pair, array![1.0].view()).unwrap_err();
@@ -313,13 +208,7 @@ fn errors_name_the_argument_and_the_values() {
     assert_eq!(err.to_string(), "similar[0]: expected 0 or 1, got -1");
     let empty = Array2::<f64>::zeros((0, 3));
     let err = loss
-        .forward(
-            Pair {
-                x1: empty.view(),
-                x2: empty.view(),
-            },
-            Array1::zeros(0).view(),
-        )
+        .forward(pair_of(&empty, &empty), Array1::zeros(0).view())
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -327,13 +216,7 @@ fn errors_name_the_argument_and_the_values() {
     );
     let flat = Array2::<f64>::zeros((2, 0));
     let err = loss
-        .forward(
-            Pair {
-                x1: flat.view(),
-                x2: flat.view(),
-            },
-            array![1.0, 0.0].view(),
-        )
+        .forward(pair_of(&flat, &flat), array![1.0, 0.0].view())
         .unwrap_err();
     assert!(matches!(
         err,
@@ -342,38 +225,21 @@ fn errors_name_the_argument_and_the_values() {
             ..
         }
     ));
-    let mut g1 = Array2::zeros((2, 3));
-    let mut g2 = Array2::zeros((3, 2));
-    let err = loss
-        .forward_backward_into(
-            pair,
-            array![1.0, 0.0].view(),
-            PairGradMut {
-                x1: g1.view_mut(),
-                x2: g2.view_mut(),
-            },
-        )
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "grad.x2: expected shape [2, 3], got [3, 2]"
-    );
-    let mut g1 = Array2::zeros((1, 3));
-    let mut g2 = Array2::zeros((2, 3));
-    let err = loss
-        .forward_backward_into(
-            pair,
-            array![1.0, 0.0].view(),
-            PairGradMut {
-                x1: g1.view_mut(),
-                x2: g2.view_mut(),
-            },
-        )
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "grad.x1: expected shape [2, 3], got [1, 3]"
-    );
+    let grad = |x1: (usize, usize), x2: (usize, usize)| PairGrad {
+        x1: Array2::zeros(x1),
+        x2: Array2::zeros(x2),
+    };
+    let cases = vec![
+        (
+            grad((2, 3), (3, 2)),
+            "grad.x2: expected shape [2, 3], got [3, 2]",
+        ),
+        (
+            grad((1, 3), (2, 3)),
+            "grad.x1: expected shape [2, 3], got [1, 3]",
+        ),
+    ];
+    assert_grad_errors(&loss, pair, array![1.0, 0.0].view(), cases);
     let err = Contrastive::new().with_margin(-1.0).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -417,8 +283,8 @@ proptest! {
     ) {
         let loss = Contrastive::new().with_form(form).with_margin(m).unwrap().with_pos_margin(mp).unwrap();
         let y = Array1::from(y);
-        let (a, ga) = loss.forward_backward(Pair { x1: x1.view(), x2: x2.view() }, y.view()).unwrap();
-        let (b, gb) = loss.forward_backward(Pair { x1: x2.view(), x2: x1.view() }, y.view()).unwrap();
+        let (a, ga) = loss.forward_backward(pair_of(&x1, &x2), y.view()).unwrap();
+        let (b, gb) = loss.forward_backward(pair_of(&x2, &x1), y.view()).unwrap();
         prop_assert_eq!(a, b);
         prop_assert_eq!(&ga.x1, &gb.x2);
         prop_assert_eq!(&ga.x2, &gb.x1);
@@ -430,7 +296,7 @@ proptest! {
     #[test]
     fn per_sample_values_sum_to_the_sum_reduction((x1, x2, y) in pairs(), form in any_form()) {
         let y = Array1::from(y);
-        let pair = Pair { x1: x1.view(), x2: x2.view() };
+        let pair = pair_of(&x1, &x2);
         let loss = Contrastive::new().with_form(form).with_margin(2.0).unwrap().with_reduction(Reduction::Sum);
         let per = loss.per_sample(pair, y.view()).unwrap();
         let sum = loss.forward(pair, y.view()).unwrap();
@@ -448,9 +314,9 @@ proptest! {
         // The hinge's gradient jumps at D = m and at D = 0; f32 rounding
         // could land on either side.
         prop_assume!(d.iter().all(|&v| (v - 2.0).abs() > 1e-3 && v > 1e-3));
-        let (a, ga) = loss.forward_backward(Pair { x1: x1.view(), x2: x2.view() }, y.view()).unwrap();
+        let (a, ga) = loss.forward_backward(pair_of(&x1, &x2), y.view()).unwrap();
         let (x1f, x2f, yf) = (x1.mapv(|v| v as f32), x2.mapv(|v| v as f32), y.mapv(|v| v as f32));
-        let (b, gb) = loss.forward_backward(Pair { x1: x1f.view(), x2: x2f.view() }, yf.view()).unwrap();
+        let (b, gb) = loss.forward_backward(pair_of(&x1f, &x2f), yf.view()).unwrap();
         prop_assert!((a - b as f64).abs() <= 1e-5 * (1.0 + a.abs()));
         for (p, q) in ga.x1.iter().zip(gb.x1.iter()) {
             prop_assert!((p - *q as f64).abs() <= 1e-4 * (1.0 + p.abs()));
@@ -464,10 +330,7 @@ proptest! {
 fn an_f32_loss_beyond_the_range_names_its_pair() {
     let x1 = array![[0.0_f32], [1e20]];
     let x2 = array![[0.0_f32], [-1e20]];
-    let pair = Pair {
-        x1: x1.view(),
-        x2: x2.view(),
-    };
+    let pair = pair_of(&x1, &x2);
     let similar = array![1.0_f32, 1.0];
     let expected = "x1[1]: the sample's loss overflows f32: expected at most \
                     3.4028235e38, got about 2.000e40";

@@ -1,102 +1,29 @@
-//! CosFace: gradients (embeddings, weights, cosines) against finite
-//! differences, properties, errors, f32. (Reference values:
-//! `tests/conformance`.)
+//! CosFace: the contract (on embeddings and on cosines), properties, errors,
+//! f32. (Reference values: `tests/conformance`.)
 
 use crate::common::{
-    assert_gradient, f32_vs_f64_error, near_parallel_batch, random_array, random_labels,
+    angular_contract, cosines, embedding_batch, embeddings, f32_vs_f64_error, random_batch,
+    worst_near_parallel_error,
 };
-use classloss::{
-    AngularMargin, CosFace, CrossEntropy, Differentiable, Embeddings, Error, Loss, Reduction,
-};
-use ndarray::{Array1, Array2, Ix2, array};
+use classloss::{AngularMargin, CosFace, CrossEntropy, Differentiable, Error, Loss};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
-fn cosines(e: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
-    let norm = |x: &Array2<f64>| {
-        let n = x.map_axis(ndarray::Axis(1), |r| r.dot(&r).sqrt());
-        x / &n.insert_axis(ndarray::Axis(1))
-    };
-    norm(e).dot(&norm(w).t())
-}
-
 fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
-    let e = random_array(&[n, d], seed, 2.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let w = random_array(&[c, d], seed + 1, 1.5)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let labels = random_labels(&[n], c, seed + 2)
-        .into_dimensionality()
-        .unwrap();
-    (e, w, labels)
+    random_batch(n, c, d, seed, 1.5)
 }
 
 #[test]
-fn gradients_match_finite_differences_under_every_option() {
+fn contract() {
     // CosFace is smooth everywhere: no kinks to avoid.
     let (e, w, labels) = batch(6, 4, 5, 31);
-    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-        for (scale, margin) in [(4.0, 0.0), (16.0, 0.35), (30.0, 0.2), (8.0, 1.5)] {
-            let cf = CosFace::new()
-                .with_reduction(reduction)
-                .with_scale(scale)
-                .unwrap()
-                .with_margin(margin)
-                .unwrap();
-            let what = format!("{reduction} s={scale} m={margin}");
-            let input = Embeddings {
-                embeddings: e.view(),
-                weight: w.view(),
-            };
-            let (value, grad) = cf.forward_backward(input, labels.view()).unwrap();
-            assert_eq!(value, cf.forward(input, labels.view()).unwrap());
-            assert_gradient(
-                &format!("{what}: embeddings"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    cf.forward(
-                        Embeddings {
-                            embeddings: z,
-                            weight: w.view(),
-                        },
-                        labels.view(),
-                    )
-                    .unwrap()
-                },
-                &e.clone().into_dyn(),
-                &grad.embeddings.into_dyn(),
-            );
-            assert_gradient(
-                &format!("{what}: weight"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    cf.forward(
-                        Embeddings {
-                            embeddings: e.view(),
-                            weight: z,
-                        },
-                        labels.view(),
-                    )
-                    .unwrap()
-                },
-                &w.clone().into_dyn(),
-                &grad.weight.into_dyn(),
-            );
-            let cos = cosines(&e, &w);
-            let on_cos = cf.clone().on_cosines();
-            let (v, g) = on_cos.forward_backward(cos.view(), labels.view()).unwrap();
-            assert!((v - value).abs() <= 1e-12 * (1.0 + value.abs()));
-            assert_gradient(
-                &format!("{what}: cosines"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    on_cos.forward(z, labels.view()).unwrap()
-                },
-                &cos.into_dyn(),
-                &g.into_dyn(),
-            );
-        }
+    for (scale, margin) in [(4.0, 0.0), (16.0, 0.35), (30.0, 0.2), (8.0, 1.5)] {
+        let cf = CosFace::new()
+            .with_scale(scale)
+            .unwrap()
+            .with_margin(margin)
+            .unwrap();
+        angular_contract(&format!("s={scale} m={margin}"), &cf, &e, &w, &labels);
     }
 }
 
@@ -119,15 +46,7 @@ fn margin_is_cross_entropy_with_a_lowered_target_logit() {
             .unwrap()
             .with_margin(m)
             .unwrap();
-        let value = cf
-            .forward(
-                Embeddings {
-                    embeddings: e.view(),
-                    weight: w.view(),
-                },
-                labels.view(),
-            )
-            .unwrap();
+        let value = cf.forward(embeddings(&e, &w), labels.view()).unwrap();
         assert!(
             (value - ce_value).abs() < 1e-12,
             "m={m}: {value} vs {ce_value}"
@@ -164,57 +83,16 @@ fn cosines_of_plus_minus_one_are_ordinary_points() {
 }
 
 #[test]
-fn fused_call_overwrites_dirty_buffers() {
-    let (e, w, labels) = batch(4, 3, 2, 3);
-    let cf = CosFace::new();
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
-    let clean = cf.backward(input, labels.view()).unwrap();
-    let mut ge = Array2::from_elem((4, 2), f64::NAN);
-    let mut gw = Array2::from_elem((3, 2), 1e300);
-    cf.forward_backward_into(
-        input,
-        labels.view(),
-        classloss::EmbeddingsGradMut {
-            embeddings: ge.view_mut(),
-            weight: gw.view_mut(),
-        },
-    )
-    .unwrap();
-    assert_eq!(ge, clean.embeddings);
-    assert_eq!(gw, clean.weight);
-    let cos = cosines(&e, &w);
-    let on_cos = cf.on_cosines();
-    let clean = on_cos.backward(cos.view(), labels.view()).unwrap();
-    let mut g = Array2::from_elem((4, 3), -9.0);
-    on_cos
-        .forward_backward_into(cos.view(), labels.view(), g.view_mut())
-        .unwrap();
-    assert_eq!(g, clean);
-}
-
-#[test]
 fn errors_name_the_argument_and_the_values() {
     let cf = CosFace::new();
     let e = Array2::<f64>::ones((2, 3));
     let w = Array2::<f64>::ones((4, 2));
     let err = cf
-        .forward(
-            Embeddings {
-                embeddings: e.view(),
-                weight: w.view(),
-            },
-            array![0_usize, 1].view(),
-        )
+        .forward(embeddings(&e, &w), array![0_usize, 1].view())
         .unwrap_err();
     assert_eq!(err.to_string(), "weight: expected shape [4, 3], got [4, 2]");
     let w = Array2::<f64>::ones((4, 3));
-    let input = Embeddings {
-        embeddings: e.view(),
-        weight: w.view(),
-    };
+    let input = embeddings(&e, &w);
     let err = cf.forward(input, array![0_usize, 4].view()).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -223,13 +101,7 @@ fn errors_name_the_argument_and_the_values() {
     let mut e0 = e.clone();
     e0.row_mut(1).fill(0.0);
     let err = cf
-        .forward(
-            Embeddings {
-                embeddings: e0.view(),
-                weight: w.view(),
-            },
-            array![0_usize, 1].view(),
-        )
+        .forward(embeddings(&e0, &w), array![0_usize, 1].view())
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -237,10 +109,7 @@ fn errors_name_the_argument_and_the_values() {
     );
     let err = cf
         .forward(
-            Embeddings {
-                embeddings: Array2::<f64>::zeros((0, 3)).view(),
-                weight: w.view(),
-            },
+            embeddings(&Array2::<f64>::zeros((0, 3)), &w),
             Array1::<usize>::zeros(0).view(),
         )
         .unwrap_err();
@@ -273,22 +142,6 @@ fn errors_name_the_argument_and_the_values() {
     );
 }
 
-fn embedding_batch() -> impl Strategy<Value = (Array2<f64>, Array2<f64>, Vec<usize>)> {
-    (1usize..6, 2usize..5, 2usize..5).prop_flat_map(|(n, c, d)| {
-        (
-            proptest::collection::vec(-3.0f64..3.0, n * d),
-            proptest::collection::vec(-3.0f64..3.0, c * d),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_filter_map("rows need a direction", move |(e, w, l)| {
-                let e = Array2::from_shape_vec((n, d), e).unwrap();
-                let w = Array2::from_shape_vec((c, d), w).unwrap();
-                let ok = |x: &Array2<f64>| x.rows().into_iter().all(|r| r.dot(&r) > 1e-2);
-                (ok(&e) && ok(&w)).then_some((e, w, l))
-            })
-    })
-}
-
 #[test]
 fn f32_is_accurate_next_to_the_class_weight() {
     // No 1 / sin(theta) in CosFace's derivative: an embedding nearly
@@ -299,13 +152,7 @@ fn f32_is_accurate_next_to_the_class_weight() {
         .with_margin(0.2)
         .unwrap();
     for theta in [1e-1, 1e-3, 1e-5, 1e-7, 0.0] {
-        let mut worst: f64 = 0.0;
-        for d in [2, 5, 16] {
-            for seed in 0..20 {
-                let (e, w, labels) = near_parallel_batch(theta, d, 100 * seed + d as u64);
-                worst = worst.max(f32_vs_f64_error(&cf, &e, &w, &labels));
-            }
-        }
+        let worst = worst_near_parallel_error(theta, |e, w, l| f32_vs_f64_error(&cf, e, w, l));
         assert!(worst < 1e-5, "theta={theta:e}: {worst:e}");
     }
 }
@@ -314,7 +161,7 @@ proptest! {
     #[test]
     fn a_larger_margin_never_lowers_the_loss((e, w, l) in embedding_batch(), m in 0.0f64..1.0, dm in 0.0f64..1.0) {
         let l = Array1::from(l);
-        let input = Embeddings { embeddings: e.view(), weight: w.view() };
+        let input = embeddings(&e, &w);
         let a = CosFace::new().with_margin(m).unwrap().per_sample(input, l.view()).unwrap();
         let b = CosFace::new().with_margin(m + dm).unwrap().per_sample(input, l.view()).unwrap();
         for (x, y) in a.iter().zip(b.iter()) {
@@ -328,10 +175,10 @@ proptest! {
         let l = Array1::from(l);
         let (e32, w32) = (e.mapv(|v| v as f32), w.mapv(|v| v as f32));
         let (a, ga) = cf
-            .forward_backward(Embeddings { embeddings: e.view(), weight: w.view() }, l.view())
+            .forward_backward(embeddings(&e, &w), l.view())
             .unwrap();
         let (b, gb) = cf
-            .forward_backward(Embeddings { embeddings: e32.view(), weight: w32.view() }, l.view())
+            .forward_backward(embeddings(&e32, &w32), l.view())
             .unwrap();
         prop_assert!((a - b as f64).abs() <= 1e-4 * (1.0 + a.abs()));
         for (x, y) in ga.embeddings.iter().chain(ga.weight.iter()).zip(gb.embeddings.iter().chain(gb.weight.iter())) {

@@ -1,63 +1,34 @@
-//! Exponential loss: gradients against finite differences, properties,
-//! errors, and the overflow rule. (Reference values: `tests/conformance`.)
+//! Exponential loss: the contract, properties, errors, and the overflow
+//! rule. (Reference values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array};
+use crate::common::{random_array, vector};
+use crate::contract::{Case, Paired, REDUCTIONS, check_contract};
 use classloss::{Differentiable, Error, Exponential, LabelConvention, Loss, Reduction};
-use ndarray::{Array1, ArrayD, Ix1, array};
+use ndarray::{Array1, array};
 use proptest::prelude::*;
 
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
-
 fn signs(n: usize, seed: u64) -> Array1<f64> {
-    random_array(&[n], seed, 1.0)
-        .into_dimensionality::<Ix1>()
-        .unwrap()
-        .mapv(|v| if v < 0.0 { -1.0 } else { 1.0 })
+    vector(random_array(&[n], seed, 1.0)).mapv(|v| if v < 0.0 { -1.0 } else { 1.0 })
 }
 
 #[test]
-fn gradient_matches_finite_differences() {
+fn contract() {
     for (seed, scale) in [(1u64, 1.0), (2, 3.0), (3, 8.0)] {
-        let s = random_array(&[9], seed, scale)
-            .into_dimensionality::<Ix1>()
-            .unwrap();
+        let s = vector(random_array(&[9], seed, scale));
         let y = signs(9, seed + 50);
-        for reduction in reductions() {
-            for convention in [LabelConvention::PlusMinusOne, LabelConvention::ZeroOne] {
-                let labels = match convention {
-                    LabelConvention::PlusMinusOne => y.clone(),
-                    LabelConvention::ZeroOne => y.mapv(|v| if v < 0.0 { 0.0 } else { 1.0 }),
-                };
-                let loss = Exponential::new()
-                    .with_reduction(reduction)
-                    .with_label_convention(convention);
-                let (value, grad) = loss.forward_backward(s.view(), labels.view()).unwrap();
-                assert_eq!(value, loss.forward(s.view(), labels.view()).unwrap());
-                let f = |z: &ArrayD<f64>| {
-                    let z = z.view().into_dimensionality::<Ix1>().unwrap();
-                    loss.forward(z, labels.view()).unwrap()
-                };
-                let what = format!("scale={scale} {reduction} {convention:?}");
-                assert_gradient(&what, f, &s.clone().into_dyn(), &grad.into_dyn());
-            }
+        for convention in [LabelConvention::PlusMinusOne, LabelConvention::ZeroOne] {
+            let labels = match convention {
+                LabelConvention::PlusMinusOne => y.clone(),
+                LabelConvention::ZeroOne => y.mapv(|v| if v < 0.0 { 0.0 } else { 1.0 }),
+            };
+            let loss = Exponential::new().with_label_convention(convention);
+            let what = format!("scale={scale} {convention:?}");
+            check_contract(
+                &loss,
+                &Case::new(what, Paired::new(s.clone(), labels, "labels")),
+            );
         }
     }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let s = array![0.3, -1.2, 2.0, 0.0];
-    let y = array![1.0, 1.0, -1.0, -1.0];
-    let loss = Exponential::new().with_reduction(Reduction::Sum);
-    let clean = loss.backward(s.view(), y.view()).unwrap();
-    let mut dirty = Array1::from_elem(4, f64::NAN);
-    let v = loss
-        .forward_backward_into(s.view(), y.view(), dirty.view_mut())
-        .unwrap();
-    assert_eq!(dirty, clean);
-    assert_eq!(v, loss.forward(s.view(), y.view()).unwrap());
 }
 
 #[test]
@@ -113,7 +84,7 @@ fn overflow_boundary_in_f32_and_f64() {
 fn overflow_messages_name_the_sample_and_the_true_value() {
     let y = array![1.0_f32, 1.0, -1.0];
     let s = array![0.5_f32, -100.0, 2.0];
-    for reduction in reductions() {
+    for reduction in REDUCTIONS {
         let loss = Exponential::<f32>::new().with_reduction(reduction);
         for e in [
             loss.forward(s.view(), y.view()).unwrap_err(),

@@ -1,33 +1,21 @@
-//! Generalized cross-entropy: gradients against finite differences under
-//! every option, properties (q -> 0 is cross-entropy, q = 1 is MAE),
-//! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
+//! Generalized cross-entropy: the contract under every option, properties (q
+//! -> 0 is cross-entropy, q = 1 is MAE), errors, extreme `f32` logits.
+//! (Reference values: `tests/conformance`.)
 
+use crate::common::assert_option_rejects;
 use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, logits_and_labels, random_case, reductions,
+    assert_f32_agrees, assert_label_errors, contract_on_random_rows, logits_and_labels,
+    on_extreme_rows,
 };
-use classloss::{CrossEntropy, Differentiable, Error, GeneralizedCrossEntropy, Loss, Reduction};
+use classloss::{CrossEntropy, Differentiable, GeneralizedCrossEntropy, Loss, Reduction};
 use ndarray::array;
 use proptest::prelude::*;
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    let (x, y) = random_case(7, 5, 31, 3.0);
-    for reduction in reductions() {
-        for q in [1e-3, 0.05, 0.3, 0.7, 1.0] {
-            let gce = GeneralizedCrossEntropy::new()
-                .with_reduction(reduction)
-                .with_q(q)
-                .unwrap();
-            assert_consistent_gradient(&format!("{reduction} q={q}"), &gce, &x, &y);
-        }
-    }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 32, 2.0);
-    assert_overwrites_dirty_buffer(&GeneralizedCrossEntropy::new(), &x, &y);
+fn contract() {
+    let gce = |q| GeneralizedCrossEntropy::<f64>::new().with_q(q).unwrap();
+    let qs = [1e-3, 0.05, 0.3, 0.7, 1.0];
+    contract_on_random_rows(31, qs.map(|q| (format!("q={q}"), gce(q))));
 }
 
 #[test]
@@ -48,24 +36,16 @@ fn known_value_and_bounded_loss() {
 
 #[test]
 fn extreme_f32_logits_stay_finite_and_correct() {
-    let x = array![
-        [1e30_f32, -1e30, 0.0],
-        [-1e30, -1e30, -1e30],
-        [1e30, -1e30, 0.0]
-    ];
-    let y = array![1_usize, 2, 0];
     for q in [1e-3, 0.7, 1.0] {
         let gce = GeneralizedCrossEntropy::new()
             .with_q(q)
             .unwrap()
             .with_reduction(Reduction::None);
-        let per = gce.per_sample(x.view(), y.view()).unwrap();
+        let (per, g) = on_extreme_rows(&gce);
         assert!((per[0] - 1.0 / q as f32).abs() < 1e-3, "q={q}: {per}");
         let third = (1.0 - (1.0_f64 / 3.0).powf(q)) / q;
         assert!((per[1] as f64 - third).abs() < 1e-6, "q={q}: {per}");
         assert_eq!(per[2], 0.0);
-        let g = gce.backward(x.view(), y.view()).unwrap();
-        assert!(g.iter().all(|v| v.is_finite()), "q={q}: {g}");
         assert_eq!(g.row(0).to_vec(), vec![0.0, 0.0, 0.0]);
     }
 }
@@ -73,19 +53,9 @@ fn extreme_f32_logits_stay_finite_and_correct() {
 #[test]
 fn errors_name_the_argument_and_the_values() {
     assert_label_errors(&GeneralizedCrossEntropy::new());
-    for (bad, shown) in [(0.0, "0"), (1.5, "1.5"), (-0.1, "-0.1")] {
-        let e = GeneralizedCrossEntropy::<f64>::new()
-            .with_q(bad)
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("option `q`: expected a number in (0, 1], got {shown}")
-        );
-    }
-    let e = GeneralizedCrossEntropy::<f64>::new()
-        .with_q(f64::NAN)
-        .unwrap_err();
-    assert!(matches!(e, Error::InvalidOption { name: "q", .. }));
+    let bad = [(0.0, "0"), (1.5, "1.5"), (-0.1, "-0.1"), (f64::NAN, "NaN")];
+    let set = |q| GeneralizedCrossEntropy::<f64>::new().with_q(q);
+    assert_option_rejects("q", "a number in (0, 1]", &bad, set);
     assert_eq!(GeneralizedCrossEntropy::<f64>::default().q(), 0.7);
     assert_eq!(
         GeneralizedCrossEntropy::<f64>::new()
@@ -135,9 +105,6 @@ proptest! {
 
     #[test]
     fn f32_agrees_with_f64((x, y) in logits_and_labels(), q in 0.01f64..1.0) {
-        let a = GeneralizedCrossEntropy::<f64>::new().with_q(q).unwrap().forward_backward(x.view(), y.view()).unwrap();
-        let x32 = x.mapv(|v| v as f32);
-        let b = GeneralizedCrossEntropy::<f32>::new().with_q(q).unwrap().forward_backward(x32.view(), y.view()).unwrap();
-        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+        assert_f32_agrees(&GeneralizedCrossEntropy::new().with_q(q).unwrap(), &x, &y)?;
     }
 }

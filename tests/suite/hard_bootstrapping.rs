@@ -1,13 +1,14 @@
-//! Hard bootstrapping: gradients against finite differences under every
-//! option (away from argmax ties, and one-sided at a tie), properties
-//! (beta = 1 is cross-entropy), errors, extreme `f32` logits. (Reference
-//! values: `tests/conformance`.)
+//! Hard bootstrapping: the contract under every option (away from argmax
+//! ties, and one-sided at a tie), properties (beta = 1 is cross-entropy),
+//! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
 
+use crate::common::assert_option_rejects;
+use crate::contract::{Case, Contract, Labeled};
 use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+    assert_f32_agrees, assert_label_errors, assert_scaled_cross_entropy, logits_and_labels,
+    on_extreme_rows, random_case,
 };
-use classloss::{CrossEntropy, Differentiable, Error, HardBootstrapping, Loss, Reduction};
+use classloss::{Differentiable, HardBootstrapping, Loss, Reduction};
 use ndarray::{Array2, array};
 use proptest::prelude::*;
 
@@ -28,7 +29,7 @@ fn min_top_gap(x: &Array2<f64>) -> f64 {
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
+fn contract() {
     let (x, y) = random_case(7, 5, 61, 3.0);
     assert!(min_top_gap(&x) > 1e-3, "test point must be away from ties");
     // Some labels agree with the argmax and some do not.
@@ -42,11 +43,9 @@ fn gradient_matches_finite_differences_under_every_option() {
         })
         .collect();
     assert!(z.iter().zip(&y).any(|(a, b)| a == b) && z.iter().zip(&y).any(|(a, b)| a != b));
-    for reduction in reductions() {
-        for beta in [0.0, 0.5, 0.8, 1.0] {
-            let loss = hard(beta).with_reduction(reduction);
-            assert_consistent_gradient(&format!("{reduction} beta={beta}"), &loss, &x, &y);
-        }
+    let args = Labeled::new(x, y);
+    for beta in [0.0, 0.5, 0.8, 1.0] {
+        hard(beta).check(&Case::new(format!("beta={beta}"), args.clone()));
     }
 }
 
@@ -85,26 +84,11 @@ fn one_sided_gradient_at_an_argmax_tie() {
 }
 
 #[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 62, 2.0);
-    assert_overwrites_dirty_buffer(&HardBootstrapping::new(), &x, &y);
-}
-
-#[test]
 fn extreme_f32_logits_stay_finite_and_correct() {
-    let x = array![
-        [1e30_f32, -1e30, 0.0],
-        [-1e30, -1e30, -1e30],
-        [1e30, -1e30, 0.0]
-    ];
-    let y = array![1_usize, 2, 0];
-    let loss = HardBootstrapping::new().with_reduction(Reduction::None);
-    let per = loss.per_sample(x.view(), y.view()).unwrap();
+    let (per, g) = on_extreme_rows(&HardBootstrapping::new().with_reduction(Reduction::None));
     assert!((per[0] / 1.6e30 - 1.0).abs() < 1e-6, "{per}");
     assert!((per[1] - 3f32.ln()).abs() < 1e-6, "{per}");
     assert_eq!(per[2], 0.0);
-    let g = loss.backward(x.view(), y.view()).unwrap();
-    assert!(g.iter().all(|v| v.is_finite()), "{g}");
     let row0 = g.row(0).to_vec();
     assert!((row0[0] - 0.8).abs() < 1e-6 && (row0[1] + 0.8).abs() < 1e-6 && row0[2] == 0.0);
 }
@@ -112,24 +96,16 @@ fn extreme_f32_logits_stay_finite_and_correct() {
 #[test]
 fn errors_name_the_argument_and_the_values() {
     assert_label_errors(&HardBootstrapping::new());
-    for (bad, shown) in [(1.5, "1.5"), (-0.1, "-0.1"), (f64::NAN, "NaN")] {
-        let e = HardBootstrapping::<f64>::new().with_beta(bad).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("option `beta`: expected a number in [0, 1], got {shown}")
-        );
-        assert!(matches!(e, Error::InvalidOption { name: "beta", .. }));
-    }
+    let bad = [(1.5, "1.5"), (-0.1, "-0.1"), (f64::NAN, "NaN")];
+    let set = |b| HardBootstrapping::<f64>::new().with_beta(b);
+    assert_option_rejects("beta", "a number in [0, 1]", &bad, set);
     assert_eq!(HardBootstrapping::<f64>::default().beta(), 0.8);
 }
 
 proptest! {
     #[test]
     fn beta_one_equals_cross_entropy((x, y) in logits_and_labels()) {
-        let (a, ga) = hard(1.0).forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), y.view()).unwrap();
-        prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
-        prop_assert!(close(&ga, &gb, 1e-12));
+        assert_scaled_cross_entropy(&hard(1.0), &x, &y, 1.0)?;
     }
 
     /// Where every label is the predicted class, any beta gives
@@ -140,19 +116,13 @@ proptest! {
             let m = r.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
             r.iter().position(|&v| v == m).unwrap()
         }));
-        let (a, ga) = hard(beta).forward_backward(x.view(), z.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), z.view()).unwrap();
-        prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
-        prop_assert!(close(&ga, &gb, 1e-12));
+        assert_scaled_cross_entropy(&hard(beta), &x, &z, 1.0)?;
     }
 
     #[test]
     fn f32_agrees_with_f64((x, y) in logits_and_labels(), beta in 0.0f64..1.0) {
         // Away from argmax ties, which f32 rounding could break differently.
         prop_assume!(min_top_gap(&x) > 1e-3);
-        let a = hard(beta).forward_backward(x.view(), y.view()).unwrap();
-        let x32 = x.mapv(|v| v as f32);
-        let b = HardBootstrapping::<f32>::new().with_beta(beta).unwrap().forward_backward(x32.view(), y.view()).unwrap();
-        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+        assert_f32_agrees(&hard(beta), &x, &y)?;
     }
 }

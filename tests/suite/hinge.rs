@@ -1,27 +1,19 @@
-//! Hinge: gradients against finite differences (away from the kink, and
-//! one-sided at it), properties, errors, overflow. (Reference values:
+//! Hinge: the contract (away from the kink), gradients one-sided at the
+//! kink, properties, errors, overflow. (Reference values:
 //! `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array};
+use crate::common::{random_array, vector};
+use crate::contract::{Case, Paired, REDUCTIONS, check_contract};
 use classloss::gradcheck::GradCheck;
 use classloss::{Differentiable, Error, Hinge, LabelConvention, Loss, Reduction};
-use ndarray::{Array1, ArrayD, ArrayView1, Ix1, array};
+use ndarray::{Array1, ArrayView1, array};
 use proptest::prelude::*;
-
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
 
 /// Deterministic scores in `[-3, 3]` and labels in `{-1, +1}` with every
 /// `margin - y s` at least 0.05 from the kink at 0.
 fn batch(n: usize, seed: u64, margin: f64) -> (Array1<f64>, Array1<f64>) {
-    let s = random_array(&[n], seed, 3.0)
-        .into_dimensionality::<Ix1>()
-        .unwrap();
-    let y = random_array(&[n], seed + 100, 1.0)
-        .into_dimensionality::<Ix1>()
-        .unwrap()
-        .mapv(|v| if v < 0.0 { -1.0 } else { 1.0 });
+    let s = vector(random_array(&[n], seed, 3.0));
+    let y = vector(random_array(&[n], seed + 100, 1.0)).mapv(|v| if v < 0.0 { -1.0 } else { 1.0 });
     let s = Array1::from_iter(s.iter().zip(&y).map(|(&s, &y)| {
         if (margin - y * s).abs() < 0.05 {
             s + 0.1
@@ -41,7 +33,7 @@ fn hinge(reduction: Reduction, margin: f64, squared: bool) -> Hinge<f64> {
 }
 
 #[test]
-fn gradient_matches_finite_differences() {
+fn contract() {
     for (seed, margin) in [(1u64, 1.0), (2, 0.5), (3, 0.0), (4, 2.3)] {
         let (s, y) = batch(9, seed, margin);
         // Both sides of the kink must be exercised for the check to mean anything.
@@ -54,24 +46,19 @@ fn gradient_matches_finite_differences() {
             active > 0 && active < s.len(),
             "seed {seed}: {active} active"
         );
-        for reduction in reductions() {
-            for squared in [false, true] {
-                for convention in [LabelConvention::PlusMinusOne, LabelConvention::ZeroOne] {
-                    let labels = match convention {
-                        LabelConvention::PlusMinusOne => y.clone(),
-                        LabelConvention::ZeroOne => y.mapv(|v| if v < 0.0 { 0.0 } else { 1.0 }),
-                    };
-                    let loss = hinge(reduction, margin, squared).with_label_convention(convention);
-                    let (value, grad) = loss.forward_backward(s.view(), labels.view()).unwrap();
-                    assert_eq!(value, loss.forward(s.view(), labels.view()).unwrap());
-                    let what =
-                        format!("margin={margin} {reduction} squared={squared} {convention:?}");
-                    let f = |z: &ArrayD<f64>| {
-                        let z = z.view().into_dimensionality::<Ix1>().unwrap();
-                        loss.forward(z, labels.view()).unwrap()
-                    };
-                    assert_gradient(&what, f, &s.clone().into_dyn(), &grad.into_dyn());
-                }
+        for squared in [false, true] {
+            for convention in [LabelConvention::PlusMinusOne, LabelConvention::ZeroOne] {
+                let labels = match convention {
+                    LabelConvention::PlusMinusOne => y.clone(),
+                    LabelConvention::ZeroOne => y.mapv(|v| if v < 0.0 { 0.0 } else { 1.0 }),
+                };
+                let loss =
+                    hinge(Reduction::Mean, margin, squared).with_label_convention(convention);
+                let what = format!("margin={margin} squared={squared} {convention:?}");
+                check_contract(
+                    &loss,
+                    &Case::new(what, Paired::new(s.clone(), labels, "labels")),
+                );
             }
         }
     }
@@ -116,7 +103,7 @@ fn squared_hinge_is_differentiable_at_the_kink() {
         step: 1e-8,
         ..GradCheck::default()
     };
-    for reduction in reductions() {
+    for reduction in REDUCTIONS {
         let loss = hinge(reduction, 1.0, true);
         let grad = loss.backward(s.view(), labels.view()).unwrap();
         assert_eq!(grad[0], 0.0);
@@ -137,21 +124,6 @@ fn inactive_samples_get_the_signed_zero_of_the_reference() {
             .unwrap();
         assert!(g[0] == 0.0 && g[0].is_sign_negative(), "{g}");
         assert!(g[1] == 0.0 && g[1].is_sign_positive(), "{g}");
-    }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (s, y) = batch(6, 7, 1.0);
-    for squared in [false, true] {
-        let loss = hinge(Reduction::Mean, 1.0, squared);
-        let clean = loss.backward(s.view(), y.view()).unwrap();
-        let mut dirty = Array1::from_elem(6, 123.0);
-        let v = loss
-            .forward_backward_into(s.view(), y.view(), dirty.view_mut())
-            .unwrap();
-        assert_eq!(dirty, clean);
-        assert_eq!(v, loss.forward(s.view(), y.view()).unwrap());
     }
 }
 

@@ -1,19 +1,16 @@
-//! KL divergence: gradients against finite differences, properties (zero
-//! at the target, cross-entropy's gradient), errors, extreme `f32` logits.
-//! (Reference values: `tests/conformance`.)
+//! KL divergence: the contract, properties (zero at the target,
+//! cross-entropy's gradient), errors, extreme `f32` logits. (Reference
+//! values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array, random_probs};
+use crate::common::{matrix, random_array, random_probs};
+use crate::contract::{Case, Paired, check_contract};
 use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, KlDivergence, Loss, Reduction};
-use ndarray::{Array2, Axis, Ix2, array};
+use ndarray::{Array2, Axis, array};
 use proptest::prelude::*;
 
 fn case(n: usize, c: usize, seed: u64) -> (Array2<f64>, Array2<f64>) {
-    let x = random_array(&[n, c], seed, 3.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let q = random_probs(&[n, c], seed + 1)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+    let x = matrix(random_array(&[n, c], seed, 3.0));
+    let q = matrix(random_probs(&[n, c], seed + 1));
     (x, q)
 }
 
@@ -25,7 +22,7 @@ fn softmax(x: &Array2<f64>) -> Array2<f64> {
 }
 
 #[test]
-fn gradient_matches_finite_differences() {
+fn contract() {
     let (x, q) = case(6, 4, 21);
     // with zeros in the target (0 log 0 = 0) and a row that does not sum to 1
     let mut q_sparse = q.clone();
@@ -33,43 +30,9 @@ fn gradient_matches_finite_differences() {
     q_sparse[[2, 0]] = 0.0;
     q_sparse[[2, 3]] = 0.0;
     q_sparse.row_mut(4).fill(0.5);
-    for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-        for (name, target) in [("dense", &q), ("sparse", &q_sparse)] {
-            let kl = KlDivergence::new().with_reduction(reduction);
-            let (value, grad) = kl.forward_backward(x.view(), target.view()).unwrap();
-            assert_eq!(value, kl.forward(x.view(), target.view()).unwrap());
-            let per = kl.per_sample(x.view(), target.view()).unwrap();
-            let expected = if reduction == Reduction::Mean {
-                per.sum() / 6.0
-            } else {
-                per.sum()
-            };
-            assert!((value - expected).abs() < 1e-12);
-            assert_gradient(
-                &format!("{reduction} {name}"),
-                |z| {
-                    let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                    kl.forward(z, target.view()).unwrap()
-                },
-                &x.clone().into_dyn(),
-                &grad.into_dyn(),
-            );
-        }
-    }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, q) = case(3, 5, 22);
-    let kl = KlDivergence::new();
-    let clean = kl.backward(x.view(), q.view()).unwrap();
-    for garbage in [7.0, f64::NAN] {
-        let mut dirty = Array2::from_elem((3, 5), garbage);
-        let v = kl
-            .forward_backward_into(x.view(), q.view(), dirty.view_mut())
-            .unwrap();
-        assert_eq!(dirty, clean);
-        assert_eq!(v, kl.forward(x.view(), q.view()).unwrap());
+    for (name, target) in [("dense", q), ("sparse", q_sparse)] {
+        let args = Paired::new(x.clone(), target, "probs");
+        check_contract(&KlDivergence::new(), &Case::new(name, args));
     }
 }
 

@@ -3,6 +3,12 @@
 //! Each module is the tests of one loss (or one topic); a new test file goes
 //! here as a module, not as a new `tests/*.rs`.
 //!
+//! Every loss runs the one contract of `contract.rs` (fused value equals
+//! `forward`, per-sample values reduce to it, dirty and misshapen buffers,
+//! shape errors, the gradient against finite differences, `f32` extremes)
+//! from its module's `contract` test: `cargo test --test suite contract`
+//! runs them all.
+//!
 //! Run one module with `cargo test --test suite cross_entropy::`. The
 //! PyTorch reference cases run in the other test binary, `tests/conformance`.
 //! proptest keeps the seeds of past failures of module `m` in
@@ -10,6 +16,7 @@
 //! with a `main.rs`) and replays them first.
 
 mod common;
+mod contract;
 mod labels;
 
 mod api;

@@ -1,16 +1,16 @@
-//! Multi-margin loss: gradients against finite differences (away from
-//! kinks, and one-sided at one), properties, errors, overflow. (Reference
-//! values: `tests/conformance`.)
+//! Multi-margin loss: the contract (away from kinks), gradients one-sided at
+//! a kink, properties, errors, overflow. (Reference values:
+//! `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array, random_labels};
+use crate::common::{
+    assert_option_rejects, assert_weights_rejected, matrix, random_array, random_labels, vector,
+};
+use crate::contract::{Case, Labeled, REDUCTIONS, check_contract};
+use crate::labels::{assert_label_errors, labeled_rows};
 use classloss::gradcheck::GradCheck;
 use classloss::{Differentiable, Error, Loss, MultiMargin, Reduction};
-use ndarray::{Array1, Array2, ArrayD, ArrayView2, Ix1, Ix2, array};
+use ndarray::{Array1, Array2, ArrayView2, array};
 use proptest::prelude::*;
-
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
 
 fn loss(
     reduction: Reduction,
@@ -33,12 +33,8 @@ fn loss(
 /// Logits in `[-2, 2]` nudged until every `z = margin - x_y + x_j` is at
 /// least 0.02 from the kink, with labels in `0..C`.
 fn batch(n: usize, c: usize, seed: u64, margin: f64) -> (Array2<f64>, Array1<usize>) {
-    let mut x = random_array(&[n, c], seed, 2.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let y = random_labels(&[n], c, seed + 1)
-        .into_dimensionality::<Ix1>()
-        .unwrap();
+    let mut x = matrix(random_array(&[n, c], seed, 2.0));
+    let y = vector(random_labels(&[n], c, seed + 1));
     for i in 0..n {
         for j in 0..c {
             while j != y[i] && (margin - x[[i, y[i]]] + x[[i, j]]).abs() < 0.02 {
@@ -50,23 +46,19 @@ fn batch(n: usize, c: usize, seed: u64, margin: f64) -> (Array2<f64>, Array1<usi
 }
 
 #[test]
-fn gradient_matches_finite_differences() {
+fn contract() {
     let weight = Array1::from(vec![0.3, 1.7, 0.9, 1.2, 0.5]);
     for (seed, margin) in [(1u64, 1.0), (2, 0.7), (3, 0.0), (4, 2.5)] {
         let (x, y) = batch(6, 5, seed, margin);
-        for reduction in reductions() {
-            for p in [1, 2] {
-                for w in [None, Some(&weight)] {
-                    let l = loss(reduction, p, margin, w);
-                    let (value, grad) = l.forward_backward(x.view(), y.view()).unwrap();
-                    assert_eq!(value, l.forward(x.view(), y.view()).unwrap());
-                    let what = format!("margin={margin} {reduction} p={p} weight={}", w.is_some());
-                    let f = |z: &ArrayD<f64>| {
-                        let z = z.view().into_dimensionality::<Ix2>().unwrap();
-                        l.forward(z, y.view()).unwrap()
-                    };
-                    assert_gradient(&what, f, &x.clone().into_dyn(), &grad.into_dyn());
+        let args = Labeled::new(x, y);
+        for p in [1, 2] {
+            for w in [None, Some(&weight)] {
+                let what = format!("margin={margin} p={p} weight={}", w.is_some());
+                let mut case = Case::new(what, args.clone());
+                if w.is_some() {
+                    case = case.misshapen("weight", args.with_extra_class());
                 }
+                check_contract(&loss(Reduction::Mean, p, margin, w), &case);
             }
         }
     }
@@ -114,7 +106,7 @@ fn squared_terms_are_differentiable_at_the_kink() {
         step: 1e-8,
         ..GradCheck::default()
     };
-    for reduction in reductions() {
+    for reduction in REDUCTIONS {
         let l = loss(reduction, 2, 1.0, None);
         let grad = l.backward(x.view(), y.view()).unwrap();
         let f = |z: &[f64]| {
@@ -156,19 +148,6 @@ fn weighted_mean_divides_by_n_not_by_the_weights() {
     let m = mean.forward(x.view(), y.view()).unwrap();
     let s = sum.forward(x.view(), y.view()).unwrap();
     assert_eq!(m, s / 2.0);
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = batch(4, 3, 9, 1.0);
-    let l = loss(Reduction::Mean, 2, 1.0, Some(&array![0.5, 2.0, 1.0]));
-    let clean = l.backward(x.view(), y.view()).unwrap();
-    let mut dirty = Array2::from_elem((4, 3), 123.0);
-    let v = l
-        .forward_backward_into(x.view(), y.view(), dirty.view_mut())
-        .unwrap();
-    assert_eq!(dirty, clean);
-    assert_eq!(v, l.forward(x.view(), y.view()).unwrap());
 }
 
 #[test]
@@ -261,46 +240,18 @@ fn overflow_is_an_error_naming_the_row() {
 
 #[test]
 fn errors_name_the_argument_and_the_values() {
-    let l = MultiMargin::<f64>::new();
+    assert_label_errors(&MultiMargin::new());
     let x = Array2::<f64>::zeros((2, 3));
-    let e = l.forward(x.view(), array![0_usize].view()).unwrap_err();
-    assert_eq!(e.to_string(), "labels: expected shape [2], got [1]");
-    let e = l.forward(x.view(), array![0_usize, 3].view()).unwrap_err();
-    assert!(matches!(
-        e,
-        Error::LabelOutOfRange {
-            label: 3,
-            num_classes: 3,
-            ..
-        }
-    ));
-    assert_eq!(
-        e.to_string(),
-        "labels[1]: label 3 is out of range for 3 classes (expected 0..=2)"
-    );
     let e = MultiMargin::new()
         .with_weight(array![1.0, 1.0])
         .unwrap()
         .forward(x.view(), array![0_usize, 1].view())
         .unwrap_err();
     assert_eq!(e.to_string(), "weight: expected shape [3], got [2]");
-    let e = MultiMargin::<f64>::new()
-        .with_weight(array![1.0, -1.0, 1.0])
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `weight`: expected finite weights >= 0, got an array containing -1"
-    );
-    let e = MultiMargin::<f64>::new().with_margin(-0.5).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `margin`: expected a finite number >= 0, got -0.5"
-    );
-    let e = MultiMargin::<f64>::new().with_margin(f64::NAN).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `margin`: expected a finite number >= 0, got NaN"
-    );
+    assert_weights_rejected("weight", |w| MultiMargin::<f64>::new().with_weight(w));
+    let bad = [(-0.5, "-0.5"), (f64::NAN, "NaN")];
+    let set = |m| MultiMargin::<f64>::new().with_margin(m);
+    assert_option_rejects("margin", "a finite number >= 0", &bad, set);
     for p in [0, 3] {
         let e = MultiMargin::<f64>::new().with_p(p).unwrap_err();
         assert_eq!(
@@ -308,38 +259,10 @@ fn errors_name_the_argument_and_the_values() {
             format!("option `p`: expected 1 or 2, got {p}")
         );
     }
-    let e = l
-        .forward(
-            Array2::zeros((0, 3)).view(),
-            Array1::<usize>::zeros(0).view(),
-        )
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "logits: expected at least one sample, got an empty array of shape [0, 3]"
-    );
-    let e = l
-        .forward(Array2::zeros((2, 0)).view(), array![0_usize, 0].view())
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "logits: expected at least one class, got an empty array of shape [2, 0]"
-    );
-    let mut g = Array2::zeros((3, 2));
-    let e = l
-        .forward_backward_into(x.view(), array![0_usize, 1].view(), g.view_mut())
-        .unwrap_err();
-    assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [3, 2]");
 }
 
 fn logits_and_labels() -> impl Strategy<Value = (Array2<f64>, Array1<usize>)> {
-    (1usize..6, 1usize..7).prop_flat_map(|(n, c)| {
-        (
-            proptest::collection::vec(-10.0f64..10.0, n * c),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_map(move |(v, l)| (Array2::from_shape_vec((n, c), v).unwrap(), Array1::from(l)))
-    })
+    labeled_rows(1..6, 1..7, -10.0f64..10.0)
 }
 
 fn options() -> impl Strategy<Value = (u32, f64)> {

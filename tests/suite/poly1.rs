@@ -1,33 +1,21 @@
-//! Poly-1: gradients against finite differences under every option,
-//! properties (epsilon = 0 is cross-entropy), errors, extreme `f32` logits.
-//! (Reference values: `tests/conformance`.)
+//! Poly-1: the contract under every option, properties (epsilon = 0 is
+//! cross-entropy), errors, extreme `f32` logits. (Reference values:
+//! `tests/conformance`.)
 
+use crate::common::assert_option_rejects;
 use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+    assert_f32_agrees, assert_label_errors, assert_scaled_cross_entropy, contract_on_random_rows,
+    logits_and_labels, on_extreme_rows,
 };
-use classloss::{CrossEntropy, Differentiable, Error, Loss, Poly1, Reduction};
+use classloss::{CrossEntropy, Differentiable, Loss, Poly1, Reduction};
 use ndarray::array;
 use proptest::prelude::*;
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    let (x, y) = random_case(7, 5, 11, 3.0);
-    for reduction in reductions() {
-        for eps in [-1.0, -0.5, 0.0, 1.0, 2.5] {
-            let poly = Poly1::new()
-                .with_reduction(reduction)
-                .with_epsilon(eps)
-                .unwrap();
-            assert_consistent_gradient(&format!("{reduction} epsilon={eps}"), &poly, &x, &y);
-        }
-    }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 12, 2.0);
-    assert_overwrites_dirty_buffer(&Poly1::new(), &x, &y);
+fn contract() {
+    let poly = |eps| Poly1::<f64>::new().with_epsilon(eps).unwrap();
+    let epsilons = [-1.0, -0.5, 0.0, 1.0, 2.5];
+    contract_on_random_rows(11, epsilons.map(|e| (format!("epsilon={e}"), poly(e))));
 }
 
 #[test]
@@ -45,40 +33,26 @@ fn value_is_cross_entropy_plus_epsilon_times_one_minus_p() {
 
 #[test]
 fn extreme_f32_logits_stay_finite_and_correct() {
-    let x = array![
-        [1e30_f32, -1e30, 0.0],
-        [-1e30, -1e30, -1e30],
-        [1e30, -1e30, 0.0]
-    ];
-    let y = array![1_usize, 2, 0];
-    let poly = Poly1::new().with_reduction(Reduction::None);
-    let per = poly.per_sample(x.view(), y.view()).unwrap();
+    let (per, g) = on_extreme_rows(&Poly1::new().with_reduction(Reduction::None));
     assert_eq!(per[0], 2e30);
     assert!((per[1] - (3f32.ln() + 2.0 / 3.0)).abs() < 1e-6);
     assert_eq!(per[2], 0.0);
-    let g = poly.backward(x.view(), y.view()).unwrap();
-    assert!(g.iter().all(|v| v.is_finite()));
     assert_eq!(g.row(0).to_vec(), vec![1.0, -1.0, 0.0]);
 }
 
 #[test]
 fn errors_name_the_argument_and_the_values() {
     assert_label_errors(&Poly1::new());
-    let e = Poly1::<f64>::new().with_epsilon(-1.5).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `epsilon`: expected a finite number >= -1, got -1.5"
-    );
-    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let e = Poly1::<f64>::new().with_epsilon(bad).unwrap_err();
-        assert!(matches!(
-            e,
-            Error::InvalidOption {
-                name: "epsilon",
-                ..
-            }
-        ));
-    }
+    let bad = [
+        (-1.5, "-1.5"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "inf"),
+        (f64::NEG_INFINITY, "-inf"),
+    ];
+    let expected = "a finite number >= -1";
+    assert_option_rejects("epsilon", expected, &bad, |e| {
+        Poly1::<f64>::new().with_epsilon(e)
+    });
     assert_eq!(
         Poly1::<f64>::new().with_epsilon(-1.0).unwrap().epsilon(),
         -1.0
@@ -89,11 +63,7 @@ fn errors_name_the_argument_and_the_values() {
 proptest! {
     #[test]
     fn epsilon_zero_equals_cross_entropy((x, y) in logits_and_labels()) {
-        let poly = Poly1::new().with_epsilon(0.0).unwrap();
-        let (a, ga) = poly.forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), y.view()).unwrap();
-        prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
-        prop_assert!(close(&ga, &gb, 1e-12));
+        assert_scaled_cross_entropy(&Poly1::new().with_epsilon(0.0).unwrap(), &x, &y, 1.0)?;
     }
 
     /// Every sample exceeds cross-entropy by exactly epsilon (1 - p_y).
@@ -110,9 +80,6 @@ proptest! {
 
     #[test]
     fn f32_agrees_with_f64((x, y) in logits_and_labels(), eps in -1.0f64..4.0) {
-        let a = Poly1::<f64>::new().with_epsilon(eps).unwrap().forward_backward(x.view(), y.view()).unwrap();
-        let x32 = x.mapv(|v| v as f32);
-        let b = Poly1::<f32>::new().with_epsilon(eps).unwrap().forward_backward(x32.view(), y.view()).unwrap();
-        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+        assert_f32_agrees(&Poly1::new().with_epsilon(eps).unwrap(), &x, &y)?;
     }
 }

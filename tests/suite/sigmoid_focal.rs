@@ -1,18 +1,14 @@
-//! The sigmoid focal loss: gradients against finite differences under every
-//! option (including `gamma < 1`), agreement with torchvision's formula and
-//! with BCE-with-logits at `gamma = 0`, finiteness where `1 - p_t` vanishes,
-//! properties, errors, and `f32` extremes. (Reference values:
-//! `tests/conformance`.)
+//! The sigmoid focal loss: the contract under every option (including `gamma
+//! < 1`), agreement with torchvision's formula and with BCE-with-logits at
+//! `gamma = 0`, finiteness where `1 - p_t` vanishes, properties, errors, and
+//! `f32` extremes. (Reference values: `tests/conformance`.)
 
-use crate::common::{assert_gradient, random_array};
+use crate::common::{inputs_and_targets, matrix, random_array, soft_targets};
+use crate::contract::{Case, Paired, check_contract};
 use classloss::gradcheck::GradCheck;
 use classloss::{BceWithLogits, Differentiable, Error, Loss, Reduction, SigmoidFocal};
-use ndarray::{Array2, ArrayD, Ix2, IxDyn, array};
+use ndarray::{Array2, ArrayD, IxDyn, array};
 use proptest::prelude::*;
-
-fn reductions() -> [Reduction; 3] {
-    [Reduction::Mean, Reduction::Sum, Reduction::None]
-}
 
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
@@ -30,10 +26,6 @@ fn torchvision(x: f64, t: f64, gamma: f64, alpha: Option<f64>) -> f64 {
     }
 }
 
-fn soft_targets(shape: &[usize], seed: u64) -> ArrayD<f64> {
-    random_array(shape, seed, 0.8).mapv(|v| (v + 0.5).clamp(0.0, 1.0))
-}
-
 fn hard_targets(shape: &[usize], seed: u64) -> ArrayD<f64> {
     random_array(shape, seed, 1.0).mapv(|v| if v > 0.0 { 1.0 } else { 0.0 })
 }
@@ -47,33 +39,23 @@ fn defaults_are_torchvisions() {
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
+fn contract() {
     for (shape, seed) in [(vec![5, 4], 1u64), (vec![2, 3, 3], 2), (vec![6], 3)] {
         let x = random_array(&shape, seed, 4.0);
-        for targets in [
-            soft_targets(&shape, seed + 10),
-            hard_targets(&shape, seed + 20),
+        for (kind, targets) in [
+            ("soft", soft_targets(&shape, seed + 10)),
+            ("hard", hard_targets(&shape, seed + 20)),
         ] {
-            for reduction in reductions() {
-                for gamma in [0.0, 0.3, 1.0, 2.0, 3.5] {
-                    for alpha in [None, Some(0.25), Some(0.8)] {
-                        let focal = SigmoidFocal::<f64, IxDyn>::spatial()
-                            .with_reduction(reduction)
-                            .with_gamma(gamma)
-                            .unwrap()
-                            .with_alpha(alpha)
-                            .unwrap();
-                        let (value, grad) =
-                            focal.forward_backward(x.view(), targets.view()).unwrap();
-                        assert_eq!(value, focal.forward(x.view(), targets.view()).unwrap());
-                        let what = format!("{shape:?} {reduction} gamma={gamma} alpha={alpha:?}");
-                        assert_gradient(
-                            &what,
-                            |z| focal.forward(z.view(), targets.view()).unwrap(),
-                            &x,
-                            &grad,
-                        );
-                    }
+            let args = Paired::new(x.clone(), targets, "targets");
+            for gamma in [0.0, 0.3, 1.0, 2.0, 3.5] {
+                for alpha in [None, Some(0.25), Some(0.8)] {
+                    let focal = SigmoidFocal::<f64, IxDyn>::spatial()
+                        .with_gamma(gamma)
+                        .unwrap()
+                        .with_alpha(alpha)
+                        .unwrap();
+                    let what = format!("{shape:?} {kind} gamma={gamma} alpha={alpha:?}");
+                    check_contract(&focal, &Case::new(what, args.clone()));
                 }
             }
         }
@@ -82,12 +64,8 @@ fn gradient_matches_finite_differences_under_every_option() {
 
 #[test]
 fn values_match_torchvisions_formula() {
-    let x = random_array(&[6, 4], 4, 5.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let t = soft_targets(&[6, 4], 5)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
+    let x = matrix(random_array(&[6, 4], 4, 5.0));
+    let t = matrix(soft_targets(&[6, 4], 5));
     for gamma in [0.0, 0.5, 2.0, 3.0] {
         for alpha in [None, Some(0.25), Some(1.0)] {
             let per = SigmoidFocal::new()
@@ -241,24 +219,6 @@ fn f32_logits_up_to_1e30_are_finite_and_correct() {
 }
 
 #[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let x = random_array(&[4, 3], 9, 3.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let t = soft_targets(&[4, 3], 10)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let focal = SigmoidFocal::new().with_gamma(1.5).unwrap();
-    let clean = focal.backward(x.view(), t.view()).unwrap();
-    let mut dirty = Array2::from_elem((4, 3), f64::INFINITY);
-    let v = focal
-        .forward_backward_into(x.view(), t.view(), dirty.view_mut())
-        .unwrap();
-    assert_eq!(dirty, clean);
-    assert_eq!(v, focal.forward(x.view(), t.view()).unwrap());
-}
-
-#[test]
 fn errors_name_the_argument_and_the_values() {
     // invalid options
     let e = SigmoidFocal::<f64>::new().with_gamma(-1.0).unwrap_err();
@@ -348,19 +308,12 @@ fn errors_name_the_argument_and_the_values() {
     assert_eq!(e.to_string(), "grad: expected shape [2, 3], got [1, 3]");
 }
 
+/// Logits in `[-range, range]` and targets, with exact 0s and 1s.
 fn logits_and_targets(range: f64) -> impl Strategy<Value = (Array2<f64>, Array2<f64>)> {
-    (1usize..6, 1usize..6).prop_flat_map(move |(n, k)| {
-        (
-            proptest::collection::vec(-range..range, n * k),
-            proptest::collection::vec(prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0], n * k),
-        )
-            .prop_map(move |(x, t)| {
-                (
-                    Array2::from_shape_vec((n, k), x).unwrap(),
-                    Array2::from_shape_vec((n, k), t).unwrap(),
-                )
-            })
-    })
+    inputs_and_targets(
+        -range..range,
+        prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0],
+    )
 }
 
 proptest! {

@@ -1,12 +1,13 @@
-//! Soft bootstrapping: gradients against finite differences under every
-//! option, properties (beta = 1 is cross-entropy, beta = 0 is the entropy),
-//! errors, extreme `f32` logits. (Reference values: `tests/conformance`.)
+//! Soft bootstrapping: the contract under every option, properties (beta = 1
+//! is cross-entropy, beta = 0 is the entropy), errors, extreme `f32` logits.
+//! (Reference values: `tests/conformance`.)
 
+use crate::common::assert_option_rejects;
 use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+    assert_f32_agrees, assert_label_errors, assert_scaled_cross_entropy, contract_on_random_rows,
+    logits_and_labels, on_extreme_rows,
 };
-use classloss::{CrossEntropy, Differentiable, Error, Loss, Reduction, SoftBootstrapping};
+use classloss::{CrossEntropy, Differentiable, Loss, Reduction, SoftBootstrapping};
 use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
@@ -29,20 +30,9 @@ fn entropies(x: &Array2<f64>) -> Array1<f64> {
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    let (x, y) = random_case(7, 5, 51, 3.0);
-    for reduction in reductions() {
-        for beta in [0.0, 0.5, 0.8, 0.95, 1.0] {
-            let loss = soft(beta).with_reduction(reduction);
-            assert_consistent_gradient(&format!("{reduction} beta={beta}"), &loss, &x, &y);
-        }
-    }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 52, 2.0);
-    assert_overwrites_dirty_buffer(&SoftBootstrapping::new(), &x, &y);
+fn contract() {
+    let betas = [0.0, 0.5, 0.8, 0.95, 1.0];
+    contract_on_random_rows(51, betas.map(|b| (format!("beta={b}"), soft(b))));
 }
 
 /// The prediction term is trained (its gradient is not dropped): with
@@ -61,23 +51,15 @@ fn prediction_term_has_a_gradient() {
 
 #[test]
 fn extreme_f32_logits_stay_finite_and_correct() {
-    let x = array![
-        [1e30_f32, -1e30, 0.0],
-        [-1e30, -1e30, -1e30],
-        [1e30, -1e30, 0.0]
-    ];
-    let y = array![1_usize, 2, 0];
     for beta in [0.0, 0.8, 1.0] {
         let loss = SoftBootstrapping::new()
             .with_beta(beta)
             .unwrap()
             .with_reduction(Reduction::None);
-        let per = loss.per_sample(x.view(), y.view()).unwrap();
+        let (per, g) = on_extreme_rows(&loss);
         assert_eq!(per[0], beta as f32 * 2e30, "beta={beta}");
         assert!((per[1] - 3f32.ln()).abs() < 1e-6, "beta={beta}: {per}");
         assert_eq!(per[2], 0.0);
-        let g = loss.backward(x.view(), y.view()).unwrap();
-        assert!(g.iter().all(|v| v.is_finite()), "beta={beta}: {g}");
         assert_eq!(g.row(2).to_vec(), vec![0.0, 0.0, 0.0]);
     }
 }
@@ -85,24 +67,16 @@ fn extreme_f32_logits_stay_finite_and_correct() {
 #[test]
 fn errors_name_the_argument_and_the_values() {
     assert_label_errors(&SoftBootstrapping::new());
-    for (bad, shown) in [(1.5, "1.5"), (-0.1, "-0.1"), (f64::NAN, "NaN")] {
-        let e = SoftBootstrapping::<f64>::new().with_beta(bad).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("option `beta`: expected a number in [0, 1], got {shown}")
-        );
-        assert!(matches!(e, Error::InvalidOption { name: "beta", .. }));
-    }
+    let bad = [(1.5, "1.5"), (-0.1, "-0.1"), (f64::NAN, "NaN")];
+    let set = |b| SoftBootstrapping::<f64>::new().with_beta(b);
+    assert_option_rejects("beta", "a number in [0, 1]", &bad, set);
     assert_eq!(SoftBootstrapping::<f64>::default().beta(), 0.95);
 }
 
 proptest! {
     #[test]
     fn beta_one_equals_cross_entropy((x, y) in logits_and_labels()) {
-        let (a, ga) = soft(1.0).forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), y.view()).unwrap();
-        prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
-        prop_assert!(close(&ga, &gb, 1e-12));
+        assert_scaled_cross_entropy(&soft(1.0), &x, &y, 1.0)?;
     }
 
     /// Per sample: beta CE + (1 - beta) H(p).
@@ -119,9 +93,6 @@ proptest! {
 
     #[test]
     fn f32_agrees_with_f64((x, y) in logits_and_labels(), beta in 0.0f64..1.0) {
-        let a = soft(beta).forward_backward(x.view(), y.view()).unwrap();
-        let x32 = x.mapv(|v| v as f32);
-        let b = SoftBootstrapping::<f32>::new().with_beta(beta).unwrap().forward_backward(x32.view(), y.view()).unwrap();
-        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+        assert_f32_agrees(&soft(beta), &x, &y)?;
     }
 }

@@ -1,12 +1,14 @@
-//! Softmax focal loss: gradients against finite differences under every
-//! option, properties (gamma = 0 is cross-entropy), errors, and extreme
-//! `f32` logits. (Reference values: `tests/conformance`.)
+//! Softmax focal loss: the contract under every option, properties (gamma =
+//! 0 is cross-entropy), errors, and extreme `f32` logits. (Reference values:
+//! `tests/conformance`.)
 
+use crate::common::{assert_option_rejects, assert_weights_rejected};
+use crate::contract::{Case, Labeled, check_contract};
 use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+    assert_f32_agrees, assert_label_errors, assert_scaled_cross_entropy, assert_shift_invariant,
+    close, logits_and_labels, random_labeled,
 };
-use classloss::{CrossEntropy, Differentiable, Error, FocalAlpha, Loss, Reduction, SoftmaxFocal};
+use classloss::{CrossEntropy, Differentiable, FocalAlpha, Loss, Reduction, SoftmaxFocal};
 use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
@@ -26,32 +28,29 @@ fn alphas() -> Vec<(&'static str, SoftmaxFocal<f64>)> {
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    let (x, y) = random_case(7, 5, 1, 3.0);
-    for reduction in reductions() {
-        for gamma in GAMMAS {
-            for (name, focal) in alphas() {
-                let focal = focal.with_reduction(reduction).with_gamma(gamma).unwrap();
-                let what = format!("{reduction} gamma={gamma} {name}");
-                assert_consistent_gradient(&what, &focal, &x, &y);
+fn contract() {
+    let args = random_labeled(7, 5, 1, 3.0);
+    for gamma in GAMMAS {
+        for (name, focal) in alphas() {
+            let focal = focal.with_gamma(gamma).unwrap();
+            let mut case = Case::new(format!("gamma={gamma} {name}"), args.clone());
+            if let FocalAlpha::PerClass(_) = focal.alpha() {
+                case = case.misshapen("alpha", args.with_extra_class());
             }
+            check_contract(&focal, &case);
         }
     }
-}
-
-/// Confident correct rows (p_y from 0.9 to 1 - 1e-9): for gamma < 1 the
-/// derivative of (1 - p)^gamma in p blows up there, but the gradient in
-/// the logits stays finite and still matches finite differences.
-#[test]
-fn gradient_is_right_for_confident_rows_and_small_gamma() {
+    // Confident correct rows (p_y from 0.9 to 1 - 1e-9): for gamma < 1 the
+    // derivative of (1 - p)^gamma in p blows up there, but the gradient in
+    // the logits stays finite and still matches finite differences.
     let x = array![[3.0_f64, 0.0, -1.0], [9.0, 0.5, 0.0], [21.0, 0.0, 0.3]];
-    let y = array![0_usize, 0, 0];
+    let confident = Labeled::new(x, array![0_usize, 0, 0]);
     for gamma in [0.1, 0.5, 0.9, 2.0] {
-        let focal = SoftmaxFocal::new()
-            .with_reduction(Reduction::Sum)
-            .with_gamma(gamma)
-            .unwrap();
-        assert_consistent_gradient(&format!("confident gamma={gamma}"), &focal, &x, &y);
+        let focal = SoftmaxFocal::new().with_gamma(gamma).unwrap();
+        check_contract(
+            &focal,
+            &Case::new(format!("confident gamma={gamma}"), confident.clone()),
+        );
     }
 }
 
@@ -89,14 +88,6 @@ fn certain_rows_give_the_limit_not_nan() {
 }
 
 #[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 5, 7, 2.0);
-    for (_, focal) in alphas() {
-        assert_overwrites_dirty_buffer(&focal.with_gamma(0.5).unwrap(), &x, &y);
-    }
-}
-
-#[test]
 fn worked_example_of_the_documents() {
     // alpha = 1, gamma = 2: p = 0.3 -> 0.49 * 1.204, p = 0.8 -> 0.04 * 0.223
     // (first document): the easy sample is cut far more than the hard one.
@@ -109,20 +100,6 @@ fn worked_example_of_the_documents() {
     assert!((per[0] - 0.49 * -(0.3_f64.ln())).abs() < 1e-12);
     assert!((per[1] - 0.04 * -(0.8_f64.ln())).abs() < 1e-12);
     assert!((per[0] - 0.5899466741197086).abs() < 1e-12);
-}
-
-#[test]
-fn mean_divides_by_n_whatever_alpha() {
-    let (x, y) = random_case(5, 5, 3, 2.0);
-    for (name, focal) in alphas() {
-        let sum = focal
-            .clone()
-            .with_reduction(Reduction::Sum)
-            .forward(x.view(), y.view())
-            .unwrap();
-        let mean = focal.forward(x.view(), y.view()).unwrap();
-        assert!((mean - sum / 5.0).abs() < 1e-14, "{name}");
-    }
 }
 
 #[test]
@@ -171,31 +148,14 @@ fn errors_name_the_argument_and_the_values() {
         .unwrap_err();
     assert_eq!(e.to_string(), "alpha: expected shape [3], got [2]");
     // invalid options
-    let e = SoftmaxFocal::<f64>::new().with_gamma(-1.0).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `gamma`: expected a finite number >= 0, got -1"
-    );
-    for bad in [f64::NAN, f64::INFINITY] {
-        let e = SoftmaxFocal::<f64>::new().with_gamma(bad).unwrap_err();
-        assert!(matches!(e, Error::InvalidOption { name: "gamma", .. }));
-    }
-    let e = SoftmaxFocal::<f64>::new().with_alpha(-0.5).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `alpha`: expected a finite number >= 0, got -0.5"
-    );
-    let e = SoftmaxFocal::<f64>::new()
-        .with_class_alpha(array![1.0, -1.0])
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `alpha`: expected finite weights >= 0, got an array containing -1"
-    );
-    let e = SoftmaxFocal::<f64>::new()
-        .with_class_alpha(array![1.0, f64::NAN])
-        .unwrap_err();
-    assert!(matches!(e, Error::InvalidOption { name: "alpha", .. }));
+    let new = SoftmaxFocal::<f64>::new;
+    let non_negative = "a finite number >= 0";
+    let bad = [(-1.0, "-1"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")];
+    assert_option_rejects("gamma", non_negative, &bad, |g| new().with_gamma(g));
+    assert_option_rejects("alpha", non_negative, &[(-0.5, "-0.5")], |a| {
+        new().with_alpha(a)
+    });
+    assert_weights_rejected("alpha", |w| new().with_class_alpha(w));
 }
 
 #[test]
@@ -216,16 +176,8 @@ proptest! {
     fn gamma_zero_equals_cross_entropy((x, y) in logits_and_labels(), a in 0.0f64..3.0) {
         let c = x.ncols();
         let focal = SoftmaxFocal::new().with_gamma(0.0).unwrap();
-        let (fv, fg) = focal.forward_backward(x.view(), y.view()).unwrap();
-        let ce = CrossEntropy::new();
-        let (cv, cg) = ce.forward_backward(x.view(), y.view()).unwrap();
-        prop_assert!((fv - cv).abs() <= 1e-12 * (1.0 + cv.abs()));
-        prop_assert!(close(&fg, &cg, 1e-12));
-
-        let scaled = focal.clone().with_alpha(a).unwrap();
-        let (sv, sg) = scaled.forward_backward(x.view(), y.view()).unwrap();
-        prop_assert!((sv - a * cv).abs() <= 1e-12 * (1.0 + a * cv.abs()));
-        prop_assert!(close(&sg, &(&cg * a), 1e-12));
+        assert_scaled_cross_entropy(&focal, &x, &y, 1.0)?;
+        assert_scaled_cross_entropy(&focal.clone().with_alpha(a).unwrap(), &x, &y, a)?;
 
         let w = Array1::from_shape_fn(c, |k| a + k as f64 * 0.5);
         let per_class = focal.with_class_alpha(w.clone()).unwrap().with_reduction(Reduction::Sum);
@@ -251,20 +203,35 @@ proptest! {
 
     #[test]
     fn shifting_a_row_changes_nothing((x, y) in logits_and_labels(), shift in -50.0f64..50.0, gamma in 0.0f64..4.0) {
-        let focal = SoftmaxFocal::new().with_gamma(gamma).unwrap();
-        let (a, ga) = focal.forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = focal.forward_backward((&x + shift).view(), y.view()).unwrap();
-        prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()));
-        prop_assert!(ga.iter().zip(gb.iter()).all(|(p, q)| (p - q).abs() < 1e-9));
+        assert_shift_invariant(&SoftmaxFocal::new().with_gamma(gamma).unwrap(), &x, &y, shift)?;
     }
 
     #[test]
     fn f32_agrees_with_f64((x, y) in logits_and_labels(), gamma in 0.0f64..4.0) {
-        let a = SoftmaxFocal::<f64>::new().with_gamma(gamma).unwrap()
-            .forward_backward(x.view(), y.view()).unwrap();
-        let x32 = x.mapv(|v| v as f32);
-        let b = SoftmaxFocal::<f32>::new().with_gamma(gamma).unwrap()
-            .forward_backward(x32.view(), y.view()).unwrap();
-        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+        assert_f32_agrees(&SoftmaxFocal::new().with_gamma(gamma).unwrap(), &x, &y)?;
     }
+}
+
+/// Found by the contract, a bug in `src`: a sample's loss beyond `f32`
+/// (`4e38` here) is reported with the magnitude "a value beyond the range
+/// of f64" instead of its value, which f64 holds (cross-entropy and Poly-1
+/// report "about 4.000e38"); and the mean, `2e38`, is an error too, where
+/// cross-entropy and Poly-1 return it.
+#[test]
+#[ignore = "src bug found by the contract: the overflow is computed in f32"]
+fn a_sample_beyond_f32_is_reported_with_its_magnitude() {
+    let x = array![[-2e38_f32, 2e38], [0.0, 1.0]];
+    let y = array![0_usize, 0];
+    let focal = SoftmaxFocal::new().with_gamma(0.0).unwrap();
+    let e = focal.per_sample(&x, &y).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "logits[0]: the sample's loss overflows f32: expected at most 3.4028235e38, \
+         got about 4.000e38"
+    );
+    let poly = classloss::Poly1::new().with_epsilon(0.0).unwrap();
+    assert_eq!(
+        focal.forward(&x, &y).unwrap(),
+        poly.forward(&x, &y).unwrap()
+    );
 }

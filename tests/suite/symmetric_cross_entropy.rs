@@ -1,13 +1,13 @@
-//! Symmetric cross-entropy: gradients against finite differences under
-//! every option, properties (beta = 0 is alpha CE; the reverse term is
-//! -log_zero (1 - p_y)), errors, extreme `f32` logits. (Reference values:
-//! `tests/conformance`.)
+//! Symmetric cross-entropy: the contract under every option, properties
+//! (beta = 0 is alpha CE; the reverse term is -log_zero (1 - p_y)), errors,
+//! extreme `f32` logits. (Reference values: `tests/conformance`.)
 
+use crate::common::assert_option_rejects;
 use crate::labels::{
-    assert_consistent_gradient, assert_f32_close, assert_label_errors,
-    assert_overwrites_dirty_buffer, close, logits_and_labels, random_case, reductions,
+    assert_f32_agrees, assert_label_errors, assert_scaled_cross_entropy, contract_on_random_rows,
+    logits_and_labels, on_extreme_rows,
 };
-use classloss::{CrossEntropy, Differentiable, Error, Loss, Reduction, SymmetricCrossEntropy};
+use classloss::{CrossEntropy, Loss, Reduction, SymmetricCrossEntropy};
 use ndarray::array;
 use proptest::prelude::*;
 
@@ -22,27 +22,19 @@ fn sce(alpha: f64, beta: f64, log_zero: f64) -> SymmetricCrossEntropy<f64> {
 }
 
 #[test]
-fn gradient_matches_finite_differences_under_every_option() {
-    let (x, y) = random_case(7, 5, 41, 3.0);
-    for reduction in reductions() {
-        for (alpha, beta, log_zero) in [
-            (0.1, 1.0, -4.0),
-            (1.0, 0.5, -6.0),
-            (0.0, 1.0, -4.0),
-            (1.0, 0.0, -4.0),
-            (2.0, 3.0, 1e-4_f64.ln()),
-        ] {
-            let loss = sce(alpha, beta, log_zero).with_reduction(reduction);
-            let what = format!("{reduction} alpha={alpha} beta={beta} A={log_zero}");
-            assert_consistent_gradient(&what, &loss, &x, &y);
-        }
-    }
-}
-
-#[test]
-fn fused_call_overwrites_a_dirty_buffer() {
-    let (x, y) = random_case(4, 3, 42, 2.0);
-    assert_overwrites_dirty_buffer(&SymmetricCrossEntropy::new(), &x, &y);
+fn contract() {
+    let options = [
+        (0.1, 1.0, -4.0),
+        (1.0, 0.5, -6.0),
+        (0.0, 1.0, -4.0),
+        (1.0, 0.0, -4.0),
+        (2.0, 3.0, 1e-4_f64.ln()),
+    ];
+    let losses = options.map(|(alpha, beta, log_zero)| {
+        let what = format!("alpha={alpha} beta={beta} A={log_zero}");
+        (what, sce(alpha, beta, log_zero))
+    });
+    contract_on_random_rows(41, losses);
 }
 
 #[test]
@@ -57,52 +49,27 @@ fn reverse_term_is_bounded_by_minus_log_zero() {
 
 #[test]
 fn extreme_f32_logits_stay_finite_and_correct() {
-    let x = array![
-        [1e30_f32, -1e30, 0.0],
-        [-1e30, -1e30, -1e30],
-        [1e30, -1e30, 0.0]
-    ];
-    let y = array![1_usize, 2, 0];
     let loss = SymmetricCrossEntropy::new().with_reduction(Reduction::None);
-    let per = loss.per_sample(x.view(), y.view()).unwrap();
+    let (per, _) = on_extreme_rows(&loss);
     assert!((per[0] / (0.1 * 2e30) - 1.0).abs() < 1e-6, "{per}");
     let uniform = 0.1 * 3f32.ln() + 4.0 * (2.0 / 3.0);
     assert!((per[1] - uniform).abs() < 1e-6, "{per}");
     assert_eq!(per[2], 0.0);
-    let g = loss.backward(x.view(), y.view()).unwrap();
-    assert!(g.iter().all(|v| v.is_finite()), "{g}");
 }
 
 #[test]
 fn errors_name_the_argument_and_the_values() {
     assert_label_errors(&SymmetricCrossEntropy::new());
-    let e = SymmetricCrossEntropy::<f64>::new()
-        .with_alpha(-1.0)
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `alpha`: expected a finite number >= 0, got -1"
-    );
-    let e = SymmetricCrossEntropy::<f64>::new()
-        .with_beta(f64::NAN)
-        .unwrap_err();
-    assert!(matches!(e, Error::InvalidOption { name: "beta", .. }));
-    let e = SymmetricCrossEntropy::<f64>::new()
-        .with_beta(-0.5)
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "option `beta`: expected a finite number >= 0, got -0.5"
-    );
-    for (bad, shown) in [(0.0, "0"), (4.0, "4"), (f64::NEG_INFINITY, "-inf")] {
-        let e = SymmetricCrossEntropy::<f64>::new()
-            .with_log_zero(bad)
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("option `log_zero`: expected a finite number < 0, got {shown}")
-        );
-    }
+    let new = SymmetricCrossEntropy::<f64>::new;
+    let non_negative = "a finite number >= 0";
+    assert_option_rejects("alpha", non_negative, &[(-1.0, "-1")], |a| {
+        new().with_alpha(a)
+    });
+    let bad = [(f64::NAN, "NaN"), (-0.5, "-0.5")];
+    assert_option_rejects("beta", non_negative, &bad, |b| new().with_beta(b));
+    let bad = [(0.0, "0"), (4.0, "4"), (f64::NEG_INFINITY, "-inf")];
+    let set = |a| new().with_log_zero(a);
+    assert_option_rejects("log_zero", "a finite number < 0", &bad, set);
     let d = SymmetricCrossEntropy::<f64>::default();
     assert_eq!((d.alpha(), d.beta(), d.log_zero()), (0.1, 1.0, -4.0));
 }
@@ -111,10 +78,7 @@ proptest! {
     /// beta = 0 leaves alpha times cross-entropy.
     #[test]
     fn beta_zero_is_scaled_cross_entropy((x, y) in logits_and_labels(), alpha in 0.0f64..3.0) {
-        let (a, ga) = sce(alpha, 0.0, -4.0).forward_backward(x.view(), y.view()).unwrap();
-        let (b, gb) = CrossEntropy::new().forward_backward(x.view(), y.view()).unwrap();
-        prop_assert!((a - alpha * b).abs() <= 1e-12 * (1.0 + alpha * b));
-        prop_assert!(close(&ga, &(&gb * alpha), 1e-12));
+        assert_scaled_cross_entropy(&sce(alpha, 0.0, -4.0), &x, &y, alpha)?;
     }
 
     /// Per sample: alpha CE + beta (-A) (1 - p_y).
@@ -132,11 +96,6 @@ proptest! {
 
     #[test]
     fn f32_agrees_with_f64((x, y) in logits_and_labels(), alpha in 0.0f64..2.0, beta in 0.0f64..2.0) {
-        let a = sce(alpha, beta, -6.0).forward_backward(x.view(), y.view()).unwrap();
-        let x32 = x.mapv(|v| v as f32);
-        let l32 = SymmetricCrossEntropy::<f32>::new().with_alpha(alpha).unwrap()
-            .with_beta(beta).unwrap().with_log_zero(-6.0).unwrap();
-        let b = l32.forward_backward(x32.view(), y.view()).unwrap();
-        assert_f32_close((a.0, &a.1), (b.0, &b.1), 1e-5)?;
+        assert_f32_agrees(&sce(alpha, beta, -6.0), &x, &y)?;
     }
 }

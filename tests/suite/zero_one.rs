@@ -1,10 +1,12 @@
-//! The 0-1 loss: reductions, the argmax tie and NaN rules, properties and
-//! errors. (It has no gradient: its rustdoc holds the `compile_fail` test.
-//! Reference values: `tests/conformance`.)
+//! The 0-1 loss: the value half of the contract, reductions, the argmax tie
+//! and NaN rules, properties and errors. (It has no gradient: its rustdoc
+//! holds the `compile_fail` test. Reference values: `tests/conformance`.)
 
-use crate::common::{random_array, random_labels};
-use classloss::{CrossEntropy, Error, Loss, Reduction, ZeroOne};
-use ndarray::{Array1, Array2, Ix1, Ix2, array};
+use crate::common::{matrix, random_array, random_labels, vector};
+use crate::contract::{Case, Labeled, check_value_contract};
+use crate::labels::{assert_label_errors_of_values, labeled_rows};
+use classloss::{CrossEntropy, Loss, Reduction, ZeroOne};
+use ndarray::{Array1, Array2, array};
 use proptest::prelude::*;
 
 #[test]
@@ -30,16 +32,17 @@ fn reductions_give_rate_count_and_per_sample_flags() {
     }
 }
 
+/// The per-sample values of the 0-1 loss.
+fn flags<F: classloss::Float>(x: &Array2<F>, labels: &Array1<usize>) -> Array1<F> {
+    ZeroOne::new().per_sample(x, labels).unwrap()
+}
+
 #[test]
 fn ties_go_to_the_lowest_index() {
     let x = array![[1.0_f32, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, 3.0, 3.0]];
-    let per = ZeroOne::new()
-        .per_sample(x.view(), array![0_usize, 1, 0].view())
-        .unwrap();
+    let per = flags(&x, &array![0_usize, 1, 0]);
     assert_eq!(per, array![0.0, 0.0, 0.0]);
-    let per = ZeroOne::new()
-        .per_sample(x.view(), array![1_usize, 2, 2].view())
-        .unwrap();
+    let per = flags(&x, &array![1_usize, 2, 2]);
     assert_eq!(per, array![1.0, 1.0, 1.0]);
 }
 
@@ -49,13 +52,9 @@ fn a_nan_logit_is_the_prediction_as_in_torch_argmax() {
         [1.0_f64, f64::NAN, 5.0, f64::NAN],
         [f64::NAN, 9.0, 1.0, 0.0]
     ];
-    let hit = ZeroOne::new()
-        .per_sample(x.view(), array![1_usize, 0].view())
-        .unwrap();
+    let hit = flags(&x, &array![1_usize, 0]);
     assert_eq!(hit, array![0.0, 0.0]);
-    let miss = ZeroOne::new()
-        .per_sample(x.view(), array![2_usize, 1].view())
-        .unwrap();
+    let miss = flags(&x, &array![2_usize, 1]);
     assert_eq!(miss, array![1.0, 1.0]);
 }
 
@@ -66,20 +65,14 @@ fn infinite_and_extreme_logits_are_ordinary_values() {
         [f32::INFINITY, f32::INFINITY],
         [1e30, -1e30]
     ];
-    let per = ZeroOne::new()
-        .per_sample(x.view(), array![1_usize, 0, 0].view())
-        .unwrap();
+    let per = flags(&x, &array![1_usize, 0, 0]);
     assert_eq!(per, array![0.0, 0.0, 0.0]);
 }
 
 #[test]
 fn agrees_with_argmax_on_random_rows() {
-    let x = random_array(&[40, 7], 3, 5.0)
-        .into_dimensionality::<Ix2>()
-        .unwrap();
-    let y = random_labels(&[40], 7, 4)
-        .into_dimensionality::<Ix1>()
-        .unwrap();
+    let x = matrix(random_array(&[40, 7], 3, 5.0));
+    let y = vector(random_labels(&[40], 7, 4));
     let per = ZeroOne::new().per_sample(x.view(), y.view()).unwrap();
     let mut errors = 0;
     for (i, row) in x.rows().into_iter().enumerate() {
@@ -96,58 +89,33 @@ fn agrees_with_argmax_on_random_rows() {
     assert_eq!(rate, errors as f64 / 40.0);
 }
 
+/// The value half of the contract (no gradient), on random rows and on
+/// rows with ties.
+#[test]
+fn contract() {
+    let x = matrix(random_array(&[40, 7], 3, 5.0));
+    let y = vector(random_labels(&[40], 7, 4));
+    check_value_contract(&ZeroOne::new(), &Case::new("random", Labeled::new(x, y)));
+    let ties = array![[1.0_f64, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, 3.0, 3.0]];
+    let case = Case::new("ties", Labeled::new(ties, array![0_usize, 2, 1]));
+    check_value_contract(&ZeroOne::new(), &case);
+}
+
 #[test]
 fn errors_name_the_argument_and_the_values() {
-    let z = ZeroOne::new();
-    let x = Array2::<f64>::zeros((2, 3));
-    let e = Loss::<f64>::forward(&z, x.view(), array![0_usize].view()).unwrap_err();
-    assert_eq!(e.to_string(), "labels: expected shape [2], got [1]");
-    let e = Loss::<f64>::forward(&z, x.view(), array![0_usize, 3].view()).unwrap_err();
-    assert!(matches!(
-        e,
-        Error::LabelOutOfRange {
-            label: 3,
-            num_classes: 3,
-            ..
-        }
-    ));
+    assert_label_errors_of_values(&ZeroOne::new());
+    // and in f32
+    let zeros = Array2::<f32>::zeros((2, 0));
+    let e = ZeroOne::new().per_sample(zeros.view(), array![0_usize, 0].view());
     assert_eq!(
-        e.to_string(),
-        "labels[1]: label 3 is out of range for 3 classes (expected 0..=2)"
-    );
-    let e = Loss::<f64>::forward(
-        &z,
-        Array2::zeros((0, 3)).view(),
-        Array1::<usize>::zeros(0).view(),
-    )
-    .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "logits: expected at least one sample, got an empty array of shape [0, 3]"
-    );
-    let e = Loss::<f32>::per_sample(&z, Array2::zeros((2, 0)).view(), array![0_usize, 0].view())
-        .unwrap_err();
-    assert_eq!(
-        e.to_string(),
+        e.unwrap_err().to_string(),
         "logits: expected at least one class, got an empty array of shape [2, 0]"
     );
 }
 
 fn logits_and_labels() -> impl Strategy<Value = (Array2<f64>, Array1<usize>)> {
-    (1usize..8, 1usize..6).prop_flat_map(|(n, c)| {
-        (
-            // Multiples of 1/8: exact in f32, and ties happen often.
-            proptest::collection::vec(-40i32..40, n * c),
-            proptest::collection::vec(0..c, n),
-        )
-            .prop_map(move |(v, l)| {
-                (
-                    Array2::from_shape_vec((n, c), v.into_iter().map(|k| k as f64 / 8.0).collect())
-                        .unwrap(),
-                    Array1::from(l),
-                )
-            })
-    })
+    // Multiples of 1/8: exact in f32, and ties happen often.
+    labeled_rows(1..8, 1..6, (-40i32..40).prop_map(|k| f64::from(k) / 8.0))
 }
 
 proptest! {
