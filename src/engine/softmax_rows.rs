@@ -68,7 +68,7 @@ impl<F: Float> Row<'_, F> {
         // The vector sums run over blocks whose totals are added in `f64`,
         // so that a long row of huge logits keeps `f32` accuracy.
         const BLOCK: usize = 1024;
-        let shifted: f64 = match weights {
+        let mut shifted: f64 = match weights {
             None => self
                 .x
                 .chunks(BLOCK)
@@ -81,6 +81,14 @@ impl<F: Float> Row<'_, F> {
                 .map(|(x, w)| F::shifted_dot(x, max, w).as_f64())
                 .sum(),
         };
+        if !shifted.is_finite() && max.is_finite() {
+            // Cold: `x_c - max` overflowed `F` (f32 logits `3e38` apart);
+            // each difference and product is exact in `f64`.
+            let weight = |c: usize| weights.map_or(1.0, |(w, _)| w[c].as_f64());
+            shifted = (self.x.iter().enumerate())
+                .map(|(c, &x)| weight(c) * (x.as_f64() - max.as_f64()))
+                .sum();
+        }
         let w_sum = weights.map_or(F::from_count(self.x.len()), |(_, s)| s);
         w_sum.as_f64() * ln_sum.as_f64() - shifted
     }

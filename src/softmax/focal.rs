@@ -160,7 +160,8 @@ impl<F: Float> Compute<F> for SoftmaxFocal<F> {
                     let factor = F::one() - gamma * (log_p.exp() * ratio);
                     one_hot_grad(g, y, scale * a * modulator * factor);
                 }
-                (-a * modulator * log_p).as_f64()
+                // In f64: `-log p` of f32 logits can exceed f32.
+                a.as_f64() * modulator.as_f64() * row.nll(y)
             },
         )
     }

@@ -306,7 +306,7 @@ proptest! {
     }
 }
 
-/// Found by the contract, a bug in `src`: with a `pos_weight`, a sample's
+/// Found by the contract, a bug in `src` not fixed yet: with a `pos_weight`, a sample's
 /// loss beyond `f32` (`2.5 * 1.6e38 = 4e38`) is reported with the magnitude
 /// "a value beyond the range of f64" instead of its value, which f64 holds;
 /// and the mean, `1e38`, is an error too (without `pos_weight`, and in

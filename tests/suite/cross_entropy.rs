@@ -416,12 +416,11 @@ fn long_class_axes_keep_f32_accuracy() {
     }
 }
 
-/// Found by the contract, a bug in `src` (the row's smoothing term, the sum
+/// Found by the contract and fixed (was a bug in `src`) (the row's smoothing term, the sum
 /// of `x_c - max` over the classes, is added up in `f32` and overflows):
 /// f32 logits about `3e38` apart whose smoothed loss, `2.2e37`, fits in
 /// `f32` are reported as an overflow of "a value beyond the range of f64".
 #[test]
-#[ignore = "src bug found by the contract: the smoothing term overflows in f32"]
 fn smoothing_term_of_huge_f32_logits_fits() {
     let x = array![[1.7e38_f32, -1.6e38, -1.5e38]];
     let y = array![0_usize];

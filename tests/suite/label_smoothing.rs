@@ -122,14 +122,13 @@ proptest! {
     }
 }
 
-/// Found by the contract, a bug in `src` (the row's smoothing term, the sum
+/// Found by the contract and fixed (was a bug in `src`) (the row's smoothing term, the sum
 /// of `x_c - max` over the classes, is added up in `f32` and overflows):
 /// for f32 logits about `3e38` apart, with `epsilon = 0` the per-sample
 /// value is `Ok(NaN)` (0 times an infinite term) where it is 0, and the mean
 /// an overflow error; with `epsilon = 0.1` a loss of `2.2e37` or `3.2e37`,
 /// which fits in `f32`, is an overflow of "a value beyond the range of f64".
 #[test]
-#[ignore = "src bug found by the contract: the smoothing term overflows in f32"]
 fn smoothing_term_of_huge_f32_logits_fits() {
     let x = array![[1.7e38_f32, -1.6e38, -1.5e38]];
     let y = array![0_usize];
