@@ -238,6 +238,15 @@ impl<'a, D: Dimension> Labels<'a, D> {
         self.iter().map(move |l| to_class(l, ignore))
     }
 
+    /// `sum f(class)` over the labels that are not `ignore`, for a checked
+    /// array (one pass, the label type matched once).
+    pub(crate) fn sum_over_classes(&self, ignore: Option<i128>, f: impl Fn(usize) -> f64) -> f64 {
+        with_view!(&self.view, v => v.iter().fold(0.0, |acc, &l| match to_class(l.widen(), ignore) {
+            Some(c) => acc + f(c),
+            None => acc,
+        }))
+    }
+
     /// The same labels as an array of dimension `E`, if the rank fits.
     pub(crate) fn into_dimensionality<E: Dimension>(self) -> Option<Labels<'a, E>> {
         with_view!(self.view, v => v.into_dimensionality::<E>().ok().map(Label::labels))
@@ -315,10 +324,21 @@ slice_from!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, usize => Usize,
     i8 => I8, i16 => I16, i32 => I32, i64 => I64, isize => Isize);
 
 impl<'a> LabelSlice<'a> {
-    /// Label `j` as a class index, `None` when it is the ignored one.
+    /// Writes labels `start..start + out.len()` into `out` as class
+    /// indices, `ignored` for the ignored one (the label type matched once).
     #[inline]
-    pub(crate) fn class(&self, j: usize, ignore: Option<i128>) -> Option<usize> {
-        to_class(with_slice!(self, s => s[j].widen()), ignore)
+    pub(crate) fn classes_into(
+        &self,
+        start: usize,
+        out: &mut [usize],
+        ignore: Option<i128>,
+        ignored: usize,
+    ) {
+        with_slice!(self, s => {
+            for (o, &l) in out.iter_mut().zip(&s[start..]) {
+                *o = to_class(l.widen(), ignore).unwrap_or(ignored);
+            }
+        })
     }
 
     /// The labels `range`.

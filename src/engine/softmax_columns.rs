@@ -124,11 +124,7 @@ impl Tile {
         // The tile's labels, read once: `IGNORED` marks the ignored one.
         let mut ys_buf = [IGNORED; TILE];
         let ys = &mut ys_buf[..w];
-        for (j, y) in ys.iter_mut().enumerate() {
-            *y = labels
-                .class(self.start + j, terms.ignore)
-                .unwrap_or(IGNORED);
-        }
+        labels.classes_into(self.start, ys, terms.ignore, IGNORED);
         let mut max = [F::neg_infinity(); TILE];
         let mut sum = [F::zero(); TILE];
         let (max, sum) = (&mut max[..w], &mut sum[..w]);

@@ -230,11 +230,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                 labels.expect_shape("labels", row_shape.slice())?;
                 let ignore = self.ignore_index;
                 labels.check("labels", classes, ignore)?;
-                let divisor: f64 = labels
-                    .classes(ignore)
-                    .flatten()
-                    .map(|y| w(y).as_f64())
-                    .sum();
+                let divisor = labels.sum_over_classes(ignore, |y| w(y).as_f64());
                 // With tiny class weights (sub-normal ones, say) the mean's
                 // factor 1 / divisor overflows, and the gradient would be
                 // inf * 0. The mean is the same for weights scaled by any
