@@ -101,8 +101,9 @@ loss_options! {
     /// # Options
     /// - `reduction`: `Mean` (default), `Sum`, `None`.
     /// - `weight`: one finite weight `>= 0` per class (default: none).
-    /// - `ignore_index`: a label value whose samples count for nothing (default:
-    ///   none; PyTorch's default of -100 never matches a `usize` label).
+    /// - `ignore_index`: a label value, of any integer type, whose samples
+    ///   count for nothing (default: none, unlike PyTorch's -100: write
+    ///   `with_ignore_index(-100)` to ignore PyTorch's padding label).
     /// - `label_smoothing`: `eps` in `[0, 1]` (default 0), PyTorch's convention
     ///   `(1 - eps) one_hot + eps / C`. For the `eps / (C - 1)` convention see
     ///   [`crate::LabelSmoothing`].
