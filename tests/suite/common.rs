@@ -349,3 +349,59 @@ pub fn worst_near_parallel_error(
     }
     worst
 }
+
+/// The errors of the binary losses' shared shell, with their messages, for
+/// a loss on `(2, 3)` inputs named `what` (`logits` or `probs`), valid at
+/// `input`: targets of another shape, a target outside `[0, 1]` and a NaN
+/// one, an empty batch, a gradient buffer of another shape. Each loss's own
+/// errors (options, weights, rank 0) stay in its module.
+pub fn assert_binary_shell_errors<L>(loss: &L, what: &str, input: &Array2<f64>)
+where
+    L: for<'a> classloss::Differentiable<
+            f64,
+            Input<'a> = ArrayView2<'a, f64>,
+            Target<'a> = ArrayView2<'a, f64>,
+            GradMut<'a> = ndarray::ArrayViewMut2<'a, f64>,
+        >,
+{
+    let msg = |e: classloss::Error| e.to_string();
+    let t = ndarray::array![[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]];
+    let e = loss.forward(input, &Array2::zeros((3, 2))).unwrap_err();
+    assert_eq!(msg(e), "targets: expected shape [2, 3], got [3, 2]");
+    let bad = ndarray::array![[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]];
+    let e = loss.forward(input, &bad).unwrap_err();
+    assert!(matches!(
+        e,
+        classloss::Error::InvalidTarget {
+            what: "targets",
+            ..
+        }
+    ));
+    assert_eq!(msg(e), "targets[1, 1]: expected a value in [0, 1], got 2");
+    let bad = ndarray::array![[1.0, 0.0, 1.0], [0.0, -0.5, 0.0]];
+    let e = loss.forward(input, &bad).unwrap_err();
+    assert_eq!(
+        msg(e),
+        "targets[1, 1]: expected a value in [0, 1], got -0.5"
+    );
+    let bad = ndarray::array![[f64::NAN, 0.0, 1.0], [0.0, 1.0, 0.0]];
+    let e = loss.forward(input, &bad).unwrap_err();
+    assert_eq!(msg(e), "targets[0, 0]: expected a value in [0, 1], got NaN");
+    let e = loss
+        .forward(&Array2::zeros((0, 3)), &Array2::zeros((0, 3)))
+        .unwrap_err();
+    assert_eq!(
+        msg(e),
+        format!("{what}: expected at least one element, got an empty array of shape [0, 3]")
+    );
+    let e = loss
+        .forward(&Array2::zeros((2, 0)), &Array2::zeros((2, 0)))
+        .unwrap_err();
+    assert_eq!(
+        msg(e),
+        format!("{what}: expected at least one element, got an empty array of shape [2, 0]")
+    );
+    let mut g = Array2::zeros((2, 4));
+    let e = loss.forward_backward_into(input, &t, &mut g).unwrap_err();
+    assert_eq!(msg(e), "grad: expected shape [2, 3], got [2, 4]");
+}
