@@ -110,12 +110,19 @@ impl Sum {
     }
 
     /// Adds the values of samples `first..` (`total` is their sum in
-    /// `f64`); only a non-finite total costs a scan for the overflow.
+    /// `f64`); only a total beyond `F` costs a scan for the overflow.
     #[inline]
-    pub fn add_block<F: crate::Float>(&mut self, first: usize, total: f64, values: &[F]) {
+    pub fn add_block<F: crate::Float, V: crate::Float>(
+        &mut self,
+        first: usize,
+        total: f64,
+        values: &[V],
+    ) {
         self.total += total;
-        if !total.is_finite() && self.overflow.is_none() {
-            let max = F::max_value().as_f64();
+        let max = F::max_value().as_f64();
+        // Only a total beyond F can hide a value beyond F (the values are
+        // losses, never negative).
+        if !(total <= max) && self.overflow.is_none() {
             let found = values.iter().position(|v| v.as_f64().abs() > max);
             self.overflow = found.map(|i| (first + i, values[i].as_f64()));
         }

@@ -127,7 +127,7 @@ impl<F: Float, D: Dimension> Compute<F> for Bce<F, D> {
                     let log_p = p.ln().max(clamp);
                     let log_1mp = (-p).ln_1p().max(clamp);
                     // PyTorch's exact arrangement, so values agree to rounding.
-                    let loss = w * ((t - F::one()) * log_1mp - t * log_p);
+                    let loss = w.as_f64() * ((t - F::one()) * log_1mp - t * log_p).as_f64();
                     let d = w * (p - t) / ((F::one() - p) * p).max(eps);
                     (loss, d)
                 },

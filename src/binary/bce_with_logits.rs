@@ -146,10 +146,12 @@ impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {
                 |_, t, w, pw, logistic| {
                     let s = logistic.terms;
                     let neg = F::one() - t;
-                    let pos = pw * t;
-                    let loss = w * (neg * s.softplus + pos * s.softplus_neg);
-                    let d = w * (neg * s.sigmoid - pos * s.sigmoid_neg);
-                    (loss, d)
+                    // The loss in f64: `pw t softplus(-x)` can exceed F
+                    // (and a weight of 0 must not meet an infinity).
+                    let pos = pw.as_f64() * t.as_f64();
+                    let loss = neg.as_f64() * s.softplus.as_f64() + pos * s.softplus_neg.as_f64();
+                    let d = w * (neg * s.sigmoid - pw * (t * s.sigmoid_neg));
+                    (w.as_f64() * loss, d)
                 },
             ))
         })

@@ -139,7 +139,8 @@ impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
             macro_rules! run {
                 ($power:expr) => {
                     elementwise_logits(logits, targets, None, None, grad, per, |x, t, _, _, l| {
-                        focal_term(x, t, l, alpha, gamma, $power)
+                        let (loss, d) = focal_term(x, t, l, alpha, gamma, $power);
+                        (loss.as_f64(), d)
                     })
                 };
             }

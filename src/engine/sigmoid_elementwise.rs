@@ -100,6 +100,10 @@ pub(crate) fn check_targets<F: Float, D: Dimension>(targets: &ArrayView<'_, F, D
 /// returns the sum of the losses (accumulated in `f64`; an element whose
 /// loss overflowed is found by a second, logical-order pass).
 ///
+/// `f` returns the element's loss in `f64` (with weights near `F`'s
+/// maximum it may not fit `F`, and a weight of 0 times an infinity would be
+/// NaN) and its derivative in `F`.
+///
 /// With `grad = Some((buffer, scale))` the buffer is overwritten with
 /// `scale * d loss / d x`; with `per` the per-element losses are stored.
 pub(crate) fn elementwise<F: Float, D: Dimension>(
@@ -109,7 +113,7 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
     pos_weight: Option<ArrayView<'_, F, D>>,
     grad: Option<(ArrayViewMut<'_, F, D>, F)>,
     per: Option<ArrayViewMut<'_, F, D>>,
-    f: impl Fn(F, F, F, F) -> (F, F),
+    f: impl Fn(F, F, F, F) -> (f64, F),
 ) -> Sum {
     // A missing weight is a 0-d one broadcast with zero strides, so one loop
     // serves every combination of options.
@@ -128,17 +132,17 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
     let mut total = 0.0_f64;
     match (grad, per) {
         (None, None) => zip.for_each(|&x, &t, &w, &pw| {
-            total += f(x, t, w, pw).0.as_f64();
+            total += f(x, t, w, pw).0;
         }),
         (None, Some(mut per)) => zip.and(&mut per).for_each(|&x, &t, &w, &pw, o| {
             let (l, _) = f(x, t, w, pw);
-            *o = l;
-            total += l.as_f64();
+            *o = F::lit(l);
+            total += l;
         }),
         (Some((mut g, scale)), None) => zip.and(&mut g).for_each(|&x, &t, &w, &pw, g| {
             let (l, d) = f(x, t, w, pw);
             *g = scale * d;
-            total += l.as_f64();
+            total += l;
         }),
         (Some((mut g, scale)), Some(mut per)) => {
             zip.and(&mut g)
@@ -146,8 +150,8 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
                 .for_each(|&x, &t, &w, &pw, g, o| {
                     let (l, d) = f(x, t, w, pw);
                     *g = scale * d;
-                    *o = l;
-                    total += l.as_f64();
+                    *o = F::lit(l);
+                    total += l;
                 })
         }
     }
@@ -155,14 +159,15 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
         total,
         overflow: None,
     };
-    if !total.is_finite() {
-        // Cold: the first element (in logical order) whose loss overflowed.
+    if !(total <= F::max_value().as_f64()) {
+        // Cold: the first element (in logical order) whose loss is beyond F
+        // (only a total beyond F can hide one: losses are never negative).
         let flat = input
             .iter()
             .zip(&targets)
             .zip(weight.iter().zip(&pos_weight));
         for (i, ((&x, &t), (&w, &pw))) in flat.enumerate() {
-            let l = f(x, t, w, pw).0.as_f64();
+            let l = f(x, t, w, pw).0;
             if l.abs() > F::max_value().as_f64() {
                 sum.overflow = Some((i, l));
                 break;
@@ -198,7 +203,7 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
     pos_weight: Option<ArrayView<'_, F, D>>,
     mut grad: Option<(ArrayViewMut<'_, F, D>, F)>,
     mut per: Option<ArrayViewMut<'_, F, D>>,
-    f: impl Fn(F, F, F, F, Logistic<F>) -> (F, F) + Sync,
+    f: impl Fn(F, F, F, F, Logistic<F>) -> (f64, F) + Sync,
 ) -> Sum {
     let plain = weight.is_none() && pos_weight.is_none();
     let slices = (input.to_slice(), targets.to_slice());
@@ -232,7 +237,7 @@ const PARALLEL_CHUNK: usize = 64 * BLOCK;
 /// The contiguous path, cut into fixed chunks that run in parallel with the
 /// `rayon` feature; the chunks' sums are added in order, so the result does
 /// not depend on the thread count.
-fn logits_in_parallel<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F) + Sync>(
+fn logits_in_parallel<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (f64, F) + Sync>(
     x: &[F],
     t: &[F],
     grad: Option<(&mut [F], F)>,
@@ -272,7 +277,7 @@ fn logits_in_parallel<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F) + Sync>
 /// vectors, with blends where the formula selects on a sign.
 ///
 /// [`SimdLevel`]: crate::numerics::SimdLevel
-fn logits_at_level<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (F, F)>(
+fn logits_at_level<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (f64, F)>(
     x: &[F],
     t: &[F],
     grad: Option<(&mut [F], F)>,
@@ -294,7 +299,7 @@ macro_rules! blocks_at_level {
             f: &L,
         ) -> crate::base::reduction::Sum
         where
-            L: Fn(F, F, F, F, super::super::Logistic<F>) -> (F, F),
+            L: Fn(F, F, F, F, super::super::Logistic<F>) -> (f64, F),
         {
             super::super::logits_in_blocks(x, t, grad, per, f)
         }
@@ -327,12 +332,12 @@ fn logits_in_blocks<F: Float>(
     t: &[F],
     mut grad: Option<(&mut [F], F)>,
     mut per: Option<&mut [F]>,
-    f: &impl Fn(F, F, F, F, Logistic<F>) -> (F, F),
+    f: &impl Fn(F, F, F, F, Logistic<F>) -> (f64, F),
 ) -> Sum {
     let one = F::one();
     let mut e_buf = [F::zero(); BLOCK];
     let mut l_buf = [F::zero(); BLOCK];
-    let mut loss_buf = [F::zero(); BLOCK];
+    let mut loss_buf = [0.0_f64; BLOCK];
     let mut d_buf = [F::zero(); BLOCK];
     let mut sum = Sum::default();
     for (b, (xb, tb)) in x.chunks(BLOCK).zip(t.chunks(BLOCK)).enumerate() {
@@ -353,26 +358,27 @@ fn logits_in_blocks<F: Float>(
             }
         }
         if let Some(p) = per.as_mut() {
-            p[start..start + n].copy_from_slice(losses);
+            for (pi, &l) in p[start..start + n].iter_mut().zip(losses.iter()) {
+                *pi = F::lit(l);
+            }
         }
-        sum.add_block::<F>(b * BLOCK, sum_f64(losses), losses);
+        sum.add_block::<F, f64>(b * BLOCK, sum_f64(losses), losses);
     }
     sum
 }
 
-/// The sum in `f64`, in eight lanes (vectorizable, and the same order every
-/// time).
+/// The sum, in eight lanes (vectorizable, and the same order every time).
 #[inline(always)]
-fn sum_f64<F: Float>(v: &[F]) -> f64 {
+fn sum_f64(v: &[f64]) -> f64 {
     let mut acc = [0.0_f64; 8];
     let mut chunks = v.chunks_exact(8);
     for c in &mut chunks {
         for k in 0..8 {
-            acc[k] += c[k].as_f64();
+            acc[k] += c[k];
         }
     }
     for (k, &r) in chunks.remainder().iter().enumerate() {
-        acc[k] += r.as_f64();
+        acc[k] += r;
     }
     acc.iter().sum()
 }

@@ -166,17 +166,31 @@ pub(crate) fn smoothed_grad<F: Float>(
 }
 
 /// Writes `scale * (total * p_c - coef(c))`, the gradient of
-/// `-sum_c coef(c) log p_c` scaled by `scale`, where `total = sum_c coef(c)`.
+/// `-sum_c coef(c) log p_c` scaled by `scale`, where `total = sum_c coef(c)`
+/// (in `f64`: it may not fit `F`).
 #[inline]
 pub(crate) fn linear_target_grad<F: Float>(
     g: RowGrad<'_, F>,
     scale: F,
-    total: F,
+    total: f64,
     coef: impl Fn(usize) -> F,
 ) {
-    let k = total * g.inv_sum;
+    let big = F::max_value().as_f64() / 4.0;
+    if total <= big {
+        let k = F::lit(total) * g.inv_sum;
+        for (c, ec) in g.e.iter_mut().enumerate() {
+            *ec = scale * (k * *ec - coef(c));
+        }
+        return;
+    }
+    // Cold: coefficients near F's maximum (class weights). The difference
+    // is taken on the coefficients scaled by a power of two `s` (exact),
+    // which brings `total` below F's maximum; the scale applied after.
+    let s = (big.log2().floor() - total.log2().ceil()).exp2();
+    let k = F::lit(total * s) * g.inv_sum;
+    let s = F::lit(s);
     for (c, ec) in g.e.iter_mut().enumerate() {
-        *ec = scale * (k * *ec - coef(c));
+        *ec = (k * *ec - coef(c) * s) * scale / s;
     }
 }
 

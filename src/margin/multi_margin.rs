@@ -35,6 +35,12 @@ loss_options! {
     /// `z > 0`), so the subgradient there is 0 for `p = 1`; for `p = 2` the
     /// loss is differentiable and that is its gradient.
     ///
+    /// `z` is computed as `margin + (x_j - x_y)`: the difference of the
+    /// logits first, which is exact when they are close. PyTorch computes
+    /// `(margin - x_y) + x_j`, which loses the margin once the logits are
+    /// large (at `x_y = x_j = 1e30` it gives 0 where the loss is
+    /// `margin / C`); elsewhere the two agree to rounding.
+    ///
     /// # Shapes
     /// - logits: `(N, C)`; labels: `(N)` with values in `0..C`.
     /// - per-sample: `(N)`; gradient: `(N, C)`.
@@ -132,7 +138,7 @@ impl<F: Float> MultiMargin<F> {
             if j == y {
                 continue;
             }
-            let z = self.margin - xy + xj.as_f64();
+            let z = self.margin + (xj.as_f64() - xy);
             let h = if z > 0.0 {
                 sum += wy * z.powi(self.p as i32);
                 wy * g * if self.p == 1 { 1.0 } else { 2.0 * z }
@@ -185,8 +191,8 @@ impl<F: Float> Compute<F> for MultiMargin<F> {
                 if j == y {
                     continue;
                 }
-                // PyTorch's order of operations, so that values match bit for bit.
-                let z = margin - xy + xj;
+                // The difference first (see the type's docs).
+                let z = margin + (xj - xy);
                 // NaN takes the active branch so that it propagates.
                 let active = z > F::zero() || z.is_nan();
                 if active {

@@ -233,19 +233,23 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                 labels.check("labels", classes, ignore)?;
                 let divisor = labels.sum_over_classes(ignore, |y| w(y).as_f64());
                 // With tiny class weights (sub-normal ones, say) the mean's
-                // factor 1 / divisor overflows, and the gradient would be
-                // inf * 0. The mean is the same for weights scaled by any
-                // power of two, and such a scaling is exact: rerun once with
-                // the divisor brought into [1, 2). (Only the gradient needs
-                // the factor; the rerun's divisor cannot overflow.)
+                // factor 1 / divisor overflows, so the gradient would be
+                // inf * 0, and each `w_y * nll` is a subnormal with few
+                // significant bits, so the mean itself is wrong (1 for
+                // `[5e-324, 0, 0]` where it is ln 3). The mean is the same
+                // for weights scaled by any power of two, and such a scaling
+                // is exact: rerun once with the divisor brought into [1, 2),
+                // for the value and the gradient alike (the per-sample
+                // values are the weighted ones, so not for those).
                 let inv = 1.0 / divisor;
-                let overflows = !inv.is_finite() || !F::lit(inv).is_finite();
+                let tiny = divisor < f64::MIN_POSITIVE.sqrt();
+                let overflows = tiny || !inv.is_finite() || !F::lit(inv).is_finite();
                 if let (Reduction::Mean, true, true, Some(w), true) = (
                     self.reduction,
                     divisor > 0.0,
                     overflows,
                     &self.weight,
-                    grad.is_some(),
+                    per.is_none(),
                 ) {
                     // Two factors: 2^e alone can overflow for e > 1023.
                     let e = -divisor.log2().floor();
@@ -329,7 +333,9 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                 let f = |q: ArrayView1<'_, F>, row: &Row<'_, F>, g: Option<RowGrad<'_, F>>| {
                     let coef = |c: usize| w(c) * (hard * q[c] + off);
                     if let Some(g) = g {
-                        let sum = (0..classes).fold(F::zero(), |acc, c| acc + coef(c));
+                        // In f64: with weights near F's maximum the sum
+                        // does not fit F, though the gradient does.
+                        let sum = (0..classes).fold(0.0, |acc, c| acc + coef(c).as_f64());
                         linear_target_grad(g, scale, sum, coef);
                     }
                     row.weighted_nll(coef)

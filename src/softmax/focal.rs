@@ -6,7 +6,7 @@ use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_weights, non_negative};
-use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
+use crate::engine::softmax_labels::run_on_labels;
 use crate::engine::softmax_rows::one_hot_grad;
 use crate::{Float, Result};
 
@@ -138,31 +138,49 @@ impl<F: Float> Compute<F> for SoftmaxFocal<F> {
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let (scalar, per_class) = match &self.alpha {
-            FocalAlpha::Scalar(a) => (F::lit(*a), None),
-            FocalAlpha::PerClass(a) => (F::one(), Some(a)),
+            FocalAlpha::Scalar(a) => (*a, None),
+            FocalAlpha::PerClass(a) => (1.0, Some(a)),
         };
         let alpha_len = per_class.map(|a| ("alpha", a.len()));
-        let alpha = |y: usize| per_class.map_or(scalar, |a| a[y]);
-        let gamma = F::lit(self.gamma);
+        let alpha = |y: usize| per_class.map_or(scalar, |a| a[y].as_f64());
+        let gamma = self.gamma;
         run_on_labels(
             self.reduction,
             call,
             alpha_len.as_slice(),
             |y, row, g, scale| {
+                // One row's scalars, in f64: an alpha or gamma beyond F's
+                // range (1e39 in f32) times a modulator of 0 is 0, not NaN.
                 let a = alpha(y);
-                let log_p = row.log_p(y);
-                let q = one_minus_p(log_p);
-                let modulator = q.powf(gamma);
+                let nll = row.nll(y);
+                let (modulator, slope) = focal_modulator(nll, gamma);
                 if let Some(g) = g {
-                    // log(p) / (1 - p) -> -1 as p -> 1; the guard only
-                    // matters where p rounds to 1 and q is exactly 0.
-                    let ratio = if q > F::zero() { log_p / q } else { -F::one() };
-                    let factor = F::one() - gamma * (log_p.exp() * ratio);
-                    one_hot_grad(g, y, scale * a * modulator * factor);
+                    let coef = scale.as_f64() * a * (modulator + slope);
+                    one_hot_grad(g, y, F::lit(coef));
                 }
-                // In f64: `-log p` of f32 logits can exceed f32.
-                a.as_f64() * modulator.as_f64() * row.nll(y)
+                a * modulator * nll
             },
         )
     }
+}
+
+/// `(1 - p)^gamma` and `gamma p (-log p) (1 - p)^(gamma - 1)` from
+/// `nll = -log p`: the modulator and the term its derivative adds to the
+/// gradient's coefficient (`d/dz_y [-(1 - p)^gamma log p]` is
+/// `(modulator + slope) (p - 1)`).
+///
+/// In log space, so that neither a huge `gamma` nor a `p` close to 0 or 1
+/// makes `0 * inf`: `ln(1 - p)` is `ln_1p(-p)` for small `p` and
+/// `ln(-expm1(log p))` near 1, and the slope is `gamma p r (1 - p)^gamma`
+/// with `r = -log p / (1 - p)`, which tends to 1 as `p -> 1`.
+fn focal_modulator(nll: f64, gamma: f64) -> (f64, f64) {
+    let p = (-nll).exp();
+    let q = (-(-nll).exp_m1()).max(0.0);
+    if gamma == 0.0 {
+        return (1.0, 0.0);
+    }
+    let ln_q = if p < 0.5 { (-p).ln_1p() } else { q.ln() };
+    let modulator = (gamma * ln_q).exp();
+    let r = if q > 0.0 { nll / q } else { 1.0 };
+    (modulator, gamma * p * r * modulator)
 }

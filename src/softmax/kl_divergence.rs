@@ -101,7 +101,7 @@ impl<F: Float> Compute<F> for KlDivergence<F> {
             |q, row, g| {
                 let q = |c: usize| q[c];
                 if let Some(g) = g {
-                    let sum = (0..row.x.len()).fold(F::zero(), |acc, c| acc + q(c));
+                    let sum = (0..row.x.len()).fold(0.0, |acc, c| acc + q(c).as_f64());
                     linear_target_grad(g, scale, sum, q);
                 }
                 // Each term as q (log q - log p), so that a prediction close to

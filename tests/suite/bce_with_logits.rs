@@ -263,13 +263,10 @@ proptest! {
     }
 }
 
-/// Found by the contract, a bug in `src` not fixed yet: with a `pos_weight`, a sample's
-/// loss beyond `f32` (`2.5 * 1.6e38 = 4e38`) is reported with the magnitude
-/// "a value beyond the range of f64" instead of its value, which f64 holds;
-/// and the mean, `1e38`, is an error too (without `pos_weight`, and in
-/// cross-entropy, a mean that fits is returned).
+/// With a `pos_weight`, a sample's loss beyond `f32` (`2.5 * 1.6e38 =
+/// 4e38`) is reported with its magnitude (the element losses are computed
+/// in `f64`), and the mean that fits, `1e38`, is returned.
 #[test]
-#[ignore = "src bug found by the contract: the overflow is computed in f32"]
 fn a_sample_beyond_f32_is_reported_with_its_magnitude() {
     let x = array![[-1.6e38_f32, 0.0, 0.0, 0.0]];
     let t = array![[1.0_f32, 0.0, 0.0, 0.0]];

@@ -31,6 +31,7 @@ mod cosface;
 mod cross_entropy;
 mod example_pieces;
 mod exponential;
+mod float_edges;
 mod generalized_cross_entropy;
 mod hard_bootstrapping;
 mod hinge;

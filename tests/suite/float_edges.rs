@@ -1,0 +1,269 @@
+//! Finite inputs at the edges of the float range (subnormals, values near
+//! the float maximum, options far outside their usual range): each test is
+//! a reproducer of a wrong result that a fuzzing campaign or a stricter
+//! harness found (issue 11), with the exact answer it must give instead.
+//! The rule they check: a finite input gives a finite, correct value and
+//! gradient, or `Error::Overflow` where the exact value does not fit.
+
+use crate::common::{embeddings, pair_of};
+use classloss::{
+    AngularMargin, ArcFace, BceWithLogits, CenterInput, CenterLoss, ClassTarget, CombinedMargin,
+    Contrastive, ContrastiveForm, CosFace, CrossEntropy, Differentiable, Error, Loss, MultiMargin,
+    SoftmaxFocal,
+};
+use ndarray::{Array2, array};
+
+/// `a` within `rel` of `b`, relatively.
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * b.abs().max(f64::MIN_POSITIVE)
+}
+
+#[test]
+fn cross_entropy_with_subnormal_class_weights_is_the_same_from_every_call() {
+    // The mean divides by the weight of the label, so a subnormal weight
+    // cancels: the value is ln 3 from forward and the fused call alike.
+    let labels = array![0_usize];
+    let ce = CrossEntropy::new()
+        .with_weight(array![5e-324_f64, 0.0, 0.0])
+        .unwrap();
+    let x = array![[0.0_f64, 0.0, 0.0]];
+    let v = ce.forward(x.view(), labels.view()).unwrap();
+    let (fv, g) = ce.forward_backward(x.view(), labels.view()).unwrap();
+    assert!(close(v, 3f64.ln(), 1e-15), "{v}");
+    assert_eq!(v, fv);
+    assert!(close(g[[0, 1]], 1.0 / 3.0, 1e-15), "{g}");
+    let ce = CrossEntropy::new()
+        .with_weight(array![1e-45_f32, 0.0, 0.0])
+        .unwrap();
+    let x = array![[0.0_f32, 0.0, 0.0]];
+    let v = ce.forward(x.view(), labels.view()).unwrap();
+    let (fv, _) = ce.forward_backward(x.view(), labels.view()).unwrap();
+    assert!(close(f64::from(v), 3f64.ln(), 1e-6), "{v}");
+    assert_eq!(v, fv);
+}
+
+#[test]
+fn smoothed_cross_entropy_of_huge_f32_logits_fits() {
+    // The smoothing term is 0.1 / 3 * (3e38 + 3e38) = 2e37.
+    let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
+    let x = array![[-1.5e38_f32, -1.5e38, 1.5e38]];
+    let (v, g) = ce
+        .forward_backward(x.view(), array![2_usize].view())
+        .unwrap();
+    assert!(close(f64::from(v), 2e37, 1e-6), "{v}");
+    assert!(g.iter().all(|g| g.is_finite()), "{g}");
+}
+
+#[test]
+fn bce_with_logits_ignores_a_huge_logit_of_weight_zero() {
+    let loss = BceWithLogits::new()
+        .with_weight(array![0.0_f32, 1.0])
+        .unwrap()
+        .with_pos_weight(array![8.0_f32, 8.0])
+        .unwrap();
+    let x = array![[-3.4e38_f32, 0.0]];
+    let t = array![[1.0_f32, 1.0]];
+    let (v, g) = loss.forward_backward(x.view(), t.view()).unwrap();
+    assert!(close(f64::from(v), 4.0 * 2f64.ln(), 1e-6), "{v}");
+    assert_eq!(g[[0, 0]], 0.0);
+    assert!(close(f64::from(g[[0, 1]]), -2.0, 1e-6), "{g}");
+}
+
+#[test]
+fn softmax_focal_with_a_huge_alpha_on_a_certain_sample_is_zero() {
+    let focal = SoftmaxFocal::new().with_alpha(1e39).unwrap();
+    let x = array![[0.0_f32]];
+    let (v, g) = focal
+        .forward_backward(x.view(), array![0_usize].view())
+        .unwrap();
+    assert_eq!((v, g[[0, 0]]), (0.0, 0.0));
+}
+
+#[test]
+fn softmax_focal_with_a_huge_gamma_has_a_finite_gradient() {
+    let x = array![[0.5_f32, -0.25, 2.0], [3.0, 0.0, -1.0]];
+    let labels = array![1_usize, 0];
+    for gamma in [1e39, 1e6, 300.0] {
+        let focal = SoftmaxFocal::new().with_gamma(gamma).unwrap();
+        let (v, g) = focal.forward_backward(x.view(), labels.view()).unwrap();
+        assert!(
+            v.is_finite() && g.iter().all(|g| g.is_finite()),
+            "{gamma}: {v} {g}"
+        );
+        let focal64 = SoftmaxFocal::<f64>::new().with_gamma(gamma).unwrap();
+        let (v64, g64) = focal64
+            .forward_backward(x.mapv(f64::from).view(), labels.view())
+            .unwrap();
+        assert!(v64.is_finite() && g64.iter().all(|g| g.is_finite()));
+    }
+}
+
+#[test]
+fn weighted_probability_targets_near_f32_max_have_a_finite_gradient() {
+    // d/dx_j = p_j sum_c w_c t_c - w_j t_j = 0.5 * 3.6e38 - 1.8e38 = 0.
+    let ce = CrossEntropy::new()
+        .with_weight(array![3e38_f32, 3e38])
+        .unwrap();
+    let x = array![[0.0_f32, 0.0]];
+    let t = array![[0.6_f32, 0.6]];
+    let (v, g) = ce
+        .forward_backward(x.view(), ClassTarget::Probs(t.view()))
+        .unwrap();
+    assert!(
+        close(f64::from(v), 3.6e38 * 2f64.ln(), 1e-6) || v.is_infinite(),
+        "{v}"
+    );
+    assert!(g.iter().all(|g| g.abs() < 1e32), "{g}");
+}
+
+#[test]
+fn contrastive_pairs_at_the_float_range() {
+    // A dissimilar pair 6e38 apart is beyond the margin: value and
+    // gradient 0, though the distance itself does not fit f32.
+    let (x1, x2) = (array![[3e38_f32]], array![[-3e38_f32]]);
+    let loss = Contrastive::new();
+    let (v, g) = loss
+        .forward_backward(pair_of(&x1, &x2), array![0.0_f32].view())
+        .unwrap();
+    assert_eq!((v, g.x1[[0, 0]], g.x2[[0, 0]]), (0.0, 0.0, 0.0));
+    // A similar pair a subnormal distance apart (hinge form: the distance):
+    // the gradient is the unit direction.
+    let (x1, x2) = (array![[0.0_f32]], array![[1.4e-42_f32]]);
+    let hinge = Contrastive::new().with_form(ContrastiveForm::Hinge);
+    let (_, g) = hinge
+        .forward_backward(pair_of(&x1, &x2), array![1.0_f32].view())
+        .unwrap();
+    assert_eq!((g.x1[[0, 0]], g.x2[[0, 0]]), (-1.0, 1.0));
+    // A similar f64 pair 2e300 apart: half its square does not fit f64.
+    let (x1, x2) = (array![[1e300_f64]], array![[-1e300_f64]]);
+    let err = loss
+        .forward(pair_of(&x1, &x2), array![1.0_f64].view())
+        .unwrap_err();
+    assert!(matches!(err, Error::Overflow { .. }), "{err}");
+}
+
+#[test]
+fn center_loss_near_f32_max_is_exact_or_overflow() {
+    // 0.5 * (2.25e38 + 2.25e38) = 2.25e38 fits f32, its double does not.
+    let x = array![[1.5e19_f32, 1.5e19]];
+    let c = Array2::<f32>::zeros((1, 2));
+    let input = CenterInput {
+        features: x.view(),
+        centers: c.view(),
+    };
+    let v = CenterLoss::new()
+        .forward(input, array![0_usize].view())
+        .unwrap();
+    assert!(close(f64::from(v), 2.25e38, 1e-6), "{v}");
+    let x = array![[2e19_f32, 2e19]];
+    let input = CenterInput {
+        features: x.view(),
+        centers: c.view(),
+    };
+    let err = CenterLoss::new()
+        .forward(input, array![0_usize].view())
+        .unwrap_err();
+    assert!(matches!(err, Error::Overflow { .. }), "{err}");
+}
+
+#[test]
+fn cosface_normalizes_huge_and_subnormal_rows() {
+    let cf = CosFace::new();
+    let w = array![[-1.0_f32, 1.0], [1.0, 1.0]];
+    let labels = array![0_usize];
+    let small = array![[-3.0_f32, 3.0]];
+    let huge = array![[-3e38_f32, 3e38]];
+    let (vs, gs) = cf
+        .forward_backward(embeddings(&small, &w), labels.view())
+        .unwrap();
+    let (vh, gh) = cf
+        .forward_backward(embeddings(&huge, &w), labels.view())
+        .unwrap();
+    assert!(close(f64::from(vh), f64::from(vs), 1e-6), "{vh} vs {vs}");
+    // The embedding gradient scales with 1 / |e|; the weight's does not.
+    assert!(gh.embeddings.iter().all(|g| g.is_finite()));
+    for (a, b) in gh.weight.iter().zip(&gs.weight) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3), "{a} vs {b}");
+    }
+    // A class row of subnormal norm is a direction like any other.
+    let w = array![[0.0_f32, 1e-40], [1.0, 0.0]];
+    let e = array![[1.0_f32, 1.0]];
+    let (v, g) = cf
+        .forward_backward(embeddings(&e, &w), labels.view())
+        .unwrap();
+    assert!(v.is_finite(), "{v}");
+    assert!(
+        g.embeddings.iter().chain(&g.weight).all(|g| g.is_finite()),
+        "{g:?}"
+    );
+}
+
+#[test]
+fn multi_margin_adds_the_margin_to_the_exact_logit_difference() {
+    // 1 - x_y + x_j with x_y = x_j = 1e30 is 1 exactly: the loss is 1 / 2.
+    let x = array![[1e30_f64, 1e30]];
+    let loss = MultiMargin::new();
+    let v = loss.forward(x.view(), array![0_usize].view()).unwrap();
+    assert_eq!(v, 0.5);
+}
+
+#[test]
+fn combined_margin_with_one_class_is_zero_at_any_scale() {
+    let loss = CombinedMargin::new().with_scale(3e38).unwrap();
+    let e = array![[1.0_f32, 2.0]];
+    let w = array![[0.5_f32, -1.0]];
+    let (v, g) = loss
+        .forward_backward(embeddings(&e, &w), array![0_usize].view())
+        .unwrap();
+    assert_eq!(v, 0.0);
+    assert!(
+        g.embeddings.iter().chain(&g.weight).all(|&g| g == 0.0),
+        "{g:?}"
+    );
+}
+
+#[test]
+fn arcface_with_a_margin_near_pi_agrees_with_f64() {
+    // cos(pi - m) is within 5e-9 of 1: in f32 it rounds to 1, and the
+    // fallback must still apply at cos = 1 exactly as in f64.
+    let m = std::f64::consts::PI - 1e-4;
+    let arc = ArcFace::new().with_margin(m).unwrap();
+    let cos = array![[1.0_f32, 0.0], [0.3, -0.2]];
+    let labels = array![0_usize, 1];
+    let (v32, g32) = arc
+        .clone()
+        .on_cosines()
+        .forward_backward(cos.view(), labels.view())
+        .unwrap();
+    let (v64, g64) = arc
+        .on_cosines()
+        .forward_backward(cos.mapv(f64::from).view(), labels.view())
+        .unwrap();
+    assert!(close(f64::from(v32), v64, 1e-5), "{v32} vs {v64}");
+    for (a, b) in g32.iter().zip(&g64) {
+        assert!(
+            (f64::from(*a) - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{a} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn update_centers_keeps_centers_finite_or_fails_unchanged() {
+    // Each new center is a convex combination of the old one and its
+    // class's features: at the float maximum it still fits.
+    let loss = CenterLoss::new().with_alpha(1.0).unwrap();
+    let m = f32::MAX;
+    let x = array![[m, -m], [m, -m], [m, -m]];
+    let mut c = array![[m, -m]];
+    loss.update_centers(x.view(), array![0_usize, 0, 0].view(), c.view_mut())
+        .unwrap();
+    assert!(c.iter().all(|v| v.is_finite()), "{c}");
+    assert_eq!(c, array![[m, -m]]);
+    let m = f64::MAX;
+    let x = array![[m, -m], [m, -m], [m, -m]];
+    let mut c = array![[m, -m]];
+    loss.update_centers(x.view(), array![0_usize, 0, 0].view(), c.view_mut())
+        .unwrap();
+    assert!(c.iter().all(|v| v.is_finite()), "{c}");
+}
