@@ -122,7 +122,7 @@ impl Sum {
         let max = F::max_value().as_f64();
         // Only a total beyond F can hide a value beyond F (the values are
         // losses, never negative).
-        if !(total <= max) && self.overflow.is_none() {
+        if (total > max || total.is_nan()) && self.overflow.is_none() {
             let found = values.iter().position(|v| v.as_f64().abs() > max);
             self.overflow = found.map(|i| (first + i, values[i].as_f64()));
         }

@@ -159,7 +159,7 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
         total,
         overflow: None,
     };
-    if !(total <= F::max_value().as_f64()) {
+    if total > F::max_value().as_f64() || total.is_nan() {
         // Cold: the first element (in logical order) whose loss is beyond F
         // (only a total beyond F can hide one: losses are never negative).
         let flat = input
