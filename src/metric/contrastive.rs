@@ -164,26 +164,24 @@ loss_options! {
 impl Contrastive {
     /// The loss of one pair at distance `d` and `d l / d D`.
     #[inline]
-    fn pair_loss<F: Float>(&self, d: F, similar: bool, m: F, m_pos: F) -> (f64, F) {
-        let zero = F::zero();
-        // The squares in f64: h^2 / 2 of an f32 h can exceed f32.
-        let half_square = |h: F| 0.5 * h.as_f64() * h.as_f64();
+    fn pair_loss(&self, d: f64, similar: bool) -> (f64, f64) {
+        let (m, m_pos) = (self.margin, self.pos_margin);
         match (self.form, similar) {
             (ContrastiveForm::Squared, true) => {
-                let h = (d - m_pos).max(zero);
-                (half_square(h), h)
+                let h = (d - m_pos).max(0.0);
+                (0.5 * h * h, h)
             }
             (ContrastiveForm::Squared, false) => {
-                let h = (m - d).max(zero);
-                (half_square(h), -h)
+                let h = (m - d).max(0.0);
+                (0.5 * h * h, -h)
             }
             (ContrastiveForm::Hinge, true) => {
-                let h = (d - m_pos).max(zero);
-                (h.as_f64(), if h > zero { F::one() } else { zero })
+                let h = (d - m_pos).max(0.0);
+                (h, if h > 0.0 { 1.0 } else { 0.0 })
             }
             (ContrastiveForm::Hinge, false) => {
-                let h = (m - d).max(zero);
-                (h.as_f64(), if h > zero { -F::one() } else { zero })
+                let h = (m - d).max(0.0);
+                (h, if h > 0.0 { -1.0 } else { 0.0 })
             }
         }
     }
@@ -246,8 +244,7 @@ impl<F: Float> Compute<F> for Contrastive {
             }
             None => None,
         };
-        let (m, m_pos) = (F::lit(self.margin), F::lit(self.pos_margin));
-        let scale: F = self.reduction.grad_scale(n as f64);
+        let scale = self.reduction.grad_scale::<f64>(n as f64);
         let mut sum = Sum::default();
         for (i, ((a, b), &y)) in x1
             .rows()
@@ -256,9 +253,14 @@ impl<F: Float> Compute<F> for Contrastive {
             .zip(&similar)
             .enumerate()
         {
-            let d = l2_norm(a.iter().zip(&b).map(|(&p, &q)| p - q));
+            // In f64, with a scaled norm: the difference of two f32
+            // embeddings can exceed f32 (a dissimilar pair 6e38 apart costs
+            // 0), and the square of a subnormal one underflows (its
+            // direction is still a unit vector).
+            let diff = |(&p, &q): (&F, &F)| p.as_f64() - q.as_f64();
+            let d = l2_norm(a.iter().zip(&b).map(diff));
             let similar = y == F::one();
-            let (value, slope) = self.pair_loss(d, similar, m, m_pos);
+            let (value, slope) = self.pair_loss(d, similar);
             sum.add::<F>(i, value);
             if let Some(p) = per.as_mut() {
                 p[i] = F::lit(value);
@@ -267,19 +269,24 @@ impl<F: Float> Compute<F> for Contrastive {
                 // d l / d x1 = slope (x1 - x2) / D. For the squared similar
                 // term without a margin slope / D = 1 exactly, so D = 0 is
                 // no special case there; elsewhere D = 0 gets zero (see the
-                // type's docs).
-                let factor =
-                    if self.form == ContrastiveForm::Squared && similar && m_pos == F::zero() {
-                        scale
-                    } else if d > F::zero() {
-                        scale * slope / d
-                    } else {
-                        F::zero()
-                    };
+                // type's docs), and so does a slope of 0 (at any D).
+                let squared_similar =
+                    self.form == ContrastiveForm::Squared && similar && self.pos_margin == 0.0;
+                let factor = if squared_similar {
+                    scale
+                } else if d > 0.0 && slope != 0.0 {
+                    scale * slope / d
+                } else {
+                    0.0
+                };
                 let mut g1 = g.x1.row_mut(i);
                 let mut g2 = g.x2.row_mut(i);
-                for (((g1, g2), &p), &q) in g1.iter_mut().zip(g2.iter_mut()).zip(&a).zip(&b) {
-                    let v = factor * (p - q);
+                for (((g1, g2), p), q) in g1.iter_mut().zip(g2.iter_mut()).zip(&a).zip(&b) {
+                    let v = if factor == 0.0 {
+                        F::zero()
+                    } else {
+                        F::lit(factor * diff((p, q)))
+                    };
                     *g1 = v;
                     *g2 = -v;
                 }

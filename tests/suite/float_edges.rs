@@ -171,8 +171,8 @@ fn cosface_normalizes_huge_and_subnormal_rows() {
     let cf = CosFace::new();
     let w = array![[-1.0_f32, 1.0], [1.0, 1.0]];
     let labels = array![0_usize];
-    let small = array![[-3.0_f32, 3.0]];
-    let huge = array![[-3e38_f32, 3e38]];
+    let small = array![[-3.0_f32, 1.0]];
+    let huge = array![[-3e38_f32, 1e38]];
     let (vs, gs) = cf
         .forward_backward(embeddings(&small, &w), labels.view())
         .unwrap();
@@ -180,22 +180,37 @@ fn cosface_normalizes_huge_and_subnormal_rows() {
         .forward_backward(embeddings(&huge, &w), labels.view())
         .unwrap();
     assert!(close(f64::from(vh), f64::from(vs), 1e-6), "{vh} vs {vs}");
-    // The embedding gradient scales with 1 / |e|; the weight's does not.
-    assert!(gh.embeddings.iter().all(|g| g.is_finite()));
+    // The embedding gradient scales with 1 / |e| (1e-38 here, subnormal in
+    // f32); the weight's does not.
+    for (a, b) in gh.embeddings.iter().zip(&gs.embeddings) {
+        let expected = f64::from(*b) * 1e-38;
+        assert!(
+            (f64::from(*a) - expected).abs() <= 1e-4 * 1e-38,
+            "{a} vs {expected}"
+        );
+    }
     for (a, b) in gh.weight.iter().zip(&gs.weight) {
         assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3), "{a} vs {b}");
     }
-    // A class row of subnormal norm is a direction like any other.
+    // A class row of subnormal norm is a direction like any other; the
+    // gradient with respect to it is about 1e40: an overflow in f32.
     let w = array![[0.0_f32, 1e-40], [1.0, 0.0]];
     let e = array![[1.0_f32, 1.0]];
-    let (v, g) = cf
+    let err = cf
         .forward_backward(embeddings(&e, &w), labels.view())
+        .unwrap_err();
+    match err {
+        Error::Overflow { what, index, .. } => assert_eq!((what, index), ("weight", vec![0, 0])),
+        e => panic!("{e}"),
+    }
+    let v = cf.forward(embeddings(&e, &w), labels.view()).unwrap();
+    let w64 = w.mapv(f64::from);
+    let e64 = e.mapv(f64::from);
+    let (v64, g64) = cf
+        .forward_backward(embeddings(&e64, &w64), labels.view())
         .unwrap();
-    assert!(v.is_finite(), "{v}");
-    assert!(
-        g.embeddings.iter().chain(&g.weight).all(|g| g.is_finite()),
-        "{g:?}"
-    );
+    assert!(close(f64::from(v), v64, 1e-6), "{v} vs {v64}");
+    assert!(g64.weight[[0, 0]].abs() > 1e39, "{}", g64.weight);
 }
 
 #[test]
@@ -266,4 +281,27 @@ fn update_centers_keeps_centers_finite_or_fails_unchanged() {
     loss.update_centers(x.view(), array![0_usize, 0, 0].view(), c.view_mut())
         .unwrap();
     assert!(c.iter().all(|v| v.is_finite()), "{c}");
+}
+
+#[test]
+fn angular_margins_at_a_scale_near_f32_max() {
+    // One class: the loss is 0 whatever the target logit.
+    let loss = CombinedMargin::new().with_scale(3e38).unwrap();
+    for cos in [1.0_f32, 0.0, -1.0] {
+        let (v, g) = loss
+            .clone()
+            .on_cosines()
+            .forward_backward(array![[cos]].view(), array![0_usize].view())
+            .unwrap();
+        assert_eq!((v, g[[0, 0]]), (0.0, 0.0), "cos {cos}");
+    }
+    // Two classes: s (c_1 - phi(c_0)) = 3e38 * 2.x is beyond f32.
+    let err = loss
+        .on_cosines()
+        .forward(array![[-1.0_f32, 1.0]].view(), array![0_usize].view())
+        .unwrap_err();
+    match err {
+        Error::Overflow { index, .. } => assert_eq!(index, vec![0]),
+        e => panic!("{e}"),
+    }
 }

@@ -121,16 +121,27 @@ impl<F: Float> MarginRow<F> {
             // The caller finds the value and reports it.
             return (f64::NAN, F::zero());
         }
+        if c.len() == 1 {
+            // The target is the only class: p_y = 1 whatever its logit
+            // (which may not fit F: s near F's maximum times phi < -1).
+            if let Some(g) = g {
+                g[0] = F::zero();
+            }
+            return (0.0, F::zero());
+        }
         let split = sin.is_some();
         let sin = sin.unwrap_or_else(|| sin_from_cos(c[y]));
         let target = margin.target(c[y], sin);
-        let z_y = s * target.value;
+        // In f64 for the loss: `s phi` can pass -F::MAX (then e_y is 0 and
+        // the loss, beyond F, is the reducer's overflow).
+        let z_y64 = s.as_f64() * target.value.as_f64();
+        let z_y = F::lit(z_y64);
         // `s > 0`: the largest `s c_j` off the target is `s` times the largest
         // `c_j` (and -inf when the target is the only class).
         let max = z_y.max(s * hi);
         let e_y = (z_y - max).exp();
         // -log p_y in f64, finite where F's would overflow.
-        let nll = |sum: F| (max.as_f64() - z_y.as_f64()) + sum.ln().as_f64();
+        let nll = |sum: F| (max.as_f64() - z_y64) + sum.ln().as_f64();
         let Some(g) = g else {
             let sum = F::scaled_exp_sum(before, s, max) + e_y + F::scaled_exp_sum(after, s, max);
             return (nll(sum), F::zero());

@@ -3,14 +3,18 @@
 //! the normalization.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, s};
+use ndarray::{
+    Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, CowArray, Ix2, s,
+};
 
 use super::cosines::MarginRow;
 use super::margin::{Perp, check_scale_fits, target_sin};
 use super::{EmbeddingsAndLabels, Spec};
 use crate::base::loss::Call;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{expect_nonempty, expect_samples_and_features, expect_shape};
+use crate::base::validate::{
+    about_pow10, expect_nonempty, expect_samples_and_features, expect_shape, overflow,
+};
 use crate::numerics::l2_norm;
 use crate::{Error, Float, Result};
 
@@ -30,6 +34,64 @@ fn row_norms<F: Float>(what: &'static str, x: &ArrayView2<'_, F>) -> Result<Arra
             expected: "a row with a nonzero norm",
         }),
     }
+}
+
+/// `x * 2^k`, exact (two factors, so that neither leaves `f64`'s range)
+/// while the result is a normal number.
+fn times_pow2(x: f64, k: i32) -> f64 {
+    let half = k / 2;
+    x * 2f64.powi(half) * 2f64.powi(k - half)
+}
+
+/// The rows of `x`, each scaled by a power of two `2^-k_i` (`k_i` the
+/// exponent of its largest entry) where its norm leaves `F`'s normal range
+/// (beyond `F::MAX`, or subnormal): the direction is the same, the norm
+/// fits, and `d loss / d x_i = 2^-k_i d loss / d x'_i`.
+/// Returns the (possibly) scaled rows and the `k_i` (empty when no row
+/// needs it, the usual case: then `x` is not copied).
+fn fit_norms<'a, F: Float>(x: ArrayView2<'a, F>) -> (CowArray<'a, F, Ix2>, Vec<i32>) {
+    let out_of_range = |r: ArrayView1<'_, F>| {
+        let norm = l2_norm(r.iter().copied());
+        let finite = r.iter().all(|v| v.is_finite());
+        finite && (norm.is_infinite() || (norm > F::zero() && norm < F::min_positive_value()))
+    };
+    if !x.rows().into_iter().any(out_of_range) {
+        return (CowArray::from(x), Vec::new());
+    }
+    let mut scaled = x.to_owned();
+    let mut shifts = vec![0; x.nrows()];
+    for (mut r, k) in scaled.rows_mut().into_iter().zip(&mut shifts) {
+        if out_of_range(r.view()) {
+            let max = r.iter().fold(0.0_f64, |m, v| m.max(v.as_f64().abs()));
+            *k = max.log2().floor() as i32;
+            r.mapv_inplace(|v| F::lit(times_pow2(v.as_f64(), -*k)));
+        }
+    }
+    (CowArray::from(scaled), shifts)
+}
+
+/// Multiplies each gradient row by `2^-k_i` (the chain rule through
+/// [`fit_norms`]); a gradient beyond `F` is an overflow naming its entry.
+fn unscale_grad<F: Float>(
+    what: &'static str,
+    g: &mut ArrayViewMut2<'_, F>,
+    shifts: &[i32],
+) -> Result<()> {
+    for (i, (mut row, &k)) in g.rows_mut().into_iter().zip(shifts).enumerate() {
+        if k == 0 {
+            continue;
+        }
+        for (j, v) in row.iter_mut().enumerate() {
+            let exact = times_pow2(v.as_f64(), -k);
+            if exact.abs() > F::max_value().as_f64() {
+                let actual = about_pow10(exact.abs().log10());
+                let quantity = "the gradient";
+                return Err(overflow::<F>(what, vec![i, j], quantity, actual));
+            }
+            *v = F::lit(exact);
+        }
+    }
+    Ok(())
 }
 
 /// Writes `x_i / norms_i` into `out` (same shape).
@@ -70,6 +132,9 @@ pub(crate) fn run_embeddings<F: Float>(
         expect_shape("grad.embeddings", g.embeddings.shape(), &[n, d])?;
         expect_shape("grad.weight", g.weight.shape(), &[c, d])?;
     }
+    let (e, e_shifts) = fit_norms(e);
+    let (w, w_shifts) = fit_norms(w);
+    let (e, w) = (e.view(), w.view());
     let ne = row_norms("embeddings", &e)?;
     let nw = row_norms("weight", &w)?;
 
@@ -211,5 +276,7 @@ pub(crate) fn run_embeddings<F: Float>(
             nw[y],
         );
     }
+    unscale_grad("embeddings", &mut e_hat, &e_shifts)?;
+    unscale_grad("weight", &mut w_hat, &w_shifts)?;
     Ok(totals)
 }

@@ -19,8 +19,11 @@ pub(crate) struct MarginFn<F> {
     cos_m2: F,
     sin_m2: F,
     m2: F,
-    /// `phi` falls back to `c - fallback_sub - m3` for `c <= threshold`.
-    threshold: Option<F>,
+    /// `phi` falls back to `c - fallback_sub - m3` for `c <= threshold`,
+    /// compared in `f64`: within ~3e-4 of `m2 = pi` the threshold is within
+    /// `5e-9` of 1 and would round to 1 in `f32`, moving `c = 1` into the
+    /// fallback (`0.69` where the loss is 128).
+    threshold: Option<f64>,
     fallback_sub: F,
     easy_margin: bool,
     /// `d phi / d c` at `c = 1` and `c = -1`, where `1 / sin(theta)` is
@@ -57,10 +60,7 @@ impl<F: Float> MarginFn<F> {
         // margin adds there. The same rule serves any m1.
         let theta_t = (PI - m2) / m1;
         let (threshold, fallback_sub) = if theta_t < PI {
-            (
-                Some(F::lit(theta_t.cos())),
-                F::lit((PI - theta_t) * theta_t.sin()),
-            )
+            (Some(theta_t.cos()), F::lit((PI - theta_t) * theta_t.sin()))
         } else {
             (None, F::zero())
         };
@@ -110,7 +110,7 @@ impl<F: Float> MarginFn<F> {
             return linear(c - self.m3);
         }
         if let (false, Some(t)) = (self.easy_margin, self.threshold)
-            && c <= t
+            && c.as_f64() <= t
         {
             return linear(c - self.fallback_sub - self.m3);
         }
