@@ -648,7 +648,8 @@ fn cosine_range_errors_name_the_position_in_large_inputs() {
 }
 
 /// A scale finite as an `f64` but not in `f32` is an option error in `f32`;
-/// a scale that pushes the loss past `f32` is an overflow error, not `inf`.
+/// a scale that pushes the loss past `f32` is an overflow error, not `inf`,
+/// and one that pushes only the target logit past it is not an error.
 #[test]
 fn scale_beyond_the_element_type() {
     let cos = array![[0.5_f32, -0.5]];
@@ -661,7 +662,14 @@ fn scale_beyond_the_element_type() {
     );
     let big = ArcFace::new().with_scale(3e38).unwrap().on_cosines();
     let e = big
-        .forward(array![[-1.0_f32, -1.0]].view(), labels.view())
+        .forward(array![[-1.0_f32, 1.0]].view(), labels.view())
         .unwrap_err();
     assert!(matches!(e, Error::Overflow { .. }), "{e}");
+    // The target logit s phi(-1) = 3e38 * -1.24 is beyond f32, the loss
+    // s (phi(-1) - (-1)) = 7.19e37 is not: it is returned.
+    let v = big
+        .forward(array![[-1.0_f32, -1.0]].view(), labels.view())
+        .unwrap();
+    let sub = 0.5 * 0.5_f64.sin();
+    assert!((f64::from(v) / (3e38 * sub) - 1.0).abs() < 1e-6, "{v}");
 }
