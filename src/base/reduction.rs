@@ -112,12 +112,7 @@ impl Sum {
     /// Adds the values of samples `first..` (`total` is their sum in
     /// `f64`); only a total beyond `F` costs a scan for the overflow.
     #[inline]
-    pub fn add_block<F: crate::Float, V: crate::Float>(
-        &mut self,
-        first: usize,
-        total: f64,
-        values: &[V],
-    ) {
+    pub fn add_block<F: crate::Float>(&mut self, first: usize, total: f64, values: &[F]) {
         self.total += total;
         let max = F::max_value().as_f64();
         // Only a total beyond F can hide a value beyond F (the values are

@@ -128,7 +128,7 @@ impl<F: Float, D: Dimension> Compute<F> for Bce<F, D> {
                     let log_1mp = (-p).ln_1p().max(clamp);
                     // PyTorch's exact arrangement, so values agree to rounding.
                     let loss = w.as_f64() * ((t - F::one()) * log_1mp - t * log_p).as_f64();
-                    let d = w * (p - t) / ((F::one() - p) * p).max(eps);
+                    let d = w.as_f64() * (p - t).as_f64() / ((F::one() - p) * p).max(eps).as_f64();
                     (loss, d)
                 },
             ))

@@ -6,7 +6,9 @@ use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::check_class_vector;
-use crate::engine::sigmoid_elementwise::{check_targets, elementwise_logits, run_binary};
+use crate::engine::sigmoid_elementwise::{
+    Logistic, LogitTerm, check_targets, elementwise_logits, run_binary,
+};
 use crate::{Float, Result};
 
 loss_options! {
@@ -137,23 +139,24 @@ impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {
             let (logits, targets) = (e.input, e.targets);
             let (weight, grad, per) = (e.weight, e.grad, e.per);
             Ok(elementwise_logits(
-                logits,
-                targets,
-                weight,
-                pos_weight,
-                grad,
-                per,
-                |_, t, w, pw, logistic| {
-                    let s = logistic.terms;
-                    let neg = F::one() - t;
-                    // The loss in f64: `pw t softplus(-x)` can exceed F
-                    // (and a weight of 0 must not meet an infinity).
-                    let pos = pw.as_f64() * t.as_f64();
-                    let loss = neg.as_f64() * s.softplus.as_f64() + pos * s.softplus_neg.as_f64();
-                    let d = w * (neg * s.sigmoid - pw * (t * s.sigmoid_neg));
-                    (w.as_f64() * loss, d)
-                },
+                logits, targets, weight, pos_weight, grad, per, &BceTerm,
             ))
         })
+    }
+}
+
+/// One element of BCE with logits.
+#[derive(Clone, Copy)]
+struct BceTerm;
+
+impl LogitTerm for BceTerm {
+    #[inline(always)]
+    fn term<T: Float>(&self, _: T, t: T, w: T, pw: T, logistic: Logistic<T>) -> (T, T) {
+        let s = logistic.terms;
+        let neg = T::one() - t;
+        let pos = pw * t;
+        let loss = w * (neg * s.softplus + pos * s.softplus_neg);
+        let d = w * (neg * s.sigmoid - pos * s.sigmoid_neg);
+        (loss, d)
     }
 }

@@ -1,12 +1,16 @@
 //! The sigmoid focal loss, as `torchvision.ops.sigmoid_focal_loss`.
 
+use std::marker::PhantomData;
+
 use ndarray::{Dimension, Ix2};
 
 use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::check_option;
-use crate::engine::sigmoid_elementwise::{Logistic, check_targets, elementwise_logits, run_binary};
+use crate::engine::sigmoid_elementwise::{
+    Logistic, LogitTerm, check_targets, elementwise_logits, run_binary,
+};
 use crate::{Float, Result};
 
 loss_options! {
@@ -123,35 +127,106 @@ impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
     type Sig = Elementwise<D>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let gamma = F::lit(self.gamma);
-        let alpha = self.alpha.map(F::lit);
         run_binary("logits", self.reduction, call, None, |e| {
             check_targets(&e.targets)?;
             check_option(
                 "gamma",
                 self.gamma,
                 "a number >= 0 that is finite in the element type",
-                gamma.is_finite(),
+                F::lit(self.gamma).is_finite(),
             )?;
             let (logits, targets, grad, per) = (e.input, e.targets, e.grad, e.per);
+            let (alpha, gamma) = (self.alpha, self.gamma);
             // One loop per kind of exponent, so that the usual ones (0, 1, 2,
             // 3) are plain multiplications the compiler can vectorize.
             macro_rules! run {
-                ($power:expr) => {
-                    elementwise_logits(logits, targets, None, None, grad, per, |x, t, _, _, l| {
-                        let (loss, d) = focal_term(x, t, l, alpha, gamma, $power);
-                        (loss.as_f64(), d)
-                    })
+                ($power:ident) => {
+                    elementwise_logits(
+                        logits,
+                        targets,
+                        None,
+                        None,
+                        grad,
+                        per,
+                        &FocalTerm {
+                            alpha,
+                            gamma,
+                            power: PhantomData::<$power>,
+                        },
+                    )
                 };
             }
             Ok(match self.gamma {
-                0.0 => run!(|_| F::one()),
-                1.0 => run!(|q| q),
-                2.0 => run!(|q| q * q),
-                3.0 => run!(|q| q * q * q),
-                _ => run!(|q: F| q.powf(gamma)),
+                0.0 => run!(PowerZero),
+                1.0 => run!(PowerOne),
+                2.0 => run!(PowerTwo),
+                3.0 => run!(PowerThree),
+                _ => run!(PowerGamma),
             })
         })
+    }
+}
+
+/// `q^gamma`, with the usual exponents as plain multiplications.
+trait Power: Copy + Sync {
+    fn pow<T: Float>(q: T, gamma: T) -> T;
+}
+
+#[derive(Clone, Copy)]
+struct PowerZero;
+#[derive(Clone, Copy)]
+struct PowerOne;
+#[derive(Clone, Copy)]
+struct PowerTwo;
+#[derive(Clone, Copy)]
+struct PowerThree;
+#[derive(Clone, Copy)]
+struct PowerGamma;
+
+impl Power for PowerZero {
+    #[inline(always)]
+    fn pow<T: Float>(_: T, _: T) -> T {
+        T::one()
+    }
+}
+impl Power for PowerOne {
+    #[inline(always)]
+    fn pow<T: Float>(q: T, _: T) -> T {
+        q
+    }
+}
+impl Power for PowerTwo {
+    #[inline(always)]
+    fn pow<T: Float>(q: T, _: T) -> T {
+        q * q
+    }
+}
+impl Power for PowerThree {
+    #[inline(always)]
+    fn pow<T: Float>(q: T, _: T) -> T {
+        q * q * q
+    }
+}
+impl Power for PowerGamma {
+    #[inline(always)]
+    fn pow<T: Float>(q: T, gamma: T) -> T {
+        q.powf(gamma)
+    }
+}
+
+/// One element of the focal loss, for the engine.
+#[derive(Clone, Copy)]
+struct FocalTerm<P> {
+    alpha: Option<f64>,
+    gamma: f64,
+    power: PhantomData<P>,
+}
+
+impl<P: Power> LogitTerm for FocalTerm<P> {
+    #[inline(always)]
+    fn term<T: Float>(&self, x: T, t: T, _: T, _: T, logistic: Logistic<T>) -> (T, T) {
+        let alpha = self.alpha.map(T::lit);
+        focal_term(x, t, logistic, alpha, T::lit(self.gamma), P::pow)
     }
 }
 
@@ -163,7 +238,7 @@ fn focal_term<F: Float>(
     logistic: Logistic<F>,
     alpha: Option<F>,
     gamma: F,
-    power: impl Fn(F) -> F,
+    power: impl Fn(F, F) -> F,
 ) -> (F, F) {
     let one = F::one();
     let s = logistic.terms;
@@ -177,7 +252,7 @@ fn focal_term<F: Float>(
         return (a_t * ce, a_t * d_ce);
     }
     let q = neg * s.sigmoid + t * s.sigmoid_neg;
-    let q_gamma = power(q);
+    let q_gamma = power(q, gamma);
     // r = 1 / (1 + (1 - t) exp(x) + t exp(-x)), multiplied through by
     // e = exp(-|x|) so that no exp(|x|) (inf for large |x|) appears:
     // e / (e + (1 - t) + t e^2) for x >= 0, and e / (e + (1 - t) e^2 + t)

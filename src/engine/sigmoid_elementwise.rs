@@ -100,9 +100,9 @@ pub(crate) fn check_targets<F: Float, D: Dimension>(targets: &ArrayView<'_, F, D
 /// returns the sum of the losses (accumulated in `f64`; an element whose
 /// loss overflowed is found by a second, logical-order pass).
 ///
-/// `f` returns the element's loss in `f64` (with weights near `F`'s
-/// maximum it may not fit `F`, and a weight of 0 times an infinity would be
-/// NaN) and its derivative in `F`.
+/// `f` returns the element's loss and derivative in `f64` (with weights
+/// near `F`'s maximum they may not fit `F`, and a weight of 0 times an
+/// infinity would be NaN); the derivative is scaled in `f64` too.
 ///
 /// With `grad = Some((buffer, scale))` the buffer is overwritten with
 /// `scale * d loss / d x`; with `per` the per-element losses are stored.
@@ -113,7 +113,7 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
     pos_weight: Option<ArrayView<'_, F, D>>,
     grad: Option<(ArrayViewMut<'_, F, D>, F)>,
     per: Option<ArrayViewMut<'_, F, D>>,
-    f: impl Fn(F, F, F, F) -> (f64, F),
+    f: impl Fn(F, F, F, F) -> (f64, f64),
 ) -> Sum {
     // A missing weight is a 0-d one broadcast with zero strides, so one loop
     // serves every combination of options.
@@ -141,7 +141,7 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
         }),
         (Some((mut g, scale)), None) => zip.and(&mut g).for_each(|&x, &t, &w, &pw, g| {
             let (l, d) = f(x, t, w, pw);
-            *g = scale * d;
+            *g = F::lit(scale.as_f64() * d);
             total += l;
         }),
         (Some((mut g, scale)), Some(mut per)) => {
@@ -149,7 +149,7 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
                 .and(&mut per)
                 .for_each(|&x, &t, &w, &pw, g, o| {
                     let (l, d) = f(x, t, w, pw);
-                    *g = scale * d;
+                    *g = F::lit(scale.as_f64() * d);
                     *o = F::lit(l);
                     total += l;
                 })
@@ -189,13 +189,28 @@ pub(crate) struct Logistic<F> {
 /// Elements per block of the vectorized path: its buffers stay on the stack.
 const BLOCK: usize = 256;
 
-/// [`elementwise`] for losses of logits: `f(x, t, w, pw, logistic)` also
-/// receives the [`Logistic`] parts of `x`.
+/// A binary loss of logits, as one element's loss and derivative written
+/// once for any float type `T`, with the element weight `w` and positive
+/// weight `pw` (1 when absent) and the [`Logistic`] parts of `x`.
+///
+/// `Copy`, so that the vectorized loop holds its own copy of the options:
+/// read through a reference, they would be reloaded (and the loop not
+/// vectorized) at every element, the compiler unable to rule out that the
+/// loop's stores change them.
+pub(crate) trait LogitTerm: Copy + Sync {
+    /// `(loss, d loss / d x)` of one element.
+    fn term<T: Float>(&self, x: T, t: T, w: T, pw: T, logistic: Logistic<T>) -> (T, T);
+}
+
+/// [`elementwise`] for losses of logits, given as a [`LogitTerm`].
 ///
 /// Without element or positive weights, and with every array contiguous,
-/// the exponentials and logarithms are computed a block at a time by the
-/// vectorized kernels (the common case: `(N, K)` logits and targets);
-/// otherwise element by element with the standard library's.
+/// the term is evaluated in `F`, with the exponentials and logarithms
+/// computed a block at a time by the vectorized kernels (the common case:
+/// `(N, K)` logits and targets; without weights every term is bounded by
+/// about `|x|`, so `F` holds it). Otherwise it is evaluated element by
+/// element in `f64`, from `f64` logistic parts: weights near `F`'s maximum
+/// (`pw t softplus(-x)`, `w` of 0 next to a huge logit) fit there.
 pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
     input: ArrayView<'_, F, D>,
     targets: ArrayView<'_, F, D>,
@@ -203,7 +218,7 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
     pos_weight: Option<ArrayView<'_, F, D>>,
     mut grad: Option<(ArrayViewMut<'_, F, D>, F)>,
     mut per: Option<ArrayViewMut<'_, F, D>>,
-    f: impl Fn(F, F, F, F, Logistic<F>) -> (f64, F) + Sync,
+    term: &impl LogitTerm,
 ) -> Sum {
     let plain = weight.is_none() && pos_weight.is_none();
     let slices = (input.to_slice(), targets.to_slice());
@@ -214,6 +229,11 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
             .as_mut()
             .and_then(|(g, s)| g.as_slice_mut().map(|g| (g, *s)));
         let p = per.as_mut().and_then(|p| p.as_slice_mut());
+        // The weights' 1 written in the closure, not captured: the loop runs
+        // in a function of its own (per instruction set), where a captured
+        // value is not a constant and its products would not fold away.
+        let term = *term;
+        let f = move |x: F, t: F, l: Logistic<F>| term.term(x, t, F::one(), F::one(), l);
         return logits_in_parallel(x, t, g, p, &f);
     }
     elementwise(
@@ -224,9 +244,16 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
         grad,
         per,
         |x, t, w, pw| {
+            let x = x.as_f64();
             let terms = logistic_terms(x);
             let e = (-x.abs()).exp();
-            f(x, t, w, pw, Logistic { e, terms })
+            term.term(
+                x,
+                t.as_f64(),
+                w.as_f64(),
+                pw.as_f64(),
+                Logistic { e, terms },
+            )
         },
     )
 }
@@ -237,7 +264,7 @@ const PARALLEL_CHUNK: usize = 64 * BLOCK;
 /// The contiguous path, cut into fixed chunks that run in parallel with the
 /// `rayon` feature; the chunks' sums are added in order, so the result does
 /// not depend on the thread count.
-fn logits_in_parallel<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (f64, F) + Sync>(
+fn logits_in_parallel<F: Float, L: Fn(F, F, Logistic<F>) -> (F, F) + Sync>(
     x: &[F],
     t: &[F],
     grad: Option<(&mut [F], F)>,
@@ -277,7 +304,7 @@ fn logits_in_parallel<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (f64, F) + Syn
 /// vectors, with blends where the formula selects on a sign.
 ///
 /// [`SimdLevel`]: crate::numerics::SimdLevel
-fn logits_at_level<F: Float, L: Fn(F, F, F, F, Logistic<F>) -> (f64, F)>(
+fn logits_at_level<F: Float, L: Fn(F, F, Logistic<F>) -> (F, F)>(
     x: &[F],
     t: &[F],
     grad: Option<(&mut [F], F)>,
@@ -299,7 +326,7 @@ macro_rules! blocks_at_level {
             f: &L,
         ) -> crate::base::reduction::Sum
         where
-            L: Fn(F, F, F, F, super::super::Logistic<F>) -> (f64, F),
+            L: Fn(F, F, super::super::Logistic<F>) -> (F, F),
         {
             super::super::logits_in_blocks(x, t, grad, per, f)
         }
@@ -332,12 +359,11 @@ fn logits_in_blocks<F: Float>(
     t: &[F],
     mut grad: Option<(&mut [F], F)>,
     mut per: Option<&mut [F]>,
-    f: &impl Fn(F, F, F, F, Logistic<F>) -> (f64, F),
+    f: &impl Fn(F, F, Logistic<F>) -> (F, F),
 ) -> Sum {
-    let one = F::one();
     let mut e_buf = [F::zero(); BLOCK];
     let mut l_buf = [F::zero(); BLOCK];
-    let mut loss_buf = [0.0_f64; BLOCK];
+    let mut loss_buf = [F::zero(); BLOCK];
     let mut d_buf = [F::zero(); BLOCK];
     let mut sum = Sum::default();
     for (b, (xb, tb)) in x.chunks(BLOCK).zip(t.chunks(BLOCK)).enumerate() {
@@ -347,7 +373,7 @@ fn logits_in_blocks<F: Float>(
         F::logistic_parts(xb, e, l);
         for i in 0..n {
             let terms = logistic_from_parts(xb[i], e[i], l[i]);
-            let (loss, d) = f(xb[i], tb[i], one, one, Logistic { e: e[i], terms });
+            let (loss, d) = f(xb[i], tb[i], Logistic { e: e[i], terms });
             losses[i] = loss;
             ds[i] = d;
         }
@@ -358,27 +384,26 @@ fn logits_in_blocks<F: Float>(
             }
         }
         if let Some(p) = per.as_mut() {
-            for (pi, &l) in p[start..start + n].iter_mut().zip(losses.iter()) {
-                *pi = F::lit(l);
-            }
+            p[start..start + n].copy_from_slice(losses);
         }
-        sum.add_block::<F, f64>(b * BLOCK, sum_f64(losses), losses);
+        sum.add_block::<F>(b * BLOCK, sum_f64(losses), losses);
     }
     sum
 }
 
-/// The sum, in eight lanes (vectorizable, and the same order every time).
+/// The sum in `f64`, in eight lanes (vectorizable, and the same order every
+/// time).
 #[inline(always)]
-fn sum_f64(v: &[f64]) -> f64 {
+fn sum_f64<F: Float>(v: &[F]) -> f64 {
     let mut acc = [0.0_f64; 8];
     let mut chunks = v.chunks_exact(8);
     for c in &mut chunks {
         for k in 0..8 {
-            acc[k] += c[k];
+            acc[k] += c[k].as_f64();
         }
     }
     for (k, &r) in chunks.remainder().iter().enumerate() {
-        acc[k] += r;
+        acc[k] += r.as_f64();
     }
     acc.iter().sum()
 }
