@@ -147,26 +147,51 @@ impl CenterLoss {
     ) -> Result<()> {
         let labels = labels.into();
         check_inputs(&features, &centers.view(), &labels)?;
-        let mut counts = vec![0_usize; centers.nrows()];
+        let (c, d) = centers.dim();
+        let mut counts = vec![0_usize; c];
         for i in 0..labels.len() {
             counts[labels.class(i)] += 1_usize;
         }
-        // c_j (1 - alpha n_j / (1 + n_j)) + alpha / (1 + n_j) sum x_i: the
-        // paper's update, in place without a (C, D) accumulator.
-        let alpha = F::lit(self.alpha);
-        let step = |n: usize| alpha / F::from_count(1 + n);
-        for (mut c, &n) in centers.rows_mut().into_iter().zip(&counts) {
+        // The new center is the convex combination
+        //   c_j (1 - alpha n_j / (1 + n_j)) + alpha / (1 + n_j) sum x_i,
+        // which lies within the range of its inputs. It is accumulated in
+        // f64 per class of the batch (a scratch of at most N x D), on
+        // halved values so that no partial sum passes f64's range, and
+        // clamped to F's: rounding can take a combination of values at
+        // F's maximum a hair above it (inf in F, though exactly it fits).
+        let mut slot = vec![usize::MAX; c];
+        let mut classes = Vec::new();
+        for (j, &n) in counts.iter().enumerate() {
             if n > 0 {
-                let keep = F::one() - step(n) * F::from_count(n);
-                c.mapv_inplace(|v| v * keep);
+                slot[j] = classes.len();
+                classes.push(j);
             }
         }
+        let step = |n: usize| self.alpha / (1 + n) as f64;
+        let mut acc = vec![0.0_f64; classes.len() * d];
         for (i, x) in features.rows().into_iter().enumerate() {
             let y = labels.class(i);
             let a = step(counts[y]);
-            Zip::from(centers.row_mut(y))
-                .and(&x)
-                .for_each(|c, &v| *c += a * v);
+            let row = &mut acc[slot[y] * d..(slot[y] + 1) * d];
+            for (s, &v) in row.iter_mut().zip(&x) {
+                *s += a * (0.5 * v.as_f64());
+            }
+        }
+        let max = F::max_value().as_f64();
+        for (k, &j) in classes.iter().enumerate() {
+            let keep = 1.0 - step(counts[j]) * counts[j] as f64;
+            let sums = &acc[k * d..(k + 1) * d];
+            for (v, &s) in centers.row_mut(j).iter_mut().zip(sums) {
+                let half = 0.5 * v.as_f64() * keep + s;
+                let new = 2.0 * half;
+                // An infinite or NaN input propagates: only a finite half
+                // is clamped.
+                *v = F::lit(if half.is_finite() {
+                    new.clamp(-max, max)
+                } else {
+                    new
+                });
+            }
         }
         Ok(())
     }

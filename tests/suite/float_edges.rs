@@ -305,3 +305,30 @@ fn angular_margins_at_a_scale_near_f32_max() {
         e => panic!("{e}"),
     }
 }
+
+#[test]
+fn update_centers_at_the_float_maximum_for_every_class_size() {
+    for n in 1..8 {
+        for alpha in [1.0, 0.5, 0.3, 0.7] {
+            let loss = CenterLoss::new().with_alpha(alpha).unwrap();
+            let m = f32::MAX;
+            let x = Array2::from_elem((n, 2), m);
+            let mut c = array![[m, m]];
+            let labels = ndarray::Array1::<usize>::zeros(n);
+            loss.update_centers(x.view(), labels.view(), c.view_mut())
+                .unwrap();
+            assert!(
+                c.iter().all(|v| v.is_finite()),
+                "f32 n={n} alpha={alpha}: {c}"
+            );
+            let m = f64::MAX;
+            let x = Array2::from_elem((n, 2), m);
+            let mut c = array![[m, -m]];
+            let r = loss.update_centers(x.view(), labels.view(), c.view_mut());
+            assert!(
+                c.iter().all(|v| v.is_finite()) || matches!(r, Err(Error::Overflow { .. })),
+                "f64 n={n} alpha={alpha}: {c}"
+            );
+        }
+    }
+}
