@@ -19,6 +19,7 @@ mod common;
 mod contract;
 mod labels;
 
+mod allocation;
 mod api;
 mod arcface;
 mod bce;
