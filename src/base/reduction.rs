@@ -97,6 +97,12 @@ pub struct Sum {
     /// order) whose value overflows the float type, and that value
     /// (infinite when it overflowed `f64` too, or was computed in `F`).
     pub overflow: Option<(usize, f64)>,
+    /// The first sample with a gradient entry beyond the float type (the
+    /// entry's magnitude), where an engine can tell: the gradient paths
+    /// whose factors are computed in `f64` (options or weights near the
+    /// float maximum) report it; the vectorized paths, whose entries are
+    /// bounded, need not.
+    pub grad_overflow: Option<(usize, f64)>,
 }
 
 impl Sum {
@@ -106,6 +112,15 @@ impl Sum {
         self.total += value;
         if value.abs() > F::max_value().as_f64() && self.overflow.is_none() {
             self.overflow = Some((i, value));
+        }
+    }
+
+    /// Records that sample `i`'s gradient has an entry of magnitude
+    /// `magnitude`, beyond `F` (the first such sample is kept).
+    #[cold]
+    pub fn grad_beyond(&mut self, i: usize, magnitude: f64) {
+        if self.grad_overflow.is_none() {
+            self.grad_overflow = Some((i, magnitude));
         }
     }
 
@@ -128,6 +143,7 @@ impl Sum {
         Sum {
             total: self.total + later.total,
             overflow: self.overflow.or(later.overflow),
+            grad_overflow: self.grad_overflow.or(later.grad_overflow),
         }
     }
 
@@ -172,7 +188,18 @@ pub(crate) fn reduce<F: crate::Float>(
     } else {
         !value.is_finite()
     };
-    if !overflowed || !inputs_finite() {
+    if !overflowed {
+        return match sum.grad_overflow {
+            Some((i, magnitude)) if inputs_finite() => Err(crate::base::validate::overflow::<F>(
+                what,
+                unravel(i, samples),
+                "the gradient of the sample's loss",
+                crate::base::validate::about_pow10(magnitude.abs().log10()),
+            )),
+            _ => Ok(value),
+        };
+    }
+    if !inputs_finite() {
         return Ok(value);
     }
     let (index, quantity, magnitude) = match (sum.overflow, reduction) {

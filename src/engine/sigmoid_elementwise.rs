@@ -130,6 +130,16 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
         .and(&weight)
         .and(&pos_weight);
     let mut total = 0.0_f64;
+    let max = F::max_value().as_f64();
+    let scale = grad.as_ref().map_or(0.0, |(_, s)| s.as_f64());
+    // Whether a gradient entry is beyond F (an f64 weight near F's maximum
+    // times a derivative above 1); which one is found below, in order.
+    let mut grad_beyond = false;
+    let mut write_grad = |g: &mut F, d: f64| {
+        let v = scale * d;
+        grad_beyond |= v.abs() > max;
+        *g = F::lit(v);
+    };
     match (grad, per) {
         (None, None) => zip.for_each(|&x, &t, &w, &pw| {
             total += f(x, t, w, pw).0;
@@ -139,17 +149,17 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
             *o = F::lit(l);
             total += l;
         }),
-        (Some((mut g, scale)), None) => zip.and(&mut g).for_each(|&x, &t, &w, &pw, g| {
+        (Some((mut g, _)), None) => zip.and(&mut g).for_each(|&x, &t, &w, &pw, g| {
             let (l, d) = f(x, t, w, pw);
-            *g = F::lit(scale.as_f64() * d);
+            write_grad(g, d);
             total += l;
         }),
-        (Some((mut g, scale)), Some(mut per)) => {
+        (Some((mut g, _)), Some(mut per)) => {
             zip.and(&mut g)
                 .and(&mut per)
                 .for_each(|&x, &t, &w, &pw, g, o| {
                     let (l, d) = f(x, t, w, pw);
-                    *g = F::lit(scale.as_f64() * d);
+                    write_grad(g, d);
                     *o = F::lit(l);
                     total += l;
                 })
@@ -157,20 +167,23 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
     }
     let mut sum = Sum {
         total,
-        overflow: None,
+        ..Sum::default()
     };
-    if total > F::max_value().as_f64() || total.is_nan() {
+    if total > max || total.is_nan() || grad_beyond {
         // Cold: the first element (in logical order) whose loss is beyond F
-        // (only a total beyond F can hide one: losses are never negative).
+        // (only a total beyond F can hide one: losses are never negative),
+        // and the first whose gradient is.
         let flat = input
             .iter()
             .zip(&targets)
             .zip(weight.iter().zip(&pos_weight));
         for (i, ((&x, &t), (&w, &pw))) in flat.enumerate() {
-            let l = f(x, t, w, pw).0;
-            if l.abs() > F::max_value().as_f64() {
+            let (l, d) = f(x, t, w, pw);
+            if l.abs() > max && sum.overflow.is_none() {
                 sum.overflow = Some((i, l));
-                break;
+            }
+            if grad_beyond && (scale * d).abs() > max {
+                sum.grad_beyond(i, scale * d);
             }
         }
     }

@@ -64,8 +64,9 @@ pub(crate) type ScoresAndSigns = Elementwise<Ix1>;
 
 /// Checks the scores, the labels (under `convention`) and the gradient
 /// buffer of a binary margin loss, then runs `loss(y, s) -> (value,
-/// d value / d s)` on every sample (the value in `f64`, so that one beyond
-/// `F` keeps its magnitude); `Mean` divides by `N`.
+/// d value / d s)` on every sample (both in `f64`, so that a value beyond
+/// `F` keeps its magnitude, and a derivative beyond `F` whose scaled
+/// gradient fits is exact); `Mean` divides by `N`.
 ///
 /// Stores each value in `call.per` and the reduction's scale times the
 /// derivative in `call.grad` when given.
@@ -73,7 +74,7 @@ pub(crate) fn run_signed<F: Float>(
     reduction: Reduction,
     convention: LabelConvention,
     call: Call<'_, '_, '_, F, ScoresAndSigns>,
-    loss: impl Fn(F, F) -> (f64, F),
+    loss: impl Fn(F, F) -> (f64, f64),
 ) -> Result<Totals> {
     let Call {
         input: scores,
@@ -90,13 +91,18 @@ pub(crate) fn run_signed<F: Float>(
         expect_shape("grad", g.shape(), scores.shape())?;
     }
     let divisor = scores.len() as f64;
-    let scale: F = reduction.grad_scale(divisor);
+    let scale: f64 = reduction.grad_scale(divisor);
+    let max = F::max_value().as_f64();
     let mut sum = Sum::default();
     for (i, (&s, &label)) in scores.iter().zip(labels.iter()).enumerate() {
         let y = convention.sign(label);
         let (value, slope) = loss(y, s);
         if let Some(g) = grad.as_mut() {
-            g[i] = slope * scale;
+            let v = slope * scale;
+            if v.abs() > max {
+                sum.grad_beyond(i, v);
+            }
+            g[i] = F::lit(v);
         }
         if let Some(p) = per.as_mut() {
             p[i] = F::lit(value);

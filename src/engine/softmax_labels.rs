@@ -47,12 +47,3 @@ pub(crate) fn run_on_labels<F: Float>(
         what: "logits",
     })
 }
-
-/// `1 - p` from `log p`, exact for `p` near 1 where `1.0 - p` would cancel.
-///
-/// Never negative, even if a fast `exp` in the row statistics lets `log p`
-/// round a hair above 0: a negative base would turn `(1 - p)^gamma` into NaN.
-#[inline]
-pub(crate) fn one_minus_p<F: Float>(log_p: F) -> F {
-    (-log_p.exp_m1()).max(F::zero())
-}

@@ -18,6 +18,8 @@
 //! gradient is `k p - (a sparse or per-class term)`: cross-entropy, label
 //! smoothing, focal, Poly-1, GCE, SCE, hard bootstrapping.
 
+use std::cell::Cell;
+
 use ndarray::{ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2};
 use ndarray::{Axis, Ix1, Ix2, RemoveAxis};
 
@@ -103,6 +105,32 @@ impl<F: Float> Row<'_, F> {
 pub(crate) struct RowGrad<'g, F> {
     e: &'g mut [F],
     inv_sum: F,
+    beyond: &'g GradBeyond,
+}
+
+/// Where a row's gradient reports an entry beyond the float type (its
+/// magnitude, 0 when none): the engine loops read it after each row and
+/// record the row in [`Sum::grad_beyond`]. Only gradient factors computed
+/// in `f64` (options or weights near the float maximum) can set it.
+#[derive(Default)]
+pub(crate) struct GradBeyond(Cell<f64>);
+
+impl GradBeyond {
+    /// Records an entry of magnitude `v` beyond the float type.
+    #[cold]
+    pub(crate) fn record(&self, v: f64) {
+        self.0.set(self.0.get().max(v.abs()));
+    }
+
+    /// Adds the row's report, if any, to `sum` as row `i`'s, and clears it.
+    #[inline(always)]
+    pub(crate) fn report(&self, sum: &mut Sum, i: usize) {
+        let v = self.0.get();
+        if v != 0.0 {
+            sum.grad_beyond(i, v);
+            self.0.set(0.0);
+        }
+    }
 }
 
 impl<'g, F: Float> RowGrad<'g, F> {
@@ -143,6 +171,37 @@ pub(crate) fn sparse_target_grad<'g, F: Float>(
 #[inline]
 pub(crate) fn one_hot_grad<F: Float>(g: RowGrad<'_, F>, y: usize, scale: F) -> &mut [F] {
     sparse_target_grad(g, scale, F::one(), &[(y, F::one())])
+}
+
+/// [`one_hot_grad`] with a factor computed in `f64`, which may exceed `F`
+/// (an option near the float maximum): then each entry is formed in `f64`
+/// (`p_y - 1` as minus the other probabilities, exact near `p_y = 1`), and
+/// an entry beyond `F` is reported.
+#[inline]
+pub(crate) fn one_hot_grad_f64<F: Float>(g: RowGrad<'_, F>, y: usize, scale: f64) {
+    let k = F::lit(scale);
+    if k.is_finite() {
+        one_hot_grad(g, y, k);
+        return;
+    }
+    let beyond = g.beyond;
+    if scale.is_infinite() {
+        // Beyond f64 too (an option near f64's maximum times another).
+        beyond.record(scale);
+    }
+    let p = g.probs();
+    let others: f64 = (p.iter().enumerate())
+        .filter(|&(c, _)| c != y)
+        .map(|(_, v)| v.as_f64())
+        .sum();
+    let max = F::max_value().as_f64();
+    for (c, v) in p.iter_mut().enumerate() {
+        let exact = scale * if c == y { -others } else { v.as_f64() };
+        if exact.abs() > max {
+            beyond.record(exact);
+        }
+        *v = F::lit(exact);
+    }
 }
 
 /// Writes `scale * (total * p_c - off * w_c - at_y [c == y])`, the gradient
@@ -235,6 +294,7 @@ fn run_row<F: Float, T, R>(
     g: Option<&mut [F]>,
     target: T,
     f: &impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> R,
+    beyond: &GradBeyond,
 ) -> R {
     match g {
         Some(e) => {
@@ -245,7 +305,8 @@ fn run_row<F: Float, T, R>(
                 ln_sum: sum.ln(),
             };
             let inv_sum = F::one() / sum;
-            f(target, &Row { x, stats }, Some(RowGrad { e, inv_sum }))
+            let g = RowGrad { e, inv_sum, beyond };
+            f(target, &Row { x, stats }, Some(g))
         }
         None => {
             let max = F::row_max(x);
@@ -285,19 +346,21 @@ where
     let mut grad_lanes = grad.as_mut().map(|g| g.lanes_mut(Axis(1)).into_iter());
     let mut out = per.as_mut().map(|p| p.iter_mut());
     let mut sum = Sum::default();
+    let beyond = GradBeyond::default();
     let lanes = logits.lanes(Axis(1)).into_iter().zip(targets);
     for (i, (lane, target)) in lanes.enumerate() {
         let x = lane_slice(&lane, &mut x_scratch);
         let value = match grad_lanes.as_mut().and_then(|it| it.next()) {
-            Some(g_lane) => {
-                with_lane_mut(g_lane, &mut g_scratch, |g| run_row(x, Some(g), target, &f))
-            }
-            None => run_row(x, None, target, &f),
+            Some(g_lane) => with_lane_mut(g_lane, &mut g_scratch, |g| {
+                run_row(x, Some(g), target, &f, &beyond)
+            }),
+            None => run_row(x, None, target, &f, &beyond),
         };
         if let Some(o) = out.as_mut().and_then(|it| it.next()) {
             *o = F::lit(value);
         }
         sum.add::<F>(i, value);
+        beyond.report(&mut sum, i);
     }
     sum
 }
@@ -337,20 +400,21 @@ where
         grad,
         per,
         #[inline(always)]
-        |i, x, g| run_row(x, g, target(i), &f),
+        |i, x, g, beyond| run_row(x, g, target(i), &f, beyond),
     )
 }
 
 /// The blocked, parallel loop under [`softmax_rows_2d`], for a loss that
 /// computes a row itself: `row(i, x, g)` gets row `i` of the input as a
 /// slice and, when a gradient is wanted, the row of the buffer to
-/// overwrite, and returns the row's loss. Same blocks, same order, same
-/// sums.
+/// overwrite, and returns the row's loss (reporting a gradient entry
+/// beyond `F` to the [`GradBeyond`] it is given). Same blocks, same order,
+/// same sums.
 pub(crate) fn rows_2d<F: Float>(
     logits: ArrayView2<'_, F>,
     grad: Option<ArrayViewMut2<'_, F>>,
     per: Option<ArrayViewMut1<'_, F>>,
-    row: impl Fn(usize, &[F], Option<&mut [F]>) -> f64 + Sync,
+    row: impl Fn(usize, &[F], Option<&mut [F]>, &GradBeyond) -> f64 + Sync,
 ) -> Sum {
     let (rows, classes) = logits.dim();
     let block_rows = (BLOCK_ELEMENTS / classes.max(1)).max(1);
@@ -376,18 +440,20 @@ pub(crate) fn rows_2d<F: Float>(
         let mut scratch: Vec<F> = Vec::new();
         let mut g_scratch: Vec<F> = Vec::new();
         let mut sum = Sum::default();
+        let beyond = GradBeyond::default();
         for (i, x_row) in logits.outer_iter().enumerate() {
             let x = lane_slice(&x_row, &mut scratch);
             let value = match grad.as_mut() {
-                Some(g) => {
-                    with_lane_mut(g.row_mut(i), &mut g_scratch, |g| row(start + i, x, Some(g)))
-                }
-                None => row(start + i, x, None),
+                Some(g) => with_lane_mut(g.row_mut(i), &mut g_scratch, |g| {
+                    row(start + i, x, Some(g), &beyond)
+                }),
+                None => row(start + i, x, None, &beyond),
             };
             if let Some(p) = per.as_mut() {
                 p[i] = F::lit(value);
             }
             sum.add::<F>(start + i, value);
+            beyond.report(&mut sum, start + i);
         }
         sum
     };

@@ -106,7 +106,7 @@ impl<F: Float> Compute<F> for ZeroOne {
         Ok(Totals {
             sum: Sum {
                 total: errors as f64,
-                overflow: None,
+                ..Sum::default()
             },
             divisor: logits.nrows() as f64,
             what: "logits",

@@ -100,9 +100,10 @@ impl<F: Float> Compute<F> for Exponential<F> {
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         run_signed(self.reduction, self.label_convention, call, |y, s| {
-            let e = (-y * s).exp();
-            // The value in f64, where exp of an f32 exponent fits.
-            ((-y * s).as_f64().exp(), -y * e)
+            // In f64, where exp of an f32 exponent fits (and the gradient,
+            // divided by N, may fit F where exp(-y s) does not).
+            let e = (-y * s).as_f64().exp();
+            (e, -y.as_f64() * e)
         })
     }
 }

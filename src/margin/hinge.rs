@@ -103,22 +103,21 @@ impl<F: Float> Compute<F> for Hinge<F> {
     type Sig = ScoresAndSigns;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let margin = F::lit(self.margin);
-        let squared = self.squared;
-        let two = F::lit(2.0);
+        let (margin, squared) = (self.margin, self.squared);
         run_signed(self.reduction, self.label_convention, call, |y, s| {
-            let z = margin - y * s;
+            // In f64: a margin beyond f32 (1e39) fits, and z^2 of an f32 z
+            // cannot overflow.
+            let y = y.as_f64();
+            let z = margin - y * s.as_f64();
             // NaN takes the active branch so that it propagates.
-            if z > F::zero() || z.is_nan() {
-                // The value in f64, where z^2 of an f32 z cannot overflow.
-                let z64 = z.as_f64();
+            if z > 0.0 || z.is_nan() {
                 if squared {
-                    (z64 * z64, -y * (two * z))
+                    (z * z, -y * (2.0 * z))
                 } else {
-                    (z64, -y)
+                    (z, -y)
                 }
             } else {
-                (0.0, -y * F::zero())
+                (0.0, -y * 0.0)
             }
         })
     }

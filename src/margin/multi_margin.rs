@@ -183,6 +183,17 @@ impl<F: Float> Compute<F> for MultiMargin<F> {
         for (i, row) in logits.rows().into_iter().enumerate() {
             let y = labels.class(i);
             let wy = self.weight.as_ref().map_or(F::one(), |w| w[y]);
+            if wy == F::zero() && row.iter().all(|x| x.is_finite()) {
+                // A class of weight 0 costs nothing, even where its terms
+                // overflow (0 * inf would be NaN).
+                if let Some(mut gr) = grad.as_mut().map(|g| g.row_mut(i)) {
+                    gr.fill(F::zero());
+                }
+                if let Some(p) = per.as_mut() {
+                    p[i] = F::zero();
+                }
+                continue;
+            }
             let xy = row[y];
             let mut sum = F::zero();
             let mut grad_y = F::zero();

@@ -80,13 +80,20 @@ impl<F: Float> Compute<F> for GeneralizedCrossEntropy<F> {
     type Sig = ScoresAndLabels;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let q = F::lit(self.q);
+        let q = self.q;
         run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
-            let q_log_p = q * row.log_p(y);
+            // In f64: q may be below F's smallest value (5e-324 in f32).
+            let nll = row.nll(y);
+            let q_log_p = -q * nll;
             if let Some(g) = g {
-                one_hot_grad(g, y, scale * q_log_p.exp());
+                one_hot_grad(g, y, scale * F::lit(q_log_p.exp()));
             }
-            (-q_log_p.exp_m1() / q).as_f64()
+            if q_log_p > -f64::MIN_POSITIVE {
+                // q log p underflowed: the limit -log p (cross-entropy).
+                nll
+            } else {
+                -q_log_p.exp_m1() / q
+            }
         })
     }
 }

@@ -3,8 +3,8 @@
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
-use crate::engine::softmax_rows::one_hot_grad;
+use crate::engine::softmax_labels::run_on_labels;
+use crate::engine::softmax_rows::one_hot_grad_f64;
 use crate::{Float, Result};
 
 loss_options! {
@@ -102,15 +102,19 @@ impl<F: Float> Compute<F> for SymmetricCrossEntropy<F> {
     type Sig = ScoresAndLabels;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let alpha = F::lit(self.alpha);
-        // The reverse term's weight on (1 - p_y), positive since log_zero < 0.
-        let rce = F::lit(-self.beta * self.log_zero);
+        let (alpha, beta) = (self.alpha, self.beta);
+        // The reverse term's weight on (1 - p_y) is beta (-log_zero),
+        // positive since log_zero < 0; in f64 (alpha or beta may be beyond
+        // F), as beta times (-log_zero) times p, so that a huge beta meets
+        // a p of 0 as 0.
+        let a_zero = -self.log_zero;
         run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
-            let log_p = row.log_p(y);
+            let nll = row.nll(y);
+            let p = (-nll).exp();
             if let Some(g) = g {
-                one_hot_grad(g, y, scale * (alpha + rce * log_p.exp()));
+                one_hot_grad_f64(g, y, scale.as_f64() * (alpha + beta * (a_zero * p)));
             }
-            (rce * one_minus_p(log_p)).as_f64() + alpha.as_f64() * row.nll(y)
+            beta * (a_zero * -(-nll).exp_m1()) + alpha * nll
         })
     }
 }

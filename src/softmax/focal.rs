@@ -7,7 +7,7 @@ use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_weights, non_negative};
 use crate::engine::softmax_labels::run_on_labels;
-use crate::engine::softmax_rows::one_hot_grad;
+use crate::engine::softmax_rows::one_hot_grad_f64;
 use crate::{Float, Result};
 
 /// The factor `alpha` of [`SoftmaxFocal`]: one number for every class, or
@@ -156,7 +156,7 @@ impl<F: Float> Compute<F> for SoftmaxFocal<F> {
                 let (modulator, slope) = focal_modulator(nll, gamma);
                 if let Some(g) = g {
                     let coef = scale.as_f64() * a * (modulator + slope);
-                    one_hot_grad(g, y, F::lit(coef));
+                    one_hot_grad_f64(g, y, coef);
                 }
                 a * modulator * nll
             },

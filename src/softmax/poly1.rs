@@ -3,8 +3,8 @@
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::engine::softmax_labels::{one_minus_p, run_on_labels};
-use crate::engine::softmax_rows::one_hot_grad;
+use crate::engine::softmax_labels::run_on_labels;
+use crate::engine::softmax_rows::one_hot_grad_f64;
 use crate::{Float, Result};
 
 loss_options! {
@@ -75,13 +75,15 @@ impl<F: Float> Compute<F> for Poly1<F> {
     type Sig = ScoresAndLabels;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let eps = F::lit(self.epsilon);
+        let eps = self.epsilon;
         run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
-            let log_p = row.log_p(y);
+            // The row's scalars in f64: epsilon may be beyond F (1e39 in
+            // f32), and the gradient's factor with it.
+            let nll = row.nll(y);
             if let Some(g) = g {
-                one_hot_grad(g, y, scale * (F::one() + eps * log_p.exp()));
+                one_hot_grad_f64(g, y, scale.as_f64() * (1.0 + eps * (-nll).exp()));
             }
-            eps.as_f64() * one_minus_p(log_p).as_f64() + row.nll(y)
+            eps * -(-nll).exp_m1() + nll
         })
     }
 }

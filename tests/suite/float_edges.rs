@@ -7,9 +7,10 @@
 
 use crate::common::{embeddings, pair_of};
 use classloss::{
-    AngularMargin, ArcFace, BceWithLogits, CenterInput, CenterLoss, ClassTarget, CombinedMargin,
-    Contrastive, ContrastiveForm, CosFace, CrossEntropy, Differentiable, Error, Loss, MultiMargin,
-    SoftmaxFocal,
+    AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
+    CombinedMargin, Contrastive, ContrastiveForm, CosFace, CrossEntropy, Differentiable, Error,
+    Exponential, GeneralizedCrossEntropy, Hinge, Loss, MultiMargin, Poly1, SoftmaxFocal,
+    SymmetricCrossEntropy,
 };
 use ndarray::{Array2, array};
 
@@ -331,4 +332,114 @@ fn update_centers_at_the_float_maximum_for_every_class_size() {
             );
         }
     }
+}
+
+#[test]
+fn options_beyond_f32_are_computed_in_f64() {
+    let x = array![[1.0_f32, 0.5, -2.0], [0.25, 3.0, 0.0]];
+    let labels = array![0_usize, 1];
+    // Poly-1 with epsilon 1e39: the loss epsilon (1 - p_y) + ... fits f32
+    // (2.5e38), so it is returned; the gradient is what f64 gives, or an
+    // overflow where an entry of that is beyond f32.
+    for eps in [1e39, 3e38, 1e30] {
+        let poly = Poly1::<f32>::new().with_epsilon(eps).unwrap();
+        let v = poly.forward(x.view(), labels.view()).unwrap();
+        let (v64, g64) = Poly1::<f64>::new()
+            .with_epsilon(eps)
+            .unwrap()
+            .forward_backward(x.mapv(f64::from).view(), labels.view())
+            .unwrap();
+        assert!(close(f64::from(v), v64, 1e-5), "{v} vs {v64}");
+        let beyond = g64.iter().any(|g| g.abs() > f64::from(f32::MAX));
+        match poly.forward_backward(x.view(), labels.view()) {
+            Ok((_, g)) => {
+                assert!(!beyond, "eps {eps}: {g}");
+                for (a, b) in g.iter().zip(&g64) {
+                    assert!(
+                        (f64::from(*a) - b).abs() <= 1e-5 * b.abs() + 1e-30,
+                        "{a} vs {b}"
+                    );
+                }
+            }
+            Err(Error::Overflow { quantity, .. }) => {
+                assert!(beyond, "eps {eps}: {g64}");
+                assert_eq!(quantity, "the gradient of the sample's loss");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // GCE with q = 5e-324, below f32's range: the limit, cross-entropy.
+    let gce = GeneralizedCrossEntropy::new().with_q(5e-324).unwrap();
+    let ce = CrossEntropy::new();
+    let (v, g) = gce.forward_backward(x.view(), labels.view()).unwrap();
+    let (v_ce, g_ce) = ce.forward_backward(x.view(), labels.view()).unwrap();
+    assert!((v - v_ce).abs() <= 1e-6 * v_ce, "{v} vs {v_ce}");
+    assert!(
+        g.iter().zip(&g_ce).all(|(a, b)| (a - b).abs() <= 1e-6),
+        "{g}"
+    );
+    // SCE with beta 1e39 on a sample it classifies with certainty: the
+    // reverse term beta (-log_zero) (1 - p_y) is 0.
+    let sce = SymmetricCrossEntropy::new().with_beta(1e39).unwrap();
+    let (v, g) = sce
+        .forward_backward(array![[0.0_f32]].view(), array![0_usize].view())
+        .unwrap();
+    assert_eq!((v, g[[0, 0]]), (0.0, 0.0));
+    // The hinge with margin 1e39: z = 1e39 - y s, beyond f32.
+    let hinge = Hinge::new().with_margin(1e39).unwrap();
+    let err = hinge
+        .forward(array![0.5_f32].view(), array![1.0_f32].view())
+        .unwrap_err();
+    assert!(matches!(err, Error::Overflow { .. }), "{err}");
+}
+
+#[test]
+fn a_gradient_beyond_the_float_type_is_an_overflow() {
+    // BCE with a weight near f32::MAX at p = 0.5, t = 0: the gradient
+    // w (p - t) / (p (1 - p)) = 2 w / 1 is beyond f32, the loss w ln 2 not.
+    let bce = Bce::new().with_weight(array![3e38_f32]).unwrap();
+    let p = array![[0.5_f32]];
+    let t = array![[0.0_f32]];
+    assert!(bce.forward(p.view(), t.view()).unwrap().is_finite());
+    let err = bce.forward_backward(p.view(), t.view()).unwrap_err();
+    match err {
+        Error::Overflow {
+            quantity, index, ..
+        } => {
+            assert_eq!(
+                (quantity, index),
+                ("the gradient of the sample's loss", vec![0, 0])
+            );
+        }
+        e => panic!("{e}"),
+    }
+    // The exponential loss at y s = -90 over 1e4 samples: exp(90) = 1.2e39
+    // is beyond f32, its mean share 1.2e35 is not, nor its gradient.
+    let n = 10_000;
+    let mut s = ndarray::Array1::<f32>::zeros(n);
+    s[0] = -90.0;
+    let y = ndarray::Array1::<f32>::ones(n);
+    let exp = Exponential::new();
+    let (v, g) = exp.forward_backward(s.view(), y.view()).unwrap();
+    assert!(close(f64::from(v), 90f64.exp() / n as f64, 1e-5), "{v}");
+    assert!(
+        close(f64::from(-g[0]), 90f64.exp() / n as f64, 1e-5),
+        "{}",
+        g[0]
+    );
+}
+
+#[test]
+fn multi_margin_ignores_the_terms_of_a_class_of_weight_zero() {
+    let loss = MultiMargin::new()
+        .with_p(2)
+        .unwrap()
+        .with_weight(array![0.0_f32, 1.0])
+        .unwrap();
+    let x = array![[-3e38_f32, 3e38], [0.0, 1.0]];
+    let (v, g) = loss
+        .forward_backward(x.view(), array![0_usize, 1].view())
+        .unwrap();
+    assert_eq!(v, 0.0);
+    assert!(g.iter().all(|&g| g == 0.0), "{g}");
 }

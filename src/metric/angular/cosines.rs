@@ -6,7 +6,7 @@ use super::margin::{MarginFn, check_scale_fits, sin_from_cos};
 use crate::base::loss::{Call, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::{expect_nonempty, expect_shape};
-use crate::engine::softmax_rows::rows_2d;
+use crate::engine::softmax_rows::{GradBeyond, rows_2d};
 use crate::{Error, Float, Result};
 
 /// The loss on precomputed cosines `(N, C)`.
@@ -34,8 +34,8 @@ pub(crate) fn run_cosines<F: Float>(
     // returns NaN when a value is out of range or NaN (which nothing else
     // produces: the exponentials are at most 1 and their sum at least 1).
     // The input is read once instead of twice; the error is reported after.
-    let sum = rows_2d(cosines, grad, per, |i, c_row, g| {
-        row.run(c_row, labels.class(i), None, g).0
+    let sum = rows_2d(cosines, grad, per, |i, c_row, g, beyond| {
+        row.run(c_row, labels.class(i), None, g, beyond).0
     });
     if sum.total.is_nan() {
         let bad = |v: &F| v.is_nan() || v.abs() > cosine_limit::<F>();
@@ -102,7 +102,14 @@ impl<F: Float> MarginRow<F> {
     /// the caller adds itself (see `TargetLogit`); without it, the whole
     /// derivative and 0.
     #[inline]
-    pub(crate) fn run(&self, c: &[F], y: usize, sin: Option<F>, g: Option<&mut [F]>) -> (f64, F) {
+    pub(crate) fn run(
+        &self,
+        c: &[F],
+        y: usize,
+        sin: Option<F>,
+        g: Option<&mut [F]>,
+        beyond: &GradBeyond,
+    ) -> (f64, F) {
         let MarginRow { margin, s, scale } = self;
         let (s, scale) = (*s, *scale);
         let (before, after) = (&c[..y], &c[y + 1..]);
@@ -156,7 +163,13 @@ impl<F: Float> MarginRow<F> {
         F::scale(g_after, k / sum);
         let d_target = k * (e_y / sum - F::one());
         if !split {
-            g_y[0] = d_target * margin.slope(&target, c[y], sin);
+            // In f64: at |c| = 1 the slope is m1^2 cos(m2) (CombinedMargin),
+            // which times s can pass F's range.
+            let exact = d_target.as_f64() * margin.slope(&target, c[y], sin);
+            if exact.abs() > F::max_value().as_f64() {
+                beyond.record(exact);
+            }
+            g_y[0] = F::lit(exact);
             return (nll(sum), F::zero());
         }
         g_y[0] = d_target * target.lin;

@@ -15,6 +15,7 @@ use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
     about_pow10, expect_nonempty, expect_samples_and_features, expect_shape, overflow,
 };
+use crate::engine::softmax_rows::GradBeyond;
 use crate::numerics::l2_norm;
 use crate::{Error, Float, Result};
 
@@ -167,6 +168,7 @@ pub(crate) fn run_embeddings<F: Float>(
     // added after the products below (see `TargetLogit`).
     let mut perp_coef = Array1::<F>::zeros(if want_grad { n } else { 0 });
     let mut sum = Sum::default();
+    let beyond = GradBeyond::default();
     for i in 0..n {
         for (dst, &v) in c_row.iter_mut().zip(cos.row(i)) {
             *dst = v;
@@ -185,11 +187,12 @@ pub(crate) fn run_embeddings<F: Float>(
         } else {
             None
         };
-        let (loss, k) = row.run(&c_row, y, Some(sin), g);
+        let (loss, k) = row.run(&c_row, y, Some(sin), g, &beyond);
         if let Some(p) = per.as_mut() {
             p[i] = F::lit(loss);
         }
         sum.add::<F>(i, loss);
+        beyond.report(&mut sum, i);
         if want_grad {
             perp_coef[i] = k;
             let mut acc = F::zero();

@@ -27,9 +27,9 @@ pub(crate) struct MarginFn<F> {
     fallback_sub: F,
     easy_margin: bool,
     /// `d phi / d c` at `c = 1` and `c = -1`, where `1 / sin(theta)` is
-    /// infinite (see `slope`).
-    at_plus_one: F,
-    at_minus_one: F,
+    /// infinite (see `slope`); in `f64`, as `m1^2` may pass `F`'s range.
+    at_plus_one: f64,
+    at_minus_one: f64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -76,8 +76,8 @@ impl<F: Float> MarginFn<F> {
             easy_margin: spec.easy_margin,
             // m1 sin(m1 theta + m2) / sin(theta) without its divergent part:
             // the exact limit whenever the limit is finite (m2 = 0 at c = 1).
-            at_plus_one: F::lit(m1 * m1 * m2.cos()),
-            at_minus_one: F::lit(-m1 * m1 * (m1 * PI + m2).cos()),
+            at_plus_one: m1 * m1 * m2.cos(),
+            at_minus_one: -m1 * m1 * (m1 * PI + m2).cos(),
         }
     }
 
@@ -137,12 +137,12 @@ impl<F: Float> MarginFn<F> {
 
     /// The whole `d phi / d c` of `t = self.target(c, sin)`: `lin + perp /
     /// sin`, and at `sin = 0`, where that is infinite, the finite part of
-    /// its limit (see `at_plus_one`).
+    /// its limit (see `at_plus_one`). In `f64`.
     #[inline]
-    pub(crate) fn slope(&self, t: &TargetLogit<F>, c: F, sin: F) -> F {
+    pub(crate) fn slope(&self, t: &TargetLogit<F>, c: F, sin: F) -> f64 {
         match t.perp {
-            None => t.lin,
-            Some(perp) if sin > F::zero() => t.lin + perp / sin,
+            None => t.lin.as_f64(),
+            Some(perp) if sin > F::zero() => t.lin.as_f64() + perp.as_f64() / sin.as_f64(),
             Some(_) if c > F::zero() => self.at_plus_one,
             Some(_) => self.at_minus_one,
         }
