@@ -171,7 +171,9 @@ pub struct Totals {
 /// error names the first sample whose value overflows (with its magnitude,
 /// computed in `f64` where it fits), or no sample when only the sum does.
 /// With `per_sample` the caller wants the unreduced values, so only a
-/// sample's overflow counts. Inputs that are not all finite
+/// sample's overflow counts. A gradient entry beyond the float type
+/// (reported by the engines in [`Sum::grad_overflow`]) is the same error,
+/// naming the sample, when the value itself fits. Inputs that are not all finite
 /// (`inputs_finite` is asked only on overflow, so the common path costs
 /// nothing) pass their inf/NaN through as PyTorch does.
 pub(crate) fn reduce<F: crate::Float>(
