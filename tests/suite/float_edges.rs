@@ -8,9 +8,10 @@
 use crate::common::{embeddings, pair_of};
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
-    CombinedMargin, Contrastive, ContrastiveForm, CosFace, CrossEntropy, Differentiable, Error,
-    Exponential, GeneralizedCrossEntropy, Hinge, Loss, MultiMargin, Poly1, SoftmaxFocal,
-    SymmetricCrossEntropy,
+    ClassifierLoss, CombinedMargin, Contrastive, ContrastiveForm, CosFace, CrossEntropy,
+    Differentiable, Error, Exponential, GeneralizedCrossEntropy, HardBootstrapping, Hinge,
+    KlDivergence, LabelSmoothing, Labels, Loss, MultiMargin, Poly1, SoftBootstrapping,
+    SoftmaxFocal, SymmetricCrossEntropy,
 };
 use ndarray::{Array2, array};
 
@@ -442,4 +443,58 @@ fn multi_margin_ignores_the_terms_of_a_class_of_weight_zero() {
         .unwrap();
     assert_eq!(v, 0.0);
     assert!(g.iter().all(|&g| g == 0.0), "{g}");
+}
+
+/// Every softmax loss on labels, on f32 logits spanning the whole range.
+#[test]
+fn softmax_losses_on_logits_spanning_the_float_range() {
+    let m = f32::MAX;
+    let rows = [
+        array![[-m, m, 0.0]],
+        array![[m, -m, 0.0]],
+        array![[0.0, -m, m]],
+        array![[m, m, -m]],
+    ];
+    fn check<L: ClassifierLoss<f32>>(name: &str, loss: &L, x: &Array2<f32>) {
+        for label in 0..3_usize {
+            let y = array![label];
+            match loss.forward_backward(x.view(), Labels::from(y.view())) {
+                Ok((v, g)) => assert!(
+                    v.is_finite() && g.iter().all(|g| g.is_finite()),
+                    "{name} {x} label {label}: {v} {g}"
+                ),
+                Err(Error::Overflow { .. }) => {}
+                Err(e) => panic!("{name} {x}: {e}"),
+            }
+        }
+    }
+    for x in &rows {
+        check("ce", &CrossEntropy::new(), x);
+        check(
+            "ce smoothing",
+            &CrossEntropy::new().with_label_smoothing(0.2).unwrap(),
+            x,
+        );
+        check("label smoothing", &LabelSmoothing::new(), x);
+        check("focal", &SoftmaxFocal::new(), x);
+        check("poly1", &Poly1::new(), x);
+        check("gce", &GeneralizedCrossEntropy::new(), x);
+        check("sce", &SymmetricCrossEntropy::new(), x);
+        check("soft boot", &SoftBootstrapping::new(), x);
+        check("hard boot", &HardBootstrapping::new(), x);
+        check("multi margin", &MultiMargin::new(), x);
+        let q = array![[0.3_f32, 0.3, 0.4]];
+        let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
+        let results = [
+            ce.forward_backward(x.view(), ClassTarget::Probs(q.view())),
+            KlDivergence::new().forward_backward(x.view(), q.view()),
+        ];
+        for r in results {
+            match r {
+                Ok((v, g)) => assert!(v.is_finite() && g.iter().all(|g| g.is_finite()), "{x}"),
+                Err(Error::Overflow { .. }) => {}
+                Err(e) => panic!("{x}: {e}"),
+            }
+        }
+    }
 }
