@@ -244,12 +244,19 @@ pub(crate) fn linear_target_grad<F: Float>(
     }
     // Cold: coefficients near F's maximum (class weights). The difference
     // is taken on the coefficients scaled by a power of two `s` (exact),
-    // which brings `total` below F's maximum; the scale applied after.
-    let s = (big.log2().floor() - total.log2().ceil()).exp2();
-    let k = F::lit(total * s) * g.inv_sum;
-    let s = F::lit(s);
+    // which brings `total` below F's maximum; the scale applied after, in
+    // f64.
+    // An entry beyond F is reported.
+    let s64 = (big.log2().floor() - total.log2().ceil()).exp2();
+    let k = F::lit(total * s64) * g.inv_sum;
+    let s = F::lit(s64);
+    let max = F::max_value().as_f64();
     for (c, ec) in g.e.iter_mut().enumerate() {
-        *ec = (k * *ec - coef(c) * s) * scale / s;
+        let exact = ((k * *ec - coef(c) * s) * scale).as_f64() / s64;
+        if exact.abs() > max {
+            g.beyond.record(exact);
+        }
+        *ec = F::lit(exact);
     }
 }
 
