@@ -258,6 +258,10 @@ pub struct Facts {
     pub scale: f64,
     pub classes: usize,
     pub hinge_form: bool,
+    /// CombinedMargin's multiplicative margin.
+    pub m1: f64,
+    /// An input or target is not in standard layout.
+    pub strided_input: bool,
     /// `update_centers` is being checked.
     pub update: bool,
 }

@@ -4,6 +4,19 @@
 
 use crate::check::{Facts, Kind};
 
+/// The losses computed from a softmax of the logits.
+const SOFTMAX: [&str; 9] = [
+    "CrossEntropy",
+    "LabelSmoothing",
+    "SoftmaxFocal",
+    "Poly1",
+    "KlDivergence",
+    "GeneralizedCrossEntropy",
+    "SymmetricCrossEntropy",
+    "SoftBootstrapping",
+    "HardBootstrapping",
+];
+
 /// Whether `kind` on a case with `facts` is a known issue: its index (for
 /// the hit counter) and name.
 pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
@@ -14,12 +27,12 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
     let f32_max = f32::MAX as f64;
     let type_max = if f.f32 { f32_max } else { f64::MAX };
     let option_tiny = crate::check::option_tiny();
-    let list: [(bool, &'static str); 24] = [
+    let list: [(bool, &'static str); 27] = [
         (
             f.loss == "CrossEntropy"
                 && f.weight_subnormal
-                && matches!(kind, FusedValue | PerSample),
-            "CE: subnormal class weights under Mean, forward vs fused",
+                && matches!(kind, FusedValue | PerSample | NonFinite | SpuriousOverflow),
+            "CE: subnormal class weights under Mean (forward vs fused; also NaN gradients, spurious Overflow)",
         ),
         (
             f.loss == "CrossEntropy"
@@ -32,9 +45,9 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
         (
             f.loss == "BceWithLogits"
                 && f.pos_weight
-                && huge(f.max_abs)
+                && (huge(f.max_abs) || f.max_abs * f.weight_max > type_max / 16.0)
                 && matches!(kind, SpuriousOverflow | NonFinite),
-            "BCE with logits: spurious Overflow with pos_weight on -3.4e38 and a zero weight",
+            "BCE with logits: spurious Overflow (or NaN) with pos_weight on -3.4e38 (or pos_weight * |x| beyond the type)",
         ),
         (
             f.loss == "SoftmaxFocal" && huge(f.alpha) && kind == SpuriousOverflow,
@@ -49,7 +62,7 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             "contrastive f32 at +-3e38: Ok with a non-finite gradient",
         ),
         (
-            f.loss == "Contrastive" && f.hinge_form && f.tiny_distance && kind == NonFinite,
+            f.loss == "Contrastive" && f.tiny_distance && kind == NonFinite,
             "hinge-form contrastive on a subnormal distance: Ok with a non-finite gradient",
         ),
         (
@@ -57,7 +70,9 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             "softmax focal with gamma 1e39: Ok with a non-finite gradient",
         ),
         (
-            f.loss == "CosFace" && f.tiny_row && matches!(kind, NonFinite | SpuriousOverflow),
+            matches!(f.loss, "CosFace" | "ArcFace" | "CombinedMargin")
+                && f.tiny_row
+                && matches!(kind, NonFinite | SpuriousOverflow),
             "CosFace: weight row of subnormal norm, Ok with a non-finite gradient",
         ),
         (
@@ -104,10 +119,10 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             "NEW (as the known CombinedMargin one): ArcFace/CosFace with scale 3e38 and one class",
         ),
         (
-            matches!(f.loss, "CrossEntropy" | "LabelSmoothing")
+            SOFTMAX.contains(&f.loss)
                 && f.max_abs > type_max / 4.0
                 && kind == NonFinite,
-            "NEW: CE probability targets / LabelSmoothing, logits spanning beyond the type's range: 0 * inf = NaN",
+            "NEW: softmax losses on logits spanning beyond the type's range: 0 * inf = NaN (value or gradient)",
         ),
         (
             f.f32 && option_tiny < f32::from_bits(1) as f64 / 2.0,
@@ -127,6 +142,18 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
         (
             option_max > type_max.sqrt() && matches!(kind, NonFinite | SpuriousOverflow),
             "NEW: an option whose square or product with another option overflows the type (SCE beta * log_zero, CombinedMargin m1^2)",
+        ),
+        (
+            matches!(f.loss, "Bce" | "BceWithLogits" | "SigmoidFocal") && f.strided_input && kind == FusedValue,
+            "NEW: binary losses on strided inputs: forward and forward_backward differ in the last bit",
+        ),
+        (
+            !f.finite && kind == Strided,
+            "NEW: non-finite inputs: the gradient's NaN or inf depends on the buffer's layout (CE: NaN contiguous, 0 strided)",
+        ),
+        (
+            f.loss == "CombinedMargin" && f.m1 * f.m1 * f.scale.max(1.0) > type_max && kind == NonFinite,
+            "NEW: CombinedMargin at a cosine of +-1: s m1^2 cos m2 beyond the type, Ok with an infinite gradient",
         ),
     ];
     list.iter()

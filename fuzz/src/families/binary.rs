@@ -67,6 +67,7 @@ pub fn run(g: &mut Gen) {
         f32: g.f32,
         finite: x.finite() && t.finite(),
         max_abs: x.max_abs(),
+        strided_input: x.layout != Layout::default() || t.layout != Layout::default(),
         ..Facts::default()
     };
     let (name, opt) = match which {

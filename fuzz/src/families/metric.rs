@@ -87,6 +87,7 @@ impl Angular {
             Angular::Combined { scale, m, .. } => {
                 facts.scale = scale;
                 facts.margin = m.1;
+                facts.m1 = m.0;
             }
         }
     }
@@ -178,13 +179,14 @@ fn max_abs2(a: &Grid, b: &Grid) -> f64 {
 }
 
 /// Whether a row of `grid` has a positive norm below `2^10` times the
-/// smallest normal of the float type.
-fn tiny_row(grid: &Grid, f32: bool) -> bool {
+/// smallest normal of the float type, times the scale when above 1.
+fn tiny_row(grid: &Grid, f32: bool, scale: f64) -> bool {
     let tiny = if f32 {
         f32::MIN_POSITIVE as f64
     } else {
         f64::MIN_POSITIVE
-    } * 1024.0;
+    } * 1024.0
+        * scale.max(1.0);
     grid.rows().any(|row| {
         let m = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         m > 0.0 && m < tiny
@@ -217,11 +219,12 @@ impl Angle {
             f32: g.f32,
             finite: e.finite() && w.finite(),
             max_abs: max_abs2(&e, &w),
-            tiny_row: tiny_row(&e, g.f32) || tiny_row(&w, g.f32),
+            tiny_row: false,
             classes: c,
             ..Facts::default()
         };
         a.facts(&mut facts);
+        facts.tiny_row = tiny_row(&e, g.f32, facts.scale) || tiny_row(&w, g.f32, facts.scale);
         Angle {
             a,
             e,
@@ -310,7 +313,8 @@ impl Contrast {
             f32::MIN_POSITIVE as f64
         } else {
             f64::MIN_POSITIVE
-        };
+        } * 1024.0
+            * margin.max(pos_margin).max(1.0);
         let mut max_diff = 0.0f64;
         let mut tiny_distance = false;
         if x1.shape == x2.shape {
