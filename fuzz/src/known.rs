@@ -38,9 +38,9 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             f.loss == "CrossEntropy"
                 && f.f32
                 && f.smoothing > 0.0
-                && huge(f.max_abs)
+                && (huge(f.max_abs) || f.weight_max >= 1e37)
                 && kind == SpuriousOverflow,
-            "CE f32: spurious Overflow with smoothing on +-1.5e38 logits",
+            "CE f32: spurious Overflow with smoothing on +-1.5e38 logits (also: on weights near f32::MAX)",
         ),
         (
             f.loss == "BceWithLogits"
@@ -119,9 +119,7 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             "NEW (as the known CombinedMargin one): ArcFace/CosFace with scale 3e38 and one class",
         ),
         (
-            SOFTMAX.contains(&f.loss)
-                && f.max_abs > type_max / 4.0
-                && kind == NonFinite,
+            SOFTMAX.contains(&f.loss) && f.max_abs > type_max / 4.0 && kind == NonFinite,
             "NEW: softmax losses on logits spanning beyond the type's range: 0 * inf = NaN (value or gradient)",
         ),
         (
@@ -144,7 +142,9 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             "NEW: an option whose square or product with another option overflows the type (SCE beta * log_zero, CombinedMargin m1^2)",
         ),
         (
-            matches!(f.loss, "Bce" | "BceWithLogits" | "SigmoidFocal") && f.strided_input && kind == FusedValue,
+            matches!(f.loss, "Bce" | "BceWithLogits" | "SigmoidFocal")
+                && f.strided_input
+                && kind == FusedValue,
             "NEW: binary losses on strided inputs: forward and forward_backward differ in the last bit",
         ),
         (
@@ -152,7 +152,9 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             "NEW: non-finite inputs: the gradient's NaN or inf depends on the buffer's layout (CE: NaN contiguous, 0 strided)",
         ),
         (
-            f.loss == "CombinedMargin" && f.m1 * f.m1 * f.scale.max(1.0) > type_max && kind == NonFinite,
+            f.loss == "CombinedMargin"
+                && f.m1 * f.m1 * f.scale.max(1.0) > type_max
+                && kind == NonFinite,
             "NEW: CombinedMargin at a cosine of +-1: s m1^2 cos m2 beyond the type, Ok with an infinite gradient",
         ),
     ];
