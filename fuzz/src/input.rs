@@ -430,6 +430,23 @@ impl Layout {
         v
     }
 
+    /// The owned array `backing` (from [`Layout::build`]) turned into this
+    /// layout, as [`Layout::view`] does for a view.
+    pub fn owned<A, D: Dimension>(&self, mut a: Array<A, D>) -> Array<A, D> {
+        if self.transpose {
+            a = a.reversed_axes();
+        }
+        if let Some((axis, step)) = self.step {
+            a.slice_axis_inplace(Axis(axis), Slice::new(0, None, step as isize));
+        }
+        for k in 0..a.ndim().min(8) {
+            if self.invert & (1 << k) != 0 {
+                a.invert_axis(Axis(k));
+            }
+        }
+        a
+    }
+
     /// A backing array whose view in this layout holds `values` (logical
     /// order), the rest `fill`.
     pub fn build<A: Clone, D: Dimension>(
@@ -463,18 +480,24 @@ impl Grid {
             .build(&self.shape, self.values.iter().map(|&v| F::lit(v)), fill)
     }
 
-    /// The values as a contiguous 1-D array in `F` (options are owned arrays).
+    /// The values as an owned 1-D array in `F` (an option), laid out as the
+    /// grid says (an owned array can be strided or reversed too).
     pub fn array1<F: Float>(&self) -> ndarray::Array1<F> {
-        self.values.iter().map(|&v| F::lit(v)).collect()
+        let mut shape = self.shape.clone();
+        shape.resize(1, 0);
+        let len = shape[0];
+        let values = self.values.iter().take(len).map(|&v| F::lit(v));
+        let backing = self
+            .layout
+            .build::<F, ndarray::Ix1>(&shape, values, F::lit(-7.0));
+        self.layout.owned(backing)
     }
 
-    /// The values as a contiguous array of its shape in `F`.
+    /// The values as an owned array of its shape in `F` (an option), laid
+    /// out as the grid says.
     pub fn owned<F: Float>(&self) -> ArrayD<F> {
-        ArrayD::from_shape_vec(
-            IxDyn(&self.shape),
-            self.values.iter().map(|&v| F::lit(v)).collect(),
-        )
-        .expect("shape and values agree")
+        let backing = self.backing::<F, IxDyn>();
+        self.layout.owned(backing)
     }
 
     /// Whether every value is finite.

@@ -27,7 +27,7 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
     let f32_max = f32::MAX as f64;
     let type_max = if f.f32 { f32_max } else { f64::MAX };
     let option_tiny = crate::check::option_tiny();
-    let list: [(bool, &'static str); 27] = [
+    let list: [(bool, &'static str); 29] = [
         (
             f.loss == "CrossEntropy"
                 && f.weight_subnormal
@@ -39,8 +39,9 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
                 && f.f32
                 && f.smoothing > 0.0
                 && (huge(f.max_abs) || f.weight_max >= 1e37)
-                && kind == SpuriousOverflow,
-            "CE f32: spurious Overflow with smoothing on +-1.5e38 logits (also: on weights near f32::MAX)",
+                && matches!(kind, SpuriousOverflow | Disagree),
+            "CE f32: spurious Overflow with smoothing on +-1.5e38 logits (also on weights near f32::MAX; \
+             the contiguous buffer overflows where the strided one is Ok)",
         ),
         (
             f.loss == "BceWithLogits"
@@ -156,6 +157,14 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
                 && f.m1 * f.m1 * f.scale.max(1.0) > type_max
                 && kind == NonFinite,
             "NEW: CombinedMargin at a cosine of +-1: s m1^2 cos m2 beyond the type, Ok with an infinite gradient",
+        ),
+        (
+            f.loss == "CrossEntropy" && kind == Strided,
+            "NEW: CE spatial, strided buffer: the value differs by an ulp of the logsumexp (2x on a near-zero f32 loss)",
+        ),
+        (
+            f.loss == "CrossEntropy" && f.weight_max > type_max / 16.0 && kind == NonFinite,
+            "NEW: CE with class weights near the type's max and smoothing: NaN per-sample values",
         ),
     ];
     list.iter()
