@@ -241,7 +241,7 @@ pub struct Facts {
     /// Some embedding or weight row has a positive norm below the smallest
     /// normal (times 2^10).
     pub tiny_row: bool,
-    /// A class weight is subnormal.
+    /// A class weight is subnormal or below 2^24 times the smallest normal.
     pub weight_subnormal: bool,
     /// The largest weight or class alpha.
     pub weight_max: f64,

@@ -31,17 +31,20 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
         (
             f.loss == "CrossEntropy"
                 && f.weight_subnormal
-                && matches!(kind, FusedValue | PerSample | NonFinite | SpuriousOverflow),
+                && matches!(
+                    kind,
+                    FusedValue | PerSample | NonFinite | SpuriousOverflow | Disagree
+                ),
             "CE: subnormal class weights under Mean (forward vs fused; also NaN gradients, spurious Overflow)",
         ),
         (
             f.loss == "CrossEntropy"
                 && f.f32
                 && f.smoothing > 0.0
-                && (huge(f.max_abs) || f.weight_max >= 1e37)
+                && (f.max_abs * f.weight_max.max(1.0) >= 1e37 || f.weight_max >= 1e37)
                 && matches!(kind, SpuriousOverflow | Disagree),
-            "CE f32: spurious Overflow with smoothing on +-1.5e38 logits (also on weights near f32::MAX; \
-             the contiguous buffer overflows where the strided one is Ok)",
+            "CE f32: spurious Overflow with smoothing on +-1.5e38 logits (also 1e37 logits with weights, \
+             weights near f32::MAX; the contiguous buffer overflows where the strided one is Ok)",
         ),
         (
             f.loss == "BceWithLogits"
@@ -51,8 +54,10 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             "BCE with logits: spurious Overflow (or NaN) with pos_weight on -3.4e38 (or pos_weight * |x| beyond the type)",
         ),
         (
-            f.loss == "SoftmaxFocal" && huge(f.alpha) && kind == SpuriousOverflow,
-            "softmax focal: spurious Overflow with alpha 1e39",
+            f.loss == "SoftmaxFocal"
+                && huge(f.alpha)
+                && matches!(kind, SpuriousOverflow | NonFinite),
+            "softmax focal: spurious Overflow with alpha 1e39 (also NaN gradients with a class alpha of 3.4e38)",
         ),
         (
             f.loss == "CrossEntropy" && f.f32 && f.probs && huge(f.weight_max) && kind == NonFinite,

@@ -103,7 +103,12 @@ pub fn weight_facts(facts: &mut Facts, w: &Grid) {
     } else {
         f64::MIN_POSITIVE
     };
-    facts.weight_subnormal |= w.values.iter().any(|&v| v != 0.0 && v.abs() < tiny);
+    // Subnormal, or tiny enough that dividing by it overflows with the
+    // other weights (what the known CE issue is about).
+    facts.weight_subnormal |= w
+        .values
+        .iter()
+        .any(|&v| v != 0.0 && v.abs() < tiny * 16_777_216.0);
     facts.zero_weight |= w.values.iter().any(|&v| v == 0.0);
 }
 
