@@ -139,7 +139,7 @@ impl<'a> Gen<'a> {
                 const F32_BIG: [f64; 8] = [1e19, 1.5e19, 1e30, 1e37, 1e38, 1.5e38, 3e38, 3.4e38];
                 const F64_BIG: [f64; 5] = [1e154, 1.5e154, 1e300, 1e307, 1.7e308];
                 let k = self.byte() as usize;
-                if self.f32 || k % 2 == 0 {
+                if self.f32 || k.is_multiple_of(2) {
                     sign * F32_BIG[k / 2 % F32_BIG.len()]
                 } else {
                     sign * F64_BIG[k / 2 % F64_BIG.len()]

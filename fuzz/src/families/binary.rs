@@ -42,11 +42,11 @@ fn weight_shape(g: &mut Gen, shape: &[usize]) -> Vec<usize> {
     let keep = g.range(0, shape.len());
     let mut w: Vec<usize> = shape[shape.len() - keep..].to_vec();
     for n in w.iter_mut() {
-        if g.byte() % 4 == 0 {
+        if g.byte().is_multiple_of(4) {
             *n = 1;
         }
     }
-    if g.byte() % 16 == 0 {
+    if g.byte().is_multiple_of(16) {
         w.push(2);
     }
     w

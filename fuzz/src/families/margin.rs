@@ -36,7 +36,7 @@ pub struct Multi {
 
 pub fn run(g: &mut Gen) {
     let large = g.large;
-    if g.byte() % 3 == 0 {
+    if g.byte().is_multiple_of(3) {
         let p = match g.byte() % 8 {
             0 => 0,
             1 => 3,

@@ -211,7 +211,11 @@ impl Angle {
         let c = g.len(0, 5);
         g.tile(&mut es, 0);
         let e = g.reals(es.clone());
-        let wd = if g.byte() % 16 == 0 { es[1] + 1 } else { es[1] };
+        let wd = if g.byte().is_multiple_of(16) {
+            es[1] + 1
+        } else {
+            es[1]
+        };
         let w = g.reals(vec![c, wd]);
         let labels = g.labels(vec![es[0]], c, None);
         let mut facts = Facts {
@@ -293,7 +297,7 @@ impl Contrast {
             }
             x2
         };
-        let n2 = if g.byte() % 16 == 0 {
+        let n2 = if g.byte().is_multiple_of(16) {
             shape[1] + 1
         } else {
             shape[1]
@@ -404,7 +408,7 @@ impl Center {
         g.tile(&mut shape, 0);
         let classes = g.len(0, 5);
         let x = g.reals(shape.clone());
-        let d = if g.byte() % 16 == 0 {
+        let d = if g.byte().is_multiple_of(16) {
             shape[1] + 1
         } else {
             shape[1]

@@ -109,7 +109,7 @@ pub fn weight_facts(facts: &mut Facts, w: &Grid) {
         .values
         .iter()
         .any(|&v| v != 0.0 && v.abs() < tiny * 16_777_216.0);
-    facts.zero_weight |= w.values.iter().any(|&v| v == 0.0);
+    facts.zero_weight |= w.values.contains(&0.0);
 }
 
 /// An owned 1-D array option in `F`.

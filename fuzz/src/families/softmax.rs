@@ -162,7 +162,7 @@ impl Ce {
             };
             (v, g.byte() % 5)
         });
-        let probs = g.byte() % 4 == 0;
+        let probs = g.byte().is_multiple_of(4);
         let target = if probs {
             CeTarget::Probs(g.units(shape.clone()))
         } else {
