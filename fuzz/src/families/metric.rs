@@ -1,0 +1,521 @@
+//! The metric family: ArcFace, CosFace and CombinedMargin on embeddings and
+//! on cosines (`.on_cosines()`), Contrastive in both forms, CenterLoss and
+//! its `update_centers`.
+
+use classloss::{
+    AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
+    CosFace, Embeddings, Float, Pair, Reduction,
+};
+use ndarray::{Ix1, Ix2};
+
+use super::{Labeled, accepted};
+use crate::check::{Facts, Kind, Outcome, diff_outcome, fail};
+use crate::input::{Gen, Grid, LabelGrid, Layout};
+use crate::{Case, drive};
+
+/// An angular-margin loss and its options.
+#[derive(Clone, Copy, Debug)]
+pub enum Angular {
+    Arc {
+        scale: f64,
+        margin: f64,
+        easy: bool,
+    },
+    Cos {
+        scale: f64,
+        margin: f64,
+    },
+    Combined {
+        scale: f64,
+        m: (f64, f64, f64),
+        easy: bool,
+    },
+}
+
+impl Angular {
+    fn decode(g: &mut Gen) -> (&'static str, Self) {
+        let scale = g.option(64.0);
+        match g.byte() % 3 {
+            0 => (
+                "ArcFace",
+                Angular::Arc {
+                    scale,
+                    margin: g.option(0.5),
+                    easy: g.flag(),
+                },
+            ),
+            1 => (
+                "CosFace",
+                Angular::Cos {
+                    scale,
+                    margin: g.option(0.35),
+                },
+            ),
+            _ => {
+                let m = (
+                    g.option(1.0),
+                    g.option(0.5),
+                    if g.flag() { 0.0 } else { g.option(0.2) },
+                );
+                (
+                    "CombinedMargin",
+                    Angular::Combined {
+                        scale,
+                        m,
+                        easy: g.flag(),
+                    },
+                )
+            }
+        }
+    }
+
+    fn options(&self) -> Vec<f64> {
+        match *self {
+            Angular::Arc { scale, margin, .. } | Angular::Cos { scale, margin } => {
+                vec![scale, margin]
+            }
+            Angular::Combined { scale, m, .. } => vec![scale, m.0, m.1, m.2],
+        }
+    }
+
+    fn facts(&self, facts: &mut Facts) {
+        match *self {
+            Angular::Arc { scale, margin, .. } | Angular::Cos { scale, margin } => {
+                facts.scale = scale;
+                facts.margin = margin;
+            }
+            Angular::Combined { scale, m, .. } => {
+                facts.scale = scale;
+                facts.margin = m.1;
+                facts.m1 = m.0;
+            }
+        }
+    }
+}
+
+/// Builds the loss `$a` with reduction `$r` and runs `$body` with it bound
+/// to `$loss` (each loss is its own type).
+macro_rules! with_angular {
+    ($a:expr, $r:expr, |$loss:ident| $body:expr) => {
+        match $a {
+            Angular::Arc {
+                scale,
+                margin,
+                easy,
+            } => {
+                let $loss = ArcFace::new()
+                    .with_reduction($r)
+                    .with_scale(scale)
+                    .and_then(|l| l.with_margin(margin))
+                    .ok()?
+                    .with_easy_margin(easy);
+                $body
+            }
+            Angular::Cos { scale, margin } => {
+                let $loss = CosFace::new()
+                    .with_reduction($r)
+                    .with_scale(scale)
+                    .and_then(|l| l.with_margin(margin))
+                    .ok()?;
+                $body
+            }
+            Angular::Combined { scale, m, easy } => {
+                let $loss = CombinedMargin::new()
+                    .with_reduction($r)
+                    .with_scale(scale)
+                    .and_then(|l| l.with_margins(m.0, m.1, m.2))
+                    .ok()?
+                    .with_easy_margin(easy);
+                $body
+            }
+        }
+    };
+}
+
+pub fn run(g: &mut Gen) {
+    let large = g.large;
+    match g.byte() % 5 {
+        0 | 1 => drive(&Angle::decode(g), large),
+        2 => {
+            let (name, a) = Angular::decode(g);
+            let mut case = Labeled::decode(g, name, a, |g, shape| {
+                let pal = g.palette();
+                g.grid(shape, |g| {
+                    let sign = if g.flag() { -1.0 } else { 1.0 };
+                    match g.byte() % 16 {
+                        0 => sign,
+                        1 if g.invalid => sign * (1.0 + g.unit(pal)),
+                        2 => sign * g.round(1.0 + f64::EPSILON),
+                        _ => sign * g.unit(pal),
+                    }
+                })
+            });
+            a.facts(&mut case.facts);
+            drive(&case, large)
+        }
+        3 => drive(&Contrast::decode(g), large),
+        _ => drive(&Center::decode(g), large),
+    }
+}
+
+impl Case for Labeled<Angular> {
+    fn facts(&self) -> &Facts {
+        &self.facts
+    }
+    fn divisor(&self) -> Option<f64> {
+        Some(self.n())
+    }
+    fn run<F: Float>(&self, r: Reduction) -> Option<Outcome> {
+        with_angular!(self.opt, r, |loss| {
+            accepted(&self.facts, &self.opt.options(), self);
+            Some(self.go::<F, _>(&loss.on_cosines()))
+        })
+    }
+}
+
+/// The largest magnitude of two grids.
+fn max_abs2(a: &Grid, b: &Grid) -> f64 {
+    a.max_abs().max(b.max_abs())
+}
+
+/// Whether a row of `grid` has a positive norm below `2^10` times the
+/// smallest normal of the float type, times the scale when above 1.
+fn tiny_row(grid: &Grid, f32: bool, scale: f64) -> bool {
+    let tiny = if f32 {
+        f32::MIN_POSITIVE as f64
+    } else {
+        f64::MIN_POSITIVE
+    } * 1024.0
+        * scale.max(1.0);
+    grid.rows().any(|row| {
+        let m = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        m > 0.0 && m < tiny
+    })
+}
+
+/// An angular-margin loss on embeddings `(N, D)` and class weights `(C, D)`.
+#[derive(Debug)]
+pub struct Angle {
+    a: Angular,
+    e: Grid,
+    w: Grid,
+    labels: LabelGrid,
+    grad: Layout,
+    facts: Facts,
+}
+
+impl Angle {
+    fn decode(g: &mut Gen) -> Self {
+        let (name, a) = Angular::decode(g);
+        let mut es = vec![g.len(0, 5), g.len(0, 4)];
+        let c = g.len(0, 5);
+        g.tile(&mut es, 0);
+        let e = g.reals(es.clone());
+        let wd = if g.byte().is_multiple_of(16) {
+            es[1] + 1
+        } else {
+            es[1]
+        };
+        let w = g.reals(vec![c, wd]);
+        let labels = g.labels(vec![es[0]], c, None);
+        let mut facts = Facts {
+            loss: name,
+            f32: g.f32,
+            finite: e.finite() && w.finite(),
+            max_abs: max_abs2(&e, &w),
+            tiny_row: false,
+            classes: c,
+            ..Facts::default()
+        };
+        a.facts(&mut facts);
+        facts.tiny_row = tiny_row(&e, g.f32, facts.scale) || tiny_row(&w, g.f32, facts.scale);
+        Angle {
+            a,
+            e,
+            w,
+            labels,
+            grad: g.layout(2),
+            facts,
+        }
+    }
+}
+
+impl Case for Angle {
+    fn facts(&self) -> &Facts {
+        &self.facts
+    }
+    fn divisor(&self) -> Option<f64> {
+        Some(self.e.shape[0] as f64)
+    }
+    fn run<F: Float>(&self, r: Reduction) -> Option<Outcome> {
+        let (eb, wb) = (self.e.backing::<F, Ix2>(), self.w.backing::<F, Ix2>());
+        let input = Embeddings {
+            embeddings: self.e.layout.view(&eb),
+            weight: self.w.layout.view(&wb),
+        };
+        let store = self.labels.store::<Ix1>();
+        let labels = store.labels(&self.labels.layout);
+        with_angular!(self.a, r, |loss| {
+            accepted(&self.facts, &self.a.options(), self);
+            Some(diff_outcome::<F, _>(&loss, input, labels, &self.grad))
+        })
+    }
+}
+
+/// The contrastive loss on pairs `(N, D)` and flags `(N)`.
+#[derive(Debug)]
+pub struct Contrast {
+    margin: f64,
+    pos_margin: f64,
+    form: ContrastiveForm,
+    x1: Grid,
+    x2: Grid,
+    similar: Grid,
+    grad: Layout,
+    facts: Facts,
+}
+
+impl Contrast {
+    fn decode(g: &mut Gen) -> Self {
+        let (margin, pos_margin) = (g.option(1.0), if g.flag() { 0.0 } else { g.option(0.5) });
+        let form = if g.flag() {
+            ContrastiveForm::Hinge
+        } else {
+            ContrastiveForm::Squared
+        };
+        let mut shape = vec![g.len(0, 5), g.len(0, 4)];
+        g.tile(&mut shape, 0);
+        let x1 = g.reals(shape.clone());
+        // x2: its own values, or x1's nudged (distances near 0).
+        let x2 = if g.flag() {
+            g.reals(shape.clone())
+        } else {
+            let pal = g.palette();
+            let mut x2 = g.grid(shape.clone(), |g| g.real(pal));
+            for (v, &a) in x2.values.iter_mut().zip(&x1.values) {
+                *v = g.round(a + *v * 1e-40);
+            }
+            x2
+        };
+        let n2 = if g.byte().is_multiple_of(16) {
+            shape[1] + 1
+        } else {
+            shape[1]
+        };
+        let x2 = if n2 != shape[1] {
+            g.reals(vec![shape[0], n2])
+        } else {
+            x2
+        };
+        let pal = g.palette();
+        let similar = g.grid(vec![shape[0]], |g| match g.byte() % 16 {
+            0 if g.invalid => g.real(pal),
+            1..=7 => 1.0,
+            _ => 0.0,
+        });
+        let tiny = if g.f32 {
+            f32::MIN_POSITIVE as f64
+        } else {
+            f64::MIN_POSITIVE
+        } * 1024.0
+            * margin.max(pos_margin).max(1.0);
+        let mut max_diff = 0.0f64;
+        let mut tiny_distance = false;
+        if x1.shape == x2.shape {
+            for (a, b) in x1.rows().zip(x2.rows()) {
+                let d2: f64 = a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum();
+                let m = a
+                    .iter()
+                    .zip(b)
+                    .fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
+                max_diff = max_diff.max(m);
+                tiny_distance |= m > 0.0 && (d2.sqrt() < tiny || m < tiny);
+            }
+        }
+        let facts = Facts {
+            loss: "Contrastive",
+            f32: g.f32,
+            finite: x1.finite() && x2.finite() && similar.finite(),
+            max_abs: max_abs2(&x1, &x2),
+            max_diff,
+            tiny_distance,
+            hinge_form: form == ContrastiveForm::Hinge,
+            margin,
+            ..Facts::default()
+        };
+        Contrast {
+            margin,
+            pos_margin,
+            form,
+            x1,
+            x2,
+            similar,
+            grad: g.layout(2),
+            facts,
+        }
+    }
+}
+
+impl Case for Contrast {
+    fn facts(&self) -> &Facts {
+        &self.facts
+    }
+    fn divisor(&self) -> Option<f64> {
+        Some(self.x1.shape[0] as f64)
+    }
+    fn run<F: Float>(&self, r: Reduction) -> Option<Outcome> {
+        let loss = Contrastive::new()
+            .with_reduction(r)
+            .with_margin(self.margin)
+            .and_then(|l| l.with_pos_margin(self.pos_margin))
+            .ok()?
+            .with_form(self.form);
+        accepted(&self.facts, &[self.margin, self.pos_margin], self);
+        let (ab, bb, sb) = (
+            self.x1.backing::<F, Ix2>(),
+            self.x2.backing::<F, Ix2>(),
+            self.similar.backing::<F, Ix1>(),
+        );
+        let pair = Pair {
+            x1: self.x1.layout.view(&ab),
+            x2: self.x2.layout.view(&bb),
+        };
+        Some(diff_outcome(
+            &loss,
+            pair,
+            self.similar.layout.view(&sb),
+            &self.grad,
+        ))
+    }
+}
+
+/// The center loss on features `(N, D)`, centers `(C, D)` and labels, and
+/// `update_centers` on a laid-out centers buffer.
+#[derive(Debug)]
+pub struct Center {
+    alpha: f64,
+    x: Grid,
+    c: Grid,
+    labels: LabelGrid,
+    grad: Layout,
+    facts: Facts,
+}
+
+impl Center {
+    fn decode(g: &mut Gen) -> Self {
+        let alpha = g.option(0.5);
+        let mut shape = vec![g.len(0, 5), g.len(0, 4)];
+        g.tile(&mut shape, 0);
+        let classes = g.len(0, 5);
+        let x = g.reals(shape.clone());
+        let d = if g.byte().is_multiple_of(16) {
+            shape[1] + 1
+        } else {
+            shape[1]
+        };
+        let c = g.reals(vec![classes, d]);
+        let labels = g.labels(vec![shape[0]], classes, None);
+        let max_diff = x.max_abs() + c.max_abs();
+        let facts = Facts {
+            loss: "CenterLoss",
+            f32: g.f32,
+            finite: x.finite() && c.finite(),
+            max_abs: x.max_abs(),
+            max_diff,
+            classes,
+            ..Facts::default()
+        };
+        Center {
+            alpha,
+            x,
+            c,
+            labels,
+            grad: g.layout(2),
+            facts,
+        }
+    }
+}
+
+impl Case for Center {
+    fn facts(&self) -> &Facts {
+        &self.facts
+    }
+    fn divisor(&self) -> Option<f64> {
+        Some(self.x.shape[0] as f64)
+    }
+    fn run<F: Float>(&self, r: Reduction) -> Option<Outcome> {
+        let loss = CenterLoss::new()
+            .with_reduction(r)
+            .with_alpha(self.alpha)
+            .ok()?;
+        accepted(&self.facts, &[self.alpha], self);
+        let (xb, cb) = (self.x.backing::<F, Ix2>(), self.c.backing::<F, Ix2>());
+        let input = CenterInput {
+            features: self.x.layout.view(&xb),
+            centers: self.c.layout.view(&cb),
+        };
+        let store = self.labels.store::<Ix1>();
+        let labels = store.labels(&self.labels.layout);
+        Some(diff_outcome::<F, _>(&loss, input, labels, &self.grad))
+    }
+    fn extra<F: Float>(&self) {
+        let Ok(loss) = CenterLoss::new().with_alpha(self.alpha) else {
+            return;
+        };
+        let facts = Facts {
+            update: true,
+            ..self.facts.clone()
+        };
+        let xb = self.x.backing::<F, Ix2>();
+        let store = self.labels.store::<Ix1>();
+        let mut results = Vec::new();
+        for layout in [Layout::default(), self.grad] {
+            let mut cb = layout.build::<F, Ix2>(
+                &self.c.shape,
+                self.c.values.iter().map(|&v| F::lit(v)),
+                F::nan(),
+            );
+            let r = loss.update_centers(
+                self.x.layout.view(&xb),
+                store.labels(&self.labels.layout),
+                layout.view_mut(&mut cb),
+            );
+            let after: Vec<f64> = layout.view(&cb).iter().map(|v| v.as_f64()).collect();
+            let unchanged = after
+                .iter()
+                .zip(&self.c.values)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            if r.is_err() && !unchanged {
+                fail(
+                    &facts,
+                    Kind::Disagree,
+                    &format!("update_centers: {r:?}, but the centers changed"),
+                    self,
+                );
+            }
+            if r.is_ok() && self.facts.finite && after.iter().any(|v| !v.is_finite()) {
+                fail(
+                    &facts,
+                    Kind::UpdateCenters,
+                    &format!("update_centers: Ok, centers {after:?}"),
+                    self,
+                );
+            }
+            results.push((r, after));
+        }
+        let (a, b) = (&results[0], &results[1]);
+        let same = format!("{:?}", a.0) == format!("{:?}", b.0)
+            && a.1
+                .iter()
+                .zip(&b.1)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+        if !same {
+            fail(
+                &facts,
+                Kind::Strided,
+                "update_centers: contiguous and laid-out centers differ",
+                self,
+            );
+        }
+    }
+}
