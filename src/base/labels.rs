@@ -96,16 +96,16 @@ impl<D: Dimension> Iterator for LabelIter<'_, D> {
     #[inline]
     fn next(&mut self) -> Option<i128> {
         match &mut self.items {
-            Items::U8(it) => it.next().map(|l| l.widen()),
-            Items::U16(it) => it.next().map(|l| l.widen()),
-            Items::U32(it) => it.next().map(|l| l.widen()),
-            Items::U64(it) => it.next().map(|l| l.widen()),
-            Items::Usize(it) => it.next().map(|l| l.widen()),
-            Items::I8(it) => it.next().map(|l| l.widen()),
-            Items::I16(it) => it.next().map(|l| l.widen()),
-            Items::I32(it) => it.next().map(|l| l.widen()),
-            Items::I64(it) => it.next().map(|l| l.widen()),
-            Items::Isize(it) => it.next().map(|l| l.widen()),
+            Items::U8(it) => it.next().map(|l| l.to_i128()),
+            Items::U16(it) => it.next().map(|l| l.to_i128()),
+            Items::U32(it) => it.next().map(|l| l.to_i128()),
+            Items::U64(it) => it.next().map(|l| l.to_i128()),
+            Items::Usize(it) => it.next().map(|l| l.to_i128()),
+            Items::I8(it) => it.next().map(|l| l.to_i128()),
+            Items::I16(it) => it.next().map(|l| l.to_i128()),
+            Items::I32(it) => it.next().map(|l| l.to_i128()),
+            Items::I64(it) => it.next().map(|l| l.to_i128()),
+            Items::Isize(it) => it.next().map(|l| l.to_i128()),
         }
     }
 }
@@ -113,7 +113,7 @@ impl<D: Dimension> Iterator for LabelIter<'_, D> {
 /// A primitive integer type usable as a class label. Sealed.
 pub trait Label: Copy + sealed::Sealed + 'static {
     /// The value, widened without loss.
-    fn widen(self) -> i128;
+    fn to_i128(self) -> i128;
     #[doc(hidden)]
     fn labels<D: Dimension>(view: ArrayView<'_, Self, D>) -> Labels<'_, D>;
 }
@@ -127,7 +127,7 @@ macro_rules! label_types {
         impl sealed::Sealed for $t {}
         impl Label for $t {
             #[inline(always)]
-            fn widen(self) -> i128 {
+            fn to_i128(self) -> i128 {
                 self as i128
             }
             fn labels<D: Dimension>(view: ArrayView<'_, Self, D>) -> Labels<'_, D> {
@@ -197,10 +197,10 @@ impl<'a, D: Dimension> Labels<'a, D> {
     ) -> Result<()> {
         let bad = |l: i128| (l < 0 || l >= classes as i128) && Some(l) != ignore;
         let first_bad = with_view!(&self.view, v => {
-            if v.iter().any(|&l| bad(l.widen())) {
+            if v.iter().any(|&l| bad(l.to_i128())) {
                 v.indexed_iter()
-                    .find(|(_, l)| bad(l.widen()))
-                    .map(|(i, &l)| (i.into_dimension().slice().to_vec(), l.widen()))
+                    .find(|(_, l)| bad(l.to_i128()))
+                    .map(|(i, &l)| (i.into_dimension().slice().to_vec(), l.to_i128()))
             } else {
                 None
             }
@@ -241,7 +241,7 @@ impl<'a, D: Dimension> Labels<'a, D> {
     /// `sum f(class)` over the labels that are not `ignore`, for a checked
     /// array (one pass, the label type matched once).
     pub(crate) fn sum_over_classes(&self, ignore: Option<i128>, f: impl Fn(usize) -> f64) -> f64 {
-        with_view!(&self.view, v => v.iter().fold(0.0, |acc, &l| match to_class(l.widen(), ignore) {
+        with_view!(&self.view, v => v.iter().fold(0.0, |acc, &l| match to_class(l.to_i128(), ignore) {
             Some(c) => acc + f(c),
             None => acc,
         }))
@@ -257,13 +257,13 @@ impl Labels<'_, Ix1> {
     /// Label `i` of a checked 1-D array, as a class index.
     #[inline]
     pub(crate) fn class(&self, i: usize) -> usize {
-        with_view!(&self.view, v => v[i].widen() as usize)
+        with_view!(&self.view, v => v[i].to_i128() as usize)
     }
 
     /// Label `i` of a checked 1-D array: `None` when it is the ignored one.
     #[inline]
     pub(crate) fn class_or_ignored(&self, i: usize, ignore: Option<i128>) -> Option<usize> {
-        to_class(with_view!(&self.view, v => v[i].widen()), ignore)
+        to_class(with_view!(&self.view, v => v[i].to_i128()), ignore)
     }
 }
 
@@ -336,7 +336,7 @@ impl<'a> LabelSlice<'a> {
     ) {
         with_slice!(self, s => {
             for (o, &l) in out.iter_mut().zip(&s[start..]) {
-                *o = to_class(l.widen(), ignore).unwrap_or(ignored);
+                *o = to_class(l.to_i128(), ignore).unwrap_or(ignored);
             }
         })
     }

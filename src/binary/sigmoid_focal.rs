@@ -225,7 +225,9 @@ struct FocalTerm<P> {
 impl<P: Power> LogitTerm for FocalTerm<P> {
     #[inline(always)]
     fn term<T: Float>(&self, x: T, t: T, _: T, _: T, logistic: Logistic<T>) -> (T, T) {
-        let alpha = self.alpha.map(T::lit);
+        // 1 - alpha from the f64 option: alpha = 0.999999999999 rounds to 1
+        // in f32, and 1 - that to 0 where it is 1e-12.
+        let alpha = self.alpha.map(|a| (T::lit(a), T::lit(1.0 - a)));
         focal_term(x, t, logistic, alpha, T::lit(self.gamma), P::pow)
     }
 }
@@ -236,7 +238,7 @@ fn focal_term<F: Float>(
     x: F,
     t: F,
     logistic: Logistic<F>,
-    alpha: Option<F>,
+    alpha: Option<(F, F)>,
     gamma: F,
     power: impl Fn(F, F) -> F,
 ) -> (F, F) {
@@ -245,7 +247,7 @@ fn focal_term<F: Float>(
     let neg = one - t;
     let ce = neg * s.softplus + t * s.softplus_neg;
     let d_ce = neg * s.sigmoid - t * s.sigmoid_neg;
-    let a_t = alpha.map_or(one, |a| a * t + (one - a) * neg);
+    let a_t = alpha.map_or(one, |(a, one_minus_a)| a * t + one_minus_a * neg);
     if gamma == F::zero() {
         // `0^0 = 1` anyway, but this keeps gamma = 0 bit-identical to BCE
         // with logits.

@@ -169,7 +169,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     /// Sets the label whose samples are ignored (default none), of any
     /// integer type: PyTorch's `-100` can be written as it is.
     pub fn with_ignore_index(mut self, ignore_index: impl Label) -> Self {
-        self.ignore_index = Some(ignore_index.widen());
+        self.ignore_index = Some(ignore_index.to_i128());
         self
     }
 

@@ -10,8 +10,8 @@ use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
     ClassifierLoss, CombinedMargin, Contrastive, ContrastiveForm, CosFace, CrossEntropy,
     Differentiable, Error, Exponential, GeneralizedCrossEntropy, HardBootstrapping, Hinge,
-    KlDivergence, LabelSmoothing, Labels, Loss, MultiMargin, Poly1, SoftBootstrapping,
-    SoftmaxFocal, SymmetricCrossEntropy,
+    KlDivergence, LabelSmoothing, Labels, Loss, MultiMargin, Poly1, SigmoidFocal,
+    SoftBootstrapping, SoftmaxFocal, SymmetricCrossEntropy,
 };
 use ndarray::{Array2, array};
 
@@ -497,4 +497,19 @@ fn softmax_losses_on_logits_spanning_the_float_range() {
             }
         }
     }
+}
+
+#[test]
+fn sigmoid_focal_alpha_close_to_one_keeps_one_minus_alpha_in_f32() {
+    // alpha = 1 - 1e-12 rounds to 1 in f32; the negatives' weight 1e-12 must
+    // not: a negative at logit 1e30 costs 1e-12 * 1e30.
+    let focal = SigmoidFocal::new()
+        .with_alpha(Some(0.999999999999))
+        .unwrap()
+        .with_gamma(1.0)
+        .unwrap();
+    let v = focal
+        .forward(array![[1e30_f32]].view(), array![[0.0_f32]].view())
+        .unwrap();
+    assert!(close(f64::from(v), 1e18, 1e-4), "{v}");
 }
