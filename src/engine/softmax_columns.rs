@@ -184,7 +184,16 @@ impl Tile {
                     let total_coef = terms.hard * wy + terms.off * terms.w_sum;
                     kc[j] = terms.scale * total_coef / sum[j];
                     dense[j] = terms.scale * terms.off;
-                    let nll_sum = (terms.w_sum * ln_sum).as_f64() - dot[j].as_f64();
+                    let mut shifted = dot[j].as_f64();
+                    if !shifted.is_finite() && max[j].is_finite() {
+                        // Cold: a weighted difference overflowed F (f32
+                        // logits 1e37 apart); each is exact in f64.
+                        let at = |k: usize| xs[k * self.positions + self.start + j].as_f64();
+                        shifted = (0..self.classes)
+                            .map(|k| weight(k).as_f64() * (at(k) - max[j].as_f64()))
+                            .sum();
+                    }
+                    let nll_sum = terms.w_sum.as_f64() * ln_sum.as_f64() - shifted;
                     (terms.hard * wy).as_f64() * nll_y + terms.off.as_f64() * nll_sum
                 } else {
                     kc[j] = terms.scale * wy / sum[j];

@@ -255,7 +255,15 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                     let e = -divisor.log2().floor();
                     let (k1, k2) = ((e / 2.0).floor().exp2(), (e - (e / 2.0).floor()).exp2());
                     let rescaled = CrossEntropy {
-                        weight: Some(w.mapv(|v| F::lit(v.as_f64() * k1 * k2))),
+                        // A weight of a class no label uses can pass F's
+                        // range once scaled (a tiny divisor means every
+                        // label's weight is tiny): it is held at F's
+                        // maximum, which without smoothing it does not
+                        // affect, and with smoothing its term overflows
+                        // either way.
+                        weight: Some(
+                            w.mapv(|v| F::lit((v.as_f64() * k1 * k2).min(F::max_value().as_f64()))),
+                        ),
                         ..self.clone()
                     };
                     let target = ClassTarget::Labels(labels);

@@ -513,3 +513,42 @@ fn sigmoid_focal_alpha_close_to_one_keeps_one_minus_alpha_in_f32() {
         .unwrap();
     assert!(close(f64::from(v), 1e18, 1e-4), "{v}");
 }
+
+#[test]
+fn cross_entropy_rescaled_weights_keep_an_unused_huge_weight_finite() {
+    // The label's weight is subnormal, so the mean is rescaled by 2^149;
+    // the weight 1e19 of an unused class must not become inf (NaN gradient).
+    let ce = CrossEntropy::new()
+        .with_weight(array![1e19_f32, 1.4e-45, 3.0])
+        .unwrap();
+    let x = array![[0.5_f32, -1.0, 2.0]];
+    let (v, g) = ce
+        .forward_backward(x.view(), array![1_usize].view())
+        .unwrap();
+    let plain = CrossEntropy::new();
+    let (v0, g0) = plain
+        .forward_backward(x.view(), array![1_usize].view())
+        .unwrap();
+    assert!(close(f64::from(v), f64::from(v0), 1e-6), "{v} vs {v0}");
+    assert!(
+        g.iter().zip(&g0).all(|(a, b)| (a - b).abs() < 1e-6),
+        "{g} vs {g0}"
+    );
+}
+
+#[test]
+fn smoothed_spatial_cross_entropy_of_logits_1e37_apart_fits() {
+    // (N, C, H) = (1, 3, 2): column 0 spans 2e37 with weights 10, whose
+    // weighted differences (2e38 each) overflow f32 when summed.
+    let ce = CrossEntropy::<f32, ndarray::Ix3>::spatial()
+        .with_weight(array![10.0_f32, 10.0, 10.0])
+        .unwrap()
+        .with_label_smoothing(0.1)
+        .unwrap();
+    let x = array![[[-1.0e37_f32, 0.5], [-1.0e37, 1.0], [1.0e37, -1.0]]];
+    let y = array![[2_usize, 0]];
+    let v = ce.forward(x.view(), y.view()).unwrap();
+    // Column 0's smoothing term, 0.1 / 3 * 10 * 4e37, over the weights 20.
+    let expected = 0.1 / 3.0 * 10.0 * 4e37 / 20.0;
+    assert!(close(f64::from(v), expected, 1e-5), "{v} vs {expected}");
+}
