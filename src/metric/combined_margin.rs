@@ -4,7 +4,7 @@
 use super::angular::{Sealed, Spec};
 use crate::Result;
 use crate::base::options::loss_options;
-use crate::base::validate::{angle, non_negative, positive};
+use crate::base::validate::{angle, check_option, non_negative};
 
 loss_options! {
     /// The combined margin loss: cross-entropy on scaled cosines with the
@@ -62,14 +62,14 @@ loss_options! {
     /// # Options
     /// - `reduction`: `Mean` (default), `Sum`, `None`.
     /// - `scale` `s`: finite, `> 0` (default 64).
-    /// - margins `(m1, m2, m3)`: `m1` finite `> 0`, `m2` radians in `[0, pi)`,
+    /// - margins `(m1, m2, m3)`: `m1` in `(0, 100]`, `m2` radians in `[0, pi)`,
     ///   `m3` finite `>= 0` (default `(1, 0.5, 0)`, ArcFace, as insightface's
     ///   configurations).
     /// - `easy_margin` (default false), as [`ArcFace`](super::ArcFace).
     ///
     /// # Errors
     /// As [`ArcFace`](super::ArcFace); options: a `scale` that is not finite and
-    /// positive, `m1 <= 0`, `m2` outside `[0, pi)`, a negative `m3`.
+    /// positive, `m1` outside `(0, 100]`, `m2` outside `[0, pi)`, a negative `m3`.
     ///
     /// # Examples
     /// ```
@@ -121,11 +121,19 @@ loss_options! {
     fn new();
 }
 
+/// The largest multiplicative margin `m1` accepted.
+const MAX_M1: f64 = 100.0;
+
 impl CombinedMargin {
-    /// Sets the margins: multiplicative `m1 > 0`, additive angular `m2` in
-    /// `[0, pi)`, additive cosine `m3 >= 0` (default `(1, 0.5, 0)`).
+    /// Sets the margins: multiplicative `m1` in `(0, 100]`, additive angular
+    /// `m2` in `[0, pi)`, additive cosine `m3 >= 0` (default `(1, 0.5, 0)`).
+    ///
+    /// `m1` is bounded so that `m1 theta`, its slope `m1^2` and the scale
+    /// times them stay far inside `f32`'s range; above about 100 the
+    /// margin's region `theta < (pi - m2) / m1` is under 0.03 radians, finer
+    /// than `f32` embeddings resolve (SphereFace uses up to 4).
     pub fn with_margins(mut self, m1: f64, m2: f64, m3: f64) -> Result<Self> {
-        positive("m1", m1)?;
+        check_option("m1", m1, "a number in (0, 100]", m1 > 0.0 && m1 <= MAX_M1)?;
         angle("m2", m2)?;
         non_negative("m3", m3)?;
         (self.m1, self.m2, self.m3) = (m1, m2, m3);

@@ -193,9 +193,13 @@ fn f32_error_near_plus_minus_one_grows_only_like_eps_over_sin_theta() {
 fn errors_name_the_option() {
     let new = CombinedMargin::new;
     let set = |m1, m2, m3| new().with_margins(m1, m2, m3);
-    assert_option_rejects("m1", "a finite number > 0", &[(0.0, "0")], |m| {
-        set(m, 0.5, 0.0)
-    });
+    assert_option_rejects(
+        "m1",
+        "a number in (0, 100]",
+        &[(0.0, "0"), (100.5, "100.5"), (f64::NAN, "NaN")],
+        |m| set(m, 0.5, 0.0),
+    );
+    assert!(set(100.0, 0.5, 0.0).is_ok());
     let radians = "a number in [0, pi) (radians)";
     assert_option_rejects("m2", radians, &[(3.5, "3.5")], |m| set(1.0, m, 0.0));
     let non_negative = "a finite number >= 0";

@@ -552,3 +552,24 @@ fn smoothed_spatial_cross_entropy_of_logits_1e37_apart_fits() {
     let expected = 0.1 / 3.0 * 10.0 * 4e37 / 20.0;
     assert!(close(f64::from(v), expected, 1e-5), "{v} vs {expected}");
 }
+
+#[test]
+fn angular_gradient_through_a_row_of_tiny_norm_is_an_overflow_when_beyond_f64() {
+    // A class row of norm 4e-308 (normal, so not rescaled): d loss / d w
+    // is about s / |w| = 1.6e309, beyond f64.
+    let arc = ArcFace::new();
+    let e = array![[1.0_f64, 0.5], [-0.5, 1.0]];
+    let w = array![[2e-308_f64, 3e-308], [1.0, -1.0]];
+    let err = arc
+        .forward_backward(embeddings(&e, &w), array![0_usize, 1].view())
+        .unwrap_err();
+    match err {
+        Error::Overflow { what, .. } => assert_eq!(what, "weight"),
+        e => panic!("{e}"),
+    }
+    assert!(
+        arc.forward(embeddings(&e, &w), array![0_usize, 1].view())
+            .unwrap()
+            .is_finite()
+    );
+}

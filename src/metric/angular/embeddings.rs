@@ -73,13 +73,22 @@ fn fit_norms<'a, F: Float>(x: ArrayView2<'a, F>) -> (CowArray<'a, F, Ix2>, Vec<i
 
 /// Multiplies each gradient row by `2^-k_i` (the chain rule through
 /// [`fit_norms`]); a gradient beyond `F` is an overflow naming its entry.
+/// Also the check that no entry overflowed on the way (`1 / |w_j|` of a
+/// row of tiny norm): one pass over the gradients, small beside the
+/// matrix products.
 fn unscale_grad<F: Float>(
     what: &'static str,
     g: &mut ArrayViewMut2<'_, F>,
     shifts: &[i32],
 ) -> Result<()> {
-    for (i, (mut row, &k)) in g.rows_mut().into_iter().zip(shifts).enumerate() {
+    for (i, mut row) in g.rows_mut().into_iter().enumerate() {
+        let k = shifts.get(i).copied().unwrap_or(0);
         if k == 0 {
+            if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+                let actual = format!("a value beyond the range of {}", std::any::type_name::<F>());
+                let quantity = "the gradient";
+                return Err(overflow::<F>(what, vec![i, j], quantity, actual));
+            }
             continue;
         }
         for (j, v) in row.iter_mut().enumerate() {
