@@ -272,23 +272,31 @@ impl<F: Float> Compute<F> for Contrastive {
                 // type's docs), and so does a slope of 0 (at any D).
                 let squared_similar =
                     self.form == ContrastiveForm::Squared && similar && self.pos_margin == 0.0;
-                let factor = if squared_similar {
-                    scale
+                // The direction (x1 - x2) / D first, each entry at most 1:
+                // 1 / D overflows f64 for a subnormal D.
+                let (factor, over_d) = if squared_similar {
+                    (scale, false)
                 } else if d > 0.0 && slope != 0.0 {
-                    scale * slope / d
+                    (scale * slope, true)
                 } else {
-                    0.0
+                    (0.0, false)
                 };
+                let max = F::max_value().as_f64();
                 let mut g1 = g.x1.row_mut(i);
                 let mut g2 = g.x2.row_mut(i);
                 for (((g1, g2), p), q) in g1.iter_mut().zip(g2.iter_mut()).zip(&a).zip(&b) {
                     let v = if factor == 0.0 {
-                        F::zero()
+                        0.0
+                    } else if over_d {
+                        factor * (diff((p, q)) / d)
                     } else {
-                        F::lit(factor * diff((p, q)))
+                        factor * diff((p, q))
                     };
-                    *g1 = v;
-                    *g2 = -v;
+                    if v.abs() > max {
+                        sum.grad_beyond(i, v);
+                    }
+                    *g1 = F::lit(v);
+                    *g2 = F::lit(-v);
                 }
             }
         }

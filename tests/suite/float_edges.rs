@@ -573,3 +573,14 @@ fn angular_gradient_through_a_row_of_tiny_norm_is_an_overflow_when_beyond_f64() 
             .is_finite()
     );
 }
+
+#[test]
+fn hinge_contrastive_at_a_subnormal_f64_distance_has_a_unit_gradient() {
+    let (x1, x2) = (array![[0.0_f64, 0.0]], array![[5e-324_f64, 0.0]]);
+    let hinge = Contrastive::new().with_form(ContrastiveForm::Hinge);
+    let (_, g) = hinge
+        .forward_backward(pair_of(&x1, &x2), array![1.0_f64].view())
+        .unwrap();
+    assert_eq!(g.x1.row(0).to_vec(), vec![-1.0, 0.0]);
+    assert_eq!(g.x2.row(0).to_vec(), vec![1.0, 0.0]);
+}
