@@ -151,7 +151,12 @@ struct BceTerm;
 
 impl LogitTerm for BceTerm {
     #[inline(always)]
-    fn term<T: Float>(&self, _: T, t: T, w: T, pw: T, logistic: Logistic<T>) -> (T, T) {
+    fn term<T: Float>(&self, x: T, t: T, w: T, pw: T, logistic: Logistic<T>) -> (T, T) {
+        if w == T::zero() && x.is_finite() {
+            // A weight of 0 costs nothing, even where `pw t softplus(-x)`
+            // passes the type's range (0 * inf would be NaN).
+            return (T::zero(), T::zero());
+        }
         let s = logistic.terms;
         let neg = T::one() - t;
         let pos = pw * t;

@@ -584,3 +584,24 @@ fn hinge_contrastive_at_a_subnormal_f64_distance_has_a_unit_gradient() {
     assert_eq!(g.x1.row(0).to_vec(), vec![-1.0, 0.0]);
     assert_eq!(g.x2.row(0).to_vec(), vec![1.0, 0.0]);
 }
+
+#[test]
+fn bce_with_logits_weight_zero_beside_a_term_beyond_f64() {
+    // pos_weight 65 times softplus(1.8e308) is beyond f64; its weight is 0.
+    let loss = BceWithLogits::new()
+        .with_weight(array![0.0_f64, 1.0])
+        .unwrap()
+        .with_pos_weight(array![65.0_f64, 1.0])
+        .unwrap();
+    let x = array![[-f64::MAX, 0.0]];
+    let t = array![[1.0_f64, 0.0]];
+    let per = loss
+        .clone()
+        .with_reduction(classloss::Reduction::None)
+        .per_sample(x.view(), t.view())
+        .unwrap();
+    assert_eq!(per[[0, 0]], 0.0);
+    let (v, g) = loss.forward_backward(x.view(), t.view()).unwrap();
+    assert!(close(v, 2f64.ln() / 2.0, 1e-15), "{v}");
+    assert_eq!(g[[0, 0]], 0.0);
+}
