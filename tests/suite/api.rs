@@ -177,6 +177,7 @@ fn labels_report_their_shape_length_and_values() {
     assert_eq!((labels.len(), labels.shape()), (2, &[2][..]));
     let empty = Array1::<u32>::zeros(0);
     let labels = Labels::from(&empty);
-    assert!(labels.is_empty() && labels.len() == 0);
+    assert!(labels.is_empty());
+    assert_eq!(labels.len(), 0);
     assert_eq!(labels.iter().next(), None);
 }
