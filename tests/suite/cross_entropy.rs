@@ -509,3 +509,23 @@ fn spatial_gradient_buffer_of_another_layout_is_filled() {
         }
     }
 }
+
+/// Class weights below 1: every weighted per-sample value fits `f32` but
+/// the mean (the sum over the weights' sum) does not: an overflow of the
+/// mean, with its magnitude; the per-sample values are returned.
+#[test]
+fn a_mean_beyond_f32_of_fitting_samples_is_an_overflow_of_the_mean() {
+    let x = array![[3e38_f32, -3e38]];
+    let y = array![1_usize];
+    let ce = CrossEntropy::new()
+        .with_weight(array![1.0_f32, 0.25])
+        .unwrap();
+    let per = ce.per_sample(&x, &y).unwrap();
+    assert!((per[0] as f64 / 1.5e38 - 1.0).abs() < 1e-6, "{per}");
+    let e = ce.forward(&x, &y).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "logits[]: the mean of the per-sample losses overflows f32: expected at most \
+         3.4028235e38, got about 6.000e38"
+    );
+}
