@@ -233,3 +233,28 @@ fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
     }
     index
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Sum;
+
+    /// A block's total beyond `F` makes it look for the first value beyond
+    /// `F`, named by its position in the whole array; a later block keeps
+    /// the first one found; values that fit, with a total that does not,
+    /// name none. (The losses on the block path today never exceed `F`
+    /// alone: this is the rule for those that could.)
+    #[test]
+    fn add_block_names_the_first_value_beyond_the_float_type() {
+        let mut sum = Sum::default();
+        sum.add_block::<f32, f64>(0, 3.0, &[1.0, 2.0]);
+        assert_eq!((sum.total, sum.overflow), (3.0, None));
+        sum.add_block::<f32, f64>(2, 6e39 + 1.0, &[1.0, 1e39, 5e39]);
+        assert_eq!(sum.overflow, Some((3, 1e39)));
+        sum.add_block::<f32, f64>(5, 7e39, &[7e39]);
+        assert_eq!(sum.overflow, Some((3, 1e39)));
+        assert_eq!(sum.total, 3.0 + 6e39 + 1.0 + 7e39);
+        let mut fits = Sum::default();
+        fits.add_block::<f32, f64>(0, 6e38, &[3e38, 3e38]);
+        assert_eq!(fits.overflow, None);
+    }
+}

@@ -324,3 +324,22 @@ pub(crate) fn broadcast_to<'a, F, D: Dimension>(
             actual: fmt_shape(array.shape()),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::about_pow10;
+
+    /// Three decimals of the mantissa; a mantissa that would print as
+    /// `10.000` carries into the exponent.
+    #[test]
+    fn about_pow10_carries_a_rounded_up_mantissa_into_the_exponent() {
+        assert_eq!(about_pow10(43.0 + 2.688_f64.log10()), "about 2.688e43");
+        assert_eq!(about_pow10(9.99996e43_f64.log10()), "about 1.000e44");
+        assert_eq!(about_pow10(9.9994e43_f64.log10()), "about 9.999e43");
+        assert_eq!(about_pow10(-3.0), "about 1.000e-3");
+        assert_eq!(
+            about_pow10(f64::INFINITY),
+            "a value beyond the range of f64"
+        );
+    }
+}

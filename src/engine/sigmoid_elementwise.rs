@@ -420,3 +420,41 @@ fn sum_f64<F: Float>(v: &[F]) -> f64 {
     }
     acc.iter().sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{BLOCK, Logistic, PARALLEL_CHUNK, logits_in_parallel};
+
+    /// The vectorized path names the first element whose loss is beyond `F`
+    /// by its position in the whole slice (chunks of `PARALLEL_CHUNK`,
+    /// blocks of `BLOCK`). The sigmoid family's losses never exceed `F`
+    /// alone (at most `|x| + ln 2`), so a loss formula that does stands in.
+    #[test]
+    fn the_block_path_names_an_overflowing_element_by_its_position() {
+        let n = PARALLEL_CHUNK + 3 * BLOCK + 10;
+        let x = vec![0.0_f32; n];
+        let mut t = vec![0.0_f32; n];
+        let at = PARALLEL_CHUNK + 2 * BLOCK + 7;
+        t[at] = 1.0;
+        t[n - 1] = 1.0;
+        let f = |_: f32, t: f32, _: f32, _: f32, _: Logistic<f32>| {
+            (if t == 1.0 { 1e39 } else { 1.0 }, t)
+        };
+        let sum = logits_in_parallel(&x, &t, None, None, &f);
+        assert_eq!(sum.overflow, Some((at, 1e39)));
+        assert!((sum.total / 2e39 - 1.0).abs() < 1e-12, "{}", sum.total);
+        // The gradient (scaled) and the per-element values land at their
+        // own positions.
+        let (mut g, mut per) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+        let with_buffers = logits_in_parallel(&x, &t, Some((&mut g, 0.5)), Some(&mut per), &f);
+        assert_eq!(with_buffers.overflow, sum.overflow);
+        for i in 0..n {
+            let (dg, dp) = if t[i] == 1.0 {
+                (0.5, f32::INFINITY)
+            } else {
+                (0.0, 1.0)
+            };
+            assert_eq!((g[i], per[i]), (dg, dp), "element {i}");
+        }
+    }
+}

@@ -127,3 +127,57 @@ fn arrays_and_views_alike() {
     assert_eq!(a, b);
     assert_eq!(g1, g2);
 }
+
+/// `Reduction` in PyTorch's spelling: `as_str`, `Display` and `parse`
+/// agree, and another word is `InvalidOption` with its message.
+#[test]
+fn reductions_parse_and_print_pytorchs_spelling() {
+    for (r, s) in [
+        (Reduction::Mean, "mean"),
+        (Reduction::Sum, "sum"),
+        (Reduction::None, "none"),
+    ] {
+        assert_eq!(r.as_str(), s);
+        assert_eq!(r.to_string(), s);
+        assert_eq!(Reduction::parse(s).unwrap(), r);
+    }
+    assert_eq!(Reduction::default(), Reduction::Mean);
+    let e = Reduction::parse("avg").unwrap_err();
+    assert!(matches!(
+        e,
+        classloss::Error::InvalidOption {
+            name: "reduction",
+            ..
+        }
+    ));
+    assert_eq!(
+        e.to_string(),
+        "option `reduction`: expected \"mean\", \"sum\" or \"none\", got \"avg\""
+    );
+}
+
+/// `Labels` reports the shape, length and values of the array it wraps,
+/// whatever the integer type, in logical order (also for a transposed
+/// view).
+#[test]
+fn labels_report_their_shape_length_and_values() {
+    let a = array![[3_i64, -100, 0], [1, 2, 7]];
+    let labels = Labels::from(&a);
+    assert_eq!(labels.shape(), &[2, 3]);
+    assert_eq!(labels.len(), 6);
+    assert!(!labels.is_empty());
+    assert_eq!(labels.iter().collect::<Vec<_>>(), vec![3, -100, 0, 1, 2, 7]);
+    let t = a.t();
+    let labels = Labels::from(t);
+    assert_eq!(labels.shape(), &[3, 2]);
+    assert_eq!(labels.iter().collect::<Vec<_>>(), vec![3, 1, -100, 2, 0, 7]);
+    let u = array![250_u8, 4];
+    let labels = Labels::from(&u);
+    assert_eq!(labels.iter().collect::<Vec<_>>(), vec![250, 4]);
+    assert_eq!((labels.len(), labels.shape()), (2, &[2][..]));
+    let empty = Array1::<u32>::zeros(0);
+    let labels = Labels::from(&empty);
+    assert!(labels.is_empty());
+    assert_eq!(labels.len(), 0);
+    assert_eq!(labels.iter().next(), None);
+}

@@ -434,3 +434,98 @@ fn smoothing_term_of_huge_f32_logits_fits() {
     let v = ce.forward(&x, &y).unwrap();
     assert!((f64::from(v) / exact - 1.0).abs() < 1e-6, "{v} vs {exact}");
 }
+
+/// The mean is the same for class weights scaled by any power of two, and
+/// weights so small that the mean's factor or the weighted losses leave the
+/// normal range are scaled up first: subnormal `f32` weights, whose
+/// `1 / sum` overflows `f32`, and `f64` weights of `1e-300`, whose weighted
+/// losses of confident samples (`w * 5e-16`) are subnormal, give the value
+/// and the gradient of the same weights scaled up by an exact power of two.
+/// (Catches the rescale's condition: `1 / divisor`, `tiny`, each `||`.)
+#[test]
+fn subnormal_class_weights_are_rescaled_exactly() {
+    let y = array![0_usize, 2, 1];
+    let x32 = array![[50.0_f32, 0.0, 0.0], [0.0, 0.0, 50.0], [1.0, -0.5, 0.25]];
+    let w32 = array![1e-40_f32, 3e-40, 2e-40];
+    assert!(w32.iter().all(|w| !w.is_normal()) && 1.0 / 6e-40_f32 == f32::INFINITY);
+    let x64 = array![[36.0_f64, 0.0, 0.0], [0.0, 0.0, 36.0], [0.0, 36.0, 0.0]];
+    let w64 = array![1e-300_f64, 3e-300, 2e-300];
+    fn check<F: classloss::Float>(x: &Array2<F>, y: &Array1<usize>, w: &Array1<F>, k: F, tol: f64) {
+        let tiny = CrossEntropy::new().with_weight(w.clone()).unwrap();
+        let plain = CrossEntropy::new().with_weight(w.mapv(|v| v * k)).unwrap();
+        let (v, g) = tiny.forward_backward(x.view(), y.view()).unwrap();
+        let (v_ref, g_ref) = plain.forward_backward(x.view(), y.view()).unwrap();
+        let fwd = tiny.forward(x.view(), y.view()).unwrap();
+        assert_eq!(v, fwd);
+        let close = |a: F, b: F| (a.as_f64() - b.as_f64()).abs() <= tol * b.as_f64().abs();
+        assert!(close(v, v_ref), "{v} vs {v_ref}");
+        for (a, b) in g.iter().zip(&g_ref) {
+            assert!(close(*a, *b), "{g} vs {g_ref}");
+        }
+    }
+    check(&x32, &y, &w32, 2f32.powi(100), 1e-6);
+    check(&x64, &y, &w64, 2f64.powi(1000), 1e-13);
+}
+
+/// Class weights that are zero on every label: the mean's divisor is 0, so
+/// the mean is 0 with a zero gradient (not the NaN of a rescale by
+/// `2^inf`).
+#[test]
+fn zero_weights_on_every_label_give_a_zero_mean_and_gradient() {
+    let x = array![[1.0_f64, 2.0, -1.0], [0.5, -1.0, 3.0]];
+    let y = array![0_usize, 0];
+    let ce = CrossEntropy::new()
+        .with_weight(array![0.0, 1.0, 2.0])
+        .unwrap();
+    let (v, g) = ce.forward_backward(x.view(), y.view()).unwrap();
+    assert_eq!(v, 0.0);
+    assert!(g.iter().all(|&e| e == 0.0), "{g}");
+    assert_eq!(ce.forward(x.view(), y.view()).unwrap(), 0.0);
+}
+
+/// A contiguous spatial input with a gradient buffer that is not contiguous
+/// (column-major, pre-filled with NaN) takes the lane path and fills the
+/// buffer: the same value and gradient as a contiguous buffer. (Catches a
+/// contiguity test that looked at the per-sample buffer alone.)
+#[test]
+fn spatial_gradient_buffer_of_another_layout_is_filled() {
+    use ndarray::ShapeBuilder;
+    let shape = [2, 4, 3];
+    let x = random_array(&shape, 31, 3.0);
+    let labels = random_labels(&[2, 3], 4, 32);
+    for eps in [0.0, 0.1] {
+        let ce = CrossEntropy::<f64, IxDyn>::spatial()
+            .with_label_smoothing(eps)
+            .unwrap();
+        let (v, g) = ce.forward_backward(x.view(), labels.view()).unwrap();
+        let mut g_f = ArrayD::from_elem(IxDyn(&shape).f(), f64::NAN);
+        assert!(g_f.as_slice().is_none());
+        let v_f = ce
+            .forward_backward_into(x.view(), labels.view(), g_f.view_mut())
+            .unwrap();
+        assert_eq!(v, v_f, "eps {eps}");
+        for (a, b) in g.iter().zip(g_f.iter()) {
+            assert!((a - b).abs() <= 1e-15, "eps {eps}: {g} vs {g_f}");
+        }
+    }
+}
+
+/// Class weights below 1: every weighted per-sample value fits `f32` but
+/// the mean (the sum over the weights' sum) does not: an overflow of the
+/// mean, with its magnitude; the per-sample values are returned.
+#[test]
+fn a_mean_beyond_f32_of_fitting_samples_is_an_overflow_of_the_mean() {
+    let x = array![[3e38_f32, -3e38]];
+    let y = array![1_usize];
+    let ce = CrossEntropy::new()
+        .with_weight(array![1.0_f32, 0.25])
+        .unwrap();
+    let per = ce.per_sample(&x, &y).unwrap();
+    assert!((per[0] as f64 / 1.5e38 - 1.0).abs() < 1e-6, "{per}");
+    let e = ce.forward(&x, &y).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "logits[]: the mean of the per-sample losses overflows f32: expected at most \
+         3.4028235e38, got about 6.000e38"
+    );
+}

@@ -369,3 +369,18 @@ proptest! {
         }
     }
 }
+
+/// A per-sample loss of exactly `f32::MAX` fits `f32`: it is returned, not
+/// an overflow (only a value beyond the maximum is one).
+#[test]
+fn a_loss_of_exactly_f32_max_is_no_overflow() {
+    let s = array![-f32::MAX, 0.5];
+    let labels = array![1.0_f32, 1.0];
+    let loss = Hinge::<f32>::new()
+        .with_margin(0.0)
+        .unwrap()
+        .with_reduction(Reduction::None);
+    let per = loss.per_sample(s.view(), labels.view()).unwrap();
+    assert_eq!(per.to_vec(), vec![f32::MAX, 0.0]);
+    assert_eq!(loss.forward(s.view(), labels.view()).unwrap(), f32::MAX);
+}
