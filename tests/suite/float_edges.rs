@@ -605,3 +605,33 @@ fn bce_with_logits_weight_zero_beside_a_term_beyond_f64() {
     assert!(close(v, 2f64.ln() / 2.0, 1e-15), "{v}");
     assert_eq!(g[[0, 0]], 0.0);
 }
+
+#[test]
+fn smoothed_spatial_cross_entropy_of_huge_f32_logits_fits_on_every_path() {
+    // The 2-D row path, the contiguous column path and the strided lane
+    // path: 0.1 / 3 * (3.3e38 + 3.2e38) = 2.17e37 fits f32.
+    let x = array![[1.7e38_f32, -1.6e38, -1.5e38]];
+    let y = array![0_usize];
+    let expected = 0.1 / 3.0 * (3.3e38 + 3.2e38);
+    let ce = CrossEntropy::new().with_label_smoothing(0.1).unwrap();
+    let v = ce.forward(x.view(), y.view()).unwrap();
+    assert!(close(f64::from(v), expected, 1e-5), "2-D: {v}");
+    let x3 = x.clone().into_shape_with_order((1, 3, 1)).unwrap();
+    let y3 = y.clone().into_shape_with_order((1, 1)).unwrap();
+    let ce3 = CrossEntropy::<f32, ndarray::Ix3>::spatial()
+        .with_label_smoothing(0.1)
+        .unwrap();
+    let v = ce3.forward(x3.view(), y3.view()).unwrap();
+    assert!(close(f64::from(v), expected, 1e-5), "columns: {v}");
+    // Two equal columns, column-major: every class lane is strided.
+    let x6 = ndarray::concatenate![ndarray::Axis(2), x3, x3];
+    let strided = x6
+        .reversed_axes()
+        .as_standard_layout()
+        .into_owned()
+        .reversed_axes();
+    assert!(!strided.is_standard_layout());
+    let y6 = array![[0_usize, 0]];
+    let v = ce3.forward(strided.view(), y6.view()).unwrap();
+    assert!(close(f64::from(v), expected, 1e-5), "lanes: {v}");
+}
