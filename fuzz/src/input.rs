@@ -393,9 +393,11 @@ impl Layout {
             .expect("the rank of the type")
     }
 
-    /// The view of `backing` in this layout.
-    pub fn view<'a, A, D: Dimension>(&self, backing: &'a Array<A, D>) -> ArrayView<'a, A, D> {
-        let mut v = backing.view();
+    /// `v` in this layout: transposed, stepped along an axis, inverted.
+    fn lay_out<S: ndarray::RawData, D: Dimension>(
+        &self,
+        mut v: ndarray::ArrayBase<S, D>,
+    ) -> ndarray::ArrayBase<S, D> {
         if self.transpose {
             v = v.reversed_axes();
         }
@@ -410,24 +412,17 @@ impl Layout {
         v
     }
 
+    /// The view of `backing` in this layout.
+    pub fn view<'a, A, D: Dimension>(&self, backing: &'a Array<A, D>) -> ArrayView<'a, A, D> {
+        self.lay_out(backing.view())
+    }
+
     /// The mutable view of `backing` in this layout.
     pub fn view_mut<'a, A, D: Dimension>(
         &self,
         backing: &'a mut Array<A, D>,
     ) -> ArrayViewMut<'a, A, D> {
-        let mut v = backing.view_mut();
-        if self.transpose {
-            v = v.reversed_axes();
-        }
-        if let Some((axis, step)) = self.step {
-            v.slice_axis_inplace(Axis(axis), Slice::new(0, None, step as isize));
-        }
-        for k in 0..v.ndim().min(8) {
-            if self.invert & (1 << k) != 0 {
-                v.invert_axis(Axis(k));
-            }
-        }
-        v
+        self.lay_out(backing.view_mut())
     }
 
     /// The owned array `backing` (from [`Layout::build`]) turned into this
