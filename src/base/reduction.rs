@@ -124,6 +124,16 @@ impl Sum {
         }
     }
 
+    /// Sample `i`'s gradient entry `v` (computed in `f64`) in `F`, recorded
+    /// by [`Sum::grad_beyond`] when it is beyond `F`.
+    #[inline]
+    pub fn grad_entry<F: crate::Float>(&mut self, i: usize, v: f64) -> F {
+        if v.abs() > F::max_value().as_f64() {
+            self.grad_beyond(i, v);
+        }
+        F::lit(v)
+    }
+
     /// Adds the values of samples `first..` (`total` is their sum in
     /// `f64`); only a total beyond `F` costs a scan for the overflow.
     #[inline]

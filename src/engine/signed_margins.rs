@@ -92,17 +92,12 @@ pub(crate) fn run_signed<F: Float>(
     }
     let divisor = scores.len() as f64;
     let scale: f64 = reduction.grad_scale(divisor);
-    let max = F::max_value().as_f64();
     let mut sum = Sum::default();
     for (i, (&s, &label)) in scores.iter().zip(labels.iter()).enumerate() {
         let y = convention.sign(label);
         let (value, slope) = loss(y, s);
         if let Some(g) = grad.as_mut() {
-            let v = slope * scale;
-            if v.abs() > max {
-                sum.grad_beyond(i, v);
-            }
-            g[i] = F::lit(v);
+            g[i] = sum.grad_entry(i, slope * scale);
         }
         if let Some(p) = per.as_mut() {
             p[i] = F::lit(value);

@@ -122,6 +122,16 @@ impl GradBeyond {
         self.0.set(self.0.get().max(v.abs()));
     }
 
+    /// The gradient entry `v` (computed in `f64`) in `F`, recorded when it
+    /// is beyond `F`.
+    #[inline]
+    pub(crate) fn entry<F: Float>(&self, v: f64) -> F {
+        if v.abs() > F::max_value().as_f64() {
+            self.record(v);
+        }
+        F::lit(v)
+    }
+
     /// Adds the row's report, if any, to `sum` as row `i`'s, and clears it.
     #[inline(always)]
     pub(crate) fn report(&self, sum: &mut Sum, i: usize) {
@@ -194,13 +204,8 @@ pub(crate) fn one_hot_grad_f64<F: Float>(g: RowGrad<'_, F>, y: usize, scale: f64
         .filter(|&(c, _)| c != y)
         .map(|(_, v)| v.as_f64())
         .sum();
-    let max = F::max_value().as_f64();
     for (c, v) in p.iter_mut().enumerate() {
-        let exact = scale * if c == y { -others } else { v.as_f64() };
-        if exact.abs() > max {
-            beyond.record(exact);
-        }
-        *v = F::lit(exact);
+        *v = beyond.entry(scale * if c == y { -others } else { v.as_f64() });
     }
 }
 
@@ -245,18 +250,14 @@ pub(crate) fn linear_target_grad<F: Float>(
     // Cold: coefficients near F's maximum (class weights). The difference
     // is taken on the coefficients scaled by a power of two `s` (exact),
     // which brings `total` below F's maximum; the scale applied after, in
-    // f64.
-    // An entry beyond F is reported.
+    // f64; an entry beyond F is reported.
     let s64 = (big.log2().floor() - total.log2().ceil()).exp2();
     let k = F::lit(total * s64) * g.inv_sum;
     let s = F::lit(s64);
-    let max = F::max_value().as_f64();
     for (c, ec) in g.e.iter_mut().enumerate() {
-        let exact = ((k * *ec - coef(c) * s) * scale).as_f64() / s64;
-        if exact.abs() > max {
-            g.beyond.record(exact);
-        }
-        *ec = F::lit(exact);
+        *ec = g
+            .beyond
+            .entry(((k * *ec - coef(c) * s) * scale).as_f64() / s64);
     }
 }
 

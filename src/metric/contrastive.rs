@@ -281,7 +281,6 @@ impl<F: Float> Compute<F> for Contrastive {
                 } else {
                     (0.0, false)
                 };
-                let max = F::max_value().as_f64();
                 let mut g1 = g.x1.row_mut(i);
                 let mut g2 = g.x2.row_mut(i);
                 for (((g1, g2), p), q) in g1.iter_mut().zip(g2.iter_mut()).zip(&a).zip(&b) {
@@ -292,11 +291,8 @@ impl<F: Float> Compute<F> for Contrastive {
                     } else {
                         factor * diff((p, q))
                     };
-                    if v.abs() > max {
-                        sum.grad_beyond(i, v);
-                    }
-                    *g1 = F::lit(v);
-                    *g2 = F::lit(-v);
+                    *g1 = sum.grad_entry(i, v);
+                    *g2 = -*g1;
                 }
             }
         }

@@ -222,6 +222,13 @@ where
     max * sum.sqrt()
 }
 
+/// `x * 2^k`, exact while the result is a normal number: two factors, so
+/// that neither leaves `f64`'s range (`2^k` alone overflows for `k > 1023`).
+pub(crate) fn times_pow2(x: f64, k: i32) -> f64 {
+    let half = k / 2;
+    x * 2f64.powi(half) * 2f64.powi(k - half)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ use crate::engine::softmax_rows::{
     Row, RowGrad, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad, softmax_rows,
     softmax_rows_2d,
 };
+use crate::numerics::times_pow2;
 use crate::{Error, Float, Reduction, Result};
 
 /// What cross-entropy compares the logits with: hard class labels or a
@@ -251,9 +252,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                     &self.weight,
                     per.is_none(),
                 ) {
-                    // Two factors: 2^e alone can overflow for e > 1023.
-                    let e = -divisor.log2().floor();
-                    let (k1, k2) = ((e / 2.0).floor().exp2(), (e - (e / 2.0).floor()).exp2());
+                    let e = -divisor.log2().floor() as i32;
                     let rescaled = CrossEntropy {
                         // A weight of a class no label uses can pass F's
                         // range once scaled (a tiny divisor means every
@@ -261,9 +260,9 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         // maximum, which without smoothing it does not
                         // affect, and with smoothing its term overflows
                         // either way.
-                        weight: Some(
-                            w.mapv(|v| F::lit((v.as_f64() * k1 * k2).min(F::max_value().as_f64()))),
-                        ),
+                        weight: Some(w.mapv(|v| {
+                            F::lit(times_pow2(v.as_f64(), e).min(F::max_value().as_f64()))
+                        })),
                         ..self.clone()
                     };
                     let target = ClassTarget::Labels(labels);

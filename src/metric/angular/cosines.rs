@@ -165,11 +165,7 @@ impl<F: Float> MarginRow<F> {
         if !split {
             // In f64: at |c| = 1 the slope is m1^2 cos(m2) (CombinedMargin),
             // which times s can pass F's range.
-            let exact = d_target.as_f64() * margin.slope(&target, c[y], sin);
-            if exact.abs() > F::max_value().as_f64() {
-                beyond.record(exact);
-            }
-            g_y[0] = F::lit(exact);
+            g_y[0] = beyond.entry(d_target.as_f64() * margin.slope(&target, c[y], sin));
             return (nll(sum), F::zero());
         }
         g_y[0] = d_target * target.lin;

@@ -16,7 +16,7 @@ use crate::base::validate::{
     about_pow10, expect_nonempty, expect_samples_and_features, expect_shape, overflow,
 };
 use crate::engine::softmax_rows::GradBeyond;
-use crate::numerics::l2_norm;
+use crate::numerics::{l2_norm, times_pow2};
 use crate::{Error, Float, Result};
 
 /// The norm of every row; a row of norm 0 cannot be normalized.
@@ -35,13 +35,6 @@ fn row_norms<F: Float>(what: &'static str, x: &ArrayView2<'_, F>) -> Result<Arra
             expected: "a row with a nonzero norm",
         }),
     }
-}
-
-/// `x * 2^k`, exact (two factors, so that neither leaves `f64`'s range)
-/// while the result is a normal number.
-fn times_pow2(x: f64, k: i32) -> f64 {
-    let half = k / 2;
-    x * 2f64.powi(half) * 2f64.powi(k - half)
 }
 
 /// The rows of `x`, each scaled by a power of two `2^-k_i` (`k_i` the
