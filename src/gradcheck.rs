@@ -196,3 +196,121 @@ impl SplitMix64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A check with no tolerance: every comparison fails, so the failure
+    /// reports the first numeric value.
+    fn strict(step: f64, directions: usize, elementwise: bool) -> GradCheck {
+        GradCheck {
+            step,
+            atol: 0.0,
+            rtol: 0.0,
+            directions,
+            seed: 7,
+            elementwise,
+        }
+    }
+
+    #[test]
+    fn central_difference_of_a_cubic_carries_the_step_squared() {
+        // ((x + h)^3 - (x - h)^3) / 2h = 3 x^2 + h^2, with h = step max(1, |x|).
+        let cube = |x: &[f64]| x[0].powi(3);
+        for (x, h) in [(2.0, 0.2), (-0.5, 0.1)] {
+            let err = strict(0.1, 0, true).check(cube, &[x], &[0.0]).unwrap_err();
+            assert!((err.numeric - (3.0 * x * x + h * h)).abs() < 1e-12, "{err}");
+            assert_eq!(
+                (err.index, err.direction, err.analytic),
+                (Some(0), None, 0.0)
+            );
+        }
+    }
+
+    #[test]
+    fn a_random_direction_is_a_unit_vector_and_its_step_scales_with_x() {
+        // In one dimension the direction is +-1: the difference of x^3 at
+        // x = 2 is +-(12 + h^2) with h = step max(1, max |x|) = 0.2.
+        let cube = |x: &[f64]| x[0].powi(3);
+        let err = strict(0.1, 1, false)
+            .check(cube, &[2.0], &[0.0])
+            .unwrap_err();
+        assert!((err.numeric.abs() - 12.04).abs() < 1e-12, "{err}");
+        assert_eq!((err.index, err.direction), (None, Some(0)));
+        // Along u, the analytic value is grad . u: the right gradient of a
+        // linear function passes at any tolerance above rounding.
+        let a = [0.5, -2.0, 3.0];
+        let linear = |x: &[f64]| x.iter().zip(&a).map(|(x, a)| x * a).sum::<f64>();
+        let check = GradCheck {
+            atol: 1e-9,
+            rtol: 0.0,
+            elementwise: false,
+            ..GradCheck::default()
+        };
+        let report = check.check(linear, &[1.0, 2.0, 3.0], &a).unwrap();
+        assert_eq!(report.comparisons, 4);
+        let err = check
+            .check(linear, &[1.0, 2.0, 3.0], &[0.5, -2.0, 3.1])
+            .unwrap_err();
+        assert_eq!(err.direction, Some(0));
+    }
+
+    #[test]
+    fn tolerance_and_report_follow_their_definitions() {
+        let f = |x: &[f64]| 2.0 * x[0] - x[1];
+        let check = GradCheck {
+            atol: 0.5,
+            rtol: 0.25,
+            directions: 0,
+            ..GradCheck::default()
+        };
+        // |2 - 100| > 0.5 + 0.25 * 100.
+        let err = check.check(f, &[1.0, 1.0], &[100.0, -1.0]).unwrap_err();
+        assert_eq!(err.tolerance, 25.5);
+        // Within tolerance: the report counts both and keeps the largest error.
+        let report = check.check(f, &[1.0, 1.0], &[2.3, -1.1]).unwrap();
+        assert_eq!(report.comparisons, 2);
+        assert!((report.max_abs_error - 0.3).abs() < 1e-6, "{report:?}");
+        // A NaN never passes.
+        let err = check.check(|_| f64::NAN, &[1.0], &[0.0]).unwrap_err();
+        assert!(err.numeric.is_nan());
+    }
+
+    #[test]
+    fn failures_name_their_place() {
+        let failure = |index, direction| GradCheckFailure {
+            index,
+            direction,
+            numeric: 1.0,
+            analytic: 2.0,
+            tolerance: 0.5,
+        };
+        let text = failure(Some(3), None).to_string();
+        assert!(
+            text.contains("element 3") && text.contains("error 1.000e0"),
+            "{text}"
+        );
+        assert!(
+            failure(None, Some(2))
+                .to_string()
+                .contains("random direction 2")
+        );
+        assert!(failure(None, None).to_string().contains("unknown place"));
+    }
+
+    #[test]
+    fn splitmix64_matches_the_reference_sequence() {
+        // Vigna's splitmix64.c from state 0.
+        let mut rng = SplitMix64(0);
+        assert_eq!(rng.next(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(rng.next(), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(rng.next(), 0x06C4_5D18_8009_454F);
+        // uniform: the top 53 bits over 2^53, in [0, 1).
+        let mut rng = SplitMix64(0);
+        assert_eq!(
+            rng.uniform(),
+            (0xE220_A839_7B1D_CDAF_u64 >> 11) as f64 / 2f64.powi(53)
+        );
+    }
+}

@@ -27,8 +27,8 @@ const CLASS_BLOCK: usize = 64;
 pub(crate) struct LabelTerms<'a, F> {
     /// One weight per class, or none (all 1).
     pub weight: Option<&'a [F]>,
-    /// The sum of the weights (`C` without weights).
-    pub w_sum: F,
+    /// The sum of the weights (`C` without weights), in `f64`.
+    pub w_sum: f64,
     /// The label that counts for nothing.
     pub ignore: Option<i128>,
     /// `1 - eps` and `eps / C`; with `smoothing` false, only plain CE.
@@ -181,7 +181,8 @@ impl Tile {
                 let x_y = xs[y * self.positions + self.start + j];
                 let nll_y = (max[j].as_f64() - x_y.as_f64()) + ln_sum.as_f64();
                 if terms.smoothing {
-                    let total_coef = terms.hard * wy + terms.off * terms.w_sum;
+                    let total_coef =
+                        F::lit((terms.hard * wy).as_f64() + terms.off.as_f64() * terms.w_sum);
                     kc[j] = terms.scale * total_coef / sum[j];
                     dense[j] = terms.scale * terms.off;
                     let mut shifted = dot[j].as_f64();
@@ -193,7 +194,7 @@ impl Tile {
                             .map(|k| weight(k).as_f64() * (at(k) - max[j].as_f64()))
                             .sum();
                     }
-                    let nll_sum = terms.w_sum.as_f64() * ln_sum.as_f64() - shifted;
+                    let nll_sum = terms.w_sum * ln_sum.as_f64() - shifted;
                     (terms.hard * wy).as_f64() * nll_y + terms.off.as_f64() * nll_sum
                 } else {
                     kc[j] = terms.scale * wy / sum[j];

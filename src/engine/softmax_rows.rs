@@ -59,13 +59,14 @@ impl<F: Float> Row<'_, F> {
     }
 
     /// `sum_c w_c * (-log p_c)` with `w_c = 1` when `weights` is `None`, and
-    /// `Some((w, sum_c w_c))` otherwise: one vectorized pass.
+    /// `Some((w, sum_c w_c))` otherwise (the sum in `f64`: weights near the
+    /// float maximum add up beyond it): one vectorized pass.
     ///
     /// `-log p_c = ln_sum - (x_c - max)`, so the sum is
     /// `W ln_sum - sum_c w_c (x_c - max)`; both terms are non-negative sums
     /// of the row's own differences, so nothing cancels catastrophically.
     #[inline]
-    pub fn nll_sum(&self, weights: Option<(&[F], F)>) -> f64 {
+    pub fn nll_sum(&self, weights: Option<(&[F], f64)>) -> f64 {
         let RowStats { max, ln_sum } = self.stats;
         // The vector sums run over blocks whose totals are added in `f64`,
         // so that a long row of huge logits keeps `f32` accuracy.
@@ -91,8 +92,15 @@ impl<F: Float> Row<'_, F> {
                 .map(|(c, &x)| weight(c) * (x.as_f64() - max.as_f64()))
                 .sum();
         }
-        let w_sum = weights.map_or(F::from_count(self.x.len()), |(_, s)| s);
-        w_sum.as_f64() * ln_sum.as_f64() - shifted
+        let w_sum = weights.map_or(self.x.len() as f64, |(_, s)| s);
+        // A weight sum beyond f64 (f64 weights near its maximum) times a
+        // log-sum of exactly 0 is 0, not NaN.
+        let spread = if ln_sum == F::zero() {
+            0.0
+        } else {
+            w_sum * ln_sum.as_f64()
+        };
+        spread - shifted
     }
 }
 
@@ -211,22 +219,47 @@ pub(crate) fn one_hot_grad_f64<F: Float>(g: RowGrad<'_, F>, y: usize, scale: f64
 
 /// Writes `scale * (total * p_c - off * w_c - at_y [c == y])`, the gradient
 /// of a smoothed target `off * w_c + at_y [c == y]` whose sum is `total`
-/// (`w_c = 1` when `weights` is `None`).
+/// (`w_c = 1` when `weights` is `None`; otherwise `Some((w, max_c w_c))`).
+///
+/// `total` is in `f64`: with class weights near the float maximum it does
+/// not fit `F`, nor may the entries (a tiny mean divisor makes `scale`
+/// large). The entries are bounded by `|scale| (total + off w_max + at_y)`
+/// (the stored exponentials are at most 1); beyond a quarter of `F`'s
+/// maximum they are formed in `f64` instead, and an entry beyond `F` is
+/// reported.
 #[inline]
 pub(crate) fn smoothed_grad<F: Float>(
     g: RowGrad<'_, F>,
     scale: F,
-    total: F,
+    total: f64,
     off: F,
-    weights: Option<&[F]>,
+    weights: Option<(&[F], f64)>,
     (y, at_y): (usize, F),
 ) {
-    let k = scale * total * g.inv_sum;
-    match weights {
-        None => F::affine(g.e, k, -scale * off),
-        Some(w) => F::affine_weighted(g.e, k, -scale * off, w),
+    let w_max = weights.map_or(1.0, |(_, m)| m);
+    let bound = scale.as_f64().abs() * (total.abs() + off.as_f64() * w_max + at_y.as_f64().abs());
+    if bound <= F::max_value().as_f64() / 4.0 {
+        let k = scale * F::lit(total) * g.inv_sum;
+        match weights {
+            None => F::affine(g.e, k, -scale * off),
+            Some((w, _)) => F::affine_weighted(g.e, k, -scale * off, w),
+        }
+        g.e[y] -= scale * at_y;
+        return;
     }
-    g.e[y] -= scale * at_y;
+    // Cold: the same formula in f64.
+    if !total.is_finite() {
+        // A class-weight sum beyond f64 (documented as an overflow).
+        g.beyond.record(total);
+    }
+    let (scale, off, inv_sum) = (scale.as_f64(), off.as_f64(), g.inv_sum.as_f64());
+    let w = |c: usize| weights.map_or(1.0, |(w, _)| w[c].as_f64());
+    for (c, e) in g.e.iter_mut().enumerate() {
+        let at = if c == y { at_y.as_f64() } else { 0.0 };
+        *e = g
+            .beyond
+            .entry(scale * (total * inv_sum * e.as_f64() - off * w(c) - at));
+    }
 }
 
 /// Writes `scale * (total * p_c - coef(c))`, the gradient of

@@ -1,7 +1,8 @@
 //! Cross-entropy from logits, as PyTorch's `nn.CrossEntropyLoss`.
 
 use ndarray::{
-    Array1, ArrayBase, ArrayView, ArrayView1, Axis, Data, Dimension, Ix1, Ix2, RemoveAxis,
+    Array1, ArrayBase, ArrayView, ArrayView1, ArrayViewMut, Axis, Data, Dimension, Ix1, Ix2,
+    RemoveAxis,
 };
 
 use crate::base::labels::{Label, Labels};
@@ -252,14 +253,21 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                     &self.weight,
                     per.is_none(),
                 ) {
+                    if F::max_value().as_f64() < f64::MAX {
+                        // f32: its weights are normal numbers in f64,
+                        // where no rescale is needed, and a weight no
+                        // label uses, which a rescale could push beyond
+                        // f32, keeps its value.
+                        return self.compute_in_f64(logits, labels, grad);
+                    }
                     let e = -divisor.log2().floor() as i32;
                     let rescaled = CrossEntropy {
-                        // A weight of a class no label uses can pass F's
+                        // A weight of a class no label uses can pass f64's
                         // range once scaled (a tiny divisor means every
-                        // label's weight is tiny): it is held at F's
+                        // label's weight is tiny): it is held at f64's
                         // maximum, which without smoothing it does not
-                        // affect, and with smoothing its term overflows
-                        // either way.
+                        // affect (with smoothing the value is then only
+                        // as large as f64 allows: a documented limit).
                         weight: Some(w.mapv(|v| {
                             F::lit(times_pow2(v.as_f64(), e).min(F::max_value().as_f64()))
                         })),
@@ -274,9 +282,10 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                     });
                 }
                 let scale: F = self.reduction.grad_scale(divisor);
-                let w_sum = w_slice.map_or(F::from_count(classes), |w| {
-                    F::lit(w.iter().map(|v| v.as_f64()).sum())
-                });
+                // In f64: weights near F's maximum add up beyond it.
+                let w_sum = w_slice.map_or(classes as f64, |w| w.iter().map(|v| v.as_f64()).sum());
+                let w_max =
+                    w_slice.map_or(1.0, |w| w.iter().fold(0.0, |m: f64, v| m.max(v.as_f64())));
                 let smoothing = self.label_smoothing > 0.0;
                 let f = |y: Option<usize>, row: &Row<'_, F>, g: Option<RowGrad<'_, F>>| {
                     let Some(y) = y else {
@@ -293,11 +302,12 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         return wy.as_f64() * row.nll(y);
                     }
                     // The target is off * w_c plus hard * w_y on the label.
-                    if let Some(g) = g {
-                        let total = hard * wy + off * w_sum;
-                        smoothed_grad(g, scale, total, off, w_slice, (y, hard * wy));
-                    }
                     let ws = w_slice.map(|s| (s, w_sum));
+                    if let Some(g) = g {
+                        let total = (hard * wy).as_f64() + off.as_f64() * w_sum;
+                        let weights = w_slice.map(|s| (s, w_max));
+                        smoothed_grad(g, scale, total, off, weights, (y, hard * wy));
+                    }
                     (hard * wy).as_f64() * row.nll(y) + off.as_f64() * row.nll_sum(ws)
                 };
                 let matrix = matrix_views(&logits, &mut grad, &mut per);
@@ -315,8 +325,15 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                             smoothing,
                             scale,
                         };
+                        // The column path forms the gradient in F: it takes
+                        // the inputs whose entries are bounded well within
+                        // F (`|scale| (total + off w_max + hard w_max)`,
+                        // as `smoothed_grad` checks per row).
+                        let bound = scale.as_f64().abs()
+                            * (hard.as_f64() * w_max * 2.0 + off.as_f64() * (w_sum + w_max));
                         let contiguous = grad.as_ref().is_none_or(|g| g.is_standard_layout())
-                            && per.as_ref().is_none_or(|p| p.is_standard_layout());
+                            && per.as_ref().is_none_or(|p| p.is_standard_layout())
+                            && bound <= F::max_value().as_f64() / 4.0;
                         match (contiguous, logits.as_slice(), labels.as_slice()) {
                             (true, Some(x), Some(y)) => label_columns(
                                 x,
@@ -364,5 +381,43 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
             divisor,
             what: "logits",
         })
+    }
+}
+
+impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
+    /// The labels' loss of `f32` logits computed in `f64` (cold: class
+    /// weights so small that the mean's factor overflows `f32`), the
+    /// gradient converted back with its entries beyond `F` reported.
+    fn compute_in_f64(
+        &self,
+        logits: ArrayView<'_, F, D>,
+        labels: Labels<'_, D::Smaller>,
+        grad: Option<ArrayViewMut<'_, F, D>>,
+    ) -> Result<Totals> {
+        let wide = CrossEntropy::<f64, D> {
+            weight: self.weight.as_ref().map(|w| w.mapv(|v| v.as_f64())),
+            reduction: self.reduction,
+            ignore_index: self.ignore_index,
+            label_smoothing: self.label_smoothing,
+            ..CrossEntropy::spatial()
+        };
+        let x = logits.mapv(|v| v.as_f64());
+        let mut g64 = grad.as_ref().map(|_| ndarray::Array::zeros(x.raw_dim()));
+        let mut totals = wide.compute(Call {
+            input: x.view(),
+            target: ClassTarget::Labels(labels),
+            grad: g64.as_mut().map(|g| g.view_mut()),
+            per: None,
+        })?;
+        if let (Some(mut grad), Some(g64)) = (grad, g64) {
+            let classes = x.shape()[1];
+            let positions = x.len() / x.shape()[0] / classes;
+            for (k, (g, &v)) in grad.iter_mut().zip(g64.iter()).enumerate() {
+                // Logical order: sample n, class c, position s.
+                let (n, s) = (k / (classes * positions), k % positions);
+                *g = totals.sum.grad_entry::<F>(n * positions + s, v);
+            }
+        }
+        Ok(totals)
     }
 }

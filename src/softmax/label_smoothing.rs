@@ -128,7 +128,7 @@ impl<F: Float> Compute<F> for LabelSmoothing {
             // The target is off everywhere plus (on - off) on the label;
             // it sums to 1 in both conventions.
             if let Some(g) = g {
-                smoothed_grad(g, scale, F::one(), off, None, (y, on - off));
+                smoothed_grad(g, scale, 1.0, off, None, (y, on - off));
             }
             (on - off).as_f64() * row.nll(y) + off.as_f64() * row.nll_sum(None)
         })

@@ -635,3 +635,87 @@ fn smoothed_spatial_cross_entropy_of_huge_f32_logits_fits_on_every_path() {
     let v = ce3.forward(strided.view(), y6.view()).unwrap();
     assert!(close(f64::from(v), expected, 1e-5), "lanes: {v}");
 }
+
+#[test]
+fn smoothed_cross_entropy_whose_class_weight_sum_passes_f32() {
+    // Four weights of 3e38 sum to 1.2e39, beyond f32; the mean divides by
+    // the label's weight, so the value is ln 4 and each gradient entry
+    // (1/3e38) (3e38 / 4 - 0.025 * 3e38 - [c = 0] 0.9 * 3e38) fits: 0.225
+    // off the label, -0.675 on it. Every path: rows, spatial columns.
+    let w = array![3e38_f32, 3e38, 3e38, 3e38];
+    let ce = CrossEntropy::new()
+        .with_weight(w.clone())
+        .unwrap()
+        .with_label_smoothing(0.1)
+        .unwrap();
+    let x = Array2::<f32>::zeros((2, 4));
+    let y = array![0_usize, 0];
+    let v = ce.forward(x.view(), y.view()).unwrap();
+    let (fv, g) = ce.forward_backward(x.view(), y.view()).unwrap();
+    assert!(close(f64::from(v), 4f64.ln(), 1e-6), "{v}");
+    assert_eq!(v, fv);
+    for (c, want) in [(0, -0.675 / 2.0), (1, 0.225 / 2.0)] {
+        assert!(close(f64::from(g[[0, c]]), want, 1e-5), "{g}");
+    }
+    let spatial = CrossEntropy::<f32, ndarray::Ix3>::spatial()
+        .with_weight(w)
+        .unwrap()
+        .with_label_smoothing(0.1)
+        .unwrap();
+    let x3 = ndarray::Array3::<f32>::zeros((1, 4, 2));
+    let y2 = array![[0_usize, 0]];
+    let (sv, sg) = spatial.forward_backward(x3.view(), y2.view()).unwrap();
+    assert!(close(f64::from(sv), 4f64.ln(), 1e-6), "{sv}");
+    assert!(close(f64::from(sg[[0, 1, 0]]), 0.225 / 2.0, 1e-5), "{sg}");
+    // Per-sample values are the weighted ones, 3e38 ln 4: beyond f32.
+    let err = ce
+        .with_reduction(classloss::Reduction::None)
+        .forward(x.view(), y.view())
+        .unwrap_err();
+    assert!(matches!(err, Error::Overflow { .. }), "{err}");
+}
+
+#[test]
+fn smoothed_cross_entropy_with_a_subnormal_label_weight_beside_f32_max() {
+    // The label's weight is 1.4e-45, an unused class's 3.4e38: the smoothing
+    // term's mean is about 0.33 * 3.4e38 / 1.4e-45 * ln 3, far beyond f32.
+    // (The rescale by 2^149 once held that weight at f32::MAX and returned
+    // a finite, wrong value.)
+    let ce = CrossEntropy::new()
+        .with_weight(array![1.4e-45_f32, 3.4e38, 0.0])
+        .unwrap()
+        .with_label_smoothing(0.999_999_999_999)
+        .unwrap();
+    let x = array![[0.0_f32, 0.0, 0.0]];
+    let y = array![0_usize];
+    for result in [
+        ce.forward(x.view(), y.view()),
+        ce.forward_backward(x.view(), y.view()).map(|(v, _)| v),
+    ] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::Overflow { .. }), "{err}");
+    }
+    // Where the class of huge weight is certain its term is 0, and the
+    // value is the label's: smoothing over three classes, eps / 3 of it.
+    let x = array![[0.0_f32, 200.0, 0.0]];
+    let ce = CrossEntropy::new()
+        .with_weight(array![1.4e-45_f32, 3.4e38, 0.0])
+        .unwrap()
+        .with_label_smoothing(0.5)
+        .unwrap();
+    let r = ce.forward_backward(x.view(), y.view());
+    let f64_twin = CrossEntropy::new()
+        .with_weight(array![1.4e-45_f32 as f64, 3.4e38_f32 as f64, 0.0])
+        .unwrap()
+        .with_label_smoothing(0.5)
+        .unwrap()
+        .forward(x.mapv(f64::from).view(), y.view());
+    match (r, f64_twin) {
+        (Ok((v, g)), Ok(t)) if t < f64::from(f32::MAX) => {
+            assert!(close(f64::from(v), t, 1e-5), "{v} vs {t}");
+            assert!(g.iter().all(|g| g.is_finite()), "{g}");
+        }
+        (Err(Error::Overflow { .. }), Ok(t)) => assert!(t > f64::from(f32::MAX), "{t}"),
+        (r, t) => panic!("{r:?} vs {t:?}"),
+    }
+}
