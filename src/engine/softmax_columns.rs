@@ -15,6 +15,7 @@ use crate::Float;
 use crate::base::labels::LabelSlice;
 use crate::base::reduction::Sum;
 use crate::engine::parallel::map_blocks;
+use crate::engine::softmax_rows::term;
 
 /// Positions per tile: a tile's max, sum and coefficients stay on the stack.
 const TILE: usize = 256;
@@ -181,8 +182,9 @@ impl Tile {
                 let x_y = xs[y * self.positions + self.start + j];
                 let nll_y = (max[j].as_f64() - x_y.as_f64()) + ln_sum.as_f64();
                 if terms.smoothing {
-                    let total_coef =
-                        F::lit((terms.hard * wy).as_f64() + terms.off.as_f64() * terms.w_sum);
+                    // hard * w_y in f64: in F a subnormal w_y loses bits.
+                    let at_y = terms.hard.as_f64() * wy.as_f64();
+                    let total_coef = F::lit(at_y + terms.off.as_f64() * terms.w_sum);
                     kc[j] = terms.scale * total_coef / sum[j];
                     dense[j] = terms.scale * terms.off;
                     let mut shifted = dot[j].as_f64();
@@ -191,14 +193,14 @@ impl Tile {
                         // logits 1e37 apart); each is exact in f64.
                         let at = |k: usize| xs[k * self.positions + self.start + j].as_f64();
                         shifted = (0..self.classes)
-                            .map(|k| weight(k).as_f64() * (at(k) - max[j].as_f64()))
+                            .map(|k| term(weight(k).as_f64(), at(k) - max[j].as_f64()))
                             .sum();
                     }
                     let nll_sum = terms.w_sum * ln_sum.as_f64() - shifted;
-                    (terms.hard * wy).as_f64() * nll_y + terms.off.as_f64() * nll_sum
+                    term(at_y, nll_y) + term(terms.off.as_f64(), nll_sum)
                 } else {
                     kc[j] = terms.scale * wy / sum[j];
-                    wy.as_f64() * nll_y
+                    term(wy.as_f64(), nll_y)
                 }
             };
             if let Some(p) = per.as_mut() {

@@ -55,7 +55,7 @@ impl<F: Float> Row<'_, F> {
     /// (accumulated in `f64`: rows can be long).
     #[inline]
     pub fn weighted_nll(&self, coef: impl Fn(usize) -> F) -> f64 {
-        (0..self.x.len()).fold(0.0_f64, |acc, c| acc + coef(c).as_f64() * self.nll(c))
+        (0..self.x.len()).fold(0.0_f64, |acc, c| acc + term(coef(c).as_f64(), self.nll(c)))
     }
 
     /// `sum_c w_c * (-log p_c)` with `w_c = 1` when `weights` is `None`, and
@@ -89,7 +89,7 @@ impl<F: Float> Row<'_, F> {
             // each difference and product is exact in `f64`.
             let weight = |c: usize| weights.map_or(1.0, |(w, _)| w[c].as_f64());
             shifted = (self.x.iter().enumerate())
-                .map(|(c, &x)| weight(c) * (x.as_f64() - max.as_f64()))
+                .map(|(c, &x)| term(weight(c), x.as_f64() - max.as_f64()))
                 .sum();
         }
         let w_sum = weights.map_or(self.x.len() as f64, |(_, s)| s);
@@ -102,6 +102,14 @@ impl<F: Float> Row<'_, F> {
         };
         spread - shifted
     }
+}
+
+/// `coef * nll`, and 0 where `coef` is 0: a term that counts for nothing
+/// stays 0 beside a `-log p` beyond `f64` (f64 logits spanning more than
+/// its range), where the product would be NaN.
+#[inline]
+pub(crate) fn term(coef: f64, nll: f64) -> f64 {
+    if coef == 0.0 { 0.0 } else { coef * nll }
 }
 
 /// A row of the gradient buffer while it holds `exp(x_c - max)`, the

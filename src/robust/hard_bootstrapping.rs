@@ -5,7 +5,7 @@ use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::engine::softmax_labels::run_on_labels;
-use crate::engine::softmax_rows::sparse_target_grad;
+use crate::engine::softmax_rows::{sparse_target_grad, term};
 use crate::{Float, Result};
 
 loss_options! {
@@ -89,7 +89,7 @@ impl<F: Float> Compute<F> for HardBootstrapping<F> {
                 // The coefficients sum to beta + (1 - beta) = 1.
                 sparse_target_grad(g, scale, F::one(), &[(y, beta), (z, rest)]);
             }
-            beta.as_f64() * row.nll(y) + rest.as_f64() * row.nll(z)
+            term(beta.as_f64(), row.nll(y)) + term(rest.as_f64(), row.nll(z))
         })
     }
 }

@@ -5,6 +5,7 @@ use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::engine::softmax_labels::run_on_labels;
+use crate::engine::softmax_rows::term;
 use crate::{Float, Result};
 
 loss_options! {
@@ -98,7 +99,7 @@ impl<F: Float> Compute<F> for SoftBootstrapping<F> {
                     *pk = scale * (beta * p - label - rest * prediction);
                 }
             }
-            (rest * entropy).as_f64() + beta.as_f64() * row.nll(y)
+            (rest * entropy).as_f64() + term(beta.as_f64(), row.nll(y))
         })
     }
 }

@@ -8,14 +8,14 @@ use ndarray::{
 use crate::base::labels::{Label, Labels};
 use crate::base::loss::{Call, Compute, Lanes, ScoreTarget, Scores};
 use crate::base::options::loss_options;
-use crate::base::reduction::Totals;
+use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
     check_values, expect_min_rank, expect_nonempty, expect_shape, is_probability,
 };
 use crate::engine::softmax_columns::{LabelTerms, label_columns};
 use crate::engine::softmax_rows::{
     Row, RowGrad, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad, softmax_rows,
-    softmax_rows_2d,
+    softmax_rows_2d, term,
 };
 use crate::numerics::times_pow2;
 use crate::{Error, Float, Reduction, Result};
@@ -246,20 +246,16 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                 let inv = 1.0 / divisor;
                 let tiny = divisor < f64::MIN_POSITIVE.sqrt();
                 let overflows = tiny || !inv.is_finite() || !F::lit(inv).is_finite();
-                if let (Reduction::Mean, true, true, Some(w), true) = (
-                    self.reduction,
-                    divisor > 0.0,
-                    overflows,
-                    &self.weight,
-                    per.is_none(),
-                ) {
-                    if F::max_value().as_f64() < f64::MAX {
-                        // f32: its weights are normal numbers in f64,
-                        // where no rescale is needed, and a weight no
-                        // label uses, which a rescale could push beyond
-                        // f32, keeps its value.
-                        return self.compute_in_f64(logits, labels, grad);
-                    }
+                let cold = self.reduction == Reduction::Mean && divisor > 0.0 && overflows;
+                if cold && F::max_value().as_f64() < f64::MAX {
+                    // f32: its weights are normal numbers in f64, where
+                    // no rescale is needed, and a weight no label uses,
+                    // which a rescale could push beyond f32, keeps its
+                    // value. The per-sample values too come from f64, so
+                    // that they agree with the mean.
+                    return self.compute_in_f64(logits, labels, grad, per);
+                }
+                if let (true, Some(w), true) = (cold, &self.weight, per.is_none()) {
                     let e = -divisor.log2().floor() as i32;
                     let rescaled = CrossEntropy {
                         // A weight of a class no label uses can pass f64's
@@ -299,7 +295,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         if let Some(g) = g {
                             one_hot_grad(g, y, scale * wy);
                         }
-                        return wy.as_f64() * row.nll(y);
+                        return term(wy.as_f64(), row.nll(y));
                     }
                     // The target is off * w_c plus hard * w_y on the label.
                     let ws = w_slice.map(|s| (s, w_sum));
@@ -308,7 +304,9 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         let weights = w_slice.map(|s| (s, w_max));
                         smoothed_grad(g, scale, total, off, weights, (y, hard * wy));
                     }
-                    (hard * wy).as_f64() * row.nll(y) + off.as_f64() * row.nll_sum(ws)
+                    // hard * w_y in f64: in F a subnormal w_y loses bits.
+                    term(hard.as_f64() * wy.as_f64(), row.nll(y))
+                        + term(off.as_f64(), row.nll_sum(ws))
                 };
                 let matrix = matrix_views(&logits, &mut grad, &mut per);
                 let sum = match (matrix, labels.clone().into_dimensionality::<Ix1>()) {
@@ -393,6 +391,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
         logits: ArrayView<'_, F, D>,
         labels: Labels<'_, D::Smaller>,
         grad: Option<ArrayViewMut<'_, F, D>>,
+        per: Option<ArrayViewMut<'_, F, D::Smaller>>,
     ) -> Result<Totals> {
         let wide = CrossEntropy::<f64, D> {
             weight: self.weight.as_ref().map(|w| w.mapv(|v| v.as_f64())),
@@ -403,21 +402,34 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
         };
         let x = logits.mapv(|v| v.as_f64());
         let mut g64 = grad.as_ref().map(|_| ndarray::Array::zeros(x.raw_dim()));
+        let mut per64 = per.as_ref().map(|p| ndarray::Array::zeros(p.raw_dim()));
         let mut totals = wide.compute(Call {
             input: x.view(),
             target: ClassTarget::Labels(labels),
             grad: g64.as_mut().map(|g| g.view_mut()),
-            per: None,
+            per: per64.as_mut().map(|p| p.view_mut()),
         })?;
+        // The f64 run checked its values against f64's range: F's now.
+        let mut sum = Sum::default();
+        match (per, per64) {
+            (Some(mut per), Some(per64)) => {
+                for (i, (p, &v)) in per.iter_mut().zip(per64.iter()).enumerate() {
+                    sum.add::<F>(i, v);
+                    *p = F::lit(v);
+                }
+            }
+            _ => sum.total = totals.sum.total,
+        }
         if let (Some(mut grad), Some(g64)) = (grad, g64) {
             let classes = x.shape()[1];
             let positions = x.len() / x.shape()[0] / classes;
             for (k, (g, &v)) in grad.iter_mut().zip(g64.iter()).enumerate() {
                 // Logical order: sample n, class c, position s.
                 let (n, s) = (k / (classes * positions), k % positions);
-                *g = totals.sum.grad_entry::<F>(n * positions + s, v);
+                *g = sum.grad_entry::<F>(n * positions + s, v);
             }
         }
+        totals.sum = sum;
         Ok(totals)
     }
 }

@@ -4,7 +4,7 @@ use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::engine::softmax_labels::run_on_labels;
-use crate::engine::softmax_rows::smoothed_grad;
+use crate::engine::softmax_rows::{smoothed_grad, term};
 use crate::{Error, Float, Result};
 
 /// How the smoothing mass `eps` is spread over the classes.
@@ -130,7 +130,7 @@ impl<F: Float> Compute<F> for LabelSmoothing {
             if let Some(g) = g {
                 smoothed_grad(g, scale, 1.0, off, None, (y, on - off));
             }
-            (on - off).as_f64() * row.nll(y) + off.as_f64() * row.nll_sum(None)
+            term((on - off).as_f64(), row.nll(y)) + term(off.as_f64(), row.nll_sum(None))
         })
     }
 }

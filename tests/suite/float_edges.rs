@@ -719,3 +719,63 @@ fn smoothed_cross_entropy_with_a_subnormal_label_weight_beside_f32_max() {
         (r, t) => panic!("{r:?} vs {t:?}"),
     }
 }
+
+#[test]
+fn terms_of_weight_zero_beside_f64_logits_spanning_its_range() {
+    // -log p of the class at -f64::MAX is beyond f64 (the logits span
+    // 3.6e308), but its coefficient is 0, so the per-sample value is the
+    // rest: 0 here, never 0 * inf = NaN.
+    let m = f64::MAX;
+    let x = array![[-m, m, m]];
+    let y = array![1_usize];
+    let none = classloss::Reduction::None;
+    let per = |r: classloss::Result<ndarray::Array1<f64>>| r.unwrap()[0];
+    let ln2 = 2f64.ln();
+    let q = array![[0.0, 0.5, 0.5]];
+    let ce = CrossEntropy::new().with_reduction(none);
+    let ce_probs = ce.per_sample(x.view(), ClassTarget::Probs(q.view()));
+    assert_eq!(per(ce_probs), ln2);
+    let weighted = ce.with_weight(array![0.0, 1.0, 1.0]).unwrap();
+    assert_eq!(per(weighted.clone().per_sample(x.view(), y.view())), ln2);
+    let smoothed = weighted.with_label_smoothing(0.3).unwrap();
+    // 0.7 ln 2 on the label, 0.1 (0 + ln 2 + ln 2) from the smoothing.
+    let v = per(smoothed.per_sample(x.view(), y.view()));
+    assert!(close(v, 0.9 * ln2, 1e-15), "{v}");
+    // Label smoothing with eps = 0 and hard bootstrapping with beta = 0
+    // (all weight on the prediction, itself the max): the terms of
+    // coefficient 0 are 0.
+    let ls = LabelSmoothing::new()
+        .with_epsilon(0.0)
+        .unwrap()
+        .with_reduction(none);
+    assert_eq!(per(ls.per_sample(x.view(), y.view())), ln2);
+    let hb = HardBootstrapping::new()
+        .with_beta(0.0)
+        .unwrap()
+        .with_reduction(none);
+    assert_eq!(
+        per(hb.per_sample(array![[-m, m, 0.0]].view(), array![0_usize].view())),
+        0.0
+    );
+}
+
+#[test]
+fn smoothed_per_sample_values_keep_the_bits_of_a_subnormal_weight() {
+    // f32, weights [3.8e-6, 2.9e-42] (the label's subnormal), smoothing:
+    // the mean is computed in f64 (its divisor is subnormal), so the
+    // per-sample values the mean averages are too; in f32 they were off
+    // the mean by 3e-4 (ln of a sum near 1).
+    let label_weight = f32::from_bits(2048); // 2.9e-42
+    let w = array![2f32.powi(-18), label_weight];
+    let ce = CrossEntropy::new()
+        .with_weight(w)
+        .unwrap()
+        .with_label_smoothing(0.127_343_75)
+        .unwrap();
+    let x = array![[-0.125_f32, -11.625]];
+    let y = array![1_usize];
+    let mean = f64::from(ce.forward(x.view(), y.view()).unwrap());
+    let per = ce.per_sample(x.view(), y.view()).unwrap();
+    let from_per = f64::from(per[0]) / f64::from(label_weight);
+    assert!(close(mean, from_per, 1e-5), "{mean} vs {from_per}");
+}
