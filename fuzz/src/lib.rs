@@ -23,7 +23,7 @@ pub mod families;
 pub mod input;
 pub mod known;
 
-use classloss::{Float, Reduction};
+use classloss::{Error, Float, Reduction};
 
 use check::{
     Facts, Kind, Outcome, REDUCTIONS, beyond_f32, check_across, check_outcome, fail, identical,
@@ -124,6 +124,9 @@ fn drive_as<F: Float, C: Case>(case: &C, large: bool) {
         for (r, o) in REDUCTIONS.iter().zip(&outs) {
             if overflowed(o)
                 && let Some(exact) = case.run::<f64>(*r)
+                // An f64 twin that rejects the input says nothing of f32's
+                // range: the cosine tolerance, 1 + sqrt(eps), is the type's.
+                && !matches!(&exact.forward, Err(e) if !matches!(e, Error::Overflow { .. }))
                 && !beyond_f32(&exact)
             {
                 let what = format!("{r}: f32 gives {o:?}\nf64 on the same inputs: {exact:?}");

@@ -779,3 +779,72 @@ fn smoothed_per_sample_values_keep_the_bits_of_a_subnormal_weight() {
     let from_per = f64::from(per[0]) / f64::from(label_weight);
     assert!(close(mean, from_per, 1e-5), "{mean} vs {from_per}");
 }
+
+#[test]
+fn angular_backward_products_at_a_scale_near_f32_max() {
+    // The fuzz case: CosFace, s = 3e38, Sum over 5 samples. The gradients
+    // with respect to the cosines are up to 3e38 each, so the backward
+    // products (sums over classes and samples) passed f32 (-inf) where the
+    // true gradients, up to 4.9e36, fit: they are now formed at a scale of
+    // 2^-t and scaled back exactly.
+    let e = array![
+        [11.375_f32, -0.125, -66.078125, 0.0],
+        [0.0, 0.0, 0.0, -63.8125],
+        [119.84375, 119.78125, -14.75, -0.125],
+        [0.0625, 0.0, 119.84375, -14.25],
+        [3.375, 3.796875, -0.125, -0.125]
+    ];
+    let w = array![
+        [119.84375_f32, -3.385_423_7e-36, -3.385_423_7e-36, -38.65625],
+        [
+            -117_902_137_098_240.0,
+            14.75,
+            -3.385_423_7e-36,
+            -1.762_066e-35
+        ],
+        [-48_884_067_860_480.0, 0.0, 1.4e-45, 1.4e-45]
+    ];
+    let y = array![0_usize, 0, 0, 0, 0];
+    let sum = classloss::Reduction::Sum;
+    let cf = CosFace::new()
+        .with_scale(3e38)
+        .unwrap()
+        .with_margin(0.259_765_6)
+        .unwrap()
+        .with_reduction(sum);
+    let (v, g) = cf.forward_backward(embeddings(&e, &w), y.view()).unwrap();
+    let (e64, w64) = (e.mapv(f64::from), w.mapv(f64::from));
+    let cf64 = CosFace::new()
+        .with_scale(f64::from(3e38_f32))
+        .unwrap()
+        .with_margin(f64::from(0.259_765_6_f32))
+        .unwrap()
+        .with_reduction(sum);
+    let (v64, g64) = cf64
+        .forward_backward(embeddings(&e64, &w64), y.view())
+        .unwrap();
+    assert!(close(f64::from(v), v64, 1e-5), "{v} vs {v64}");
+    for (a, b) in [(&g.embeddings, &g64.embeddings), (&g.weight, &g64.weight)] {
+        let top = b.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        for (x, t) in a.iter().zip(b) {
+            assert!((f64::from(*x) - t).abs() <= 1e-4 * top, "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn cosface_with_an_additive_margin_beyond_f32() {
+    // m = 1e300 is beyond f32 but s m = 5e-24 is not: the target logit
+    // s (c - m) is formed in f64 (it gave 0 * inf = NaN).
+    let cf = CosFace::new()
+        .with_scale(5e-324)
+        .unwrap()
+        .with_margin(1e300)
+        .unwrap()
+        .on_cosines();
+    let (v, g) = cf
+        .forward_backward(array![[-1.0_f32, 1.0]].view(), array![0_usize].view())
+        .unwrap();
+    assert!(close(f64::from(v), 2f64.ln(), 1e-6), "{v}");
+    assert!(g.iter().all(|g| g.is_finite()), "{g}");
+}

@@ -7,6 +7,7 @@ use crate::base::loss::{Call, ScoresAndLabels};
 use crate::base::reduction::Totals;
 use crate::base::validate::{expect_nonempty, expect_shape};
 use crate::engine::softmax_rows::{GradBeyond, rows_2d};
+use crate::numerics::times_pow2;
 use crate::{Error, Float, Result};
 
 /// The loss on precomputed cosines `(N, C)`.
@@ -73,10 +74,17 @@ pub(crate) struct MarginRow<F> {
 impl<F: Float> MarginRow<F> {
     /// The row of `spec` in a batch of `n` samples.
     pub(crate) fn new(spec: &Spec, n: usize) -> Self {
+        Self::with_grad_shift(spec, n, 0)
+    }
+
+    /// [`MarginRow::new`] whose gradients are scaled by `2^-shift` (exact),
+    /// for a caller whose sums of them would pass `F`'s range otherwise.
+    pub(crate) fn with_grad_shift(spec: &Spec, n: usize, shift: i32) -> Self {
+        let scale: f64 = spec.reduction.grad_scale(n as f64);
         MarginRow {
             margin: MarginFn::new(spec),
             s: F::lit(spec.scale),
-            scale: spec.reduction.grad_scale(n as f64),
+            scale: F::lit(times_pow2(scale, -shift)),
         }
     }
 
@@ -141,7 +149,7 @@ impl<F: Float> MarginRow<F> {
         let target = margin.target(c[y], sin);
         // In f64 for the loss: `s phi` can pass -F::MAX (then e_y is 0 and
         // the loss, beyond F, is the reducer's overflow).
-        let z_y64 = s.as_f64() * target.value.as_f64();
+        let z_y64 = s.as_f64() * target.value;
         let z_y = F::lit(z_y64);
         // `s > 0`: the largest `s c_j` off the target is `s` times the largest
         // `c_j` (and -inf when the target is the only class).

@@ -64,18 +64,34 @@ fn fit_norms<'a, F: Float>(x: ArrayView2<'a, F>) -> (CowArray<'a, F, Ix2>, Vec<i
     (CowArray::from(scaled), shifts)
 }
 
-/// Multiplies each gradient row by `2^-k_i` (the chain rule through
-/// [`fit_norms`]); a gradient beyond `F` is an overflow naming its entry.
-/// Also the check that no entry overflowed on the way (`1 / |w_j|` of a
-/// row of tiny norm): one pass over the gradients, small beside the
-/// matrix products.
+/// The power of two `t` by which the gradients with respect to the
+/// cosines are scaled down (0 unless `s` is near `F`'s maximum): their sums
+/// over classes and samples in the backward products are bounded by
+/// `4 n s m1^2` times the reduction's factor, which must stay within `F`.
+fn grad_shift<F: Float>(spec: &Spec, n: usize) -> i32 {
+    let factor: f64 = spec.reduction.grad_scale(n as f64);
+    let bound = 4.0 * factor * spec.scale * n as f64 * spec.m1.max(1.0).powi(2);
+    let room = F::max_value().as_f64() / 16.0;
+    if bound <= room {
+        0
+    } else {
+        (bound / room).log2().ceil() as i32
+    }
+}
+
+/// Multiplies each gradient row by `2^(t - k_i)`: the chain rule through
+/// [`fit_norms`] (`k_i`) and the gradient's scale [`grad_shift`] (`t`); a
+/// gradient beyond `F` is an overflow naming its entry. Also the check
+/// that no entry overflowed on the way (`1 / |w_j|` of a row of tiny
+/// norm): one pass over the gradients, small beside the matrix products.
 fn unscale_grad<F: Float>(
     what: &'static str,
     g: &mut ArrayViewMut2<'_, F>,
     shifts: &[i32],
+    t: i32,
 ) -> Result<()> {
     for (i, mut row) in g.rows_mut().into_iter().enumerate() {
-        let k = shifts.get(i).copied().unwrap_or(0);
+        let k = shifts.get(i).copied().unwrap_or(0) - t;
         if k == 0 {
             if let Some(j) = row.iter().position(|v| !v.is_finite()) {
                 let actual = format!("a value beyond the range of {}", std::any::type_name::<F>());
@@ -159,7 +175,8 @@ pub(crate) fn run_embeddings<F: Float>(
     let mut cos = Array2::<F>::zeros((n, c));
     general_mat_mul(F::one(), &e_hat, &w_hat.t(), F::zero(), &mut cos);
 
-    let row = MarginRow::new(spec, n);
+    let t = grad_shift::<F>(spec, n);
+    let row = MarginRow::with_grad_shift(spec, n, t);
     let mut c_row = vec![F::zero(); c];
     // sum_j g_ij cos_ij per sample and sum_i g_ij cos_ij per class: the
     // radial parts the normalization removes from the gradients.
@@ -281,7 +298,7 @@ pub(crate) fn run_embeddings<F: Float>(
             nw[y],
         );
     }
-    unscale_grad("embeddings", &mut e_hat, &e_shifts)?;
-    unscale_grad("weight", &mut w_hat, &w_shifts)?;
+    unscale_grad("embeddings", &mut e_hat, &e_shifts, t)?;
+    unscale_grad("weight", &mut w_hat, &w_shifts, t)?;
     Ok(totals)
 }

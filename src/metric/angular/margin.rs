@@ -15,7 +15,9 @@ use crate::{Float, Result};
 pub(crate) struct MarginFn<F> {
     kind: Kind,
     m1: F,
-    m3: F,
+    /// In `f64`, as the target value: `m3` may pass `F`'s range (1e300
+    /// in `f32`), while `s (c - m3)` fits.
+    m3: f64,
     cos_m2: F,
     sin_m2: F,
     m2: F,
@@ -67,7 +69,7 @@ impl<F: Float> MarginFn<F> {
         MarginFn {
             kind,
             m1: F::lit(m1),
-            m3: F::lit(m3),
+            m3,
             cos_m2: F::lit(m2.cos()),
             sin_m2: F::lit(m2.sin()),
             m2: F::lit(m2),
@@ -98,26 +100,26 @@ impl<F: Float> MarginFn<F> {
     #[inline]
     pub(crate) fn target(&self, c: F, sin: F) -> TargetLogit<F> {
         let one = F::one();
-        let linear = |value| TargetLogit {
-            value,
+        let linear = |value: F| TargetLogit {
+            value: value.as_f64() - self.m3,
             lin: one,
             perp: None,
         };
         if self.kind == Kind::Additive {
-            return linear(c - self.m3);
+            return linear(c);
         }
         if self.easy_margin && c <= F::zero() {
-            return linear(c - self.m3);
+            return linear(c);
         }
         if let (false, Some(t)) = (self.easy_margin, self.threshold)
             && c.as_f64() <= t
         {
-            return linear(c - self.fallback_sub - self.m3);
+            return linear(c - self.fallback_sub);
         }
         match self.kind {
             // cos(theta + m2) = c cos m2 - sin sin m2; d/dc = cos m2 + c sin m2 / sin.
             Kind::Angular => TargetLogit {
-                value: c * self.cos_m2 - sin * self.sin_m2 - self.m3,
+                value: (c * self.cos_m2 - sin * self.sin_m2).as_f64() - self.m3,
                 lin: self.cos_m2,
                 perp: Some(c * self.sin_m2),
             },
@@ -127,7 +129,7 @@ impl<F: Float> MarginFn<F> {
             _ => {
                 let angle = self.m1 * sin.atan2(c) + self.m2;
                 TargetLogit {
-                    value: angle.cos() - self.m3,
+                    value: angle.cos().as_f64() - self.m3,
                     lin: F::zero(),
                     perp: Some(self.m1 * angle.sin()),
                 }
@@ -158,7 +160,8 @@ impl<F: Float> MarginFn<F> {
 /// `perp` times the *unit* perpendicular direction, computed as such,
 /// instead of a huge factor times a tiny difference of rounded vectors.
 pub(crate) struct TargetLogit<F> {
-    pub(crate) value: F,
+    /// `phi(c)`, in `f64` (see `MarginFn::m3`).
+    pub(crate) value: f64,
     pub(crate) lin: F,
     /// `None` on the branches where `phi` is linear in `c` (CosFace, the
     /// fallback, the easy margin's plain cosine).
