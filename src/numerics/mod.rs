@@ -234,6 +234,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn log_sigmoid_is_minus_softplus_of_minus_x() {
+        // ln(sigmoid(x)): ln(1/2) at 0, about -exp(-x) for large x, x for
+        // very negative x.
+        assert!((log_sigmoid(0.0_f64) + 2f64.ln()).abs() < 1e-15);
+        assert!((log_sigmoid(30.0_f64) + (-30.0_f64).exp()).abs() < 1e-25);
+        assert_eq!(log_sigmoid(-1e30_f32), -1e30);
+        assert!((log_sigmoid(-2.0_f64) - (1.0 / (1.0 + 2f64.exp())).ln()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn log_sum_exp_and_log_softmax_agree_with_the_definitions() {
+        let x = [3.0_f64, -1.0, 0.25, 7.5];
+        let naive = x.iter().map(|v| v.exp()).sum::<f64>().ln();
+        assert!((log_sum_exp(&x) - naive).abs() < 1e-14);
+        let s = row_stats(&x);
+        assert!((s.log_sum_exp() - naive).abs() < 1e-14);
+        assert_eq!(s.log_sum_exp(), s.max + s.ln_sum);
+        let mut out = [0.0; 4];
+        log_softmax_into(&x, &mut out);
+        for (o, v) in out.iter().zip(&x) {
+            assert!((o - (v - naive)).abs() < 1e-14, "{o}");
+        }
+    }
+
+    #[test]
+    fn times_pow2_is_exact_for_every_exponent() {
+        assert_eq!(times_pow2(1.5, 3), 12.0);
+        assert_eq!(times_pow2(3.0, -5), 3.0 / 32.0);
+        // Beyond one factor's range: 2^2000 alone is inf in f64.
+        assert_eq!(times_pow2(2f64.powi(-1000), 2000), 2f64.powi(1000));
+        assert_eq!(times_pow2(2f64.powi(1000), -2001), 2f64.powi(-1001));
+    }
+
+    #[test]
     fn softplus_matches_naive_where_naive_is_exact() {
         for &x in &[-3.0_f64, -0.5, 0.0, 0.5, 3.0, 20.0] {
             let naive = (1.0 + x.exp()).ln();
