@@ -105,7 +105,8 @@ pub(crate) fn check_targets<F: Float, D: Dimension>(targets: &ArrayView<'_, F, D
 /// infinity would be NaN); the derivative is scaled in `f64` too.
 ///
 /// With `grad = Some((buffer, scale))` the buffer is overwritten with
-/// `scale * d loss / d x`; with `per` the per-element losses are stored.
+/// `scale * d loss / d x`; with `per` (and no gradient) the per-element
+/// losses are stored.
 pub(crate) fn elementwise<F: Float, D: Dimension>(
     input: ArrayView<'_, F, D>,
     targets: ArrayView<'_, F, D>,
@@ -149,20 +150,15 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
             *o = F::lit(l);
             total += l;
         }),
-        (Some((mut g, _)), None) => zip.and(&mut g).for_each(|&x, &t, &w, &pw, g| {
-            let (l, d) = f(x, t, w, pw);
-            write_grad(g, d);
-            total += l;
-        }),
-        (Some((mut g, _)), Some(mut per)) => {
-            zip.and(&mut g)
-                .and(&mut per)
-                .for_each(|&x, &t, &w, &pw, g, o| {
-                    let (l, d) = f(x, t, w, pw);
-                    write_grad(g, d);
-                    *o = F::lit(l);
-                    total += l;
-                })
+        (Some((mut g, _)), per) => {
+            // No call asks for both: `per_sample` wants no gradient, and
+            // the gradient calls want no per-sample values.
+            debug_assert!(per.is_none(), "a gradient and per-sample values");
+            zip.and(&mut g).for_each(|&x, &t, &w, &pw, g| {
+                let (l, d) = f(x, t, w, pw);
+                write_grad(g, d);
+                total += l;
+            })
         }
     }
     let mut sum = Sum {

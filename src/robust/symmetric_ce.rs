@@ -4,7 +4,7 @@ use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::engine::softmax_labels::run_on_labels;
-use crate::engine::softmax_rows::one_hot_grad_f64;
+use crate::engine::softmax_rows::{one_hot_grad_f64, term};
 use crate::{Float, Result};
 
 loss_options! {
@@ -114,7 +114,7 @@ impl<F: Float> Compute<F> for SymmetricCrossEntropy<F> {
             if let Some(g) = g {
                 one_hot_grad_f64(g, y, scale.as_f64() * (alpha + beta * (a_zero * p)));
             }
-            beta * (a_zero * -(-nll).exp_m1()) + alpha * nll
+            beta * (a_zero * -(-nll).exp_m1()) + term(alpha, nll)
         })
     }
 }

@@ -246,16 +246,18 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                 let inv = 1.0 / divisor;
                 let tiny = divisor < f64::MIN_POSITIVE.sqrt();
                 let overflows = tiny || !inv.is_finite() || !F::lit(inv).is_finite();
-                let cold = self.reduction == Reduction::Mean && divisor > 0.0 && overflows;
+                let cold = divisor > 0.0 && overflows;
                 if cold && F::max_value().as_f64() < f64::MAX {
                     // f32: its weights are normal numbers in f64, where
                     // no rescale is needed, and a weight no label uses,
                     // which a rescale could push beyond f32, keeps its
-                    // value. The per-sample values too come from f64, so
-                    // that they agree with the mean.
+                    // value. The per-sample values too come from f64 (under
+                    // every reduction, so that they are the same under
+                    // each), and agree with the mean.
                     return self.compute_in_f64(logits, labels, grad, per);
                 }
-                if let (true, Some(w), true) = (cold, &self.weight, per.is_none()) {
+                let mean = self.reduction == Reduction::Mean;
+                if let (true, true, Some(w), true) = (mean, cold, &self.weight, per.is_none()) {
                     let e = -divisor.log2().floor() as i32;
                     let rescaled = CrossEntropy {
                         // A weight of a class no label uses can pass f64's

@@ -7,7 +7,7 @@ use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::{check_weights, non_negative};
 use crate::engine::softmax_labels::run_on_labels;
-use crate::engine::softmax_rows::one_hot_grad_f64;
+use crate::engine::softmax_rows::{one_hot_grad_f64, term};
 use crate::{Float, Result};
 
 /// The factor `alpha` of [`SoftmaxFocal`]: one number for every class, or
@@ -158,7 +158,7 @@ impl<F: Float> Compute<F> for SoftmaxFocal<F> {
                     let coef = scale.as_f64() * a * (modulator + slope);
                     one_hot_grad_f64(g, y, coef);
                 }
-                a * modulator * nll
+                term(a * modulator, nll)
             },
         )
     }

@@ -749,6 +749,19 @@ fn terms_of_weight_zero_beside_f64_logits_spanning_its_range() {
         .unwrap()
         .with_reduction(none);
     assert_eq!(per(ls.per_sample(x.view(), y.view())), ln2);
+    // SCE with alpha = 0 (the forward term's weight) on a label at -f64::MAX
+    // relative to the max: the reverse term alone, beta * 4 * (1 - p_y) = 4.
+    let sce = SymmetricCrossEntropy::new()
+        .with_alpha(0.0)
+        .unwrap()
+        .with_reduction(none);
+    assert_eq!(per(sce.per_sample(x.view(), array![0_usize].view())), 4.0);
+    // Softmax focal with a class alpha of 0 on that label: 0.
+    let focal = SoftmaxFocal::new()
+        .with_class_alpha(array![0.0, 1.0, 1.0])
+        .unwrap()
+        .with_reduction(none);
+    assert_eq!(per(focal.per_sample(x.view(), array![0_usize].view())), 0.0);
     let hb = HardBootstrapping::new()
         .with_beta(0.0)
         .unwrap()
@@ -778,6 +791,11 @@ fn smoothed_per_sample_values_keep_the_bits_of_a_subnormal_weight() {
     let per = ce.per_sample(x.view(), y.view()).unwrap();
     let from_per = f64::from(per[0]) / f64::from(label_weight);
     assert!(close(mean, from_per, 1e-5), "{mean} vs {from_per}");
+    // The same per-sample values under every reduction.
+    for r in [classloss::Reduction::Sum, classloss::Reduction::None] {
+        let other = ce.clone().with_reduction(r).per_sample(x.view(), y.view());
+        assert_eq!(other.unwrap(), per, "{r:?}");
+    }
 }
 
 #[test]
