@@ -157,8 +157,8 @@ impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
                 };
             }
             Ok(match self.gamma {
-                0.0 => run!(PowerZero),
-                1.0 => run!(PowerOne),
+                // gamma = 0 returns before the power (`focal_term`).
+                0.0 | 1.0 => run!(PowerOne),
                 2.0 => run!(PowerTwo),
                 3.0 => run!(PowerThree),
                 _ => run!(PowerGamma),
@@ -173,8 +173,6 @@ trait Power: Copy + Sync {
 }
 
 #[derive(Clone, Copy)]
-struct PowerZero;
-#[derive(Clone, Copy)]
 struct PowerOne;
 #[derive(Clone, Copy)]
 struct PowerTwo;
@@ -183,12 +181,6 @@ struct PowerThree;
 #[derive(Clone, Copy)]
 struct PowerGamma;
 
-impl Power for PowerZero {
-    #[inline(always)]
-    fn pow<T: Float>(_: T, _: T) -> T {
-        T::one()
-    }
-}
 impl Power for PowerOne {
     #[inline(always)]
     fn pow<T: Float>(q: T, _: T) -> T {
