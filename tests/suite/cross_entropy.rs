@@ -313,14 +313,28 @@ fn an_f32_row_beyond_the_range_names_its_sample() {
 /// column-major copy of it takes the lane-by-lane path. Both must agree.
 #[test]
 fn spatial_column_path_matches_the_lane_path() {
+    // 35 positions (one tile of the column path), 300 (a full tile of 256
+    // and a partial one), and 70 classes (past the 64 after which the
+    // column sums move into f64).
+    let shapes = [
+        ([3, 6, 5, 7], [3, 5, 7]),
+        ([2, 6, 20, 15], [2, 20, 15]),
+        ([2, 70, 3, 5], [2, 3, 5]),
+    ];
+    for (shape, rows) in shapes {
+        column_path_matches_the_lane_path(&shape, &rows);
+    }
+}
+
+fn column_path_matches_the_lane_path(shape: &[usize], rows: &[usize]) {
     use ndarray::ShapeBuilder;
-    let shape = [3, 6, 5, 7];
-    let x = random_array(&shape, 21, 4.0);
-    let labels = random_labels(&[3, 5, 7], 6, 22);
-    let mut x_f = ArrayD::zeros(IxDyn(&shape).f());
+    let classes = shape[1];
+    let x = random_array(shape, 21, 4.0);
+    let labels = random_labels(rows, classes, 22);
+    let mut x_f = ArrayD::zeros(IxDyn(shape).f());
     x_f.assign(&x);
     assert!(x.as_slice().is_some() && x_f.as_slice().is_none());
-    let weight = Array1::from(vec![0.5, 1.5, 1.0, 2.0, 0.25, 1.0]);
+    let weight = Array1::from_shape_fn(classes, |c| [0.5, 1.5, 1.0, 2.0, 0.25, 1.0][c % 6]);
     for eps in [0.0, 0.1] {
         for ignore in [None, Some(2)] {
             let mut ce = CrossEntropy::<f64, IxDyn>::spatial()
