@@ -866,3 +866,36 @@ fn cosface_with_an_additive_margin_beyond_f32() {
     assert!(close(f64::from(v), 2f64.ln(), 1e-6), "{v}");
     assert!(g.iter().all(|g| g.is_finite()), "{g}");
 }
+
+#[test]
+fn angular_gradient_of_a_tiny_row_at_a_huge_scale_is_an_overflow_not_nan() {
+    // The fuzz case: f32 ArcFace, s = 3e38 (so the gradient is formed at a
+    // scale of 2^-t), and an embedding row of norm 1.4e-38: its gradient,
+    // about s / |e|, is beyond f32 (an inf - inf on the way gave NaN).
+    let e = array![
+        [-8.375_f32, -0.125, 0.0, -1.102_026e-38],
+        [-101.953125, 1.4e-45, 1.4e-45, 63.0],
+        [1.4e-45, -1.170_902_6e-38, 0.0, 7.071_333e-39],
+        [-99.59375, -101.25, -64.59375, 0.0]
+    ];
+    let w = array![
+        [1.0_f32, 47.609375, -1.625, -0.125],
+        [-1.0, -0.125, -0.125, -0.125],
+        [-99.59375, -99.59375, -8.375, 49.984375],
+        [4.40625, 0.0, 3.9375, 0.0]
+    ];
+    let arc = ArcFace::new()
+        .with_scale(3e38)
+        .unwrap()
+        .with_margin(0.999_999_999_999)
+        .unwrap();
+    let y = array![2_usize, 2, 2, 2];
+    match arc.forward_backward(embeddings(&e, &w), y.view()) {
+        Err(Error::Overflow { what, .. }) => assert_eq!(what, "embeddings"),
+        Ok((v, g)) => assert!(
+            v.is_finite() && g.embeddings.iter().chain(&g.weight).all(|g| g.is_finite()),
+            "{v} {g:?}"
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}

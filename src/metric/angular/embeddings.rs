@@ -90,21 +90,24 @@ fn unscale_grad<F: Float>(
     shifts: &[i32],
     t: i32,
 ) -> Result<()> {
+    let beyond_f = || format!("a value beyond the range of {}", std::any::type_name::<F>());
+    let quantity = "the gradient";
     for (i, mut row) in g.rows_mut().into_iter().enumerate() {
         let k = shifts.get(i).copied().unwrap_or(0) - t;
         if k == 0 {
             if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-                let actual = format!("a value beyond the range of {}", std::any::type_name::<F>());
-                let quantity = "the gradient";
-                return Err(overflow::<F>(what, vec![i, j], quantity, actual));
+                return Err(overflow::<F>(what, vec![i, j], quantity, beyond_f()));
             }
             continue;
         }
         for (j, v) in row.iter_mut().enumerate() {
+            if !v.is_finite() {
+                // inf - inf on the way (a row of tiny norm): beyond F.
+                return Err(overflow::<F>(what, vec![i, j], quantity, beyond_f()));
+            }
             let exact = times_pow2(v.as_f64(), -k);
             if exact.abs() > F::max_value().as_f64() {
                 let actual = about_pow10(exact.abs().log10());
-                let quantity = "the gradient";
                 return Err(overflow::<F>(what, vec![i, j], quantity, actual));
             }
             *v = F::lit(exact);
