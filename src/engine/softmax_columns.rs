@@ -94,6 +94,13 @@ pub(crate) fn label_columns<F: Float>(
     Sum::of_blocks(sums)
 }
 
+/// Whether a tile's column sums move into `f64` after class `k` (of
+/// `classes`): every `CLASS_BLOCK` classes, when there are more than that.
+#[inline]
+fn flushes_after(classes: usize, k: usize) -> bool {
+    classes > CLASS_BLOCK && (k + 1).is_multiple_of(CLASS_BLOCK)
+}
+
 /// A run of positions `start..start + width` of one sample.
 struct Tile {
     /// The sample's first position in the per-sample array.
@@ -142,7 +149,7 @@ impl Tile {
                 Some(g) => F::exp_diff_into_acc(x, max, &mut g[self.range(k)], sum),
                 None => F::exp_diff_acc(x, max, sum),
             }
-            if self.classes > CLASS_BLOCK && (k + 1) % CLASS_BLOCK == 0 {
+            if flushes_after(self.classes, k) {
                 for (w, s) in wide.iter_mut().zip(sum.iter_mut()) {
                     *w += s.as_f64();
                     *s = F::zero();

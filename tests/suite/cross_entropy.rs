@@ -314,12 +314,13 @@ fn an_f32_row_beyond_the_range_names_its_sample() {
 #[test]
 fn spatial_column_path_matches_the_lane_path() {
     // 35 positions (one tile of the column path), 300 (a full tile of 256
-    // and a partial one), and 70 classes (past the 64 after which the
-    // column sums move into f64).
+    // and a partial one), 70 classes (past the 64 after which the column
+    // sums move into f64) and exactly 64 (where they do not).
     let shapes = [
         ([3, 6, 5, 7], [3, 5, 7]),
         ([2, 6, 20, 15], [2, 20, 15]),
         ([2, 70, 3, 5], [2, 3, 5]),
+        ([2, 64, 3, 5], [2, 3, 5]),
     ];
     for (shape, rows) in shapes {
         column_path_matches_the_lane_path(&shape, &rows);
