@@ -566,6 +566,16 @@ fn smoothed_spatial_cross_entropy_of_logits_1e37_apart_fits() {
     // 0.1 / 3 * 10 * 4e37 at one position, over the weights 300 * 10.
     let expected = 0.1 / 3.0 * 10.0 * 4e37 / 3000.0;
     assert!(close(f64::from(v), expected, 1e-5), "{v} vs {expected}");
+    // And on (N, C) rows: the row path's f64 recomputation, with weights.
+    let rows = CrossEntropy::new()
+        .with_weight(array![10.0_f32, 10.0, 10.0])
+        .unwrap()
+        .with_label_smoothing(0.1)
+        .unwrap();
+    let x = array![[-1.0e37_f32, -1.0e37, 1.0e37]];
+    let v = rows.forward(x.view(), array![2_usize].view()).unwrap();
+    let expected = 0.1 / 3.0 * 10.0 * 4e37 / 10.0;
+    assert!(close(f64::from(v), expected, 1e-5), "{v} vs {expected}");
 }
 
 #[test]
