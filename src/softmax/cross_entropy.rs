@@ -325,15 +325,24 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                             smoothing,
                             scale,
                         };
-                        // The column path forms the gradient in F: it takes
-                        // the inputs whose entries are bounded well within
-                        // F (`|scale| (total + off w_max + hard w_max)`,
-                        // as `smoothed_grad` checks per row).
-                        let bound = scale.as_f64().abs()
+                        // The column path forms the gradient in F: with
+                        // smoothing it takes the inputs whose entries are
+                        // bounded well within F (`|scale| (total + off w_max
+                        // + hard w_max)`, as `smoothed_grad` checks per row;
+                        // without, they are at most `scale w_y`, within F).
+                        // The bound takes the larger of Mean's and Sum's
+                        // scales, so that every reduction, and `forward` and
+                        // the fused call, take the same path (the same bits).
+                        let worst_scale = if divisor > 0.0 {
+                            (1.0 / divisor).max(1.0)
+                        } else {
+                            1.0
+                        };
+                        let bound = worst_scale
                             * (hard.as_f64() * w_max * 2.0 + off.as_f64() * (w_sum + w_max));
                         let contiguous = grad.as_ref().is_none_or(|g| g.is_standard_layout())
                             && per.as_ref().is_none_or(|p| p.is_standard_layout())
-                            && bound <= F::max_value().as_f64() / 4.0;
+                            && (!smoothing || bound <= F::max_value().as_f64() / 4.0);
                         match (contiguous, logits.as_slice(), labels.as_slice()) {
                             (true, Some(x), Some(y)) => label_columns(
                                 x,
