@@ -175,17 +175,16 @@ impl<'g, F: Float> RowGrad<'g, F> {
     }
 }
 
-/// Writes `scale * (total * p_c - sum_k a_k [c == c_k])`, the gradient of
-/// `-sum_k a_k log p_{c_k}` scaled by `scale` (`total = sum_k a_k`), and
-/// returns the row.
+/// Writes `scale * (p_c - sum_k a_k [c == c_k])`, the gradient of
+/// `-sum_k a_k log p_{c_k}` scaled by `scale` for coefficients `a_k` that
+/// sum to 1, and returns the row.
 #[inline]
 pub(crate) fn sparse_target_grad<'g, F: Float>(
     g: RowGrad<'g, F>,
     scale: F,
-    total: F,
     at: &[(usize, F)],
 ) -> &'g mut [F] {
-    F::scale(g.e, scale * total * g.inv_sum);
+    F::scale(g.e, scale * g.inv_sum);
     for &(c, a) in at {
         g.e[c] -= scale * a;
     }
@@ -196,7 +195,7 @@ pub(crate) fn sparse_target_grad<'g, F: Float>(
 /// `scale`, and returns the row.
 #[inline]
 pub(crate) fn one_hot_grad<F: Float>(g: RowGrad<'_, F>, y: usize, scale: F) -> &mut [F] {
-    sparse_target_grad(g, scale, F::one(), &[(y, F::one())])
+    sparse_target_grad(g, scale, &[(y, F::one())])
 }
 
 /// [`one_hot_grad`] with a factor computed in `f64`, which may exceed `F`

@@ -87,7 +87,7 @@ impl<F: Float> Compute<F> for HardBootstrapping<F> {
             let z = first_argmax(row.x);
             if let Some(g) = g {
                 // The coefficients sum to beta + (1 - beta) = 1.
-                sparse_target_grad(g, scale, F::one(), &[(y, beta), (z, rest)]);
+                sparse_target_grad(g, scale, &[(y, beta), (z, rest)]);
             }
             term(beta.as_f64(), row.nll(y)) + term(rest.as_f64(), row.nll(z))
         })

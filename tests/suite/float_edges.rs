@@ -987,3 +987,43 @@ fn spatial_cross_entropy_takes_one_path_whatever_the_reduction() {
         }
     }
 }
+
+#[test]
+fn weighted_probability_targets_near_f32_max_have_the_exact_gradient() {
+    // q = [1, 0] with weights 3e38: the target's sum, 3e38, passes the
+    // fast path's bound, so the gradient 3e38 (p - q) = [-1.5e38, 1.5e38]
+    // is formed on coefficients scaled by a power of two.
+    let ce = CrossEntropy::new()
+        .with_weight(array![3e38_f32, 3e38])
+        .unwrap();
+    let q = array![[1.0_f32, 0.0]];
+    let (v, g) = ce
+        .forward_backward(array![[0.0_f32, 0.0]].view(), ClassTarget::Probs(q.view()))
+        .unwrap();
+    assert!(close(f64::from(v), 3e38 * 2f64.ln(), 1e-6), "{v}");
+    assert!(close(f64::from(g[[0, 0]]), -1.5e38, 1e-6), "{g}");
+    assert!(close(f64::from(g[[0, 1]]), 1.5e38, 1e-6), "{g}");
+}
+
+#[test]
+fn softmax_focal_gradient_beyond_f32_is_an_overflow() {
+    // alpha = 1.5e39 on logits [0, 0]: the value, 1.5e39 * 0.25 * ln 2 =
+    // 2.6e38, fits f32; the gradient's entries, 1.5e39 * 0.597 / 2 = 4.5e38,
+    // do not: an overflow naming the sample's gradient.
+    let focal = SoftmaxFocal::new().with_alpha(1.5e39).unwrap();
+    let x = array![[0.0_f32, 0.0]];
+    let y = array![0_usize];
+    let v = focal.forward(x.view(), y.view()).unwrap();
+    assert!(close(f64::from(v), 1.5e39 * 0.25 * 2f64.ln(), 1e-6), "{v}");
+    match focal.forward_backward(x.view(), y.view()) {
+        Err(Error::Overflow {
+            quantity, index, ..
+        }) => {
+            assert_eq!(
+                (quantity, index),
+                ("the gradient of the sample's loss", vec![0])
+            );
+        }
+        r => panic!("{r:?}"),
+    }
+}
