@@ -182,5 +182,12 @@ fn focal_modulator(nll: f64, gamma: f64) -> (f64, f64) {
     let ln_q = if p < 0.5 { (-p).ln_1p() } else { q.ln() };
     let modulator = (gamma * ln_q).exp();
     let r = if q > 0.0 { nll / q } else { 1.0 };
-    (modulator, gamma * p * r * modulator)
+    // p (-log p) tends to 0 with p: at p = 0 (a -log p beyond f64) the
+    // slope is 0, not 0 * inf.
+    let slope = if p > 0.0 {
+        gamma * p * r * modulator
+    } else {
+        0.0
+    };
+    (modulator, slope)
 }

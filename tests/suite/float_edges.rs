@@ -787,6 +787,22 @@ fn terms_of_weight_zero_beside_f64_logits_spanning_its_range() {
         .unwrap()
         .with_reduction(none);
     assert_eq!(per(focal.per_sample(x.view(), array![0_usize].view())), 0.0);
+    // Its gradient: p_0 = 0, so the modulator's slope p (-log p) is 0, and
+    // the alpha of 0 makes the whole row 0 (it was 0 * inf = NaN).
+    let (_, g) = focal
+        .forward_backward(x.view(), array![0_usize].view())
+        .unwrap();
+    assert!(g.iter().all(|&v| v == 0.0), "{g}");
+    let focal = SoftmaxFocal::new()
+        .with_alpha(0.0)
+        .unwrap()
+        .with_gamma(1.0)
+        .unwrap();
+    let (v, g) = focal
+        .forward_backward(x.view(), array![0_usize].view())
+        .unwrap();
+    assert_eq!(v, 0.0);
+    assert!(g.iter().all(|&v| v == 0.0), "{g}");
     let hb = HardBootstrapping::new()
         .with_beta(0.0)
         .unwrap()
