@@ -464,7 +464,7 @@ pub(crate) fn rows_2d<F: Float>(
     per: Option<ArrayViewMut1<'_, F>>,
     row: impl Fn(usize, &[F], Option<&mut [F]>, &GradBeyond) -> f64 + Sync,
 ) -> Sum {
-    let (rows, classes) = logits.dim();
+    let (elements, classes) = (logits.len(), logits.ncols());
     let block_rows = (BLOCK_ELEMENTS / classes.max(1)).max(1);
     let mut grads = grad.map(|g| g.into_axis_chunks_iter_mut(Axis(0), block_rows));
     let mut outs = per.map(|p| p.into_axis_chunks_iter_mut(Axis(0), block_rows));
@@ -505,7 +505,7 @@ pub(crate) fn rows_2d<F: Float>(
         }
         sum
     };
-    Sum::of_blocks(map_blocks(blocks, rows * classes, run_block))
+    Sum::of_blocks(map_blocks(blocks, elements, run_block))
 }
 
 /// Rank-2 views of a call's logits and outputs (a reborrow), when the

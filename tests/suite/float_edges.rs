@@ -1043,3 +1043,38 @@ fn softmax_focal_gradient_beyond_f32_is_an_overflow() {
         r => panic!("{r:?}"),
     }
 }
+
+#[test]
+fn angular_overflows_on_cosines_name_the_sample() {
+    // The value of row 1 (s (1 - phi(-1)) at s = 3e38) is beyond f32; row 0's
+    // (ln 2) is not: the error names sample 1.
+    let loss = CombinedMargin::new().with_scale(3e38).unwrap().on_cosines();
+    let c = array![[1.0_f32, 1.0], [-1.0, 1.0]];
+    match loss.forward(c.view(), array![0_usize, 0].view()) {
+        Err(Error::Overflow { index, .. }) => assert_eq!(index, vec![1]),
+        r => panic!("{r:?}"),
+    }
+    // A gradient beyond f32 where the value fits: m1 = 100 at a cosine of 1,
+    // where d phi / d c is m1^2 = 1e4, times s (p_y - 1) = -5e34 (Sum).
+    let loss = CombinedMargin::new()
+        .with_margins(100.0, 0.0, 0.0)
+        .unwrap()
+        .with_scale(1e35)
+        .unwrap()
+        .with_reduction(classloss::Reduction::Sum)
+        .on_cosines();
+    let c = array![[0.5_f32, 0.2], [1.0, 1.0]];
+    let y = array![0_usize, 0];
+    assert!(loss.forward(c.view(), y.view()).unwrap().is_finite());
+    match loss.forward_backward(c.view(), y.view()) {
+        Err(Error::Overflow {
+            index, quantity, ..
+        }) => {
+            assert_eq!(
+                (index, quantity),
+                (vec![1], "the gradient of the sample's loss")
+            );
+        }
+        r => panic!("{r:?}"),
+    }
+}
