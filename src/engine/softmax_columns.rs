@@ -191,7 +191,7 @@ impl Tile {
                 if terms.smoothing {
                     // hard * w_y in f64: in F a subnormal w_y loses bits.
                     let at_y = terms.hard.as_f64() * wy.as_f64();
-                    let total_coef = F::lit(at_y + terms.off.as_f64() * terms.w_sum);
+                    let total_coef = F::lit(at_y + term(terms.off.as_f64(), terms.w_sum));
                     kc[j] = terms.scale * total_coef / sum[j];
                     dense[j] = terms.scale * terms.off;
                     let mut shifted = dot[j].as_f64();

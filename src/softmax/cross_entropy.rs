@@ -302,7 +302,9 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                     // The target is off * w_c plus hard * w_y on the label.
                     let ws = w_slice.map(|s| (s, w_sum));
                     if let Some(g) = g {
-                        let total = (hard * wy).as_f64() + off.as_f64() * w_sum;
+                        // An `off` of 0 (eps / C below the smallest float) times a
+                        // weight sum beyond f64 is 0.
+                        let total = hard.as_f64() * wy.as_f64() + term(off.as_f64(), w_sum);
                         let weights = w_slice.map(|s| (s, w_max));
                         smoothed_grad(g, scale, total, off, weights, (y, hard * wy));
                     }

@@ -1078,3 +1078,39 @@ fn angular_overflows_on_cosines_name_the_sample() {
         r => panic!("{r:?}"),
     }
 }
+
+#[test]
+fn smoothing_whose_share_rounds_to_zero_beside_a_weight_sum_beyond_f64() {
+    // The fuzz case: f64, eps = 5e-324 (eps / C rounds to 0), subnormal
+    // label weights (the mean is rescaled, and the weight 124 of an unused
+    // class is held at f64::MAX), logits spanning f64's range. The target's
+    // total was 0 * inf = NaN in the gradient.
+    let ce = CrossEntropy::new()
+        .with_weight(array![
+            5e-324_f64,
+            1.182_070_487_331_950_7e-308,
+            1.375,
+            124.234375,
+            8.691_694_759_794e-311
+        ])
+        .unwrap()
+        .with_label_smoothing(5e-324)
+        .unwrap();
+    let m = 1.797_693_134_862_315_3e308;
+    let x = array![
+        [
+            -2.120_495_387_157_363e-305,
+            1e154,
+            -2.207_690_468_987_614e-308,
+            27.125,
+            0.0
+        ],
+        [0.0, 0.0, 0.0, 0.0, 75.15625],
+        [m, m, -m, 0.0, 0.0]
+    ];
+    match ce.forward_backward(x.view(), array![1_usize, 0, 0].view()) {
+        Ok((v, g)) => assert!(v.is_finite() && g.iter().all(|g| g.is_finite()), "{v} {g}"),
+        Err(Error::Overflow { .. }) => {}
+        Err(e) => panic!("{e}"),
+    }
+}
