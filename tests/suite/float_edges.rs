@@ -1114,3 +1114,46 @@ fn smoothing_whose_share_rounds_to_zero_beside_a_weight_sum_beyond_f64() {
         Err(e) => panic!("{e}"),
     }
 }
+
+#[test]
+fn multi_margin_beyond_f32_keeps_the_kink_and_the_value() {
+    // Two terms of 1 + 3e38 pass f32 when summed, so the row is redone in
+    // f64: the mean 2 (1 + 3e38) / 4 = 1.5e38 fits. Class 1 sits exactly on
+    // the hinge (1 + (-1 - 0) = 0): its gradient is 0, as PyTorch's.
+    let x = array![[0.0_f32, -1.0, 3e38, 3e38]];
+    let (v, g) = MultiMargin::new()
+        .forward_backward(x.view(), array![0_usize].view())
+        .unwrap();
+    assert!(close(f64::from(v), 1.5e38, 1e-6), "{v}");
+    assert_eq!(g[[0, 1]], 0.0, "{g}");
+    assert!(close(f64::from(g[[0, 2]]), 0.25, 1e-6), "{g}");
+    assert!(close(f64::from(g[[0, 0]]), -0.5, 1e-6), "{g}");
+}
+
+#[test]
+fn angular_losses_pass_non_finite_inputs_through_and_keep_their_reduction() {
+    let w = array![[1.0_f64, 0.0], [0.0, 1.0]];
+    let e = array![[1.0_f64, 0.5]];
+    let y = array![0_usize];
+    let cf = CosFace::new().with_reduction(classloss::Reduction::Sum);
+    assert_eq!(
+        cf.clone().on_cosines().reduction(),
+        classloss::Reduction::Sum
+    );
+    // A NaN in either input is passed through (as PyTorch does), not an
+    // overflow.
+    let nan_e = array![[f64::NAN, 0.5]];
+    let nan_w = array![[1.0_f64, 0.0], [f64::NAN, 1.0]];
+    for (e, w) in [(&nan_e, &w), (&e, &nan_w)] {
+        let v = cf.forward(embeddings(e, w), y.view()).unwrap();
+        assert!(v.is_nan(), "{v}");
+    }
+    // A finite input whose loss is beyond the type is an overflow:
+    // s (1 - (-1 - 0.35)) = 2.35e308.
+    let huge = CosFace::new().with_scale(1e308).unwrap();
+    let opposite = array![[1.0_f64, 0.0], [-1.0, 0.0]];
+    let err = huge
+        .forward(embeddings(&array![[-1.0_f64, 0.0]], &opposite), y.view())
+        .unwrap_err();
+    assert!(matches!(err, Error::Overflow { .. }), "{err}");
+}
