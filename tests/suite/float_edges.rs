@@ -166,6 +166,19 @@ fn center_loss_near_f32_max_is_exact_or_overflow() {
         .forward(input, array![0_usize].view())
         .unwrap_err();
     assert!(matches!(err, Error::Overflow { .. }), "{err}");
+    // A NaN in the features or in the centers is passed through.
+    let (x, c) = (array![[1.0_f32, 2.0]], array![[0.0_f32, 1.0]]);
+    let (nan_x, nan_c) = (array![[f32::NAN, 2.0]], array![[0.0_f32, f32::NAN]]);
+    for (features, centers) in [(&nan_x, &c), (&x, &nan_c)] {
+        let input = CenterInput {
+            features: features.view(),
+            centers: centers.view(),
+        };
+        let v = CenterLoss::new()
+            .forward(input, array![0_usize].view())
+            .unwrap();
+        assert!(v.is_nan(), "{v}");
+    }
 }
 
 #[test]
