@@ -130,7 +130,20 @@ impl<F: Float> Compute<F> for LabelSmoothing {
             if let Some(g) = g {
                 smoothed_grad(g, scale, 1.0, off, None, (y, on - off));
             }
-            term((on - off).as_f64(), row.nll(y)) + term(off.as_f64(), row.nll_sum(None))
+            let nll_y = row.nll(y);
+            if nll_y.is_finite() {
+                term((on - off).as_f64(), nll_y) + term(off.as_f64(), row.nll_sum(None))
+            } else {
+                // Cold: -log p_y beyond f64 (f64 logits spanning more than
+                // its range). With `on < off` (OffTarget, eps > (C-1)/C)
+                // the fast form is -inf + inf; summed as on * nll_y plus
+                // off times the other classes' terms it is exact.
+                let others: f64 = (0..row.x.len())
+                    .filter(|&c| c != y)
+                    .map(|c| term(off.as_f64(), row.nll(c)))
+                    .sum();
+                term(on.as_f64(), nll_y) + others
+            }
         })
     }
 }

@@ -816,6 +816,17 @@ fn terms_of_weight_zero_beside_f64_logits_spanning_its_range() {
         .unwrap();
     assert_eq!(v, 0.0);
     assert!(g.iter().all(|&v| v == 0.0), "{g}");
+    // Label smoothing with eps = 1 in the eps / (C - 1) convention gives
+    // the label 0 and each other class 1/2 (each -log p = ln 2): the
+    // label's -log p beyond f64 counts for nothing (the fast form was
+    // -inf + inf = NaN).
+    let off_target = LabelSmoothing::new()
+        .with_epsilon(1.0)
+        .unwrap()
+        .with_convention(classloss::SmoothingConvention::OffTarget)
+        .with_reduction(none);
+    let v = per(off_target.per_sample(x.view(), array![0_usize].view()));
+    assert!(close(v, ln2, 1e-15), "{v}");
     let hb = HardBootstrapping::new()
         .with_beta(0.0)
         .unwrap()
