@@ -168,23 +168,29 @@ impl Contrastive {
         let (m, m_pos) = (self.margin, self.pos_margin);
         match (self.form, similar) {
             (ContrastiveForm::Squared, true) => {
-                let h = (d - m_pos).max(0.0);
+                let h = positive_part(d - m_pos);
                 (0.5 * h * h, h)
             }
             (ContrastiveForm::Squared, false) => {
-                let h = (m - d).max(0.0);
+                let h = positive_part(m - d);
                 (0.5 * h * h, -h)
             }
             (ContrastiveForm::Hinge, true) => {
-                let h = (d - m_pos).max(0.0);
+                let h = positive_part(d - m_pos);
                 (h, if h > 0.0 { 1.0 } else { 0.0 })
             }
             (ContrastiveForm::Hinge, false) => {
-                let h = (m - d).max(0.0);
+                let h = positive_part(m - d);
                 (h, if h > 0.0 { -1.0 } else { 0.0 })
             }
         }
     }
+}
+
+/// `max(0, a)`, with NaN passed through (`f64::max` would make it 0).
+#[inline]
+fn positive_part(a: f64) -> f64 {
+    if a < 0.0 { 0.0 } else { a }
 }
 
 /// The signature of the pair losses: two `(N, D)` embeddings, `(N)` flags,

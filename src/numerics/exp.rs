@@ -26,6 +26,15 @@
 //! there `mul_add` would be a slow library call). The two round differently
 //! in the last bit; both are within the bound above.
 
+/// `x`, or `lo` where `x` is below it: the reduction's input stays in
+/// range (`n` fits the exponent bits). Below `lo` the result is replaced by
+/// 0 at the end, so the clamp only keeps the intermediates tame. A
+/// comparison, not `max`: NaN must pass through, not become the bound.
+#[inline(always)]
+fn clamp_below<T: PartialOrd>(x: T, lo: T) -> T {
+    if x < lo { lo } else { x }
+}
+
 /// `a * b + c`, fused when `FMA`.
 #[inline(always)]
 fn madd32<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -60,8 +69,7 @@ pub(crate) fn exp_nonpos_f32<const FMA: bool, const SUBNORMAL: bool>(x: f32) -> 
     const SHIFTER: f32 = 12_582_912.0;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // A comparison, not `max`: NaN must pass through, not become the bound.
-    let xc = if x < min_arg { min_arg } else { x };
+    let xc = clamp_below(x, min_arg);
     let z = madd32::<FMA>(xc, LOG2E, SHIFTER);
     let n = z - SHIFTER;
     let r = madd32::<FMA>(n, -LN2_HI, xc);
@@ -102,7 +110,7 @@ pub(crate) fn exp_nonpos_f64<const FMA: bool, const SUBNORMAL: bool>(x: f64) -> 
     const SHIFTER: f64 = 6_755_399_441_055_744.0;
     const LN2_HI: f64 = 6.931_457_519_531_25e-1;
     const LN2_LO: f64 = 1.428_606_820_309_417_3e-6;
-    let xc = if x < min_arg { min_arg } else { x };
+    let xc = clamp_below(x, min_arg);
     let z = madd64::<FMA>(xc, LOG2E, SHIFTER);
     let n = z - SHIFTER;
     let r = madd64::<FMA>(n, -LN2_HI, xc);

@@ -211,7 +211,14 @@ where
     I::IntoIter: Clone,
 {
     let it = x.into_iter();
-    let max = it.clone().fold(F::zero(), |m, v| m.max(v.abs()));
+    // NaN propagates (`max` would drop it: the norm of [NaN] would be 0).
+    let max = it.clone().fold(F::zero(), |m, v| {
+        if m.is_nan() || v.is_nan() {
+            F::nan()
+        } else {
+            m.max(v.abs())
+        }
+    });
     if max == F::zero() || !max.is_finite() {
         return max;
     }

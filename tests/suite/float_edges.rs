@@ -128,6 +128,16 @@ fn contrastive_pairs_at_the_float_range() {
         .forward_backward(pair_of(&x1, &x2), array![0.0_f32].view())
         .unwrap();
     assert_eq!((v, g.x1[[0, 0]], g.x2[[0, 0]]), (0.0, 0.0, 0.0));
+    // A NaN in either input of a similar pair is passed through.
+    for (x1, x2) in [
+        (array![[f32::NAN]], array![[1.0_f32]]),
+        (array![[1.0_f32]], array![[f32::NAN]]),
+    ] {
+        let v = loss
+            .forward(pair_of(&x1, &x2), array![1.0_f32].view())
+            .unwrap();
+        assert!(v.is_nan(), "{v}");
+    }
     // A similar pair a subnormal distance apart (hinge form: the distance):
     // the gradient is the unit direction.
     let (x1, x2) = (array![[0.0_f32]], array![[1.4e-42_f32]]);
