@@ -257,6 +257,20 @@ mod tests {
     }
 
     #[test]
+    fn random_directions_are_uniform_in_the_cube_then_normalized() {
+        // Along u, the difference of f(x) = x_0 is u_0, where u is
+        // (2 U - 1) normalized for uniforms U of the seeded generator.
+        let mut rng = SplitMix64(7);
+        let (a, b) = (rng.uniform() * 2.0 - 1.0, rng.uniform() * 2.0 - 1.0);
+        let expected = a / (a * a + b * b).sqrt();
+        let first = |x: &[f64]| x[0];
+        let err = strict(1e-3, 1, false)
+            .check(first, &[0.5, 0.5], &[0.0, 0.0])
+            .unwrap_err();
+        assert!((err.numeric - expected).abs() < 1e-9, "{err} vs {expected}");
+    }
+
+    #[test]
     fn tolerance_and_report_follow_their_definitions() {
         let f = |x: &[f64]| 2.0 * x[0] - x[1];
         let check = GradCheck {
