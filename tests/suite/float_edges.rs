@@ -1053,6 +1053,22 @@ fn weighted_probability_targets_near_f32_max_have_the_exact_gradient() {
     assert!(close(f64::from(v), 3e38 * 2f64.ln(), 1e-6), "{v}");
     assert!(close(f64::from(g[[0, 0]]), -1.5e38, 1e-6), "{g}");
     assert!(close(f64::from(g[[0, 1]]), 1.5e38, 1e-6), "{g}");
+    // Unequal probabilities and a mean over two rows (factor 1/2), weights
+    // 1e38 (the target's sum still passes the fast path's bound, F::MAX /
+    // 4): (1e38 / 2) (p - q) with p = softmax([0, 1]).
+    let ce = CrossEntropy::new()
+        .with_weight(array![1e38_f32, 1e38])
+        .unwrap();
+    let x = array![[0.0_f32, 1.0], [0.0, 1.0]];
+    let q = array![[1.0_f32, 0.0], [1.0, 0.0]];
+    let (_, g) = ce
+        .forward_backward(x.view(), ClassTarget::Probs(q.view()))
+        .unwrap();
+    let p0 = 1.0 / (1.0 + 1f64.exp());
+    let want = [0.5e38 * (p0 - 1.0), 0.5e38 * (1.0 - p0)];
+    for (c, w) in want.into_iter().enumerate() {
+        assert!(close(f64::from(g[[1, c]]), w, 1e-6), "{g} vs {want:?}");
+    }
 }
 
 #[test]
