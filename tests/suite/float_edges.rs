@@ -1207,3 +1207,26 @@ fn angular_losses_pass_non_finite_inputs_through_and_keep_their_reduction() {
         .unwrap_err();
     assert!(matches!(err, Error::Overflow { .. }), "{err}");
 }
+
+#[test]
+fn f32_cross_entropy_computed_in_f64_keeps_every_option() {
+    // A subnormal label weight sends f32 to the f64 computation; the
+    // reduction and the ignored label must come along. Row 1's label 2 is
+    // ignored, so the mean is row 0's loss, ln 3 (logits 0).
+    let ce = CrossEntropy::new()
+        .with_weight(array![1e-45_f32, 1.0, 1.0])
+        .unwrap()
+        .with_ignore_index(2);
+    let x = Array2::<f32>::zeros((2, 3));
+    let y = array![0_usize, 2];
+    let (v, g) = ce.forward_backward(x.view(), y.view()).unwrap();
+    assert!(close(f64::from(v), 3f64.ln(), 1e-6), "{v}");
+    assert!(close(f64::from(g[[0, 1]]), 1.0 / 3.0, 1e-6), "{g}");
+    assert_eq!(g.row(1).iter().copied().collect::<Vec<_>>(), vec![0.0; 3]);
+    // Sum: the gradient is w_0 (p - q), about 1e-45 (Mean's would be 1/3).
+    let (_, g) = ce
+        .with_reduction(classloss::Reduction::Sum)
+        .forward_backward(x.view(), y.view())
+        .unwrap();
+    assert!(g.iter().all(|v| v.abs() < 1e-40), "{g}");
+}
