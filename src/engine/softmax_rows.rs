@@ -244,8 +244,7 @@ pub(crate) fn smoothed_grad<F: Float>(
     (y, at_y): (usize, F),
 ) {
     let w_max = weights.map_or(1.0, |(_, m)| m);
-    let bound = scale.as_f64().abs() * (total.abs() + off.as_f64() * w_max + at_y.as_f64().abs());
-    if bound <= F::max_value().as_f64() / 4.0 {
+    if smoothed_grad_fits::<F>(scale.as_f64(), total, off.as_f64(), w_max, at_y.as_f64()) {
         let k = scale * F::lit(total) * g.inv_sum;
         match weights {
             None => F::affine(g.e, k, -scale * off),
@@ -267,6 +266,21 @@ pub(crate) fn smoothed_grad<F: Float>(
             .beyond
             .entry(scale * (total * inv_sum * e.as_f64() - off * w(c) - at));
     }
+}
+
+/// Whether every entry of [`smoothed_grad`] fits well within `F`, so that
+/// the fast path in `F` may form them: they are bounded by
+/// `|scale| (|total| + off w_max + |at_y|)` (the stored exponentials are at
+/// most 1), which must stay within a quarter of `F`'s maximum.
+#[inline]
+pub(crate) fn smoothed_grad_fits<F: Float>(
+    scale: f64,
+    total: f64,
+    off: f64,
+    w_max: f64,
+    at_y: f64,
+) -> bool {
+    scale.abs() * (total.abs() + off * w_max + at_y.abs()) <= F::max_value().as_f64() / 4.0
 }
 
 /// Writes `scale * (total * p_c - coef(c))`, the gradient of

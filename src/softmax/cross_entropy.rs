@@ -14,8 +14,8 @@ use crate::base::validate::{
 };
 use crate::engine::softmax_columns::{LabelTerms, label_columns};
 use crate::engine::softmax_rows::{
-    Row, RowGrad, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad, softmax_rows,
-    softmax_rows_2d, term,
+    Row, RowGrad, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad,
+    smoothed_grad_fits, softmax_rows, softmax_rows_2d, term,
 };
 use crate::numerics::times_pow2;
 use crate::{Error, Float, Reduction, Result};
@@ -328,23 +328,26 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                             scale,
                         };
                         // The column path forms the gradient in F: with
-                        // smoothing it takes the inputs whose entries are
-                        // bounded well within F (`|scale| (total + off w_max
-                        // + hard w_max)`, as `smoothed_grad` checks per row;
-                        // without, they are at most `scale w_y`, within F).
-                        // The bound takes the larger of Mean's and Sum's
-                        // scales, so that every reduction, and `forward` and
-                        // the fused call, take the same path (the same bits).
+                        // smoothing it takes the inputs on which every row
+                        // would pass `smoothed_grad`'s fast path (the
+                        // largest w_y standing for each row's; without
+                        // smoothing the entries are at most `scale w_y`,
+                        // within F). It asks with the larger of Mean's and
+                        // Sum's scales, so that every reduction, and
+                        // `forward` and the fused call, take the same path
+                        // (the same bits).
                         let worst_scale = if divisor > 0.0 {
                             (1.0 / divisor).max(1.0)
                         } else {
                             1.0
                         };
-                        let bound = worst_scale
-                            * (hard.as_f64() * w_max * 2.0 + off.as_f64() * (w_sum + w_max));
+                        let at_y = hard.as_f64() * w_max;
+                        let total = at_y + off.as_f64() * w_sum;
+                        let fits =
+                            smoothed_grad_fits::<F>(worst_scale, total, off.as_f64(), w_max, at_y);
                         let contiguous = grad.as_ref().is_none_or(|g| g.is_standard_layout())
                             && per.as_ref().is_none_or(|p| p.is_standard_layout())
-                            && (!smoothing || bound <= F::max_value().as_f64() / 4.0);
+                            && (!smoothing || fits);
                         match (contiguous, logits.as_slice(), labels.as_slice()) {
                             (true, Some(x), Some(y)) => label_columns(
                                 x,
