@@ -10,7 +10,8 @@ use crate::base::loss::{Call, Compute, Lanes, ScoreTarget, Scores};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
-    check_values, expect_min_rank, expect_nonempty, expect_shape, is_probability,
+    about_pow10, check_values, expect_min_rank, expect_nonempty, expect_shape, is_probability,
+    overflow,
 };
 use crate::engine::softmax_columns::{LabelTerms, label_columns};
 use crate::engine::softmax_rows::{
@@ -258,17 +259,37 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                 }
                 let mean = self.reduction == Reduction::Mean;
                 if let (true, true, Some(w), true) = (mean, cold, &self.weight, per.is_none()) {
-                    let e = -divisor.log2().floor() as i32;
+                    // The smallest power of two that brings the divisor out
+                    // of `tiny` (into [2^-510, 2^-509)): a larger one would
+                    // push the weight of a class no label uses past f64
+                    // sooner, which, with smoothing, changes the value.
+                    let e = -510 - divisor.log2().floor() as i32;
+                    let smoothing = self.label_smoothing > 0.0;
+                    let mut scaled = Vec::with_capacity(w.len());
+                    for (c, v) in w.iter().enumerate() {
+                        let v = times_pow2(v.as_f64(), e);
+                        if v.is_finite() {
+                            scaled.push(F::lit(v));
+                        } else if !smoothing {
+                            // Without smoothing the weight of a class no
+                            // label uses does not enter the loss.
+                            scaled.push(F::max_value());
+                        } else {
+                            // w_c / divisor beyond 2^1534: with smoothing
+                            // the loss is that ratio times eps / C times
+                            // the class's nll, out of f64's range unless
+                            // the nll is below 2^-510 / (eps / C).
+                            let ratio = w[c].as_f64().log10() - divisor.log10();
+                            return Err(overflow::<F>(
+                                "weight",
+                                vec![c],
+                                "the class weight over the mean's divisor (the labels' weight sum), with label smoothing",
+                                about_pow10(ratio),
+                            ));
+                        }
+                    }
                     let rescaled = CrossEntropy {
-                        // A weight of a class no label uses can pass f64's
-                        // range once scaled (a tiny divisor means every
-                        // label's weight is tiny): it is held at f64's
-                        // maximum, which without smoothing it does not
-                        // affect (with smoothing the value is then only
-                        // as large as f64 allows: a documented limit).
-                        weight: Some(w.mapv(|v| {
-                            F::lit(times_pow2(v.as_f64(), e).min(F::max_value().as_f64()))
-                        })),
+                        weight: Some(Array1::from(scaled)),
                         ..self.clone()
                     };
                     let target = ClassTarget::Labels(labels);

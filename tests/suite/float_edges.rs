@@ -560,6 +560,59 @@ fn cross_entropy_rescaled_weights_keep_an_unused_huge_weight_finite() {
 }
 
 #[test]
+fn smoothed_mean_over_a_subnormal_weight_sum_keeps_a_large_unused_weight() {
+    // The fuzz case (CI, a74c611): the mean divides by the label's
+    // subnormal weight w0, and smoothing adds eps / C * w1 * nll_1 of the
+    // unused class (w1 = 12.5). Rescaling the weights by 2^1022 held w1 at
+    // f64::MAX, a third of its scaled value: the mean came out 0.16 of the
+    // true 2.49e306. The exact mean is the per-sample sum over w0.
+    let (w0, w1, eps) = (1.912_172_847_154_626e-308_f64, 12.5, 0.999_999_999_999);
+    let ce = CrossEntropy::new()
+        .with_weight(array![w0, w1])
+        .unwrap()
+        .with_label_smoothing(eps)
+        .unwrap()
+        .with_ignore_index(-89);
+    let x = array![[0.0_f64, 4.875], [4.875, 4.875]];
+    let y = array![0_i16, -89];
+    let lse = 4.875 + (-4.875_f64).exp().ln_1p();
+    let (nll0, nll1) = (lse, lse - 4.875);
+    let exact = ((1.0 - eps) * w0 * nll0 + eps / 2.0 * (w0 * nll0 + w1 * nll1)) / w0;
+    let v = ce.forward(x.view(), y.view()).unwrap();
+    assert!(close(v, exact, 1e-12), "{v:e} vs {exact:e}");
+    let (fv, g) = ce.forward_backward(x.view(), y.view()).unwrap();
+    assert_eq!(v, fv);
+    // d/dx_1 of row 0: (p_1 * total - eps / 2 * w1) / w0, with total the
+    // target's weight (1 - eps) w0 + eps / 2 (w0 + w1).
+    let p1 = (4.875 - lse).exp();
+    let total = (1.0 - eps) * w0 + eps / 2.0 * (w0 + w1);
+    let g01 = (p1 * total - eps / 2.0 * w1) / w0;
+    assert!(close(g[[0, 1]], g01, 1e-9), "{g}");
+    assert_eq!(g.row(1).to_vec(), vec![0.0, 0.0]);
+
+    // Where the unused weight over the divisor passes 2^1534, the smoothed
+    // mean is that ratio times eps / C times the class's nll: an overflow,
+    // named at the weight.
+    let ce = CrossEntropy::new()
+        .with_weight(array![5e-324_f64, 1e308])
+        .unwrap()
+        .with_label_smoothing(0.5)
+        .unwrap();
+    match ce.forward(array![[0.0_f64, 0.0]].view(), array![0_usize].view()) {
+        Err(Error::Overflow { what, index, .. }) => assert_eq!((what, index), ("weight", vec![1])),
+        r => panic!("{r:?}"),
+    }
+    // Without smoothing that weight does not enter the loss: ln 2.
+    let ce = CrossEntropy::new()
+        .with_weight(array![5e-324_f64, 1e308])
+        .unwrap();
+    let v = ce
+        .forward(array![[0.0_f64, 0.0]].view(), array![0_usize].view())
+        .unwrap();
+    assert!(close(v, 2f64.ln(), 1e-15), "{v}");
+}
+
+#[test]
 fn smoothed_spatial_cross_entropy_of_logits_1e37_apart_fits() {
     // (N, C, H) = (1, 3, 2): column 0 spans 2e37 with weights 10, whose
     // weighted differences (2e38 each) overflow f32 when summed.
