@@ -31,6 +31,14 @@ impl SimdLevel {
             SimdLevel::Avx512 => "avx512",
         }
     }
+
+    /// The level `CLASSLOSS_SIMD` names (as [`SimdLevel::as_str`] spells
+    /// it), if any.
+    fn from_name(name: &str) -> Option<SimdLevel> {
+        [SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512]
+            .into_iter()
+            .find(|level| level.as_str() == name)
+    }
 }
 
 const UNSET: u8 = u8::MAX;
@@ -60,12 +68,13 @@ fn detect_and_store() -> SimdLevel {
     level
 }
 
+/// The cap `CLASSLOSS_SIMD` sets; none (the highest level) when it is
+/// unset or names no level.
 fn cap_from_env() -> SimdLevel {
-    match std::env::var("CLASSLOSS_SIMD").as_deref() {
-        Ok("portable") => SimdLevel::Portable,
-        Ok("avx2") => SimdLevel::Avx2,
-        _ => SimdLevel::Avx512,
-    }
+    std::env::var("CLASSLOSS_SIMD")
+        .ok()
+        .and_then(|name| SimdLevel::from_name(&name))
+        .unwrap_or(SimdLevel::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -100,3 +109,22 @@ macro_rules! dispatch {
 }
 
 pub(crate) use dispatch;
+
+#[cfg(test)]
+mod tests {
+    use super::SimdLevel;
+
+    #[test]
+    fn each_level_is_found_by_the_name_it_prints() {
+        for (name, level) in [
+            ("portable", SimdLevel::Portable),
+            ("avx2", SimdLevel::Avx2),
+            ("avx512", SimdLevel::Avx512),
+        ] {
+            assert_eq!(level.as_str(), name);
+            assert_eq!(SimdLevel::from_name(name), Some(level));
+        }
+        assert_eq!(SimdLevel::from_name("sse2"), None);
+        assert_eq!(SimdLevel::from_name(""), None);
+    }
+}
