@@ -523,6 +523,28 @@ fn softmax_losses_on_logits_spanning_the_float_range() {
 }
 
 #[test]
+fn soft_bootstrapping_of_a_certain_row_spanning_the_float_range_is_zero() {
+    // log p of the class at -MAX is -inf in the float type and its p is 0:
+    // its entropy term p log p is 0 (not 0 * -inf = NaN, which the engine
+    // would report as an overflow). The row is certain of its label, so
+    // the loss and its gradient are 0.
+    let m = f32::MAX;
+    let x = array![[-m, m, 0.0]];
+    let (v, g) = SoftBootstrapping::new()
+        .forward_backward(x.view(), array![1_usize].view())
+        .unwrap();
+    assert_eq!(v, 0.0);
+    assert!(g.iter().all(|g| *g == 0.0), "{g}");
+    let m = f64::MAX;
+    let x = array![[-m, m, 0.0]];
+    let (v, g) = SoftBootstrapping::new()
+        .forward_backward(x.view(), array![1_usize].view())
+        .unwrap();
+    assert_eq!(v, 0.0);
+    assert!(g.iter().all(|g| *g == 0.0), "{g}");
+}
+
+#[test]
 fn sigmoid_focal_alpha_close_to_one_keeps_one_minus_alpha_in_f32() {
     // alpha = 1 - 1e-12 rounds to 1 in f32; the negatives' weight 1e-12 must
     // not: a negative at logit 1e30 costs 1e-12 * 1e30.
@@ -599,7 +621,16 @@ fn smoothed_mean_over_a_subnormal_weight_sum_keeps_a_large_unused_weight() {
         .with_label_smoothing(0.5)
         .unwrap();
     match ce.forward(array![[0.0_f64, 0.0]].view(), array![0_usize].view()) {
-        Err(Error::Overflow { what, index, .. }) => assert_eq!((what, index), ("weight", vec![1])),
+        Err(Error::Overflow {
+            what,
+            index,
+            actual,
+            ..
+        }) => {
+            // 1e308 / 4.94e-324 = 2.024e631.
+            assert_eq!((what, index), ("weight", vec![1]));
+            assert_eq!(actual, "about 2.024e631");
+        }
         r => panic!("{r:?}"),
     }
     // Without smoothing that weight does not enter the loss: ln 2.
