@@ -88,6 +88,35 @@ fn certain_rows_give_the_limit_not_nan() {
 }
 
 #[test]
+fn the_modulator_keeps_its_relative_precision_at_both_ends() {
+    // The modulator (1 - p)^gamma is the loss over the gamma = 0 loss, the
+    // row's nll (alpha 1). Near p = 1, 1 - p must come from expm1(-nll)
+    // (at logits [13, 0], 1 - p = 2.3e-6, the rounding of p alone is 5e-11
+    // of it); near p = 0, ln(1 - p) must come from ln_1p (ln of 1 - p
+    // rounded is off by 1e-16, which gamma = 1e6 makes 1e-10).
+    let near = |a: f64, b: f64, rel: f64| {
+        assert!((a - b).abs() <= rel * b.abs(), "{a:e} vs {b:e}");
+    };
+    let y = array![0_usize];
+    for (x, gamma, rel) in [([13.0_f64, 0.0], 2.0, 1e-13), ([0.0, 23.0], 1e6, 1e-13)] {
+        let x = array![x];
+        let nll: f64 = SoftmaxFocal::new()
+            .with_gamma(0.0)
+            .unwrap()
+            .forward(x.view(), y.view())
+            .unwrap();
+        let focal = SoftmaxFocal::new().with_gamma(gamma).unwrap();
+        let v = focal.forward(x.view(), y.view()).unwrap();
+        let ln_q = if nll < 1.0 {
+            (-(-nll).exp_m1()).ln()
+        } else {
+            (-(-nll).exp()).ln_1p()
+        };
+        near(v / nll, (gamma * ln_q).exp(), rel);
+    }
+}
+
+#[test]
 fn worked_example_of_the_documents() {
     // alpha = 1, gamma = 2: p = 0.3 -> 0.49 * 1.204, p = 0.8 -> 0.04 * 0.223
     // (first document): the easy sample is cut far more than the hard one.
