@@ -496,6 +496,17 @@ fn cosine_input_errors() {
             ..
         }
     ));
+    // The error names the bad value, not an accepted one before it: the
+    // largest cosine accepted, 1 + sqrt(eps), ahead of a NaN.
+    let limit = 1.0 + f64::EPSILON.sqrt();
+    let err = on_cos
+        .forward(array![[limit, f64::NAN], [0.0, 0.1]].view(), labels.view())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput { what: "cosines", index, value, .. }
+            if *index == vec![0, 1] && value.is_nan()),
+        "{err}"
+    );
     // Rounding just above 1 is accepted.
     let v = on_cos
         .forward(

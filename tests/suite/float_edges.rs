@@ -239,6 +239,54 @@ fn cosface_normalizes_huge_and_subnormal_rows() {
 }
 
 #[test]
+fn angular_embeddings_beyond_f64_or_subnormal_keep_their_direction() {
+    // f64 rows in the direction of [-3, 1]: one whose norm passes f64
+    // (a = 5.9e307, norm 1.87e308) and one of subnormal entries -6 and 2
+    // times 2^-1074, whose norm would round to 6 units (the direction lost)
+    // unless the row is first scaled by a power of two.
+    fn check<L>(name: &str, loss: &L)
+    where
+        L: for<'a> Differentiable<
+                f64,
+                Input<'a> = classloss::Embeddings<'a, f64>,
+                Target<'a> = Labels<'a>,
+                Grad = classloss::EmbeddingsGrad<f64>,
+            >,
+    {
+        let w = array![[-1.0_f64, 1.0], [1.0, 1.0]];
+        let labels = array![0_usize];
+        let unit = f64::from_bits(1); // 2^-1074
+        let a = 5.9e307;
+        let small = array![[-3.0, 1.0]];
+        let (v, g) = loss
+            .forward_backward(embeddings(&small, &w), Labels::from(&labels))
+            .unwrap();
+        let huge = array![[-3.0 * a, a]];
+        let (vh, gh) = loss
+            .forward_backward(embeddings(&huge, &w), Labels::from(&labels))
+            .unwrap();
+        assert!(v > 0.1, "{name}: {v}");
+        assert!(close(vh, v, 1e-14), "{name}: {vh} vs {v}");
+        for (x, y) in gh.embeddings.iter().zip(&g.embeddings) {
+            assert!(close(*x, y / a, 1e-12), "{name}: {x:e} vs {:e}", y / a);
+        }
+        let tiny = array![[-6.0 * unit, 2.0 * unit]];
+        let vt = loss
+            .forward(embeddings(&tiny, &w), Labels::from(&labels))
+            .unwrap();
+        assert!(close(vt, v, 1e-14), "{name}: {vt} vs {v}");
+        // Its gradient scales with 1 / |e| = 1.6e322: beyond f64.
+        match loss.forward_backward(embeddings(&tiny, &w), Labels::from(&labels)) {
+            Err(Error::Overflow { what, .. }) => assert_eq!(what, "embeddings"),
+            r => panic!("{name}: {r:?}"),
+        }
+    }
+    // A small scale, so that the loss is not saturated at 0.
+    check("cosface", &CosFace::new().with_scale(2.0).unwrap());
+    check("arcface", &ArcFace::new().with_scale(2.0).unwrap());
+}
+
+#[test]
 fn multi_margin_adds_the_margin_to_the_exact_logit_difference() {
     // 1 - x_y + x_j with x_y = x_j = 1e30 is 1 exactly: the loss is 1 / 2.
     let x = array![[1e30_f64, 1e30]];
