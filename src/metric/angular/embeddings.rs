@@ -68,7 +68,7 @@ fn fit_norms<'a, F: Float>(x: ArrayView2<'a, F>) -> (CowArray<'a, F, Ix2>, Vec<i
 /// cosines are scaled down (0 unless `s` is near `F`'s maximum): their sums
 /// over classes and samples in the backward products are bounded by
 /// `4 n s m1^2` times the reduction's factor, which must stay within `F`.
-fn grad_shift<F: Float>(spec: &Spec, n: usize) -> i32 {
+pub(super) fn grad_shift<F: Float>(spec: &Spec, n: usize) -> i32 {
     let factor: f64 = spec.reduction.grad_scale(n as f64);
     let bound = 4.0 * factor * spec.scale * n as f64 * spec.m1.max(1.0).powi(2);
     let room = F::max_value().as_f64() / 16.0;

@@ -156,3 +156,57 @@ fn rows_parallel_to_working_precision_take_the_documented_gradient() {
         assert!((a - b).abs() < 1e-12, "{gw} vs {expect_w1}");
     }
 }
+
+#[test]
+fn grad_shift_is_the_smallest_power_of_two_within_the_bound() {
+    use super::embeddings::grad_shift;
+    // The bound 4 f s n max(m1, 1)^2 (f the reduction's factor) must come
+    // within MAX / 16 once divided by 2^t. Cases at 0.9 and 1.1 times a
+    // power of two of the room, so that a bound off by any factor above
+    // 1.25 gives another t.
+    let spec = |reduction, scale, m1| Spec {
+        reduction,
+        scale,
+        m1,
+        m2: 0.0,
+        m3: 0.0,
+        easy_margin: false,
+    };
+    let expected = |room: f64, reduction, s: f64, m1: f64, n: usize| {
+        let factor = if reduction == Reduction::Mean {
+            1.0 / n as f64
+        } else {
+            1.0
+        };
+        let bound = 4.0 * factor * s * n as f64 * m1.max(1.0).powi(2);
+        let mut t = 0;
+        while bound / 2f64.powi(t) > room {
+            t += 1;
+        }
+        t
+    };
+    let room32 = f64::from(f32::MAX) / 16.0;
+    let room64 = f64::MAX / 16.0;
+    for (reduction, s, m1, n) in [
+        (Reduction::Sum, 64.0, 1.0, 10),
+        (Reduction::Sum, 0.9 * 8.0 * room32 / 16.0, 1.0, 4),
+        (Reduction::Sum, 1.1 * 8.0 * room32 / 16.0, 1.0, 4),
+        (Reduction::Mean, 0.9 * 4.0 * room32 / 4.0, 1.0, 5),
+        (
+            Reduction::Sum,
+            0.9 * 64.0 * room32 / (4.0 * 3.0 * 6.25),
+            2.5,
+            3,
+        ),
+    ] {
+        let want = expected(room32, reduction, s, m1, n);
+        assert_eq!(
+            grad_shift::<f32>(&spec(reduction, s, m1), n),
+            want,
+            "{s:e} {m1} {n}"
+        );
+    }
+    let s = 0.9 * 16.0 * room64 / (4.0 * 2.0);
+    assert_eq!(grad_shift::<f64>(&spec(Reduction::Sum, s, 1.0), 2), 4);
+    assert_eq!(expected(room64, Reduction::Sum, s, 1.0, 2), 4);
+}
