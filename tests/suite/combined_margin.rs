@@ -70,6 +70,35 @@ fn contract() {
 }
 
 #[test]
+fn angular_margin_with_a_cosine_margin_subtracts_m3() {
+    // m1 = 1, m2 = 0.3, m3 = 0.2: the target logit is s (cos(theta + m2)
+    // - m3), and its derivative in c is cos m2 + c sin m2 / sin(theta).
+    let (s, m2, m3) = (4.0, 0.3, 0.2);
+    let loss = CombinedMargin::new()
+        .with_margins(1.0, m2, m3)
+        .unwrap()
+        .with_scale(s)
+        .unwrap()
+        .with_reduction(Reduction::Sum)
+        .on_cosines();
+    let c = array![[0.6_f64, 0.1, -0.2]];
+    let (v, g) = loss
+        .forward_backward(c.view(), array![0_usize].view())
+        .unwrap();
+    let z = [
+        s * ((0.6_f64).acos() + m2).cos() - s * m3,
+        s * 0.1,
+        s * -0.2,
+    ];
+    let lse = z.iter().map(|v| v.exp()).sum::<f64>().ln();
+    assert!((v - (lse - z[0])).abs() < 1e-13, "{v} vs {}", lse - z[0]);
+    let p0 = (z[0] - lse).exp();
+    let sin = (1.0 - 0.36_f64).sqrt();
+    let slope = m2.cos() + 0.6 * m2.sin() / sin;
+    assert!((g[[0, 0]] - s * (p0 - 1.0) * slope).abs() < 1e-12, "{g}");
+}
+
+#[test]
 fn fallback_formula_generalizes_arcfaces() {
     // (m1, m2, m3) = (1.5, 0.2, 0.1): theta_t = (pi - 0.2) / 1.5; beyond it
     // the target logit is cos - (pi - theta_t) sin(theta_t) - m3.
