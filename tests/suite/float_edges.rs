@@ -485,6 +485,21 @@ fn a_gradient_beyond_the_float_type_is_an_overflow() {
         }
         e => panic!("{e}"),
     }
+    // Under the mean the reduction's factor decides: -w / p over 4 elements
+    // is -1e39 / 4 = -2.5e38 at p = 1e-3 (fits) and -2.5e39 at p = 1e-4
+    // (the first beyond f32), while the mean loss, about 4e36, fits.
+    let bce = Bce::new()
+        .with_weight(array![1e36_f32, 1.0, 1.0, 1e36])
+        .unwrap();
+    let p = array![[1e-3_f32, 0.5, 0.5, 1e-4]];
+    let t = array![[1.0_f32, 1.0, 1.0, 1.0]];
+    assert!(bce.forward(p.view(), t.view()).unwrap().is_finite());
+    match bce.forward_backward(p.view(), t.view()).unwrap_err() {
+        Error::Overflow { index, actual, .. } => {
+            assert_eq!((index, actual.as_str()), (vec![0, 3], "about 2.500e39"));
+        }
+        e => panic!("{e}"),
+    }
     // The exponential loss at y s = -90 over 1e4 samples: exp(90) = 1.2e39
     // is beyond f32, its mean share 1.2e35 is not, nor its gradient.
     let n = 10_000;
