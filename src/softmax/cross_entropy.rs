@@ -241,7 +241,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                 // significant bits, so the mean itself is wrong (1 for
                 // `[5e-324, 0, 0]` where it is ln 3). The mean is the same
                 // for weights scaled by any power of two, and such a scaling
-                // is exact: rerun once with the divisor brought into [1, 2),
+                // is exact: rerun once with the divisor brought out of `tiny`,
                 // for the value and the gradient alike (the per-sample
                 // values are the weighted ones, so not for those).
                 let inv = 1.0 / divisor;

@@ -832,6 +832,44 @@ fn smoothed_spatial_cross_entropy_of_huge_f32_logits_fits_on_every_path() {
 }
 
 #[test]
+fn smoothed_spatial_mean_over_a_small_weight_sum_takes_the_rows_when_columns_would_overflow() {
+    // 300 positions of label 0 with weight 1e-4: the mean divides by 0.03,
+    // a scale of 33. Class 1 weighs 3e38, so each row's target total is
+    // 0.25 * 3e38 and scale * total (2.5e39) passes f32, though every
+    // gradient entry fits: the softmax (p_1 = 1 - 2e-9) matches the
+    // smoothed target. The column path forms scale * total in f32, so it
+    // must not be taken; the rows give what the 2-D loss gives.
+    let p = 300;
+    let ce = |smoothing| {
+        CrossEntropy::<f32, ndarray::Ix3>::spatial()
+            .with_weight(array![1e-4_f32, 3e38])
+            .unwrap()
+            .with_label_smoothing(smoothing)
+            .unwrap()
+    };
+    let mut x = ndarray::Array3::<f32>::zeros((1, 2, p));
+    x.index_axis_mut(ndarray::Axis(1), 1).fill(20.0);
+    let y = ndarray::Array2::<usize>::zeros((1, p));
+    let (v, g) = ce(0.5).forward_backward(x.view(), y.view()).unwrap();
+    let flat = x.index_axis(ndarray::Axis(0), 0).t().to_owned();
+    let ce2 = CrossEntropy::<f32>::new()
+        .with_weight(array![1e-4_f32, 3e38])
+        .unwrap()
+        .with_label_smoothing(0.5)
+        .unwrap();
+    let (v2, g2) = ce2
+        .forward_backward(flat.view(), ndarray::Array1::<usize>::zeros(p).view())
+        .unwrap();
+    assert!(close(f64::from(v), f64::from(v2), 1e-5), "{v} vs {v2}");
+    for (a, b) in g.index_axis(ndarray::Axis(0), 0).t().iter().zip(&g2) {
+        assert!(
+            a.is_finite() && (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{a} vs {b}"
+        );
+    }
+}
+
+#[test]
 fn smoothed_cross_entropy_whose_class_weight_sum_passes_f32() {
     // Four weights of 3e38 sum to 1.2e39, beyond f32; the mean divides by
     // the label's weight, so the value is ln 4 and each gradient entry
