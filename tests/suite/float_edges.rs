@@ -867,6 +867,32 @@ fn smoothed_spatial_mean_over_a_small_weight_sum_takes_the_rows_when_columns_wou
 }
 
 #[test]
+fn smoothed_weighted_sum_near_f32_max_forms_its_gradient_in_f64() {
+    // Four classes of weight 1e38, logits 0, label 0, eps 0.1, Sum: the
+    // bound |scale| (total + off w_max + at_y) = 1.925e38 is beyond a
+    // quarter of f32's maximum, so the gradient is formed in f64 (the cold
+    // path); every entry fits: total p_c - off w_c = 1e38 / 4 - 2.5e36 off
+    // the label, and 0.9e38 less on it. The value is 1e38 ln 4.
+    let ce = CrossEntropy::new()
+        .with_weight(array![1e38_f32, 1e38, 1e38, 1e38])
+        .unwrap()
+        .with_label_smoothing(0.1)
+        .unwrap()
+        .with_reduction(classloss::Reduction::Sum);
+    let (v, g) = ce
+        .forward_backward(
+            array![[0.0_f32, 0.0, 0.0, 0.0]].view(),
+            array![0_usize].view(),
+        )
+        .unwrap();
+    assert!(close(f64::from(v), 1e38 * 4f64.ln(), 1e-6), "{v}");
+    let off = 2.25e37;
+    for (c, want) in [(0, off - 0.9e38), (1, off), (2, off), (3, off)] {
+        assert!(close(f64::from(g[[0, c]]), want, 1e-6), "{c}: {g}");
+    }
+}
+
+#[test]
 fn smoothed_cross_entropy_whose_class_weight_sum_passes_f32() {
     // Four weights of 3e38 sum to 1.2e39, beyond f32; the mean divides by
     // the label's weight, so the value is ln 4 and each gradient entry
