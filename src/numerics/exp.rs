@@ -158,9 +158,11 @@ pub(crate) fn exp_nonpos_f64<const FMA: bool, const SUBNORMAL: bool>(x: f64) -> 
 pub(crate) fn ln1p_unit_f32<const FMA: bool>(e: f32) -> f32 {
     let s = e / (2.0 + e);
     let z = s * s;
-    // 1 / (2k + 1) for k = 8 down to 1.
-    let mut p: f32 = 1.0 / 17.0;
-    for k in [15.0_f32, 13.0, 11.0, 9.0, 7.0, 5.0, 3.0] {
+    // 1 / (2k + 1) for k = 7 down to 1: the remainder, z^8 / 17 + ... with
+    // z <= 1/9, is below 2e-9 relative (a thirtieth of an ulp); the last
+    // term kept, z^7 / 15, is up to 1.4e-8 (a quarter of an ulp).
+    let mut p: f32 = 1.0 / 15.0;
+    for k in [13.0_f32, 11.0, 9.0, 7.0, 5.0, 3.0] {
         p = madd32::<FMA>(p, z, 1.0 / k);
     }
     let two_s = s + s;
