@@ -1,0 +1,327 @@
+//! classloss's losses as candle autograd ops.
+//!
+//! Every differentiable classloss loss, configured as in the core crate
+//! (`SoftmaxFocal::new().with_gamma(2.0)`, every option kept), applied to
+//! candle [`Tensor`]s: the value is a rank-0 tensor whose backward is
+//! classloss's exact gradient, so `loss.backward()` carries it to the
+//! model's parameters.
+//!
+//! ```
+//! use candle_core::{Device, Tensor, Var};
+//! use classloss::SoftmaxFocal;
+//! use classloss_candle::TensorLoss;
+//!
+//! let logits = Var::from_slice(&[2.0_f32, 0.5, -1.0, 0.1, 0.2, 0.3], (2, 3), &Device::Cpu)?;
+//! let labels = Tensor::new(&[0_u32, 2], &Device::Cpu)?;
+//! let focal = SoftmaxFocal::<f32>::new().with_gamma(2.0)?;
+//! let value = focal.loss(&logits, &labels)?;
+//! let grads = value.backward()?;
+//! let g = grads.get(&logits).expect("a gradient for the logits");
+//! assert_eq!(g.dims(), &[2, 3]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What each loss takes
+//!
+//! | losses | inputs | target |
+//! | --- | --- | --- |
+//! | cross-entropy | logits `(N, C)` or `(N, C, d1..dk)` | labels (any integer dtype) or probabilities of the logits' shape |
+//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, multi-margin, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
+//! | KL divergence | logits `(N, C)` | probabilities `(N, C)` |
+//! | BCE, BCE with logits, sigmoid focal | any shape | targets of that shape |
+//! | hinge, exponential | scores `(N)` | targets `(N)` |
+//! | ArcFace, CosFace, combined margin | `(embeddings (N, D), class weights (C, D))` | labels `(N)` |
+//! | contrastive | `(x1 (N, D), x2 (N, D))` | similarity flags `(N)` |
+//! | center loss | `(features (N, D), centers (C, D))` | labels `(N)` |
+//!
+//! Labels may be `u8`, `u32`, `i16`, `i32` or `i64` tensors. Float
+//! tensors must have the loss's float type (`f32` or `f64`; losses without
+//! one in their type take either). Tensors must be on the CPU.
+//!
+//! # How the gradient is carried
+//!
+//! When candle will ask for a gradient (an input is a [`candle_core::Var`]
+//! or comes from a tracked op), the forward runs the core's fused
+//! value-and-gradient call once and keeps the gradient; the backward only
+//! multiplies it by the upstream gradient (not even that when the upstream
+//! gradient is 1, as for `loss.backward()`). Otherwise the forward computes
+//! the value alone. Inputs are read in place, with any strides candle
+//! hands over; the gradient is a new contiguous tensor, moved into candle
+//! without a copy. The value is always a scalar: under
+//! [`classloss::Reduction::None`] it is the sum, as the core's `forward`.
+//!
+//! # Errors
+//!
+//! The core's errors keep their text, word for word, inside
+//! `candle_core::Error::Wrapped`. A tensor of another float type is
+//! `UnexpectedDType` naming the argument; a tensor off the CPU is an error
+//! that says to move it.
+
+#![deny(missing_docs)]
+
+mod ops;
+mod storage;
+
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+use candle_core::{DType, Error, Result, Tensor, WithDType};
+use classloss::{
+    AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, CombinedMargin,
+    Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGrad, Exponential,
+    Float, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
+    Labels, MultiMargin, OnCosines, Pair, PairGrad, Poly1, SigmoidFocal, SoftBootstrapping,
+    SoftmaxFocal, SymmetricCrossEntropy,
+};
+use ndarray::{Array2, ArrayView2, Axis, Dimension, Ix1, Ix2, RemoveAxis};
+
+pub use ops::{ScoresLoss, TwoInputLoss};
+pub use storage::FromStorage;
+
+use ops::{ScoresOp, TwoInputOp};
+use storage::dtype_error;
+
+/// A classloss loss applied to candle tensors.
+pub trait TensorLoss {
+    /// The differentiable tensors the loss takes: `&Tensor` for the losses
+    /// on scores, `(&Tensor, &Tensor)` for those on two inputs.
+    type Inputs<'a>;
+
+    /// The loss value, a rank-0 tensor of the inputs' float type, whose
+    /// backward is the loss's exact gradient with respect to every input.
+    fn loss(&self, inputs: Self::Inputs<'_>, target: &Tensor) -> Result<Tensor>;
+}
+
+/// The error for a tensor off the CPU (named as the core names it).
+fn on_cpu(what: &'static str, t: &Tensor) -> Result<()> {
+    if t.device().is_cpu() {
+        Ok(())
+    } else {
+        Err(Error::Msg(format!(
+            "classloss: {what} is on {:?}; classloss runs on the CPU: move it with .to_device(&Device::Cpu)",
+            t.device().location()
+        )))
+    }
+}
+
+/// Checks what every op needs before candle sees it: the float type and
+/// the device.
+fn check<F: WithDType>(inputs: &[(&'static str, &Tensor)], target: &Tensor) -> Result<()> {
+    for &(what, t) in inputs {
+        on_cpu(what, t)?;
+        if t.dtype() != F::DTYPE {
+            return Err(dtype_error(what, F::DTYPE, t.dtype()));
+        }
+    }
+    on_cpu("target", target)
+}
+
+/// A loss on one tensor, as the op that carries its gradient.
+fn on_scores<F, D, L>(loss: &L, x: &Tensor, target: &Tensor) -> Result<Tensor>
+where
+    F: Float + WithDType,
+    D: Dimension + 'static,
+    L: ScoresLoss<F, D> + Clone + Send + Sync + 'static,
+{
+    check::<F>(&[("input", x)], target)?;
+    x.apply_op2(
+        target,
+        ScoresOp {
+            loss: loss.clone(),
+            want_grad: x.track_op(),
+            grad: OnceLock::new(),
+            _types: PhantomData::<fn() -> (F, D)>,
+        },
+    )
+}
+
+/// A loss on two tensors, as the op that carries both gradients.
+fn on_two<F, L>(loss: &L, (a, b): (&Tensor, &Tensor), target: &Tensor) -> Result<Tensor>
+where
+    F: Float + WithDType,
+    L: TwoInputLoss<F> + Clone + Send + Sync + 'static,
+{
+    let [na, nb] = L::NAMES;
+    check::<F>(&[(na, a), (nb, b)], target)?;
+    a.apply_op3(
+        b,
+        target,
+        TwoInputOp {
+            loss: loss.clone(),
+            want_grad: a.track_op() || b.track_op(),
+            grads: OnceLock::new(),
+            _types: PhantomData::<fn() -> F>,
+        },
+    )
+}
+
+/// The float type of a loss that takes either: the first input's.
+fn either_float(what: &'static str, t: &Tensor) -> Result<DType> {
+    match t.dtype() {
+        d @ (DType::F32 | DType::F64) => Ok(d),
+        d => Err(dtype_error(what, DType::F32, d)),
+    }
+}
+
+/// Losses whose type fixes the float type and the input's rank.
+macro_rules! typed_scores {
+    ($($loss:ident => $dim:ty),* $(,)?) => {$(
+        impl<F: Float + WithDType> TensorLoss for $loss<F>
+        where
+            $loss<F>: ScoresLoss<F, $dim> + Clone + Send + Sync + 'static,
+        {
+            type Inputs<'a> = &'a Tensor;
+            fn loss(&self, x: &Tensor, target: &Tensor) -> Result<Tensor> {
+                on_scores::<F, $dim, Self>(self, x, target)
+            }
+        }
+    )*};
+}
+
+typed_scores!(
+    SoftmaxFocal => Ix2,
+    Poly1 => Ix2,
+    KlDivergence => Ix2,
+    SoftBootstrapping => Ix2,
+    GeneralizedCrossEntropy => Ix2,
+    HardBootstrapping => Ix2,
+    SymmetricCrossEntropy => Ix2,
+    MultiMargin => Ix2,
+    Hinge => Ix1,
+    Exponential => Ix1,
+);
+
+/// Losses whose type fixes the float type and the rank (any rank).
+macro_rules! typed_any_rank {
+    ($($loss:ident: $bound:ident),* $(,)?) => {$(
+        impl<F: Float + WithDType, D: $bound + 'static> TensorLoss for $loss<F, D>
+        where
+            $loss<F, D>: ScoresLoss<F, D> + Clone + Send + Sync + 'static,
+        {
+            type Inputs<'a> = &'a Tensor;
+            fn loss(&self, x: &Tensor, target: &Tensor) -> Result<Tensor> {
+                on_scores::<F, D, Self>(self, x, target)
+            }
+        }
+    )*};
+}
+
+typed_any_rank!(CrossEntropy: RemoveAxis, Bce: Dimension, BceWithLogits: Dimension, SigmoidFocal: Dimension);
+
+impl TensorLoss for LabelSmoothing {
+    type Inputs<'a> = &'a Tensor;
+    fn loss(&self, x: &Tensor, target: &Tensor) -> Result<Tensor> {
+        match either_float("input", x)? {
+            DType::F32 => on_scores::<f32, Ix2, Self>(self, x, target),
+            _ => on_scores::<f64, Ix2, Self>(self, x, target),
+        }
+    }
+}
+
+impl<L: AngularMargin + Clone + Send + Sync + 'static> TensorLoss for OnCosines<L> {
+    type Inputs<'a> = &'a Tensor;
+    fn loss(&self, x: &Tensor, target: &Tensor) -> Result<Tensor> {
+        match either_float("cosines", x)? {
+            DType::F32 => on_scores::<f32, Ix2, Self>(self, x, target),
+            _ => on_scores::<f64, Ix2, Self>(self, x, target),
+        }
+    }
+}
+
+/// Two-input losses that take either float type.
+macro_rules! two_inputs {
+    ($($loss:ty),* $(,)?) => {$(
+        impl TensorLoss for $loss {
+            type Inputs<'a> = (&'a Tensor, &'a Tensor);
+            fn loss(&self, inputs: (&Tensor, &Tensor), target: &Tensor) -> Result<Tensor> {
+                let [name, _] = <Self as TwoInputLoss<f32>>::NAMES;
+                match either_float(name, inputs.0)? {
+                    DType::F32 => on_two::<f32, Self>(self, inputs, target),
+                    _ => on_two::<f64, Self>(self, inputs, target),
+                }
+            }
+        }
+    )*};
+}
+
+two_inputs!(ArcFace, CosFace, CombinedMargin, Contrastive, CenterLoss);
+
+/// The angular margins on embeddings: both gradients from the core.
+macro_rules! angular {
+    ($($loss:ty),*) => {$(
+        impl<F: Float> TwoInputLoss<F> for $loss {
+            const NAMES: [&'static str; 2] = ["embeddings", "weight"];
+            fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> Embeddings<'a, F> {
+                Embeddings { embeddings: a, weight: b }
+            }
+            fn fused<'a>(
+                &self,
+                a: ArrayView2<'a, F>,
+                b: ArrayView2<'a, F>,
+                target: Labels<'a>,
+            ) -> classloss::Result<(F, Array2<F>, Array2<F>)> {
+                let mut g = EmbeddingsGrad {
+                    embeddings: Array2::zeros(a.raw_dim()),
+                    weight: Array2::zeros(b.raw_dim()),
+                };
+                let v = self.forward_backward_into(Self::input(a, b), target, &mut g)?;
+                Ok((v, g.embeddings, g.weight))
+            }
+        }
+    )*};
+}
+
+angular!(ArcFace, CosFace, CombinedMargin);
+
+impl<F: Float> TwoInputLoss<F> for Contrastive {
+    const NAMES: [&'static str; 2] = ["x1", "x2"];
+    fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> Pair<'a, F> {
+        Pair { x1: a, x2: b }
+    }
+    fn fused<'a>(
+        &self,
+        a: ArrayView2<'a, F>,
+        b: ArrayView2<'a, F>,
+        target: ndarray::ArrayView1<'a, F>,
+    ) -> classloss::Result<(F, Array2<F>, Array2<F>)> {
+        let mut g = PairGrad {
+            x1: Array2::zeros(a.raw_dim()),
+            x2: Array2::zeros(b.raw_dim()),
+        };
+        let v = self.forward_backward_into(Self::input(a, b), target, &mut g)?;
+        Ok((v, g.x1, g.x2))
+    }
+}
+
+impl<F: Float> TwoInputLoss<F> for CenterLoss {
+    const NAMES: [&'static str; 2] = ["features", "centers"];
+    fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> CenterInput<'a, F> {
+        CenterInput {
+            features: a,
+            centers: b,
+        }
+    }
+    /// The core gives the features' gradient; the centers' follows from
+    /// it: `L = s/2 sum_i |x_i - c_{y_i}|^2`, so `dL/dc_k = -sum_{i: y_i = k}
+    /// dL/dx_i` (an ignored or unused class gets 0). The paper's update
+    /// rule for the centers stays the core's `update_centers`.
+    fn fused<'a>(
+        &self,
+        a: ArrayView2<'a, F>,
+        b: ArrayView2<'a, F>,
+        target: Labels<'a>,
+    ) -> classloss::Result<(F, Array2<F>, Array2<F>)> {
+        let mut gx = Array2::zeros(a.raw_dim());
+        let v = self.forward_backward_into(Self::input(a, b), target.clone(), &mut gx)?;
+        let mut gc = Array2::<F>::zeros(b.raw_dim());
+        for (row, label) in gx.axis_iter(Axis(0)).zip(target.iter()) {
+            // The core checked every label against the class count.
+            if let Some(mut center) = usize::try_from(label).ok().and_then(|k| {
+                (k < gc.nrows()).then(|| gc.row_mut(k))
+            }) {
+                center -= &row;
+            }
+        }
+        Ok((v, gx, gc))
+    }
+}
