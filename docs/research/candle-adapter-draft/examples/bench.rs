@@ -26,11 +26,11 @@ use classloss_candle::TensorLoss;
 use ndarray::{Array1, Array2};
 
 #[allow(dead_code)]
-#[path = "../../../examples/perf/measure.rs"]
-mod measure;
-#[allow(dead_code)]
 #[path = "../../../examples/perf/load.rs"]
 mod load;
+#[allow(dead_code)]
+#[path = "../../../examples/perf/measure.rs"]
+mod measure;
 
 use measure::{Budget, ns_per_call};
 
@@ -43,26 +43,37 @@ fn inputs(n: usize, c: usize) -> (Array2<f32>, Array1<u32>) {
         s ^= s << 17;
         s
     };
-    let x = Array2::from_shape_simple_fn((n, c), || ((next() >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0);
+    let x = Array2::from_shape_simple_fn((n, c), || {
+        ((next() >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
+    });
     let y = Array1::from_shape_simple_fn(n, || (next() % c as u64) as u32);
     (x, y)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let quick = std::env::args().any(|a| a == "--quick");
-    let budget = if quick { Budget::QUICK } else { Budget::DEFAULT };
+    let budget = if quick {
+        Budget::QUICK
+    } else {
+        Budget::DEFAULT
+    };
     let dev = Device::Cpu;
     let start = load::Snapshot::now();
     let ce = CrossEntropy::<f32>::new();
 
     println!("loss alone: value + gradient of the logits, f32, ns per call (median)");
-    println!("| N x C | core fused | adapter | recompute | candle-nn | candle-nn / adapter | adapter / core |");
+    println!(
+        "| N x C | core fused | adapter | recompute | candle-nn | candle-nn / adapter | adapter / core |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (n, c) in [(128, 10), (256, 1000), (1024, 32000)] {
         let (x, y) = inputs(n, c);
         let mut grad = Array2::<f32>::zeros((n, c));
         let core = ns_per_call(&budget, || {
-            black_box(ce.forward_backward_into(x.view(), Labels::from(&y), grad.view_mut()).unwrap());
+            black_box(
+                ce.forward_backward_into(x.view(), Labels::from(&y), grad.view_mut())
+                    .unwrap(),
+            );
         });
         let xt = Tensor::from_vec(x.iter().copied().collect::<Vec<_>>(), (n, c), &dev)?;
         let yt = Tensor::from_vec(y.to_vec(), n, &dev)?;
@@ -87,7 +98,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!();
-    println!("training step: MLP 64-128-C, batch N, forward + loss + backward, f32, ns per step (median)");
+    println!(
+        "training step: MLP 64-128-C, batch N, forward + loss + backward, f32, ns per step (median)"
+    );
     println!("| N x C | classloss | candle-nn | candle-nn / classloss |");
     println!("| --- | ---: | ---: | ---: |");
     for (n, c) in [(256, 1000), (1024, 32000)] {
@@ -111,7 +124,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("| {n} x {c} | {ours:.0} | {nn:.0} | {:.2}x |", nn / ours);
     }
     if let Some(busy) = start.and_then(|s| s.others_since(2)) {
-        println!("\nother processes kept {busy:.2} cores busy meanwhile (above 0.1, the numbers are disturbed)");
+        println!(
+            "\nother processes kept {busy:.2} cores busy meanwhile (above 0.1, the numbers are disturbed)"
+        );
     }
     Ok(())
 }

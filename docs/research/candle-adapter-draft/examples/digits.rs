@@ -38,7 +38,9 @@ impl Mlp {
     fn new(rng: &mut rng::Rng) -> candle_core::Result<Self> {
         let init = |rows: usize, cols: usize, rng: &mut rng::Rng| {
             let s = (2.0 / rows as f64).sqrt();
-            let v: Vec<f32> = (0..rows * cols).map(|_| (rng.normal() * s) as f32).collect();
+            let v: Vec<f32> = (0..rows * cols)
+                .map(|_| (rng.normal() * s) as f32)
+                .collect();
             Var::from_vec(v, (rows, cols), &Device::Cpu)
         };
         Ok(Self {
@@ -50,11 +52,14 @@ impl Mlp {
     }
 
     fn hidden(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(self.w1.as_tensor())?.broadcast_add(self.b1.as_tensor())?.relu()
+        x.matmul(self.w1.as_tensor())?
+            .broadcast_add(self.b1.as_tensor())?
+            .relu()
     }
 
     fn logits(&self, h: &Tensor) -> candle_core::Result<Tensor> {
-        h.matmul(self.w2.as_tensor())?.broadcast_add(self.b2.as_tensor())
+        h.matmul(self.w2.as_tensor())?
+            .broadcast_add(self.b2.as_tensor())
     }
 }
 
@@ -67,7 +72,10 @@ struct Sgd {
 
 impl Sgd {
     fn new(vars: Vec<Var>, lr: f64) -> candle_core::Result<Self> {
-        let velocity = vars.iter().map(|v| v.zeros_like()).collect::<Result<_, _>>()?;
+        let velocity = vars
+            .iter()
+            .map(|v| v.zeros_like())
+            .collect::<Result<_, _>>()?;
         Ok(Self { vars, velocity, lr })
     }
 
@@ -91,12 +99,8 @@ fn accuracy(pred: &Tensor, y: &Tensor) -> candle_core::Result<f64> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/digits.csv.gz");
     let all = data::read_digits_gz(&root)?;
-    let (train_idx, test_idx) = data::stratified_split(
-        &all.labels,
-        data::CLASSES,
-        0.3,
-        &mut rng::Rng::new(2024),
-    );
+    let (train_idx, test_idx) =
+        data::stratified_split(&all.labels, data::CLASSES, 0.3, &mut rng::Rng::new(2024));
     let mut xtr = data::rows(&all.pixels, &train_idx);
     let mut xte = data::rows(&all.pixels, &test_idx);
     data::standardize(&mut xtr, &mut xte);
@@ -115,13 +119,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         test_idx.len()
     );
 
-    for name in ["softmax focal (gamma 2)", "ArcFace (s 16, m 0.3) on the hidden layer"] {
+    for name in [
+        "softmax focal (gamma 2)",
+        "ArcFace (s 16, m 0.3) on the hidden layer",
+    ] {
         let mut rng = rng::Rng::new(7);
         let mlp = Mlp::new(&mut rng)?;
         let focal = SoftmaxFocal::<f32>::new().with_gamma(2.0)?;
         let arcface = ArcFace::new().with_scale(16.0)?.with_margin(0.3)?;
         let centers = {
-            let v: Vec<f32> = (0..data::CLASSES * HIDDEN).map(|_| rng.normal() as f32).collect();
+            let v: Vec<f32> = (0..data::CLASSES * HIDDEN)
+                .map(|_| rng.normal() as f32)
+                .collect();
             Var::from_vec(v, (data::CLASSES, HIDDEN), &Device::Cpu)?
         };
         let arc = name.starts_with("Arc");
@@ -152,8 +161,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let h = mlp.hidden(&xte)?;
         let pred = if arc {
             // The class whose weight has the largest cosine with the embedding.
-            let norm = |t: &Tensor| t.broadcast_div(&t.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?);
-            norm(&h)?.matmul(&norm(centers.as_tensor())?.t()?)?.argmax(D::Minus1)?
+            let norm = |t: &Tensor| {
+                t.broadcast_div(&t.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?)
+            };
+            norm(&h)?
+                .matmul(&norm(centers.as_tensor())?.t()?)?
+                .argmax(D::Minus1)?
         } else {
             mlp.logits(&h)?.argmax(D::Minus1)?
         };

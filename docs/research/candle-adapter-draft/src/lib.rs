@@ -69,9 +69,9 @@ use candle_core::{DType, Error, Result, Tensor, WithDType};
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, CombinedMargin,
     Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGrad, Exponential,
-    Float, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
-    Labels, MultiMargin, OnCosines, Pair, PairGrad, Poly1, SigmoidFocal, SoftBootstrapping,
-    SoftmaxFocal, SymmetricCrossEntropy,
+    Float, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels,
+    MultiMargin, OnCosines, Pair, PairGrad, Poly1, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
+    SymmetricCrossEntropy,
 };
 use ndarray::{Array2, ArrayView2, Axis, Dimension, Ix1, Ix2, RemoveAxis};
 
@@ -249,7 +249,7 @@ two_inputs!(ArcFace, CosFace, CombinedMargin, Contrastive, CenterLoss);
 /// The angular margins on embeddings: both gradients from the core.
 macro_rules! angular {
     ($($loss:ty),*) => {$(
-        impl<F: Float> TwoInputLoss<F> for $loss {
+        impl<F: Float + WithDType> TwoInputLoss<F> for $loss {
             const NAMES: [&'static str; 2] = ["embeddings", "weight"];
             fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> Embeddings<'a, F> {
                 Embeddings { embeddings: a, weight: b }
@@ -273,7 +273,7 @@ macro_rules! angular {
 
 angular!(ArcFace, CosFace, CombinedMargin);
 
-impl<F: Float> TwoInputLoss<F> for Contrastive {
+impl<F: Float + WithDType> TwoInputLoss<F> for Contrastive {
     const NAMES: [&'static str; 2] = ["x1", "x2"];
     fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> Pair<'a, F> {
         Pair { x1: a, x2: b }
@@ -293,7 +293,7 @@ impl<F: Float> TwoInputLoss<F> for Contrastive {
     }
 }
 
-impl<F: Float> TwoInputLoss<F> for CenterLoss {
+impl<F: Float + WithDType> TwoInputLoss<F> for CenterLoss {
     const NAMES: [&'static str; 2] = ["features", "centers"];
     fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> CenterInput<'a, F> {
         CenterInput {
@@ -316,9 +316,10 @@ impl<F: Float> TwoInputLoss<F> for CenterLoss {
         let mut gc = Array2::<F>::zeros(b.raw_dim());
         for (row, label) in gx.axis_iter(Axis(0)).zip(target.iter()) {
             // The core checked every label against the class count.
-            if let Some(mut center) = usize::try_from(label).ok().and_then(|k| {
-                (k < gc.nrows()).then(|| gc.row_mut(k))
-            }) {
+            if let Some(mut center) = usize::try_from(label)
+                .ok()
+                .and_then(|k| (k < gc.nrows()).then(|| gc.row_mut(k)))
+            {
                 center -= &row;
             }
         }

@@ -8,7 +8,9 @@
 
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{
+    CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor, WithDType,
+};
 use classloss::{Differentiable, Float, Loss};
 use ndarray::{Array, Array2, ArrayView, ArrayView2, ArrayViewMut, Dimension};
 
@@ -84,7 +86,9 @@ fn scaled<F: Float + WithDType>(grad: &Tensor, upstream: &Tensor) -> Result<Tens
 /// missing (candle calls `bwd` only after `cpu_fwd`).
 fn kept<T>(slot: &OnceLock<T>) -> Result<&T> {
     slot.get().ok_or_else(|| {
-        candle_core::Error::Msg("classloss: the backward ran without a gradient from the forward".into())
+        candle_core::Error::Msg(
+            "classloss: the backward ran without a gradient from the forward".into(),
+        )
     })
 }
 
@@ -114,7 +118,7 @@ where
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let x = float_view::<F, D>("input", s1, l1)?;
-        let target = FromStorage::from_storage("target", s2, l2)?;
+        let target: L::Target<'_> = FromStorage::from_storage("target", s2, l2)?;
         if !self.want_grad {
             return Ok(scalar(self.loss.forward(x, target).map_err(core_error)?));
         }
@@ -167,7 +171,7 @@ where
         let [na, nb] = L::NAMES;
         let a = float_view::<F, ndarray::Ix2>(na, s1, l1)?;
         let b = float_view::<F, ndarray::Ix2>(nb, s2, l2)?;
-        let target = FromStorage::from_storage("target", s3, l3)?;
+        let target: L::Target<'_> = FromStorage::from_storage("target", s3, l3)?;
         if !self.want_grad {
             let value = self.loss.forward(L::input(a, b), target);
             return Ok(scalar(value.map_err(core_error)?));
@@ -186,6 +190,10 @@ where
         upstream: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (ga, gb) = kept(&self.grads)?;
-        Ok((Some(scaled::<F>(ga, upstream)?), Some(scaled::<F>(gb, upstream)?), None))
+        Ok((
+            Some(scaled::<F>(ga, upstream)?),
+            Some(scaled::<F>(gb, upstream)?),
+            None,
+        ))
     }
 }
