@@ -225,6 +225,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
         let w_slice = self.weight.as_ref().and_then(|w| w.as_slice());
         let w = |c: usize| w_slice.map_or(F::one(), |w| w[c]);
         let eps = F::lit(self.label_smoothing);
+        let smoothing = self.label_smoothing > 0.0;
         let hard = F::one() - eps;
         let off = eps / F::from_count(classes);
 
@@ -264,7 +265,6 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                     // push the weight of a class no label uses past f64
                     // sooner, which, with smoothing, changes the value.
                     let e = -510 - divisor.log2().floor() as i32;
-                    let smoothing = self.label_smoothing > 0.0;
                     let mut scaled = Vec::with_capacity(w.len());
                     for (c, v) in w.iter().enumerate() {
                         let v = times_pow2(v.as_f64(), e);
@@ -305,7 +305,6 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                 let w_sum = w_slice.map_or(classes as f64, |w| w.iter().map(|v| v.as_f64()).sum());
                 let w_max =
                     w_slice.map_or(1.0, |w| w.iter().fold(0.0, |m: f64, v| m.max(v.as_f64())));
-                let smoothing = self.label_smoothing > 0.0;
                 let f = |y: Option<usize>, row: &Row<'_, F>, g: Option<RowGrad<'_, F>>| {
                     let Some(y) = y else {
                         if let Some(g) = g {
