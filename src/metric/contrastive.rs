@@ -6,7 +6,7 @@ use crate::base::loss::{Call, Compute, Exact, Signature};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{check_values, expect_samples_and_features, expect_shape};
-use crate::numerics::l2_norm;
+use crate::numerics::{clamp_below, l2_norm};
 use crate::{Float, Result};
 
 /// A batch of embedding pairs: row `i` of `x1` is compared with row `i` of
@@ -168,29 +168,23 @@ impl Contrastive {
         let (m, m_pos) = (self.margin, self.pos_margin);
         match (self.form, similar) {
             (ContrastiveForm::Squared, true) => {
-                let h = positive_part(d - m_pos);
+                let h = clamp_below(d - m_pos, 0.0);
                 (0.5 * h * h, h)
             }
             (ContrastiveForm::Squared, false) => {
-                let h = positive_part(m - d);
+                let h = clamp_below(m - d, 0.0);
                 (0.5 * h * h, -h)
             }
             (ContrastiveForm::Hinge, true) => {
-                let h = positive_part(d - m_pos);
+                let h = clamp_below(d - m_pos, 0.0);
                 (h, if h > 0.0 { 1.0 } else { 0.0 })
             }
             (ContrastiveForm::Hinge, false) => {
-                let h = positive_part(m - d);
+                let h = clamp_below(m - d, 0.0);
                 (h, if h > 0.0 { -1.0 } else { 0.0 })
             }
         }
     }
-}
-
-/// `max(0, a)`, with NaN passed through (`f64::max` would make it 0).
-#[inline]
-fn positive_part(a: f64) -> f64 {
-    if a < 0.0 { 0.0 } else { a }
 }
 
 /// The signature of the pair losses: two `(N, D)` embeddings, `(N)` flags,

@@ -26,12 +26,13 @@
 //! there `mul_add` would be a slow library call). The two round differently
 //! in the last bit; both are within the bound above.
 
-/// `x`, or `lo` where `x` is below it: the reduction's input stays in
-/// range (`n` fits the exponent bits). Below `lo` the result is replaced by
-/// 0 at the end, so the clamp only keeps the intermediates tame. A
-/// comparison, not `max`: NaN must pass through, not become the bound.
+/// `x`, or `lo` where `x` is below it. A comparison, not `max`: NaN must
+/// pass through, not become the bound. In the exponentials it keeps the
+/// reduction's input in range (`n` fits the exponent bits; below `lo` the
+/// result is replaced by 0 at the end); elsewhere it is `max(0, a)` that
+/// keeps NaN (contrastive's hinges).
 #[inline(always)]
-fn clamp_below<T: PartialOrd>(x: T, lo: T) -> T {
+pub(crate) fn clamp_below<T: PartialOrd>(x: T, lo: T) -> T {
     if x < lo { lo } else { x }
 }
 

@@ -17,6 +17,7 @@ mod exp;
 pub(crate) mod kernels;
 pub(crate) mod simd;
 
+pub(crate) use exp::clamp_below;
 pub use simd::{SimdLevel, simd_level};
 
 use crate::Float;
