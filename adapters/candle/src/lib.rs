@@ -46,8 +46,11 @@
 //! multiplies it by the upstream gradient (not even that when the upstream
 //! gradient is 1, as for `loss.backward()`). Otherwise the forward computes
 //! the value alone. Inputs are read in place, with any strides candle
-//! hands over; the gradient is a new contiguous tensor, moved into candle
-//! without a copy. The value is always a scalar: under
+//! hands over. The gradient is written into a contiguous tensor that an
+//! earlier call of the same shape has finished with, when there is one
+//! (a large gradient written into new memory costs a page fault per page:
+//! three times the loss itself at 1024 x 32000);
+//! [`release_spare_gradients`] frees those kept. The value is always a scalar: under
 //! [`classloss::Reduction::None`] it is the sum, as the core's `forward`.
 //!
 //! # Errors
@@ -60,6 +63,7 @@
 #![deny(missing_docs)]
 
 mod ops;
+mod spare;
 mod storage;
 
 use std::marker::PhantomData;
@@ -68,14 +72,15 @@ use std::sync::OnceLock;
 use candle_core::{DType, Error, Result, Tensor, WithDType};
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, CombinedMargin,
-    Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGrad, Exponential,
+    Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGradMut, Exponential,
     Float, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels,
-    MultiMargin, OnCosines, Pair, PairGrad, Poly1, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
-    SymmetricCrossEntropy,
+    MultiMargin, OnCosines, Pair, PairGradMut, Poly1, SigmoidFocal, SoftBootstrapping,
+    SoftmaxFocal, SymmetricCrossEntropy,
 };
-use ndarray::{Array2, ArrayView2, Axis, Dimension, Ix1, Ix2, RemoveAxis};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, Dimension, Ix1, Ix2, RemoveAxis};
 
 pub use ops::{ScoresLoss, TwoInputLoss};
+pub use spare::release_spare_gradients;
 pub use storage::FromStorage;
 
 use ops::{ScoresOp, TwoInputOp};
@@ -246,52 +251,36 @@ macro_rules! two_inputs {
 
 two_inputs!(ArcFace, CosFace, CombinedMargin, Contrastive, CenterLoss);
 
-/// The angular margins on embeddings: both gradients from the core.
-macro_rules! angular {
-    ($($loss:ty),*) => {$(
+/// The two-input losses whose core gradient covers both inputs: the
+/// input and gradient structs take the two views under their own names.
+macro_rules! both_gradients {
+    ($($loss:ty => $input:ident, $grad:ident { $a:ident, $b:ident }),* $(,)?) => {$(
         impl<F: Float + WithDType> TwoInputLoss<F> for $loss {
-            const NAMES: [&'static str; 2] = ["embeddings", "weight"];
-            fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> Embeddings<'a, F> {
-                Embeddings { embeddings: a, weight: b }
+            const NAMES: [&'static str; 2] = [stringify!($a), stringify!($b)];
+            fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> $input<'a, F> {
+                $input { $a: a, $b: b }
             }
-            fn fused<'a>(
+            fn forward_backward_into<'a>(
                 &self,
                 a: ArrayView2<'a, F>,
                 b: ArrayView2<'a, F>,
-                target: Labels<'a>,
-            ) -> classloss::Result<(F, Array2<F>, Array2<F>)> {
-                let mut g = EmbeddingsGrad {
-                    embeddings: Array2::zeros(a.raw_dim()),
-                    weight: Array2::zeros(b.raw_dim()),
-                };
-                let v = self.forward_backward_into(Self::input(a, b), target, &mut g)?;
-                Ok((v, g.embeddings, g.weight))
+                target: Self::Target<'a>,
+                grad_a: ArrayViewMut2<'_, F>,
+                grad_b: ArrayViewMut2<'_, F>,
+            ) -> classloss::Result<F> {
+                let grad = $grad { $a: grad_a, $b: grad_b };
+                Differentiable::forward_backward_into(self, Self::input(a, b), target, grad)
             }
         }
     )*};
 }
 
-angular!(ArcFace, CosFace, CombinedMargin);
-
-impl<F: Float + WithDType> TwoInputLoss<F> for Contrastive {
-    const NAMES: [&'static str; 2] = ["x1", "x2"];
-    fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> Pair<'a, F> {
-        Pair { x1: a, x2: b }
-    }
-    fn fused<'a>(
-        &self,
-        a: ArrayView2<'a, F>,
-        b: ArrayView2<'a, F>,
-        target: ndarray::ArrayView1<'a, F>,
-    ) -> classloss::Result<(F, Array2<F>, Array2<F>)> {
-        let mut g = PairGrad {
-            x1: Array2::zeros(a.raw_dim()),
-            x2: Array2::zeros(b.raw_dim()),
-        };
-        let v = self.forward_backward_into(Self::input(a, b), target, &mut g)?;
-        Ok((v, g.x1, g.x2))
-    }
-}
+both_gradients!(
+    ArcFace => Embeddings, EmbeddingsGradMut { embeddings, weight },
+    CosFace => Embeddings, EmbeddingsGradMut { embeddings, weight },
+    CombinedMargin => Embeddings, EmbeddingsGradMut { embeddings, weight },
+    Contrastive => Pair, PairGradMut { x1, x2 },
+);
 
 impl<F: Float + WithDType> TwoInputLoss<F> for CenterLoss {
     const NAMES: [&'static str; 2] = ["features", "centers"];
@@ -305,24 +294,30 @@ impl<F: Float + WithDType> TwoInputLoss<F> for CenterLoss {
     /// it: `L = s/2 sum_i |x_i - c_{y_i}|^2`, so `dL/dc_k = -sum_{i: y_i = k}
     /// dL/dx_i` (an ignored or unused class gets 0). The paper's update
     /// rule for the centers stays the core's `update_centers`.
-    fn fused<'a>(
+    fn forward_backward_into<'a>(
         &self,
         a: ArrayView2<'a, F>,
         b: ArrayView2<'a, F>,
         target: Labels<'a>,
-    ) -> classloss::Result<(F, Array2<F>, Array2<F>)> {
-        let mut gx = Array2::zeros(a.raw_dim());
-        let v = self.forward_backward_into(Self::input(a, b), target.clone(), &mut gx)?;
-        let mut gc = Array2::<F>::zeros(b.raw_dim());
-        for (row, label) in gx.axis_iter(Axis(0)).zip(target.iter()) {
+        mut grad_a: ArrayViewMut2<'_, F>,
+        mut grad_b: ArrayViewMut2<'_, F>,
+    ) -> classloss::Result<F> {
+        let value = Differentiable::forward_backward_into(
+            self,
+            Self::input(a, b),
+            target.clone(),
+            grad_a.view_mut(),
+        )?;
+        grad_b.fill(F::zero());
+        for (row, label) in grad_a.axis_iter(Axis(0)).zip(target.iter()) {
             // The core checked every label against the class count.
             if let Some(mut center) = usize::try_from(label)
                 .ok()
-                .and_then(|k| (k < gc.nrows()).then(|| gc.row_mut(k)))
+                .and_then(|k| (k < grad_b.nrows()).then(|| grad_b.row_mut(k)))
             {
                 center -= &row;
             }
         }
-        Ok((v, gx, gc))
+        Ok(value)
     }
 }

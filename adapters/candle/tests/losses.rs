@@ -320,6 +320,35 @@ fn the_gradient_is_scaled_by_the_upstream_gradient() {
 }
 
 #[test]
+fn an_earlier_steps_gradients_survive_the_next_step() {
+    // The ops hand their gradient tensors to the next call of the same
+    // shape once dropped; neither the gradients a user keeps nor a loss
+    // still alive may see the next step's values.
+    let ce = CrossEntropy::<f32>::new();
+    let y = array![2_u32, 0, 1];
+    let x1: Array2<f32> = to(&filled((3, 7), 40, 2.0));
+    let x2: Array2<f32> = to(&filled((3, 7), 41, 2.0));
+    let (_, g1) = ce.forward_backward(x1.view(), Labels::from(&y)).unwrap();
+    let (_, g2) = ce.forward_backward(x2.view(), Labels::from(&y)).unwrap();
+    let g1: Vec<f32> = g1.iter().copied().collect();
+    let g2: Vec<f32> = g2.iter().copied().collect();
+    let (v1, v2) = (var(&x1), var(&x2));
+    let kept_loss = ce.loss(v1.as_tensor(), &tensor(&y)).unwrap();
+    let kept_grads = kept_loss.backward().unwrap();
+    for _ in 0..3 {
+        // Each step's op is dropped at the end of the step, its tensor
+        // spare for the next.
+        let out = ce.loss(v2.as_tensor(), &tensor(&y)).unwrap();
+        let grads = out.backward().unwrap();
+        assert_eq!(values::<f32>(grads.get(&v2).unwrap()), g2);
+    }
+    assert_eq!(values::<f32>(kept_grads.get(&v1).unwrap()), g1);
+    let again = kept_loss.backward().unwrap();
+    assert_eq!(values::<f32>(again.get(&v1).unwrap()), g1);
+    classloss_candle::release_spare_gradients();
+}
+
+#[test]
 fn strided_and_broadcast_inputs_are_read_in_place() {
     // A transposed tensor (strides (1, 5)) and a broadcast target.
     let xt: Array2<f64> = filled((4, 5), 16, 3.0);

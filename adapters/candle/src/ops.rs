@@ -5,15 +5,16 @@
 //! gradient (an input is a variable or comes from a tracked op) and keeps
 //! the gradient for the backward, which only scales it by the upstream
 //! gradient; otherwise it runs the core's `forward`, without a gradient.
+//! Caching beats computing the gradient in the backward: that would read
+//! the inputs a second time (the bench's `recompute` column).
 
 use std::sync::OnceLock;
 
-use candle_core::{
-    CpuStorage, CustomOp2, CustomOp3, Device, Layout, Result, Shape, Tensor, WithDType,
-};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use classloss::{Differentiable, Float, Loss};
-use ndarray::{Array, Array2, ArrayView, ArrayView2, ArrayViewMut, Dimension};
+use ndarray::{Array, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension, Ix2};
 
+use crate::spare;
 use crate::storage::{FromStorage, core_error, float_view};
 
 /// A loss on one differentiable tensor (scores, logits, probabilities) of
@@ -49,13 +50,17 @@ pub trait TwoInputLoss<F: Float>: for<'a> Loss<F, Target<'a>: FromStorage<'a>> {
     const NAMES: [&'static str; 2];
     /// The core's input from the two views.
     fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> Self::Input<'a>;
-    /// The value and the gradients with respect to `a` and `b`.
-    fn fused<'a>(
+    /// The value, with the gradients with respect to `a` and `b` written
+    /// into `grad_a` and `grad_b` (overwritten, as the core's fused call
+    /// overwrites its buffer).
+    fn forward_backward_into<'a>(
         &self,
         a: ArrayView2<'a, F>,
         b: ArrayView2<'a, F>,
         target: Self::Target<'a>,
-    ) -> classloss::Result<(F, Array2<F>, Array2<F>)>;
+        grad_a: ArrayViewMut2<'_, F>,
+        grad_b: ArrayViewMut2<'_, F>,
+    ) -> classloss::Result<F>;
 }
 
 /// The loss value as candle's rank-0 storage.
@@ -63,12 +68,21 @@ fn scalar<F: WithDType>(value: F) -> (CpuStorage, Shape) {
     (F::to_cpu_storage_owned(vec![value]), Shape::from(()))
 }
 
-/// An owned array as a CPU tensor of the same shape, without a copy.
-fn to_tensor<F: Float + WithDType, D: Dimension>(a: Array<F, D>) -> Result<Tensor> {
-    let shape = a.shape().to_vec();
-    // `zeros` arrays are in standard layout, so the raw vector is in order.
-    let (data, _) = a.into_raw_vec_and_offset();
-    Tensor::from_vec(data, shape, &Device::Cpu)
+/// A gradient tensor of `shape` (a spare one when there is one), and the
+/// value `fused` returns after writing the gradient into it.
+fn gradient<F, D, R>(
+    shape: D,
+    fused: impl FnOnce(ArrayViewMut<'_, F, D>) -> Result<R>,
+) -> Result<(Tensor, R)>
+where
+    F: Float + WithDType,
+    D: Dimension,
+{
+    let t = spare::take::<F>(shape.slice())?;
+    let r = spare::write(&t, |data: &mut [F]| {
+        fused(ArrayViewMut::from_shape(shape, data).map_err(candle_core::Error::wrap)?)
+    })?;
+    Ok((t, r))
 }
 
 /// `grad` times the upstream gradient (a rank-0 tensor); as it is when that
@@ -122,12 +136,12 @@ where
         if !self.want_grad {
             return Ok(scalar(self.loss.forward(x, target).map_err(core_error)?));
         }
-        let mut grad = Array::<F, D>::zeros(x.raw_dim());
-        let value = self
-            .loss
-            .forward_backward_into(x, target, grad.view_mut())
-            .map_err(core_error)?;
-        let _ = self.grad.set(to_tensor(grad)?);
+        let (grad, value) = gradient(x.raw_dim(), |g| {
+            self.loss
+                .forward_backward_into(x, target, g)
+                .map_err(core_error)
+        })?;
+        let _ = self.grad.set(grad);
         Ok(scalar(value))
     }
 
@@ -169,15 +183,21 @@ where
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let [na, nb] = L::NAMES;
-        let a = float_view::<F, ndarray::Ix2>(na, s1, l1)?;
-        let b = float_view::<F, ndarray::Ix2>(nb, s2, l2)?;
+        let a = float_view::<F, Ix2>(na, s1, l1)?;
+        let b = float_view::<F, Ix2>(nb, s2, l2)?;
         let target: L::Target<'_> = FromStorage::from_storage("target", s3, l3)?;
         if !self.want_grad {
             let value = self.loss.forward(L::input(a, b), target);
             return Ok(scalar(value.map_err(core_error)?));
         }
-        let (value, ga, gb) = self.loss.fused(a, b, target).map_err(core_error)?;
-        let _ = self.grads.set((to_tensor(ga)?, to_tensor(gb)?));
+        let (grad_a, (grad_b, value)) = gradient(a.raw_dim(), |ga| {
+            gradient(b.raw_dim(), |gb| {
+                (self.loss)
+                    .forward_backward_into(a, b, target, ga, gb)
+                    .map_err(core_error)
+            })
+        })?;
+        let _ = self.grads.set((grad_a, grad_b));
         Ok(scalar(value))
     }
 
@@ -195,5 +215,24 @@ where
             Some(scaled::<F>(gb, upstream)?),
             None,
         ))
+    }
+}
+
+/// An op that is dropped can no longer be asked for its gradient: the
+/// tensor goes back to the spare ones ([`spare`]).
+impl<L, F, D> Drop for ScoresOp<L, F, D> {
+    fn drop(&mut self) {
+        if let Some(grad) = self.grad.take() {
+            spare::give(grad);
+        }
+    }
+}
+
+impl<L, F> Drop for TwoInputOp<L, F> {
+    fn drop(&mut self) {
+        if let Some((a, b)) = self.grads.take() {
+            spare::give(a);
+            spare::give(b);
+        }
     }
 }

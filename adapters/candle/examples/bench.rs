@@ -16,7 +16,10 @@
 //! - `recompute`: what computing the value in the forward and the gradient
 //!   in the backward would cost: the adapter's value-only forward (on an
 //!   untracked tensor) plus the adapter's cached path;
-//! - `candle-nn`: `candle_nn::loss::cross_entropy`, then `backward()`.
+//! - `candle-nn`: `candle_nn::loss::cross_entropy`, then `backward()`;
+//! - `store`: what candle's backward adds for any op's input gradient,
+//!   whoever computed it (`GradStore::or_insert` is `zeros_like`, then an
+//!   `add` into a new tensor): included in `adapter` and in `candle-nn`.
 
 use std::hint::black_box;
 
@@ -63,9 +66,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("loss alone: value + gradient of the logits, f32, ns per call (median)");
     println!(
-        "| N x C | core fused | adapter | recompute | candle-nn | candle-nn / adapter | adapter / core |"
+        "| N x C | core fused | adapter | recompute | candle-nn | store | candle-nn / adapter | adapter / core | (adapter - store) / core |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (n, c) in [(128, 10), (256, 1000), (1024, 32000)] {
         let (x, y) = inputs(n, c);
         let mut grad = Array2::<f32>::zeros((n, c));
@@ -89,11 +92,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let out = candle_nn::loss::cross_entropy(var.as_tensor(), &yt).unwrap();
             black_box(out.backward().unwrap());
         });
+        let g = xt.ones_like()?;
+        let store = ns_per_call(&budget, || {
+            black_box(xt.zeros_like().unwrap().add(&g).unwrap());
+        });
         println!(
-            "| {n} x {c} | {core:.0} | {adapter:.0} | {:.0} | {nn:.0} | {:.1}x | {:.2}x |",
+            "| {n} x {c} | {core:.0} | {adapter:.0} | {:.0} | {nn:.0} | {store:.0} | {:.1}x | {:.2}x | {:.2}x |",
             value_only + adapter,
             nn / adapter,
-            adapter / core
+            adapter / core,
+            (adapter - store) / core
         );
     }
 
