@@ -71,17 +71,16 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Error, Result, Tensor, WithDType};
 use classloss::{
-    AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, CombinedMargin,
-    Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGradMut, Exponential,
-    Float, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels,
-    MultiMargin, OnCosines, Pair, PairGradMut, Poly1, SigmoidFocal, SoftBootstrapping,
+    AngularMargin, ArcFace, Bce, BceWithLogits, CenterLoss, CombinedMargin, Contrastive, CosFace,
+    CrossEntropy, Exponential, Float, GeneralizedCrossEntropy, HardBootstrapping, Hinge,
+    KlDivergence, LabelSmoothing, MultiMargin, OnCosines, Poly1, SigmoidFocal, SoftBootstrapping,
     SoftmaxFocal, SymmetricCrossEntropy,
 };
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, Dimension, Ix1, Ix2, RemoveAxis};
+use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 
-pub use ops::{ScoresLoss, TwoInputLoss};
+pub use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
 pub use spare::release_spare_gradients;
-pub use storage::FromStorage;
+pub use storage::{FromStorage, ReadsTarget};
 
 use ops::{ScoresOp, TwoInputOp};
 use storage::dtype_error;
@@ -126,7 +125,7 @@ fn on_scores<F, D, L>(loss: &L, x: &Tensor, target: &Tensor) -> Result<Tensor>
 where
     F: Float + WithDType,
     D: Dimension + 'static,
-    L: ScoresLoss<F, D> + Clone + Send + Sync + 'static,
+    L: ScoresLoss<F, D> + ReadsTarget<F> + Clone + Send + Sync + 'static,
 {
     check::<F>(&[("input", x)], target)?;
     x.apply_op2(
@@ -144,7 +143,7 @@ where
 fn on_two<F, L>(loss: &L, (a, b): (&Tensor, &Tensor), target: &Tensor) -> Result<Tensor>
 where
     F: Float + WithDType,
-    L: TwoInputLoss<F> + Clone + Send + Sync + 'static,
+    L: TwoInputLoss<F> + ReadsTarget<F> + Clone + Send + Sync + 'static,
 {
     let [na, nb] = L::NAMES;
     check::<F>(&[(na, a), (nb, b)], target)?;
@@ -173,7 +172,7 @@ macro_rules! typed_scores {
     ($($loss:ident => $dim:ty),* $(,)?) => {$(
         impl<F: Float + WithDType> TensorLoss for $loss<F>
         where
-            $loss<F>: ScoresLoss<F, $dim> + Clone + Send + Sync + 'static,
+            $loss<F>: ScoresLoss<F, $dim> + ReadsTarget<F> + Clone + Send + Sync + 'static,
         {
             type Inputs<'a> = &'a Tensor;
             fn loss(&self, x: &Tensor, target: &Tensor) -> Result<Tensor> {
@@ -201,7 +200,7 @@ macro_rules! typed_any_rank {
     ($($loss:ident: $bound:ident),* $(,)?) => {$(
         impl<F: Float + WithDType, D: $bound + 'static> TensorLoss for $loss<F, D>
         where
-            $loss<F, D>: ScoresLoss<F, D> + Clone + Send + Sync + 'static,
+            $loss<F, D>: ScoresLoss<F, D> + ReadsTarget<F> + Clone + Send + Sync + 'static,
         {
             type Inputs<'a> = &'a Tensor;
             fn loss(&self, x: &Tensor, target: &Tensor) -> Result<Tensor> {
@@ -250,74 +249,3 @@ macro_rules! two_inputs {
 }
 
 two_inputs!(ArcFace, CosFace, CombinedMargin, Contrastive, CenterLoss);
-
-/// The two-input losses whose core gradient covers both inputs: the
-/// input and gradient structs take the two views under their own names.
-macro_rules! both_gradients {
-    ($($loss:ty => $input:ident, $grad:ident { $a:ident, $b:ident }),* $(,)?) => {$(
-        impl<F: Float + WithDType> TwoInputLoss<F> for $loss {
-            const NAMES: [&'static str; 2] = [stringify!($a), stringify!($b)];
-            fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> $input<'a, F> {
-                $input { $a: a, $b: b }
-            }
-            fn forward_backward_into<'a>(
-                &self,
-                a: ArrayView2<'a, F>,
-                b: ArrayView2<'a, F>,
-                target: Self::Target<'a>,
-                grad_a: ArrayViewMut2<'_, F>,
-                grad_b: ArrayViewMut2<'_, F>,
-            ) -> classloss::Result<F> {
-                let grad = $grad { $a: grad_a, $b: grad_b };
-                Differentiable::forward_backward_into(self, Self::input(a, b), target, grad)
-            }
-        }
-    )*};
-}
-
-both_gradients!(
-    ArcFace => Embeddings, EmbeddingsGradMut { embeddings, weight },
-    CosFace => Embeddings, EmbeddingsGradMut { embeddings, weight },
-    CombinedMargin => Embeddings, EmbeddingsGradMut { embeddings, weight },
-    Contrastive => Pair, PairGradMut { x1, x2 },
-);
-
-impl<F: Float + WithDType> TwoInputLoss<F> for CenterLoss {
-    const NAMES: [&'static str; 2] = ["features", "centers"];
-    fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> CenterInput<'a, F> {
-        CenterInput {
-            features: a,
-            centers: b,
-        }
-    }
-    /// The core gives the features' gradient; the centers' follows from
-    /// it: `L = s/2 sum_i |x_i - c_{y_i}|^2`, so `dL/dc_k = -sum_{i: y_i = k}
-    /// dL/dx_i` (an ignored or unused class gets 0). The paper's update
-    /// rule for the centers stays the core's `update_centers`.
-    fn forward_backward_into<'a>(
-        &self,
-        a: ArrayView2<'a, F>,
-        b: ArrayView2<'a, F>,
-        target: Labels<'a>,
-        mut grad_a: ArrayViewMut2<'_, F>,
-        mut grad_b: ArrayViewMut2<'_, F>,
-    ) -> classloss::Result<F> {
-        let value = Differentiable::forward_backward_into(
-            self,
-            Self::input(a, b),
-            target.clone(),
-            grad_a.view_mut(),
-        )?;
-        grad_b.fill(F::zero());
-        for (row, label) in grad_a.axis_iter(Axis(0)).zip(target.iter()) {
-            // The core checked every label against the class count.
-            if let Some(mut center) = usize::try_from(label)
-                .ok()
-                .and_then(|k| (k < grad_b.nrows()).then(|| grad_b.row_mut(k)))
-            {
-                center -= &row;
-            }
-        }
-        Ok(value)
-    }
-}

@@ -11,57 +11,12 @@
 use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
-use classloss::{Differentiable, Float, Loss};
-use ndarray::{Array, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension, Ix2};
+use classloss::Float;
+use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
+use ndarray::{ArrayViewMut, Dimension, Ix2};
 
 use crate::spare;
-use crate::storage::{FromStorage, core_error, float_view};
-
-/// A loss on one differentiable tensor (scores, logits, probabilities) of
-/// rank `D` and a target read from candle's storage, with a gradient
-/// shaped like the input.
-pub trait ScoresLoss<F: Float, D: Dimension>:
-    for<'a> Differentiable<
-        F,
-        Input<'a> = ArrayView<'a, F, D>,
-        Target<'a>: FromStorage<'a>,
-        Grad = Array<F, D>,
-        GradMut<'a> = ArrayViewMut<'a, F, D>,
-    >
-{
-}
-
-impl<F: Float, D: Dimension, T> ScoresLoss<F, D> for T where
-    T: for<'a> Differentiable<
-            F,
-            Input<'a> = ArrayView<'a, F, D>,
-            Target<'a>: FromStorage<'a>,
-            Grad = Array<F, D>,
-            GradMut<'a> = ArrayViewMut<'a, F, D>,
-        >
-{
-}
-
-/// A loss on two differentiable `(rows, D)` tensors (embeddings and class
-/// weights, the two sides of pairs, features and centers) and a target,
-/// with a gradient for each.
-pub trait TwoInputLoss<F: Float>: for<'a> Loss<F, Target<'a>: FromStorage<'a>> {
-    /// The names of the two inputs, as the core's errors name them.
-    const NAMES: [&'static str; 2];
-    /// The core's input from the two views.
-    fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> Self::Input<'a>;
-    /// The value, with the gradients with respect to `a` and `b` written
-    /// into `grad_a` and `grad_b` (overwritten, as the core's fused call
-    /// overwrites its buffer).
-    fn forward_backward_into<'a>(
-        &self,
-        a: ArrayView2<'a, F>,
-        b: ArrayView2<'a, F>,
-        target: Self::Target<'a>,
-        grad_a: ArrayViewMut2<'_, F>,
-        grad_b: ArrayViewMut2<'_, F>,
-    ) -> classloss::Result<F>;
-}
+use crate::storage::{FromStorage, ReadsTarget, core_error, float_view};
 
 /// The loss value as candle's rank-0 storage.
 fn scalar<F: WithDType>(value: F) -> (CpuStorage, Shape) {
@@ -118,7 +73,7 @@ impl<L, F, D> CustomOp2 for ScoresOp<L, F, D>
 where
     F: Float + WithDType,
     D: Dimension,
-    L: ScoresLoss<F, D>,
+    L: ScoresLoss<F, D> + ReadsTarget<F>,
 {
     fn name(&self) -> &'static str {
         "classloss"
@@ -167,7 +122,7 @@ pub(crate) struct TwoInputOp<L, F> {
 impl<L, F> CustomOp3 for TwoInputOp<L, F>
 where
     F: Float + WithDType,
-    L: TwoInputLoss<F>,
+    L: TwoInputLoss<F> + ReadsTarget<F>,
 {
     fn name(&self) -> &'static str {
         "classloss"

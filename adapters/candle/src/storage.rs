@@ -3,7 +3,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Error, Layout, Result, WithDType};
-use classloss::{ClassTarget, Float, Labels};
+use classloss::{ClassTarget, Float, Labels, Loss};
 use ndarray::{ArrayView, Dimension, IxDyn, ShapeBuilder};
 
 /// A core error as a candle error whose text is the core's, word for word
@@ -102,3 +102,9 @@ impl<'a, F: Float + WithDType, D: Dimension> FromStorage<'a> for ClassTarget<'a,
         }
     }
 }
+
+/// A loss whose target candle's storage can hold: every loss the crate
+/// exposes.
+pub trait ReadsTarget<F: Float>: for<'a> Loss<F, Target<'a>: FromStorage<'a>> {}
+
+impl<F: Float, L: for<'a> Loss<F, Target<'a>: FromStorage<'a>>> ReadsTarget<F> for L {}

@@ -1,0 +1,136 @@
+//! What classloss's framework adapters (`classloss-candle`,
+//! `classloss-burn`) share: the two shapes a differentiable loss takes once
+//! a framework's tensors are read as ndarray views.
+//!
+//! - [`ScoresLoss`]: one differentiable input (scores, logits,
+//!   probabilities) and a gradient shaped like it: the core's
+//!   [`Differentiable`] with views in and out, as a bound.
+//! - [`TwoInputLoss`]: two differentiable `(rows, D)` inputs (embeddings and
+//!   class weights, the two sides of pairs, features and centers), with a
+//!   gradient for each, written into two caller views. For the center loss
+//!   this adds the centers' gradient, which the core leaves to its update
+//!   rule.
+//!
+//! Each adapter reads its framework's storage into these views and hands
+//! the gradients back without a copy; nothing here knows a framework.
+
+#![deny(missing_docs)]
+
+use classloss::{
+    ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, CosFace, Differentiable,
+    Embeddings, EmbeddingsGradMut, Float, Labels, Loss, Pair, PairGradMut,
+};
+use ndarray::{Array, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Axis, Dimension};
+
+/// A loss on one differentiable tensor (scores, logits, probabilities) of
+/// rank `D`, with a gradient shaped like the input.
+pub trait ScoresLoss<F: Float, D: Dimension>:
+    for<'a> Differentiable<
+        F,
+        Input<'a> = ArrayView<'a, F, D>,
+        Grad = Array<F, D>,
+        GradMut<'a> = ArrayViewMut<'a, F, D>,
+    >
+{
+}
+
+impl<F: Float, D: Dimension, T> ScoresLoss<F, D> for T where
+    T: for<'a> Differentiable<
+            F,
+            Input<'a> = ArrayView<'a, F, D>,
+            Grad = Array<F, D>,
+            GradMut<'a> = ArrayViewMut<'a, F, D>,
+        >
+{
+}
+
+/// A loss on two differentiable `(rows, D)` tensors and a target, with a
+/// gradient for each.
+pub trait TwoInputLoss<F: Float>: Loss<F> {
+    /// The names of the two inputs, as the core's errors name them.
+    const NAMES: [&'static str; 2];
+    /// The core's input from the two views.
+    fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> Self::Input<'a>;
+    /// The value, with the gradients with respect to `a` and `b` written
+    /// into `grad_a` and `grad_b` (overwritten, as the core's fused call
+    /// overwrites its buffer).
+    fn forward_backward_into<'a>(
+        &self,
+        a: ArrayView2<'a, F>,
+        b: ArrayView2<'a, F>,
+        target: Self::Target<'a>,
+        grad_a: ArrayViewMut2<'_, F>,
+        grad_b: ArrayViewMut2<'_, F>,
+    ) -> classloss::Result<F>;
+}
+
+/// The two-input losses whose core gradient covers both inputs: the
+/// input and gradient structs take the two views under their own names.
+macro_rules! both_gradients {
+    ($($loss:ty => $input:ident, $grad:ident { $a:ident, $b:ident }),* $(,)?) => {$(
+        impl<F: Float> TwoInputLoss<F> for $loss {
+            const NAMES: [&'static str; 2] = [stringify!($a), stringify!($b)];
+            fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> $input<'a, F> {
+                $input { $a: a, $b: b }
+            }
+            fn forward_backward_into<'a>(
+                &self,
+                a: ArrayView2<'a, F>,
+                b: ArrayView2<'a, F>,
+                target: Self::Target<'a>,
+                grad_a: ArrayViewMut2<'_, F>,
+                grad_b: ArrayViewMut2<'_, F>,
+            ) -> classloss::Result<F> {
+                let grad = $grad { $a: grad_a, $b: grad_b };
+                Differentiable::forward_backward_into(self, Self::input(a, b), target, grad)
+            }
+        }
+    )*};
+}
+
+both_gradients!(
+    ArcFace => Embeddings, EmbeddingsGradMut { embeddings, weight },
+    CosFace => Embeddings, EmbeddingsGradMut { embeddings, weight },
+    CombinedMargin => Embeddings, EmbeddingsGradMut { embeddings, weight },
+    Contrastive => Pair, PairGradMut { x1, x2 },
+);
+
+impl<F: Float> TwoInputLoss<F> for CenterLoss {
+    const NAMES: [&'static str; 2] = ["features", "centers"];
+    fn input<'a>(a: ArrayView2<'a, F>, b: ArrayView2<'a, F>) -> CenterInput<'a, F> {
+        CenterInput {
+            features: a,
+            centers: b,
+        }
+    }
+    /// The core gives the features' gradient; the centers' follows from
+    /// it: `L = s/2 sum_i |x_i - c_{y_i}|^2`, so `dL/dc_k = -sum_{i: y_i = k}
+    /// dL/dx_i` (an ignored or unused class gets 0). The paper's update
+    /// rule for the centers stays the core's `update_centers`.
+    fn forward_backward_into<'a>(
+        &self,
+        a: ArrayView2<'a, F>,
+        b: ArrayView2<'a, F>,
+        target: Labels<'a>,
+        mut grad_a: ArrayViewMut2<'_, F>,
+        mut grad_b: ArrayViewMut2<'_, F>,
+    ) -> classloss::Result<F> {
+        let value = Differentiable::forward_backward_into(
+            self,
+            Self::input(a, b),
+            target.clone(),
+            grad_a.view_mut(),
+        )?;
+        grad_b.fill(F::zero());
+        for (row, label) in grad_a.axis_iter(Axis(0)).zip(target.iter()) {
+            // The core checked every label against the class count.
+            if let Some(mut center) = usize::try_from(label)
+                .ok()
+                .and_then(|k| (k < grad_b.nrows()).then(|| grad_b.row_mut(k)))
+            {
+                center -= &row;
+            }
+        }
+        Ok(value)
+    }
+}
