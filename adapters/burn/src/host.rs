@@ -1,0 +1,53 @@
+//! The path for any backend: the inputs are read through burn's
+//! `TensorData` (a copy to the host), the core computes the value and the
+//! gradients there, and the gradients join burn's graph through burn's own
+//! ops: `value + sum((x - detach(x)) * g)`. Its value is `value` exactly
+//! (`x - detach(x)` is exactly 0 for finite `x`, which the core has
+//! checked) and its gradient is exactly `g`.
+
+use burn::tensor::{DType, Tensor, TensorData};
+use ndarray::{ArrayViewD, IxDyn};
+
+use crate::backend::into_data;
+use crate::job::{Job, View};
+
+/// burn's host data as a view.
+fn view(data: &TensorData) -> View<'_> {
+    let shape = IxDyn(data.shape().as_slice());
+    let view = match data.dtype() {
+        DType::F32 => data
+            .as_slice::<f32>()
+            .ok()
+            .and_then(|s| ArrayViewD::from_shape(shape, s).ok())
+            .map(View::F32),
+        DType::F64 => data
+            .as_slice::<f64>()
+            .ok()
+            .and_then(|s| ArrayViewD::from_shape(shape, s).ok())
+            .map(View::F64),
+        _ => None,
+    };
+    view.unwrap_or(View::Other(data.dtype()))
+}
+
+/// The loss `job` on `xs` through the host: the value, shape `[1]`, with
+/// the gradients attached when an input is tracked. On a failure (kept in
+/// the job) a `[1]` zero, never returned.
+pub(crate) fn run<const N: usize, const R: usize>(
+    xs: [Tensor<R>; N],
+    job: &dyn Job<N>,
+) -> Tensor<1> {
+    let device = xs[0].device();
+    let tracked = xs.iter().any(Tensor::is_tracked);
+    let data = xs.each_ref().map(Tensor::to_data);
+    let Some((value, grads)) = job.run(data.each_ref().map(view), tracked) else {
+        return Tensor::zeros([1], &device);
+    };
+    let dtype = data[0].dtype();
+    let value = Tensor::<1>::from_data(into_data(value), (&device, dtype));
+    let Some(grads) = grads else { return value };
+    xs.into_iter().zip(grads).fold(value, |sum, (x, g)| {
+        let g = Tensor::<R>::from_data(into_data(g), (&device, dtype));
+        sum + ((x.clone() - x.detach()) * g).sum()
+    })
+}

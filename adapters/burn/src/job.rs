@@ -1,0 +1,293 @@
+//! A loss and its target, erased, as the backend op runs it: the op hands
+//! over its inputs as ndarray views of `f32` or `f64` (whatever the tensor
+//! holds) and gets back the value and, when asked, the gradients. A
+//! failure (a wrong float type, a wrong rank, the core's validation) is
+//! kept in the job and returned by the public call after the op, since an
+//! op of burn's extension mechanism returns tensors, not `Result`s.
+
+use std::sync::Mutex;
+
+use burn::tensor::{DType, TensorData};
+use classloss::{ClassTarget, Float, Labels, Loss};
+use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
+use ndarray::{Array, Array1, ArrayD, ArrayView, ArrayViewD, Dimension, Ix2, IxDyn};
+
+use crate::Error;
+
+/// A float tensor's data as a view, without a copy.
+pub enum View<'a> {
+    /// An `f32` tensor.
+    F32(ArrayViewD<'a, f32>),
+    /// An `f64` tensor.
+    F64(ArrayViewD<'a, f64>),
+    /// A tensor of another float type, which no loss takes.
+    Other(DType),
+}
+
+impl View<'_> {
+    /// The same view with a shorter lifetime (ndarray's views are
+    /// invariant in theirs).
+    pub fn reborrow<'b>(self) -> View<'b>
+    where
+        Self: 'b,
+    {
+        match self {
+            View::F32(v) => View::F32(v.reborrow()),
+            View::F64(v) => View::F64(v.reborrow()),
+            View::Other(d) => View::Other(d),
+        }
+    }
+}
+
+/// A value or gradient computed on the host, moved into a tensor without
+/// a copy.
+pub enum Owned {
+    /// `f32` data.
+    F32(ArrayD<f32>),
+    /// `f64` data.
+    F64(ArrayD<f64>),
+}
+
+/// The value (shape `[1]`) and, when asked for, the gradient of each
+/// differentiable input.
+pub type Outputs<const N: usize> = (Owned, Option<[Owned; N]>);
+
+/// A loss on `N` differentiable tensors with its target, ready to run.
+pub trait Job<const N: usize>: Send + Sync {
+    /// The value and, if `grad`, the gradients; `None` after a failure,
+    /// which the job keeps.
+    fn run(&self, inputs: [View<'_>; N], grad: bool) -> Option<Outputs<N>>;
+}
+
+/// The float types a loss computes in, and their views and arrays.
+pub trait HostFloat: Float + burn::tensor::Element {
+    /// The tensor dtype.
+    const DTYPE: DType;
+    /// The view, if it holds this type.
+    fn view(v: View<'_>) -> Result<ArrayViewD<'_, Self>, DType>;
+    /// The array as the erased owned data.
+    fn owned(a: ArrayD<Self>) -> Owned;
+}
+
+impl HostFloat for f32 {
+    const DTYPE: DType = DType::F32;
+    fn view(v: View<'_>) -> Result<ArrayViewD<'_, f32>, DType> {
+        match v {
+            View::F32(v) => Ok(v),
+            View::F64(_) => Err(DType::F64),
+            View::Other(d) => Err(d),
+        }
+    }
+    fn owned(a: ArrayD<f32>) -> Owned {
+        Owned::F32(a)
+    }
+}
+
+impl HostFloat for f64 {
+    const DTYPE: DType = DType::F64;
+    fn view(v: View<'_>) -> Result<ArrayViewD<'_, f64>, DType> {
+        match v {
+            View::F64(v) => Ok(v),
+            View::F32(_) => Err(DType::F32),
+            View::Other(d) => Err(d),
+        }
+    }
+    fn owned(a: ArrayD<f64>) -> Owned {
+        Owned::F64(a)
+    }
+}
+
+/// A loss's target read from burn's host data: labels from an integer
+/// tensor, values from a float one, cross-entropy's target from either.
+pub trait FromData<'a>: Sized {
+    /// Reads the target `what` (named as the core names it).
+    fn from_data(what: &'static str, data: &'a TensorData) -> Result<Self, Error>;
+}
+
+/// `data` as a view of `T` of rank `D`.
+fn typed<'a, T: burn::tensor::Element, D: Dimension>(
+    what: &'static str,
+    data: &'a TensorData,
+) -> Result<ArrayView<'a, T, D>, Error> {
+    let slice = data.as_slice::<T>().map_err(|_| Error::DType {
+        what,
+        expected: T::dtype(),
+        actual: data.dtype(),
+    })?;
+    shaped(
+        what,
+        ArrayView::from_shape(IxDyn(data.shape().as_slice()), slice),
+    )
+}
+
+/// A dynamic-rank view as rank `D`: the core's rank error if it has
+/// another.
+pub(crate) fn shaped<'a, T, D: Dimension>(
+    what: &'static str,
+    view: Result<ArrayViewD<'a, T>, ndarray::ShapeError>,
+) -> Result<ArrayView<'a, T, D>, Error> {
+    let view = view.map_err(|e| Error::Layout(e.to_string()))?;
+    let shape = view.shape().to_vec();
+    view.into_dimensionality::<D>().map_err(|_| {
+        Error::Loss(classloss::Error::RankMismatch {
+            what,
+            expected: D::NDIM.unwrap_or_default().to_string(),
+            actual: shape.len(),
+            shape: format!("{shape:?}"),
+        })
+    })
+}
+
+impl<'a, D: Dimension> FromData<'a> for Labels<'a, D> {
+    fn from_data(what: &'static str, data: &'a TensorData) -> Result<Self, Error> {
+        Ok(match data.dtype() {
+            DType::I64 => typed::<i64, D>(what, data)?.into(),
+            DType::I32 => typed::<i32, D>(what, data)?.into(),
+            DType::I16 => typed::<i16, D>(what, data)?.into(),
+            DType::I8 => typed::<i8, D>(what, data)?.into(),
+            DType::U64 => typed::<u64, D>(what, data)?.into(),
+            DType::U32 => typed::<u32, D>(what, data)?.into(),
+            DType::U16 => typed::<u16, D>(what, data)?.into(),
+            DType::U8 => typed::<u8, D>(what, data)?.into(),
+            actual => {
+                return Err(Error::DType {
+                    what,
+                    expected: DType::I64,
+                    actual,
+                });
+            }
+        })
+    }
+}
+
+impl<'a, F: HostFloat, D: Dimension> FromData<'a> for ArrayView<'a, F, D> {
+    fn from_data(what: &'static str, data: &'a TensorData) -> Result<Self, Error> {
+        typed(what, data)
+    }
+}
+
+impl<'a, F: HostFloat, D: Dimension> FromData<'a> for ClassTarget<'a, F, D> {
+    fn from_data(_: &'static str, data: &'a TensorData) -> Result<Self, Error> {
+        if data.dtype().is_float() {
+            Ok(ClassTarget::Probs(typed("probs", data)?))
+        } else {
+            Ok(ClassTarget::Labels(Labels::from_data("labels", data)?))
+        }
+    }
+}
+
+/// A loss whose target burn's host data can hold: every loss the crate
+/// exposes.
+pub trait ReadsTarget<F: Float>: for<'a> Loss<F, Target<'a>: FromData<'a>> {}
+
+impl<F: Float, L: for<'a> Loss<F, Target<'a>: FromData<'a>>> ReadsTarget<F> for L {}
+
+/// The first failure of a job, kept for the public call.
+#[derive(Default)]
+struct Failure(Mutex<Option<Error>>);
+
+impl Failure {
+    /// `r`'s value, or `None` with its error kept.
+    fn keep<T>(&self, r: Result<T, Error>) -> Option<T> {
+        r.map_err(|e| {
+            let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(e);
+        })
+        .ok()
+    }
+
+    fn take(&self) -> Option<Error> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// The float view `what` of a loss in `F`: the dtype error otherwise.
+fn input<'a, F: HostFloat>(what: &'static str, v: View<'a>) -> Result<ArrayViewD<'a, F>, Error> {
+    F::view(v).map_err(|actual| Error::DType {
+        what,
+        expected: F::DTYPE,
+        actual,
+    })
+}
+
+/// The value as the op's `[1]` output.
+fn value<F: HostFloat>(v: F) -> Owned {
+    F::owned(Array1::from_elem(1, v).into_dyn())
+}
+
+/// A loss on one tensor of rank `D` and its target.
+pub(crate) struct Scores<'t, L, F, D> {
+    loss: &'t L,
+    target: &'t TensorData,
+    failure: Failure,
+    _types: std::marker::PhantomData<fn() -> (F, D)>,
+}
+
+impl<'t, L, F, D> Scores<'t, L, F, D> {
+    pub(crate) fn new(loss: &'t L, target: &'t TensorData) -> Self {
+        Self {
+            loss,
+            target,
+            failure: Failure::default(),
+            _types: std::marker::PhantomData,
+        }
+    }
+
+    /// The op's output, or the failure the op met.
+    pub(crate) fn finish<T>(&self, out: T) -> Result<T, Error> {
+        self.failure.take().map_or(Ok(out), Err)
+    }
+}
+
+impl<L, F, D> Job<1> for Scores<'_, L, F, D>
+where
+    F: HostFloat,
+    D: Dimension,
+    L: ScoresLoss<F, D> + ReadsTarget<F> + Sync,
+{
+    fn run(&self, [x]: [View<'_>; 1], grad: bool) -> Option<Outputs<1>> {
+        let run = || -> Result<Outputs<1>, Error> {
+            let x = shaped::<F, D>("input", Ok(input::<F>("input", x)?))?;
+            let target: L::Target<'_> = FromData::from_data("target", self.target)?;
+            if !grad {
+                return Ok((value(self.loss.forward(x, target)?), None));
+            }
+            let mut g = Array::<F, D>::zeros(x.raw_dim());
+            let v = self.loss.forward_backward_into(x, target, g.view_mut())?;
+            Ok((value(v), Some([F::owned(g.into_dyn())])))
+        };
+        self.failure.keep(run())
+    }
+}
+
+/// A loss on two `(rows, D)` tensors and its target.
+pub(crate) struct Two<'t, L, F>(pub(crate) Scores<'t, L, F, Ix2>);
+
+impl<L, F> Job<2> for Two<'_, L, F>
+where
+    F: HostFloat,
+    L: TwoInputLoss<F> + ReadsTarget<F> + Sync,
+{
+    fn run(&self, [a, b]: [View<'_>; 2], grad: bool) -> Option<Outputs<2>> {
+        let job = &self.0;
+        let run = || -> Result<Outputs<2>, Error> {
+            let [na, nb] = L::NAMES;
+            let a = shaped::<F, Ix2>(na, Ok(input::<F>(na, a)?))?;
+            let b = shaped::<F, Ix2>(nb, Ok(input::<F>(nb, b)?))?;
+            let target: L::Target<'_> = FromData::from_data("target", job.target)?;
+            if !grad {
+                return Ok((value(job.loss.forward(L::input(a, b), target)?), None));
+            }
+            let mut ga = Array::<F, Ix2>::zeros(a.raw_dim());
+            let mut gb = Array::<F, Ix2>::zeros(b.raw_dim());
+            let v = job
+                .loss
+                .forward_backward_into(a, b, target, ga.view_mut(), gb.view_mut())?;
+            Ok((
+                value(v),
+                Some([F::owned(ga.into_dyn()), F::owned(gb.into_dyn())]),
+            ))
+        };
+        job.failure.keep(run())
+    }
+}
