@@ -3,9 +3,10 @@
 //!
 //! On Flex and NdArray the op reads the tensors' own buffers as ndarray
 //! views (any non-negative strides; Flex's negative strides are made
-//! contiguous first) and moves the host arrays it computes into tensors
-//! without a copy. Under `Autodiff` the forward runs the core's fused
-//! value-and-gradient call once and keeps the gradients as the op's state;
+//! contiguous first). Under `Autodiff` the forward runs the core's fused
+//! value-and-gradient call once, writing the gradients into tensors (ones
+//! an earlier call made, once no one else holds them: [`Spare`]), and
+//! keeps them as the op's state;
 //! the backward scales them by the upstream gradient (not at all when that
 //! is 1, as for `loss.backward()`) and registers them for the inputs burn
 //! tracks. burn stores a gradient registered first as it is, so nothing
@@ -24,7 +25,9 @@ use burn::backend::{
 };
 use burn::tensor::{DType, Shape, TensorData};
 
-use crate::job::{Job, Outputs, Owned, View};
+use std::sync::Mutex;
+
+use crate::job::{Job, Owned, View, ViewMut};
 
 /// classloss's losses as burn backend ops.
 #[backend_extension(Flex: cfg(feature = "flex"), NdArray: cfg(feature = "ndarray"), Autodiff)]
@@ -41,9 +44,20 @@ pub trait ClassLossBackend: Backend {
 
 /// A CPU backend whose float tensors the op reads and writes in place.
 pub trait HostTensors: Backend {
+    /// A gradient buffer that becomes a tensor without a copy.
+    type Buffer;
     /// `f` on the tensor's data, viewed without a copy where the layout
     /// allows.
     fn with_view<R>(x: &FloatTensor<Self>, f: impl FnOnce(View<'_>) -> R) -> R;
+    /// A buffer of `dtype` (`f32` or `f64`) and `shape` to overwrite: one
+    /// an earlier call made that no one else holds any more, or a new one.
+    fn buffer(dtype: DType, shape: &[usize]) -> Option<Self::Buffer>;
+    /// The buffer's data, to write (copied first if, against
+    /// [`HostTensors::buffer`]'s check, someone else holds it).
+    fn buffer_view(b: &mut Self::Buffer) -> ViewMut<'_>;
+    /// The buffer as a tensor; the buffer is also kept for a later call,
+    /// which writes it again only once no one holds the tensor.
+    fn buffer_tensor(b: Self::Buffer) -> FloatTensor<Self>;
     /// The host array as a tensor, without a copy.
     fn tensor(a: Owned) -> FloatTensor<Self>;
 }
@@ -54,50 +68,119 @@ fn value_only<B: HostTensors, const N: usize>(
     xs: [&FloatTensor<B>; N],
     job: &dyn Job<N>,
 ) -> FloatTensor<B> {
-    run::<B, N>(xs, job, false).0
+    B::tensor(on_views::<B, N>(xs, job, None).unwrap_or_else(failed))
 }
 
-/// The value and, if `grad`, the gradients, as tensors.
-fn run<B: HostTensors, const N: usize>(
+/// The op's output after a failure (kept in the job, and returned by the
+/// public call instead).
+fn failed() -> Owned {
+    Owned::F32(ndarray::ArrayD::zeros(vec![1]))
+}
+
+/// The value and the gradients, written into buffers (spare ones where
+/// there are), as tensors; the value alone if the inputs are of a type no
+/// loss takes (the job keeps that error).
+fn with_gradients<B: HostTensors, const N: usize>(
     xs: [&FloatTensor<B>; N],
     job: &dyn Job<N>,
-    grad: bool,
 ) -> (FloatTensor<B>, Option<[FloatTensor<B>; N]>) {
-    match on_views::<B, N>(xs, job, grad) {
-        Some((value, grads)) => (B::tensor(value), grads.map(|g| g.map(B::tensor))),
-        None => (B::tensor(Owned::F32(ndarray::ArrayD::zeros(vec![1]))), None),
-    }
+    let buffers: Option<Vec<B::Buffer>> = xs
+        .iter()
+        .map(|x| B::buffer(x.dtype(), x.shape().as_slice()))
+        .collect();
+    let Some(mut buffers) = buffers.and_then(|b| <[B::Buffer; N]>::try_from(b).ok()) else {
+        return (value_only::<B, N>(xs, job), None);
+    };
+    let views: Vec<ViewMut<'_>> = buffers.iter_mut().map(B::buffer_view).collect();
+    let value = <[ViewMut<'_>; N]>::try_from(views)
+        .ok()
+        .and_then(|views| on_views::<B, N>(xs, job, Some(views)));
+    let grads = value.is_some().then(|| buffers.map(B::buffer_tensor));
+    (B::tensor(value.unwrap_or_else(failed)), grads)
 }
 
 /// `job` on the views of one or two tensors.
 fn on_views<B: HostTensors, const N: usize>(
     xs: [&FloatTensor<B>; N],
     job: &dyn Job<N>,
-    grad: bool,
-) -> Option<Outputs<N>> {
+    grads: Option<[ViewMut<'_>; N]>,
+) -> Option<Owned> {
     fn call<const N: usize>(
         job: &dyn Job<N>,
         views: Vec<View<'_>>,
-        grad: bool,
-    ) -> Option<Outputs<N>> {
-        job.run(views.try_into().ok()?, grad)
+        grads: Option<[ViewMut<'_>; N]>,
+    ) -> Option<Owned> {
+        job.run(views.try_into().ok()?, grads)
     }
     match xs.as_slice() {
-        [x] => B::with_view(x, |v| call(job, vec![v], grad)),
+        [x] => B::with_view(x, |v| call(job, vec![v], grads)),
         [a, b] => B::with_view(a, |va| {
-            B::with_view(b, |vb| call(job, vec![va.reborrow(), vb.reborrow()], grad))
+            B::with_view(b, |vb| call(job, vec![va.reborrow(), vb.reborrow()], grads))
         }),
         _ => None,
     }
+}
+
+/// Gradient tensors kept from earlier calls. Each stays here while burn
+/// (the user's gradients, an optimizer) holds it too, and is written
+/// again only once its reference count says no one else does: a large
+/// gradient written into new memory costs a page fault per page (three
+/// times the loss itself at 1024 x 32000).
+struct Spare<T>(Mutex<Vec<T>>);
+
+/// At most this many are kept (the oldest goes first): the two gradients
+/// of a two-input loss at two batch sizes.
+const KEEP: usize = 4;
+
+impl<T> Spare<T> {
+    const fn new() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first kept buffer `reusable` accepts, taken out.
+    fn take(&self, mut reusable: impl FnMut(&mut T) -> bool) -> Option<T> {
+        let mut kept = self.lock();
+        let at = kept.iter_mut().position(&mut reusable)?;
+        Some(kept.remove(at))
+    }
+
+    fn keep(&self, t: T) {
+        let mut kept = self.lock();
+        if kept.len() == KEEP {
+            kept.remove(0);
+        }
+        kept.push(t);
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+/// Frees the gradient buffers kept for later calls (at most four per
+/// backend, each the size of a loss input): for a program that has
+/// finished training and wants the memory back. Later calls allocate
+/// again.
+pub fn release_spare_gradients() {
+    #[cfg(feature = "flex")]
+    flex::SPARE.clear();
+    #[cfg(feature = "ndarray")]
+    ndarray_backend::SPARE.clear();
 }
 
 #[cfg(feature = "flex")]
 mod flex {
     use burn::backend::Flex;
     use burn::backend::flex::FlexTensor;
-    use ndarray::{ArrayViewD, IxDyn, ShapeBuilder};
+    use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn, ShapeBuilder};
 
     use super::*;
+
+    pub(super) static SPARE: Spare<FlexTensor> = Spare::new();
 
     /// `buf` as the layout says: strides in elements, never negative here.
     fn strided<'a, T>(t: &FlexTensor, buf: &'a [T]) -> Option<ArrayViewD<'a, T>> {
@@ -112,6 +195,8 @@ mod flex {
     }
 
     impl HostTensors for Flex {
+        type Buffer = FlexTensor;
+
         fn with_view<R>(x: &FlexTensor, f: impl FnOnce(View<'_>) -> R) -> R {
             let view = match x.dtype() {
                 DType::F32 => strided(x, x.storage::<f32>()).map(View::F32),
@@ -133,6 +218,31 @@ mod flex {
             }
         }
 
+        fn buffer(dtype: DType, shape: &[usize]) -> Option<FlexTensor> {
+            let reusable = |t: &mut FlexTensor| {
+                t.dtype() == dtype && t.layout().shape().as_slice() == shape && t.is_unique()
+            };
+            SPARE
+                .take(reusable)
+                .or_else(|| Owned::zeros(dtype, shape).map(Self::tensor))
+        }
+
+        fn buffer_view(t: &mut FlexTensor) -> ViewMut<'_> {
+            // `buffer` makes contiguous f32 or f64 tensors only.
+            let shape = IxDyn(&t.layout().shape().to_vec());
+            let whole = "a contiguous buffer of its own shape";
+            if t.dtype() == DType::F64 {
+                ViewMut::F64(ArrayViewMutD::from_shape(shape, t.storage_mut::<f64>()).expect(whole))
+            } else {
+                ViewMut::F32(ArrayViewMutD::from_shape(shape, t.storage_mut::<f32>()).expect(whole))
+            }
+        }
+
+        fn buffer_tensor(t: FlexTensor) -> FlexTensor {
+            SPARE.keep(t.clone());
+            t
+        }
+
         fn tensor(a: Owned) -> FlexTensor {
             FlexTensor::from_data(into_data(a))
         }
@@ -152,16 +262,59 @@ mod flex {
 mod ndarray_backend {
     use burn::backend::NdArray;
     use burn::backend::ndarray::NdArrayTensor;
+    use ndarray::ArcArray;
 
     use super::*;
 
+    /// A gradient buffer of NdArray: the array the tensor shares.
+    pub enum Shared {
+        /// `f32` data.
+        F32(ArcArray<f32, ndarray::IxDyn>),
+        /// `f64` data.
+        F64(ArcArray<f64, ndarray::IxDyn>),
+    }
+
+    pub(super) static SPARE: Spare<Shared> = Spare::new();
+
     impl HostTensors for NdArray {
+        type Buffer = Shared;
+
         fn with_view<R>(x: &NdArrayTensor, f: impl FnOnce(View<'_>) -> R) -> R {
             match x {
                 NdArrayTensor::F32(s) => f(View::F32(s.view())),
                 NdArrayTensor::F64(s) => f(View::F64(s.view())),
                 other => f(View::Other(other.dtype())),
             }
+        }
+
+        fn buffer(dtype: DType, shape: &[usize]) -> Option<Shared> {
+            let reusable = |b: &mut Shared| match b {
+                Shared::F32(a) => dtype == DType::F32 && a.shape() == shape && a.is_unique(),
+                Shared::F64(a) => dtype == DType::F64 && a.shape() == shape && a.is_unique(),
+            };
+            SPARE
+                .take(reusable)
+                .or_else(|| match Owned::zeros(dtype, shape)? {
+                    Owned::F32(a) => Some(Shared::F32(a.into_shared())),
+                    Owned::F64(a) => Some(Shared::F64(a.into_shared())),
+                })
+        }
+
+        fn buffer_view(b: &mut Shared) -> ViewMut<'_> {
+            // Unique (checked when taken, or new), so no copy on write.
+            match b {
+                Shared::F32(a) => ViewMut::F32(a.view_mut()),
+                Shared::F64(a) => ViewMut::F64(a.view_mut()),
+            }
+        }
+
+        fn buffer_tensor(b: Shared) -> NdArrayTensor {
+            let t = match &b {
+                Shared::F32(a) => NdArrayTensor::from(a.clone()),
+                Shared::F64(a) => NdArrayTensor::from(a.clone()),
+            };
+            SPARE.keep(b);
+            t
         }
 
         fn tensor(a: Owned) -> NdArrayTensor {
@@ -233,7 +386,7 @@ impl<B: ClassLossBackend + HostTensors, C: CheckpointStrategy> ClassLossBackend 
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (value, grads) = run::<B, 1>([x.primitive()], job, true);
+                let (value, grads) = with_gradients::<B, 1>([x.primitive()], job);
                 prep.finish(grads, value)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::classloss_one(x.into_primitive(), job)),
@@ -250,7 +403,7 @@ impl<B: ClassLossBackend + HostTensors, C: CheckpointStrategy> ClassLossBackend 
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (value, grads) = run::<B, 2>([a.primitive(), b.primitive()], job, true);
+                let (value, grads) = with_gradients::<B, 2>([a.primitive(), b.primitive()], job);
                 prep.finish(grads, value)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::classloss_two(

@@ -9,7 +9,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 use ndarray::{ArrayViewD, IxDyn};
 
 use crate::backend::into_data;
-use crate::job::{Job, View};
+use crate::job::{Job, Owned, View};
 
 /// burn's host data as a view.
 fn view(data: &TensorData) -> View<'_> {
@@ -40,10 +40,20 @@ pub(crate) fn run<const N: usize, const R: usize>(
     let device = xs[0].device();
     let tracked = xs.iter().any(Tensor::is_tracked);
     let data = xs.each_ref().map(Tensor::to_data);
-    let Some((value, grads)) = job.run(data.each_ref().map(view), tracked) else {
+    let dtype = data[0].dtype();
+    let mut grads: Option<[Owned; N]> = if tracked {
+        data.each_ref()
+            .map(|d| Owned::zeros(d.dtype(), d.shape().as_slice()))
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .and_then(|g| g.try_into().ok())
+    } else {
+        None
+    };
+    let buffers = grads.as_mut().map(|g| g.each_mut().map(Owned::view_mut));
+    let Some(value) = job.run(data.each_ref().map(view), buffers) else {
         return Tensor::zeros([1], &device);
     };
-    let dtype = data[0].dtype();
     let value = Tensor::<1>::from_data(into_data(value), (&device, dtype));
     let Some(grads) = grads else { return value };
     xs.into_iter().zip(grads).fold(value, |sum, (x, g)| {

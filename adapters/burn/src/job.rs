@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use burn::tensor::{DType, TensorData};
 use classloss::{ClassTarget, Float, Labels, Loss};
 use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
-use ndarray::{Array, Array1, ArrayD, ArrayView, ArrayViewD, Dimension, Ix2, IxDyn};
+use ndarray::{
+    Array1, ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimension, Ix2, IxDyn,
+};
 
 use crate::Error;
 
@@ -39,6 +41,14 @@ impl View<'_> {
     }
 }
 
+/// A gradient buffer, overwritten by the loss.
+pub enum ViewMut<'a> {
+    /// An `f32` buffer.
+    F32(ArrayViewMutD<'a, f32>),
+    /// An `f64` buffer.
+    F64(ArrayViewMutD<'a, f64>),
+}
+
 /// A value or gradient computed on the host, moved into a tensor without
 /// a copy.
 pub enum Owned {
@@ -48,15 +58,31 @@ pub enum Owned {
     F64(ArrayD<f64>),
 }
 
-/// The value (shape `[1]`) and, when asked for, the gradient of each
-/// differentiable input.
-pub type Outputs<const N: usize> = (Owned, Option<[Owned; N]>);
+impl Owned {
+    /// Zeros of `dtype` (`f32` or `f64`) and `shape`.
+    pub fn zeros(dtype: DType, shape: &[usize]) -> Option<Owned> {
+        match dtype {
+            DType::F32 => Some(Owned::F32(ArrayD::zeros(shape))),
+            DType::F64 => Some(Owned::F64(ArrayD::zeros(shape))),
+            _ => None,
+        }
+    }
+
+    /// The data as a buffer to write.
+    pub fn view_mut(&mut self) -> ViewMut<'_> {
+        match self {
+            Owned::F32(a) => ViewMut::F32(a.view_mut()),
+            Owned::F64(a) => ViewMut::F64(a.view_mut()),
+        }
+    }
+}
 
 /// A loss on `N` differentiable tensors with its target, ready to run.
 pub trait Job<const N: usize>: Send + Sync {
-    /// The value and, if `grad`, the gradients; `None` after a failure,
+    /// The value (shape `[1]`), with the gradients written into `grads`
+    /// when given (each shaped like its input); `None` after a failure,
     /// which the job keeps.
-    fn run(&self, inputs: [View<'_>; N], grad: bool) -> Option<Outputs<N>>;
+    fn run(&self, inputs: [View<'_>; N], grads: Option<[ViewMut<'_>; N]>) -> Option<Owned>;
 }
 
 /// The float types a loss computes in, and their views and arrays.
@@ -65,6 +91,8 @@ pub trait HostFloat: Float + burn::tensor::Element {
     const DTYPE: DType;
     /// The view, if it holds this type.
     fn view(v: View<'_>) -> Result<ArrayViewD<'_, Self>, DType>;
+    /// The buffer, if it holds this type.
+    fn view_mut(v: ViewMut<'_>) -> Result<ArrayViewMutD<'_, Self>, DType>;
     /// The array as the erased owned data.
     fn owned(a: ArrayD<Self>) -> Owned;
 }
@@ -76,6 +104,12 @@ impl HostFloat for f32 {
             View::F32(v) => Ok(v),
             View::F64(_) => Err(DType::F64),
             View::Other(d) => Err(d),
+        }
+    }
+    fn view_mut(v: ViewMut<'_>) -> Result<ArrayViewMutD<'_, f32>, DType> {
+        match v {
+            ViewMut::F32(v) => Ok(v),
+            ViewMut::F64(_) => Err(DType::F64),
         }
     }
     fn owned(a: ArrayD<f32>) -> Owned {
@@ -90,6 +124,12 @@ impl HostFloat for f64 {
             View::F64(v) => Ok(v),
             View::F32(_) => Err(DType::F32),
             View::Other(d) => Err(d),
+        }
+    }
+    fn view_mut(v: ViewMut<'_>) -> Result<ArrayViewMutD<'_, f64>, DType> {
+        match v {
+            ViewMut::F64(v) => Ok(v),
+            ViewMut::F32(_) => Err(DType::F32),
         }
     }
     fn owned(a: ArrayD<f64>) -> Owned {
@@ -210,6 +250,21 @@ fn input<'a, F: HostFloat>(what: &'static str, v: View<'a>) -> Result<ArrayViewD
     })
 }
 
+/// The gradient buffer for input `what`, of rank `D`.
+fn buffer<'a, F: HostFloat, D: Dimension>(
+    what: &'static str,
+    v: ViewMut<'a>,
+) -> Result<ArrayViewMut<'a, F, D>, Error> {
+    let v = F::view_mut(v).map_err(|actual| Error::DType {
+        what,
+        expected: F::DTYPE,
+        actual,
+    })?;
+    let shape = v.shape().to_vec();
+    v.into_dimensionality::<D>()
+        .map_err(|_| Error::Layout(format!("{what}: a gradient buffer of shape {shape:?}")))
+}
+
 /// The value as the op's `[1]` output.
 fn value<F: HostFloat>(v: F) -> Owned {
     F::owned(Array1::from_elem(1, v).into_dyn())
@@ -245,16 +300,17 @@ where
     D: Dimension,
     L: ScoresLoss<F, D> + ReadsTarget<F> + Sync,
 {
-    fn run(&self, [x]: [View<'_>; 1], grad: bool) -> Option<Outputs<1>> {
-        let run = || -> Result<Outputs<1>, Error> {
+    fn run(&self, [x]: [View<'_>; 1], grads: Option<[ViewMut<'_>; 1]>) -> Option<Owned> {
+        let run = || -> Result<Owned, Error> {
             let x = shaped::<F, D>("input", Ok(input::<F>("input", x)?))?;
             let target: L::Target<'_> = FromData::from_data("target", self.target)?;
-            if !grad {
-                return Ok((value(self.loss.forward(x, target)?), None));
-            }
-            let mut g = Array::<F, D>::zeros(x.raw_dim());
-            let v = self.loss.forward_backward_into(x, target, g.view_mut())?;
-            Ok((value(v), Some([F::owned(g.into_dyn())])))
+            Ok(value(match grads {
+                None => self.loss.forward(x, target)?,
+                Some([g]) => {
+                    let g = buffer::<F, D>("input", g)?;
+                    self.loss.forward_backward_into(x, target, g)?
+                }
+            }))
         };
         self.failure.keep(run())
     }
@@ -268,25 +324,20 @@ where
     F: HostFloat,
     L: TwoInputLoss<F> + ReadsTarget<F> + Sync,
 {
-    fn run(&self, [a, b]: [View<'_>; 2], grad: bool) -> Option<Outputs<2>> {
+    fn run(&self, [a, b]: [View<'_>; 2], grads: Option<[ViewMut<'_>; 2]>) -> Option<Owned> {
         let job = &self.0;
-        let run = || -> Result<Outputs<2>, Error> {
+        let run = || -> Result<Owned, Error> {
             let [na, nb] = L::NAMES;
             let a = shaped::<F, Ix2>(na, Ok(input::<F>(na, a)?))?;
             let b = shaped::<F, Ix2>(nb, Ok(input::<F>(nb, b)?))?;
             let target: L::Target<'_> = FromData::from_data("target", job.target)?;
-            if !grad {
-                return Ok((value(job.loss.forward(L::input(a, b), target)?), None));
-            }
-            let mut ga = Array::<F, Ix2>::zeros(a.raw_dim());
-            let mut gb = Array::<F, Ix2>::zeros(b.raw_dim());
-            let v = job
-                .loss
-                .forward_backward_into(a, b, target, ga.view_mut(), gb.view_mut())?;
-            Ok((
-                value(v),
-                Some([F::owned(ga.into_dyn()), F::owned(gb.into_dyn())]),
-            ))
+            Ok(value(match grads {
+                None => job.loss.forward(L::input(a, b), target)?,
+                Some([ga, gb]) => {
+                    let (ga, gb) = (buffer::<F, Ix2>(na, ga)?, buffer::<F, Ix2>(nb, gb)?);
+                    job.loss.forward_backward_into(a, b, target, ga, gb)?
+                }
+            }))
         };
         job.failure.keep(run())
     }

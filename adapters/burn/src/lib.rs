@@ -84,8 +84,8 @@ use classloss::{
 use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 
-pub use backend::{ClassLossBackend, HostTensors};
-pub use job::{FromData, HostFloat, Job, Outputs, Owned, ReadsTarget, View};
+pub use backend::{ClassLossBackend, HostTensors, release_spare_gradients};
+pub use job::{FromData, HostFloat, Job, Owned, ReadsTarget, View, ViewMut};
 
 use job::{Scores, Two};
 

@@ -381,6 +381,33 @@ fn the_gradient_is_scaled_by_the_upstream_gradient() {
 }
 
 #[test]
+fn an_earlier_steps_gradients_survive_the_next_step() {
+    // The op writes a gradient into a tensor of an earlier call only once
+    // no one holds that tensor: gradients a user keeps never see the next
+    // step's values.
+    let ce = CrossEntropy::<f32>::new();
+    let y = array![2_i64, 0, 1];
+    let x1: Array2<f32> = to(&filled((3, 7), 40, 2.0));
+    let x2: Array2<f32> = to(&filled((3, 7), 41, 2.0));
+    let (_, g1) = ce.forward_backward(x1.view(), Labels::from(&y)).unwrap();
+    let (_, g2) = ce.forward_backward(x2.view(), Labels::from(&y)).unwrap();
+    let g1: Vec<f32> = g1.iter().copied().collect();
+    let g2: Vec<f32> = g2.iter().copied().collect();
+    for device in [Device::flex().autodiff(), Device::ndarray().autodiff()] {
+        let v1 = tensor::<f32, 2, _, burn::tensor::Float>(&x1, &device).require_grad();
+        let labels = || tensor::<i64, 1, _, Int>(&y, &device);
+        let kept = ce.loss(v1.clone(), labels()).unwrap().backward();
+        for _ in 0..6 {
+            let v2 = tensor::<f32, 2, _, burn::tensor::Float>(&x2, &device).require_grad();
+            let grads = ce.loss(v2.clone(), labels()).unwrap().backward();
+            assert_eq!(values::<f32, 2>(v2.grad(&grads).unwrap()), g2);
+        }
+        assert_eq!(values::<f32, 2>(v1.grad(&kept).unwrap()), g1, "{device:?}");
+    }
+    classloss_burn::release_spare_gradients();
+}
+
+#[test]
 fn the_gradient_reaches_a_models_parameters_as_burns_own_cross_entropys_does() {
     use burn::nn::loss::CrossEntropyLossConfig;
     // logits = x w: burn carries classloss's gradient through the matmul.
