@@ -2,10 +2,10 @@
 //! softmax focal loss on the logits, and ArcFace on the hidden embedding
 //! with its class weights learned alongside. The same split as the core
 //! crate's `choose_loss` example (seed 2024, 30% test) and the same model
-//! and optimizer as `classloss-candle`'s `digits` example.
+//! and optimizer as `classloss-candle`'s `candle_digits` example.
 //!
 //! ```text
-//! cargo run --release -p classloss-burn --example digits [-- --ndarray]
+//! cargo run --release -p classloss-burn --example burn_digits [-- --ndarray]
 //! ```
 //!
 //! The model runs on burn's Flex backend, or NdArray with `--ndarray`.

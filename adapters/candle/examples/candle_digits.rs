@@ -4,7 +4,7 @@
 //! crate's `choose_loss` example (seed 2024, 30% test).
 //!
 //! ```text
-//! cargo run --release -p classloss-candle --example digits
+//! cargo run --release -p classloss-candle --example candle_digits
 //! ```
 
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! call (`examples/perf/measure.rs` of the core crate).
 //!
 //! ```text
-//! cargo run --release -p classloss-burn --example bench [-- --quick]
+//! cargo run --release -p classloss-burn --example burn_bench [-- --quick]
 //! ```
 //!
 //! Columns of the loss table, per backend:
