@@ -22,6 +22,7 @@ use std::hint::black_box;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData, activation::relu};
 use classloss::{CrossEntropy, Differentiable, Labels};
+use classloss_adapter_kit::testing::bench_inputs;
 use classloss_burn::TensorLoss;
 use ndarray::{Array1, Array2};
 
@@ -33,22 +34,6 @@ mod load;
 mod measure;
 
 use measure::{Budget, ns_per_call};
-
-/// Fixed pseudo-random logits in [-4, 4] and labels.
-fn inputs(n: usize, c: usize) -> (Array2<f32>, Array1<i64>) {
-    let mut s = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
-    let x = Array2::from_shape_simple_fn((n, c), || {
-        ((next() >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
-    });
-    let y = Array1::from_shape_simple_fn(n, || (next() % c as u64) as i64);
-    (x, y)
-}
 
 fn tensors(x: &Array2<f32>, y: &Array1<i64>, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
     let xt = TensorData::new(
@@ -76,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("| --- | ---: | --- | ---: | ---: | ---: | ---: |");
     for (n, c) in [(128, 10), (256, 1000), (1024, 32000)] {
-        let (x, y) = inputs(n, c);
+        let (x, y) = bench_inputs(n, c);
         let mut grad = Array2::<f32>::zeros((n, c));
         let core = ns_per_call(&budget, || {
             black_box(
@@ -112,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| N x C | backend | classloss | burn | burn / classloss |");
     println!("| --- | --- | ---: | ---: | ---: |");
     for (n, c) in [(256, 1000), (1024, 32000)] {
-        let (x, y) = inputs(n, 64);
+        let (x, y) = bench_inputs(n, 64);
         let y = y.mapv(|v| v * (c as i64 / 64) % c as i64);
         for (name, device) in &backends {
             let device = device.clone().autodiff();

@@ -224,18 +224,7 @@ macro_rules! typed_scores {
     )*};
 }
 
-typed_scores!(
-    SoftmaxFocal => Ix2,
-    Poly1 => Ix2,
-    KlDivergence => Ix2,
-    SoftBootstrapping => Ix2,
-    GeneralizedCrossEntropy => Ix2,
-    HardBootstrapping => Ix2,
-    SymmetricCrossEntropy => Ix2,
-    MultiMargin => Ix2,
-    Hinge => Ix1,
-    Exponential => Ix1,
-);
+classloss_adapter_kit::with_typed_scores_losses!(typed_scores);
 
 /// Losses whose type fixes the float type and the rank (any rank).
 macro_rules! typed_any_rank {
@@ -251,7 +240,7 @@ macro_rules! typed_any_rank {
     )*};
 }
 
-typed_any_rank!(CrossEntropy: RemoveAxis, Bce: Dimension, BceWithLogits: Dimension, SigmoidFocal: Dimension);
+classloss_adapter_kit::with_any_rank_losses!(typed_any_rank);
 
 /// The float type of a loss that takes either: the first input's.
 fn either_float(what: &'static str, dtype: DType) -> Result<DType, Error> {
@@ -298,4 +287,4 @@ macro_rules! two_inputs {
     )*};
 }
 
-two_inputs!(ArcFace, CosFace, CombinedMargin, Contrastive, CenterLoss);
+classloss_adapter_kit::with_two_input_losses!(two_inputs);

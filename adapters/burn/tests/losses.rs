@@ -15,8 +15,9 @@ use classloss::{
     MultiMargin, Pair, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
     SymmetricCrossEntropy,
 };
+use classloss_adapter_kit::testing::{centers_gradient, filled, probs, to};
 use classloss_burn::{HostFloat, Path, TensorLoss};
-use ndarray::{Array, Array1, Array2, Array3, Axis, Dimension, array};
+use ndarray::{Array, Array1, Array2, Array3, Dimension, array};
 
 /// The devices and paths every loss runs on.
 fn paths() -> [(Device, Path); 3] {
@@ -39,37 +40,6 @@ fn tensor<T: Element, const N: usize, D: Dimension, K: Basic>(
 /// A tensor's values in logical order.
 fn values<T: Element, const N: usize>(t: Tensor<N>) -> Vec<T> {
     t.into_data().try_to_vec::<T>().unwrap()
-}
-
-/// Deterministic values in `[-scale, scale]` of the given shape.
-fn filled<D: Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
-    shape: Sh,
-    seed: u64,
-    scale: f64,
-) -> Array<f64, D> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    Array::from_shape_fn(shape, |_| {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-    })
-}
-
-fn to<F: classloss::Float, D: Dimension>(a: &Array<f64, D>) -> Array<F, D> {
-    a.mapv(F::lit)
-}
-
-/// Probabilities (each row sums to 1) of the given shape.
-fn probs(n: usize, c: usize, seed: u64) -> Array2<f64> {
-    let mut p = filled((n, c), seed, 1.0).mapv(f64::abs);
-    for mut row in p.rows_mut() {
-        let s = row.sum();
-        row /= s;
-    }
-    p
 }
 
 /// The loss through burn on every path, against the core's fused call:
@@ -350,12 +320,8 @@ fn center_loss_gives_the_centers_their_exact_gradient() {
     let (v, gf) = loss.forward_backward(input, Labels::from(&y)).unwrap();
     // d/dc_k is minus the sum of the features' gradients with label k;
     // class 2 has none.
-    let mut gc = Array2::<f64>::zeros(c.raw_dim());
-    for (i, &k) in y.iter().enumerate() {
-        let row = gf.index_axis(Axis(0), i).to_owned();
-        let mut center = gc.row_mut(k as usize);
-        center -= &row;
-    }
+    let labels: Vec<usize> = y.iter().map(|&k| k as usize).collect();
+    let gc = centers_gradient(&gf, &labels, 4);
     same_on_two::<_, _, _, Int>(&loss, (&f, &c), &y, v, (&gf, &gc));
 }
 

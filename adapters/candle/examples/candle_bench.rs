@@ -27,8 +27,9 @@ use std::hint::black_box;
 
 use candle_core::{Device, Tensor, Var};
 use classloss::{CrossEntropy, Differentiable, Labels};
+use classloss_adapter_kit::testing::bench_inputs;
 use classloss_candle::TensorLoss;
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 
 #[allow(dead_code)]
 #[path = "../../../examples/perf/load.rs"]
@@ -38,22 +39,6 @@ mod load;
 mod measure;
 
 use measure::{Budget, ns_per_call};
-
-/// Fixed pseudo-random logits in [-4, 4] and labels.
-fn inputs(n: usize, c: usize) -> (Array2<f32>, Array1<u32>) {
-    let mut s = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
-    let x = Array2::from_shape_simple_fn((n, c), || {
-        ((next() >> 40) as f32 / (1u64 << 24) as f32) * 8.0 - 4.0
-    });
-    let y = Array1::from_shape_simple_fn(n, || (next() % c as u64) as u32);
-    (x, y)
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -72,7 +57,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (n, c) in [(128, 10), (256, 1000), (1024, 32000)] {
-        let (x, y) = inputs(n, c);
+        let (x, y) = bench_inputs(n, c);
+        let y = y.mapv(|v| v as u32);
         let mut grad = Array2::<f32>::zeros((n, c));
         let core = ns_per_call(&budget, || {
             black_box(
@@ -113,7 +99,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| N x C | classloss | candle-nn | candle-nn / classloss |");
     println!("| --- | ---: | ---: | ---: |");
     for (n, c) in [(256, 1000), (1024, 32000)] {
-        let (x, y) = inputs(n, 64);
+        let (x, y) = bench_inputs(n, 64);
+        let y = y.mapv(|v| v as u32);
         let y = y.mapv(|v| v * (c as u32 / 64) % c as u32);
         let xt = Tensor::from_vec(x.iter().copied().collect::<Vec<_>>(), (n, 64), &dev)?;
         let yt = Tensor::from_vec(y.to_vec(), n, &dev)?;

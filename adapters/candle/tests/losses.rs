@@ -11,6 +11,7 @@ use classloss::{
     MultiMargin, Pair, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
     SymmetricCrossEntropy,
 };
+use classloss_adapter_kit::testing::{centers_gradient, filled, probs, to};
 use classloss_candle::TensorLoss;
 use ndarray::{Array, Array1, Array2, Array3, Axis, Dimension, array};
 
@@ -27,37 +28,6 @@ fn var<T: WithDType + Float, D: Dimension>(a: &Array<T, D>) -> Var {
 /// A tensor's values in logical order.
 fn values<T: WithDType>(t: &Tensor) -> Vec<T> {
     t.flatten_all().unwrap().to_vec1().unwrap()
-}
-
-/// Deterministic values in `[-scale, scale]` of the given shape.
-fn filled<D: Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
-    shape: Sh,
-    seed: u64,
-    scale: f64,
-) -> Array<f64, D> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    Array::from_shape_fn(shape, |_| {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-    })
-}
-
-fn to<F: Float, D: Dimension>(a: &Array<f64, D>) -> Array<F, D> {
-    a.mapv(F::lit)
-}
-
-/// Probabilities (each row sums to 1) of the given shape.
-fn probs<F: Float>(n: usize, c: usize, seed: u64) -> Array2<F> {
-    let mut p = filled((n, c), seed, 1.0).mapv(f64::abs);
-    for mut row in p.rows_mut() {
-        let s = row.sum();
-        row /= s;
-    }
-    to(&p)
 }
 
 /// The value and gradient through candle for a loss on one tensor, checked
@@ -143,7 +113,7 @@ fn every_label_dtype_and_f64_give_the_core_result() {
 #[test]
 fn probability_targets_and_spatial_cross_entropy_equal_the_core() {
     let x: Array2<f64> = filled((3, 5), 3, 4.0);
-    let p = probs::<f64>(3, 5, 4);
+    let p = probs(3, 5, 4);
     let ce = CrossEntropy::<f64>::new()
         .with_label_smoothing(0.2)
         .unwrap();
@@ -264,12 +234,8 @@ fn center_loss_gives_the_centers_their_exact_gradient() {
     let (v, gf) = loss.forward_backward(input, Labels::from(&y)).unwrap();
     // d/dc_k of the mean of |f_i - c_{y_i}|^2 / 2 is minus the sum of the
     // features' gradients with label k; class 2 has none.
-    let mut gc = Array2::<f64>::zeros(c.raw_dim());
-    for (i, &k) in y.iter().enumerate() {
-        let row = gf.index_axis(Axis(0), i).to_owned();
-        let mut center = gc.row_mut(k as usize);
-        center -= &row;
-    }
+    let labels: Vec<usize> = y.iter().map(|&k| k as usize).collect();
+    let gc = centers_gradient(&gf, &labels, 4);
     let (vf, vc) = (var(&f), var(&c));
     let out = loss
         .loss((vf.as_tensor(), vc.as_tensor()), &tensor(&y))

@@ -12,7 +12,12 @@
 //!   rule.
 //!
 //! Each adapter reads its framework's storage into these views and hands
-//! the gradients back without a copy; nothing here knows a framework.
+//! the gradients back without a copy; nothing here knows a framework. The
+//! lists of losses each adapter exposes are here too
+//! ([`with_typed_scores_losses`], [`with_any_rank_losses`],
+//! [`with_two_input_losses`]), so that a loss added to the core is added to
+//! every adapter at once; and, with the feature `testing`, the
+//! deterministic inputs the adapters' tests and benchmarks share.
 
 #![deny(missing_docs)]
 
@@ -21,6 +26,55 @@ use classloss::{
     Embeddings, EmbeddingsGradMut, Float, Labels, Loss, Pair, PairGradMut,
 };
 use ndarray::{Array, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Axis, Dimension};
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// Calls `$m!` with every loss on one tensor whose type fixes the float
+/// type (`Loss<F>`), each with its input's rank: `SoftmaxFocal => Ix2, ...`.
+/// The names must be in scope where it is called.
+#[macro_export]
+macro_rules! with_typed_scores_losses {
+    ($m:ident) => {
+        $m!(
+            SoftmaxFocal => Ix2,
+            Poly1 => Ix2,
+            KlDivergence => Ix2,
+            SoftBootstrapping => Ix2,
+            GeneralizedCrossEntropy => Ix2,
+            HardBootstrapping => Ix2,
+            SymmetricCrossEntropy => Ix2,
+            MultiMargin => Ix2,
+            Hinge => Ix1,
+            Exponential => Ix1,
+        );
+    };
+}
+
+/// Calls `$m!` with every loss on one tensor of any rank (`Loss<F, D>`),
+/// each with the bound on its rank `D`: `CrossEntropy: RemoveAxis, ...`.
+#[macro_export]
+macro_rules! with_any_rank_losses {
+    ($m:ident) => {
+        $m!(
+            CrossEntropy: RemoveAxis,
+            Bce: Dimension,
+            BceWithLogits: Dimension,
+            SigmoidFocal: Dimension,
+        );
+    };
+}
+
+/// Calls `$m!` with every loss on two tensors ([`TwoInputLoss`]).
+/// The other losses on one tensor take either float type and are written
+/// out by each adapter: `LabelSmoothing` and the angular margins on
+/// cosines (`OnCosines`). The 0-1 loss has no gradient and is in no list.
+#[macro_export]
+macro_rules! with_two_input_losses {
+    ($m:ident) => {
+        $m!(ArcFace, CosFace, CombinedMargin, Contrastive, CenterLoss);
+    };
+}
 
 /// A loss on one differentiable tensor (scores, logits, probabilities) of
 /// rank `D`, with a gradient shaped like the input.
