@@ -105,6 +105,17 @@ pub enum Error {
         /// The tensor's dtype.
         actual: DType,
     },
+    /// The two inputs of a two-input loss on different devices (burn's
+    /// own ops would panic there).
+    #[error("{what}: expected a tensor on {expected}, got one on {actual}")]
+    Device {
+        /// The second input, as the core names it.
+        what: &'static str,
+        /// The first input's device.
+        expected: String,
+        /// The second input's device.
+        actual: String,
+    },
     /// burn's host data did not match its own shape (not expected to
     /// happen).
     #[error("tensor data: {0}")]
@@ -196,6 +207,14 @@ where
     F: HostFloat,
     L: TwoInputLoss<F> + ReadsTarget<F> + Sync,
 {
+    let (da, db) = (a.device().without_autodiff(), b.device().without_autodiff());
+    if da != db {
+        return Err(Error::Device {
+            what: L::NAMES[1],
+            expected: format!("{da:?}"),
+            actual: format!("{db:?}"),
+        });
+    }
     let job = Two(Scores::<L, F, Ix2>::new(loss, &target));
     let out = if path == Path::Auto && extension_serves(&a.device()) {
         let v = <Dispatch as ClassLossBackend>::classloss_two(

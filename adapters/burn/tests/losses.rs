@@ -452,6 +452,19 @@ fn bad_input_gives_the_core_error_text() {
             .starts_with("input: expected 2 dimensions, got 1"),
         "{err}"
     );
+    // The two inputs of a two-input loss on two backends.
+    let e = tensor::<f32, 2, _, burn::tensor::Float>(&x, &device);
+    let w = tensor::<f32, 2, _, burn::tensor::Float>(&x, &Device::ndarray());
+    let err = ArcFace::new()
+        .loss(
+            (e, w),
+            tensor::<i64, 1, _, Int>(&array![0_i64, 1, 2], &device),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("weight: expected a tensor on "),
+        "{err}"
+    );
     // A float target where labels are expected.
     let err = SoftmaxFocal::<f32>::new()
         .loss(
