@@ -151,7 +151,7 @@ fn typed<'a, T: burn::tensor::Element, D: Dimension>(
 ) -> Result<ArrayView<'a, T, D>, Error> {
     let slice = data.as_slice::<T>().map_err(|_| Error::DType {
         what,
-        expected: T::dtype(),
+        expected: format!("dtype {:?}", T::dtype()),
         actual: data.dtype(),
     })?;
     shaped(
@@ -192,7 +192,7 @@ impl<'a, D: Dimension> FromData<'a> for Labels<'a, D> {
             actual => {
                 return Err(Error::DType {
                     what,
-                    expected: DType::I64,
+                    expected: "an integer dtype".into(),
                     actual,
                 });
             }
@@ -245,7 +245,7 @@ impl Failure {
 fn input<'a, F: HostFloat>(what: &'static str, v: View<'a>) -> Result<ArrayViewD<'a, F>, Error> {
     F::view(v).map_err(|actual| Error::DType {
         what,
-        expected: F::DTYPE,
+        expected: format!("dtype {:?}", F::DTYPE),
         actual,
     })
 }
@@ -257,7 +257,7 @@ fn buffer<'a, F: HostFloat, D: Dimension>(
 ) -> Result<ArrayViewMut<'a, F, D>, Error> {
     let v = F::view_mut(v).map_err(|actual| Error::DType {
         what,
-        expected: F::DTYPE,
+        expected: format!("dtype {:?}", F::DTYPE),
         actual,
     })?;
     let shape = v.shape().to_vec();

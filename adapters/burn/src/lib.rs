@@ -37,13 +37,16 @@
 //!
 //! Float tensors must have the loss's float type (`f32` or `f64`; losses
 //! without one in their type take either). Targets get no gradient, as in
-//! the core.
+//! the core. A 0/1 target stored as `Int` or `Bool` is cast by the caller
+//! (`.float()`), since cross-entropy reads an integer target as labels.
+//! The rank is checked when the loss runs (`Error::Loss` with the core's
+//! rank error), as burn's tensors carry it only as a const parameter.
 //!
 //! # Backends, and how the gradient is carried
 //!
 //! On burn's CPU backends, Flex and NdArray (features `flex` and
 //! `ndarray`, both on by default), the loss is an op of burn's
-//! backend-extension mechanism ([`ClassLossBackend`]): it reads the
+//! backend-extension mechanism: it reads the
 //! inputs' buffers in place, with their strides, and under `Autodiff` runs
 //! the core's fused value-and-gradient call once in the forward, keeping
 //! the gradients for the backward, which scales them by the upstream
@@ -84,7 +87,13 @@ use classloss::{
 use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 
-pub use backend::{ClassLossBackend, HostTensors, release_spare_gradients};
+pub use backend::release_spare_gradients;
+// The op's plumbing: public because burn's backend-extension macro makes
+// `Dispatch` implement `ClassLossBackend`, whose signatures name the
+// others. Not an API: use `TensorLoss`.
+#[doc(hidden)]
+pub use backend::{ClassLossBackend, HostTensors};
+#[doc(hidden)]
 pub use job::{FromData, HostFloat, Job, Owned, ReadsTarget, View, ViewMut};
 
 use job::{Scores, Two};
@@ -96,17 +105,19 @@ pub enum Error {
     #[error(transparent)]
     Loss(#[from] classloss::Error),
     /// A tensor of a type the loss does not take.
-    #[error("{what}: expected dtype {expected:?}, got {actual:?}")]
+    #[error("{what}: expected {expected}, got dtype {actual:?}")]
     DType {
         /// The argument, as the core names it.
         what: &'static str,
-        /// The dtype the loss takes.
-        expected: DType,
+        /// What the loss takes there: `dtype F32`, `dtype F32 or F64`, `an
+        /// integer dtype`.
+        expected: String,
         /// The tensor's dtype.
         actual: DType,
     },
-    /// The two inputs of a two-input loss on different devices (burn's
-    /// own ops would panic there).
+    /// The two inputs of a two-input loss on different devices, or with
+    /// different gradient-checkpointing strategies (burn's dispatch would
+    /// panic there).
     #[error("{what}: expected a tensor on {expected}, got one on {actual}")]
     Device {
         /// The second input, as the core names it.
@@ -207,12 +218,18 @@ where
     F: HostFloat,
     L: TwoInputLoss<F> + ReadsTarget<F> + Sync,
 {
-    let (da, db) = (a.device().without_autodiff(), b.device().without_autodiff());
-    if da != db {
+    // burn's device equality ignores autodiff and checkpointing; mixing an
+    // autodiff input with a plain one is fine, two strategies are not.
+    let (da, db) = (a.device(), b.device());
+    let (sa, sb) = (
+        a.gradient_checkpointing_strategy(),
+        b.gradient_checkpointing_strategy(),
+    );
+    if da != db || (sa.is_some() && sb.is_some() && sa != sb) {
         return Err(Error::Device {
             what: L::NAMES[1],
-            expected: format!("{da:?}"),
-            actual: format!("{db:?}"),
+            expected: format!("{da:?} ({sa:?})"),
+            actual: format!("{db:?} ({sb:?})"),
         });
     }
     let job = Two(Scores::<L, F, Ix2>::new(loss, &target));
@@ -267,7 +284,7 @@ fn either_float(what: &'static str, dtype: DType) -> Result<DType, Error> {
         DType::F32 | DType::F64 => Ok(dtype),
         actual => Err(Error::DType {
             what,
-            expected: DType::F32,
+            expected: "dtype F32 or F64".into(),
             actual,
         }),
     }

@@ -439,7 +439,7 @@ fn bad_input_gives_the_core_error_text() {
             tensor::<i64, 1, _, Int>(&array![0_i64, 1, 2], &device),
         )
         .unwrap_err();
-    assert_eq!(err.to_string(), "input: expected dtype F32, got F64");
+    assert_eq!(err.to_string(), "input: expected dtype F32, got dtype F64");
     // A wrong rank is the core's rank error.
     let err = ce
         .loss(
@@ -465,6 +465,30 @@ fn bad_input_gives_the_core_error_text() {
         err.to_string().starts_with("weight: expected a tensor on "),
         "{err}"
     );
+    // Two checkpointing strategies cannot meet in one op.
+    let e = tensor::<f32, 2, _, burn::tensor::Float>(&x, &device);
+    let w = tensor::<f32, 2, _, burn::tensor::Float>(&x, &device.clone().gradient_checkpointing());
+    let err = ArcFace::new()
+        .loss(
+            (e, w),
+            tensor::<i64, 1, _, Int>(&array![0_i64, 1, 2], &device),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, classloss_burn::Error::Device { what: "weight", .. }),
+        "{err}"
+    );
+    // A type no loss takes, for a loss that takes either float type.
+    let err = LabelSmoothing::new()
+        .loss(
+            tensor::<f32, 2, _, burn::tensor::Float>(&x, &device).cast(DType::F16),
+            tensor::<i64, 1, _, Int>(&array![0_i64, 1, 2], &device),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "input: expected dtype F32 or F64, got dtype F16"
+    );
     // A float target where labels are expected.
     let err = SoftmaxFocal::<f32>::new()
         .loss(
@@ -472,5 +496,8 @@ fn bad_input_gives_the_core_error_text() {
             tensor::<f32, 1, _, burn::tensor::Float>(&array![0.0_f32, 1.0, 2.0], &device),
         )
         .unwrap_err();
-    assert_eq!(err.to_string(), "target: expected dtype I64, got F32");
+    assert_eq!(
+        err.to_string(),
+        "target: expected an integer dtype, got dtype F32"
+    );
 }

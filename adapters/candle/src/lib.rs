@@ -36,7 +36,10 @@
 //!
 //! Labels may be `u8`, `u32`, `i16`, `i32` or `i64` tensors. Float
 //! tensors must have the loss's float type (`f32` or `f64`; losses without
-//! one in their type take either). Tensors must be on the CPU.
+//! one in their type take either); a 0/1 target of an integer type is cast
+//! by the caller (`to_dtype`), since cross-entropy reads an integer target
+//! as labels. Tensors must be on the CPU. Targets get no gradient, as in
+//! the core, even when candle tracks them.
 //!
 //! # How the gradient is carried
 //!
@@ -77,13 +80,13 @@ use classloss::{
     SoftmaxFocal, SymmetricCrossEntropy,
 };
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
+use storage::dtype_error;
 
 pub use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
 pub use spare::release_spare_gradients;
 pub use storage::{FromStorage, ReadsTarget};
 
 use ops::{ScoresOp, TwoInputOp};
-use storage::dtype_error;
 
 /// A classloss loss applied to candle tensors.
 pub trait TensorLoss {
@@ -152,7 +155,7 @@ where
         target,
         TwoInputOp {
             loss: loss.clone(),
-            want_grad: a.track_op() || b.track_op(),
+            track: [a.track_op(), b.track_op()],
             grads: OnceLock::new(),
             _types: PhantomData::<fn() -> F>,
         },
@@ -163,7 +166,9 @@ where
 fn either_float(what: &'static str, t: &Tensor) -> Result<DType> {
     match t.dtype() {
         d @ (DType::F32 | DType::F64) => Ok(d),
-        d => Err(dtype_error(what, DType::F32, d)),
+        d => Err(Error::Msg(format!(
+            "classloss: {what}: expected dtype F32 or F64, got {d:?}"
+        ))),
     }
 }
 

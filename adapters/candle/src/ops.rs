@@ -107,6 +107,10 @@ where
         _: &Tensor,
         upstream: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        if !self.want_grad {
+            // Only the target is tracked: targets get no gradient.
+            return Ok((None, None));
+        }
         Ok((Some(scaled::<F>(kept(&self.grad)?, upstream)?), None))
     }
 }
@@ -114,7 +118,8 @@ where
 /// [`TwoInputLoss`] as a candle op: `a`, `b`, target.
 pub(crate) struct TwoInputOp<L, F> {
     pub(crate) loss: L,
-    pub(crate) want_grad: bool,
+    /// Whether candle tracks each input.
+    pub(crate) track: [bool; 2],
     pub(crate) grads: OnceLock<(Tensor, Tensor)>,
     pub(crate) _types: std::marker::PhantomData<fn() -> F>,
 }
@@ -141,7 +146,7 @@ where
         let a = float_view::<F, Ix2>(na, s1, l1)?;
         let b = float_view::<F, Ix2>(nb, s2, l2)?;
         let target: L::Target<'_> = FromStorage::from_storage("target", s3, l3)?;
-        if !self.want_grad {
+        if self.track == [false, false] {
             let value = self.loss.forward(L::input(a, b), target);
             return Ok(scalar(value.map_err(core_error)?));
         }
@@ -164,12 +169,16 @@ where
         _: &Tensor,
         upstream: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [track_a, track_b] = self.track;
+        if !(track_a || track_b) {
+            // Only the target is tracked: targets get no gradient.
+            return Ok((None, None, None));
+        }
         let (ga, gb) = kept(&self.grads)?;
-        Ok((
-            Some(scaled::<F>(ga, upstream)?),
-            Some(scaled::<F>(gb, upstream)?),
-            None,
-        ))
+        // An untracked input gets none: candle would store it for nothing.
+        let ga = track_a.then(|| scaled::<F>(ga, upstream)).transpose()?;
+        let gb = track_b.then(|| scaled::<F>(gb, upstream)).transpose()?;
+        Ok((ga, gb, None))
     }
 }
 

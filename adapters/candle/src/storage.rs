@@ -70,7 +70,12 @@ pub(crate) fn labels_view<'a, D: Dimension>(
         CpuStorage::I16(v) => strided(what, v, layout)?.into(),
         CpuStorage::I32(v) => strided(what, v, layout)?.into(),
         CpuStorage::I64(v) => strided(what, v, layout)?.into(),
-        s => return Err(dtype_error(what, DType::I64, s.dtype())),
+        s => {
+            return Err(Error::Msg(format!(
+                "classloss: {what}: expected an integer dtype (U8, U32, I16, I32 or I64), got {:?}",
+                s.dtype()
+            )));
+        }
     })
 }
 

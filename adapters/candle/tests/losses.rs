@@ -288,8 +288,9 @@ fn the_gradient_is_scaled_by_the_upstream_gradient() {
 #[test]
 fn an_earlier_steps_gradients_survive_the_next_step() {
     // The ops hand their gradient tensors to the next call of the same
-    // shape once dropped; neither the gradients a user keeps nor a loss
-    // still alive may see the next step's values.
+    // shape once dropped. Neither the gradients a user keeps (after the
+    // loss and its op are gone) nor a loss still alive may see the next
+    // step's values.
     let ce = CrossEntropy::<f32>::new();
     let y = array![2_u32, 0, 1];
     let x1: Array2<f32> = to(&filled((3, 7), 40, 2.0));
@@ -299,11 +300,14 @@ fn an_earlier_steps_gradients_survive_the_next_step() {
     let g1: Vec<f32> = g1.iter().copied().collect();
     let g2: Vec<f32> = g2.iter().copied().collect();
     let (v1, v2) = (var(&x1), var(&x2));
+    // The loss is dropped at the end of the block: its op's tensor is
+    // spare from then on, while the user keeps the gradients.
+    let kept_grads = {
+        let loss = ce.loss(v1.as_tensor(), &tensor(&y)).unwrap();
+        loss.backward().unwrap()
+    };
     let kept_loss = ce.loss(v1.as_tensor(), &tensor(&y)).unwrap();
-    let kept_grads = kept_loss.backward().unwrap();
     for _ in 0..3 {
-        // Each step's op is dropped at the end of the step, its tensor
-        // spare for the next.
         let out = ce.loss(v2.as_tensor(), &tensor(&y)).unwrap();
         let grads = out.backward().unwrap();
         assert_eq!(values::<f32>(grads.get(&v2).unwrap()), g2);
@@ -312,6 +316,40 @@ fn an_earlier_steps_gradients_survive_the_next_step() {
     let again = kept_loss.backward().unwrap();
     assert_eq!(values::<f32>(again.get(&v1).unwrap()), g1);
     classloss_candle::release_spare_gradients();
+}
+
+#[test]
+fn a_tracked_target_gets_no_gradient_and_no_error() {
+    // Distillation: the teacher's probabilities come from a variable.
+    let x: Array2<f64> = filled((3, 4), 42, 2.0);
+    let p = probs(3, 4, 43);
+    let kl = KlDivergence::new();
+    let (value, grad) = kl.forward_backward(x.view(), p.view()).unwrap();
+    let teacher = var(&p);
+    let out = kl.loss(&tensor(&x), teacher.as_tensor()).unwrap();
+    assert_eq!(out.to_scalar::<f64>().unwrap(), value);
+    let grads = out.backward().unwrap();
+    assert!(grads.get(&teacher).is_none());
+    // Both tracked: the input's gradient only.
+    let student = var(&x);
+    let out = kl.loss(student.as_tensor(), teacher.as_tensor()).unwrap();
+    let grads = out.backward().unwrap();
+    assert_eq!(
+        values::<f64>(grads.get(&student).unwrap()),
+        grad.iter().copied().collect::<Vec<_>>()
+    );
+    assert!(grads.get(&teacher).is_none());
+    // One of two inputs tracked: a gradient for that one only.
+    let e: Array2<f64> = filled((3, 4), 44, 1.0);
+    let w = var(&filled((5, 4), 45, 1.0));
+    let y = array![0_u32, 4, 2];
+    let te = tensor(&e);
+    let out = ArcFace::new()
+        .loss((&te, w.as_tensor()), &tensor(&y))
+        .unwrap();
+    let grads = out.backward().unwrap();
+    assert!(grads.get(&w).is_some());
+    assert!(grads.get(&te).is_none());
 }
 
 #[test]
@@ -445,6 +483,21 @@ fn bad_input_gives_the_core_error_text() {
     // A float target is cross-entropy's probabilities, checked as such.
     let err = ce.loss(&tensor(&x), &tensor(&x)).unwrap_err().to_string();
     assert_eq!(err, "probs[1, 0]: expected a probability in [0, 1], got 2");
+    // A loss that takes either float type names both; labels of a float
+    // type are not labels.
+    let err = LabelSmoothing::new()
+        .loss(&tensor(&x).to_dtype(DType::BF16).unwrap(), &tensor(&y))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "classloss: input: expected dtype F32 or F64, got BF16");
+    let err = SoftmaxFocal::<f32>::new()
+        .loss(&tensor(&x), &tensor(&array![0.0_f32, 1.0]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "classloss: target: expected an integer dtype (U8, U32, I16, I32 or I64), got F32"
+    );
     // A loss option the core rejects never reaches candle.
     assert!(SoftmaxFocal::<f32>::new().with_gamma(-1.0).is_err());
 }

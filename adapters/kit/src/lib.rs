@@ -159,8 +159,8 @@ impl<F: Float> TwoInputLoss<F> for CenterLoss {
     }
     /// The core gives the features' gradient; the centers' follows from
     /// it: `L = s/2 sum_i |x_i - c_{y_i}|^2`, so `dL/dc_k = -sum_{i: y_i = k}
-    /// dL/dx_i` (an ignored or unused class gets 0). The paper's update
-    /// rule for the centers stays the core's `update_centers`.
+    /// dL/dx_i` (a class no sample has gets 0). The paper's update rule for
+    /// the centers stays the core's `update_centers`.
     fn forward_backward_into<'a>(
         &self,
         a: ArrayView2<'a, F>,
@@ -169,6 +169,13 @@ impl<F: Float> TwoInputLoss<F> for CenterLoss {
         mut grad_a: ArrayViewMut2<'_, F>,
         mut grad_b: ArrayViewMut2<'_, F>,
     ) -> classloss::Result<F> {
+        if grad_b.dim() != b.dim() {
+            return Err(classloss::Error::ShapeMismatch {
+                what: "grad.centers",
+                expected: format!("{:?}", b.shape()),
+                actual: format!("{:?}", grad_b.shape()),
+            });
+        }
         let value = Differentiable::forward_backward_into(
             self,
             Self::input(a, b),
@@ -186,5 +193,52 @@ impl<F: Float> TwoInputLoss<F> for CenterLoss {
             }
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, array};
+
+    #[test]
+    fn the_centers_gradient_buffer_must_have_the_centers_shape() {
+        let f = array![[1.0_f64, 2.0], [0.5, -1.0]];
+        let c = array![[0.0_f64, 0.0], [1.0, 1.0], [2.0, 0.0]];
+        let y = array![2_i64, 0];
+        let mut gf = Array2::zeros((2, 2));
+        for shape in [(2, 2), (3, 1)] {
+            let mut gc = Array2::zeros(shape);
+            let err = TwoInputLoss::forward_backward_into(
+                &CenterLoss::new(),
+                f.view(),
+                c.view(),
+                Labels::from(&y),
+                gf.view_mut(),
+                gc.view_mut(),
+            )
+            .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "grad.centers: expected shape [3, 2], got {:?}",
+                    [shape.0, shape.1]
+                )
+            );
+        }
+        // The right shape: class 1 has no sample and gets 0.
+        let mut gc = Array2::from_elem((3, 2), 9.0);
+        TwoInputLoss::forward_backward_into(
+            &CenterLoss::new(),
+            f.view(),
+            c.view(),
+            Labels::from(&y),
+            gf.view_mut(),
+            gc.view_mut(),
+        )
+        .unwrap();
+        assert_eq!(gc.row(1), array![0.0, 0.0]);
+        assert_eq!(gc.row(0), -&gf.row(1));
+        assert_eq!(gc.row(2), -&gf.row(0));
     }
 }
