@@ -53,8 +53,14 @@
 //! earlier call of the same shape has finished with, when there is one
 //! (a large gradient written into new memory costs a page fault per page:
 //! three times the loss itself at 1024 x 32000);
-//! [`release_spare_gradients`] frees those kept. The value is always a scalar: under
-//! [`classloss::Reduction::None`] it is the sum, as the core's `forward`.
+//! [`release_spare_gradients`] frees those kept. The value is a scalar, except under
+//! [`classloss::Reduction::None`]: the losses on one tensor then return
+//! their unreduced values, as PyTorch's `reduction='none'` (the shape of
+//! the core's `per_sample`: `(N)`, `(N, d1..dk)` for spatial
+//! cross-entropy, the input's shape for the elementwise losses), and the
+//! backward scales each sample's gradient by its own upstream value. The
+//! two-input losses return the sum under `None`, as the core's `forward`:
+//! their class weights' (or centers') gradient mixes the samples.
 //!
 //! # Errors
 //!

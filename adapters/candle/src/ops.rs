@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
-use classloss::Float;
+use classloss::{Float, Reduction};
 use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
 use ndarray::{ArrayViewMut, Dimension, Ix2};
 
@@ -88,16 +88,38 @@ where
     ) -> Result<(CpuStorage, Shape)> {
         let x = float_view::<F, D>("input", s1, l1)?;
         let target: L::Target<'_> = FromStorage::from_storage("target", s2, l2)?;
-        if !self.want_grad {
-            return Ok(scalar(self.loss.forward(x, target).map_err(core_error)?));
-        }
-        let (grad, value) = gradient(x.raw_dim(), |g| {
-            self.loss
-                .forward_backward_into(x, target, g)
-                .map_err(core_error)
-        })?;
-        let _ = self.grad.set(grad);
-        Ok(scalar(value))
+        // Under `Reduction::None` the output is the unreduced values, as
+        // PyTorch's `reduction='none'`; the fused gradient is then that of
+        // their sum, each sample's own in its row.
+        let unreduced = (self.loss.reduction() == Reduction::None)
+            .then(|| self.loss.unreduced(x.clone(), target.clone()))
+            .transpose()
+            .map_err(core_error)?;
+        let value = if !self.want_grad {
+            match unreduced {
+                Some(_) => F::zero(),
+                None => self.loss.forward(x, target).map_err(core_error)?,
+            }
+        } else {
+            let (grad, value) = gradient(x.raw_dim(), |g| {
+                self.loss
+                    .forward_backward_into(x, target, g)
+                    .map_err(core_error)
+            })?;
+            let _ = self.grad.set(grad);
+            value
+        };
+        Ok(match unreduced {
+            Some(values) => {
+                let shape = Shape::from(values.shape());
+                // The core's per-sample array is new, in standard layout.
+                (
+                    F::to_cpu_storage_owned(values.into_raw_vec_and_offset().0),
+                    shape,
+                )
+            }
+            None => scalar(value),
+        })
     }
 
     fn bwd(
@@ -111,7 +133,18 @@ where
             // Only the target is tracked: targets get no gradient.
             return Ok((None, None));
         }
-        Ok((Some(scaled::<F>(kept(&self.grad)?, upstream)?), None))
+        let grad = kept(&self.grad)?;
+        if upstream.rank() == 0 {
+            return Ok((Some(scaled::<F>(grad, upstream)?), None));
+        }
+        // Unreduced values: one per sample (or position, or element); each
+        // scales its own row. A per-sample upstream lacks the class axis.
+        let upstream = if upstream.rank() < grad.rank() {
+            upstream.unsqueeze(1)?
+        } else {
+            upstream.clone()
+        };
+        Ok((Some(grad.broadcast_mul(&upstream)?), None))
     }
 }
 

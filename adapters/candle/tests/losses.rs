@@ -353,6 +353,80 @@ fn a_tracked_target_gets_no_gradient_and_no_error() {
 }
 
 #[test]
+fn reduction_none_gives_the_unreduced_values_each_with_its_gradient() {
+    // (N, C) logits: one value per sample; each row's gradient scaled by
+    // its own upstream value.
+    let x: Array2<f64> = filled((4, 3), 46, 3.0);
+    let y = array![2_u32, 0, 1, 1];
+    let w = array![0.5_f64, -2.0, 1.0, 3.0];
+    let ce = CrossEntropy::<f64>::new()
+        .with_label_smoothing(0.1)
+        .unwrap()
+        .with_reduction(Reduction::None);
+    let per = ce.per_sample(x.view(), Labels::from(&y)).unwrap();
+    let (_, g) = ce.forward_backward(x.view(), Labels::from(&y)).unwrap();
+    let v = var(&x);
+    let out = ce.loss(v.as_tensor(), &tensor(&y)).unwrap();
+    assert_eq!(out.dims(), &[4]);
+    assert_eq!(values::<f64>(&out), per.to_vec());
+    let grads = out
+        .mul(&tensor(&w))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let want = &g * &w.view().insert_axis(Axis(1));
+    assert_eq!(
+        values::<f64>(grads.get(&v).unwrap()),
+        want.iter().copied().collect::<Vec<_>>()
+    );
+    // Elementwise (BCE with logits): the upstream has the input's shape.
+    let t: Array2<f64> = filled((4, 3), 47, 1.0).mapv(|v| if v > 0.0 { 1.0 } else { 0.0 });
+    let up: Array2<f64> = filled((4, 3), 48, 1.0);
+    let bce = BceWithLogits::new().with_reduction(Reduction::None);
+    let (_, g) = bce.forward_backward(x.view(), t.view()).unwrap();
+    let out = bce.loss(v.as_tensor(), &tensor(&t)).unwrap();
+    assert_eq!(out.dims(), &[4, 3]);
+    let grads = out
+        .mul(&tensor(&up))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let want = &g * &up;
+    assert_eq!(
+        values::<f64>(grads.get(&v).unwrap()),
+        want.iter().copied().collect::<Vec<_>>()
+    );
+    // Spatial: one value per position, the class axis (1) broadcast.
+    let xs: Array3<f64> = filled((2, 3, 2), 49, 2.0);
+    let ys = array![[0_u32, 2], [1, 1]];
+    let up = array![[1.0_f64, -1.0], [0.5, 2.0]];
+    let ce = CrossEntropy::<f64, ndarray::Ix3>::spatial().with_reduction(Reduction::None);
+    let (_, g) = ce.forward_backward(xs.view(), Labels::from(&ys)).unwrap();
+    let vs = var(&xs);
+    let out = ce.loss(vs.as_tensor(), &tensor(&ys)).unwrap();
+    assert_eq!(out.dims(), &[2, 2]);
+    let grads = out
+        .mul(&tensor(&up))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let want = &g * &up.view().insert_axis(Axis(1));
+    assert_eq!(
+        values::<f64>(grads.get(&vs).unwrap()),
+        want.iter().copied().collect::<Vec<_>>()
+    );
+    // Untracked: the values alone.
+    let out = ce.loss(&tensor(&xs), &tensor(&ys)).unwrap();
+    assert_eq!(out.dims(), &[2, 2]);
+}
+
+#[test]
 fn strided_and_broadcast_inputs_are_read_in_place() {
     // A transposed tensor (strides (1, 5)) and a broadcast target.
     let xt: Array2<f64> = filled((4, 5), 16, 3.0);

@@ -25,7 +25,7 @@ use classloss::{
     ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, CosFace, Differentiable,
     Embeddings, EmbeddingsGradMut, Float, Labels, Loss, Pair, PairGradMut,
 };
-use ndarray::{Array, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Axis, Dimension};
+use ndarray::{Array, ArrayD, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Axis, Dimension};
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -77,14 +77,15 @@ macro_rules! with_two_input_losses {
 }
 
 /// A loss on one differentiable tensor (scores, logits, probabilities) of
-/// rank `D`, with a gradient shaped like the input.
+/// rank `D`, with a gradient shaped like the input and its unreduced
+/// values as an array.
 pub trait ScoresLoss<F: Float, D: Dimension>:
     for<'a> Differentiable<
         F,
         Input<'a> = ArrayView<'a, F, D>,
         Grad = Array<F, D>,
         GradMut<'a> = ArrayViewMut<'a, F, D>,
-    >
+    > + Unreduced<F>
 {
 }
 
@@ -94,8 +95,30 @@ impl<F: Float, D: Dimension, T> ScoresLoss<F, D> for T where
             Input<'a> = ArrayView<'a, F, D>,
             Grad = Array<F, D>,
             GradMut<'a> = ArrayViewMut<'a, F, D>,
-        >
+        > + Unreduced<F>
 {
+}
+
+/// A loss's unreduced values (the core's `per_sample`) as a dynamic-rank
+/// array in standard layout: one per sample, per position for spatial
+/// inputs, per element for the elementwise losses.
+pub trait Unreduced<F: Float>: Loss<F> {
+    /// The unreduced values, whatever the reduction.
+    fn unreduced<'a>(
+        &self,
+        input: Self::Input<'a>,
+        target: Self::Target<'a>,
+    ) -> classloss::Result<ArrayD<F>>;
+}
+
+impl<F: Float, E: Dimension, L: Loss<F, PerSample = Array<F, E>>> Unreduced<F> for L {
+    fn unreduced<'a>(
+        &self,
+        input: Self::Input<'a>,
+        target: Self::Target<'a>,
+    ) -> classloss::Result<ArrayD<F>> {
+        Ok(self.per_sample(input, target)?.into_dyn())
+    }
 }
 
 /// A loss on two differentiable `(rows, D)` tensors and a target, with a
