@@ -360,7 +360,11 @@ impl<B: Backend, const N: usize> Backward<B, N> for KeptGradients {
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let upstream = grads.consume::<B>(&ops.node);
         let Some(kept) = ops.state else { return };
-        let scale = try_read_sync(B::float_into_data(upstream.clone()))
+        let up_shape = upstream.shape();
+        // A reduced loss: one upstream value, skipped when it is 1.
+        let scale = (up_shape.num_elements() == 1)
+            .then(|| try_read_sync(B::float_into_data(upstream.clone())))
+            .flatten()
             .and_then(Result::ok)
             .and_then(|d| d.iter::<f64>().next());
         for (parent, grad) in ops.parents.into_iter().zip(kept) {
@@ -368,9 +372,18 @@ impl<B: Backend, const N: usize> Backward<B, N> for KeptGradients {
             let grad = match scale {
                 Some(1.0) => grad,
                 _ => {
-                    // `[1]` reshaped to the gradient's rank broadcasts.
+                    // A `[1]` upstream broadcasts after a reshape to the
+                    // gradient's rank; unreduced values scale their own
+                    // sample (position, element), the class axis (1)
+                    // broadcast where they have none.
                     let rank = grad.shape().num_dims();
-                    let up = B::float_reshape(upstream.clone(), Shape::from(vec![1; rank]));
+                    let mut dims = up_shape.as_slice().to_vec();
+                    if up_shape.num_elements() == 1 {
+                        dims = vec![1; rank];
+                    } else if dims.len() < rank {
+                        dims.insert(1, 1);
+                    }
+                    let up = B::float_reshape(upstream.clone(), Shape::from(dims));
                     B::float_mul(grad, up)
                 }
             };

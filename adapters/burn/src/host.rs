@@ -30,13 +30,13 @@ fn view(data: &TensorData) -> View<'_> {
     view.unwrap_or(View::Other(data.dtype()))
 }
 
-/// The loss `job` on `xs` through the host: the value, shape `[1]`, with
-/// the gradients attached when an input is tracked. On a failure (kept in
-/// the job) a `[1]` zero, never returned.
-pub(crate) fn run<const N: usize, const R: usize>(
+/// The loss `job` on `xs` through the host: the value (shape `[1]`, or
+/// the unreduced values of rank `P`), with the gradients attached when an
+/// input is tracked. On a failure (kept in the job) a zero, never returned.
+pub(crate) fn run<const N: usize, const R: usize, const P: usize>(
     xs: [Tensor<R>; N],
     job: &dyn Job<N>,
-) -> Tensor<1> {
+) -> Tensor<P> {
     let device = xs[0].device();
     let tracked = xs.iter().any(Tensor::is_tracked);
     let data = xs.each_ref().map(Tensor::to_data);
@@ -52,12 +52,22 @@ pub(crate) fn run<const N: usize, const R: usize>(
     };
     let buffers = grads.as_mut().map(|g| g.each_mut().map(Owned::view_mut));
     let Some(value) = job.run(data.each_ref().map(view), buffers) else {
-        return Tensor::zeros([1], &device);
+        return Tensor::zeros([1; P], &device);
     };
-    let value = Tensor::<1>::from_data(into_data(value), (&device, dtype));
+    let value = Tensor::<P>::from_data(into_data(value), (&device, dtype));
     let Some(grads) = grads else { return value };
+    let dims = value.dims();
     xs.into_iter().zip(grads).fold(value, |sum, (x, g)| {
         let g = Tensor::<R>::from_data(into_data(g), (&device, dtype));
-        sum + ((x.clone() - x.detach()) * g).sum()
+        let zero_with_gradient = (x.clone() - x.detach()) * g;
+        // Reduced: one sum; unreduced: each sample's own (summed over the
+        // class axis unless the values are elementwise).
+        sum + if dims.iter().product::<usize>() == 1 && P == 1 {
+            zero_with_gradient.sum().reshape(dims)
+        } else if P == R {
+            zero_with_gradient.reshape(dims)
+        } else {
+            zero_with_gradient.sum_dim(1).reshape(dims)
+        }
     })
 }

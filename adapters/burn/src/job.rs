@@ -8,8 +8,9 @@
 use std::sync::Mutex;
 
 use burn::tensor::{DType, TensorData};
+use classloss::Reduction;
 use classloss::{ClassTarget, Float, Labels, Loss};
-use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
+use classloss_adapter_kit::{ScoresLoss, TwoInputLoss, Unreduced};
 use ndarray::{
     Array1, ArrayD, ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimension, Ix2, IxDyn,
 };
@@ -270,10 +271,40 @@ fn value<F: HostFloat>(v: F) -> Owned {
     F::owned(Array1::from_elem(1, v).into_dyn())
 }
 
+/// The unreduced values of `loss`, which must be configured with
+/// `Reduction::None` (its fused gradient is then that of their sum, each
+/// sample's own in its row), as an array of rank `rank`.
+fn unreduced_values<'a, F: HostFloat, L: Unreduced<F>>(
+    loss: &L,
+    rank: usize,
+    x: L::Input<'a>,
+    target: L::Target<'a>,
+) -> Result<ArrayD<F>, Error> {
+    if loss.reduction() != Reduction::None {
+        return Err(Error::Loss(classloss::Error::InvalidOption {
+            name: "reduction",
+            value: format!("{:?}", loss.reduction()),
+            expected: "Reduction::None for the unreduced values",
+        }));
+    }
+    let values = loss.unreduced(x, target)?;
+    if values.ndim() != rank {
+        return Err(Error::Loss(classloss::Error::RankMismatch {
+            what: "unreduced values",
+            expected: values.ndim().to_string(),
+            actual: rank,
+            shape: format!("{:?}", values.shape()),
+        }));
+    }
+    Ok(values)
+}
+
 /// A loss on one tensor of rank `D` and its target.
 pub(crate) struct Scores<'t, L, F, D> {
     loss: &'t L,
     target: &'t TensorData,
+    /// `Some(rank)`: the output is the unreduced values, of that rank.
+    unreduced: Option<usize>,
     failure: Failure,
     _types: std::marker::PhantomData<fn() -> (F, D)>,
 }
@@ -283,9 +314,16 @@ impl<'t, L, F, D> Scores<'t, L, F, D> {
         Self {
             loss,
             target,
+            unreduced: None,
             failure: Failure::default(),
             _types: std::marker::PhantomData,
         }
+    }
+
+    /// The job whose output is the unreduced values, of rank `rank`.
+    pub(crate) fn unreduced(mut self, rank: usize) -> Self {
+        self.unreduced = Some(rank);
+        self
     }
 
     /// The op's output, or the failure the op met.
@@ -304,13 +342,24 @@ where
         let run = || -> Result<Owned, Error> {
             let x = shaped::<F, D>("input", Ok(input::<F>("input", x)?))?;
             let target: L::Target<'_> = FromData::from_data("target", self.target)?;
-            Ok(value(match grads {
+            let per_sample = match self.unreduced {
+                None => None,
+                Some(rank) => Some(unreduced_values(
+                    self.loss,
+                    rank,
+                    x.clone(),
+                    target.clone(),
+                )?),
+            };
+            let v = match grads {
+                None if per_sample.is_some() => F::zero(),
                 None => self.loss.forward(x, target)?,
                 Some([g]) => {
                     let g = buffer::<F, D>("input", g)?;
                     self.loss.forward_backward_into(x, target, g)?
                 }
-            }))
+            };
+            Ok(per_sample.map_or_else(|| value(v), F::owned))
         };
         self.failure.keep(run())
     }

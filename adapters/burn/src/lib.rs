@@ -149,13 +149,31 @@ pub trait TensorLoss<I> {
     /// The loss value, a `[1]` tensor of the inputs' float type on their
     /// device, whose backward is the loss's exact gradient with respect to
     /// every input. Under [`classloss::Reduction::None`] it is the sum, as
-    /// the core's `forward`.
+    /// the core's `forward`; [`TensorLoss::loss_no_reduction`] gives the
+    /// values themselves.
     fn loss<const T: usize, K: Basic>(
         &self,
         inputs: I,
         target: Tensor<T, K>,
     ) -> Result<Tensor<1>, Error> {
         self.apply(inputs, target.into_data(), Path::Auto)
+    }
+
+    /// The unreduced values, as burn's own `forward_no_reduction` and
+    /// PyTorch's `reduction='none'`, for a loss on one tensor configured
+    /// with [`classloss::Reduction::None`] (otherwise an error naming the
+    /// option): a `Tensor<P>` of the core's `per_sample` shape (`(N)`,
+    /// `(N, d1..dk)` for spatial cross-entropy, the input's shape for the
+    /// elementwise losses; another `P` is the core's rank error). The
+    /// backward scales each sample's gradient by its own upstream value.
+    /// The two-input losses have none: their class weights' (or centers')
+    /// gradient mixes the samples.
+    fn loss_no_reduction<const P: usize, const T: usize, K: Basic>(
+        &self,
+        inputs: I,
+        target: Tensor<T, K>,
+    ) -> Result<Tensor<P>, Error> {
+        self.call::<P>(inputs, target.into_data(), Path::Auto, true)
     }
 
     /// The same value and gradients through `TensorData` on the host: the
@@ -170,7 +188,19 @@ pub trait TensorLoss<I> {
     }
 
     /// The loss on a target already read to the host, by `path`.
-    fn apply(&self, inputs: I, target: TensorData, path: Path) -> Result<Tensor<1>, Error>;
+    fn apply(&self, inputs: I, target: TensorData, path: Path) -> Result<Tensor<1>, Error> {
+        self.call::<1>(inputs, target, path, false)
+    }
+
+    /// The loss by `path`: reduced (`[1]`), or the unreduced values of
+    /// rank `P`.
+    fn call<const P: usize>(
+        &self,
+        inputs: I,
+        target: TensorData,
+        path: Path,
+        unreduced: bool,
+    ) -> Result<Tensor<P>, Error>;
 }
 
 /// Whether the extension op serves `device`'s backend.
@@ -186,18 +216,22 @@ fn extension_serves(device: &Device) -> bool {
 }
 
 /// A loss on one tensor: the extension op, or the host path.
-fn on_scores<F, D, L, const N: usize>(
+fn on_scores<F, D, L, const N: usize, const P: usize>(
     loss: &L,
     x: Tensor<N>,
     target: TensorData,
     path: Path,
-) -> Result<Tensor<1>, Error>
+    unreduced: bool,
+) -> Result<Tensor<P>, Error>
 where
     F: HostFloat,
     D: Dimension,
     L: ScoresLoss<F, D> + ReadsTarget<F> + Sync,
 {
-    let job = Scores::<L, F, D>::new(loss, &target);
+    let mut job = Scores::<L, F, D>::new(loss, &target);
+    if unreduced {
+        job = job.unreduced(P);
+    }
     let out = if path == Path::Auto && extension_serves(&x.device()) {
         let v = <Dispatch as ClassLossBackend>::classloss_one(x.into_dispatch(), &job);
         Tensor::from_dispatch(v)
@@ -208,16 +242,24 @@ where
 }
 
 /// A loss on two tensors: the extension op, or the host path.
-fn on_two<F, L>(
+fn on_two<F, L, const P: usize>(
     loss: &L,
     (a, b): (Tensor<2>, Tensor<2>),
     target: TensorData,
     path: Path,
-) -> Result<Tensor<1>, Error>
+    unreduced: bool,
+) -> Result<Tensor<P>, Error>
 where
     F: HostFloat,
     L: TwoInputLoss<F> + ReadsTarget<F> + Sync,
 {
+    if unreduced || P != 1 {
+        return Err(Error::Loss(classloss::Error::InvalidOption {
+            name: "reduction",
+            value: format!("{:?}", loss.reduction()),
+            expected: "a reduced loss: the two-input losses have no unreduced values here",
+        }));
+    }
     // burn's device equality ignores autodiff and checkpointing; mixing an
     // autodiff input with a plain one is fine, two strategies are not.
     let (da, db) = (a.device(), b.device());
@@ -253,8 +295,8 @@ macro_rules! typed_scores {
         where
             $loss<F>: ScoresLoss<F, $dim> + ReadsTarget<F> + Sync,
         {
-            fn apply(&self, x: Tensor<N>, target: TensorData, path: Path) -> Result<Tensor<1>, Error> {
-                on_scores::<F, $dim, Self, N>(self, x, target, path)
+            fn call<const P: usize>(&self, x: Tensor<N>, target: TensorData, path: Path, unreduced: bool) -> Result<Tensor<P>, Error> {
+                on_scores::<F, $dim, Self, N, P>(self, x, target, path, unreduced)
             }
         }
     )*};
@@ -269,8 +311,8 @@ macro_rules! typed_any_rank {
         where
             $loss<F, D>: ScoresLoss<F, D> + ReadsTarget<F> + Sync,
         {
-            fn apply(&self, x: Tensor<N>, target: TensorData, path: Path) -> Result<Tensor<1>, Error> {
-                on_scores::<F, D, Self, N>(self, x, target, path)
+            fn call<const P: usize>(&self, x: Tensor<N>, target: TensorData, path: Path, unreduced: bool) -> Result<Tensor<P>, Error> {
+                on_scores::<F, D, Self, N, P>(self, x, target, path, unreduced)
             }
         }
     )*};
@@ -291,19 +333,31 @@ fn either_float(what: &'static str, dtype: DType) -> Result<DType, Error> {
 }
 
 impl<const N: usize> TensorLoss<Tensor<N>> for LabelSmoothing {
-    fn apply(&self, x: Tensor<N>, target: TensorData, path: Path) -> Result<Tensor<1>, Error> {
+    fn call<const P: usize>(
+        &self,
+        x: Tensor<N>,
+        target: TensorData,
+        path: Path,
+        unreduced: bool,
+    ) -> Result<Tensor<P>, Error> {
         match either_float("input", x.dtype())? {
-            DType::F32 => on_scores::<f32, Ix2, Self, N>(self, x, target, path),
-            _ => on_scores::<f64, Ix2, Self, N>(self, x, target, path),
+            DType::F32 => on_scores::<f32, Ix2, Self, N, P>(self, x, target, path, unreduced),
+            _ => on_scores::<f64, Ix2, Self, N, P>(self, x, target, path, unreduced),
         }
     }
 }
 
 impl<L: AngularMargin + Sync, const N: usize> TensorLoss<Tensor<N>> for OnCosines<L> {
-    fn apply(&self, x: Tensor<N>, target: TensorData, path: Path) -> Result<Tensor<1>, Error> {
+    fn call<const P: usize>(
+        &self,
+        x: Tensor<N>,
+        target: TensorData,
+        path: Path,
+        unreduced: bool,
+    ) -> Result<Tensor<P>, Error> {
         match either_float("cosines", x.dtype())? {
-            DType::F32 => on_scores::<f32, Ix2, Self, N>(self, x, target, path),
-            _ => on_scores::<f64, Ix2, Self, N>(self, x, target, path),
+            DType::F32 => on_scores::<f32, Ix2, Self, N, P>(self, x, target, path, unreduced),
+            _ => on_scores::<f64, Ix2, Self, N, P>(self, x, target, path, unreduced),
         }
     }
 }
@@ -312,11 +366,11 @@ impl<L: AngularMargin + Sync, const N: usize> TensorLoss<Tensor<N>> for OnCosine
 macro_rules! two_inputs {
     ($($loss:ty),* $(,)?) => {$(
         impl TensorLoss<(Tensor<2>, Tensor<2>)> for $loss {
-            fn apply(&self, inputs: (Tensor<2>, Tensor<2>), target: TensorData, path: Path) -> Result<Tensor<1>, Error> {
+            fn call<const P: usize>(&self, inputs: (Tensor<2>, Tensor<2>), target: TensorData, path: Path, unreduced: bool) -> Result<Tensor<P>, Error> {
                 let [name, _] = <Self as TwoInputLoss<f32>>::NAMES;
                 match either_float(name, inputs.0.dtype())? {
-                    DType::F32 => on_two::<f32, Self>(self, inputs, target, path),
-                    _ => on_two::<f64, Self>(self, inputs, target, path),
+                    DType::F32 => on_two::<f32, Self, P>(self, inputs, target, path, unreduced),
+                    _ => on_two::<f64, Self, P>(self, inputs, target, path, unreduced),
                 }
             }
         }

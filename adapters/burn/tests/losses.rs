@@ -17,7 +17,7 @@ use classloss::{
 };
 use classloss_adapter_kit::testing::{centers_gradient, filled, probs, to};
 use classloss_burn::{HostFloat, Path, TensorLoss};
-use ndarray::{Array, Array1, Array2, Array3, Dimension, array};
+use ndarray::{Array, Array1, Array2, Array3, Axis, Dimension, array};
 
 /// The devices and paths every loss runs on.
 fn paths() -> [(Device, Path); 3] {
@@ -371,6 +371,115 @@ fn an_earlier_steps_gradients_survive_the_next_step() {
         assert_eq!(values::<f32, 2>(v1.grad(&kept).unwrap()), g1, "{device:?}");
     }
     classloss_burn::release_spare_gradients();
+}
+
+#[test]
+fn loss_no_reduction_gives_the_unreduced_values_each_with_its_gradient() {
+    use burn::tensor::Float;
+    // (N, C) logits: one value per sample; each row's gradient scaled by
+    // its own upstream value.
+    let x: Array2<f64> = filled((4, 3), 46, 3.0);
+    let y = array![2_i64, 0, 1, 1];
+    let w = array![0.5_f64, -2.0, 1.0, 3.0];
+    let ce = CrossEntropy::<f64>::new()
+        .with_label_smoothing(0.1)
+        .unwrap()
+        .with_reduction(Reduction::None);
+    let per = ce.per_sample(x.view(), Labels::from(&y)).unwrap();
+    let (_, g) = ce.forward_backward(x.view(), Labels::from(&y)).unwrap();
+    let want: Vec<f64> = (&g * &w.view().insert_axis(Axis(1)))
+        .iter()
+        .copied()
+        .collect();
+    // Elementwise (BCE with logits) and spatial cross-entropy.
+    let t: Array2<f64> = filled((4, 3), 47, 1.0).mapv(|v| if v > 0.0 { 1.0 } else { 0.0 });
+    let up: Array2<f64> = filled((4, 3), 48, 1.0);
+    let bce = BceWithLogits::new().with_reduction(Reduction::None);
+    let (_, gb) = bce.forward_backward(x.view(), t.view()).unwrap();
+    let want_b: Vec<f64> = (&gb * &up).iter().copied().collect();
+    let xs: Array3<f64> = filled((2, 3, 2), 49, 2.0);
+    let ys = array![[0_i64, 2], [1, 1]];
+    let ups = array![[1.0_f64, -1.0], [0.5, 2.0]];
+    let spatial = CrossEntropy::<f64, ndarray::Ix3>::spatial().with_reduction(Reduction::None);
+    let (_, gs) = spatial
+        .forward_backward(xs.view(), Labels::from(&ys))
+        .unwrap();
+    let want_s: Vec<f64> = (&gs * &ups.view().insert_axis(Axis(1)))
+        .iter()
+        .copied()
+        .collect();
+    for (device, path) in paths() {
+        let v = tensor::<f64, 2, _, Float>(&x, &device).require_grad();
+        let labels = tensor::<i64, 1, _, Int>(&y, &device).into_data();
+        let out = ce.call::<1>(v.clone(), labels, path, true).unwrap();
+        assert_eq!(values::<f64, 1>(out.clone()), per.to_vec(), "{path:?}");
+        let grads = (out * tensor::<f64, 1, _, Float>(&w, &device))
+            .sum()
+            .backward();
+        assert_eq!(values::<f64, 2>(v.grad(&grads).unwrap()), want, "{path:?}");
+
+        let v = tensor::<f64, 2, _, Float>(&x, &device).require_grad();
+        let out = bce
+            .call::<2>(
+                v.clone(),
+                tensor::<f64, 2, _, Float>(&t, &device).into_data(),
+                path,
+                true,
+            )
+            .unwrap();
+        assert_eq!(out.dims(), [4, 3]);
+        let grads = (out * tensor::<f64, 2, _, Float>(&up, &device))
+            .sum()
+            .backward();
+        assert_eq!(
+            values::<f64, 2>(v.grad(&grads).unwrap()),
+            want_b,
+            "{path:?}"
+        );
+
+        let v = tensor::<f64, 3, _, Float>(&xs, &device).require_grad();
+        let out = spatial
+            .call::<2>(
+                v.clone(),
+                tensor::<i64, 2, _, Int>(&ys, &device).into_data(),
+                path,
+                true,
+            )
+            .unwrap();
+        assert_eq!(out.dims(), [2, 2]);
+        let grads = (out * tensor::<f64, 2, _, Float>(&ups, &device))
+            .sum()
+            .backward();
+        assert_eq!(
+            values::<f64, 3>(v.grad(&grads).unwrap()),
+            want_s,
+            "{path:?}"
+        );
+    }
+    // The public call, and what it refuses.
+    let device = Device::flex().autodiff();
+    let x1 = || tensor::<f64, 2, _, Float>(&x, &device);
+    let y1 = || tensor::<i64, 1, _, Int>(&y, &device);
+    let out: Tensor<1> = ce.loss_no_reduction(x1(), y1()).unwrap();
+    assert_eq!(values::<f64, 1>(out), per.to_vec());
+    let err = CrossEntropy::<f64>::new()
+        .loss_no_reduction::<1, 1, Int>(x1(), y1())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "option `reduction`: expected Reduction::None for the unreduced values, got Mean"
+    );
+    let err = ce.loss_no_reduction::<2, 1, Int>(x1(), y1()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("unreduced values: expected 1 dimensions, got 2"),
+        "{err}"
+    );
+    let err = ArcFace::new()
+        .with_reduction(Reduction::None)
+        .loss_no_reduction::<1, 1, Int>((x1(), x1()), y1())
+        .unwrap_err();
+    assert!(err.to_string().starts_with("option `reduction`"), "{err}");
 }
 
 #[test]

@@ -100,7 +100,8 @@ pub trait TensorLoss {
     /// on scores, `(&Tensor, &Tensor)` for those on two inputs.
     type Inputs<'a>;
 
-    /// The loss value, a rank-0 tensor of the inputs' float type, whose
+    /// The loss value, a rank-0 tensor of the inputs' float type (the
+    /// unreduced values under `Reduction::None`: crate documentation), whose
     /// backward is the loss's exact gradient with respect to every input.
     fn loss(&self, inputs: Self::Inputs<'_>, target: &Tensor) -> Result<Tensor>;
 }
