@@ -332,6 +332,25 @@ fn either_float(what: &'static str, dtype: DType) -> Result<DType, Error> {
     }
 }
 
+/// A loss on `(N, C)` scores that takes either float type: in the
+/// input's.
+fn on_either_scores<L, const N: usize, const P: usize>(
+    loss: &L,
+    what: &'static str,
+    x: Tensor<N>,
+    target: TensorData,
+    path: Path,
+    unreduced: bool,
+) -> Result<Tensor<P>, Error>
+where
+    L: ScoresLoss<f32, Ix2> + ScoresLoss<f64, Ix2> + ReadsTarget<f32> + ReadsTarget<f64> + Sync,
+{
+    match either_float(what, x.dtype())? {
+        DType::F32 => on_scores::<f32, Ix2, L, N, P>(loss, x, target, path, unreduced),
+        _ => on_scores::<f64, Ix2, L, N, P>(loss, x, target, path, unreduced),
+    }
+}
+
 impl<const N: usize> TensorLoss<Tensor<N>> for LabelSmoothing {
     fn call<const P: usize>(
         &self,
@@ -340,10 +359,7 @@ impl<const N: usize> TensorLoss<Tensor<N>> for LabelSmoothing {
         path: Path,
         unreduced: bool,
     ) -> Result<Tensor<P>, Error> {
-        match either_float("input", x.dtype())? {
-            DType::F32 => on_scores::<f32, Ix2, Self, N, P>(self, x, target, path, unreduced),
-            _ => on_scores::<f64, Ix2, Self, N, P>(self, x, target, path, unreduced),
-        }
+        on_either_scores(self, "input", x, target, path, unreduced)
     }
 }
 
@@ -355,10 +371,7 @@ impl<L: AngularMargin + Sync, const N: usize> TensorLoss<Tensor<N>> for OnCosine
         path: Path,
         unreduced: bool,
     ) -> Result<Tensor<P>, Error> {
-        match either_float("cosines", x.dtype())? {
-            DType::F32 => on_scores::<f32, Ix2, Self, N, P>(self, x, target, path, unreduced),
-            _ => on_scores::<f64, Ix2, Self, N, P>(self, x, target, path, unreduced),
-        }
+        on_either_scores(self, "cosines", x, target, path, unreduced)
     }
 }
 
