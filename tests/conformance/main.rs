@@ -1,11 +1,14 @@
 //! Runs every PyTorch reference case against the crate.
 //!
-//! Reads `tests/data/reference_cases.json`, or the file named by the
-//! environment variable `CLASSLOSS_REFERENCE_CASES`. Prints one line per loss
-//! (with its largest error in units of the README's tolerance) and a last
-//! line `N passed, M failed, 0 skipped`; exits non-zero if any case failed.
-//! Strict: every case must run, and an unknown loss name, option or
-//! expected field fails the case, naming its id.
+//! Reads `tests/data/reference_cases.json` and `tests/data/reference_cases_2.json`
+//! (the second wave), and also the file named by the environment variable
+//! `CLASSLOSS_REFERENCE_CASES` if set. Prints one line per loss (with its
+//! largest error in units of the README's tolerance), the losses of the
+//! second wave not built yet ([`NOT_YET`], by name, with their case
+//! counts), and a last line `N passed, M failed, K not yet known`; exits
+//! non-zero if any case failed. Strict: every other case must run, and an
+//! unknown loss name, option or expected field fails the case, naming its
+//! id.
 
 mod binary;
 mod case;
@@ -30,6 +33,33 @@ macro_rules! in_dtype {
         }
     };
 }
+
+/// The losses of `reference_cases_2.json` the crate does not have yet
+/// (issue 13, and issue 14's fused head): their cases are counted and
+/// listed by name, not run. Every other unknown name fails its case.
+const NOT_YET: &[&str] = &[
+    "multilabel_soft_margin",
+    "multilabel_margin",
+    "asymmetric",
+    "hamming",
+    "soft_margin",
+    "nt_xent",
+    "supervised_contrastive",
+    "byol",
+    "triplet_margin",
+    "cosine_embedding",
+    "margin_ranking",
+    "crammer_singer",
+    "sparsemax",
+    "hierarchical_cross_entropy",
+    "ordinal_emd",
+    "wasserstein",
+    "ohem_cross_entropy",
+    "logit_adjusted",
+    "ldam",
+    "cross_entropy_z_loss",
+    "linear_cross_entropy",
+];
 
 fn dispatch(case: &Case) -> Result<Outcome, String> {
     match case.loss.as_str() {
@@ -70,42 +100,51 @@ fn main() {
         }
         return;
     }
-    let path = std::env::var("CLASSLOSS_REFERENCE_CASES").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/reference_cases.json"
-        )
-        .to_string()
-    });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    let doc: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"));
-    let cases = doc["cases"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{path}: no \"cases\" list"));
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+    let mut paths = vec![
+        format!("{data}reference_cases.json"),
+        format!("{data}reference_cases_2.json"),
+    ];
+    paths.extend(std::env::var("CLASSLOSS_REFERENCE_CASES").ok());
 
     // loss name -> (passed, failed, worst error in units of the tolerance)
     let mut tally: BTreeMap<String, (usize, usize, f64)> = BTreeMap::new();
+    let mut not_yet: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
-    for raw in cases {
-        let case = match Case::parse(raw) {
-            Ok(c) => c,
-            Err(e) => {
-                let id = raw["id"].as_str().unwrap_or("<no id>").to_string();
-                failures.push(format!("{id}: {e}"));
-                tally.entry("<unparsed>".into()).or_default().1 += 1;
+    for path in &paths {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"));
+        let cases = doc["cases"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: no \"cases\" list"));
+        if cases.is_empty() {
+            failures.push(format!("{path}: no cases"));
+        }
+        for raw in cases {
+            if let Some(name) = raw["loss"].as_str().filter(|n| NOT_YET.contains(n)) {
+                *not_yet.entry(name.to_string()).or_default() += 1;
                 continue;
             }
-        };
-        let entry = tally.entry(case.loss.clone()).or_default();
-        match dispatch(&case).and_then(|out| out.check(&case)) {
-            Ok(worst) => {
-                entry.0 += 1;
-                entry.2 = entry.2.max(worst);
-            }
-            Err(e) => {
-                entry.1 += 1;
-                failures.push(format!("{}: {e}", case.id));
+            let case = match Case::parse(raw) {
+                Ok(c) => c,
+                Err(e) => {
+                    let id = raw["id"].as_str().unwrap_or("<no id>").to_string();
+                    failures.push(format!("{id}: {e}"));
+                    tally.entry("<unparsed>".into()).or_default().1 += 1;
+                    continue;
+                }
+            };
+            let entry = tally.entry(case.loss.clone()).or_default();
+            match dispatch(&case).and_then(|out| out.check(&case)) {
+                Ok(worst) => {
+                    entry.0 += 1;
+                    entry.2 = entry.2.max(worst);
+                }
+                Err(e) => {
+                    entry.1 += 1;
+                    failures.push(format!("{}: {e}", case.id));
+                }
             }
         }
     }
@@ -116,14 +155,18 @@ fn main() {
         passed += p;
         failed += f;
     }
+    for (loss, n) in &not_yet {
+        println!("not yet known: {loss} ({n} cases)");
+    }
+    failed += failures
+        .iter()
+        .filter(|f| f.ends_with(": no cases"))
+        .count();
     for f in &failures {
         println!("FAILED {f}");
     }
-    if passed + failed == 0 {
-        println!("FAILED {path}: no cases");
-        failed = 1;
-    }
-    println!("{passed} passed, {failed} failed, 0 skipped");
+    let later: usize = not_yet.values().sum();
+    println!("{passed} passed, {failed} failed, {later} not yet known");
     if failed > 0 {
         std::process::exit(1);
     }
