@@ -112,26 +112,33 @@ impl<F: Float, D: Dimension> Compute<F> for Bce<F, D> {
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let clamp = F::lit(LOG_CLAMP);
         let eps = F::lit(GRAD_EPSILON);
-        run_binary("probs", self.reduction, call, self.weight.as_ref(), |e| {
-            check_values("probs", &e.input, "a probability in [0, 1]", is_probability)?;
-            check_targets(&e.targets)?;
-            let (probs, targets) = (e.input, e.targets);
-            Ok(elementwise(
-                probs,
-                targets,
-                e.weight,
-                None,
-                e.grad,
-                e.per,
-                |p, t, w, _| {
-                    let log_p = p.ln().max(clamp);
-                    let log_1mp = (-p).ln_1p().max(clamp);
-                    // PyTorch's exact arrangement, so values agree to rounding.
-                    let loss = w.as_f64() * ((t - F::one()) * log_1mp - t * log_p).as_f64();
-                    let d = w.as_f64() * (p - t).as_f64() / ((F::one() - p) * p).max(eps).as_f64();
-                    (loss, d)
-                },
-            ))
-        })
+        run_binary(
+            ["probs", "targets"],
+            self.reduction,
+            call,
+            self.weight.as_ref(),
+            |e| {
+                check_values("probs", &e.input, "a probability in [0, 1]", is_probability)?;
+                check_targets(&e.targets)?;
+                let (probs, targets) = (e.input, e.targets);
+                Ok(elementwise(
+                    probs,
+                    targets,
+                    e.weight,
+                    None,
+                    e.grad,
+                    e.per,
+                    |p, t, w, _| {
+                        let log_p = p.ln().max(clamp);
+                        let log_1mp = (-p).ln_1p().max(clamp);
+                        // PyTorch's exact arrangement, so values agree to rounding.
+                        let loss = w.as_f64() * ((t - F::one()) * log_1mp - t * log_p).as_f64();
+                        let d =
+                            w.as_f64() * (p - t).as_f64() / ((F::one() - p) * p).max(eps).as_f64();
+                        (loss, d)
+                    },
+                ))
+            },
+        )
     }
 }

@@ -118,30 +118,36 @@ impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {
     type Sig = Elementwise<D>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        run_binary("logits", self.reduction, call, self.weight.as_ref(), |e| {
-            let dim = e.input.raw_dim();
-            let pos_weight = match &self.pos_weight {
-                None => None,
-                Some(pw) => {
-                    let classes = dim.slice()[dim.ndim() - 1];
-                    // Length 1 broadcasts too, as in PyTorch (one weight for
-                    // every class, the usual form for `(N)` binary logits).
-                    if pw.len() != 1 {
-                        check_class_vector("pos_weight", pw.len(), classes)?;
+        run_binary(
+            ["logits", "targets"],
+            self.reduction,
+            call,
+            self.weight.as_ref(),
+            |e| {
+                let dim = e.input.raw_dim();
+                let pos_weight = match &self.pos_weight {
+                    None => None,
+                    Some(pw) => {
+                        let classes = dim.slice()[dim.ndim() - 1];
+                        // Length 1 broadcasts too, as in PyTorch (one weight for
+                        // every class, the usual form for `(N)` binary logits).
+                        if pw.len() != 1 {
+                            check_class_vector("pos_weight", pw.len(), classes)?;
+                        }
+                        Some(
+                            pw.broadcast(dim.clone())
+                                .expect("a vector of length 1 or of the last axis broadcasts"),
+                        )
                     }
-                    Some(
-                        pw.broadcast(dim.clone())
-                            .expect("a vector of length 1 or of the last axis broadcasts"),
-                    )
-                }
-            };
-            check_targets(&e.targets)?;
-            let (logits, targets) = (e.input, e.targets);
-            let (weight, grad, per) = (e.weight, e.grad, e.per);
-            Ok(elementwise_logits(
-                logits, targets, weight, pos_weight, grad, per, &BceTerm,
-            ))
-        })
+                };
+                check_targets(&e.targets)?;
+                let (logits, targets) = (e.input, e.targets);
+                let (weight, grad, per) = (e.weight, e.grad, e.per);
+                Ok(elementwise_logits(
+                    logits, targets, weight, pos_weight, grad, per, &BceTerm,
+                ))
+            },
+        )
     }
 }
 

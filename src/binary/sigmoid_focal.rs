@@ -127,7 +127,7 @@ impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
     type Sig = Elementwise<D>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        run_binary("logits", self.reduction, call, None, |e| {
+        run_binary(["logits", "targets"], self.reduction, call, None, |e| {
             check_targets(&e.targets)?;
             check_option(
                 "gamma",

@@ -20,9 +20,10 @@ use crate::{Error, Float, Reduction, Result};
 
 /// Checks the shapes every binary loss requires: an input of rank `>= 1`
 /// with at least one element, targets of the same shape, and a gradient
-/// buffer (if any) of the same shape. `what` names the input.
+/// buffer (if any) of the same shape. `[what, targets_name]` name the
+/// input and the targets.
 fn check_shapes<F: Float, D: Dimension>(
-    what: &'static str,
+    [what, targets_name]: [&'static str; 2],
     input: &ArrayView<'_, F, D>,
     targets: &ArrayView<'_, F, D>,
     grad: Option<&ArrayViewMut<'_, F, D>>,
@@ -36,7 +37,7 @@ fn check_shapes<F: Float, D: Dimension>(
             shape: fmt_shape(shape),
         });
     }
-    expect_shape("targets", targets.shape(), shape)?;
+    expect_shape(targets_name, targets.shape(), shape)?;
     if let Some(g) = grad {
         expect_shape("grad", g.shape(), shape)?;
     }
@@ -58,11 +59,12 @@ pub(crate) struct Elements<'a, F, D> {
 }
 
 /// The shell of every binary loss: checks the shapes ([`check_shapes`];
-/// `what` names the input), broadcasts the element `weight` to the input,
+/// `names` are the input's and the targets'), broadcasts the element
+/// `weight` to the input,
 /// then runs `body`, which makes the loss's own checks and runs the element
 /// loop; `Mean` divides by the number of elements.
 pub(crate) fn run_binary<F: Float, D: Dimension>(
-    what: &'static str,
+    names: [&'static str; 2],
     reduction: Reduction,
     call: Call<'_, '_, '_, F, Elementwise<D>>,
     weight: Option<&ArrayD<F>>,
@@ -74,7 +76,8 @@ pub(crate) fn run_binary<F: Float, D: Dimension>(
         grad,
         per,
     } = call;
-    check_shapes(what, &input, &targets, grad.as_ref())?;
+    check_shapes(names, &input, &targets, grad.as_ref())?;
+    let [what, _] = names;
     let weight = weight
         .map(|w| broadcast_to("weight", w, &input.raw_dim()))
         .transpose()?;

@@ -1,5 +1,6 @@
 //! What the binary margin losses share: the label convention and the loop
-//! over `(score, label)` pairs.
+//! over `(score, label)` pairs. (The soft margin loss, elementwise over
+//! any rank, uses the convention on the logistic engine instead.)
 //!
 //! [`super::Hinge`] and [`super::Exponential`] are both a function of the
 //! signed margin `y * s` of each sample, so they share one shell
@@ -34,14 +35,14 @@ pub enum LabelConvention {
 
 impl LabelConvention {
     /// The two label values, as the error message states them.
-    fn expected(self) -> &'static str {
+    pub(crate) fn expected(self) -> &'static str {
         match self {
             LabelConvention::PlusMinusOne => "-1 or +1 (0/1 labels need LabelConvention::ZeroOne)",
             LabelConvention::ZeroOne => "0 or 1 (LabelConvention::ZeroOne)",
         }
     }
 
-    fn accepts<F: Float>(self, v: F) -> bool {
+    pub(crate) fn accepts<F: Float>(self, v: F) -> bool {
         match self {
             LabelConvention::PlusMinusOne => v == F::one() || v == -F::one(),
             LabelConvention::ZeroOne => v == F::zero() || v == F::one(),
@@ -50,7 +51,7 @@ impl LabelConvention {
 
     /// The sign `y` of an accepted label.
     #[inline]
-    fn sign<F: Float>(self, v: F) -> F {
+    pub(crate) fn sign<F: Float>(self, v: F) -> F {
         match self {
             LabelConvention::PlusMinusOne => v,
             LabelConvention::ZeroOne if v == F::zero() => -F::one(),

@@ -1,6 +1,6 @@
 //! Runners for the margin family.
 
-use classloss::{Exponential, Float, Hinge, MultiMargin};
+use classloss::{Exponential, Float, Hinge, MultiMargin, SoftMargin};
 
 use crate::case::{Case, Outcome, on_elements};
 use crate::softmax::on_logits_and_labels;
@@ -29,5 +29,10 @@ pub fn multi_margin<F: Float>(case: &Case) -> Result<Outcome, String> {
 
 pub fn exponential<F: Float>(case: &Case) -> Result<Outcome, String> {
     let loss = Exponential::<F>::new().with_reduction(case.reduction()?);
+    on_elements(case, loss, "scores", "labels")
+}
+
+pub fn soft_margin<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = SoftMargin::<F, ndarray::IxDyn>::spatial().with_reduction(case.reduction()?);
     on_elements(case, loss, "scores", "labels")
 }

@@ -43,7 +43,8 @@ use classloss::{
     CombinedMargin, Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGrad,
     Error, Exponential, Float, FocalAlpha, GeneralizedCrossEntropy, HardBootstrapping, Hinge,
     KlDivergence, LabelSmoothing, Labels, Loss, MultiMargin, OnCosines, Pair, PairGrad, Poly1,
-    Reduction, SigmoidFocal, SoftBootstrapping, SoftmaxFocal, SymmetricCrossEntropy, ZeroOne,
+    Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
+    ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -170,6 +171,9 @@ rebuild_typed! {
         .with_squared(l.squared())
         .with_label_convention(l.label_convention());
     Exponential[] |l, r| Exponential::new()
+        .with_reduction(r)
+        .with_label_convention(l.label_convention());
+    SoftMargin[D: Dimension] |l, r| SoftMargin::spatial()
         .with_reduction(r)
         .with_label_convention(l.label_convention());
     MultiMargin[] |l, r| {

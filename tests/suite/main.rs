@@ -43,6 +43,7 @@ mod parallel;
 mod poly1;
 mod sigmoid_focal;
 mod soft_bootstrapping;
+mod soft_margin;
 mod softmax_focal;
 mod symmetric_cross_entropy;
 mod zero_one;
