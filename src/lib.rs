@@ -23,7 +23,8 @@ pub use eval::ZeroOne;
 pub use margin::{Exponential, Hinge, LabelConvention, MultiMargin, SoftMargin};
 pub use metric::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
-    CosFace, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines, Pair, PairGrad, PairGradMut,
+    CosFace, CosineEmbedding, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines, Pair,
+    PairGrad, PairGradMut,
 };
 pub use robust::{
     GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,

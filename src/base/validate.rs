@@ -129,6 +129,16 @@ pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<()> {
     )
 }
 
+/// A cosine: a number in `[-1, 1]`.
+pub(crate) fn cosine(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a cosine in [-1, 1]",
+        (-1.0..=1.0).contains(&value),
+    )
+}
+
 /// A finite option `> 0`.
 pub(crate) fn positive(name: &'static str, value: f64) -> Result<()> {
     check_option(

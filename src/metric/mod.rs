@@ -1,4 +1,5 @@
-//! Losses on embeddings: pairs (contrastive), class centers (center loss)
+//! Losses on embeddings: pairs (contrastive, cosine embedding), class
+//! centers (center loss)
 //! and angular margins on normalized embeddings (ArcFace, CosFace, the
 //! combined margin).
 
@@ -8,6 +9,7 @@ mod center;
 mod combined_margin;
 mod contrastive;
 mod cosface;
+mod cosine_embedding;
 
 pub use angular::{AngularMargin, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines};
 pub use arcface::ArcFace;
@@ -15,3 +17,4 @@ pub use center::{CenterInput, CenterLoss};
 pub use combined_margin::CombinedMargin;
 pub use contrastive::{Contrastive, ContrastiveForm, Pair, PairGrad, PairGradMut};
 pub use cosface::CosFace;
+pub use cosine_embedding::CosineEmbedding;

@@ -1,7 +1,8 @@
 //! Runners for the embedding losses.
 
 use classloss::{
-    ArcFace, CenterInput, CenterLoss, Contrastive, CosFace, Embeddings, EmbeddingsGrad, Float, Pair,
+    ArcFace, CenterInput, CenterLoss, Contrastive, CosFace, CosineEmbedding, Embeddings,
+    EmbeddingsGrad, Float, Pair,
 };
 
 use crate::case::{Case, Grads, Outcome, grad, outcome};
@@ -18,6 +19,24 @@ pub fn contrastive<F: Float>(case: &Case) -> Result<Outcome, String> {
         x2: x2.view(),
     };
     outcome(&loss, pair, similar.view(), |g| {
+        vec![
+            ("x1".to_string(), widen(&g.x1.into_dyn())),
+            ("x2".to_string(), widen(&g.x2.into_dyn())),
+        ]
+    })
+}
+
+pub fn cosine_embedding<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = CosineEmbedding::new().with_reduction(case.reduction()?);
+    let loss = case.with_f64(loss, "margin", CosineEmbedding::with_margin)?;
+    case.no_unknown_options()?;
+    let (x1, x2) = (case.matrix::<F>("x1")?, case.matrix::<F>("x2")?);
+    let labels = case.target_vector::<F>("labels")?;
+    let pair = Pair {
+        x1: x1.view(),
+        x2: x2.view(),
+    };
+    outcome(&loss, pair, labels.view(), |g| {
         vec![
             ("x1".to_string(), widen(&g.x1.into_dyn())),
             ("x2".to_string(), widen(&g.x2.into_dyn())),

@@ -40,11 +40,11 @@
 use classloss::gradcheck::GradCheck;
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
-    CombinedMargin, Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, EmbeddingsGrad,
-    Error, Exponential, Float, FocalAlpha, GeneralizedCrossEntropy, HardBootstrapping, Hinge,
-    KlDivergence, LabelSmoothing, Labels, Loss, MultiMargin, OnCosines, Pair, PairGrad, Poly1,
-    Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
-    ZeroOne,
+    CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrossEntropy, Differentiable,
+    Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha, GeneralizedCrossEntropy,
+    HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels, Loss, MultiMargin, OnCosines,
+    Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
+    SymmetricCrossEntropy, ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -82,6 +82,7 @@ rebuild_untyped! {
     CosFace: |l, r| l.with_reduction(r);
     CombinedMargin: |l, r| l.with_reduction(r);
     Contrastive: |l, r| l.with_reduction(r);
+    CosineEmbedding: |l, r| l.with_reduction(r);
     CenterLoss: |l, r| l.with_reduction(r);
     ZeroOne: |l, r| l.with_reduction(r);
     OnCosines<ArcFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
@@ -459,23 +460,37 @@ where
     }
 }
 
-/// Pairs of embeddings `(N, D)` and similarity flags `(N)`: the
-/// contrastive loss.
+/// Pairs of embeddings `(N, D)` and a target per pair `(N)`: the
+/// contrastive loss's similarity flags, the cosine embedding loss's labels.
 #[derive(Clone, Debug)]
 pub struct Pairs<F> {
     /// The first embedding of each pair.
     pub x1: Array2<F>,
     /// The second embedding of each pair.
     pub x2: Array2<F>,
-    /// 1 for a similar pair, 0 otherwise.
-    pub similar: Array1<F>,
+    /// The target of each pair.
+    pub target: Array1<F>,
+    /// The target's name in errors (`similar`, `labels`).
+    pub name: &'static str,
+}
+
+impl<F: Float> Pairs<F> {
+    /// Pairs and their targets, named `name` in errors.
+    pub fn new(x1: Array2<F>, x2: Array2<F>, target: Array1<F>, name: &'static str) -> Self {
+        Pairs {
+            x1,
+            x2,
+            target,
+            name,
+        }
+    }
 }
 
 impl<F: Float> Args<F> for Pairs<F> {
     type As<G: Float> = Pairs<G>;
     fn cast<G: Float>(&self) -> Pairs<G> {
-        let (x1, x2, similar) = (convert(&self.x1), convert(&self.x2), convert(&self.similar));
-        Pairs { x1, x2, similar }
+        let (x1, x2, target) = (convert(&self.x1), convert(&self.x2), convert(&self.target));
+        Pairs::new(x1, x2, target, self.name)
     }
     fn params(&self) -> Vec<f64> {
         two_params(&self.x1, &self.x2, self.x1.len() + self.x2.len())
@@ -491,13 +506,13 @@ impl<F: Float> Args<F> for Pairs<F> {
     }
     fn misshapen(&self) -> Vec<(&'static str, Self)> {
         let x2 = shorter(&self.x2, 1);
-        let similar = shorter(&self.similar, 0);
+        let target = shorter(&self.target, 0);
         vec![
             ("x2", Pairs { x2, ..self.clone() }),
             (
-                "similar",
+                self.name,
                 Pairs {
-                    similar,
+                    target,
                     ..self.clone()
                 },
             ),
@@ -516,7 +531,7 @@ where
         }
     }
     fn target(&self) -> ArrayView1<'_, F> {
-        self.similar.view()
+        self.target.view()
     }
 }
 

@@ -26,11 +26,7 @@ fn contract() {
     let x2 = matrix(random_array(&[8, 4], 2, 1.0));
     let similar = array![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0];
     let d = distances(&x1, &x2);
-    let args = Pairs {
-        x1,
-        x2,
-        similar: similar.clone(),
-    };
+    let args = Pairs::new(x1, x2, similar.clone(), "similar");
     for form in forms() {
         for (margin, pos_margin) in [(1.0, 0.0), (2.5, 0.0), (1.8, 0.6)] {
             // Away from the kinks (hinges at margin and pos_margin) and

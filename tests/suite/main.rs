@@ -29,6 +29,7 @@ mod class_balanced_weights;
 mod combined_margin;
 mod contrastive;
 mod cosface;
+mod cosine_embedding;
 mod cross_entropy;
 mod example_pieces;
 mod exponential;
