@@ -20,7 +20,7 @@ pub use base::loss::{ClassifierLoss, Differentiable, Loss};
 pub use base::reduction::Reduction;
 pub use binary::{Bce, BceWithLogits, SigmoidFocal};
 pub use eval::ZeroOne;
-pub use margin::{Exponential, Hinge, LabelConvention, MultiMargin, SoftMargin};
+pub use margin::{CrammerSinger, Exponential, Hinge, LabelConvention, MultiMargin, SoftMargin};
 pub use metric::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
     CosFace, CosineEmbedding, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines, Pair,

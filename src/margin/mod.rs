@@ -1,12 +1,15 @@
-//! Margin losses on raw scores: the binary hinge, the multi-class hinge,
-//! the exponential loss and the soft margin (logistic) loss.
+//! Margin losses on raw scores: the binary hinge, the multi-class hinges
+//! (Weston–Watkins, Crammer–Singer), the exponential loss and the soft
+//! margin (logistic) loss.
 
+mod crammer_singer;
 mod exponential;
 mod hinge;
 mod multi_margin;
 mod soft_margin;
 
 pub use crate::engine::signed_margins::LabelConvention;
+pub use crammer_singer::CrammerSinger;
 pub use exponential::Exponential;
 pub use hinge::Hinge;
 pub use multi_margin::MultiMargin;

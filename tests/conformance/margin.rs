@@ -1,6 +1,6 @@
 //! Runners for the margin family.
 
-use classloss::{Exponential, Float, Hinge, MultiMargin, SoftMargin};
+use classloss::{CrammerSinger, Exponential, Float, Hinge, MultiMargin, SoftMargin};
 
 use crate::case::{Case, Outcome, on_elements};
 use crate::softmax::on_logits_and_labels;
@@ -35,4 +35,10 @@ pub fn exponential<F: Float>(case: &Case) -> Result<Outcome, String> {
 pub fn soft_margin<F: Float>(case: &Case) -> Result<Outcome, String> {
     let loss = SoftMargin::<F, ndarray::IxDyn>::spatial().with_reduction(case.reduction()?);
     on_elements(case, loss, "scores", "labels")
+}
+
+pub fn crammer_singer<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = CrammerSinger::<F>::new().with_reduction(case.reduction()?);
+    let loss = case.with_f64(loss, "margin", CrammerSinger::with_margin)?;
+    on_logits_and_labels(case, loss)
 }

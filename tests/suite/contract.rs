@@ -40,11 +40,11 @@
 use classloss::gradcheck::GradCheck;
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
-    CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrossEntropy, Differentiable,
-    Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha, GeneralizedCrossEntropy,
-    HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels, Loss, MultiMargin, OnCosines,
-    Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
-    SymmetricCrossEntropy, ZeroOne,
+    CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
+    Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
+    GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels, Loss,
+    MultiMargin, OnCosines, Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping,
+    SoftMargin, SoftmaxFocal, SymmetricCrossEntropy, ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -177,6 +177,10 @@ rebuild_typed! {
     SoftMargin[D: Dimension] |l, r| SoftMargin::spatial()
         .with_reduction(r)
         .with_label_convention(l.label_convention());
+    CrammerSinger[] |l, r| CrammerSinger::new()
+        .with_reduction(r)
+        .with_margin(l.margin())
+        .unwrap();
     MultiMargin[] |l, r| {
         let mm = MultiMargin::new()
             .with_reduction(r)

@@ -30,6 +30,7 @@ mod combined_margin;
 mod contrastive;
 mod cosface;
 mod cosine_embedding;
+mod crammer_singer;
 mod cross_entropy;
 mod example_pieces;
 mod exponential;
