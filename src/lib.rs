@@ -30,7 +30,7 @@ pub use robust::{
     GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,
 };
 pub use softmax::{
-    ClassTarget, CrossEntropy, FocalAlpha, KlDivergence, LabelSmoothing, Poly1,
-    SmoothingConvention, SoftmaxFocal,
+    ClassTarget, CrossEntropy, FocalAlpha, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
+    Poly1, SmoothingConvention, SoftmaxFocal,
 };
 pub use weighting::class_balanced_weights;

@@ -247,6 +247,26 @@ pub(crate) fn check_scores<F>(
     Ok(())
 }
 
+/// Class counts (the samples per class of a training set): at least one,
+/// each finite and `> 0`.
+pub(crate) fn class_counts(name: &'static str, counts: Array1<f64>) -> Result<Array1<f64>> {
+    if counts.is_empty() {
+        return Err(Error::InvalidOption {
+            name,
+            value: "[]".into(),
+            expected: "one count per class",
+        });
+    }
+    if let Some(&bad) = counts.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+        return Err(Error::InvalidOption {
+            name,
+            value: bad.to_string(),
+            expected: "counts that are finite and > 0",
+        });
+    }
+    Ok(counts)
+}
+
 /// Weights (finite, `>= 0`), stored as given.
 pub(crate) fn weights<F: Float>(name: &'static str, weights: Array1<F>) -> Result<Array1<F>> {
     check_weights(name, &weights.view())?;

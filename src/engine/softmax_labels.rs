@@ -4,10 +4,12 @@
 //! value and gradient; the checks and their messages are the same for all
 //! of them by construction.
 
+use ndarray::Array2;
+
 use crate::base::loss::{Call, ScoresAndLabels};
 use crate::base::reduction::Totals;
-use crate::base::validate::check_scores;
-use crate::engine::softmax_rows::{Row, RowGrad, softmax_rows_2d};
+use crate::base::validate::{about_pow10, check_scores, overflow};
+use crate::engine::softmax_rows::{Row, RowGrad, one_hot_grad_f64, softmax_rows_2d};
 use crate::{Float, Reduction, Result};
 
 /// Checks `(N, C)` logits, `(N)` labels in `0..C`, the gradient buffer and
@@ -40,6 +42,64 @@ pub(crate) fn run_on_labels<F: Float>(
         grad,
         per,
         |y, row, g| row_loss(y, row, g, scale),
+    );
+    Ok(Totals {
+        sum,
+        divisor,
+        what: "logits",
+    })
+}
+
+/// Cross-entropy of transformed logits `z_ic = scale (x_ic + shift(y_i, c))`
+/// on `(N, C)` logits and labels: the long-tail losses (logit adjustment,
+/// LDAM). `shift` is constant in `x`, so `d l / d x = scale (softmax(z) -
+/// onehot(y))`. The logits are checked as [`run_on_labels`] checks them
+/// (`class_vectors` too); `z` is formed in `f64` and stored in `F`, and a
+/// finite logit whose `z` passes `F` is [`crate::Error::Overflow`] naming
+/// it. `Mean` divides by `N`.
+pub(crate) fn run_shifted_cross_entropy<F: Float>(
+    reduction: Reduction,
+    call: Call<'_, '_, '_, F, ScoresAndLabels>,
+    class_vectors: &[(&'static str, usize)],
+    scale: f64,
+    shift: impl Fn(usize, usize) -> f64,
+) -> Result<Totals> {
+    let Call {
+        input: logits,
+        target: labels,
+        grad,
+        per,
+    } = call;
+    check_scores(&logits, class_vectors, grad.as_ref())?;
+    let (n, c) = logits.dim();
+    labels.check_rows(n, c)?;
+    let mut z = Array2::<F>::zeros((n, c));
+    for ((i, k), zk) in z.indexed_iter_mut() {
+        let x = logits[[i, k]];
+        let v = scale * (x.as_f64() + shift(labels.class(i), k));
+        *zk = F::lit(v);
+        if !zk.is_finite() && x.is_finite() {
+            return Err(overflow::<F>(
+                "logits",
+                vec![i, k],
+                "the transformed logit",
+                about_pow10(v.abs().log10()),
+            ));
+        }
+    }
+    let divisor = n as f64;
+    let factor = reduction.grad_scale::<f64>(divisor) * scale;
+    let sum = softmax_rows_2d(
+        z.view(),
+        |i| labels.class(i),
+        grad,
+        per,
+        |y, row, g| {
+            if let Some(g) = g {
+                one_hot_grad_f64(g, y, factor);
+            }
+            row.nll(y)
+        },
     );
     Ok(Totals {
         sum,

@@ -1,13 +1,19 @@
-//! Losses on a softmax over classes: one row of logits per sample.
+//! Losses on a softmax over classes: one row of logits per sample
+//! (cross-entropy and its variants, including the long-tail logit
+//! adjustment and LDAM).
 
 pub(crate) mod cross_entropy;
 mod focal;
 mod kl_divergence;
 mod label_smoothing;
+mod ldam;
+mod logit_adjusted;
 mod poly1;
 
 pub use cross_entropy::{ClassTarget, CrossEntropy};
 pub use focal::{FocalAlpha, SoftmaxFocal};
 pub use kl_divergence::KlDivergence;
 pub use label_smoothing::{LabelSmoothing, SmoothingConvention};
+pub use ldam::Ldam;
+pub use logit_adjusted::LogitAdjusted;
 pub use poly1::Poly1;

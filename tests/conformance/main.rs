@@ -52,8 +52,6 @@ const NOT_YET: &[&str] = &[
     "ordinal_emd",
     "wasserstein",
     "ohem_cross_entropy",
-    "logit_adjusted",
-    "ldam",
     "cross_entropy_z_loss",
     "linear_cross_entropy",
 ];
@@ -73,6 +71,8 @@ fn dispatch(case: &Case) -> Result<Outcome, String> {
         "zero_one" => in_dtype!(eval::zero_one, case),
         "softmax_focal" => in_dtype!(softmax::softmax_focal, case),
         "poly1" => in_dtype!(softmax::poly1, case),
+        "logit_adjusted" => in_dtype!(softmax::logit_adjusted, case),
+        "ldam" => in_dtype!(softmax::ldam, case),
         "kl_divergence" => in_dtype!(softmax::kl_divergence, case),
         "generalized_cross_entropy" => in_dtype!(robust::generalized_cross_entropy, case),
         "symmetric_cross_entropy" => in_dtype!(robust::symmetric_cross_entropy, case),

@@ -1,8 +1,8 @@
 //! Runners for the softmax family.
 
 use classloss::{
-    ClassTarget, ClassifierLoss, CrossEntropy, Float, KlDivergence, LabelSmoothing, Labels, Poly1,
-    SmoothingConvention, SoftmaxFocal,
+    ClassTarget, ClassifierLoss, CrossEntropy, Float, KlDivergence, LabelSmoothing, Labels, Ldam,
+    LogitAdjusted, Poly1, SmoothingConvention, SoftmaxFocal,
 };
 use ndarray::{Ix2, IxDyn};
 
@@ -73,6 +73,23 @@ pub fn softmax_focal<F: Float>(case: &Case) -> Result<Outcome, String> {
 pub fn poly1<F: Float>(case: &Case) -> Result<Outcome, String> {
     let loss = Poly1::<F>::new().with_reduction(case.reduction()?);
     on_logits_and_labels(case, case.with_f64(loss, "epsilon", Poly1::with_epsilon)?)
+}
+
+pub fn logit_adjusted<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let mut loss = LogitAdjusted::<F>::new().with_reduction(case.reduction()?);
+    if let Some(n) = case.opt_vector::<f64>("samples_per_class")? {
+        loss = loss.with_samples_per_class(n).map_err(|e| e.to_string())?;
+    }
+    on_logits_and_labels(case, case.with_f64(loss, "tau", LogitAdjusted::with_tau)?)
+}
+
+pub fn ldam<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let mut loss = Ldam::<F>::new().with_reduction(case.reduction()?);
+    if let Some(n) = case.opt_vector::<f64>("samples_per_class")? {
+        loss = loss.with_samples_per_class(n).map_err(|e| e.to_string())?;
+    }
+    let loss = case.with_f64(loss, "max_margin", Ldam::with_max_margin)?;
+    on_logits_and_labels(case, case.with_f64(loss, "scale", Ldam::with_scale)?)
 }
 
 pub fn kl_divergence<F: Float>(case: &Case) -> Result<Outcome, String> {

@@ -42,9 +42,9 @@ use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
     CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
-    GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels, Loss,
-    MultiMargin, OnCosines, Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping,
-    SoftMargin, SoftmaxFocal, SymmetricCrossEntropy, ZeroOne,
+    GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels, Ldam,
+    LogitAdjusted, Loss, MultiMargin, OnCosines, Pair, PairGrad, Poly1, Reduction, SigmoidFocal,
+    SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy, ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -177,6 +177,17 @@ rebuild_typed! {
     SoftMargin[D: Dimension] |l, r| SoftMargin::spatial()
         .with_reduction(r)
         .with_label_convention(l.label_convention());
+    LogitAdjusted[] |l, r| LogitAdjusted::new()
+        .with_reduction(r)
+        .with_tau(l.tau())
+        .and_then(|m| m.with_samples_per_class(l.samples_per_class().cloned().unwrap()))
+        .unwrap();
+    Ldam[] |l, r| Ldam::new()
+        .with_reduction(r)
+        .with_max_margin(l.max_margin())
+        .and_then(|m| m.with_scale(l.scale()))
+        .and_then(|m| m.with_samples_per_class(l.samples_per_class().cloned().unwrap()))
+        .unwrap();
     CrammerSinger[] |l, r| CrammerSinger::new()
         .with_reduction(r)
         .with_margin(l.margin())

@@ -40,6 +40,7 @@ mod hard_bootstrapping;
 mod hinge;
 mod kl_divergence;
 mod label_smoothing;
+mod long_tail;
 mod multi_margin;
 mod parallel;
 mod poly1;
