@@ -27,12 +27,12 @@
 //! | losses | inputs | target |
 //! | --- | --- | --- |
 //! | cross-entropy | logits `(N, C)` or `(N, C, d1..dk)` | labels (any integer dtype) or probabilities of the logits' shape |
-//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, multi-margin, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
+//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
 //! | KL divergence | logits `(N, C)` | probabilities `(N, C)` |
-//! | BCE, BCE with logits, sigmoid focal | any shape | targets of that shape |
+//! | BCE, BCE with logits, sigmoid focal, soft margin | any shape | targets (soft margin: labels ±1) of that shape |
 //! | hinge, exponential | scores `(N)` | targets `(N)` |
 //! | ArcFace, CosFace, combined margin | `(embeddings (N, D), class weights (C, D))` | labels `(N)` |
-//! | contrastive | `(x1 (N, D), x2 (N, D))` | similarity flags `(N)` |
+//! | contrastive, cosine embedding | `(x1 (N, D), x2 (N, D))` | similarity flags `(N)`, labels ±1 for cosine embedding |
 //! | center loss | `(features (N, D), centers (C, D))` | labels `(N)` |
 //!
 //! Float tensors must have the loss's float type (`f32` or `f64`; losses
@@ -80,8 +80,9 @@ use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::{DType, Device, Tensor, TensorData, kind::Basic};
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterLoss, CombinedMargin, Contrastive, CosFace,
-    CrossEntropy, Exponential, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence,
-    LabelSmoothing, MultiMargin, OnCosines, Poly1, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
+    CosineEmbedding, CrammerSinger, CrossEntropy, Exponential, GeneralizedCrossEntropy,
+    HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted, MultiMargin,
+    OnCosines, Poly1, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
     SymmetricCrossEntropy,
 };
 use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};

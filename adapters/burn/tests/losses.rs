@@ -10,10 +10,10 @@
 use burn::tensor::{DType, Device, Element, Int, Tensor, TensorData, kind::Basic};
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, CombinedMargin,
-    Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, Exponential,
-    GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels, Loss,
-    MultiMargin, Pair, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
-    SymmetricCrossEntropy,
+    Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Differentiable, Embeddings,
+    Exponential, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
+    Labels, Ldam, LogitAdjusted, Loss, MultiMargin, Pair, Poly1, Reduction, SigmoidFocal,
+    SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
 };
 use classloss_adapter_kit::testing::{centers_gradient, filled, probs, to};
 use classloss_burn::{HostFloat, Path, TensorLoss};
@@ -127,6 +127,18 @@ fn softmax_losses_on_labels_equal_the_core() {
     same_on_scores::<_, _, _, _, 2, 1, Int>(&HardBootstrapping::new(), &x, Labels::from(&y), &yt);
     let mm = MultiMargin::new().with_p(2).unwrap();
     same_on_scores::<_, _, _, _, 2, 1, Int>(&mm, &x, Labels::from(&y), &yt);
+    same_on_scores::<_, _, _, _, 2, 1, Int>(&CrammerSinger::new(), &x, Labels::from(&y), &yt);
+    let counts = array![40.0, 9.0, 3.0, 1.0];
+    let la = LogitAdjusted::new()
+        .with_samples_per_class(counts.clone())
+        .unwrap();
+    same_on_scores::<_, _, _, _, 2, 1, Int>(&la, &x, Labels::from(&y), &yt);
+    let ldam = Ldam::new()
+        .with_samples_per_class(counts)
+        .unwrap()
+        .with_scale(4.0)
+        .unwrap();
+    same_on_scores::<_, _, _, _, 2, 1, Int>(&ldam, &x, Labels::from(&y), &yt);
     let cos = x.mapv(|v| (v / 3.0).clamp(-1.0, 1.0));
     same_on_scores::<_, _, _, _, 2, 1, Int>(
         &ArcFace::new().on_cosines(),
@@ -223,6 +235,15 @@ fn binary_and_margin_losses_equal_the_core() {
     let p = x.mapv(|v| 1.0 / (1.0 + (-v).exp()));
     same_on_scores::<_, _, _, _, 2, 2, burn::tensor::Float>(&Bce::new(), &p, t.view(), &td);
 
+    let pm = t.mapv(|v| 2.0 * v - 1.0);
+    let pmd = pm.clone().into_dyn();
+    same_on_scores::<_, _, _, _, 2, 2, burn::tensor::Float>(
+        &SoftMargin::new(),
+        &x,
+        pm.view(),
+        &pmd,
+    );
+
     let s: Array1<f64> = filled(6, 8, 2.0);
     let signs = array![1.0_f64, -1.0, 1.0, 1.0, -1.0, -1.0];
     let sd = signs.clone().into_dyn();
@@ -305,6 +326,14 @@ fn contrastive_gives_both_gradients_of_the_core() {
         )
         .unwrap();
     same_on_two::<_, _, _, burn::tensor::Float>(&loss, (&a, &b), &flags, v, (&g.x1, &g.x2));
+    let labels = flags.mapv(|f| 2.0 * f - 1.0);
+    let cosine = CosineEmbedding::new().with_margin(0.2).unwrap();
+    let pair = Pair {
+        x1: a.view(),
+        x2: b.view(),
+    };
+    let (v, g) = cosine.forward_backward(pair, labels.view()).unwrap();
+    same_on_two::<_, _, _, burn::tensor::Float>(&cosine, (&a, &b), &labels, v, (&g.x1, &g.x2));
 }
 
 #[test]

@@ -6,10 +6,10 @@
 use candle_core::{DType, Device, Tensor, Var, WithDType};
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, CombinedMargin,
-    Contrastive, CosFace, CrossEntropy, Differentiable, Embeddings, Exponential, Float,
-    GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels, Loss,
-    MultiMargin, Pair, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
-    SymmetricCrossEntropy,
+    Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Differentiable, Embeddings,
+    Exponential, Float, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence,
+    LabelSmoothing, Labels, Ldam, LogitAdjusted, Loss, MultiMargin, Pair, Poly1, Reduction,
+    SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
 };
 use classloss_adapter_kit::testing::{centers_gradient, filled, probs, to};
 use classloss_candle::TensorLoss;
@@ -88,6 +88,18 @@ fn softmax_losses_on_labels_equal_the_core() {
         Labels::from(&y),
         &yt,
     );
+    same_on_scores(&CrammerSinger::new(), &x, Labels::from(&y), &yt);
+    let counts = array![40.0, 9.0, 3.0, 1.0];
+    let la = LogitAdjusted::new()
+        .with_samples_per_class(counts.clone())
+        .unwrap();
+    same_on_scores(&la, &x, Labels::from(&y), &yt);
+    let ldam = Ldam::new()
+        .with_samples_per_class(counts)
+        .unwrap()
+        .with_scale(4.0)
+        .unwrap();
+    same_on_scores(&ldam, &x, Labels::from(&y), &yt);
     let cos = x.mapv(|v| (v / 3.0).clamp(-1.0, 1.0));
     same_on_scores(&ArcFace::new().on_cosines(), &cos, Labels::from(&y), &yt);
     same_on_scores(&CosFace::new().on_cosines(), &cos, Labels::from(&y), &yt);
@@ -143,6 +155,9 @@ fn binary_and_margin_losses_equal_the_core() {
     same_on_scores(&focal, &x, t.view(), &tensor(&t));
     let p = x.mapv(|v| 1.0 / (1.0 + (-v).exp()));
     same_on_scores(&Bce::new(), &p, t.view(), &tensor(&t));
+
+    let pm = t.mapv(|v| 2.0 * v - 1.0);
+    same_on_scores(&SoftMargin::new(), &x, pm.view(), &tensor(&pm));
 
     let s: Array1<f64> = filled(6, 8, 2.0);
     let signs = array![1.0_f64, -1.0, 1.0, 1.0, -1.0, -1.0];
@@ -217,6 +232,17 @@ fn contrastive_gives_both_gradients_of_the_core() {
     let (va, vb) = (var(&a), var(&b));
     let out = loss
         .loss((va.as_tensor(), vb.as_tensor()), &tensor(&flags))
+        .unwrap();
+    same_on_two(out, (&va, &vb), v, (&g.x1, &g.x2));
+    let labels = flags.mapv(|f| 2.0 * f - 1.0);
+    let cosine = CosineEmbedding::new().with_margin(0.2).unwrap();
+    let pair = Pair {
+        x1: a.view(),
+        x2: b.view(),
+    };
+    let (v, g) = cosine.forward_backward(pair, labels.view()).unwrap();
+    let out = cosine
+        .loss((va.as_tensor(), vb.as_tensor()), &tensor(&labels))
         .unwrap();
     same_on_two(out, (&va, &vb), v, (&g.x1, &g.x2));
 }

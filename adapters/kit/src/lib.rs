@@ -22,8 +22,8 @@
 #![deny(missing_docs)]
 
 use classloss::{
-    ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, CosFace, Differentiable,
-    Embeddings, EmbeddingsGradMut, Float, Labels, Loss, Pair, PairGradMut,
+    ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, CosFace, CosineEmbedding,
+    Differentiable, Embeddings, EmbeddingsGradMut, Float, Labels, Loss, Pair, PairGradMut,
 };
 use ndarray::{Array, ArrayD, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Axis, Dimension};
 
@@ -45,6 +45,9 @@ macro_rules! with_typed_scores_losses {
             HardBootstrapping => Ix2,
             SymmetricCrossEntropy => Ix2,
             MultiMargin => Ix2,
+            CrammerSinger => Ix2,
+            LogitAdjusted => Ix2,
+            Ldam => Ix2,
             Hinge => Ix1,
             Exponential => Ix1,
         );
@@ -61,6 +64,7 @@ macro_rules! with_any_rank_losses {
             Bce: Dimension,
             BceWithLogits: Dimension,
             SigmoidFocal: Dimension,
+            SoftMargin: Dimension,
         );
     };
 }
@@ -72,7 +76,14 @@ macro_rules! with_any_rank_losses {
 #[macro_export]
 macro_rules! with_two_input_losses {
     ($m:ident) => {
-        $m!(ArcFace, CosFace, CombinedMargin, Contrastive, CenterLoss);
+        $m!(
+            ArcFace,
+            CosFace,
+            CombinedMargin,
+            Contrastive,
+            CosineEmbedding,
+            CenterLoss
+        );
     };
 }
 
@@ -170,6 +181,7 @@ both_gradients!(
     CosFace => Embeddings, EmbeddingsGradMut { embeddings, weight },
     CombinedMargin => Embeddings, EmbeddingsGradMut { embeddings, weight },
     Contrastive => Pair, PairGradMut { x1, x2 },
+    CosineEmbedding => Pair, PairGradMut { x1, x2 },
 );
 
 impl<F: Float> TwoInputLoss<F> for CenterLoss {
