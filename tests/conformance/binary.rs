@@ -1,9 +1,9 @@
 //! Runners for the binary (sigmoid) family.
 
-use classloss::{Bce, BceWithLogits, Float, SigmoidFocal};
-use ndarray::IxDyn;
+use classloss::{Bce, BceWithLogits, Float, MultiLabelSoftMargin, SigmoidFocal};
+use ndarray::{Ix2, IxDyn};
 
-use crate::case::{Case, Outcome, on_elements};
+use crate::case::{Case, Outcome, grad, on_elements, outcome};
 use crate::reference::cast;
 
 pub fn bce<F: Float>(case: &Case) -> Result<Outcome, String> {
@@ -38,4 +38,17 @@ pub fn sigmoid_focal<F: Float>(case: &Case) -> Result<Outcome, String> {
     }
     let loss = case.with_f64(loss, "gamma", SigmoidFocal::with_gamma)?;
     on_elements(case, loss, "logits", "targets")
+}
+
+pub fn multilabel_soft_margin<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let mut loss = MultiLabelSoftMargin::<F>::new().with_reduction(case.reduction()?);
+    if let Some(w) = case.opt_vector("weight")? {
+        loss = loss.with_weight(w).map_err(|e| e.to_string())?;
+    }
+    case.no_unknown_options()?;
+    let logits = case.matrix::<F>("logits")?;
+    let targets = cast::<F>(&case.target_f64("targets")?)
+        .into_dimensionality::<Ix2>()
+        .map_err(|e| format!("targets: {e}"))?;
+    outcome(&loss, logits.view(), targets.view(), grad("logits"))
 }

@@ -43,8 +43,9 @@ use classloss::{
     CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
     GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels, Ldam,
-    LogitAdjusted, Loss, MultiMargin, OnCosines, Pair, PairGrad, Poly1, Reduction, SigmoidFocal,
-    SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy, ZeroOne,
+    LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OnCosines, Pair, PairGrad, Poly1,
+    Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
+    ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -177,6 +178,13 @@ rebuild_typed! {
     SoftMargin[D: Dimension] |l, r| SoftMargin::spatial()
         .with_reduction(r)
         .with_label_convention(l.label_convention());
+    MultiLabelSoftMargin[] |l, r| {
+        let loss = MultiLabelSoftMargin::new().with_reduction(r);
+        match l.weight() {
+            Some(w) => loss.with_weight(convert(w)).unwrap(),
+            None => loss,
+        }
+    };
     LogitAdjusted[] |l, r| LogitAdjusted::new()
         .with_reduction(r)
         .with_tau(l.tau())

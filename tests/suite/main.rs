@@ -42,6 +42,7 @@ mod kl_divergence;
 mod label_smoothing;
 mod long_tail;
 mod multi_margin;
+mod multilabel_soft_margin;
 mod parallel;
 mod poly1;
 mod sigmoid_focal;

@@ -45,6 +45,7 @@ macro_rules! with_typed_scores_losses {
             HardBootstrapping => Ix2,
             SymmetricCrossEntropy => Ix2,
             MultiMargin => Ix2,
+            MultiLabelSoftMargin => Ix2,
             CrammerSinger => Ix2,
             LogitAdjusted => Ix2,
             Ldam => Ix2,
