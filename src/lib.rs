@@ -19,7 +19,7 @@ pub use base::labels::{Label, LabelIter, Labels};
 pub use base::loss::{ClassifierLoss, Differentiable, Loss};
 pub use base::reduction::Reduction;
 pub use binary::{Bce, BceWithLogits, MultiLabelSoftMargin, SigmoidFocal};
-pub use eval::ZeroOne;
+pub use eval::{Hamming, ZeroOne};
 pub use margin::{CrammerSinger, Exponential, Hinge, LabelConvention, MultiMargin, SoftMargin};
 pub use metric::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,

@@ -129,6 +129,16 @@ pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<()> {
     )
 }
 
+/// A probability strictly between 0 and 1.
+pub(crate) fn open_unit_interval(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a probability in (0, 1)",
+        value > 0.0 && value < 1.0,
+    )
+}
+
 /// A cosine: a number in `[-1, 1]`.
 pub(crate) fn cosine(name: &'static str, value: f64) -> Result<()> {
     check_option(

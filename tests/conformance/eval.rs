@@ -1,6 +1,9 @@
 //! Runners for the evaluation losses (no gradient).
 
-use classloss::{Float, Labels, Loss, Reduction, ZeroOne};
+use classloss::{Float, Hamming, Labels, Loss, Reduction, ZeroOne};
+use ndarray::Ix2;
+
+use crate::reference::cast;
 
 use crate::case::{Case, Outcome, values};
 
@@ -23,4 +26,15 @@ pub fn zero_one<F: Float>(case: &Case) -> Result<Outcome, String> {
         ));
     }
     Ok(out)
+}
+
+pub fn hamming<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = Hamming::new().with_reduction(case.reduction()?);
+    let loss = case.with_f64(loss, "threshold", Hamming::with_threshold)?;
+    case.no_unknown_options()?;
+    let logits = case.matrix::<F>("logits")?;
+    let targets = cast::<F>(&case.target_f64("targets")?)
+        .into_dimensionality::<Ix2>()
+        .map_err(|e| format!("targets: {e}"))?;
+    values::<F, _, _>(&loss, logits.view(), targets.view())
 }

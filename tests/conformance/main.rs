@@ -40,7 +40,6 @@ macro_rules! in_dtype {
 const NOT_YET: &[&str] = &[
     "multilabel_margin",
     "asymmetric",
-    "hamming",
     "nt_xent",
     "supervised_contrastive",
     "byol",
@@ -69,6 +68,7 @@ fn dispatch(case: &Case) -> Result<Outcome, String> {
         "sigmoid_focal" => in_dtype!(binary::sigmoid_focal, case),
         "multilabel_soft_margin" => in_dtype!(binary::multilabel_soft_margin, case),
         "zero_one" => in_dtype!(eval::zero_one, case),
+        "hamming" => in_dtype!(eval::hamming, case),
         "softmax_focal" => in_dtype!(softmax::softmax_focal, case),
         "poly1" => in_dtype!(softmax::poly1, case),
         "logit_adjusted" => in_dtype!(softmax::logit_adjusted, case),

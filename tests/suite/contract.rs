@@ -42,10 +42,10 @@ use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
     CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
-    GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Labels, Ldam,
-    LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OnCosines, Pair, PairGrad, Poly1,
-    Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
-    ZeroOne,
+    GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
+    Labels, Ldam, LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OnCosines, Pair,
+    PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
+    SymmetricCrossEntropy, ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -86,6 +86,7 @@ rebuild_untyped! {
     CosineEmbedding: |l, r| l.with_reduction(r);
     CenterLoss: |l, r| l.with_reduction(r);
     ZeroOne: |l, r| l.with_reduction(r);
+    Hamming: |l, r| l.with_reduction(r);
     OnCosines<ArcFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CosFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CombinedMargin>: |l, r| l.into_inner().with_reduction(r).on_cosines();

@@ -36,6 +36,7 @@ mod example_pieces;
 mod exponential;
 mod float_edges;
 mod generalized_cross_entropy;
+mod hamming;
 mod hard_bootstrapping;
 mod hinge;
 mod kl_divergence;
