@@ -54,9 +54,10 @@ loss_options! {
     /// assert_eq!(Hamming::new().forward(logits.view(), targets.view())?, 2.0 / 6.0);
     /// let count = Hamming::new().with_reduction(Reduction::Sum);
     /// assert_eq!(count.forward(logits.view(), targets.view())?, 2.0);
-    /// // A stricter threshold predicts fewer labels.
+    /// // A stricter threshold predicts fewer labels: sigmoid(0.1) < 0.6, so
+    /// // (0, 2) is no longer predicted, and no longer wrong.
     /// let strict = Hamming::new().with_threshold(0.6)?;
-    /// assert_eq!(strict.forward(logits.view(), targets.view())?, 2.0 / 6.0);
+    /// assert_eq!(strict.forward(logits.view(), targets.view())?, 1.0 / 6.0);
     /// # Ok::<(), classloss::Error>(())
     /// ```
     ///
