@@ -8,6 +8,7 @@ mod kl_divergence;
 mod label_smoothing;
 mod ldam;
 mod logit_adjusted;
+mod ohem;
 mod poly1;
 
 pub use cross_entropy::{ClassTarget, CrossEntropy};
@@ -16,4 +17,5 @@ pub use kl_divergence::KlDivergence;
 pub use label_smoothing::{LabelSmoothing, SmoothingConvention};
 pub use ldam::Ldam;
 pub use logit_adjusted::LogitAdjusted;
+pub use ohem::OhemCrossEntropy;
 pub use poly1::Poly1;

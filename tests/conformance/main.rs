@@ -49,7 +49,6 @@ const NOT_YET: &[&str] = &[
     "hierarchical_cross_entropy",
     "ordinal_emd",
     "wasserstein",
-    "ohem_cross_entropy",
     "cross_entropy_z_loss",
     "linear_cross_entropy",
 ];
@@ -73,6 +72,7 @@ fn dispatch(case: &Case) -> Result<Outcome, String> {
         "poly1" => in_dtype!(softmax::poly1, case),
         "logit_adjusted" => in_dtype!(softmax::logit_adjusted, case),
         "ldam" => in_dtype!(softmax::ldam, case),
+        "ohem_cross_entropy" => in_dtype!(softmax::ohem_cross_entropy, case),
         "kl_divergence" => in_dtype!(softmax::kl_divergence, case),
         "generalized_cross_entropy" => in_dtype!(robust::generalized_cross_entropy, case),
         "symmetric_cross_entropy" => in_dtype!(robust::symmetric_cross_entropy, case),

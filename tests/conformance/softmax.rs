@@ -2,7 +2,7 @@
 
 use classloss::{
     ClassTarget, ClassifierLoss, CrossEntropy, Float, KlDivergence, LabelSmoothing, Labels, Ldam,
-    LogitAdjusted, Poly1, SmoothingConvention, SoftmaxFocal,
+    LogitAdjusted, OhemCrossEntropy, Poly1, SmoothingConvention, SoftmaxFocal,
 };
 use ndarray::{Ix2, IxDyn};
 
@@ -90,6 +90,12 @@ pub fn ldam<F: Float>(case: &Case) -> Result<Outcome, String> {
     }
     let loss = case.with_f64(loss, "max_margin", Ldam::with_max_margin)?;
     on_logits_and_labels(case, case.with_f64(loss, "scale", Ldam::with_scale)?)
+}
+
+pub fn ohem_cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = OhemCrossEntropy::<F>::new().with_reduction(case.reduction()?);
+    let loss = case.with_f64(loss, "keep_ratio", OhemCrossEntropy::with_keep_ratio)?;
+    on_logits_and_labels(case, loss)
 }
 
 pub fn kl_divergence<F: Float>(case: &Case) -> Result<Outcome, String> {

@@ -43,9 +43,9 @@ use classloss::{
     CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
     GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
-    Labels, Ldam, LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OnCosines, Pair,
-    PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
-    SymmetricCrossEntropy, ZeroOne,
+    Labels, Ldam, LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy,
+    OnCosines, Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin,
+    SoftmaxFocal, SymmetricCrossEntropy, ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -186,6 +186,10 @@ rebuild_typed! {
             None => loss,
         }
     };
+    OhemCrossEntropy[] |l, r| OhemCrossEntropy::new()
+        .with_reduction(r)
+        .with_keep_ratio(l.keep_ratio())
+        .unwrap();
     LogitAdjusted[] |l, r| LogitAdjusted::new()
         .with_reduction(r)
         .with_tau(l.tau())

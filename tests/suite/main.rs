@@ -44,6 +44,7 @@ mod label_smoothing;
 mod long_tail;
 mod multi_margin;
 mod multilabel_soft_margin;
+mod ohem;
 mod parallel;
 mod poly1;
 mod sigmoid_focal;

@@ -26,7 +26,7 @@
 //! | losses | inputs | target |
 //! | --- | --- | --- |
 //! | cross-entropy | logits `(N, C)` or `(N, C, d1..dk)` | labels (any integer dtype) or probabilities of the logits' shape |
-//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
+//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, OHEM, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
 //! | KL divergence; multi-label soft margin | logits `(N, C)` | probabilities `(N, C)`; targets `(N, C)` in `[0, 1]` |
 //! | BCE, BCE with logits, sigmoid focal, soft margin | any shape | targets (soft margin: labels ±1) of that shape |
 //! | hinge, exponential | scores `(N)` | targets `(N)` |
@@ -83,8 +83,8 @@ use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterLoss, CombinedMargin, Contrastive, CosFace,
     CosineEmbedding, CrammerSinger, CrossEntropy, Exponential, Float, GeneralizedCrossEntropy,
     HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
-    MultiLabelSoftMargin, MultiMargin, OnCosines, Poly1, SigmoidFocal, SoftBootstrapping,
-    SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
+    MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, Poly1, SigmoidFocal,
+    SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
 };
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 use storage::dtype_error;

@@ -49,6 +49,7 @@ macro_rules! with_typed_scores_losses {
             CrammerSinger => Ix2,
             LogitAdjusted => Ix2,
             Ldam => Ix2,
+            OhemCrossEntropy => Ix2,
             Hinge => Ix1,
             Exponential => Ix1,
         );
