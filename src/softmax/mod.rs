@@ -10,6 +10,7 @@ mod ldam;
 mod logit_adjusted;
 mod ohem;
 mod poly1;
+mod sparsemax;
 
 pub use cross_entropy::{ClassTarget, CrossEntropy};
 pub use focal::{FocalAlpha, SoftmaxFocal};
@@ -19,3 +20,4 @@ pub use ldam::Ldam;
 pub use logit_adjusted::LogitAdjusted;
 pub use ohem::OhemCrossEntropy;
 pub use poly1::Poly1;
+pub use sparsemax::Sparsemax;

@@ -2,7 +2,7 @@
 
 use classloss::{
     ClassTarget, ClassifierLoss, CrossEntropy, Float, KlDivergence, LabelSmoothing, Labels, Ldam,
-    LogitAdjusted, OhemCrossEntropy, Poly1, SmoothingConvention, SoftmaxFocal,
+    LogitAdjusted, OhemCrossEntropy, Poly1, SmoothingConvention, SoftmaxFocal, Sparsemax,
 };
 use ndarray::{Ix2, IxDyn};
 
@@ -96,6 +96,10 @@ pub fn ohem_cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
     let loss = OhemCrossEntropy::<F>::new().with_reduction(case.reduction()?);
     let loss = case.with_f64(loss, "keep_ratio", OhemCrossEntropy::with_keep_ratio)?;
     on_logits_and_labels(case, loss)
+}
+
+pub fn sparsemax<F: Float>(case: &Case) -> Result<Outcome, String> {
+    on_logits_and_labels::<F, _>(case, Sparsemax::new().with_reduction(case.reduction()?))
 }
 
 pub fn kl_divergence<F: Float>(case: &Case) -> Result<Outcome, String> {

@@ -45,7 +45,7 @@ use classloss::{
     GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
     Labels, Ldam, LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy,
     OnCosines, Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin,
-    SoftmaxFocal, SymmetricCrossEntropy, ZeroOne,
+    SoftmaxFocal, Sparsemax, SymmetricCrossEntropy, ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -87,6 +87,7 @@ rebuild_untyped! {
     CenterLoss: |l, r| l.with_reduction(r);
     ZeroOne: |l, r| l.with_reduction(r);
     Hamming: |l, r| l.with_reduction(r);
+    Sparsemax: |l, r| l.with_reduction(r);
     OnCosines<ArcFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CosFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CombinedMargin>: |l, r| l.into_inner().with_reduction(r).on_cosines();

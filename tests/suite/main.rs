@@ -51,5 +51,6 @@ mod sigmoid_focal;
 mod soft_bootstrapping;
 mod soft_margin;
 mod softmax_focal;
+mod sparsemax;
 mod symmetric_cross_entropy;
 mod zero_one;
