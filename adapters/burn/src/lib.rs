@@ -27,7 +27,7 @@
 //! | losses | inputs | target |
 //! | --- | --- | --- |
 //! | cross-entropy | logits `(N, C)` or `(N, C, d1..dk)` | labels (any integer dtype) or probabilities of the logits' shape |
-//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, OHEM, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
+//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, OHEM, sparsemax, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
 //! | KL divergence; multi-label soft margin | logits `(N, C)` | probabilities `(N, C)`; targets `(N, C)` in `[0, 1]` |
 //! | BCE, BCE with logits, sigmoid focal, soft margin | any shape | targets (soft margin: labels ±1) of that shape |
 //! | hinge, exponential | scores `(N)` | targets `(N)` |
@@ -83,7 +83,7 @@ use classloss::{
     CosineEmbedding, CrammerSinger, CrossEntropy, Exponential, GeneralizedCrossEntropy,
     HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
     MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, Poly1, SigmoidFocal,
-    SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
+    SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
 };
 use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
@@ -352,17 +352,24 @@ where
     }
 }
 
-impl<const N: usize> TensorLoss<Tensor<N>> for LabelSmoothing {
-    fn call<const P: usize>(
-        &self,
-        x: Tensor<N>,
-        target: TensorData,
-        path: Path,
-        unreduced: bool,
-    ) -> Result<Tensor<P>, Error> {
-        on_either_scores(self, "input", x, target, path, unreduced)
-    }
+/// Losses on `(N, C)` scores that take either float type.
+macro_rules! untyped_scores {
+    ($($loss:ty: $what:literal),* $(,)?) => {$(
+        impl<const N: usize> TensorLoss<Tensor<N>> for $loss {
+            fn call<const P: usize>(
+                &self,
+                x: Tensor<N>,
+                target: TensorData,
+                path: Path,
+                unreduced: bool,
+            ) -> Result<Tensor<P>, Error> {
+                on_either_scores(self, $what, x, target, path, unreduced)
+            }
+        }
+    )*};
 }
+
+untyped_scores!(LabelSmoothing: "input", Sparsemax: "logits");
 
 impl<L: AngularMargin + Sync, const N: usize> TensorLoss<Tensor<N>> for OnCosines<L> {
     fn call<const P: usize>(

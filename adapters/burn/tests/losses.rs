@@ -13,7 +13,7 @@ use classloss::{
     Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Differentiable, Embeddings,
     Exponential, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
     Labels, Ldam, LogitAdjusted, Loss, MultiMargin, Pair, Poly1, Reduction, SigmoidFocal,
-    SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
+    SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
 };
 use classloss_adapter_kit::testing::{centers_gradient, filled, probs, to};
 use classloss_burn::{HostFloat, Path, TensorLoss};
@@ -128,6 +128,7 @@ fn softmax_losses_on_labels_equal_the_core() {
     let mm = MultiMargin::new().with_p(2).unwrap();
     same_on_scores::<_, _, _, _, 2, 1, Int>(&mm, &x, Labels::from(&y), &yt);
     same_on_scores::<_, _, _, _, 2, 1, Int>(&CrammerSinger::new(), &x, Labels::from(&y), &yt);
+    same_on_scores::<_, _, _, _, 2, 1, Int>(&Sparsemax::new(), &x, Labels::from(&y), &yt);
     let counts = array![40.0, 9.0, 3.0, 1.0];
     let la = LogitAdjusted::new()
         .with_samples_per_class(counts.clone())

@@ -26,7 +26,7 @@
 //! | losses | inputs | target |
 //! | --- | --- | --- |
 //! | cross-entropy | logits `(N, C)` or `(N, C, d1..dk)` | labels (any integer dtype) or probabilities of the logits' shape |
-//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, OHEM, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
+//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, OHEM, sparsemax, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
 //! | KL divergence; multi-label soft margin | logits `(N, C)` | probabilities `(N, C)`; targets `(N, C)` in `[0, 1]` |
 //! | BCE, BCE with logits, sigmoid focal, soft margin | any shape | targets (soft margin: labels ±1) of that shape |
 //! | hinge, exponential | scores `(N)` | targets `(N)` |
@@ -84,7 +84,7 @@ use classloss::{
     CosineEmbedding, CrammerSinger, CrossEntropy, Exponential, Float, GeneralizedCrossEntropy,
     HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
     MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, Poly1, SigmoidFocal,
-    SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
+    SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
 };
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 use storage::dtype_error;
@@ -214,15 +214,22 @@ macro_rules! typed_any_rank {
 
 classloss_adapter_kit::with_any_rank_losses!(typed_any_rank);
 
-impl TensorLoss for LabelSmoothing {
-    type Inputs<'a> = &'a Tensor;
-    fn loss(&self, x: &Tensor, target: &Tensor) -> Result<Tensor> {
-        match either_float("input", x)? {
-            DType::F32 => on_scores::<f32, Ix2, Self>(self, x, target),
-            _ => on_scores::<f64, Ix2, Self>(self, x, target),
+/// Losses on `(N, C)` scores that take either float type.
+macro_rules! untyped_scores {
+    ($($loss:ty: $what:literal),* $(,)?) => {$(
+        impl TensorLoss for $loss {
+            type Inputs<'a> = &'a Tensor;
+            fn loss(&self, x: &Tensor, target: &Tensor) -> Result<Tensor> {
+                match either_float($what, x)? {
+                    DType::F32 => on_scores::<f32, Ix2, Self>(self, x, target),
+                    _ => on_scores::<f64, Ix2, Self>(self, x, target),
+                }
+            }
         }
-    }
+    )*};
 }
+
+untyped_scores!(LabelSmoothing: "input", Sparsemax: "logits");
 
 impl<L: AngularMargin + Clone + Send + Sync + 'static> TensorLoss for OnCosines<L> {
     type Inputs<'a> = &'a Tensor;

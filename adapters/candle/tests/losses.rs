@@ -9,7 +9,7 @@ use classloss::{
     Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Differentiable, Embeddings,
     Exponential, Float, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence,
     LabelSmoothing, Labels, Ldam, LogitAdjusted, Loss, MultiMargin, Pair, Poly1, Reduction,
-    SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, SymmetricCrossEntropy,
+    SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
 };
 use classloss_adapter_kit::testing::{centers_gradient, filled, probs, to};
 use classloss_candle::TensorLoss;
@@ -89,6 +89,7 @@ fn softmax_losses_on_labels_equal_the_core() {
         &yt,
     );
     same_on_scores(&CrammerSinger::new(), &x, Labels::from(&y), &yt);
+    same_on_scores(&Sparsemax::new(), &x, Labels::from(&y), &yt);
     let counts = array![40.0, 9.0, 3.0, 1.0];
     let la = LogitAdjusted::new()
         .with_samples_per_class(counts.clone())
