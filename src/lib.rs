@@ -18,7 +18,7 @@ pub use base::float::Float;
 pub use base::labels::{Label, LabelIter, Labels};
 pub use base::loss::{ClassifierLoss, Differentiable, Loss};
 pub use base::reduction::Reduction;
-pub use binary::{Bce, BceWithLogits, MultiLabelSoftMargin, SigmoidFocal};
+pub use binary::{Asymmetric, Bce, BceWithLogits, MultiLabelSoftMargin, SigmoidFocal};
 pub use eval::{Hamming, ZeroOne};
 pub use margin::{CrammerSinger, Exponential, Hinge, LabelConvention, MultiMargin, SoftMargin};
 pub use metric::{

@@ -1,6 +1,6 @@
 //! Runners for the binary (sigmoid) family.
 
-use classloss::{Bce, BceWithLogits, Float, MultiLabelSoftMargin, SigmoidFocal};
+use classloss::{Asymmetric, Bce, BceWithLogits, Float, MultiLabelSoftMargin, SigmoidFocal};
 use ndarray::{Ix2, IxDyn};
 
 use crate::case::{Case, Outcome, grad, on_elements, outcome};
@@ -45,6 +45,19 @@ pub fn multilabel_soft_margin<F: Float>(case: &Case) -> Result<Outcome, String> 
     if let Some(w) = case.opt_vector("weight")? {
         loss = loss.with_weight(w).map_err(|e| e.to_string())?;
     }
+    case.no_unknown_options()?;
+    let logits = case.matrix::<F>("logits")?;
+    let targets = cast::<F>(&case.target_f64("targets")?)
+        .into_dimensionality::<Ix2>()
+        .map_err(|e| format!("targets: {e}"))?;
+    outcome(&loss, logits.view(), targets.view(), grad("logits"))
+}
+
+pub fn asymmetric<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = Asymmetric::<F>::new().with_reduction(case.reduction()?);
+    let loss = case.with_f64(loss, "gamma_neg", Asymmetric::with_gamma_neg)?;
+    let loss = case.with_f64(loss, "gamma_pos", Asymmetric::with_gamma_pos)?;
+    let loss = case.with_f64(loss, "clip", Asymmetric::with_clip)?;
     case.no_unknown_options()?;
     let logits = case.matrix::<F>("logits")?;
     let targets = cast::<F>(&case.target_f64("targets")?)

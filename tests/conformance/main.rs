@@ -39,7 +39,6 @@ macro_rules! in_dtype {
 /// listed by name, not run. Every other unknown name fails its case.
 const NOT_YET: &[&str] = &[
     "multilabel_margin",
-    "asymmetric",
     "nt_xent",
     "supervised_contrastive",
     "byol",
@@ -65,6 +64,7 @@ fn dispatch(case: &Case) -> Result<Outcome, String> {
         "bce_with_logits" => in_dtype!(binary::bce_with_logits, case),
         "sigmoid_focal" => in_dtype!(binary::sigmoid_focal, case),
         "multilabel_soft_margin" => in_dtype!(binary::multilabel_soft_margin, case),
+        "asymmetric" => in_dtype!(binary::asymmetric, case),
         "zero_one" => in_dtype!(eval::zero_one, case),
         "hamming" => in_dtype!(eval::hamming, case),
         "softmax_focal" => in_dtype!(softmax::softmax_focal, case),

@@ -39,7 +39,7 @@
 
 use classloss::gradcheck::GradCheck;
 use classloss::{
-    AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
+    AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
     CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
     GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
@@ -180,6 +180,12 @@ rebuild_typed! {
     SoftMargin[D: Dimension] |l, r| SoftMargin::spatial()
         .with_reduction(r)
         .with_label_convention(l.label_convention());
+    Asymmetric[] |l, r| Asymmetric::new()
+        .with_reduction(r)
+        .with_gamma_neg(l.gamma_neg())
+        .and_then(|a| a.with_gamma_pos(l.gamma_pos()))
+        .and_then(|a| a.with_clip(l.clip()))
+        .unwrap();
     MultiLabelSoftMargin[] |l, r| {
         let loss = MultiLabelSoftMargin::new().with_reduction(r);
         match l.weight() {

@@ -22,6 +22,7 @@ mod labels;
 mod allocation;
 mod api;
 mod arcface;
+mod asymmetric;
 mod bce;
 mod bce_with_logits;
 mod center;

@@ -27,7 +27,7 @@
 //! | --- | --- | --- |
 //! | cross-entropy | logits `(N, C)` or `(N, C, d1..dk)` | labels (any integer dtype) or probabilities of the logits' shape |
 //! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, OHEM, sparsemax, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
-//! | KL divergence; multi-label soft margin | logits `(N, C)` | probabilities `(N, C)`; targets `(N, C)` in `[0, 1]` |
+//! | KL divergence; multi-label soft margin, asymmetric (ASL) | logits `(N, C)` | probabilities `(N, C)`; targets `(N, C)` in `[0, 1]` |
 //! | BCE, BCE with logits, sigmoid focal, soft margin | any shape | targets (soft margin: labels ±1) of that shape |
 //! | hinge, exponential | scores `(N)` | targets `(N)` |
 //! | ArcFace, CosFace, combined margin | `(embeddings (N, D), class weights (C, D))` | labels `(N)` |
@@ -80,11 +80,11 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Error, Result, Tensor, WithDType};
 use classloss::{
-    AngularMargin, ArcFace, Bce, BceWithLogits, CenterLoss, CombinedMargin, Contrastive, CosFace,
-    CosineEmbedding, CrammerSinger, CrossEntropy, Exponential, Float, GeneralizedCrossEntropy,
-    HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
-    MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, Poly1, SigmoidFocal,
-    SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
+    AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterLoss, CombinedMargin,
+    Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Exponential, Float,
+    GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam,
+    LogitAdjusted, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, Poly1,
+    SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
 };
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 use storage::dtype_error;

@@ -46,6 +46,7 @@ macro_rules! with_typed_scores_losses {
             SymmetricCrossEntropy => Ix2,
             MultiMargin => Ix2,
             MultiLabelSoftMargin => Ix2,
+            Asymmetric => Ix2,
             CrammerSinger => Ix2,
             LogitAdjusted => Ix2,
             Ldam => Ix2,
