@@ -277,6 +277,28 @@ pub(crate) fn class_counts(name: &'static str, counts: Array1<f64>) -> Result<Ar
     Ok(counts)
 }
 
+/// A ground cost between classes: a square matrix, finite and `>= 0`.
+pub(crate) fn ground_cost(
+    name: &'static str,
+    cost: ndarray::Array2<f64>,
+) -> Result<ndarray::Array2<f64>> {
+    if cost.nrows() != cost.ncols() || cost.is_empty() {
+        return Err(Error::InvalidOption {
+            name,
+            value: format!("a matrix of shape {:?}", cost.shape()),
+            expected: "a square (C, C) matrix",
+        });
+    }
+    if let Some(&bad) = cost.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+        return Err(Error::InvalidOption {
+            name,
+            value: bad.to_string(),
+            expected: "costs that are finite and >= 0",
+        });
+    }
+    Ok(cost)
+}
+
 /// Weights (finite, `>= 0`), stored as given.
 pub(crate) fn weights<F: Float>(name: &'static str, weights: Array1<F>) -> Result<Array1<F>> {
     check_weights(name, &weights.view())?;

@@ -11,6 +11,7 @@ mod logit_adjusted;
 mod ohem;
 mod poly1;
 mod sparsemax;
+mod wasserstein;
 
 pub use cross_entropy::{ClassTarget, CrossEntropy};
 pub use focal::{FocalAlpha, SoftmaxFocal};
@@ -21,3 +22,4 @@ pub use logit_adjusted::LogitAdjusted;
 pub use ohem::OhemCrossEntropy;
 pub use poly1::Poly1;
 pub use sparsemax::Sparsemax;
+pub use wasserstein::Wasserstein;

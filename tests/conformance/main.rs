@@ -46,7 +46,6 @@ const NOT_YET: &[&str] = &[
     "margin_ranking",
     "hierarchical_cross_entropy",
     "ordinal_emd",
-    "wasserstein",
     "cross_entropy_z_loss",
     "linear_cross_entropy",
 ];
@@ -73,6 +72,7 @@ fn dispatch(case: &Case) -> Result<Outcome, String> {
         "ldam" => in_dtype!(softmax::ldam, case),
         "ohem_cross_entropy" => in_dtype!(softmax::ohem_cross_entropy, case),
         "sparsemax" => in_dtype!(softmax::sparsemax, case),
+        "wasserstein" => in_dtype!(softmax::wasserstein, case),
         "kl_divergence" => in_dtype!(softmax::kl_divergence, case),
         "generalized_cross_entropy" => in_dtype!(robust::generalized_cross_entropy, case),
         "symmetric_cross_entropy" => in_dtype!(robust::symmetric_cross_entropy, case),

@@ -3,6 +3,7 @@
 use classloss::{
     ClassTarget, ClassifierLoss, CrossEntropy, Float, KlDivergence, LabelSmoothing, Labels, Ldam,
     LogitAdjusted, OhemCrossEntropy, Poly1, SmoothingConvention, SoftmaxFocal, Sparsemax,
+    Wasserstein,
 };
 use ndarray::{Ix2, IxDyn};
 
@@ -100,6 +101,17 @@ pub fn ohem_cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
 
 pub fn sparsemax<F: Float>(case: &Case) -> Result<Outcome, String> {
     on_logits_and_labels::<F, _>(case, Sparsemax::new().with_reduction(case.reduction()?))
+}
+
+pub fn wasserstein<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let mut loss = Wasserstein::new().with_reduction(case.reduction()?);
+    if let Some(m) = case.opt_array("cost")? {
+        let m = m
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| format!("cost: {e}"))?;
+        loss = loss.with_cost(m).map_err(|e| e.to_string())?;
+    }
+    on_logits_and_labels::<F, _>(case, loss)
 }
 
 pub fn kl_divergence<F: Float>(case: &Case) -> Result<Outcome, String> {

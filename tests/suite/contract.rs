@@ -45,7 +45,7 @@ use classloss::{
     GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
     Labels, Ldam, LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy,
     OnCosines, Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin,
-    SoftmaxFocal, Sparsemax, SymmetricCrossEntropy, ZeroOne,
+    SoftmaxFocal, Sparsemax, SymmetricCrossEntropy, Wasserstein, ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -88,6 +88,7 @@ rebuild_untyped! {
     ZeroOne: |l, r| l.with_reduction(r);
     Hamming: |l, r| l.with_reduction(r);
     Sparsemax: |l, r| l.with_reduction(r);
+    Wasserstein: |l, r| l.with_reduction(r);
     OnCosines<ArcFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CosFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CombinedMargin>: |l, r| l.into_inner().with_reduction(r).on_cosines();

@@ -54,4 +54,5 @@ mod soft_margin;
 mod softmax_focal;
 mod sparsemax;
 mod symmetric_cross_entropy;
+mod wasserstein;
 mod zero_one;

@@ -26,7 +26,7 @@
 //! | losses | inputs | target |
 //! | --- | --- | --- |
 //! | cross-entropy | logits `(N, C)` or `(N, C, d1..dk)` | labels (any integer dtype) or probabilities of the logits' shape |
-//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, OHEM, sparsemax, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
+//! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, OHEM, sparsemax, Wasserstein, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
 //! | KL divergence; multi-label soft margin, asymmetric (ASL) | logits `(N, C)` | probabilities `(N, C)`; targets `(N, C)` in `[0, 1]` |
 //! | BCE, BCE with logits, sigmoid focal, soft margin | any shape | targets (soft margin: labels ±1) of that shape |
 //! | hinge, exponential | scores `(N)` | targets `(N)` |
@@ -85,6 +85,7 @@ use classloss::{
     GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam,
     LogitAdjusted, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, Poly1,
     SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
+    Wasserstein,
 };
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 use storage::dtype_error;
@@ -229,7 +230,7 @@ macro_rules! untyped_scores {
     )*};
 }
 
-untyped_scores!(LabelSmoothing: "input", Sparsemax: "logits");
+untyped_scores!(LabelSmoothing: "input", Sparsemax: "logits", Wasserstein: "logits");
 
 impl<L: AngularMargin + Clone + Send + Sync + 'static> TensorLoss for OnCosines<L> {
     type Inputs<'a> = &'a Tensor;
