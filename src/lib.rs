@@ -31,6 +31,6 @@ pub use robust::{
 };
 pub use softmax::{
     ClassTarget, CrossEntropy, FocalAlpha, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
-    OhemCrossEntropy, Poly1, SmoothingConvention, SoftmaxFocal, Sparsemax, Wasserstein,
+    OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal, Sparsemax, Wasserstein,
 };
 pub use weighting::class_balanced_weights;

@@ -45,7 +45,6 @@ const NOT_YET: &[&str] = &[
     "triplet_margin",
     "margin_ranking",
     "hierarchical_cross_entropy",
-    "ordinal_emd",
     "cross_entropy_z_loss",
     "linear_cross_entropy",
 ];
@@ -73,6 +72,7 @@ fn dispatch(case: &Case) -> Result<Outcome, String> {
         "ohem_cross_entropy" => in_dtype!(softmax::ohem_cross_entropy, case),
         "sparsemax" => in_dtype!(softmax::sparsemax, case),
         "wasserstein" => in_dtype!(softmax::wasserstein, case),
+        "ordinal_emd" => in_dtype!(softmax::ordinal_emd, case),
         "kl_divergence" => in_dtype!(softmax::kl_divergence, case),
         "generalized_cross_entropy" => in_dtype!(robust::generalized_cross_entropy, case),
         "symmetric_cross_entropy" => in_dtype!(robust::symmetric_cross_entropy, case),

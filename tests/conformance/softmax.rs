@@ -2,8 +2,8 @@
 
 use classloss::{
     ClassTarget, ClassifierLoss, CrossEntropy, Float, KlDivergence, LabelSmoothing, Labels, Ldam,
-    LogitAdjusted, OhemCrossEntropy, Poly1, SmoothingConvention, SoftmaxFocal, Sparsemax,
-    Wasserstein,
+    LogitAdjusted, OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal,
+    Sparsemax, Wasserstein,
 };
 use ndarray::{Ix2, IxDyn};
 
@@ -43,6 +43,28 @@ pub fn cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
         ClassTarget::Probs(probs.view())
     };
     outcome(&ce, logits.view(), target, grad("logits"))
+}
+
+pub fn ordinal_emd<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let mut loss = OrdinalEmd::<F>::new().with_reduction(case.reduction()?);
+    if let Some(r) = case.opt_usize("r")? {
+        let r = u32::try_from(r).map_err(|e| format!("option r: {e}"))?;
+        loss = loss.with_r(r).map_err(|e| e.to_string())?;
+    }
+    case.no_unknown_options()?;
+    let logits = case.matrix::<F>("logits")?;
+    let labels;
+    let probs;
+    let target = if case.has_target("labels") {
+        labels = case.labels_1d()?;
+        ClassTarget::from(Labels::from(&labels))
+    } else {
+        probs = cast::<F>(&case.target_f64("probs")?)
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| format!("probs: {e}"))?;
+        ClassTarget::Probs(probs.view())
+    };
+    outcome(&loss, logits.view(), target, grad("logits"))
 }
 
 pub fn label_smoothing<F: Float>(case: &Case) -> Result<Outcome, String> {

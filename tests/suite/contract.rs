@@ -44,8 +44,8 @@ use classloss::{
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
     GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
     Labels, Ldam, LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy,
-    OnCosines, Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin,
-    SoftmaxFocal, Sparsemax, SymmetricCrossEntropy, Wasserstein, ZeroOne,
+    OnCosines, OrdinalEmd, Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping,
+    SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy, Wasserstein, ZeroOne,
 };
 use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
 
@@ -194,6 +194,10 @@ rebuild_typed! {
             None => loss,
         }
     };
+    OrdinalEmd[] |l, r| OrdinalEmd::new()
+        .with_reduction(r)
+        .with_r(l.r())
+        .unwrap();
     OhemCrossEntropy[] |l, r| OhemCrossEntropy::new()
         .with_reduction(r)
         .with_keep_ratio(l.keep_ratio())

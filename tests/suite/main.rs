@@ -46,6 +46,7 @@ mod long_tail;
 mod multi_margin;
 mod multilabel_soft_margin;
 mod ohem;
+mod ordinal_emd;
 mod parallel;
 mod poly1;
 mod sigmoid_focal;

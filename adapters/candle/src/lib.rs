@@ -25,7 +25,7 @@
 //!
 //! | losses | inputs | target |
 //! | --- | --- | --- |
-//! | cross-entropy | logits `(N, C)` or `(N, C, d1..dk)` | labels (any integer dtype) or probabilities of the logits' shape |
+//! | cross-entropy; ordinal EMD | logits `(N, C)` or `(N, C, d1..dk)` (ordinal EMD: `(N, C)`) | labels (any integer dtype) or probabilities of the logits' shape |
 //! | label smoothing, softmax focal, Poly-1, the noise-robust losses, logit adjustment, LDAM, OHEM, sparsemax, Wasserstein, multi-margin, Crammer–Singer, the angular margins on cosines | scores `(N, C)` | labels `(N)` |
 //! | KL divergence; multi-label soft margin, asymmetric (ASL) | logits `(N, C)` | probabilities `(N, C)`; targets `(N, C)` in `[0, 1]` |
 //! | BCE, BCE with logits, sigmoid focal, soft margin | any shape | targets (soft margin: labels ±1) of that shape |
@@ -83,9 +83,9 @@ use classloss::{
     AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterLoss, CombinedMargin,
     Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Exponential, Float,
     GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam,
-    LogitAdjusted, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, Poly1,
-    SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
-    Wasserstein,
+    LogitAdjusted, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd,
+    Poly1, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax,
+    SymmetricCrossEntropy, Wasserstein,
 };
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 use storage::dtype_error;

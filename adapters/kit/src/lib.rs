@@ -51,6 +51,7 @@ macro_rules! with_typed_scores_losses {
             LogitAdjusted => Ix2,
             Ldam => Ix2,
             OhemCrossEntropy => Ix2,
+            OrdinalEmd => Ix2,
             Hinge => Ix1,
             Exponential => Ix1,
         );
