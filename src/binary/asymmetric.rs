@@ -2,8 +2,9 @@
 
 use crate::base::loss::{ByProbs, Call, Compute, Rows};
 use crate::base::options::loss_options;
-use crate::base::reduction::{Sum, Totals};
+use crate::base::reduction::Totals;
 use crate::base::validate::{check_scores, check_values, expect_shape};
+use crate::engine::rows::run_rows;
 use crate::numerics::logistic_terms;
 use crate::{Float, Result};
 
@@ -149,35 +150,30 @@ impl<F: Float> Compute<F> for Asymmetric<F> {
         let Call {
             input: logits,
             target: targets,
-            mut grad,
-            mut per,
+            grad,
+            per,
         } = call;
         check_scores(&logits, &[], grad.as_ref())?;
         expect_shape("targets", targets.shape(), logits.shape())?;
         check_values("targets", &targets, "0 or 1", |v| {
             v == F::zero() || v == F::one()
         })?;
-        let n = logits.nrows();
-        let scale = self.reduction.grad_scale::<f64>(n as f64);
-        let mut sum = Sum::default();
-        for (i, (x, t)) in logits.rows().into_iter().zip(targets.rows()).enumerate() {
-            let mut value = 0.0_f64;
-            for (k, (&x, &t)) in x.iter().zip(&t).enumerate() {
-                let (l, d) = self.term(x.as_f64(), t == F::one());
-                value += l;
-                if let Some(g) = grad.as_mut() {
-                    g[[i, k]] = sum.grad_entry(i, scale * d);
+        Ok(run_rows(
+            self.reduction,
+            logits,
+            grad,
+            per,
+            |i, x, mut sink| {
+                let mut value = 0.0_f64;
+                for (k, (&x, &t)) in x.iter().zip(targets.row(i)).enumerate() {
+                    let (l, d) = self.term(x.as_f64(), t == F::one());
+                    value += l;
+                    if let Some(sink) = sink.as_deref_mut() {
+                        sink.set(k, d);
+                    }
                 }
-            }
-            if let Some(p) = per.as_mut() {
-                p[i] = F::lit(value);
-            }
-            sum.add::<F>(i, value);
-        }
-        Ok(Totals {
-            sum,
-            divisor: n as f64,
-            what: "logits",
-        })
+                value
+            },
+        ))
     }
 }

@@ -4,8 +4,9 @@ use ndarray::Array1;
 
 use crate::base::loss::{ByProbs, Call, Compute, Rows};
 use crate::base::options::loss_options;
-use crate::base::reduction::{Sum, Totals};
+use crate::base::reduction::Totals;
 use crate::base::validate::{check_scores, check_values, expect_shape, is_probability};
+use crate::engine::rows::run_rows;
 use crate::numerics::logistic_terms;
 use crate::{Float, Result};
 
@@ -85,46 +86,40 @@ impl<F: Float> Compute<F> for MultiLabelSoftMargin<F> {
         let Call {
             input: logits,
             target: targets,
-            mut grad,
-            mut per,
+            grad,
+            per,
         } = call;
         let weight_len = self.weight.as_ref().map(|w| ("weight", w.len()));
         check_scores(&logits, weight_len.as_slice(), grad.as_ref())?;
         expect_shape("targets", targets.shape(), logits.shape())?;
         check_values("targets", &targets, "a value in [0, 1]", is_probability)?;
-        let (n, c) = logits.dim();
-        let classes = c as f64;
-        let factor = self.reduction.grad_scale::<f64>(n as f64) / classes;
+        let classes = logits.ncols() as f64;
         let weight = |k: usize| self.weight.as_ref().map_or(1.0, |w| w[k].as_f64());
-        let mut sum = Sum::default();
-        for (i, (x, t)) in logits.rows().into_iter().zip(targets.rows()).enumerate() {
-            let mut value = 0.0_f64;
-            for (k, (&x, &t)) in x.iter().zip(&t).enumerate() {
-                let (x, t, w) = (x.as_f64(), t.as_f64(), weight(k));
-                if w == 0.0 && x.is_finite() {
-                    // A class of weight 0 costs nothing, even next to a
-                    // term beyond f64 (0 * inf would be NaN).
-                    if let Some(g) = grad.as_mut() {
-                        g[[i, k]] = F::zero();
+        Ok(run_rows(
+            self.reduction,
+            logits,
+            grad,
+            per,
+            |i, x, mut sink| {
+                let mut value = 0.0_f64;
+                for (k, (&x, &t)) in x.iter().zip(targets.row(i)).enumerate() {
+                    let (x, t, w) = (x.as_f64(), t.as_f64(), weight(k));
+                    if w == 0.0 && x.is_finite() {
+                        // A class of weight 0 costs nothing, even next to a
+                        // term beyond f64 (0 * inf would be NaN).
+                        if let Some(sink) = sink.as_deref_mut() {
+                            sink.set(k, 0.0);
+                        }
+                        continue;
                     }
-                    continue;
+                    let s = logistic_terms(x);
+                    value += w * (t * s.softplus_neg + (1.0 - t) * s.softplus);
+                    if let Some(sink) = sink.as_deref_mut() {
+                        sink.set(k, w * (s.sigmoid - t) / classes);
+                    }
                 }
-                let s = logistic_terms(x);
-                value += w * (t * s.softplus_neg + (1.0 - t) * s.softplus);
-                if let Some(g) = grad.as_mut() {
-                    g[[i, k]] = sum.grad_entry(i, factor * w * (s.sigmoid - t));
-                }
-            }
-            let value = value / classes;
-            if let Some(p) = per.as_mut() {
-                p[i] = F::lit(value);
-            }
-            sum.add::<F>(i, value);
-        }
-        Ok(Totals {
-            sum,
-            divisor: n as f64,
-            what: "logits",
-        })
+                value / classes
+            },
+        ))
     }
 }

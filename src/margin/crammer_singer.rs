@@ -2,8 +2,9 @@
 
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
-use crate::base::reduction::{Sum, Totals};
+use crate::base::reduction::Totals;
 use crate::base::validate::check_scores;
+use crate::engine::rows::run_rows;
 use crate::{Float, Result};
 
 loss_options! {
@@ -83,56 +84,54 @@ impl<F: Float> Compute<F> for CrammerSinger<F> {
         let Call {
             input: logits,
             target: labels,
-            mut grad,
-            mut per,
+            grad,
+            per,
         } = call;
         check_scores(&logits, &[], grad.as_ref())?;
         let (n, c) = logits.dim();
         labels.check_rows(n, c)?;
-        let scale = self.reduction.grad_scale::<f64>(n as f64);
-        let mut total = Sum::default();
-        for (i, row) in logits.rows().into_iter().enumerate() {
-            let y = labels.class(i);
-            // The first best rival; a NaN wins, so that it propagates.
-            let rival = row.iter().enumerate().filter(|&(j, _)| j != y).fold(
-                None,
-                |best: Option<(usize, f64)>, (j, &x)| {
-                    let x = x.as_f64();
-                    match best {
-                        Some((_, b)) if b.is_nan() || !(x > b || x.is_nan()) => best,
-                        _ => Some((j, x)),
+        Ok(run_rows(
+            self.reduction,
+            logits,
+            grad,
+            per,
+            |i, row, sink| {
+                let y = labels.class(i);
+                // The first best rival; a NaN wins, so that it propagates.
+                let rival = row.iter().enumerate().filter(|&(j, _)| j != y).fold(
+                    None,
+                    |best: Option<(usize, f64)>, (j, &x)| {
+                        let x = x.as_f64();
+                        match best {
+                            Some((_, b)) if b.is_nan() || !(x > b || x.is_nan()) => best,
+                            _ => Some((j, x)),
+                        }
+                    },
+                );
+                // In f64: the difference of two f32 logits can pass f32.
+                let (value, active) = match rival {
+                    None => (0.0, None),
+                    Some((j, xj)) => {
+                        let z = self.margin + (xj - row[y].as_f64());
+                        if z > 0.0 || z.is_nan() {
+                            (z, Some(j))
+                        } else {
+                            (0.0, None)
+                        }
                     }
-                },
-            );
-            // In f64: the difference of two f32 logits can pass f32.
-            let (value, active) = match rival {
-                None => (0.0, None),
-                Some((j, xj)) => {
-                    let z = self.margin + (xj - row[y].as_f64());
-                    if z > 0.0 || z.is_nan() {
-                        (z, Some(j))
-                    } else {
-                        (0.0, None)
+                };
+                if let Some(sink) = sink {
+                    for k in 0..c {
+                        let d = match active {
+                            Some(j) if k == j => 1.0,
+                            Some(_) if k == y => -1.0,
+                            _ => 0.0,
+                        };
+                        sink.set(k, d);
                     }
                 }
-            };
-            if let Some(g) = grad.as_mut() {
-                let mut gr = g.row_mut(i);
-                gr.fill(F::zero());
-                if let Some(j) = active {
-                    gr[j] = total.grad_entry(i, scale);
-                    gr[y] = total.grad_entry(i, -scale);
-                }
-            }
-            if let Some(p) = per.as_mut() {
-                p[i] = F::lit(value);
-            }
-            total.add::<F>(i, value);
-        }
-        Ok(Totals {
-            sum: total,
-            divisor: n as f64,
-            what: "logits",
-        })
+                value
+            },
+        ))
     }
 }

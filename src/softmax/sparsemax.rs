@@ -2,8 +2,9 @@
 
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
-use crate::base::reduction::{Sum, Totals};
+use crate::base::reduction::Totals;
 use crate::base::validate::check_scores;
+use crate::engine::rows::run_rows;
 use crate::{Float, Result};
 
 loss_options! {
@@ -75,58 +76,51 @@ impl<F: Float> Compute<F> for Sparsemax {
         let Call {
             input: logits,
             target: labels,
-            mut grad,
-            mut per,
+            grad,
+            per,
         } = call;
         check_scores(&logits, &[], grad.as_ref())?;
         let (n, c) = logits.dim();
         labels.check_rows(n, c)?;
-        let scale = self.reduction.grad_scale::<f64>(n as f64);
-        let mut sum = Sum::default();
-        let mut sorted = Vec::with_capacity(c);
-        for (i, row) in logits.rows().into_iter().enumerate() {
-            let y = labels.class(i);
-            let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.as_f64()));
-            let z = |k: usize| row[k].as_f64() - max;
-            sorted.clear();
-            sorted.extend((0..c).map(z));
-            sorted.sort_by(|a, b| b.total_cmp(a));
-            // The support size k and the threshold tau.
-            let (mut k, mut prefix, mut tau_sum) = (0, 0.0_f64, 0.0_f64);
-            for (j, &v) in sorted.iter().enumerate() {
-                prefix += v;
-                if 1.0 + (j + 1) as f64 * v > prefix {
-                    k = j + 1;
-                    tau_sum = prefix;
+        Ok(run_rows(
+            self.reduction,
+            logits,
+            grad,
+            per,
+            |i, row, sink| {
+                let y = labels.class(i);
+                let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.as_f64()));
+                let z = |k: usize| row[k].as_f64() - max;
+                let mut sorted: Vec<f64> = (0..c).map(z).collect();
+                sorted.sort_by(|a, b| b.total_cmp(a));
+                // The support size k and the threshold tau.
+                let (mut k, mut prefix, mut tau_sum) = (0, 0.0_f64, 0.0_f64);
+                for (j, &v) in sorted.iter().enumerate() {
+                    prefix += v;
+                    if 1.0 + (j + 1) as f64 * v > prefix {
+                        k = j + 1;
+                        tau_sum = prefix;
+                    }
                 }
-            }
-            let tau = (tau_sum - 1.0) / k.max(1) as f64;
-            let mut value = 0.5 - z(y);
-            for k in 0..c {
-                let zk = z(k);
-                if zk > tau {
-                    value += 0.5 * (zk * zk - tau * tau);
-                }
-            }
-            if row.iter().any(|v| !v.is_finite()) {
-                value = f64::NAN;
-            }
-            if let Some(g) = grad.as_mut() {
+                let tau = (tau_sum - 1.0) / k.max(1) as f64;
+                let mut value = 0.5 - z(y);
                 for k in 0..c {
-                    let p = (z(k) - tau).max(0.0);
-                    let target = if k == y { 1.0 } else { 0.0 };
-                    g[[i, k]] = sum.grad_entry(i, scale * (p - target));
+                    let zk = z(k);
+                    if zk > tau {
+                        value += 0.5 * (zk * zk - tau * tau);
+                    }
                 }
-            }
-            if let Some(p) = per.as_mut() {
-                p[i] = F::lit(value);
-            }
-            sum.add::<F>(i, value);
-        }
-        Ok(Totals {
-            sum,
-            divisor: n as f64,
-            what: "logits",
-        })
+                if row.iter().any(|v| !v.is_finite()) {
+                    value = f64::NAN;
+                }
+                if let Some(sink) = sink {
+                    for k in 0..c {
+                        let p = (z(k) - tau).max(0.0);
+                        sink.set(k, p - if k == y { 1.0 } else { 0.0 });
+                    }
+                }
+                value
+            },
+        ))
     }
 }

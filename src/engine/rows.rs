@@ -1,0 +1,66 @@
+//! The shell of the losses computed row by row in `f64` on `(N, C)`
+//! scores without a softmax (the Crammer–Singer hinge, sparsemax, the
+//! multi-label losses): the loop, the reduction's gradient factor, the
+//! per-sample values and the totals. Each loss makes its own input checks
+//! first and states one row's value and gradient.
+
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
+
+use crate::base::reduction::{Sum, Totals};
+use crate::{Float, Reduction};
+
+/// Where a row writes its gradient: `set(k, d)` stores the reduction's
+/// factor times `d = d l_i / d x_ik` (formed in `f64`; an entry beyond `F`
+/// is recorded for the overflow rule).
+pub(crate) struct RowSink<'s, 'g, F> {
+    row: ArrayViewMut1<'g, F>,
+    scale: f64,
+    sum: &'s mut Sum,
+    i: usize,
+}
+
+impl<F: Float> RowSink<'_, '_, F> {
+    /// Stores the entry of class `k`.
+    #[inline]
+    pub fn set(&mut self, k: usize, d: f64) {
+        self.row[k] = self.sum.grad_entry(self.i, self.scale * d);
+    }
+}
+
+/// Runs `row(i, x_i, sink)` on every row of `scores`, which returns the
+/// sample's loss (in `f64`) and, given a sink, writes every entry of its
+/// gradient; `Mean` divides by `N`.
+pub(crate) fn run_rows<F: Float>(
+    reduction: Reduction,
+    scores: ArrayView2<'_, F>,
+    mut grad: Option<ArrayViewMut2<'_, F>>,
+    mut per: Option<ArrayViewMut1<'_, F>>,
+    row: impl Fn(usize, ArrayView1<'_, F>, Option<&mut RowSink<'_, '_, F>>) -> f64,
+) -> Totals {
+    let n = scores.nrows();
+    let scale = reduction.grad_scale::<f64>(n as f64);
+    let mut sum = Sum::default();
+    for (i, x) in scores.rows().into_iter().enumerate() {
+        let value = match grad.as_mut() {
+            Some(g) => {
+                let mut sink = RowSink {
+                    row: g.row_mut(i),
+                    scale,
+                    sum: &mut sum,
+                    i,
+                };
+                row(i, x, Some(&mut sink))
+            }
+            None => row(i, x, None),
+        };
+        if let Some(p) = per.as_mut() {
+            p[i] = F::lit(value);
+        }
+        sum.add::<F>(i, value);
+    }
+    Totals {
+        sum,
+        divisor: n as f64,
+        what: "logits",
+    }
+}
