@@ -6,8 +6,10 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
+use crate::base::loss::{Call, ScoresAndLabels};
 use crate::base::reduction::{Sum, Totals};
-use crate::{Float, Reduction};
+use crate::base::validate::check_scores;
+use crate::{Float, Reduction, Result};
 
 /// Where a row writes its gradient: `set(k, d)` stores the reduction's
 /// factor times `d = d l_i / d x_ik` (formed in `f64`; an entry beyond `F`
@@ -63,4 +65,25 @@ pub(crate) fn run_rows<F: Float>(
         divisor: n as f64,
         what: "logits",
     }
+}
+
+/// [`run_rows`] for `(N, C)` scores and `(N)` labels, after the checks
+/// every such loss makes (the logits, the labels in `0..C`, the gradient
+/// buffer); `row(y, x_i, sink)` gets the sample's label.
+pub(crate) fn run_rows_on_labels<F: Float>(
+    reduction: Reduction,
+    call: Call<'_, '_, '_, F, ScoresAndLabels>,
+    row: impl Fn(usize, ArrayView1<'_, F>, Option<&mut RowSink<'_, '_, F>>) -> f64,
+) -> Result<Totals> {
+    let Call {
+        input: logits,
+        target: labels,
+        grad,
+        per,
+    } = call;
+    check_scores(&logits, &[], grad.as_ref())?;
+    labels.check_rows(logits.nrows(), logits.ncols())?;
+    Ok(run_rows(reduction, logits, grad, per, |i, x, sink| {
+        row(labels.class(i), x, sink)
+    }))
 }

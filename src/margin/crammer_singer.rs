@@ -3,8 +3,7 @@
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::check_scores;
-use crate::engine::rows::run_rows;
+use crate::engine::rows::run_rows_on_labels;
 use crate::{Float, Result};
 
 loss_options! {
@@ -81,57 +80,42 @@ impl<F: Float> Compute<F> for CrammerSinger<F> {
     type Sig = ScoresAndLabels;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: logits,
-            target: labels,
-            grad,
-            per,
-        } = call;
-        check_scores(&logits, &[], grad.as_ref())?;
-        let (n, c) = logits.dim();
-        labels.check_rows(n, c)?;
-        Ok(run_rows(
-            self.reduction,
-            logits,
-            grad,
-            per,
-            |i, row, sink| {
-                let y = labels.class(i);
-                // The first best rival; a NaN wins, so that it propagates.
-                let rival = row.iter().enumerate().filter(|&(j, _)| j != y).fold(
-                    None,
-                    |best: Option<(usize, f64)>, (j, &x)| {
-                        let x = x.as_f64();
-                        match best {
-                            Some((_, b)) if b.is_nan() || !(x > b || x.is_nan()) => best,
-                            _ => Some((j, x)),
-                        }
-                    },
-                );
-                // In f64: the difference of two f32 logits can pass f32.
-                let (value, active) = match rival {
-                    None => (0.0, None),
-                    Some((j, xj)) => {
-                        let z = self.margin + (xj - row[y].as_f64());
-                        if z > 0.0 || z.is_nan() {
-                            (z, Some(j))
-                        } else {
-                            (0.0, None)
-                        }
+        let c = call.input.ncols();
+        run_rows_on_labels(self.reduction, call, |y, row, sink| {
+            // The first best rival; a NaN wins, so that it propagates.
+            let rival = row.iter().enumerate().filter(|&(j, _)| j != y).fold(
+                None,
+                |best: Option<(usize, f64)>, (j, &x)| {
+                    let x = x.as_f64();
+                    match best {
+                        Some((_, b)) if b.is_nan() || !(x > b || x.is_nan()) => best,
+                        _ => Some((j, x)),
                     }
-                };
-                if let Some(sink) = sink {
-                    for k in 0..c {
-                        let d = match active {
-                            Some(j) if k == j => 1.0,
-                            Some(_) if k == y => -1.0,
-                            _ => 0.0,
-                        };
-                        sink.set(k, d);
+                },
+            );
+            // In f64: the difference of two f32 logits can pass f32.
+            let (value, active) = match rival {
+                None => (0.0, None),
+                Some((j, xj)) => {
+                    let z = self.margin + (xj - row[y].as_f64());
+                    if z > 0.0 || z.is_nan() {
+                        (z, Some(j))
+                    } else {
+                        (0.0, None)
                     }
                 }
-                value
-            },
-        ))
+            };
+            if let Some(sink) = sink {
+                for k in 0..c {
+                    let d = match active {
+                        Some(j) if k == j => 1.0,
+                        Some(_) if k == y => -1.0,
+                        _ => 0.0,
+                    };
+                    sink.set(k, d);
+                }
+            }
+            value
+        })
     }
 }

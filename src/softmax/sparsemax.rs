@@ -3,8 +3,7 @@
 use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::check_scores;
-use crate::engine::rows::run_rows;
+use crate::engine::rows::run_rows_on_labels;
 use crate::{Float, Result};
 
 loss_options! {
@@ -73,54 +72,39 @@ impl<F: Float> Compute<F> for Sparsemax {
     type Sig = ScoresAndLabels;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: logits,
-            target: labels,
-            grad,
-            per,
-        } = call;
-        check_scores(&logits, &[], grad.as_ref())?;
-        let (n, c) = logits.dim();
-        labels.check_rows(n, c)?;
-        Ok(run_rows(
-            self.reduction,
-            logits,
-            grad,
-            per,
-            |i, row, sink| {
-                let y = labels.class(i);
-                let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.as_f64()));
-                let z = |k: usize| row[k].as_f64() - max;
-                let mut sorted: Vec<f64> = (0..c).map(z).collect();
-                sorted.sort_by(|a, b| b.total_cmp(a));
-                // The support size k and the threshold tau.
-                let (mut k, mut prefix, mut tau_sum) = (0, 0.0_f64, 0.0_f64);
-                for (j, &v) in sorted.iter().enumerate() {
-                    prefix += v;
-                    if 1.0 + (j + 1) as f64 * v > prefix {
-                        k = j + 1;
-                        tau_sum = prefix;
-                    }
+        let c = call.input.ncols();
+        run_rows_on_labels(self.reduction, call, |y, row, sink| {
+            let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.as_f64()));
+            let z = |k: usize| row[k].as_f64() - max;
+            let mut sorted: Vec<f64> = (0..c).map(z).collect();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            // The support size k and the threshold tau.
+            let (mut k, mut prefix, mut tau_sum) = (0, 0.0_f64, 0.0_f64);
+            for (j, &v) in sorted.iter().enumerate() {
+                prefix += v;
+                if 1.0 + (j + 1) as f64 * v > prefix {
+                    k = j + 1;
+                    tau_sum = prefix;
                 }
-                let tau = (tau_sum - 1.0) / k.max(1) as f64;
-                let mut value = 0.5 - z(y);
+            }
+            let tau = (tau_sum - 1.0) / k.max(1) as f64;
+            let mut value = 0.5 - z(y);
+            for k in 0..c {
+                let zk = z(k);
+                if zk > tau {
+                    value += 0.5 * (zk * zk - tau * tau);
+                }
+            }
+            if row.iter().any(|v| !v.is_finite()) {
+                value = f64::NAN;
+            }
+            if let Some(sink) = sink {
                 for k in 0..c {
-                    let zk = z(k);
-                    if zk > tau {
-                        value += 0.5 * (zk * zk - tau * tau);
-                    }
+                    let p = (z(k) - tau).max(0.0);
+                    sink.set(k, p - if k == y { 1.0 } else { 0.0 });
                 }
-                if row.iter().any(|v| !v.is_finite()) {
-                    value = f64::NAN;
-                }
-                if let Some(sink) = sink {
-                    for k in 0..c {
-                        let p = (z(k) - tau).max(0.0);
-                        sink.set(k, p - if k == y { 1.0 } else { 0.0 });
-                    }
-                }
-                value
-            },
-        ))
+            }
+            value
+        })
     }
 }
