@@ -3,8 +3,7 @@
 use crate::base::loss::{ByProbs, Call, Compute, Rows};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_scores, check_values, expect_shape};
-use crate::engine::rows::run_rows;
+use crate::engine::rows::run_rows_on_targets;
 use crate::numerics::logistic_terms;
 use crate::{Float, Result};
 
@@ -147,25 +146,15 @@ impl<F: Float> Compute<F> for Asymmetric<F> {
     type Sig = Rows<ByProbs>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: logits,
-            target: targets,
-            grad,
-            per,
-        } = call;
-        check_scores(&logits, &[], grad.as_ref())?;
-        expect_shape("targets", targets.shape(), logits.shape())?;
-        check_values("targets", &targets, "0 or 1", |v| {
-            v == F::zero() || v == F::one()
-        })?;
-        Ok(run_rows(
+        let zero_one = |v: F| v == F::zero() || v == F::one();
+        run_rows_on_targets(
             self.reduction,
-            logits,
-            grad,
-            per,
-            |i, x, mut sink| {
+            call,
+            &[],
+            ("0 or 1", zero_one),
+            |t, x, mut sink| {
                 let mut value = 0.0_f64;
-                for (k, (&x, &t)) in x.iter().zip(targets.row(i)).enumerate() {
+                for (k, (&x, &t)) in x.iter().zip(&t).enumerate() {
                     let (l, d) = self.term(x.as_f64(), t == F::one());
                     value += l;
                     if let Some(sink) = sink.as_deref_mut() {
@@ -174,6 +163,6 @@ impl<F: Float> Compute<F> for Asymmetric<F> {
                 }
                 value
             },
-        ))
+        )
     }
 }

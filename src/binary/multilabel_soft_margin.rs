@@ -5,8 +5,8 @@ use ndarray::Array1;
 use crate::base::loss::{ByProbs, Call, Compute, Rows};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_scores, check_values, expect_shape, is_probability};
-use crate::engine::rows::run_rows;
+use crate::base::validate::is_probability;
+use crate::engine::rows::run_rows_on_targets;
 use crate::numerics::logistic_terms;
 use crate::{Float, Result};
 
@@ -83,26 +83,18 @@ impl<F: Float> Compute<F> for MultiLabelSoftMargin<F> {
     type Sig = Rows<ByProbs>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
-        let Call {
-            input: logits,
-            target: targets,
-            grad,
-            per,
-        } = call;
         let weight_len = self.weight.as_ref().map(|w| ("weight", w.len()));
-        check_scores(&logits, weight_len.as_slice(), grad.as_ref())?;
-        expect_shape("targets", targets.shape(), logits.shape())?;
-        check_values("targets", &targets, "a value in [0, 1]", is_probability)?;
-        let classes = logits.ncols() as f64;
+        let classes = call.input.ncols() as f64;
         let weight = |k: usize| self.weight.as_ref().map_or(1.0, |w| w[k].as_f64());
-        Ok(run_rows(
+        let targets = ("a value in [0, 1]", is_probability);
+        run_rows_on_targets(
             self.reduction,
-            logits,
-            grad,
-            per,
-            |i, x, mut sink| {
+            call,
+            weight_len.as_slice(),
+            targets,
+            |t, x, mut sink| {
                 let mut value = 0.0_f64;
-                for (k, (&x, &t)) in x.iter().zip(targets.row(i)).enumerate() {
+                for (k, (&x, &t)) in x.iter().zip(&t).enumerate() {
                     let (x, t, w) = (x.as_f64(), t.as_f64(), weight(k));
                     if w == 0.0 && x.is_finite() {
                         // A class of weight 0 costs nothing, even next to a
@@ -120,6 +112,6 @@ impl<F: Float> Compute<F> for MultiLabelSoftMargin<F> {
                 }
                 value / classes
             },
-        ))
+        )
     }
 }

@@ -6,9 +6,9 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use crate::base::loss::{Call, ScoresAndLabels};
+use crate::base::loss::{ByProbs, Call, Rows, ScoresAndLabels};
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::check_scores;
+use crate::base::validate::{check_scores, check_values, expect_shape};
 use crate::{Float, Reduction, Result};
 
 /// Where a row writes its gradient: `set(k, d)` stores the reduction's
@@ -85,5 +85,31 @@ pub(crate) fn run_rows_on_labels<F: Float>(
     labels.check_rows(logits.nrows(), logits.ncols())?;
     Ok(run_rows(reduction, logits, grad, per, |i, x, sink| {
         row(labels.class(i), x, sink)
+    }))
+}
+
+/// [`run_rows`] for `(N, C)` scores and `(N, C)` targets (the multi-label
+/// losses), after their checks: the logits and the per-class option
+/// vectors `class_vectors`, the targets' shape, and each target, which
+/// `accepts` (stated as `expected` in the error); `row(t_i, x_i, sink)`
+/// gets the sample's targets.
+pub(crate) fn run_rows_on_targets<F: Float>(
+    reduction: Reduction,
+    call: Call<'_, '_, '_, F, Rows<ByProbs>>,
+    class_vectors: &[(&'static str, usize)],
+    (expected, accepts): (&'static str, impl Fn(F) -> bool),
+    row: impl Fn(ArrayView1<'_, F>, ArrayView1<'_, F>, Option<&mut RowSink<'_, '_, F>>) -> f64,
+) -> Result<Totals> {
+    let Call {
+        input: logits,
+        target: targets,
+        grad,
+        per,
+    } = call;
+    check_scores(&logits, class_vectors, grad.as_ref())?;
+    expect_shape("targets", targets.shape(), logits.shape())?;
+    check_values("targets", &targets, expected, accepts)?;
+    Ok(run_rows(reduction, logits, grad, per, |i, x, sink| {
+        row(targets.row(i), x, sink)
     }))
 }

@@ -218,6 +218,29 @@ impl<F: Float> Signature<F> for Pairs {
 
 impl Exact for Pairs {}
 
+/// The checks every pair loss makes: `(N, D)` embeddings with a sample and
+/// a feature, `x2` and the gradient buffers of `x1`'s shape, and one
+/// target per pair, named `target_name`, that `accepts` (stated as
+/// `expected` in the error).
+pub(super) fn check_pairs<F: Float>(
+    pair: &Pair<'_, F>,
+    target: &ArrayView1<'_, F>,
+    (target_name, expected): (&'static str, &'static str),
+    accepts: impl Fn(F) -> bool,
+    grad: Option<&PairGradMut<'_, F>>,
+) -> Result<()> {
+    let shape = pair.x1.shape();
+    expect_samples_and_features("x1", shape)?;
+    expect_shape("x2", pair.x2.shape(), shape)?;
+    expect_shape(target_name, target.shape(), &shape[..1])?;
+    check_values(target_name, target, expected, accepts)?;
+    if let Some(g) = grad {
+        expect_shape("grad.x1", g.x1.shape(), shape)?;
+        expect_shape("grad.x2", g.x2.shape(), shape)?;
+    }
+    Ok(())
+}
+
 impl<F: Float> Compute<F> for Contrastive {
     type Sig = Pairs;
 
@@ -225,25 +248,19 @@ impl<F: Float> Compute<F> for Contrastive {
         let Call {
             input: pair,
             target: similar,
-            grad,
+            mut grad,
             mut per,
         } = call;
+        let zero_one = |v: F| v == F::zero() || v == F::one();
+        check_pairs(
+            &pair,
+            &similar,
+            ("similar", "0 or 1"),
+            zero_one,
+            grad.as_ref(),
+        )?;
         let (x1, x2) = (pair.x1, pair.x2);
-        expect_samples_and_features("x1", x1.shape())?;
-        expect_shape("x2", x2.shape(), x1.shape())?;
         let n = x1.nrows();
-        expect_shape("similar", similar.shape(), &[n])?;
-        check_values("similar", &similar, "0 or 1", |v| {
-            v == F::zero() || v == F::one()
-        })?;
-        let mut grad = match grad {
-            Some(g) => {
-                expect_shape("grad.x1", g.x1.shape(), x1.shape())?;
-                expect_shape("grad.x2", g.x2.shape(), x1.shape())?;
-                Some(g)
-            }
-            None => None,
-        };
         let scale = self.reduction.grad_scale::<f64>(n as f64);
         let mut sum = Sum::default();
         for (i, ((a, b), &y)) in x1

@@ -3,8 +3,7 @@
 use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{check_values, expect_samples_and_features, expect_shape};
-use crate::metric::contrastive::Pairs;
+use crate::metric::contrastive::{Pairs, check_pairs};
 use crate::{Float, Result};
 
 /// PyTorch's `EPSILON` added to each squared norm in
@@ -98,18 +97,11 @@ impl<F: Float> Compute<F> for CosineEmbedding {
             mut grad,
             mut per,
         } = call;
+        let plus_minus_one = |v: F| v == F::one() || v == -F::one();
+        let target = ("labels", "-1 or +1");
+        check_pairs(&pair, &labels, target, plus_minus_one, grad.as_ref())?;
         let (x1, x2) = (pair.x1, pair.x2);
-        expect_samples_and_features("x1", x1.shape())?;
-        expect_shape("x2", x2.shape(), x1.shape())?;
         let n = x1.nrows();
-        expect_shape("labels", labels.shape(), &[n])?;
-        check_values("labels", &labels, "-1 or +1", |v| {
-            v == F::one() || v == -F::one()
-        })?;
-        if let Some(g) = &grad {
-            expect_shape("grad.x1", g.x1.shape(), x1.shape())?;
-            expect_shape("grad.x2", g.x2.shape(), x1.shape())?;
-        }
         let scale = self.reduction.grad_scale::<f64>(n as f64);
         let mut sum = Sum::default();
         for (i, ((a, b), &y)) in x1
