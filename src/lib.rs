@@ -15,12 +15,15 @@ mod weighting;
 
 pub use base::error::{Error, Result};
 pub use base::float::Float;
+pub use base::label_sets::LabelSets;
 pub use base::labels::{Label, LabelIter, Labels};
 pub use base::loss::{ClassifierLoss, Differentiable, Loss};
 pub use base::reduction::Reduction;
 pub use binary::{Asymmetric, Bce, BceWithLogits, MultiLabelSoftMargin, SigmoidFocal};
 pub use eval::{Hamming, ZeroOne};
-pub use margin::{CrammerSinger, Exponential, Hinge, LabelConvention, MultiMargin, SoftMargin};
+pub use margin::{
+    CrammerSinger, Exponential, Hinge, LabelConvention, MultiLabelMargin, MultiMargin, SoftMargin,
+};
 pub use metric::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
     CosFace, CosineEmbedding, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines, Pair,

@@ -3,6 +3,7 @@
 
 pub(crate) mod error;
 pub(crate) mod float;
+pub(crate) mod label_sets;
 pub(crate) mod labels;
 pub(crate) mod loss;
 pub(crate) mod options;

@@ -168,6 +168,24 @@ impl Case {
             .map_err(|e| format!("target {name:?}: {e}"))
     }
 
+    /// The `label_sets` target: one list of classes per sample.
+    pub fn label_sets(&self) -> Result<Vec<Vec<usize>>, String> {
+        let sets = self
+            .targets
+            .get("label_sets")
+            .and_then(|v| v.as_array())
+            .ok_or("missing target \"label_sets\" (a list of lists)")?;
+        sets.iter()
+            .map(|set| {
+                let set = set.as_array().ok_or("label_sets: a set is not a list")?;
+                set.iter()
+                    .map(|c| c.as_u64().map(|c| c as usize))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| format!("label_sets: not a class index in {set:?}"))
+            })
+            .collect()
+    }
+
     /// The `(N)` labels.
     pub fn labels_1d(&self) -> Result<Array1<usize>, String> {
         self.target_labels("labels")?

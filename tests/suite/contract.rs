@@ -42,12 +42,15 @@ use classloss::{
     AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
     CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
-    GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
-    Labels, Ldam, LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy,
-    OnCosines, OrdinalEmd, Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping,
-    SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy, Wasserstein, ZeroOne,
+    GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSets,
+    LabelSmoothing, Labels, Ldam, LogitAdjusted, Loss, MultiLabelMargin, MultiLabelSoftMargin,
+    MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd, Pair, PairGrad, Poly1, Reduction,
+    SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
+    Wasserstein, ZeroOne,
 };
-use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
+use ndarray::{
+    Array, Array1, Array2, ArrayView, ArrayView1, ArrayView2, Axis, Dimension, RemoveAxis, Slice,
+};
 
 /// The three reductions, in the order the contract runs them.
 pub const REDUCTIONS: [Reduction; 3] = [Reduction::Mean, Reduction::Sum, Reduction::None];
@@ -88,6 +91,7 @@ rebuild_untyped! {
     ZeroOne: |l, r| l.with_reduction(r);
     Hamming: |l, r| l.with_reduction(r);
     Sparsemax: |l, r| l.with_reduction(r);
+    MultiLabelMargin: |l, r| l.with_reduction(r);
     Wasserstein: |l, r| l.with_reduction(r);
     OnCosines<ArcFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CosFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
@@ -430,6 +434,57 @@ where
     }
     fn target(&self) -> L::Target<'_> {
         FromTargets::from_targets(self.t.view())
+    }
+}
+
+/// Scores `(N, C)` and a set of classes per sample: the multi-label
+/// ranking hinge.
+#[derive(Clone, Debug)]
+pub struct Ranked<F> {
+    /// The scores.
+    pub x: Array2<F>,
+    /// One set of classes per sample.
+    pub sets: Vec<Vec<usize>>,
+}
+
+impl<F: Float> Args<F> for Ranked<F> {
+    type As<G: Float> = Ranked<G>;
+    fn cast<G: Float>(&self) -> Ranked<G> {
+        Ranked {
+            x: convert(&self.x),
+            sets: self.sets.clone(),
+        }
+    }
+    fn params(&self) -> Vec<f64> {
+        flat(&self.x).collect()
+    }
+    fn with_params(&self, params: &[f64]) -> Self {
+        Ranked {
+            x: refill(&self.x, params),
+            sets: self.sets.clone(),
+        }
+    }
+    fn misshapen(&self) -> Vec<(&'static str, Self)> {
+        let sets = self.sets[1..].to_vec();
+        vec![(
+            "label_sets",
+            Ranked {
+                sets,
+                ..self.clone()
+            },
+        )]
+    }
+}
+
+impl<F: Float, L> ArgsFor<F, L> for Ranked<F>
+where
+    L: for<'a> Loss<F, Input<'a> = ArrayView2<'a, F>, Target<'a> = LabelSets<'a>>,
+{
+    fn input(&self) -> ArrayView2<'_, F> {
+        self.x.view()
+    }
+    fn target(&self) -> LabelSets<'_> {
+        LabelSets::from(&self.sets)
     }
 }
 

@@ -44,6 +44,7 @@ mod kl_divergence;
 mod label_smoothing;
 mod long_tail;
 mod multi_margin;
+mod multilabel_margin;
 mod multilabel_soft_margin;
 mod ohem;
 mod ordinal_emd;

@@ -77,7 +77,8 @@ macro_rules! with_any_rank_losses {
 /// The other losses on one tensor take either float type and are written
 /// out by each adapter: `LabelSmoothing` and the angular margins on
 /// cosines (`OnCosines`), sparsemax and the Wasserstein loss. The 0-1 and
-/// Hamming losses have no gradient and are in no list.
+/// Hamming losses have no gradient and are in no list; neither is
+/// `MultiLabelMargin`, whose targets are label sets, not a tensor.
 #[macro_export]
 macro_rules! with_two_input_losses {
     ($m:ident) => {
