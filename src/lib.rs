@@ -26,8 +26,8 @@ pub use margin::{
 };
 pub use metric::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
-    CosFace, CosineEmbedding, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines, Pair,
-    PairGrad, PairGradMut,
+    CosFace, CosineEmbedding, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, MarginRanking,
+    OnCosines, Pair, PairGrad, PairGradMut, Triplet, TripletGrad, TripletGradMut, TripletMargin,
 };
 pub use robust::{
     GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,

@@ -204,6 +204,16 @@ pub(crate) fn at_least_minus_one(name: &'static str, value: f64) -> Result<()> {
     )
 }
 
+/// A finite option `>= 1` (the degree of a norm).
+pub(crate) fn at_least_one(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a finite number >= 1",
+        value.is_finite() && value >= 1.0,
+    )
+}
+
 /// An angle option in radians, in `[0, pi)`.
 pub(crate) fn angle(name: &'static str, value: f64) -> Result<()> {
     check_option(
