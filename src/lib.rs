@@ -13,6 +13,7 @@ pub mod robust;
 pub mod softmax;
 mod weighting;
 
+pub use base::class_tree::ClassTree;
 pub use base::error::{Error, Result};
 pub use base::float::Float;
 pub use base::label_sets::LabelSets;
@@ -33,7 +34,8 @@ pub use robust::{
     GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,
 };
 pub use softmax::{
-    ClassTarget, CrossEntropy, FocalAlpha, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
-    OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal, Sparsemax, Wasserstein,
+    ClassTarget, CrossEntropy, FocalAlpha, HierarchicalCrossEntropy, KlDivergence, LabelSmoothing,
+    Ldam, LogitAdjusted, OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal,
+    Sparsemax, Wasserstein,
 };
 pub use weighting::class_balanced_weights;

@@ -1,6 +1,7 @@
 //! The bottom layer: the float types, the error type, reductions, the
 //! label types, input validation and the traits every loss implements.
 
+pub(crate) mod class_tree;
 pub(crate) mod error;
 pub(crate) mod float;
 pub(crate) mod label_sets;

@@ -309,6 +309,14 @@ pub(crate) fn ground_cost(
     Ok(cost)
 }
 
+/// A class tree from parent indices ([`crate::ClassTree::new`]'s checks).
+pub(crate) fn class_tree(
+    _name: &'static str,
+    parents: Vec<Option<usize>>,
+) -> Result<crate::ClassTree> {
+    crate::ClassTree::new(parents)
+}
+
 /// Weights (finite, `>= 0`), stored as given.
 pub(crate) fn weights<F: Float>(name: &'static str, weights: Array1<F>) -> Result<Array1<F>> {
     check_weights(name, &weights.view())?;

@@ -98,6 +98,27 @@ impl Case {
         self.take(key).map(array_f64).transpose()
     }
 
+    /// The option `key` as a list of node indices, `null` for none (a
+    /// class tree's parents).
+    pub fn opt_parents(&self, key: &str) -> Result<Option<Vec<Option<usize>>>, String> {
+        let Some(list) = self.take(key) else {
+            return Ok(None);
+        };
+        let list = list
+            .as_array()
+            .ok_or(format!("option {key:?}: not a list"))?;
+        list.iter()
+            .map(|v| match v {
+                Value::Null => Ok(None),
+                v => v
+                    .as_u64()
+                    .map(|p| Some(p as usize))
+                    .ok_or(format!("option {key:?}: {v} is not a node index")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// `loss` with the number option `key` set by `set`, if the case has it.
     pub fn with_f64<L>(
         &self,

@@ -41,7 +41,6 @@ const NOT_YET: &[&str] = &[
     "nt_xent",
     "supervised_contrastive",
     "byol",
-    "hierarchical_cross_entropy",
     "cross_entropy_z_loss",
     "linear_cross_entropy",
 ];
@@ -71,6 +70,7 @@ fn dispatch(case: &Case) -> Result<Outcome, String> {
         "sparsemax" => in_dtype!(softmax::sparsemax, case),
         "wasserstein" => in_dtype!(softmax::wasserstein, case),
         "ordinal_emd" => in_dtype!(softmax::ordinal_emd, case),
+        "hierarchical_cross_entropy" => in_dtype!(softmax::hierarchical_cross_entropy, case),
         "kl_divergence" => in_dtype!(softmax::kl_divergence, case),
         "generalized_cross_entropy" => in_dtype!(robust::generalized_cross_entropy, case),
         "symmetric_cross_entropy" => in_dtype!(robust::symmetric_cross_entropy, case),

@@ -42,11 +42,11 @@ use classloss::{
     AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
     CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
-    GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSets,
-    LabelSmoothing, Labels, Ldam, LogitAdjusted, Loss, MarginRanking, MultiLabelMargin,
-    MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd, Pair, PairGrad,
-    Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax,
-    SymmetricCrossEntropy, Triplet, TripletGrad, TripletMargin, Wasserstein, ZeroOne,
+    GeneralizedCrossEntropy, Hamming, HardBootstrapping, HierarchicalCrossEntropy, Hinge,
+    KlDivergence, LabelSets, LabelSmoothing, Labels, Ldam, LogitAdjusted, Loss, MarginRanking,
+    MultiLabelMargin, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd,
+    Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
+    Sparsemax, SymmetricCrossEntropy, Triplet, TripletGrad, TripletMargin, Wasserstein, ZeroOne,
 };
 use ndarray::{
     Array, Array1, Array2, ArrayView, ArrayView1, ArrayView2, Axis, Dimension, Ix2, RemoveAxis,
@@ -96,6 +96,7 @@ rebuild_untyped! {
     MarginRanking: |l, r| l.with_reduction(r);
     TripletMargin: |l, r| l.with_reduction(r);
     Wasserstein: |l, r| l.with_reduction(r);
+    HierarchicalCrossEntropy: |l, r| l.with_reduction(r);
     OnCosines<ArcFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CosFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CombinedMargin>: |l, r| l.into_inner().with_reduction(r).on_cosines();

@@ -39,6 +39,7 @@ mod float_edges;
 mod generalized_cross_entropy;
 mod hamming;
 mod hard_bootstrapping;
+mod hierarchical_cross_entropy;
 mod hinge;
 mod kl_divergence;
 mod label_smoothing;
