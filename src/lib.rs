@@ -19,7 +19,11 @@ pub use base::labels::{Label, LabelIter, Labels};
 pub use base::loss::{ClassifierLoss, Differentiable, Loss};
 pub use base::reduction::Reduction;
 pub use binary::{Asymmetric, Bce, BceWithLogits, MultiLabelSoftMargin, SigmoidFocal};
-pub use eval::{Hamming, ZeroOne};
+pub use eval::{
+    EvalTarget, F1Scores, Hamming, PerClassMetric, ThresholdMode, Thresholds, ZeroDivision,
+    ZeroOne, argmax_predictions, average_precision, multiclass_f1, multilabel_f1,
+    multilabel_predictions, pick_f1_thresholds, roc_auc,
+};
 pub use margin::{CrammerSinger, Exponential, Hinge, LabelConvention, MultiMargin, SoftMargin};
 pub use metric::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
