@@ -31,7 +31,8 @@ pub use metric::{
     PairGrad, PairGradMut,
 };
 pub use robust::{
-    GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,
+    CoTeachingSchedule, GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping,
+    SymmetricCrossEntropy, small_loss_indices,
 };
 pub use softmax::{
     ClassTarget, CrossEntropy, FocalAlpha, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,

@@ -4,8 +4,8 @@
 use ndarray::{ArrayBase, ArrayView1, ArrayView2, Data, Ix1, Ix2};
 
 use crate::base::labels::{Label, Labels};
-use crate::base::validate::{check_values, expect_nonempty, expect_shape};
-use crate::{Error, Float, Result};
+use crate::base::validate::{check_input_values, check_values, expect_nonempty, expect_shape};
+use crate::{Float, Result};
 
 /// The ground truth of an evaluation metric on `(N, C)` scores, read one
 /// class against the rest: class `c` of sample `i` is a positive when
@@ -103,18 +103,5 @@ pub(crate) fn check_scores_and_targets<F: Float>(
 pub(crate) fn check_scores<F: Float>(scores: &ArrayView2<'_, F>) -> Result<()> {
     expect_nonempty("scores", scores.shape(), 0, "sample")?;
     expect_nonempty("scores", scores.shape(), 1, "class")?;
-    check_values("scores", scores, "a finite score", |v| v.is_finite()).map_err(|e| match e {
-        Error::InvalidTarget {
-            what,
-            index,
-            value,
-            expected,
-        } => Error::InvalidInput {
-            what,
-            index,
-            value,
-            expected,
-        },
-        other => other,
-    })
+    check_input_values("scores", scores, "a finite score", |v| v.is_finite())
 }

@@ -27,6 +27,7 @@ mod bce;
 mod bce_with_logits;
 mod center;
 mod class_balanced_weights;
+mod co_teaching;
 mod combined_margin;
 mod contrastive;
 mod cosface;
