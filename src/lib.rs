@@ -38,4 +38,6 @@ pub use softmax::{
     ClassTarget, CrossEntropy, FocalAlpha, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
     OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal, Sparsemax, Wasserstein,
 };
-pub use weighting::class_balanced_weights;
+pub use weighting::{
+    class_balanced_weights, inverse_frequency_weights, sqrt_inverse_frequency_weights,
+};

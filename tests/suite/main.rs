@@ -38,6 +38,7 @@ mod example_pieces;
 mod exponential;
 mod f1_thresholds;
 mod float_edges;
+mod frequency_weights;
 mod generalized_cross_entropy;
 mod hamming;
 mod hard_bootstrapping;
