@@ -46,6 +46,7 @@ mod hinge;
 mod kl_divergence;
 mod label_smoothing;
 mod long_tail;
+mod loss_scaler;
 mod multi_margin;
 mod multilabel_soft_margin;
 mod ohem;
