@@ -47,6 +47,7 @@ mod hinge;
 mod kl_divergence;
 mod label_smoothing;
 mod long_tail;
+mod loss_scaler;
 mod margin_ranking;
 mod multi_margin;
 mod multilabel_margin;
