@@ -10,6 +10,7 @@ pub mod margin;
 pub mod metric;
 pub mod numerics;
 pub mod robust;
+pub mod selfsupervised;
 pub mod softmax;
 mod weighting;
 
@@ -29,6 +30,7 @@ pub use metric::{
 pub use robust::{
     GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,
 };
+pub use selfsupervised::{Byol, NtXent, SupervisedContrastive};
 pub use softmax::{
     ClassTarget, CrossEntropy, FocalAlpha, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
     OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal, Sparsemax, Wasserstein,

@@ -9,7 +9,7 @@ mod center;
 mod combined_margin;
 mod contrastive;
 mod cosface;
-mod cosine_embedding;
+pub(crate) mod cosine_embedding;
 
 pub use angular::{AngularMargin, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines};
 pub use arcface::ArcFace;

@@ -17,6 +17,7 @@ mod margin;
 mod metric;
 mod reference;
 mod robust;
+mod selfsupervised;
 mod softmax;
 
 use std::collections::BTreeMap;
@@ -39,9 +40,6 @@ macro_rules! in_dtype {
 /// listed by name, not run. Every other unknown name fails its case.
 const NOT_YET: &[&str] = &[
     "multilabel_margin",
-    "nt_xent",
-    "supervised_contrastive",
-    "byol",
     "triplet_margin",
     "margin_ranking",
     "hierarchical_cross_entropy",
@@ -84,6 +82,9 @@ fn dispatch(case: &Case) -> Result<Outcome, String> {
         "center" => in_dtype!(metric::center, case),
         "arcface" => in_dtype!(metric::arcface, case),
         "cosface" => in_dtype!(metric::cosface, case),
+        "nt_xent" => in_dtype!(selfsupervised::nt_xent, case),
+        "supervised_contrastive" => in_dtype!(selfsupervised::supervised_contrastive, case),
+        "byol" => in_dtype!(selfsupervised::byol, case),
         other => Err(format!("unknown loss {other:?}")),
     }
 }
