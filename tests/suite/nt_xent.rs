@@ -7,23 +7,29 @@ use crate::contract::{Case, Unlabeled, check_contract};
 use classloss::{Differentiable, Error, Labels, Loss, NtXent, Reduction, SupervisedContrastive};
 use ndarray::{Array1, Array2, Axis, array};
 
-/// The per-row losses straight from the definition: `exp` of the scaled
-/// cosines, no shifts.
+/// The per-row losses straight from the definition (the supervised
+/// loss's direct computation, each row's positive the other view), no
+/// shifts.
 fn direct(z: &Array2<f64>, temperature: f64) -> Vec<f64> {
-    let m = z.nrows();
-    let unit: Vec<_> = z
-        .rows()
-        .into_iter()
-        .map(|r| &r / r.dot(&r).sqrt())
-        .collect();
-    let s = |i: usize, k: usize| unit[i].dot(&unit[k]) / temperature;
-    (0..m)
-        .map(|i| {
-            let p = (i + m / 2) % m;
-            let den: f64 = (0..m).filter(|&k| k != i).map(|k| s(i, k).exp()).sum();
-            -(s(i, p).exp() / den).ln()
-        })
-        .collect()
+    let m = z.nrows() as i64;
+    let pairs: Vec<i64> = (0..m).map(|i| i % (m / 2)).collect();
+    let per = crate::supervised_contrastive::direct(z, &pairs, temperature);
+    per.into_iter().map(|v| v.unwrap()).collect()
+}
+
+/// `result` is an `Overflow` naming the embeddings.
+pub fn assert_overflow<T: std::fmt::Debug>(result: classloss::Result<T>) {
+    let e = result.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Overflow {
+                what: "embeddings",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -124,24 +130,12 @@ fn temperatures_near_zero_give_a_value_or_an_overflow() {
     assert!(g.iter().all(|x| x.is_finite()));
     for tau in [1e-310, 5e-324] {
         let loss = NtXent::new().with_temperature(tau).unwrap();
-        let e = loss.forward(&hard, ()).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::Overflow {
-                    what: "embeddings",
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        let e = loss.forward_backward(&hard, ()).unwrap_err();
-        assert!(matches!(e, Error::Overflow { .. }), "{e}");
+        assert_overflow(loss.forward(&hard, ()));
+        assert_overflow(loss.forward_backward(&hard, ()));
     }
     // In f32 the value (about 1e39) fits f64 but not f32.
     let loss = NtXent::new().with_temperature(1e-39).unwrap();
-    let e = loss.forward(&hard.mapv(|v| v as f32), ()).unwrap_err();
-    assert!(matches!(e, Error::Overflow { .. }), "{e}");
+    assert_overflow(loss.forward(&hard.mapv(|v| v as f32), ()));
     assert!(loss.forward(&hard, ()).unwrap().is_finite());
     // Exact ties: rows 0 and 3 split their softmax between two rows at
     // 45 degrees, one of them the positive: the value (ln 2 / 2) fits, the
@@ -153,17 +147,7 @@ fn temperatures_near_zero_give_a_value_or_an_overflow() {
     assert!(g.iter().any(|x| x.abs() > 1e39) && g.iter().all(|x| x.is_finite()));
     let ties32 = ties.mapv(|v| v as f32);
     assert!((loss.forward(&ties32, ()).unwrap() as f64 - v).abs() < 1e-7);
-    let e = loss.forward_backward(&ties32, ()).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::Overflow {
-                what: "embeddings",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_overflow(loss.forward_backward(&ties32, ()));
 }
 
 /// A zero row is PyTorch's: cosine 0 with every row (F.normalize leaves it
