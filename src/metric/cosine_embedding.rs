@@ -165,7 +165,7 @@ impl<F: Float> Compute<F> for CosineEmbedding {
 
 /// A row in `f64`, scaled by a power of two when its largest entry passes
 /// [`LARGE`], and the scale.
-fn scaled_row(row: impl Iterator<Item = f64>) -> (Vec<f64>, f64) {
+pub(crate) fn scaled_row(row: impl Iterator<Item = f64>) -> (Vec<f64>, f64) {
     let mut v: Vec<f64> = row.collect();
     let largest = v.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
     if largest <= LARGE {
