@@ -17,11 +17,12 @@
 
 use classloss::{
     ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, Contrastive, CrossEntropy, Embeddings,
-    Exponential, Hinge, LabelSmoothing, Loss, Pair, Reduction, SigmoidFocal, SmoothingConvention,
-    SoftmaxFocal, ZeroDivision, ZeroOne, argmax_predictions, class_balanced_weights,
-    inverse_frequency_weights, multiclass_f1, sqrt_inverse_frequency_weights,
+    Exponential, Hamming, Hinge, LabelSmoothing, Loss, MultiLabelSoftMargin, Pair, Reduction,
+    SigmoidFocal, SmoothingConvention, SoftmaxFocal, ZeroDivision, ZeroOne, argmax_predictions,
+    class_balanced_weights, inverse_frequency_weights, multiclass_f1,
+    sqrt_inverse_frequency_weights,
 };
-use ndarray::{Array1, Array2, Ix1, array};
+use ndarray::{Array1, Array2, Axis, Ix1, array};
 
 /// `x` with `decimals` decimals, or more where a small value needs them to
 /// keep four significant digits: `num(0.0089258, 4)` is `0.008926`, not
@@ -206,6 +207,25 @@ fn binary_cross_entropy() -> Result<(), classloss::Error> {
         "BCEWithLogitsLoss on the logits ln(p / (1 - p)): same value",
         None,
         w,
+        4,
+    );
+    // The document's table puts BCE to multi-label use, each label a binary
+    // task; its three probabilities (summing to 1.4, not a softmax) read
+    // naturally as one image's three labels.
+    let image = logits.insert_axis(Axis(0));
+    let labels = t.insert_axis(Axis(0));
+    let m = MultiLabelSoftMargin::new().forward(image.view(), labels.view())?;
+    show(
+        "as one image's 3 labels: MultiLabelSoftMarginLoss, same",
+        None,
+        m,
+        4,
+    );
+    let h = Hamming::new().forward(image.view(), labels.view())?;
+    show(
+        "  Hamming loss at threshold 0.5: label 3 (p = 0.4) missed",
+        None,
+        h,
         4,
     );
     Ok(())
