@@ -11,7 +11,8 @@
 //! for them: document 000's multi-label (BCE with thresholding, Hamming,
 //! ranking), self-supervised (SimCLR, BYOL), noisy-label (Co-teaching, GCE,
 //! bootstrapping), mixed-precision and evaluation sections, and document
-//! 002's topological and distribution-matching losses.
+//! 002's topological and distribution-matching losses. (The F1 and Hamming
+//! figures below are read on document 001's own worked examples.)
 //!
 //! Run: `cargo run --release --example worked_numbers`
 
