@@ -4,9 +4,11 @@
 use classloss::numerics::{sigmoid, softmax_into};
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
-use super::data::{CLASSES, class_counts};
-use super::losses::{Entry, Objective, Reading, TrainInfo};
-use super::metrics::{Scores, accuracy, scores};
+use super::data::CLASSES;
+use super::losses::{Entry, Objective, Reading, Stage, TrainInfo};
+use super::metrics::{
+    MultiScores, Scores, accuracy, mean_average_precision, multi_label_scores, scores,
+};
 use super::model::{Adam, Body, Head, Net};
 use super::rng::Rng;
 
@@ -21,6 +23,46 @@ pub struct Split {
     pub x_test: Array2<f32>,
     /// True test labels.
     pub y_test: Vec<usize>,
+}
+
+/// A multi-label split: inputs with `(N, C)` 0/1 label sets for training,
+/// for tuning the decision thresholds, and for testing.
+pub struct MultiSplit {
+    /// Training inputs and their label sets.
+    pub train: (Array2<f32>, Array2<f32>),
+    /// Held out from training, to pick each class's threshold.
+    pub tune: (Array2<f32>, Array2<f32>),
+    /// Built from test images only.
+    pub test: (Array2<f32>, Array2<f32>),
+}
+
+/// What the training samples are labelled with.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// One class per sample.
+    Labels(&'a [usize]),
+    /// A 0/1 row of `C` per sample: a set of labels.
+    Sets(ArrayView2<'a, f32>),
+}
+
+impl Targets<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Targets::Labels(y) => y.len(),
+            Targets::Sets(t) => t.nrows(),
+        }
+    }
+
+    /// Samples carrying each class.
+    fn class_counts(&self) -> Vec<usize> {
+        match self {
+            Targets::Labels(y) => super::data::class_counts(y, CLASSES),
+            Targets::Sets(t) => t
+                .axis_iter(Axis(1))
+                .map(|col| col.iter().filter(|&&v| v > 0.5).count())
+                .collect(),
+        }
+    }
 }
 
 /// Training settings shared by every run.
@@ -47,13 +89,14 @@ impl Config {
 
 /// What one run measured.
 #[derive(Clone, Debug)]
-pub struct Run {
+pub struct Run<S> {
     /// Metrics on the test split after the last epoch.
-    pub scores: Scores,
+    pub scores: S,
     /// Mean training loss of each epoch (in the loss's own units).
     pub train_loss: Vec<f64>,
-    /// Test accuracy after each epoch.
-    pub test_accuracy: Vec<f64>,
+    /// The test metric followed during training (accuracy, or mAP for
+    /// label sets) after each epoch.
+    pub test_curve: Vec<f64>,
 }
 
 /// Predicted classes and their confidences from class scores.
@@ -84,88 +127,177 @@ pub fn predict(scores: ArrayView2<'_, f32>, reading: Reading) -> (Vec<usize>, Ve
     (pred, confidence)
 }
 
-/// Trains one model with one loss; `seed` fixes initialization and batch
-/// order.
-pub fn train(
-    split: &Split,
+/// A trained model, its training loss per epoch and the values of
+/// `after_epoch` (called with the model after each epoch).
+struct Fitted {
+    net: Net,
+    train_loss: Vec<f64>,
+    curve: Vec<f64>,
+}
+
+/// Minibatch Adam on `(x, y)` with one loss; `seed` fixes initialization
+/// and batch order.
+fn fit(
+    x: &Array2<f32>,
+    y: Targets<'_>,
     entry: &Entry,
     body: Body,
     cfg: &Config,
     seed: u64,
-) -> Result<Run, String> {
+    mut after_epoch: impl FnMut(&mut Net) -> f64,
+) -> Result<Fitted, String> {
+    let named = |e: String| format!("{}: {e}", entry.name);
     let info = TrainInfo {
-        class_counts: class_counts(&split.y_train, CLASSES),
+        class_counts: y.class_counts(),
     };
-    let objective = (entry.build)(&info).map_err(|e| format!("{}: {e}", entry.name))?;
+    let objective = (entry.build)(&info).map_err(|e| named(e.to_string()))?;
     let head = match &objective {
-        Objective::Logits(_) => Head::Linear,
+        Objective::Logits(_) | Objective::Targets(_) => Head::Linear,
         Objective::Cosine { scale, .. } => Head::Cosine { scale: *scale },
     };
-    let features = split.x_train.ncols();
+    let features = x.ncols();
     let mut net = Net::new(features, CLASSES, body, head, &mut Rng::derive(seed, 1));
     let mut order_rng = Rng::derive(seed, 2);
 
     // Buffers reused by every step: the batch and the loss's gradients.
-    let batch = cfg.batch.min(split.y_train.len());
+    let n_train = y.len();
+    let batch = cfg.batch.min(n_train);
     let width = match body {
         Body::Identity => features,
         Body::Hidden(h) => h,
     };
     let mut xb = Array2::<f32>::zeros((batch, features));
     let mut yb = Array1::<usize>::zeros(batch);
+    let mut tb = Array2::<f32>::zeros((batch, CLASSES));
     let mut g_logits = Array2::<f32>::zeros((batch, CLASSES));
     let mut g_z = Array2::<f32>::zeros((batch, width));
     let mut g_w = Array2::<f32>::zeros((CLASSES, width));
 
-    let mut order: Vec<usize> = (0..split.y_train.len()).collect();
-    let epochs = cfg.epochs(order.len());
+    let mut order: Vec<usize> = (0..n_train).collect();
+    let epochs = cfg.epochs(n_train);
     let mut train_loss = Vec::with_capacity(epochs);
-    let mut test_accuracy = Vec::with_capacity(epochs);
-    for _ in 0..epochs {
+    let mut curve = Vec::with_capacity(epochs);
+    for epoch in 0..epochs {
+        let stage = Stage { epoch, epochs };
         order_rng.shuffle(&mut order);
         let mut total = 0.0;
         for chunk in order.chunks(batch) {
             let n = chunk.len();
             for (r, &i) in chunk.iter().enumerate() {
-                xb.row_mut(r).assign(&split.x_train.row(i));
-                yb[r] = split.y_train[i];
+                xb.row_mut(r).assign(&x.row(i));
+                match y {
+                    Targets::Labels(labels) => yb[r] = labels[i],
+                    Targets::Sets(sets) => tb.row_mut(r).assign(&sets.row(i)),
+                }
             }
-            let y = yb.slice(s![..n]);
-            let value = match &objective {
-                Objective::Logits(loss) => {
+            let labels = yb.slice(s![..n]);
+            let value = match (&objective, y) {
+                (Objective::Logits(loss), Targets::Labels(_)) => {
                     net.features(xb.slice(s![..n, ..]));
                     let logits = net.logits();
-                    let v = loss(logits.view(), y, g_logits.slice_mut(s![..n, ..]));
+                    let v = loss(
+                        logits.view(),
+                        labels,
+                        g_logits.slice_mut(s![..n, ..]),
+                        stage,
+                    );
                     net.backward_logits(g_logits.slice(s![..n, ..]));
                     v
                 }
-                Objective::Cosine { loss, .. } => {
+                (Objective::Targets(loss), Targets::Sets(_)) => {
+                    net.features(xb.slice(s![..n, ..]));
+                    let logits = net.logits();
+                    let t = tb.slice(s![..n, ..]);
+                    let v = loss(logits.view(), t, g_logits.slice_mut(s![..n, ..]), stage);
+                    net.backward_logits(g_logits.slice(s![..n, ..]));
+                    v
+                }
+                (Objective::Cosine { loss, .. }, Targets::Labels(_)) => {
                     let z = net.features(xb.slice(s![..n, ..])).to_owned();
                     let v = loss(
                         z.view(),
                         net.class_matrix(),
-                        y,
+                        labels,
                         g_z.slice_mut(s![..n, ..]),
                         g_w.view_mut(),
+                        stage,
                     );
                     net.backward_cosine(g_z.slice(s![..n, ..]), g_w.view());
                     v
                 }
+                _ => return Err(named("trains on the other kind of targets".to_string())),
             }
-            .map_err(|e| format!("{}: {e}", entry.name))?;
+            .map_err(|e| named(e.to_string()))?;
             net.step(&cfg.adam);
             total += f64::from(value) * n as f64;
         }
-        train_loss.push(total / split.y_train.len() as f64);
-        let (pred, _) = predict(net.scores(split.x_test.view()).view(), entry.reading);
-        test_accuracy.push(accuracy(&pred, &split.y_test));
+        train_loss.push(total / n_train as f64);
+        curve.push(after_epoch(&mut net));
     }
-    let test_scores = net.scores(split.x_test.view());
+    Ok(Fitted {
+        net,
+        train_loss,
+        curve,
+    })
+}
+
+/// Trains one model with one loss on class labels and measures it on the
+/// test split; `seed` fixes initialization and batch order.
+pub fn train(
+    split: &Split,
+    entry: &Entry,
+    body: Body,
+    cfg: &Config,
+    seed: u64,
+) -> Result<Run<Scores>, String> {
+    let test_accuracy = |net: &mut Net| {
+        let (pred, _) = predict(net.scores(split.x_test.view()).view(), entry.reading);
+        accuracy(&pred, &split.y_test)
+    };
+    let labels = Targets::Labels(&split.y_train);
+    let mut fitted = fit(
+        &split.x_train,
+        labels,
+        entry,
+        body,
+        cfg,
+        seed,
+        test_accuracy,
+    )?;
+    let test_scores = fitted.net.scores(split.x_test.view());
     let (pred, confidence) = predict(test_scores.view(), entry.reading);
     Ok(Run {
         scores: scores(&pred, &confidence, &split.y_test, CLASSES),
-        train_loss,
-        test_accuracy,
+        train_loss: fitted.train_loss,
+        test_curve: fitted.curve,
+    })
+}
+
+/// Trains one model with one loss on label sets, picks each class's
+/// threshold on the held-out split and measures it on the test split.
+pub fn train_multi(
+    split: &MultiSplit,
+    entry: &Entry,
+    body: Body,
+    cfg: &Config,
+    seed: u64,
+) -> Result<Run<MultiScores>, String> {
+    let (x_test, t_test) = (&split.test.0, &split.test.1);
+    let test_map =
+        |net: &mut Net| mean_average_precision(net.scores(x_test.view()).view(), t_test.view());
+    let sets = Targets::Sets(split.train.1.view());
+    let mut fitted = fit(&split.train.0, sets, entry, body, cfg, seed, test_map)?;
+    let tune_scores = fitted.net.scores(split.tune.0.view());
+    let test_scores = fitted.net.scores(x_test.view());
+    let scores = multi_label_scores(
+        (tune_scores.view(), split.tune.1.view()),
+        (test_scores.view(), t_test.view()),
+    )
+    .map_err(|e| format!("{}: {e}", entry.name))?;
+    Ok(Run {
+        scores,
+        train_loss: fitted.train_loss,
+        test_curve: fitted.curve,
     })
 }
 
