@@ -13,24 +13,29 @@ pub mod robust;
 pub mod softmax;
 mod weighting;
 
+pub use base::class_tree::ClassTree;
 pub use base::error::{Error, Result};
 pub use base::float::Float;
+pub use base::label_sets::LabelSets;
 pub use base::labels::{Label, LabelIter, Labels};
 pub use base::loss::{ClassifierLoss, Differentiable, Loss};
 pub use base::reduction::Reduction;
 pub use binary::{Asymmetric, Bce, BceWithLogits, MultiLabelSoftMargin, SigmoidFocal};
 pub use eval::{Hamming, ZeroOne};
-pub use margin::{CrammerSinger, Exponential, Hinge, LabelConvention, MultiMargin, SoftMargin};
+pub use margin::{
+    CrammerSinger, Exponential, Hinge, LabelConvention, MultiLabelMargin, MultiMargin, SoftMargin,
+};
 pub use metric::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
-    CosFace, CosineEmbedding, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, OnCosines, Pair,
-    PairGrad, PairGradMut,
+    CosFace, CosineEmbedding, Embeddings, EmbeddingsGrad, EmbeddingsGradMut, MarginRanking,
+    OnCosines, Pair, PairGrad, PairGradMut, Triplet, TripletGrad, TripletGradMut, TripletMargin,
 };
 pub use robust::{
     GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,
 };
 pub use softmax::{
-    ClassTarget, CrossEntropy, FocalAlpha, KlDivergence, LabelSmoothing, Ldam, LogitAdjusted,
-    OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal, Sparsemax, Wasserstein,
+    ClassTarget, CrossEntropy, FocalAlpha, HierarchicalCrossEntropy, KlDivergence, LabelSmoothing,
+    Ldam, LogitAdjusted, OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal,
+    Sparsemax, Wasserstein,
 };
 pub use weighting::class_balanced_weights;

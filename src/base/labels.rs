@@ -7,7 +7,7 @@
 //! The engines read one label at a time through [`Labels::class`], which
 //! costs a predictable branch per sample next to a row of `C` logits.
 
-use ndarray::{ArrayBase, ArrayView, Data, Dimension, IntoDimension, Ix1};
+use ndarray::{ArrayBase, ArrayView, Data, Dimension, IntoDimension, Ix1, Ix2};
 
 use crate::{Error, Result};
 
@@ -264,6 +264,22 @@ impl Labels<'_, Ix1> {
     #[inline]
     pub(crate) fn class_or_ignored(&self, i: usize, ignore: Option<i128>) -> Option<usize> {
         to_class(with_view!(&self.view, v => v[i].to_i128()), ignore)
+    }
+}
+
+impl Labels<'_, Ix2> {
+    /// Calls `f` on the entries of row `i` before the first that equals
+    /// `end` (the padded label sets of PyTorch's multi-label margin loss).
+    pub(crate) fn row_until(&self, i: usize, end: i128, mut f: impl FnMut(i128)) {
+        with_view!(&self.view, v => {
+            for &l in v.row(i) {
+                let l = l.to_i128();
+                if l == end {
+                    break;
+                }
+                f(l);
+            }
+        })
     }
 }
 

@@ -15,6 +15,7 @@ use ndarray::{
     Ix1, Ix2, RemoveAxis,
 };
 
+use crate::base::label_sets::LabelSets;
 use crate::base::labels::Labels;
 use crate::base::options::Options;
 use crate::base::reduction::{Totals, reduce};
@@ -397,6 +398,9 @@ pub struct ByLabels;
 /// per lane of the class axis.
 pub struct ByProbs;
 
+/// `(N, C)` scores compared with a set of classes per row.
+pub struct BySets;
+
 /// Scores compared with targets of their own shape, one per element.
 pub struct ByElement;
 
@@ -407,6 +411,11 @@ impl<F: Float, D: RemoveAxis> ScoreTarget<F, D> for ByLabels {
 
 impl<F: Float, D: RemoveAxis> ScoreTarget<F, D> for ByProbs {
     type View<'a> = ArrayView<'a, F, D>;
+    type Axes = Lanes;
+}
+
+impl<F: Float> ScoreTarget<F, Ix2> for BySets {
+    type View<'a> = LabelSets<'a>;
     type Axes = Lanes;
 }
 

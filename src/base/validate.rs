@@ -204,6 +204,16 @@ pub(crate) fn at_least_minus_one(name: &'static str, value: f64) -> Result<()> {
     )
 }
 
+/// A finite option `>= 1` (the degree of a norm).
+pub(crate) fn at_least_one(name: &'static str, value: f64) -> Result<()> {
+    check_option(
+        name,
+        value,
+        "a finite number >= 1",
+        value.is_finite() && value >= 1.0,
+    )
+}
+
 /// An angle option in radians, in `[0, pi)`.
 pub(crate) fn angle(name: &'static str, value: f64) -> Result<()> {
     check_option(
@@ -297,6 +307,14 @@ pub(crate) fn ground_cost(
         });
     }
     Ok(cost)
+}
+
+/// A class tree from parent indices ([`crate::ClassTree::new`]'s checks).
+pub(crate) fn class_tree(
+    _name: &'static str,
+    parents: Vec<Option<usize>>,
+) -> Result<crate::ClassTree> {
+    crate::ClassTree::new(parents)
 }
 
 /// Weights (finite, `>= 0`), stored as given.

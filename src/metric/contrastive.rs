@@ -1,50 +1,11 @@
 //! The contrastive loss on pairs of embeddings (Hadsell, Chopra, LeCun 2006).
 
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Ix1};
-
-use crate::base::loss::{Call, Compute, Exact, Signature};
+use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{check_values, expect_samples_and_features, expect_shape};
+use crate::metric::pairs::{Pairs, check_pairs};
 use crate::numerics::{clamp_below, l2_norm};
 use crate::{Float, Result};
-
-/// A batch of embedding pairs: row `i` of `x1` is compared with row `i` of
-/// `x2`.
-#[derive(Clone, Copy, Debug)]
-pub struct Pair<'a, F> {
-    /// The first embedding of each pair, `(N, D)`.
-    pub x1: ArrayView2<'a, F>,
-    /// The second embedding of each pair, `(N, D)`.
-    pub x2: ArrayView2<'a, F>,
-}
-
-/// The gradient of a pair loss with respect to both embeddings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PairGrad<F> {
-    /// `d loss / d x1`, `(N, D)`.
-    pub x1: Array2<F>,
-    /// `d loss / d x2`, `(N, D)`.
-    pub x2: Array2<F>,
-}
-
-/// Mutable views of the two gradient buffers a pair loss fills.
-#[derive(Debug)]
-pub struct PairGradMut<'g, F> {
-    /// Receives `d loss / d x1`, `(N, D)`.
-    pub x1: ArrayViewMut2<'g, F>,
-    /// Receives `d loss / d x2`, `(N, D)`.
-    pub x2: ArrayViewMut2<'g, F>,
-}
-
-impl<'g, F> From<&'g mut PairGrad<F>> for PairGradMut<'g, F> {
-    fn from(grad: &'g mut PairGrad<F>) -> Self {
-        PairGradMut {
-            x1: grad.x1.view_mut(),
-            x2: grad.x2.view_mut(),
-        }
-    }
-}
 
 /// How the contrastive loss penalizes a distance: squared hinges (the
 /// paper) or plain hinges (the metric-learning libraries).
@@ -185,60 +146,6 @@ impl Contrastive {
             }
         }
     }
-}
-
-/// The signature of the pair losses: two `(N, D)` embeddings, `(N)` flags,
-/// a gradient for both embeddings.
-pub struct Pairs;
-
-impl<F: Float> Signature<F> for Pairs {
-    type Input<'a> = Pair<'a, F>;
-    type Target<'a> = ArrayView1<'a, F>;
-    type Samples = Ix1;
-    type Grad = PairGrad<F>;
-    type GradMut<'g> = PairGradMut<'g, F>;
-
-    fn samples(pair: &Self::Input<'_>) -> Ix1 {
-        Ix1(pair.x1.nrows())
-    }
-    fn zeros_grad(pair: &Self::Input<'_>) -> PairGrad<F> {
-        PairGrad {
-            x1: Array2::zeros(pair.x1.raw_dim()),
-            x2: Array2::zeros(pair.x2.raw_dim()),
-        }
-    }
-    fn grad_view_mut(grad: &mut PairGrad<F>) -> PairGradMut<'_, F> {
-        grad.into()
-    }
-    fn all_finite(pair: &Self::Input<'_>) -> bool {
-        let finite = |v: &F| v.is_finite();
-        pair.x1.iter().all(finite) && pair.x2.iter().all(finite)
-    }
-}
-
-impl Exact for Pairs {}
-
-/// The checks every pair loss makes: `(N, D)` embeddings with a sample and
-/// a feature, `x2` and the gradient buffers of `x1`'s shape, and one
-/// target per pair, named `target_name`, that `accepts` (stated as
-/// `expected` in the error).
-pub(super) fn check_pairs<F: Float>(
-    pair: &Pair<'_, F>,
-    target: &ArrayView1<'_, F>,
-    (target_name, expected): (&'static str, &'static str),
-    accepts: impl Fn(F) -> bool,
-    grad: Option<&PairGradMut<'_, F>>,
-) -> Result<()> {
-    let shape = pair.x1.shape();
-    expect_samples_and_features("x1", shape)?;
-    expect_shape("x2", pair.x2.shape(), shape)?;
-    expect_shape(target_name, target.shape(), &shape[..1])?;
-    check_values(target_name, target, expected, accepts)?;
-    if let Some(g) = grad {
-        expect_shape("grad.x1", g.x1.shape(), shape)?;
-        expect_shape("grad.x2", g.x2.shape(), shape)?;
-    }
-    Ok(())
 }
 
 impl<F: Float> Compute<F> for Contrastive {

@@ -3,7 +3,7 @@
 use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::metric::contrastive::{Pairs, check_pairs};
+use crate::metric::pairs::{Pairs, check_pairs};
 use crate::{Float, Result};
 
 /// PyTorch's `EPSILON` added to each squared norm in

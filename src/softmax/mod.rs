@@ -4,6 +4,7 @@
 
 pub(crate) mod cross_entropy;
 mod focal;
+mod hierarchical_cross_entropy;
 mod kl_divergence;
 mod label_smoothing;
 mod ldam;
@@ -16,6 +17,7 @@ mod wasserstein;
 
 pub use cross_entropy::{ClassTarget, CrossEntropy};
 pub use focal::{FocalAlpha, SoftmaxFocal};
+pub use hierarchical_cross_entropy::HierarchicalCrossEntropy;
 pub use kl_divergence::KlDivergence;
 pub use label_smoothing::{LabelSmoothing, SmoothingConvention};
 pub use ldam::Ldam;

@@ -98,6 +98,27 @@ impl Case {
         self.take(key).map(array_f64).transpose()
     }
 
+    /// The option `key` as a list of node indices, `null` for none (a
+    /// class tree's parents).
+    pub fn opt_parents(&self, key: &str) -> Result<Option<Vec<Option<usize>>>, String> {
+        let Some(list) = self.take(key) else {
+            return Ok(None);
+        };
+        let list = list
+            .as_array()
+            .ok_or(format!("option {key:?}: not a list"))?;
+        list.iter()
+            .map(|v| match v {
+                Value::Null => Ok(None),
+                v => v
+                    .as_u64()
+                    .map(|p| Some(p as usize))
+                    .ok_or(format!("option {key:?}: {v} is not a node index")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// `loss` with the number option `key` set by `set`, if the case has it.
     pub fn with_f64<L>(
         &self,
@@ -166,6 +187,24 @@ impl Case {
         cast::<F>(&self.target_f64(name)?)
             .into_dimensionality::<Ix1>()
             .map_err(|e| format!("target {name:?}: {e}"))
+    }
+
+    /// The `label_sets` target: one list of classes per sample.
+    pub fn label_sets(&self) -> Result<Vec<Vec<usize>>, String> {
+        let sets = self
+            .targets
+            .get("label_sets")
+            .and_then(|v| v.as_array())
+            .ok_or("missing target \"label_sets\" (a list of lists)")?;
+        sets.iter()
+            .map(|set| {
+                let set = set.as_array().ok_or("label_sets: a set is not a list")?;
+                set.iter()
+                    .map(|c| c.as_u64().map(|c| c as usize))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| format!("label_sets: not a class index in {set:?}"))
+            })
+            .collect()
     }
 
     /// The `(N)` labels.

@@ -1,8 +1,10 @@
 //! Runners for the margin family.
 
-use classloss::{CrammerSinger, Exponential, Float, Hinge, MultiMargin, SoftMargin};
+use classloss::{
+    CrammerSinger, Exponential, Float, Hinge, LabelSets, MultiLabelMargin, MultiMargin, SoftMargin,
+};
 
-use crate::case::{Case, Outcome, on_elements};
+use crate::case::{Case, Outcome, grad, on_elements, outcome};
 use crate::softmax::on_logits_and_labels;
 
 pub fn hinge<F: Float>(case: &Case) -> Result<Outcome, String> {
@@ -41,4 +43,12 @@ pub fn crammer_singer<F: Float>(case: &Case) -> Result<Outcome, String> {
     let loss = CrammerSinger::<F>::new().with_reduction(case.reduction()?);
     let loss = case.with_f64(loss, "margin", CrammerSinger::with_margin)?;
     on_logits_and_labels(case, loss)
+}
+
+pub fn multilabel_margin<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = MultiLabelMargin::new().with_reduction(case.reduction()?);
+    case.no_unknown_options()?;
+    let logits = case.matrix::<F>("logits")?;
+    let sets = case.label_sets()?;
+    outcome(&loss, logits.view(), LabelSets::from(&sets), grad("logits"))
 }

@@ -2,11 +2,12 @@
 
 use classloss::{
     ArcFace, CenterInput, CenterLoss, Contrastive, CosFace, CosineEmbedding, Embeddings,
-    EmbeddingsGrad, Float, Pair,
+    EmbeddingsGrad, Float, MarginRanking, Pair, PairGrad, Triplet, TripletMargin,
 };
+use ndarray::{Dimension, Ix1};
 
 use crate::case::{Case, Grads, Outcome, grad, outcome};
-use crate::reference::widen;
+use crate::reference::{cast, widen};
 
 pub fn contrastive<F: Float>(case: &Case) -> Result<Outcome, String> {
     let loss = Contrastive::new().with_reduction(case.reduction()?);
@@ -18,12 +19,7 @@ pub fn contrastive<F: Float>(case: &Case) -> Result<Outcome, String> {
         x1: x1.view(),
         x2: x2.view(),
     };
-    outcome(&loss, pair, similar.view(), |g| {
-        vec![
-            ("x1".to_string(), widen(&g.x1.into_dyn())),
-            ("x2".to_string(), widen(&g.x2.into_dyn())),
-        ]
-    })
+    outcome(&loss, pair, similar.view(), pair_grads)
 }
 
 pub fn cosine_embedding<F: Float>(case: &Case) -> Result<Outcome, String> {
@@ -36,10 +32,56 @@ pub fn cosine_embedding<F: Float>(case: &Case) -> Result<Outcome, String> {
         x1: x1.view(),
         x2: x2.view(),
     };
-    outcome(&loss, pair, labels.view(), |g| {
+    outcome(&loss, pair, labels.view(), pair_grads)
+}
+
+/// The gradients of a pair loss, by input name.
+fn pair_grads<F: Float, D: Dimension>(g: PairGrad<F, D>) -> Grads {
+    vec![
+        ("x1".to_string(), widen(&g.x1.into_dyn())),
+        ("x2".to_string(), widen(&g.x2.into_dyn())),
+    ]
+}
+
+pub fn margin_ranking<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = MarginRanking::new().with_reduction(case.reduction()?);
+    let loss = case.with_f64(loss, "margin", MarginRanking::with_margin)?;
+    case.no_unknown_options()?;
+    let vector = |name| {
+        cast::<F>(&case.input(name)?)
+            .into_dimensionality::<Ix1>()
+            .map_err(|e| format!("input {name:?}: {e}"))
+    };
+    let (x1, x2) = (vector("x1")?, vector("x2")?);
+    let labels = case.target_vector::<F>("labels")?;
+    let pair = Pair {
+        x1: x1.view(),
+        x2: x2.view(),
+    };
+    outcome(&loss, pair, labels.view(), pair_grads)
+}
+
+pub fn triplet_margin<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = TripletMargin::new().with_reduction(case.reduction()?);
+    let loss = case.with_f64(loss, "margin", TripletMargin::with_margin)?;
+    let loss = match case.opt_bool("swap")? {
+        Some(swap) => loss.with_swap(swap),
+        None => loss,
+    };
+    case.no_unknown_options()?;
+    let anchor = case.matrix::<F>("anchor")?;
+    let positive = case.matrix::<F>("positive")?;
+    let negative = case.matrix::<F>("negative")?;
+    let triplet = Triplet {
+        anchor: anchor.view(),
+        positive: positive.view(),
+        negative: negative.view(),
+    };
+    outcome(&loss, triplet, (), |g| {
         vec![
-            ("x1".to_string(), widen(&g.x1.into_dyn())),
-            ("x2".to_string(), widen(&g.x2.into_dyn())),
+            ("anchor".to_string(), widen(&g.anchor.into_dyn())),
+            ("positive".to_string(), widen(&g.positive.into_dyn())),
+            ("negative".to_string(), widen(&g.negative.into_dyn())),
         ]
     })
 }

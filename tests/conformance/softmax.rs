@@ -1,9 +1,9 @@
 //! Runners for the softmax family.
 
 use classloss::{
-    ClassTarget, ClassifierLoss, CrossEntropy, Float, KlDivergence, LabelSmoothing, Labels, Ldam,
-    LogitAdjusted, OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal,
-    Sparsemax, Wasserstein,
+    ClassTarget, ClassifierLoss, CrossEntropy, Float, HierarchicalCrossEntropy, KlDivergence,
+    LabelSmoothing, Labels, Ldam, LogitAdjusted, OhemCrossEntropy, OrdinalEmd, Poly1,
+    SmoothingConvention, SoftmaxFocal, Sparsemax, Wasserstein,
 };
 use ndarray::{Ix2, IxDyn};
 
@@ -144,4 +144,13 @@ pub fn kl_divergence<F: Float>(case: &Case) -> Result<Outcome, String> {
         .into_dimensionality::<Ix2>()
         .map_err(|e| format!("probs: {e}"))?;
     outcome(&loss, logits.view(), probs.view(), grad("logits"))
+}
+
+pub fn hierarchical_cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let loss = HierarchicalCrossEntropy::new().with_reduction(case.reduction()?);
+    let mut loss = case.with_f64(loss, "alpha", HierarchicalCrossEntropy::with_alpha)?;
+    if let Some(parents) = case.opt_parents("parents")? {
+        loss = loss.with_parents(parents).map_err(|e| e.to_string())?;
+    }
+    on_logits_and_labels::<F, _>(case, loss)
 }

@@ -42,12 +42,16 @@ use classloss::{
     AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
     CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
-    GeneralizedCrossEntropy, Hamming, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
-    Labels, Ldam, LogitAdjusted, Loss, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy,
-    OnCosines, OrdinalEmd, Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping,
-    SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy, Wasserstein, ZeroOne,
+    GeneralizedCrossEntropy, Hamming, HardBootstrapping, HierarchicalCrossEntropy, Hinge,
+    KlDivergence, LabelSets, LabelSmoothing, Labels, Ldam, LogitAdjusted, Loss, MarginRanking,
+    MultiLabelMargin, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd,
+    Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
+    Sparsemax, SymmetricCrossEntropy, Triplet, TripletGrad, TripletMargin, Wasserstein, ZeroOne,
 };
-use ndarray::{Array, Array1, Array2, ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Slice};
+use ndarray::{
+    Array, Array1, Array2, ArrayView, ArrayView1, ArrayView2, Axis, Dimension, Ix2, RemoveAxis,
+    Slice,
+};
 
 /// The three reductions, in the order the contract runs them.
 pub const REDUCTIONS: [Reduction; 3] = [Reduction::Mean, Reduction::Sum, Reduction::None];
@@ -88,7 +92,11 @@ rebuild_untyped! {
     ZeroOne: |l, r| l.with_reduction(r);
     Hamming: |l, r| l.with_reduction(r);
     Sparsemax: |l, r| l.with_reduction(r);
+    MultiLabelMargin: |l, r| l.with_reduction(r);
+    MarginRanking: |l, r| l.with_reduction(r);
+    TripletMargin: |l, r| l.with_reduction(r);
     Wasserstein: |l, r| l.with_reduction(r);
+    HierarchicalCrossEntropy: |l, r| l.with_reduction(r);
     OnCosines<ArcFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CosFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CombinedMargin>: |l, r| l.into_inner().with_reduction(r).on_cosines();
@@ -433,9 +441,64 @@ where
     }
 }
 
-/// Two `(rows, D)` inputs, flattened one after the other, of which the
+/// Scores `(N, C)` and a set of classes per sample: the multi-label
+/// ranking hinge.
+#[derive(Clone, Debug)]
+pub struct Ranked<F> {
+    /// The scores.
+    pub x: Array2<F>,
+    /// One set of classes per sample.
+    pub sets: Vec<Vec<usize>>,
+}
+
+impl<F: Float> Args<F> for Ranked<F> {
+    type As<G: Float> = Ranked<G>;
+    fn cast<G: Float>(&self) -> Ranked<G> {
+        Ranked {
+            x: convert(&self.x),
+            sets: self.sets.clone(),
+        }
+    }
+    fn params(&self) -> Vec<f64> {
+        flat(&self.x).collect()
+    }
+    fn with_params(&self, params: &[f64]) -> Self {
+        Ranked {
+            x: refill(&self.x, params),
+            sets: self.sets.clone(),
+        }
+    }
+    fn misshapen(&self) -> Vec<(&'static str, Self)> {
+        let sets = self.sets[1..].to_vec();
+        vec![(
+            "label_sets",
+            Ranked {
+                sets,
+                ..self.clone()
+            },
+        )]
+    }
+}
+
+impl<F: Float, L> ArgsFor<F, L> for Ranked<F>
+where
+    L: for<'a> Loss<F, Input<'a> = ArrayView2<'a, F>, Target<'a> = LabelSets<'a>>,
+{
+    fn input(&self) -> ArrayView2<'_, F> {
+        self.x.view()
+    }
+    fn target(&self) -> LabelSets<'_> {
+        LabelSets::from(&self.sets)
+    }
+}
+
+/// Two inputs of one rank, flattened one after the other, of which the
 /// first `differentiable` take part in the gradient.
-fn two_params<F: Float>(a: &Array2<F>, b: &Array2<F>, differentiable: usize) -> Vec<f64> {
+fn two_params<F: Float, D: Dimension>(
+    a: &Array<F, D>,
+    b: &Array<F, D>,
+    differentiable: usize,
+) -> Vec<f64> {
     flat(a).chain(flat(b)).take(differentiable).collect()
 }
 
@@ -500,23 +563,24 @@ where
     }
 }
 
-/// Pairs of embeddings `(N, D)` and a target per pair `(N)`: the
-/// contrastive loss's similarity flags, the cosine embedding loss's labels.
+/// Pairs of embeddings `(N, D)` (or of scores `(N)`) and a target per
+/// pair `(N)`: the contrastive loss's similarity flags, the cosine
+/// embedding and margin ranking losses' labels.
 #[derive(Clone, Debug)]
-pub struct Pairs<F> {
-    /// The first embedding of each pair.
-    pub x1: Array2<F>,
-    /// The second embedding of each pair.
-    pub x2: Array2<F>,
+pub struct Pairs<F, D: Dimension = Ix2> {
+    /// The first member of each pair.
+    pub x1: Array<F, D>,
+    /// The second member of each pair.
+    pub x2: Array<F, D>,
     /// The target of each pair.
     pub target: Array1<F>,
     /// The target's name in errors (`similar`, `labels`).
     pub name: &'static str,
 }
 
-impl<F: Float> Pairs<F> {
+impl<F: Float, D: Dimension> Pairs<F, D> {
     /// Pairs and their targets, named `name` in errors.
-    pub fn new(x1: Array2<F>, x2: Array2<F>, target: Array1<F>, name: &'static str) -> Self {
+    pub fn new(x1: Array<F, D>, x2: Array<F, D>, target: Array1<F>, name: &'static str) -> Self {
         Pairs {
             x1,
             x2,
@@ -526,9 +590,9 @@ impl<F: Float> Pairs<F> {
     }
 }
 
-impl<F: Float> Args<F> for Pairs<F> {
-    type As<G: Float> = Pairs<G>;
-    fn cast<G: Float>(&self) -> Pairs<G> {
+impl<F: Float, D: Dimension> Args<F> for Pairs<F, D> {
+    type As<G: Float> = Pairs<G, D>;
+    fn cast<G: Float>(&self) -> Pairs<G, D> {
         let (x1, x2, target) = (convert(&self.x1), convert(&self.x2), convert(&self.target));
         Pairs::new(x1, x2, target, self.name)
     }
@@ -545,7 +609,7 @@ impl<F: Float> Args<F> for Pairs<F> {
         }
     }
     fn misshapen(&self) -> Vec<(&'static str, Self)> {
-        let x2 = shorter(&self.x2, 1);
+        let x2 = shorter(&self.x2, self.x2.ndim() - 1);
         let target = shorter(&self.target, 0);
         vec![
             ("x2", Pairs { x2, ..self.clone() }),
@@ -560,11 +624,11 @@ impl<F: Float> Args<F> for Pairs<F> {
     }
 }
 
-impl<F: Float, L> ArgsFor<F, L> for Pairs<F>
+impl<F: Float, D: Dimension, L> ArgsFor<F, L> for Pairs<F, D>
 where
-    L: for<'a> Loss<F, Input<'a> = Pair<'a, F>, Target<'a> = ArrayView1<'a, F>>,
+    L: for<'a> Loss<F, Input<'a> = Pair<'a, F, D>, Target<'a> = ArrayView1<'a, F>>,
 {
-    fn input(&self) -> Pair<'_, F> {
+    fn input(&self) -> Pair<'_, F, D> {
         Pair {
             x1: self.x1.view(),
             x2: self.x2.view(),
@@ -573,6 +637,79 @@ where
     fn target(&self) -> ArrayView1<'_, F> {
         self.target.view()
     }
+}
+
+/// Anchors, positives and negatives, each `(N, D)`, and no target: the
+/// triplet loss.
+#[derive(Clone, Debug)]
+pub struct Triplets<F> {
+    /// The anchors.
+    pub anchor: Array2<F>,
+    /// The positives.
+    pub positive: Array2<F>,
+    /// The negatives.
+    pub negative: Array2<F>,
+}
+
+impl<F: Float> Args<F> for Triplets<F> {
+    type As<G: Float> = Triplets<G>;
+    fn cast<G: Float>(&self) -> Triplets<G> {
+        Triplets {
+            anchor: convert(&self.anchor),
+            positive: convert(&self.positive),
+            negative: convert(&self.negative),
+        }
+    }
+    fn params(&self) -> Vec<f64> {
+        three_params(&self.anchor, &self.positive, &self.negative)
+    }
+    fn with_params(&self, params: &[f64]) -> Self {
+        let (a, rest) = params.split_at(self.anchor.len());
+        let (p, n) = rest.split_at(self.positive.len());
+        Triplets {
+            anchor: refill(&self.anchor, a),
+            positive: refill(&self.positive, p),
+            negative: refill(&self.negative, n),
+        }
+    }
+    fn misshapen(&self) -> Vec<(&'static str, Self)> {
+        let (positive, negative) = (shorter(&self.positive, 1), shorter(&self.negative, 0));
+        vec![
+            (
+                "positive",
+                Triplets {
+                    positive,
+                    ..self.clone()
+                },
+            ),
+            (
+                "negative",
+                Triplets {
+                    negative,
+                    ..self.clone()
+                },
+            ),
+        ]
+    }
+}
+
+impl<F: Float, L> ArgsFor<F, L> for Triplets<F>
+where
+    L: for<'a> Loss<F, Input<'a> = Triplet<'a, F>, Target<'a> = ()>,
+{
+    fn input(&self) -> Triplet<'_, F> {
+        Triplet {
+            anchor: self.anchor.view(),
+            positive: self.positive.view(),
+            negative: self.negative.view(),
+        }
+    }
+    fn target(&self) {}
+}
+
+/// Three arrays flattened one after the other.
+fn three_params<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>) -> Vec<f64> {
+    flat(a).chain(flat(b)).chain(flat(c)).collect()
 }
 
 /// Features `(N, D)`, class centers `(C, D)` (not differentiated) and
@@ -719,13 +856,13 @@ impl<F: Float> GradBuf for EmbeddingsGrad<F> {
     }
 }
 
-impl<F: Float> Values for PairGrad<F> {
+impl<F: Float, D: Dimension> Values for PairGrad<F, D> {
     fn values(&self) -> Vec<f64> {
         two_params(&self.x1, &self.x2, usize::MAX)
     }
 }
 
-impl<F: Float> GradBuf for PairGrad<F> {
+impl<F: Float, D: Dimension> GradBuf for PairGrad<F, D> {
     fn set_all(&mut self, v: f64) {
         self.x1.set_all(v);
         self.x2.set_all(v);
@@ -735,6 +872,48 @@ impl<F: Float> GradBuf for PairGrad<F> {
         vec![
             ("grad.x1", PairGrad { x1, ..self.clone() }),
             ("grad.x2", PairGrad { x2, ..self.clone() }),
+        ]
+    }
+}
+
+impl<F: Float> Values for TripletGrad<F> {
+    fn values(&self) -> Vec<f64> {
+        three_params(&self.anchor, &self.positive, &self.negative)
+    }
+}
+
+impl<F: Float> GradBuf for TripletGrad<F> {
+    fn set_all(&mut self, v: f64) {
+        self.anchor.set_all(v);
+        self.positive.set_all(v);
+        self.negative.set_all(v);
+    }
+    fn misshapen(&self) -> Vec<(&'static str, Self)> {
+        let anchor = wider(&self.anchor);
+        let positive = wider(&self.positive);
+        let negative = wider(&self.negative);
+        vec![
+            (
+                "grad.anchor",
+                TripletGrad {
+                    anchor,
+                    ..self.clone()
+                },
+            ),
+            (
+                "grad.positive",
+                TripletGrad {
+                    positive,
+                    ..self.clone()
+                },
+            ),
+            (
+                "grad.negative",
+                TripletGrad {
+                    negative,
+                    ..self.clone()
+                },
+            ),
         ]
     }
 }

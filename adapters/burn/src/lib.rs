@@ -81,10 +81,10 @@ use burn::tensor::{DType, Device, Tensor, TensorData, kind::Basic};
 use classloss::{
     AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterLoss, CombinedMargin,
     Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Exponential,
-    GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam,
-    LogitAdjusted, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd,
-    Poly1, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax,
-    SymmetricCrossEntropy, Wasserstein,
+    GeneralizedCrossEntropy, HardBootstrapping, HierarchicalCrossEntropy, Hinge, KlDivergence,
+    LabelSmoothing, Ldam, LogitAdjusted, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy,
+    OnCosines, OrdinalEmd, Poly1, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
+    Sparsemax, SymmetricCrossEntropy, Wasserstein,
 };
 use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
@@ -370,7 +370,12 @@ macro_rules! untyped_scores {
     )*};
 }
 
-untyped_scores!(LabelSmoothing: "input", Sparsemax: "logits", Wasserstein: "logits");
+untyped_scores!(
+    LabelSmoothing: "input",
+    Sparsemax: "logits",
+    Wasserstein: "logits",
+    HierarchicalCrossEntropy: "logits",
+);
 
 impl<L: AngularMargin + Sync, const N: usize> TensorLoss<Tensor<N>> for OnCosines<L> {
     fn call<const P: usize>(

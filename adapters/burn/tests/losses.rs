@@ -11,9 +11,10 @@ use burn::tensor::{DType, Device, Element, Int, Tensor, TensorData, kind::Basic}
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, CombinedMargin,
     Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Differentiable, Embeddings,
-    Exponential, GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing,
-    Labels, Ldam, LogitAdjusted, Loss, MultiMargin, Pair, Poly1, Reduction, SigmoidFocal,
-    SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
+    Exponential, GeneralizedCrossEntropy, HardBootstrapping, HierarchicalCrossEntropy, Hinge,
+    KlDivergence, LabelSmoothing, Labels, Ldam, LogitAdjusted, Loss, MultiMargin, Pair, Poly1,
+    Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax,
+    SymmetricCrossEntropy,
 };
 use classloss_adapter_kit::testing::{centers_gradient, filled, probs, to};
 use classloss_burn::{HostFloat, Path, TensorLoss};
@@ -129,6 +130,20 @@ fn softmax_losses_on_labels_equal_the_core() {
     same_on_scores::<_, _, _, _, 2, 1, Int>(&mm, &x, Labels::from(&y), &yt);
     same_on_scores::<_, _, _, _, 2, 1, Int>(&CrammerSinger::new(), &x, Labels::from(&y), &yt);
     same_on_scores::<_, _, _, _, 2, 1, Int>(&Sparsemax::new(), &x, Labels::from(&y), &yt);
+    let hxe = HierarchicalCrossEntropy::new()
+        .with_alpha(0.5)
+        .unwrap()
+        .with_parents(vec![
+            Some(4),
+            Some(4),
+            Some(5),
+            Some(5),
+            Some(6),
+            Some(6),
+            None,
+        ])
+        .unwrap();
+    same_on_scores::<_, _, _, _, 2, 1, Int>(&hxe, &x, Labels::from(&y), &yt);
     let counts = array![40.0, 9.0, 3.0, 1.0];
     let la = LogitAdjusted::new()
         .with_samples_per_class(counts.clone())

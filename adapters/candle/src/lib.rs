@@ -82,10 +82,10 @@ use candle_core::{DType, Error, Result, Tensor, WithDType};
 use classloss::{
     AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterLoss, CombinedMargin,
     Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Exponential, Float,
-    GeneralizedCrossEntropy, HardBootstrapping, Hinge, KlDivergence, LabelSmoothing, Ldam,
-    LogitAdjusted, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd,
-    Poly1, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax,
-    SymmetricCrossEntropy, Wasserstein,
+    GeneralizedCrossEntropy, HardBootstrapping, HierarchicalCrossEntropy, Hinge, KlDivergence,
+    LabelSmoothing, Ldam, LogitAdjusted, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy,
+    OnCosines, OrdinalEmd, Poly1, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
+    Sparsemax, SymmetricCrossEntropy, Wasserstein,
 };
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 use storage::dtype_error;
@@ -230,7 +230,12 @@ macro_rules! untyped_scores {
     )*};
 }
 
-untyped_scores!(LabelSmoothing: "input", Sparsemax: "logits", Wasserstein: "logits");
+untyped_scores!(
+    LabelSmoothing: "input",
+    Sparsemax: "logits",
+    Wasserstein: "logits",
+    HierarchicalCrossEntropy: "logits",
+);
 
 impl<L: AngularMargin + Clone + Send + Sync + 'static> TensorLoss for OnCosines<L> {
     type Inputs<'a> = &'a Tensor;
