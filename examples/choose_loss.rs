@@ -32,6 +32,8 @@ mod losses;
 mod metrics;
 #[path = "choose_loss/model.rs"]
 mod model;
+#[path = "choose_loss/pending.rs"]
+mod pending;
 #[path = "choose_loss/plot.rs"]
 mod plot;
 #[path = "choose_loss/report.rs"]
@@ -159,9 +161,15 @@ impl Regime {
         let mut x_train = data::rows(&all.pixels, &idx);
         let mut x_test = data::rows(&all.pixels, test);
         data::standardize(&mut x_train, &mut [&mut x_test]);
+        let noise_rate = if self == Regime::Noisy {
+            NOISE_RATE
+        } else {
+            0.0
+        };
         Split {
             x_train,
             y_train,
+            noise_rate,
             x_test,
             y_test: true_labels(test),
         }

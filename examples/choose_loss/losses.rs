@@ -1,11 +1,13 @@
 //! The losses compared: one entry per loss, built from the crate's public
 //! API only. Adding a loss to the study is adding an entry to `table`.
 
+use super::pending::CoTeachingSchedule;
 use classloss::{
     ArcFace, Asymmetric, BceWithLogits, ClassifierLoss, CosFace, CrossEntropy, Differentiable,
-    Embeddings, EmbeddingsGradMut, GeneralizedCrossEntropy, HardBootstrapping, LabelSmoothing,
-    Labels, Ldam, LogitAdjusted, MultiLabelSoftMargin, OhemCrossEntropy, Poly1, Reduction,
-    SigmoidFocal, SoftBootstrapping, SoftmaxFocal, SymmetricCrossEntropy, class_balanced_weights,
+    Embeddings, EmbeddingsGradMut, GeneralizedCrossEntropy, HardBootstrapping, LabelSets,
+    LabelSmoothing, Labels, Ldam, LogitAdjusted, MultiLabelMargin, MultiLabelSoftMargin,
+    OhemCrossEntropy, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
+    SymmetricCrossEntropy, class_balanced_weights,
 };
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
@@ -62,6 +64,19 @@ pub type CosineFn = Box<
         + Sync,
 >;
 
+/// Per-sample values for a batch with class labels, and the gradient of
+/// their sum (so each row's gradient is its own sample's), written into a
+/// reused buffer.
+pub type RowsFn = Box<
+    dyn Fn(
+            ArrayView2<'_, f32>,
+            ArrayView1<'_, usize>,
+            ArrayViewMut2<'_, f32>,
+        ) -> classloss::Result<Array1<f32>>
+        + Send
+        + Sync,
+>;
+
 /// What a loss trains.
 pub enum Objective {
     /// A linear head's logits, on class labels.
@@ -75,6 +90,14 @@ pub enum Objective {
     },
     /// A linear head's logits, on label sets.
     Targets(TargetsFn),
+    /// Two linear-head networks trained by Co-teaching with `loss`, the
+    /// first one measured.
+    CoTeaching {
+        /// The loss of every sample.
+        loss: RowsFn,
+        /// The forget rate of each epoch.
+        schedule: CoTeachingSchedule,
+    },
 }
 
 /// How a trained model's scores become a confidence for its prediction.
@@ -93,6 +116,9 @@ pub struct TrainInfo {
     /// Images per class in the training split (for label sets: how many
     /// samples carry each label).
     pub class_counts: Vec<usize>,
+    /// The fraction of wrong training labels (0 for clean labels):
+    /// Co-teaching assumes it known.
+    pub noise_rate: f64,
 }
 
 /// One loss of the study.
@@ -113,6 +139,16 @@ fn on_labels<L: ClassifierLoss<f32> + Send + Sync + 'static>(loss: L) -> LogitsF
     Box::new(move |x, y, g, _| loss.forward_backward_into(x, Labels::from(y), g))
 }
 
+/// A loss's per-sample values and per-row gradients on class labels;
+/// `loss` must use `Reduction::Sum`, so that its gradient rows are the
+/// samples' own.
+fn per_row<L: ClassifierLoss<f32> + Send + Sync + 'static>(loss: L) -> RowsFn {
+    Box::new(move |x, y, g| {
+        loss.forward_backward_into(x, Labels::from(y), g)?;
+        loss.per_sample(x, Labels::from(y))
+    })
+}
+
 /// A loss on `(N, C)` logits and `(N, C)` targets of the same type: the
 /// sigmoid family and the multi-label losses.
 fn on_targets<L>(loss: L) -> TargetsFn
@@ -127,6 +163,19 @@ where
         + 'static,
 {
     Box::new(move |x, t, g, _| loss.forward_backward_into(x, t, g))
+}
+
+/// The ranking loss on label sets: the classes of each 0/1 target row, as
+/// lists.
+fn on_label_sets(loss: MultiLabelMargin) -> TargetsFn {
+    Box::new(move |x, t, g, _| {
+        let sets: Vec<Vec<usize>> = t
+            .rows()
+            .into_iter()
+            .map(|row| (0..row.len()).filter(|&c| row[c] > 0.5).collect())
+            .collect();
+        loss.forward_backward_into(x, LabelSets::from(&sets), g)
+    })
 }
 
 /// A loss on targets trained one-vs-all on class labels: each class is a
@@ -191,20 +240,15 @@ fn on_cosines(scale: f64, loss: LogitsFn) -> Objective {
 /// Deferred re-weighting (Cao et al. 2019): `loss` unweighted until the
 /// fraction `from` of the epochs, then the weighted mean
 /// `sum w_(y_i) l_i / sum w_(y_i)` (PyTorch's `weight=` mean) with one
-/// weight per class. For losses without a `weight` option; `loss` must
-/// use `Reduction::Sum`, so that its gradient rows are the samples' own.
-fn deferred_reweighting<L>(loss: L, weights: Array1<f64>, from: f64) -> LogitsFn
-where
-    L: ClassifierLoss<f32> + Send + Sync + 'static,
-{
+/// weight per class. For losses without a `weight` option.
+fn deferred_reweighting(loss: RowsFn, weights: Array1<f64>, from: f64) -> LogitsFn {
     Box::new(move |x, y, mut g, stage| {
         let late = stage.epoch as f64 >= from * stage.epochs as f64;
         let w: Array1<f32> = y
             .iter()
             .map(|&c| if late { weights[c] as f32 } else { 1.0 })
             .collect();
-        let per = loss.per_sample(x, Labels::from(y))?;
-        loss.forward_backward_into(x, Labels::from(y), g.view_mut())?;
+        let per = loss(x, y, g.view_mut())?;
         let total = w.sum();
         g *= &(&w / total).insert_axis(Axis(1));
         Ok(w.dot(&per) / total)
@@ -303,7 +347,7 @@ pub fn table() -> Vec<Entry> {
                 let w = class_balanced_weights::<f64>(&info.class_counts, LDAM_DRW_BETA)?;
                 Ok(on_cosines(
                     LDAM_SCALE,
-                    deferred_reweighting(ldam, w, LDAM_DRW_FROM),
+                    deferred_reweighting(per_row(ldam), w, LDAM_DRW_FROM),
                 ))
             },
         },
@@ -324,6 +368,19 @@ pub fn table() -> Vec<Entry> {
                         .with_beta(1.0)?
                         .with_log_zero(-4.0)?,
                 ))
+            },
+        },
+        Entry {
+            name: "Co-teaching",
+            settings: "two networks (the first measured), each trained with CrossEntropy on the \
+                       samples of smallest loss under the other; forget rate = noise rate * \
+                       min(epoch / 10, 1) (the paper's, the noise rate known: 0 on clean labels)",
+            reading: Reading::Softmax,
+            build: |info| {
+                Ok(Objective::CoTeaching {
+                    loss: per_row(CrossEntropy::new().with_reduction(Reduction::Sum)),
+                    schedule: CoTeachingSchedule::new(info.noise_rate)?.with_ramp_epochs(10)?,
+                })
             },
         },
         Entry {
@@ -404,6 +461,14 @@ pub fn multi_label_table() -> Vec<Entry> {
             settings: "MultiLabelSoftMargin::new(), no class weights",
             reading: Reading::Sigmoid,
             build: |_| Ok(Objective::Targets(on_targets(MultiLabelSoftMargin::new()))),
+        },
+        Entry {
+            name: "ranking (label sets)",
+            settings: "MultiLabelMargin::new() (PyTorch's MultiLabelMarginLoss): every label 1 above \
+                       every other class; its scores are margins, not probabilities, so the untuned \
+                       threshold (score 0) means nothing for it",
+            reading: Reading::Sigmoid,
+            build: |_| Ok(Objective::Targets(on_label_sets(MultiLabelMargin::new()))),
         },
     ]
 }

@@ -1,11 +1,12 @@
 //! One training run: minibatch Adam on one regime's training split with one
 //! loss, then the metrics on the untouched test split.
 
+use super::pending::small_loss_indices;
 use classloss::numerics::{sigmoid, softmax_into};
-use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::data::CLASSES;
-use super::losses::{Entry, Objective, Reading, Stage, TrainInfo};
+use super::losses::{Entry, Objective, Reading, RowsFn, Stage, TrainInfo};
 use super::metrics::{
     MultiScores, Scores, accuracy, mean_average_precision, multi_label_scores, scores,
 };
@@ -19,6 +20,9 @@ pub struct Split {
     pub x_train: Array2<f32>,
     /// Training labels, possibly noisy.
     pub y_train: Vec<usize>,
+    /// The fraction of wrong training labels, for the losses that are told
+    /// it (Co-teaching).
+    pub noise_rate: f64,
     /// `(N_test, 64)`.
     pub x_test: Array2<f32>,
     /// True test labels.
@@ -135,11 +139,10 @@ struct Fitted {
     curve: Vec<f64>,
 }
 
-/// Minibatch Adam on `(x, y)` with one loss; `seed` fixes initialization
-/// and batch order.
+/// Minibatch Adam on `(x, y)` with one loss, told the fraction of wrong
+/// labels `noise_rate`; `seed` fixes initialization and batch order.
 fn fit(
-    x: &Array2<f32>,
-    y: Targets<'_>,
+    (x, y, noise_rate): (&Array2<f32>, Targets<'_>, f64),
     entry: &Entry,
     body: Body,
     cfg: &Config,
@@ -149,14 +152,19 @@ fn fit(
     let named = |e: String| format!("{}: {e}", entry.name);
     let info = TrainInfo {
         class_counts: y.class_counts(),
+        noise_rate,
     };
     let objective = (entry.build)(&info).map_err(|e| named(e.to_string()))?;
     let head = match &objective {
-        Objective::Logits(_) | Objective::Targets(_) => Head::Linear,
+        Objective::Logits(_) | Objective::Targets(_) | Objective::CoTeaching { .. } => Head::Linear,
         Objective::Cosine { scale, .. } => Head::Cosine { scale: *scale },
     };
     let features = x.ncols();
     let mut net = Net::new(features, CLASSES, body, head, &mut Rng::derive(seed, 1));
+    // Co-teaching's second network, initialized differently.
+    let mut peer = matches!(objective, Objective::CoTeaching { .. })
+        .then(|| Net::new(features, CLASSES, body, head, &mut Rng::derive(seed, 10)));
+    let mut g_peer = Array2::<f32>::zeros((cfg.batch.min(y.len()), CLASSES));
     let mut order_rng = Rng::derive(seed, 2);
 
     // Buffers reused by every step: the batch and the loss's gradients.
@@ -225,10 +233,31 @@ fn fit(
                     net.backward_cosine(g_z.slice(s![..n, ..]), g_w.view());
                     v
                 }
+                (Objective::CoTeaching { loss, schedule }, Targets::Labels(_)) => {
+                    let peer = peer
+                        .as_mut()
+                        .ok_or("Co-teaching without its second network")?;
+                    let forget = schedule.forget_rate(epoch);
+                    let (g_a, g_b) = (
+                        g_logits.slice_mut(s![..n, ..]),
+                        g_peer.slice_mut(s![..n, ..]),
+                    );
+                    co_teaching_step(
+                        [&mut net, peer],
+                        loss,
+                        xb.slice(s![..n, ..]),
+                        labels,
+                        [g_a, g_b],
+                        forget,
+                    )
+                }
                 _ => return Err(named("trains on the other kind of targets".to_string())),
             }
             .map_err(|e| named(e.to_string()))?;
             net.step(&cfg.adam);
+            if let Some(peer) = peer.as_mut() {
+                peer.step(&cfg.adam);
+            }
             total += f64::from(value) * n as f64;
         }
         train_loss.push(total / n_train as f64);
@@ -239,6 +268,39 @@ fn fit(
         train_loss,
         curve,
     })
+}
+
+/// One step of Co-teaching (Han et al. 2018): each network takes the
+/// per-sample losses of the batch, and each learns only from the
+/// `1 - forget` fraction of the samples on which its peer's loss is
+/// smallest. Returns the first network's mean loss on what it learned from.
+fn co_teaching_step(
+    mut nets: [&mut Net; 2],
+    loss: &RowsFn,
+    x: ArrayView2<'_, f32>,
+    labels: ArrayView1<'_, usize>,
+    mut grads: [ArrayViewMut2<'_, f32>; 2],
+    forget: f64,
+) -> classloss::Result<f32> {
+    let mut per = Vec::with_capacity(2);
+    for (net, g) in nets.iter_mut().zip(grads.iter_mut()) {
+        net.features(x);
+        per.push(loss(net.logits().view(), labels, g.view_mut())?);
+    }
+    // Network k learns from the samples its peer (1 - k) picked.
+    let kept = [
+        small_loss_indices(&per[1], forget)?,
+        small_loss_indices(&per[0], forget)?,
+    ];
+    for ((net, g), keep) in nets.into_iter().zip(grads.iter_mut()).zip(&kept) {
+        let mut mask = Array1::<f32>::zeros(g.nrows());
+        for &i in keep {
+            mask[i] = 1.0 / keep.len() as f32;
+        }
+        *g *= &mask.view().insert_axis(Axis(1));
+        net.backward_logits(g.view());
+    }
+    Ok(kept[0].iter().map(|&i| per[0][i]).sum::<f32>() / kept[0].len().max(1) as f32)
 }
 
 /// Trains one model with one loss on class labels and measures it on the
@@ -255,15 +317,8 @@ pub fn train(
         accuracy(&pred, &split.y_test)
     };
     let labels = Targets::Labels(&split.y_train);
-    let mut fitted = fit(
-        &split.x_train,
-        labels,
-        entry,
-        body,
-        cfg,
-        seed,
-        test_accuracy,
-    )?;
+    let data = (&split.x_train, labels, split.noise_rate);
+    let mut fitted = fit(data, entry, body, cfg, seed, test_accuracy)?;
     let test_scores = fitted.net.scores(split.x_test.view());
     let (pred, confidence) = predict(test_scores.view(), entry.reading);
     Ok(Run {
@@ -286,7 +341,14 @@ pub fn train_multi(
     let test_map =
         |net: &mut Net| mean_average_precision(net.scores(x_test.view()).view(), t_test.view());
     let sets = Targets::Sets(split.train.1.view());
-    let mut fitted = fit(&split.train.0, sets, entry, body, cfg, seed, test_map)?;
+    let mut fitted = fit(
+        (&split.train.0, sets, 0.0),
+        entry,
+        body,
+        cfg,
+        seed,
+        test_map,
+    )?;
     let tune_scores = fitted.net.scores(split.tune.0.view());
     let test_scores = fitted.net.scores(x_test.view());
     let scores = multi_label_scores(
@@ -326,6 +388,52 @@ mod tests {
         assert!((conf[0] - 2.0 / 3.0).abs() < 1e-6);
         let (_, conf) = predict(scores.view(), Reading::Sigmoid);
         assert!((conf[1] - 1.0 / (1.0 + (-3.0_f64).exp())).abs() < 1e-6);
+    }
+
+    /// Softmax regression on the digits with 40% of the training labels
+    /// wrong, trained by the loss named `name` of the table.
+    fn noisy_digits_accuracy(name: &str) -> f64 {
+        use super::super::data::{self, read_digits_gz, stratified_split, symmetric_noise};
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/digits.csv.gz");
+        let all = read_digits_gz(&path).unwrap();
+        let (fit_idx, test) = stratified_split(&all.labels, CLASSES, 0.3, &mut Rng::new(1));
+        let pick = |idx: &[usize]| idx.iter().map(|&i| all.labels[i]).collect::<Vec<_>>();
+        let y_train = symmetric_noise(&pick(&fit_idx), CLASSES, 0.4, &mut Rng::new(2));
+        let (mut x_train, mut x_test) = (
+            data::rows(&all.pixels, &fit_idx),
+            data::rows(&all.pixels, &test),
+        );
+        data::standardize(&mut x_train, &mut [&mut x_test]);
+        let split = Split {
+            x_train,
+            y_train,
+            noise_rate: 0.4,
+            x_test,
+            y_test: pick(&test),
+        };
+        let table = super::super::losses::table();
+        let entry = table.iter().find(|e| e.name == name).unwrap();
+        let cfg = Config {
+            steps: 800,
+            batch: 32,
+            adam: Adam::default(),
+        };
+        train(&split, entry, Body::Identity, &cfg, 3)
+            .unwrap()
+            .scores
+            .accuracy
+    }
+
+    #[test]
+    fn co_teaching_beats_cross_entropy_on_noisy_labels() {
+        // Each network must learn from its peer's selection: a peer left
+        // untrained picks at random and falls far below cross-entropy.
+        let (ce, co) = (
+            noisy_digits_accuracy("cross-entropy"),
+            noisy_digits_accuracy("Co-teaching"),
+        );
+        assert!(co > ce + 0.03, "Co-teaching {co} vs cross-entropy {ce}");
     }
 
     #[test]
