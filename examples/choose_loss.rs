@@ -416,8 +416,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     print_against("multi-label", &ml_rows);
     println!(
-        "\nThe claims of the documents and papers, checked (\"supported\": better on every seed for both \
-         models; \"contradicted\": worse on every seed for both):"
+        "\nThe claims of the documents and papers, checked per model (\"supported\": better on every seed \
+         than every loss it is compared with; \"contradicted\": worse on every seed; \"mixed\": the models \
+         disagree):"
     );
     for claim in claims::CLAIMS {
         let line = match single_rows.iter().find(|(name, _)| *name == claim.regime) {

@@ -79,9 +79,19 @@ pub const CLAIMS: &[Claim] = &[
     },
     Claim {
         source: "document 000, 3.2",
-        says: "on symmetric label noise, use GCE",
+        says: "on symmetric label noise, use GCE (Co-teaching for asymmetric noise)",
         regime: "noisy labels",
         better: cell("GCE", "accuracy"),
+        than: &[
+            cell("cross-entropy", "accuracy"),
+            cell("Co-teaching", "accuracy"),
+        ],
+    },
+    Claim {
+        source: "document 000, 3.2; Han et al. 2018",
+        says: "Co-teaching filters out the noisy samples",
+        regime: "noisy labels",
+        better: cell("Co-teaching", "accuracy"),
         than: &[cell("cross-entropy", "accuracy")],
     },
     Claim {
@@ -125,16 +135,20 @@ fn values<S: Scored>(rows: &[Row<'_, S>], c: Cell) -> Result<(Metric, Vec<f64>),
 }
 
 /// The verdict on `claim` from each model's rows of its regime: one line
-/// with the word (supported, contradicted, not clear) and the seed counts.
+/// with the word ("supported": better on every seed against every other
+/// side; "contradicted": worse on every seed against every other side;
+/// "not clear" otherwise), per model with the seed counts, and overall
+/// (the models' common word, or "mixed").
 pub fn verdict<S: Scored>(
     claim: &Claim,
     models: &[&str],
     by_model: &[Vec<Row<'_, S>>],
 ) -> Result<String, String> {
-    let (mut all_for, mut all_against) = (true, true);
+    let mut words = Vec::new();
     let mut details = Vec::new();
     for (model, rows) in models.iter().zip(by_model) {
         let (metric, a) = values(rows, claim.better)?;
+        let (mut all_for, mut all_against) = (true, true);
         let mut parts = Vec::new();
         for &c in claim.than {
             let (m, b) = values(rows, c)?;
@@ -159,17 +173,22 @@ pub fn verdict<S: Scored>(
             };
             parts.push(format!("{won}/{n} over {what}"));
         }
-        details.push(format!("{model}: {}", parts.join(", ")));
+        let word = if all_for {
+            "supported"
+        } else if all_against {
+            "contradicted"
+        } else {
+            "not clear"
+        };
+        words.push(word);
+        details.push(format!("{model}: {word} ({})", parts.join(", ")));
     }
-    let word = if all_for {
-        "supported"
-    } else if all_against {
-        "contradicted"
-    } else {
-        "not clear"
+    let overall = match words.first() {
+        Some(w) if words.iter().all(|x| x == w) => *w,
+        _ => "mixed",
     };
     Ok(format!(
-        "{word}: {} ({}; {}, {}) — better on {}",
+        "{overall}: {} ({}; {}, {}). Seeds won: {}",
         claim.says,
         claim.source,
         claim.regime,
@@ -241,11 +260,25 @@ mod tests {
             v.starts_with("supported: says (src; long-tailed, accuracy)"),
             "{v}"
         );
-        assert!(v.ends_with("S: 2/2 over b; M: 2/2 over b"), "{v}");
+        assert!(
+            v.ends_with("S: supported (2/2 over b); M: supported (2/2 over b)"),
+            "{v}"
+        );
         let v = verdict(&c, &["S", "M"], &both(&[0.9, 0.6], &[0.5, 0.7])).unwrap();
         assert!(v.starts_with("not clear"), "{v}");
         let v = verdict(&c, &["S", "M"], &both(&[0.4, 0.6], &[0.5, 0.7])).unwrap();
         assert!(v.starts_with("contradicted"), "{v}");
+        // Models that disagree make a mixed verdict.
+        let split = vec![
+            rows(&[0.9, 0.8], &[0.5, 0.7]),
+            rows(&[0.4, 0.6], &[0.5, 0.7]),
+        ];
+        let v = verdict(&c, &["S", "M"], &split).unwrap();
+        assert!(v.starts_with("mixed"), "{v}");
+        assert!(
+            v.contains("S: supported (2/2 over b); M: contradicted (0/2 over b)"),
+            "{v}"
+        );
         // Lower is better for the calibration error: a smaller ECE wins.
         let mut e = claim("a", "ECE");
         e.than = &[Cell {
