@@ -6,6 +6,7 @@ pub mod binary;
 mod engine;
 pub mod eval;
 pub mod gradcheck;
+mod loss_scaler;
 pub mod margin;
 pub mod metric;
 pub mod numerics;
@@ -21,7 +22,12 @@ pub use base::labels::{Label, LabelIter, Labels};
 pub use base::loss::{ClassifierLoss, Differentiable, Loss};
 pub use base::reduction::Reduction;
 pub use binary::{Asymmetric, Bce, BceWithLogits, MultiLabelSoftMargin, SigmoidFocal};
-pub use eval::{Hamming, ZeroOne};
+pub use eval::{
+    EvalTarget, F1Scores, Hamming, PerClassMetric, ThresholdMode, Thresholds, ZeroDivision,
+    ZeroOne, argmax_predictions, average_precision, multiclass_f1, multilabel_f1,
+    multilabel_predictions, pick_f1_thresholds, roc_auc,
+};
+pub use loss_scaler::{GradBuffers, LossScaler, StepDecision};
 pub use margin::{
     CrammerSinger, Exponential, Hinge, LabelConvention, MultiLabelMargin, MultiMargin, SoftMargin,
 };
@@ -31,11 +37,14 @@ pub use metric::{
     OnCosines, Pair, PairGrad, PairGradMut, Triplet, TripletGrad, TripletGradMut, TripletMargin,
 };
 pub use robust::{
-    GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping, SymmetricCrossEntropy,
+    CoTeachingSchedule, GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping,
+    SymmetricCrossEntropy, small_loss_indices,
 };
 pub use softmax::{
     ClassTarget, CrossEntropy, FocalAlpha, HierarchicalCrossEntropy, KlDivergence, LabelSmoothing,
     Ldam, LogitAdjusted, OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal,
     Sparsemax, Wasserstein,
 };
-pub use weighting::class_balanced_weights;
+pub use weighting::{
+    class_balanced_weights, inverse_frequency_weights, sqrt_inverse_frequency_weights,
+};

@@ -19,6 +19,7 @@ use crate::base::label_sets::LabelSets;
 use crate::base::labels::Labels;
 use crate::base::options::Options;
 use crate::base::reduction::{Totals, reduce};
+use crate::numerics::times_pow2;
 use crate::{Float, Reduction, Result};
 
 /// A loss: a value per sample and a reduced value.
@@ -237,19 +238,41 @@ fn run<'o, F: Float, T: Compute<F>>(
     let per_sample = per.is_some();
     let call = Call {
         input: input.clone(),
-        target,
+        target: target.clone(),
         grad,
         per,
     };
-    let totals = loss.compute(call)?;
+    let mut totals = loss.compute(call)?;
     let samples = T::Sig::samples(&input);
-    reduce(
-        Options::reduction(loss),
-        totals,
-        samples.slice(),
-        per_sample,
-        || T::Sig::all_finite(&input),
-    )
+    let reduction = Options::reduction(loss);
+    if reduction == Reduction::Mean
+        && !per_sample
+        && totals.sum.total.is_infinite()
+        && totals.sum.overflow.is_none()
+        && T::Sig::all_finite(&input)
+    {
+        // Finite per-sample values whose sum passes f64 (only f64 values
+        // can: any number of f32 values fits): their mean may still fit.
+        // Cold, so computed again, the values into a buffer and summed
+        // scaled by 2^-128 (exact; the values too small to survive it do
+        // not count next to a sum beyond f64).
+        let mut values = Array::zeros(samples.clone());
+        let again = Call {
+            input: input.clone(),
+            target,
+            grad: None,
+            per: Some(values.view_mut()),
+        };
+        let divisor = loss.compute(again)?.divisor;
+        let scaled: f64 = values.iter().map(|v| times_pow2(v.as_f64(), -128)).sum();
+        // The mean stands for the total, over a divisor of 1: `reduce`
+        // then checks it against F's range as it checks any mean.
+        totals.sum.total = times_pow2(scaled / divisor, 128);
+        totals.divisor = 1.0;
+    }
+    reduce(reduction, totals, samples.slice(), per_sample, || {
+        T::Sig::all_finite(&input)
+    })
 }
 
 impl<F: Float, T: Compute<F>> Loss<F> for T {

@@ -95,6 +95,30 @@ pub(crate) fn check_values<F: Float, D: Dimension>(
     })
 }
 
+/// Every input value satisfies `ok`; otherwise an `InvalidInput` naming the
+/// first that does not (as [`check_values`], for inputs rather than targets).
+pub(crate) fn check_input_values<F: Float, D: Dimension>(
+    what: &'static str,
+    values: &ArrayView<'_, F, D>,
+    expected: &'static str,
+    ok: impl Fn(F) -> bool,
+) -> Result<()> {
+    check_values(what, values, expected, ok).map_err(|e| match e {
+        Error::InvalidTarget {
+            what,
+            index,
+            value,
+            expected,
+        } => Error::InvalidInput {
+            what,
+            index,
+            value,
+            expected,
+        },
+        other => other,
+    })
+}
+
 /// `v` is a finite probability in `[0, 1]`.
 pub(crate) fn is_probability<F: Float>(v: F) -> bool {
     // `&`, not `&&`: no branch, so a scan over many values vectorizes.

@@ -15,7 +15,7 @@ use crate::Float;
 use crate::base::labels::LabelSlice;
 use crate::base::reduction::Sum;
 use crate::engine::parallel::map_blocks;
-use crate::engine::softmax_rows::term;
+use crate::engine::softmax_rows::{smoothed_label_term, term};
 
 /// Positions per tile: a tile's max, sum and coefficients stay on the stack.
 const TILE: usize = 256;
@@ -204,7 +204,8 @@ impl Tile {
                             .sum();
                     }
                     let nll_sum = terms.w_sum * ln_sum.as_f64() - shifted;
-                    term(at_y, nll_y) + term(terms.off.as_f64(), nll_sum)
+                    let (hard, off) = (terms.hard.as_f64(), terms.off.as_f64());
+                    smoothed_label_term(wy.as_f64(), hard, nll_y, off, nll_sum)
                 } else {
                     kc[j] = terms.scale * wy / sum[j];
                     term(wy.as_f64(), nll_y)

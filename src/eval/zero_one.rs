@@ -116,7 +116,7 @@ impl<F: Float> Compute<F> for ZeroOne {
 
 /// The index of the largest value of a non-empty row: the first one on a
 /// tie, the first NaN if there is one (both as `torch.argmax`).
-fn argmax<F: Float>(row: ArrayView1<'_, F>) -> usize {
+pub(crate) fn argmax<F: Float>(row: ArrayView1<'_, F>) -> usize {
     let mut best = 0;
     let mut best_value = row[0];
     for (j, &v) in row.iter().enumerate().skip(1) {

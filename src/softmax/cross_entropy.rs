@@ -16,7 +16,7 @@ use crate::base::validate::{
 use crate::engine::softmax_columns::{LabelTerms, label_columns};
 use crate::engine::softmax_rows::{
     Row, RowGrad, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad,
-    smoothed_grad_fits, softmax_rows, softmax_rows_2d, term,
+    smoothed_grad_fits, smoothed_label_term, softmax_rows, softmax_rows_2d, term,
 };
 use crate::numerics::times_pow2;
 use crate::{Error, Float, Reduction, Result};
@@ -328,9 +328,8 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         let weights = w_slice.map(|s| (s, w_max));
                         smoothed_grad(g, scale, total, off, weights, (y, hard * wy));
                     }
-                    // hard * w_y in f64: in F a subnormal w_y loses bits.
-                    term(hard.as_f64() * wy.as_f64(), row.nll(y))
-                        + term(off.as_f64(), row.nll_sum(ws))
+                    let (hard, off) = (hard.as_f64(), off.as_f64());
+                    smoothed_label_term(wy.as_f64(), hard, row.nll(y), off, row.nll_sum(ws))
                 };
                 let matrix = matrix_views(&logits, &mut grad, &mut per);
                 let sum = match (matrix, labels.clone().into_dimensionality::<Ix1>()) {

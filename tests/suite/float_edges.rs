@@ -1438,3 +1438,74 @@ fn f32_cross_entropy_computed_in_f64_keeps_every_option() {
         .unwrap();
     assert!(g.iter().all(|v| v.abs() < 1e-40), "{g}");
 }
+
+#[test]
+fn smoothed_cross_entropy_with_subnormal_weights_keeps_its_per_sample_values() {
+    // Each per-sample value is w_y (hard nll_y) + ...: the weight multiplies
+    // last. Forming hard * w_y first rounds it to the one bit of 5e-324
+    // (9% off, so the per-sample values no longer reduced to the mean); a
+    // fuzzing campaign found it (issue 13). Both layouts: rows and columns.
+    let x2 = array![[3.0e300_f64, -2.0e300], [-1.0e300, 4.0e300], [0.5, 2.0]];
+    let y2 = array![0_usize, 0, 1];
+    let x4 = x2.clone().into_shape_with_order((3, 2, 1, 1)).unwrap();
+    let y4 = y2.clone().into_shape_with_order((3, 1, 1)).unwrap();
+    let w = 5e-324_f64;
+    let loss = |weight: f64| {
+        CrossEntropy::<f64, ndarray::IxDyn>::spatial()
+            .with_label_smoothing(0.09)
+            .unwrap()
+            .with_weight(array![weight, weight])
+            .unwrap()
+    };
+    for (x, y) in [
+        (x2.clone().into_dyn(), y2.clone().into_dyn()),
+        (x4.into_dyn(), y4.into_dyn()),
+    ] {
+        let tiny = loss(w).per_sample(x.view(), Labels::from(&y)).unwrap();
+        let one = loss(1.0).per_sample(x.view(), Labels::from(&y)).unwrap();
+        // The first two losses are about 5e300, their weighted values
+        // normal numbers, correct to f64 rounding; the third is a
+        // subnormal, exact to its absolute precision.
+        for i in 0..2 {
+            let (got, want) = (tiny.as_slice().unwrap()[i], one.as_slice().unwrap()[i] * w);
+            assert!(close(got, want, 1e-15), "{i}: {got:e} vs {want:e}");
+        }
+        let mean = loss(w).forward(x.view(), Labels::from(&y)).unwrap();
+        let total: f64 = tiny.iter().sum();
+        assert!(
+            close(mean, total / (3.0 * w), 1e-15),
+            "{mean:e} vs {total:e}"
+        );
+        assert!(close(
+            mean,
+            loss(1.0).forward(x.view(), Labels::from(&y)).unwrap(),
+            1e-15
+        ));
+    }
+}
+
+#[test]
+fn a_mean_that_fits_is_returned_though_the_sum_passes_f64() {
+    // Three losses of about 1e308: their sum passes f64, their mean does
+    // not, from forward and the fused call alike; Sum is the overflow.
+    let x = array![[0.0_f64, 1e308], [1e308, 0.0], [0.0, 1e308]];
+    let y = array![0_usize, 1, 0];
+    let ce = CrossEntropy::new();
+    let mean = ce.forward(x.view(), Labels::from(&y)).unwrap();
+    assert!(close(mean, 1e308, 1e-15), "{mean:e}");
+    let mut g = Array2::zeros((3, 2));
+    let fused = ce
+        .forward_backward_into(x.view(), Labels::from(&y), g.view_mut())
+        .unwrap();
+    assert_eq!(fused, mean);
+    assert_eq!(g, array![[-1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]] / 3.0);
+    let e = ce
+        .with_reduction(classloss::Reduction::Sum)
+        .forward(x.view(), Labels::from(&y))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the sum of the per-sample losses overflows f64"),
+        "{e}"
+    );
+}
