@@ -32,8 +32,6 @@ mod losses;
 mod metrics;
 #[path = "choose_loss/model.rs"]
 mod model;
-#[path = "choose_loss/pending.rs"]
-mod pending;
 #[path = "choose_loss/plot.rs"]
 mod plot;
 #[path = "choose_loss/report.rs"]

@@ -1,11 +1,10 @@
 //! The losses compared: one entry per loss, built from the crate's public
 //! API only. Adding a loss to the study is adding an entry to `table`.
 
-use super::pending::CoTeachingSchedule;
 use classloss::{
-    ArcFace, Asymmetric, BceWithLogits, ClassifierLoss, CosFace, CrossEntropy, Differentiable,
-    Embeddings, EmbeddingsGradMut, GeneralizedCrossEntropy, HardBootstrapping, LabelSets,
-    LabelSmoothing, Labels, Ldam, LogitAdjusted, MultiLabelMargin, MultiLabelSoftMargin,
+    ArcFace, Asymmetric, BceWithLogits, ClassifierLoss, CoTeachingSchedule, CosFace, CrossEntropy,
+    Differentiable, Embeddings, EmbeddingsGradMut, GeneralizedCrossEntropy, HardBootstrapping,
+    LabelSets, LabelSmoothing, Labels, Ldam, LogitAdjusted, MultiLabelMargin, MultiLabelSoftMargin,
     OhemCrossEntropy, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftmaxFocal,
     SymmetricCrossEntropy, class_balanced_weights,
 };

@@ -4,8 +4,11 @@
 //! Hamming loss. Plain functions of predictions, so they are tested by
 //! hand-computed cases.
 
-use classloss::{Hamming, Loss};
-use ndarray::{Array1, ArrayView1, ArrayView2, Axis};
+use classloss::{
+    ThresholdMode, Thresholds, ZeroDivision, average_precision, multilabel_f1,
+    multilabel_predictions, pick_f1_thresholds,
+};
+use ndarray::ArrayView2;
 
 /// `confusion[t][p]`: how many images of true class `t` were predicted `p`.
 pub fn confusion(pred: &[usize], truth: &[usize], classes: usize) -> Vec<Vec<usize>> {
@@ -152,133 +155,35 @@ pub fn multi_label_scores(
     test: (ArrayView2<'_, f32>, ArrayView2<'_, f32>),
 ) -> classloss::Result<MultiScores> {
     let (scores, truth) = test;
-    let thresholds: Array1<f32> = tune
-        .0
-        .axis_iter(Axis(1))
-        .zip(tune.1.axis_iter(Axis(1)))
-        .map(|(s, t)| f1_threshold(s, t) as f32)
-        .collect();
-    // Scores above their class's threshold are the predicted labels: as
-    // logits shifted by the threshold, they are what `Hamming` predicts at
-    // probability 0.5.
-    let shifted = &scores - &thresholds.view().insert_axis(Axis(0));
-    let decide = |s: ArrayView2<'_, f32>| s.mapv(|v| v > 0.0);
-    let tuned = decide(shifted.view());
-    let counts = |pred: &ndarray::Array2<bool>| -> Vec<[usize; 3]> {
-        pred.axis_iter(Axis(1))
-            .zip(truth.axis_iter(Axis(1)))
-            .map(|(p, t)| f1_counts(p, t))
-            .collect()
-    };
-    let tuned_counts = counts(&tuned);
+    let picked = pick_f1_thresholds(tune.0, tune.1, ThresholdMode::PerClass)?;
+    let tuned = multilabel_f1(truth, multilabel_predictions(scores, &picked)?.view())?;
+    // Score 0 is probability 0.5 for the sigmoid losses.
+    let at_half = multilabel_predictions(scores, &Thresholds::Shared(0.0))?;
+    let untuned = multilabel_f1(truth, at_half.view())?;
+    // The Hamming loss of these decisions from their counts: `Hamming`
+    // itself decides by `sigmoid(x) > t`, where the picked thresholds are
+    // met by `score >= t`.
+    let wrong: usize = [tuned.false_positives(), tuned.false_negatives()]
+        .iter()
+        .flat_map(|v| v.iter())
+        .sum();
     Ok(MultiScores {
-        map: mean_average_precision(scores, truth),
-        micro_f1: micro_f1(&tuned_counts),
-        macro_f1: tuned_counts.iter().map(|&c| f1(c)).sum::<f64>() / tuned_counts.len() as f64,
-        hamming: f64::from(Hamming::new().forward(shifted.view(), truth)?),
-        micro_f1_untuned: micro_f1(&counts(&decide(scores))),
+        map: mean_average_precision(scores, truth)?,
+        micro_f1: tuned.micro_f1().unwrap_or(0.0),
+        macro_f1: tuned.macro_f1(ZeroDivision::Zero).unwrap_or(0.0),
+        hamming: wrong as f64 / truth.len() as f64,
+        micro_f1_untuned: untuned.micro_f1().unwrap_or(0.0),
     })
 }
 
-// --- Local until `classloss::eval` has them (branch `tools`): average
-// precision, the F1-maximizing threshold, micro-F1. ---
-
-/// `[TP, FP, FN]` of predictions against 0/1 truth.
-fn f1_counts(pred: ArrayView1<'_, bool>, truth: ArrayView1<'_, f32>) -> [usize; 3] {
-    let mut c = [0; 3];
-    for (&p, &t) in pred.iter().zip(truth) {
-        match (p, t > 0.5) {
-            (true, true) => c[0] += 1,
-            (true, false) => c[1] += 1,
-            (false, true) => c[2] += 1,
-            (false, false) => {}
-        }
-    }
-    c
-}
-
-/// `2 TP / (2 TP + FP + FN)`, 0 when there is nothing to find or predict.
-fn f1([tp, fp, fn_]: [usize; 3]) -> f64 {
-    let d = 2 * tp + fp + fn_;
-    if d == 0 {
-        0.0
-    } else {
-        2.0 * tp as f64 / d as f64
-    }
-}
-
-/// F1 of the pooled counts of every class.
-fn micro_f1(counts: &[[usize; 3]]) -> f64 {
-    f1(counts
-        .iter()
-        .fold([0; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]))
-}
-
-/// Average precision of one class (scikit-learn's step-wise sum
-/// `sum_k (R_k - R_(k-1)) P_k` over the distinct scores, highest first);
-/// `None` for a class without positives.
-fn average_precision(scores: ArrayView1<'_, f32>, truth: ArrayView1<'_, f32>) -> Option<f64> {
-    let positives = truth.iter().filter(|&&t| t > 0.5).count();
-    if positives == 0 {
-        return None;
-    }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut seen, mut ap, mut last_recall) = (0usize, 0usize, 0.0, 0.0);
-    for (k, &i) in order.iter().enumerate() {
-        seen += 1;
-        tp += usize::from(truth[i] > 0.5);
-        // Tied scores are one threshold: count them together.
-        if order.get(k + 1).is_some_and(|&j| scores[j] == scores[i]) {
-            continue;
-        }
-        let recall = tp as f64 / positives as f64;
-        ap += (recall - last_recall) * tp as f64 / seen as f64;
-        last_recall = recall;
-    }
-    Some(ap)
-}
-
-/// The threshold maximizing F1 of `score > threshold` on one class: halfway
-/// between the lowest score kept and the next distinct score below it
-/// (the highest such threshold when several give the best F1); above every
-/// score when no threshold gives an F1 above 0.
-fn f1_threshold(scores: ArrayView1<'_, f32>, truth: ArrayView1<'_, f32>) -> f64 {
-    let positives = truth.iter().filter(|&&t| t > 0.5).count();
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let top = order.first().map_or(0.0, |&i| f64::from(scores[i]));
-    let (mut best, mut threshold) = (0.0, top + 1.0);
-    let mut tp = 0;
-    for (k, &i) in order.iter().enumerate() {
-        tp += usize::from(truth[i] > 0.5);
-        let next = order.get(k + 1).map(|&j| scores[j]);
-        if next == Some(scores[i]) {
-            continue;
-        }
-        let kept = k + 1;
-        let f = f1([tp, kept - tp, positives - tp]);
-        if f > best {
-            best = f;
-            threshold = match next {
-                Some(lower) => (f64::from(scores[i]) + f64::from(lower)) / 2.0,
-                None => f64::from(scores[i]) - 1.0,
-            };
-        }
-    }
-    threshold
-}
-
-// --- end of the local metrics ---
-
 /// Mean over the classes with a positive of their average precision.
-pub fn mean_average_precision(scores: ArrayView2<'_, f32>, truth: ArrayView2<'_, f32>) -> f64 {
-    let aps: Vec<f64> = scores
-        .axis_iter(Axis(1))
-        .zip(truth.axis_iter(Axis(1)))
-        .filter_map(|(s, t)| average_precision(s, t))
-        .collect();
-    aps.iter().sum::<f64>() / aps.len().max(1) as f64
+pub fn mean_average_precision(
+    scores: ArrayView2<'_, f32>,
+    truth: ArrayView2<'_, f32>,
+) -> classloss::Result<f64> {
+    Ok(average_precision(scores, truth)?
+        .macro_average()
+        .unwrap_or(f64::NAN))
 }
 
 /// Mean and sample standard deviation (0 for fewer than two values).
@@ -371,54 +276,27 @@ mod tests {
     }
 
     #[test]
-    fn average_precision_by_hand() {
+    fn multi_label_scores_tune_on_one_split_and_measure_on_the_other() {
         use ndarray::array;
-        // Ranked: +, -, +, -: AP = 1/2 * 1 + 1/2 * 2/3.
-        let s = array![0.9_f32, 0.8, 0.7, 0.1];
-        let t = array![1.0_f32, 0.0, 1.0, 0.0];
-        let ap = average_precision(s.view(), t.view()).unwrap();
-        assert!((ap - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
-        // A tie between a positive and a negative counts as one step: precision 1/2.
-        let s = array![0.5_f32, 0.5];
-        let t = array![1.0_f32, 0.0];
-        assert!((average_precision(s.view(), t.view()).unwrap() - 0.5).abs() < 1e-12);
-        assert_eq!(
-            average_precision(s.view(), array![0.0_f32, 0.0].view()),
-            None
-        );
-        let m = mean_average_precision(
-            array![[0.9_f32, 0.1], [0.1, 0.2]].view(),
-            array![[1.0_f32, 0.0], [0.0, 0.0]].view(),
-        );
-        assert_eq!(m, 1.0); // class 1 has no positive and is left out
-    }
-
-    #[test]
-    fn threshold_maximizes_f1_and_scores_use_it() {
-        use ndarray::array;
-        // Keeping the top two (0.9, 0.7) gives F1 = 2*2/(4+0+0) = 1.
-        let s = array![0.9_f32, 0.7, 0.3, 0.2];
-        let t = array![1.0_f32, 1.0, 0.0, 0.0];
-        assert!((f1_threshold(s.view(), t.view()) - 0.5).abs() < 1e-6);
-        // No positive: no threshold helps, so none is predicted.
-        assert!(f1_threshold(s.view(), array![0.0_f32, 0.0, 0.0, 0.0].view()) > 0.9);
-        // Tune on a class whose best threshold is 0.5; on the test rows
-        // 0.6 -> yes (right), 0.4 -> no (wrong: a missed label).
+        // Tuning: the best F1 keeps the top two scores (threshold 0.7).
         let tune_s = array![[0.9_f32], [0.7], [0.3], [0.2]];
         let tune_t = array![[1.0_f32], [1.0], [0.0], [0.0]];
-        let test_s = array![[0.6_f32], [0.4], [0.1]];
-        let test_t = array![[1.0_f32], [1.0], [0.0]];
+        // Test: 0.8 -> yes (right), 0.6 -> no (a missed label), 0.75 on a
+        // negative -> yes (a spurious one), -0.1 -> no (right).
+        let test_s = array![[0.8_f32], [0.6], [0.75], [-0.1]];
+        let test_t = array![[1.0_f32], [1.0], [0.0], [0.0]];
         let m = multi_label_scores(
             (tune_s.view(), tune_t.view()),
             (test_s.view(), test_t.view()),
         )
         .unwrap();
-        assert!((m.micro_f1 - 2.0 / 3.0).abs() < 1e-12);
-        assert!((m.macro_f1 - 2.0 / 3.0).abs() < 1e-12);
-        // The Hamming loss is computed in f32.
-        assert!((m.hamming - 1.0 / 3.0).abs() < 1e-6);
-        assert_eq!(m.map, 1.0);
-        // At score 0 every test row is predicted: TP 2, FP 1.
+        // tp 1, fp 1, fn 1.
+        assert!((m.micro_f1 - 0.5).abs() < 1e-12);
+        assert!((m.macro_f1 - 0.5).abs() < 1e-12);
+        assert!((m.hamming - 0.5).abs() < 1e-12);
+        // Ranked 0.8 (+), 0.75 (-), 0.6 (+): AP = 1/2 * 1 + 1/2 * 2/3.
+        assert!((m.map - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+        // At score 0 the three positive scores are predicted: tp 2, fp 1.
         assert!((m.micro_f1_untuned - 0.8).abs() < 1e-12);
     }
 

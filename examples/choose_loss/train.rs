@@ -1,8 +1,8 @@
 //! One training run: minibatch Adam on one regime's training split with one
 //! loss, then the metrics on the untouched test split.
 
-use super::pending::small_loss_indices;
 use classloss::numerics::{sigmoid, softmax_into};
+use classloss::small_loss_indices;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::data::CLASSES;
@@ -338,8 +338,10 @@ pub fn train_multi(
     seed: u64,
 ) -> Result<Run<MultiScores>, String> {
     let (x_test, t_test) = (&split.test.0, &split.test.1);
-    let test_map =
-        |net: &mut Net| mean_average_precision(net.scores(x_test.view()).view(), t_test.view());
+    // A NaN in the curve marks a run whose scores were no longer finite.
+    let test_map = |net: &mut Net| {
+        mean_average_precision(net.scores(x_test.view()).view(), t_test.view()).unwrap_or(f64::NAN)
+    };
     let sets = Targets::Sets(split.train.1.view());
     let mut fitted = fit(
         (&split.train.0, sets, 0.0),
