@@ -5,10 +5,10 @@
 //! hand-computed cases.
 
 use classloss::{
-    ThresholdMode, Thresholds, ZeroDivision, average_precision, multilabel_f1,
+    ThresholdMode, Thresholds, ZeroDivision, average_precision, multiclass_f1, multilabel_f1,
     multilabel_predictions, pick_f1_thresholds,
 };
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 
 /// `confusion[t][p]`: how many images of true class `t` were predicted `p`.
 pub fn confusion(pred: &[usize], truth: &[usize], classes: usize) -> Vec<Vec<usize>> {
@@ -53,31 +53,6 @@ pub fn worst_recall(conf: &[Vec<usize>]) -> (f64, usize) {
         )
 }
 
-/// The unweighted mean over the classes present in `truth` of
-/// `F1 = 2 TP / (2 TP + FP + FN)`; a class never predicted and never right
-/// scores 0 (scikit-learn's `zero_division=0`).
-pub fn macro_f1(conf: &[Vec<usize>]) -> f64 {
-    let classes = conf.len();
-    let mut total = 0.0;
-    let mut present = 0;
-    for (c, row) in conf.iter().enumerate() {
-        let tp = row[c];
-        let support: usize = row.iter().sum();
-        if support == 0 {
-            continue;
-        }
-        let predicted: usize = (0..classes).map(|t| conf[t][c]).sum();
-        let (fp, fn_) = (predicted - tp, support - tp);
-        total += 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64;
-        present += 1;
-    }
-    if present == 0 {
-        0.0
-    } else {
-        total / present as f64
-    }
-}
-
 /// Expected calibration error (Guo et al., 2017) over `bins` equal-width
 /// bins `((m - 1) / M, m / M]` of the confidence (a confidence of exactly 0
 /// falls in the first): `sum_m |B_m| / n * |accuracy(B_m) - confidence(B_m)|`.
@@ -103,6 +78,16 @@ pub fn expected_calibration_error(confidence: &[f64], correct: &[bool], bins: us
         .sum()
 }
 
+/// The unweighted mean of the classes' F1 (scikit-learn's macro-F1: over
+/// the classes that are true or predicted at least once; a class never
+/// right scores 0).
+pub fn macro_f1(pred: &[usize], truth: &[usize], classes: usize) -> f64 {
+    multiclass_f1(ArrayView1::from(truth), ArrayView1::from(pred), classes)
+        .ok()
+        .and_then(|f1| f1.macro_f1(ZeroDivision::Exclude))
+        .unwrap_or(0.0)
+}
+
 /// The four numbers reported per run.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scores {
@@ -125,7 +110,7 @@ pub fn scores(pred: &[usize], confidence: &[f64], truth: &[usize], classes: usiz
     let correct: Vec<bool> = pred.iter().zip(truth).map(|(p, t)| p == t).collect();
     Scores {
         accuracy: accuracy(pred, truth),
-        macro_f1: macro_f1(&conf),
+        macro_f1: macro_f1(pred, truth, classes),
         worst_recall: worst_recall(&conf).0,
         ece: expected_calibration_error(confidence, &correct, ECE_BINS),
     }
@@ -231,12 +216,13 @@ mod tests {
     fn macro_f1_by_hand() {
         // class 0: tp 2 fp 0 fn 1 -> 4/5; class 1: tp 1 fp 1 fn 1 -> 1/2;
         // class 2: tp 1 fp 1 fn 0 -> 2/3.
-        let m = confusion(&PRED, &TRUTH, 3);
         let expected = (0.8 + 0.5 + 2.0 / 3.0) / 3.0;
-        assert!((macro_f1(&m) - expected).abs() < 1e-15);
+        assert!((macro_f1(&PRED, &TRUTH, 3) - expected).abs() < 1e-15);
         // A class never predicted scores 0, and perfection scores 1.
-        assert_eq!(macro_f1(&confusion(&[0, 0], &[0, 1], 2)), (2.0 / 3.0) / 2.0);
-        assert_eq!(macro_f1(&confusion(&TRUTH, &TRUTH, 3)), 1.0);
+        assert_eq!(macro_f1(&[0, 0], &[0, 1], 2), (2.0 / 3.0) / 2.0);
+        assert_eq!(macro_f1(&TRUTH, &TRUTH, 3), 1.0);
+        // A class neither true nor predicted is left out of the mean.
+        assert_eq!(macro_f1(&[0, 1], &[0, 1], 3), 1.0);
     }
 
     #[test]
