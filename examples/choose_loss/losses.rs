@@ -1,5 +1,8 @@
 //! The losses compared: one entry per loss, built from the crate's public
-//! API only. Adding a loss to the study is adding an entry to `table`.
+//! API only. Adding a loss to the study is adding an entry to `table` (class
+//! labels) or `multi_label_table` (label sets); an entry's `Objective`
+//! says what it trains (a linear or cosine head, one network or
+//! Co-teaching's two).
 
 use classloss::{
     ArcFace, Asymmetric, BceWithLogits, ClassifierLoss, CoTeachingSchedule, CosFace, CrossEntropy,

@@ -1,8 +1,8 @@
 //! The `choose_loss` example's pure pieces (PRNG, data parsing, stratified
 //! split, long-tail subsampling, label noise, multi-label composites,
-//! metrics), included from the
-//! example's sources so that plain `cargo test` runs their tests too (tests
-//! inside an example only run with `cargo test --examples`).
+//! metrics), included from the example's sources so that plain `cargo
+//! test` runs their tests too (tests inside an example only run with
+//! `cargo test --examples`).
 
 #[allow(dead_code)]
 #[path = "../../examples/choose_loss/data.rs"]
