@@ -474,3 +474,76 @@ pub fn multi_label_table() -> Vec<Entry> {
         },
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    const LOGITS: [[f32; 3]; 4] = [
+        [1.0, -0.5, 0.2],
+        [0.3, 0.8, -1.0],
+        [-0.2, 0.1, 0.9],
+        [2.0, 0.0, -2.0],
+    ];
+
+    fn close(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> bool {
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+    }
+
+    #[test]
+    fn deferred_reweighting_is_the_mean_then_the_weighted_mean() {
+        let x = Array2::from(LOGITS.to_vec());
+        let y = array![0_usize, 1, 2, 1];
+        let w = array![0.5, 2.0, 1.0];
+        let sum = CrossEntropy::new().with_reduction(Reduction::Sum);
+        let drw = deferred_reweighting(per_row(sum), w.clone(), 0.5);
+        let mut g = Array2::zeros(x.raw_dim());
+        let mut want = Array2::zeros(x.raw_dim());
+        // Before half of the epochs: cross-entropy's mean.
+        let early = Stage {
+            epoch: 4,
+            epochs: 10,
+        };
+        let v = drw(x.view(), y.view(), g.view_mut(), early).unwrap();
+        let mean = CrossEntropy::new()
+            .forward_backward_into(&x, &y, &mut want)
+            .unwrap();
+        assert!((v - mean).abs() < 1e-6 && close(g.view(), want.view()));
+        // From then on: PyTorch's class-weighted mean, as CrossEntropy's weight.
+        let late = Stage {
+            epoch: 5,
+            epochs: 10,
+        };
+        let v = drw(x.view(), y.view(), g.view_mut(), late).unwrap();
+        let weighted = CrossEntropy::new()
+            .with_weight(w.mapv(|v| v as f32))
+            .unwrap();
+        let wmean = weighted.forward_backward_into(&x, &y, &mut want).unwrap();
+        assert!((v - wmean).abs() < 1e-6 && close(g.view(), want.view()));
+        assert!((v - mean).abs() > 1e-3);
+    }
+
+    #[test]
+    fn the_ranking_loss_sees_each_row_as_the_set_of_its_ones() {
+        let x = Array2::from(LOGITS.to_vec());
+        let t = array![
+            [1.0_f32, 0.0, 1.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0],
+            [1.0, 1.0, 1.0]
+        ];
+        let padded = array![[0_i64, 2, -1], [1, -1, 0], [-1, 0, 0], [0, 1, 2]];
+        let stage = Stage {
+            epoch: 0,
+            epochs: 1,
+        };
+        let mut g = Array2::zeros(x.raw_dim());
+        let v = on_label_sets(MultiLabelMargin::new())(x.view(), t.view(), g.view_mut(), stage)
+            .unwrap();
+        let (want, want_g) = MultiLabelMargin::new()
+            .forward_backward(x.view(), LabelSets::from(&padded))
+            .unwrap();
+        assert!((v - want).abs() < 1e-6 && close(g.view(), want_g.view()));
+    }
+}
