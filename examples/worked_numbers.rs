@@ -70,9 +70,10 @@ fn cross_entropy() -> Result<(), classloss::Error> {
     section("Cross-entropy (document 001, section 3)");
     let ce = CrossEntropy::new();
     let v: f64 = ce.forward(array![[2.0, 1.0, 0.1]].view(), array![0].view())?;
+    // The document prints the code, not its output: no figure to compare.
     show(
-        "logits [2.0, 1.0, 0.1], label 0 (nn.CrossEntropyLoss)",
-        Some(0.4170),
+        "logits [2.0, 1.0, 0.1], label 0 (nn.CrossEntropyLoss; the code's output)",
+        None,
         v,
         4,
     );

@@ -20,6 +20,10 @@ loss_options! {
     /// Symmetrize as the paper does by adding the loss with the views
     /// swapped.
     ///
+    /// Every embedding input has its gradient: the loss is symmetric in `p`
+    /// and `z`, so where the targets are to be trained too (a variant
+    /// without the stop-gradient), their gradient is `backward(z, p)`.
+    ///
     /// # Formula
     /// ```text
     /// p^_i = p_i / max(|p_i|, 1e-12),  z^_i = z_i / max(|z_i|, 1e-12)   (F.normalize)

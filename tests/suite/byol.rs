@@ -106,3 +106,23 @@ fn errors_name_the_argument_and_the_values() {
         )],
     );
 }
+
+#[test]
+fn the_targets_gradient_is_the_loss_with_the_roles_swapped() {
+    // 2 - 2 cos(p, z) is symmetric: backward(z, p) is d l / d z, checked
+    // against central differences of forward(p, z) in z.
+    let p = matrix(random_array(&[4, 3], 40, 1.0));
+    let z = matrix(random_array(&[4, 3], 41, 2.0));
+    let loss = Byol::new();
+    assert_eq!(loss.forward(&p, &z).unwrap(), loss.forward(&z, &p).unwrap());
+    let dz = loss.backward(&z, &p).unwrap();
+    let f = |v: &[f64]| {
+        let z = Array2::from_shape_vec((4, 3), v.to_vec()).unwrap();
+        loss.forward(&p, &z).unwrap()
+    };
+    let x: Vec<f64> = z.iter().copied().collect();
+    let g: Vec<f64> = dz.iter().copied().collect();
+    classloss::gradcheck::GradCheck::default()
+        .check(f, &x, &g)
+        .unwrap();
+}
