@@ -3,7 +3,7 @@
 use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::metric::pairs::{Pairs, check_pairs};
+use crate::metric::pairs::{Pairs, check_signed_pairs};
 use crate::{Float, Result};
 
 /// PyTorch's `EPSILON` added to each squared norm in
@@ -97,9 +97,7 @@ impl<F: Float> Compute<F> for CosineEmbedding {
             mut grad,
             mut per,
         } = call;
-        let plus_minus_one = |v: F| v == F::one() || v == -F::one();
-        let target = ("labels", "-1 or +1");
-        check_pairs(&pair, &labels, target, plus_minus_one, grad.as_ref())?;
+        check_signed_pairs(&pair, &labels, grad.as_ref())?;
         let (x1, x2) = (pair.x1, pair.x2);
         let n = x1.nrows();
         let scale = self.reduction.grad_scale::<f64>(n as f64);
