@@ -183,6 +183,11 @@ pub(crate) fn positive(name: &'static str, value: f64) -> Result<()> {
     )
 }
 
+/// An optional finite option `> 0` (`None` passes).
+pub(crate) fn optional_positive(name: &'static str, value: Option<f64>) -> Result<()> {
+    value.map_or(Ok(()), |v| positive(name, v))
+}
+
 /// An option in `[0, 1]`.
 pub(crate) fn unit_interval(name: &'static str, value: f64) -> Result<()> {
     check_option(

@@ -51,6 +51,13 @@ impl<F: Float> Row<'_, F> {
         (max.as_f64() - self.x[c].as_f64()) + ln_sum.as_f64()
     }
 
+    /// The row's log-sum-exp `max + ln_sum`, in `f64` (finite where the
+    /// float type's own sum would overflow: `f32` logits near its maximum).
+    #[inline]
+    pub fn lse(&self) -> f64 {
+        self.stats.max.as_f64() + self.stats.ln_sum.as_f64()
+    }
+
     /// `sum_c coef(c) * (-log p_c)`, a weighted negative log-likelihood
     /// (accumulated in `f64`: rows can be long).
     #[inline]
@@ -253,7 +260,11 @@ pub(crate) fn smoothed_grad<F: Float>(
     (y, at_y): (usize, F),
 ) {
     let w_max = weights.map_or(1.0, |(_, m)| m);
-    if smoothed_grad_fits::<F>(scale.as_f64(), total, off.as_f64(), w_max, at_y.as_f64()) {
+    // `total` itself must fit `F` too: a z-loss adds `2 z w_y lse` to it,
+    // which a small `scale` (the mean's) can leave beyond `F` (without it
+    // `total` is at most the largest class weight, within `F`).
+    let fits = smoothed_grad_fits::<F>(scale.as_f64(), total, off.as_f64(), w_max, at_y.as_f64());
+    if fits && total.abs() <= F::max_value().as_f64() {
         let k = scale * F::lit(total) * g.inv_sum;
         match weights {
             None => F::affine(g.e, k, -scale * off),
@@ -294,7 +305,8 @@ pub(crate) fn smoothed_grad_fits<F: Float>(
 
 /// Writes `scale * (total * p_c - coef(c))`, the gradient of
 /// `-sum_c coef(c) log p_c` scaled by `scale`, where `total = sum_c coef(c)`
-/// (in `f64`: it may not fit `F`).
+/// (in `f64`: it may not fit `F`), plus, for a z-loss, its `2 z lse` (so
+/// `total` may be negative).
 #[inline]
 pub(crate) fn linear_target_grad<F: Float>(
     g: RowGrad<'_, F>,
@@ -303,7 +315,7 @@ pub(crate) fn linear_target_grad<F: Float>(
     coef: impl Fn(usize) -> F,
 ) {
     let big = F::max_value().as_f64() / 4.0;
-    if total <= big {
+    if total.abs() <= big {
         let k = F::lit(total) * g.inv_sum;
         for (c, ec) in g.e.iter_mut().enumerate() {
             *ec = scale * (k * *ec - coef(c));
@@ -314,7 +326,7 @@ pub(crate) fn linear_target_grad<F: Float>(
     // is taken on the coefficients scaled by a power of two `s` (exact),
     // which brings `total` below F's maximum; the scale applied after, in
     // f64; an entry beyond F is reported.
-    let s64 = (big.log2().floor() - total.log2().ceil()).exp2();
+    let s64 = (big.log2().floor() - total.abs().log2().ceil()).exp2();
     let k = F::lit(total * s64) * g.inv_sum;
     let s = F::lit(s64);
     for (c, ec) in g.e.iter_mut().enumerate() {

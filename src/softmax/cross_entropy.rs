@@ -89,6 +89,37 @@ loss_options! {
     /// ```
     /// `w` is 1 without class weights; `eps` is `label_smoothing`.
     ///
+    /// # Large-model options
+    /// For language models and other large class counts, two options from
+    /// the large-model recipes (both off by default; off, the loss is the
+    /// plain one bit for bit):
+    /// ```text
+    /// soft cap (Gemma 2):  x_c <- cap tanh(x_c / cap)     first, before everything else
+    /// z-loss (PaLM):       l_i <- l_i + z w_i lse_i^2,    lse_i = logsumexp(x_i) (of the capped x_i)
+    ///                      w_i = w_{y_i} for labels (0 for an ignored row), 1 for probabilities
+    /// gradient:            dl_i/dx_c = (A + 2 z w_i lse_i) p_c - a_c, then times
+    ///                      1 - tanh^2(x_c / cap) = sech^2(x_c / cap) with the soft cap
+    /// ```
+    /// - The z-loss pulls each row's log-partition `lse_i` towards 0, which
+    ///   keeps the logits from drifting in bf16/f32 training. The class
+    ///   weight of the row's label multiplies its z term as it multiplies
+    ///   its cross-entropy, so a row's total is `w_{y_i} (ce_i + z lse_i^2)`
+    ///   (without smoothing) and `Mean`, dividing by the same sum of
+    ///   `w_{y_i}` as cross-entropy, stays the weighted average of the rows'
+    ///   totals. Ignored rows contribute nothing. With probabilities every
+    ///   position counts with weight 1 and `Mean` divides by their number.
+    /// - The soft cap bounds every logit by `cap` smoothly; label smoothing,
+    ///   class weights and the z-loss all see the capped logits, and the
+    ///   gradient is carried back through the cap. It is computed in `f64`
+    ///   and saturates cleanly: huge logits give `±cap` and a slope of 0
+    ///   (never NaN), and a huge cap leaves the logits as they are.
+    /// - In `f32` the row's `lse` and `z lse^2` are computed in `f64`, so a
+    ///   row of logits near `1e19` (where `lse^2` is beyond `f32`) is an
+    ///   [`Error::Overflow`] only when its true loss or gradient is.
+    /// - These options make spatial inputs run row by row (the plain loss
+    ///   keeps its column kernels), and the soft cap holds a capped copy of
+    ///   the logits for the call.
+    ///
     /// # Shapes
     /// - logits: `(N, C)` with [`CrossEntropy::new`], or `(N, C, d1, .., dk)`
     ///   with [`CrossEntropy::spatial`] (class axis 1, as in PyTorch).
@@ -110,12 +141,19 @@ loss_options! {
     /// - `label_smoothing`: `eps` in `[0, 1]` (default 0), PyTorch's convention
     ///   `(1 - eps) one_hot + eps / C`. For the `eps / (C - 1)` convention see
     ///   [`crate::LabelSmoothing`].
+    /// - `z_loss`: `z`, finite and `>= 0` (default 0: none), PaLM's auxiliary
+    ///   loss (1e-4 in PaLM).
+    /// - `softcap`: `Some(cap)`, finite and `> 0`, or `None` (default),
+    ///   Gemma 2's logit soft cap (30 on Gemma 2's final logits).
     ///
     /// # Errors
     /// Rank below 2, an empty batch or class axis, labels or probabilities of
     /// the wrong shape, a label `>= C` that is not the `ignore_index`, a
     /// probability outside `[0, 1]`, a `weight` whose length is not `C`, a
-    /// gradient buffer of the wrong shape.
+    /// gradient buffer of the wrong shape. An option out of its range is
+    /// [`Error::InvalidOption`] from its setter (`z_loss` negative or not
+    /// finite, `softcap` not finite or `<= 0`). A finite input whose loss or
+    /// gradient is beyond the float type is [`Error::Overflow`].
     ///
     /// # Examples
     /// ```
@@ -139,6 +177,13 @@ loss_options! {
     /// assert_eq!(ce.forward(&logits, &array![-100_i64])?, 0.0);
     /// let q = array![[1.0, 0.0, 0.0]];
     /// assert_eq!(CrossEntropy::new().forward(&logits, ClassTarget::Probs(q.view()))?, loss);
+    ///
+    /// // PaLM's z-loss adds z * logsumexp(x)^2 = 1e-4 * 2.41703^2 to the row.
+    /// let ce = CrossEntropy::new().with_z_loss(1e-4)?;
+    /// assert!((ce.forward(&logits, &labels)? - 0.4176142196877921).abs() < 1e-12);
+    /// // Gemma 2's soft cap: the loss of 1.0 * tanh(logits / 1.0).
+    /// let ce = CrossEntropy::new().with_softcap(Some(1.0))?;
+    /// assert!((ce.forward(&logits, &labels)? - 0.805610376509774).abs() < 1e-12);
     /// # Ok::<(), classloss::Error>(())
     /// ```
     ///
@@ -147,6 +192,10 @@ loss_options! {
     /// (<https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html>).
     /// Label smoothing: C. Szegedy et al., "Rethinking the Inception
     /// Architecture for Computer Vision", CVPR 2016, <https://arxiv.org/abs/1512.00567>.
+    /// z-loss: A. Chowdhery et al., "PaLM: Scaling Language Modeling with
+    /// Pathways", 2022, section 5, <https://arxiv.org/abs/2204.02311>.
+    /// Soft cap: Gemma Team, "Gemma 2: Improving Open Language Models at a
+    /// Practical Size", 2024, <https://arxiv.org/abs/2408.00118>.
     pub struct CrossEntropy<F: Float, D: RemoveAxis = Ix2> {
         /// The class weights, if any.
         weight: Option<Array1<F>> = None,
@@ -157,6 +206,18 @@ loss_options! {
         label_smoothing: f64 = 0.0,
             /// Sets the label smoothing `eps` in `[0, 1]` (default 0).
             set with_label_smoothing checked by unit_interval;
+        /// The z-loss coefficient `z` (0: none).
+        z_loss: f64 = 0.0,
+            /// Sets the z-loss coefficient `z`, finite and `>= 0` (default
+            /// 0, no z-loss): each counted row's loss gains
+            /// `z w logsumexp(x_i)^2` (see *Large-model options*).
+            set with_z_loss checked by non_negative;
+        /// The logit soft cap, if any.
+        softcap: Option<f64> = None,
+            /// Sets the logit soft cap `cap`, finite and `> 0`, or `None` for
+            /// none (default): the logits become `cap tanh(x / cap)` before
+            /// anything else (see *Large-model options*).
+            set with_softcap checked by optional_positive;
     }
 
     /// Cross-entropy on logits of any rank `>= 2` with the class axis at 1,
@@ -195,6 +256,70 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
     type Sig = Scores<D, ByClassTarget>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Some(cap) = self.softcap else {
+            return self.compute_uncapped(call);
+        };
+        // The soft cap: the loss of the capped logits, whose gradient the
+        // chain rule then carries back to the logits (a factor in (0, 1]
+        // per entry, so no entry grows).
+        let Call {
+            input: logits,
+            target,
+            mut grad,
+            per,
+        } = call;
+        let capped = logits.mapv(|x| F::lit(soft_cap(x.as_f64(), cap)));
+        let totals = self.compute_uncapped(Call {
+            input: capped.view(),
+            target,
+            grad: grad.as_mut().map(|g| g.view_mut()),
+            per,
+        })?;
+        if let Some(g) = grad {
+            ndarray::Zip::from(g).and(&logits).for_each(|g, &x| {
+                *g = F::lit(g.as_f64() * soft_cap_slope(x.as_f64(), cap));
+            });
+        }
+        Ok(totals)
+    }
+}
+
+/// `cap tanh(x / cap)`, Gemma 2's soft cap, in `f64`: `x` itself where
+/// `|x / cap| < 1e-8` (there `tanh u = u (1 - u^2 / 3)` rounds to `u`, and
+/// `x / cap` may be subnormal with few bits); `±cap` where `x / cap`
+/// overflows (`tanh(±inf) = ±1`).
+#[inline]
+fn soft_cap(x: f64, cap: f64) -> f64 {
+    let u = x / cap;
+    if u.abs() < 1e-8 { x } else { cap * u.tanh() }
+}
+
+/// `d/dx cap tanh(x / cap) = 1 - tanh^2(x / cap) = sech^2(x / cap)`, in
+/// `f64`, as `4 t / (1 + t)^2` with `t = exp(-2 |x / cap|)`: no
+/// cancellation where `tanh` saturates (the form `1 - tanh^2` would be 0
+/// from `|u| = 19` on, where the true slope is `4e-17`), and 0, not NaN,
+/// where `t` underflows.
+#[inline]
+fn soft_cap_slope(x: f64, cap: f64) -> f64 {
+    let t = (-2.0 * (x / cap).abs()).exp();
+    4.0 * t / ((1.0 + t) * (1.0 + t))
+}
+
+/// `z lse^2` in `f64`, ordered so that nothing overflows or underflows
+/// before the result does: `(z |lse|) |lse|` for `|lse| > 1` (a tiny `z`
+/// times an `lse` near `f64`'s maximum fits), `z lse^2` otherwise.
+#[inline]
+fn z_square(z: f64, lse: f64) -> f64 {
+    let a = lse.abs();
+    if a > 1.0 { (z * a) * a } else { z * (a * a) }
+}
+
+impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
+    /// The loss without the soft cap (of logits already capped).
+    fn compute_uncapped(
+        &self,
+        call: Call<'_, '_, '_, F, Scores<D, ByClassTarget>>,
+    ) -> Result<Totals> {
         let Call {
             input: logits,
             target,
@@ -228,6 +353,14 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
         let smoothing = self.label_smoothing > 0.0;
         let hard = F::one() - eps;
         let off = eps / F::from_count(classes);
+        // The z-loss of a row: its value `z lse^2` and its gradient's factor
+        // `2 z lse` on `p` (both times the row's weight), in `f64`.
+        let z = self.z_loss;
+        let z_on = z > 0.0;
+        let z_of = |row: &Row<'_, F>| {
+            let lse = row.lse();
+            (z_square(z, lse), 2.0 * z * lse)
+        };
 
         let (sum, divisor) = match target {
             ClassTarget::Labels(labels) => {
@@ -293,7 +426,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         ..self.clone()
                     };
                     let target = ClassTarget::Labels(labels);
-                    return rescaled.compute(Call {
+                    return rescaled.compute_uncapped(Call {
                         input: logits,
                         target,
                         grad,
@@ -313,23 +446,42 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         return 0.0;
                     };
                     let wy = w(y);
-                    if !smoothing {
+                    if !smoothing && !z_on {
                         if let Some(g) = g {
                             one_hot_grad(g, y, scale * wy);
                         }
                         return term(wy.as_f64(), row.nll(y));
+                    }
+                    // The z-loss: the row's weight times `z lse^2`, whose
+                    // gradient `2 z lse p` adds to the factor on `p`.
+                    let (z_value, z_grad) = if z_on { z_of(row) } else { (0.0, 0.0) };
+                    if !smoothing {
+                        if let Some(g) = g {
+                            let total = wy.as_f64() * (1.0 + z_grad);
+                            smoothed_grad(g, scale, total, F::zero(), None, (y, wy));
+                        }
+                        return term(wy.as_f64(), row.nll(y) + z_value);
                     }
                     // The target is off * w_c plus hard * w_y on the label.
                     let ws = w_slice.map(|s| (s, w_sum));
                     if let Some(g) = g {
                         // An `off` of 0 (eps / C below the smallest float) times a
                         // weight sum beyond f64 is 0.
-                        let total = hard.as_f64() * wy.as_f64() + term(off.as_f64(), w_sum);
+                        let mut total = hard.as_f64() * wy.as_f64() + term(off.as_f64(), w_sum);
+                        if z_on {
+                            total += term(wy.as_f64(), z_grad);
+                        }
                         let weights = w_slice.map(|s| (s, w_max));
                         smoothed_grad(g, scale, total, off, weights, (y, hard * wy));
                     }
                     let (hard, off) = (hard.as_f64(), off.as_f64());
-                    smoothed_label_term(wy.as_f64(), hard, row.nll(y), off, row.nll_sum(ws))
+                    let ce =
+                        smoothed_label_term(wy.as_f64(), hard, row.nll(y), off, row.nll_sum(ws));
+                    if z_on {
+                        ce + term(wy.as_f64(), z_value)
+                    } else {
+                        ce
+                    }
                 };
                 let matrix = matrix_views(&logits, &mut grad, &mut per);
                 let sum = match (matrix, labels.clone().into_dimensionality::<Ix1>()) {
@@ -364,7 +516,10 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                         let total = at_y + off.as_f64() * w_sum;
                         let fits =
                             smoothed_grad_fits::<F>(worst_scale, total, off.as_f64(), w_max, at_y);
-                        let contiguous = grad.as_ref().is_none_or(|g| g.is_standard_layout())
+                        // The z-loss runs on the rows (the column kernels
+                        // are the plain loss's).
+                        let contiguous = !z_on
+                            && grad.as_ref().is_none_or(|g| g.is_standard_layout())
                             && per.as_ref().is_none_or(|p| p.is_standard_layout())
                             && (!smoothing || fits);
                         match (contiguous, logits.as_slice(), labels.as_slice()) {
@@ -389,13 +544,18 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
                 let scale: F = self.reduction.grad_scale(divisor);
                 let f = |q: ArrayView1<'_, F>, row: &Row<'_, F>, g: Option<RowGrad<'_, F>>| {
                     let coef = |c: usize| w(c) * (hard * q[c] + off);
+                    // The z-loss of a position (weight 1: no label picks a
+                    // class weight).
+                    let (z_value, z_grad) = if z_on { z_of(row) } else { (0.0, 0.0) };
                     if let Some(g) = g {
                         // In f64: with weights near F's maximum the sum
                         // does not fit F, though the gradient does.
                         let sum = (0..classes).fold(0.0, |acc, c| acc + coef(c).as_f64());
-                        linear_target_grad(g, scale, sum, coef);
+                        let total = if z_on { sum + z_grad } else { sum };
+                        linear_target_grad(g, scale, total, coef);
                     }
-                    row.weighted_nll(coef)
+                    let ce = row.weighted_nll(coef);
+                    if z_on { ce + z_value } else { ce }
                 };
                 let matrix = matrix_views(&logits, &mut grad, &mut per);
                 let probs_2d = probs.view().into_dimensionality::<Ix2>().ok();
@@ -433,12 +593,15 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
             reduction: self.reduction,
             ignore_index: self.ignore_index,
             label_smoothing: self.label_smoothing,
+            z_loss: self.z_loss,
+            // The caller's logits are already capped.
+            softcap: None,
             ..CrossEntropy::spatial()
         };
         let x = logits.mapv(|v| v.as_f64());
         let mut g64 = grad.as_ref().map(|_| ndarray::Array::zeros(x.raw_dim()));
         let mut per64 = per.as_ref().map(|p| ndarray::Array::zeros(p.raw_dim()));
-        let mut totals = wide.compute(Call {
+        let mut totals = wide.compute_uncapped(Call {
             input: x.view(),
             target: ClassTarget::Labels(labels),
             grad: g64.as_mut().map(|g| g.view_mut()),

@@ -45,6 +45,18 @@ pub fn cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
     outcome(&ce, logits.view(), target, grad("logits"))
 }
 
+/// Cross-entropy with the large-model options: PaLM's z-loss and, when
+/// the case has it, Gemma 2's logit soft cap.
+pub fn cross_entropy_z_loss<F: Float>(case: &Case) -> Result<Outcome, String> {
+    let mut ce = CrossEntropy::<F>::new().with_reduction(case.reduction()?);
+    if let Some(i) = case.opt_usize("ignore_index")? {
+        ce = ce.with_ignore_index(i);
+    }
+    let ce = case.with_f64(ce, "z_loss", CrossEntropy::with_z_loss)?;
+    let ce = case.with_f64(ce, "softcap", |ce, cap| ce.with_softcap(Some(cap)))?;
+    on_logits_and_labels(case, ce)
+}
+
 pub fn ordinal_emd<F: Float>(case: &Case) -> Result<Outcome, String> {
     let mut loss = OrdinalEmd::<F>::new().with_reduction(case.reduction()?);
     if let Some(r) = case.opt_usize("r")? {

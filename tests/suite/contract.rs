@@ -125,6 +125,8 @@ rebuild_typed! {
         let mut ce = CrossEntropy::spatial()
             .with_reduction(r)
             .with_label_smoothing(l.label_smoothing())
+            .and_then(|ce| ce.with_z_loss(l.z_loss()))
+            .and_then(|ce| ce.with_softcap(l.softcap()))
             .unwrap();
         if let Some(w) = l.weight() {
             ce = ce.with_weight(convert(w)).unwrap();

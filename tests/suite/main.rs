@@ -35,6 +35,7 @@ mod cosface;
 mod cosine_embedding;
 mod crammer_singer;
 mod cross_entropy;
+mod cross_entropy_large;
 mod example_pieces;
 mod exponential;
 mod f1_thresholds;

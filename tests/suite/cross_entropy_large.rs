@@ -1,0 +1,399 @@
+//! Cross-entropy's large-model options: PaLM's z-loss and Gemma 2's logit
+//! soft cap. The contract under each option and their combinations with
+//! class weights, an ignored label, label smoothing, probabilities and
+//! spatial inputs; the formulas by hand; the identities (the options off,
+//! a huge cap); extreme logits; the option errors. (Reference values:
+//! `tests/conformance`, the `cross_entropy_z_loss` cases.)
+
+use crate::common::{assert_option_rejects, matrix, random_array, random_labels, random_probs};
+use crate::contract::{Case, Labeled, Paired, check_contract, scaled};
+use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction};
+use ndarray::{Array, Array1, Array2, ArrayD, Axis, Ix3, IxDyn, RemoveAxis, array};
+
+/// The option pairs `(z_loss, softcap)` each contract runs with.
+const OPTIONS: [(f64, Option<f64>); 3] = [(0.05, None), (0.0, Some(2.0)), (0.1, Some(2.5))];
+
+/// The contract with each large-model option, alone and together, under
+/// class weights, an ignored label (the first sample's) and label
+/// smoothing. The mean divides by the weights of the labels not ignored.
+fn contract_on_labels<D: RemoveAxis>(x: Array<f64, D>, labels: Array<usize, D::Smaller>) {
+    let weight = array![0.3, 1.7, 0.9, 1.2, 0.5];
+    let args = Labeled::new(x, labels);
+    let shape = args.x.shape().to_vec();
+    for (z, cap) in OPTIONS {
+        for use_weight in [false, true] {
+            for ignore in [None, args.labels.iter().next().copied()] {
+                for eps in [0.0, 0.2] {
+                    let mut ce = CrossEntropy::<f64, D>::spatial()
+                        .with_label_smoothing(eps)
+                        .and_then(|ce| ce.with_z_loss(z))
+                        .and_then(|ce| ce.with_softcap(cap))
+                        .unwrap();
+                    let what = format!(
+                        "{shape:?} z={z} cap={cap:?} weight={use_weight} ignore={ignore:?} eps={eps}"
+                    );
+                    let w = |y: usize| if use_weight { weight[y] } else { 1.0 };
+                    let kept = args.labels.iter().filter(|&&y| Some(y) != ignore);
+                    let mut case = Case::new(what, args.clone()).divisor(kept.map(|&y| w(y)).sum());
+                    if use_weight {
+                        ce = ce.with_weight(weight.clone()).unwrap();
+                        case = case.misshapen("weight", args.with_extra_class());
+                    }
+                    if let Some(i) = ignore {
+                        ce = ce.with_ignore_index(i);
+                    }
+                    if eps > 0.0 && cap.is_none() {
+                        // As for the plain loss: not up to f32::MAX / 2,
+                        // where the smoothing term overflows (the cap
+                        // bounds the logits, so with it every extreme runs).
+                        case = case.extremes(vec![scaled(&args, 1e30), scaled(&args, -1e30)]);
+                    }
+                    check_contract(&ce, &case);
+                }
+            }
+        }
+    }
+}
+
+/// Labels `(N, ...)` in `0..5` for logits of `shape`, class axis 1.
+fn labels_for(shape: &[usize], seed: u64) -> ArrayD<usize> {
+    let mut lshape = shape.to_vec();
+    lshape.remove(1);
+    random_labels(&lshape, 5, seed)
+}
+
+#[test]
+fn contract() {
+    // (N, C) as Ix2, and spatial (N, C, d) as IxDyn (the row path on
+    // strided lanes: the options leave the column kernels).
+    let (x, y) = (random_array(&[6, 5], 31, 3.0), labels_for(&[6, 5], 41));
+    contract_on_labels(matrix(x), crate::common::vector(y));
+    contract_on_labels(
+        random_array(&[3, 5, 4], 32, 3.0),
+        labels_for(&[3, 5, 4], 42),
+    );
+    // Probabilities: every position counts with weight 1; the mean divides
+    // by the number of positions.
+    let weight = array![0.3, 1.7, 0.9, 1.2];
+    for shape in [vec![5, 4], vec![2, 4, 3]] {
+        let args = Paired::new(
+            random_array(&shape, 33, 2.0),
+            random_probs(&shape, 34),
+            "probs",
+        );
+        for (z, cap) in OPTIONS {
+            for use_weight in [false, true] {
+                let mut ce = CrossEntropy::<f64, IxDyn>::spatial()
+                    .with_label_smoothing(0.1)
+                    .and_then(|ce| ce.with_z_loss(z))
+                    .and_then(|ce| ce.with_softcap(cap))
+                    .unwrap();
+                let what = format!("probs {shape:?} z={z} cap={cap:?} weight={use_weight}");
+                let mut case = Case::new(what, args.clone());
+                if use_weight {
+                    ce = ce.with_weight(weight.clone()).unwrap();
+                    case = case.misshapen("weight", args.with_extra_class());
+                }
+                if cap.is_none() {
+                    case = case.extremes(vec![scaled(&args, 1e30), scaled(&args, -1e30)]);
+                }
+                check_contract(&ce, &case);
+            }
+        }
+    }
+}
+
+/// `log_softmax` and `logsumexp` of a row, plainly in `f64`.
+fn lse(row: &[f64]) -> f64 {
+    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+}
+
+#[test]
+fn z_loss_is_the_row_weight_times_z_lse_squared() {
+    // With class weights, an ignored label and smoothing: each counted
+    // row's value is the plain one plus w_y z lse^2, its gradient the
+    // plain one plus scale w_y 2 z lse p; the mean divides by the same sum
+    // of w_y.
+    let x = matrix(random_array(&[7, 5], 51, 4.0));
+    let y = array![0_usize, 3, 4, 1, 3, 2, 0];
+    let weight = array![0.3, 1.7, 0.9, 1.2, 0.5];
+    let z = 0.02;
+    for eps in [0.0, 0.3] {
+        for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+            let plain = CrossEntropy::new()
+                .with_reduction(reduction)
+                .with_weight(weight.clone())
+                .and_then(|ce| ce.with_label_smoothing(eps))
+                .unwrap()
+                .with_ignore_index(3);
+            let with_z = plain.clone().with_z_loss(z).unwrap();
+            let kept: Vec<usize> = (0..7).filter(|&i| y[i] != 3).collect();
+            let divisor: f64 = kept.iter().map(|&i| weight[y[i]]).sum();
+            let scale = if reduction == Reduction::Mean {
+                1.0 / divisor
+            } else {
+                1.0
+            };
+            let per0 = plain.per_sample(x.view(), y.view()).unwrap();
+            let per = with_z.per_sample(x.view(), y.view()).unwrap();
+            let g0 = plain.backward(x.view(), y.view()).unwrap();
+            let g = with_z.backward(x.view(), y.view()).unwrap();
+            let mut total = 0.0;
+            for i in 0..7 {
+                let row = x.row(i).to_vec();
+                let l = lse(&row);
+                let (w, counted) = (weight[y[i]], y[i] != 3);
+                let want = if counted {
+                    per0[i] + w * z * l * l
+                } else {
+                    0.0
+                };
+                assert!(
+                    (per[i] - want).abs() < 1e-13,
+                    "row {i}: {} vs {want}",
+                    per[i]
+                );
+                total += want;
+                for c in 0..5 {
+                    let p = (row[c] - l).exp();
+                    let extra = if counted {
+                        scale * w * 2.0 * z * l * p
+                    } else {
+                        0.0
+                    };
+                    assert!((g[[i, c]] - (g0[[i, c]] + extra)).abs() < 1e-14);
+                }
+            }
+            let want = if reduction == Reduction::Mean {
+                total / divisor
+            } else {
+                total
+            };
+            let got = with_z.forward(x.view(), y.view()).unwrap();
+            assert!((got - want).abs() < 1e-13, "{reduction}: {got} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn softcap_is_the_loss_of_the_capped_logits_with_the_chain_rule() {
+    let x = matrix(random_array(&[6, 5], 52, 8.0));
+    let y = array![0_usize, 3, 4, 1, 3, 2];
+    let cap = 3.0;
+    let capped = x.mapv(|v| cap * (v / cap).tanh());
+    for eps in [0.0, 0.2] {
+        for z in [0.0, 0.01] {
+            let plain = CrossEntropy::new()
+                .with_label_smoothing(eps)
+                .and_then(|ce| ce.with_z_loss(z))
+                .unwrap()
+                .with_ignore_index(3);
+            let ce = plain.clone().with_softcap(Some(cap)).unwrap();
+            let (v, g) = ce.forward_backward(x.view(), y.view()).unwrap();
+            let (v0, g0) = plain.forward_backward(capped.view(), y.view()).unwrap();
+            assert!((v - v0).abs() < 1e-14, "{v} vs {v0}");
+            for ((&gx, &gc), &xv) in g.iter().zip(g0.iter()).zip(x.iter()) {
+                let slope = 1.0 - (xv / cap).tanh().powi(2);
+                assert!((gx - gc * slope).abs() < 1e-15);
+            }
+        }
+    }
+}
+
+#[test]
+fn options_off_are_the_plain_loss_bit_for_bit() {
+    // z = 0 and no cap, set explicitly, take the plain loss's paths (the
+    // spatial input its column kernels).
+    let x2 = matrix(random_array(&[9, 5], 53, 3.0));
+    let y2 = crate::common::vector(labels_for(&[9, 5], 54));
+    let x3 = random_array(&[3, 5, 7], 55, 3.0);
+    let y3 = labels_for(&[3, 5, 7], 56);
+    for eps in [0.0, 0.2] {
+        let plain = CrossEntropy::new().with_label_smoothing(eps).unwrap();
+        let off = plain
+            .clone()
+            .with_z_loss(0.0)
+            .unwrap()
+            .with_softcap(None)
+            .unwrap();
+        let a = plain.forward_backward(x2.view(), y2.view()).unwrap();
+        let b = off.forward_backward(x2.view(), y2.view()).unwrap();
+        assert_eq!(a.0.to_bits(), b.0.to_bits());
+        assert_eq!(a.1, b.1);
+        let plain = CrossEntropy::<f64, IxDyn>::spatial()
+            .with_label_smoothing(eps)
+            .unwrap();
+        let off = plain.clone().with_z_loss(0.0).unwrap();
+        let a = plain.forward_backward(x3.view(), y3.view()).unwrap();
+        let b = off.forward_backward(x3.view(), y3.view()).unwrap();
+        assert_eq!(a.0.to_bits(), b.0.to_bits());
+        assert_eq!(a.1, b.1);
+    }
+}
+
+#[test]
+fn a_huge_cap_approaches_the_plain_loss() {
+    let x = matrix(random_array(&[6, 5], 57, 3.0));
+    let y = array![0_usize, 3, 4, 1, 3, 2];
+    let plain = CrossEntropy::new();
+    let (v0, g0) = plain.forward_backward(x.view(), y.view()).unwrap();
+    // Within 1e-8 of the logits the cap is the identity, exactly.
+    let capped = plain.clone().with_softcap(Some(1e12)).unwrap();
+    let (v, g) = capped.forward_backward(x.view(), y.view()).unwrap();
+    assert_eq!(v, v0);
+    assert!((&g - &g0).iter().all(|d| d.abs() < 1e-15));
+    // Beyond it, the error shrinks as (x / cap)^2.
+    let mut last = f64::INFINITY;
+    for cap in [1e1, 1e2, 1e3, 1e4] {
+        let ce = plain.clone().with_softcap(Some(cap)).unwrap();
+        let err = (ce.forward(x.view(), y.view()).unwrap() - v0).abs();
+        assert!(err < 100.0 / (cap * cap) && err < last, "cap {cap}: {err}");
+        last = err;
+    }
+}
+
+#[test]
+fn spatial_inputs_agree_with_their_rows() {
+    // (N, C, d) with every option equals the (N d, C) matrix of its lanes.
+    let x3 = random_array(&[2, 5, 3], 58, 4.0)
+        .into_dimensionality::<Ix3>()
+        .unwrap();
+    let y = ndarray::array![[0_usize, 3, 4], [1, 3, 2]];
+    let rows: Array2<f64> = x3
+        .view()
+        .permuted_axes([0, 2, 1])
+        .as_standard_layout()
+        .into_shape_with_order((6, 5))
+        .unwrap()
+        .into_owned();
+    let y_rows: Array1<usize> = y.iter().copied().collect();
+    let weight = array![0.3, 1.7, 0.9, 1.2, 0.5];
+    let spatial = CrossEntropy::<f64, Ix3>::spatial()
+        .with_weight(weight.clone())
+        .and_then(|ce| ce.with_label_smoothing(0.1))
+        .and_then(|ce| ce.with_z_loss(0.03))
+        .and_then(|ce| ce.with_softcap(Some(2.0)))
+        .unwrap()
+        .with_ignore_index(3)
+        .with_reduction(Reduction::None);
+    let flat = CrossEntropy::new()
+        .with_weight(weight)
+        .and_then(|ce| ce.with_label_smoothing(0.1))
+        .and_then(|ce| ce.with_z_loss(0.03))
+        .and_then(|ce| ce.with_softcap(Some(2.0)))
+        .unwrap()
+        .with_ignore_index(3)
+        .with_reduction(Reduction::None);
+    let per3 = spatial.per_sample(x3.view(), y.view()).unwrap();
+    let per2 = flat.per_sample(rows.view(), y_rows.view()).unwrap();
+    for (a, b) in per3.iter().zip(per2.iter()) {
+        assert!((a - b).abs() < 1e-13);
+    }
+    let g3 = spatial.backward(x3.view(), y.view()).unwrap();
+    let g2 = flat.backward(rows.view(), y_rows.view()).unwrap();
+    let g3_rows = g3.permuted_axes([0, 2, 1]);
+    for (a, b) in g3_rows.iter().zip(g2.iter()) {
+        assert!((a - b).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn f32_logits_near_1e19_keep_their_z_loss() {
+    // lse^2 = 1e38 is near f32's maximum: computed in f64, z lse^2 is
+    // finite and right while it fits f32, an Overflow naming the row once
+    // it does not.
+    let x = array![[1e19_f32, 0.0, -1e19], [1.0, 2.0, 3.0]];
+    let y = array![1_usize, 2];
+    let ce = CrossEntropy::new()
+        .with_reduction(Reduction::None)
+        .with_z_loss(1e-4)
+        .unwrap();
+    let per = ce.per_sample(x.view(), y.view()).unwrap();
+    let want = 1e19 + 1e-4 * 1e38;
+    assert!(((per[0] as f64) / want - 1.0).abs() < 1e-6, "{}", per[0]);
+    let (v, g) = ce.forward_backward(x.view(), y.view()).unwrap();
+    assert!(v.is_finite() && g.iter().all(|v| v.is_finite()));
+    // d/dx_0 = (1 + 2 z lse) p_0 = 1 + 2e15.
+    assert!(((g[[0, 0]] as f64) / (1.0 + 2e15) - 1.0).abs() < 1e-6);
+    let ce = ce.with_z_loss(10.0).unwrap();
+    let e = ce.forward(x.view(), y.view()).unwrap_err();
+    assert!(
+        matches!(&e, Error::Overflow { what: "logits", index, .. } if index == &vec![0]),
+        "{e}"
+    );
+    // A negative lse: the row's logits near -1e19.
+    let x = array![[-1e19_f32, -1e19, -1e19]];
+    let ce = CrossEntropy::new().with_z_loss(1e-4).unwrap();
+    let (v, g) = ce
+        .forward_backward(x.view(), array![0_usize].view())
+        .unwrap();
+    assert!(((v as f64) / (1e-4 * 1e38) - 1.0).abs() < 1e-6);
+    assert!(g.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn softcap_saturates_without_nan() {
+    // Logits at the float maximum: capped to +-cap, slope 0 there.
+    let x = array![[3e38_f32, -3e38, 0.5], [f32::MAX, f32::MAX, -f32::MAX]];
+    let y = array![1_usize, 2];
+    let ce = CrossEntropy::new()
+        .with_softcap(Some(30.0))
+        .and_then(|ce| ce.with_z_loss(1e-4))
+        .unwrap();
+    let (v, g) = ce.forward_backward(x.view(), y.view()).unwrap();
+    assert!(v.is_finite());
+    assert!(g.iter().all(|v| v.is_finite()));
+    assert_eq!(g[[0, 0]], 0.0);
+    assert_eq!(g[[1, 2]], 0.0);
+    assert!(g[[0, 2]] != 0.0);
+    let x = array![[1e308_f64, -1e308, 1.0]];
+    let ce = CrossEntropy::new().with_softcap(Some(1e-300)).unwrap();
+    let (v, g) = ce
+        .forward_backward(x.view(), array![0_usize].view())
+        .unwrap();
+    assert!(v.is_finite() && g.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn bad_option_values_are_typed_errors() {
+    let bad = [(-1.0, "-1"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")];
+    let set = |z| CrossEntropy::<f64>::new().with_z_loss(z);
+    assert_option_rejects("z_loss", "a finite number >= 0", &bad, set);
+    let bad = [
+        (0.0, "0"),
+        (-2.0, "-2"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "inf"),
+    ];
+    let set = |cap| CrossEntropy::<f64>::new().with_softcap(Some(cap));
+    assert_option_rejects("softcap", "a finite number > 0", &bad, set);
+    // The getters give back what was set.
+    let ce = CrossEntropy::<f32>::new()
+        .with_z_loss(1e-4)
+        .and_then(|ce| ce.with_softcap(Some(30.0)))
+        .unwrap();
+    assert_eq!((ce.z_loss(), ce.softcap()), (1e-4, Some(30.0)));
+    assert_eq!(ce.with_softcap(None).unwrap().softcap(), None);
+}
+
+#[test]
+fn probabilities_take_the_z_loss_with_weight_one() {
+    let x = matrix(random_array(&[4, 3], 59, 3.0));
+    let q = matrix(random_probs(&[4, 3], 60));
+    let weight = array![0.5, 2.0, 1.0];
+    let plain = CrossEntropy::new().with_weight(weight).unwrap();
+    let with_z = plain.clone().with_z_loss(0.1).unwrap();
+    let v0 = plain
+        .forward(x.view(), ClassTarget::Probs(q.view()))
+        .unwrap();
+    let v = with_z
+        .forward(x.view(), ClassTarget::Probs(q.view()))
+        .unwrap();
+    let extra: f64 = x
+        .axis_iter(Axis(0))
+        .map(|r| 0.1 * lse(&r.to_vec()).powi(2))
+        .sum::<f64>()
+        / 4.0;
+    assert!((v - (v0 + extra)).abs() < 1e-13);
+}
