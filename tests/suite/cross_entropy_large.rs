@@ -397,3 +397,54 @@ fn probabilities_take_the_z_loss_with_weight_one() {
         / 4.0;
     assert!((v - (v0 + extra)).abs() < 1e-13);
 }
+
+#[test]
+fn tiny_class_weights_keep_the_options() {
+    // The mean is the same for weights scaled by any factor: subnormal
+    // weights in the ratio 1 : 2 : 3 (exactly: 1000, 2000 and 3000 times
+    // the smallest subnormal; f32's route through f64, f64's exact
+    // rescale) give the mean of the weights 1, 2, 3, z-loss and soft cap
+    // included.
+    let x = matrix(random_array(&[5, 3], 61, 3.0));
+    let y = array![0_usize, 2, 1, 1, 0];
+    let build = |w: Array1<f64>| {
+        CrossEntropy::new()
+            .with_weight(w)
+            .and_then(|ce| ce.with_label_smoothing(0.1))
+            .and_then(|ce| ce.with_z_loss(0.05))
+            .and_then(|ce| ce.with_softcap(Some(2.0)))
+            .unwrap()
+    };
+    let (want, g_want) = build(array![1.0, 2.0, 3.0])
+        .forward_backward(x.view(), y.view())
+        .unwrap();
+    let (v, g) = build(
+        [1000, 2000, 3000]
+            .iter()
+            .map(|&b| f64::from_bits(b))
+            .collect(),
+    )
+    .forward_backward(x.view(), y.view())
+    .unwrap();
+    assert!((v - want).abs() < 1e-13, "{v} vs {want}");
+    assert!((&g - &g_want).iter().all(|d| d.abs() < 1e-13));
+    let x32 = x.mapv(|v| v as f32);
+    let ce32 = CrossEntropy::<f32>::new()
+        .with_weight(
+            [1000, 2000, 3000]
+                .iter()
+                .map(|&b| f32::from_bits(b))
+                .collect(),
+        )
+        .and_then(|ce| ce.with_label_smoothing(0.1))
+        .and_then(|ce| ce.with_z_loss(0.05))
+        .and_then(|ce| ce.with_softcap(Some(2.0)))
+        .unwrap();
+    let (v, g) = ce32.forward_backward(x32.view(), y.view()).unwrap();
+    assert!((v as f64 - want).abs() < 1e-5, "{v} vs {want}");
+    assert!(
+        g.iter()
+            .zip(g_want.iter())
+            .all(|(a, b)| (*a as f64 - b).abs() < 1e-5)
+    );
+}
