@@ -29,10 +29,12 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             "documented limit (rustdoc): insightface's fallback jumps at theta_t (by up to 2 for m2 near pi); with s near f32::MAX a cosine that f32 rounds across theta_t changes the loss by s times the jump",
         ),
         (
-            matches!(f.loss, "Bce" | "BceWithLogits" | "SigmoidFocal")
-                && f.strided_input
+            matches!(
+                f.loss,
+                "Bce" | "BceWithLogits" | "SigmoidFocal" | "SoftMargin"
+            ) && f.strided_input
                 && kind == FusedValue,
-            "documented limit (README): binary losses on strided inputs, forward and the fused call differ in the last bit",
+            "documented limit (README): binary losses on strided inputs (and SoftMargin, on the same element-wise engine), forward and the fused call differ in the last bit",
         ),
         (
             !f.finite && kind == Strided,
