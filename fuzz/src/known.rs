@@ -14,7 +14,7 @@ use crate::check::{Facts, Kind};
 pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
     use Kind::*;
     let f = facts;
-    let list: [(bool, &'static str); 6] = [
+    let list: [(bool, &'static str); 7] = [
         (
             matches!(f.loss, "CosFace" | "ArcFace" | "CombinedMargin")
                 && f.tiny_row
@@ -47,6 +47,12 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
         (
             f.loss == "SigmoidFocal" && f.f32 && f.gamma > 1e6 && kind == Strided,
             "documented limit: sigmoid focal in f32 with gamma above 1e6, the vectorized path drops the focus term where exp(-|x|) underflows f32 (relative error up to 1e-5 against the f64 path)",
+        ),
+        (
+            matches!(f.loss, "LogitAdjusted" | "Ldam")
+                && f.adjusted_beyond
+                && kind == SpuriousOverflow,
+            "documented limit (rustdoc): a finite logit whose transformed value (x + tau log pi, or s (x - m_y [c = y])) passes the float type is Overflow naming it, even where the loss on the same inputs in f64 fits f32",
         ),
     ];
     list.iter()
