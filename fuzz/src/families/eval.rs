@@ -824,9 +824,9 @@ fn weights<F: Float>(facts: &Facts, counts: &[usize], case: &dyn std::fmt::Debug
         let c = counts.len() as f64;
         let eps = if facts.f32 { 1e-6 } else { 1e-12 };
         let positive = v.iter().all(|&x| x.is_finite() && x > 0.0);
-        let order = (0..v.len()).all(|i| {
-            (0..v.len()).all(|j| counts[i] > counts[j] || v[i] <= v[j] || counts[i] == counts[j])
-        });
+        // A larger count never gets a larger weight.
+        let order = (0..v.len())
+            .all(|i| (0..v.len()).all(|j| counts[i] <= counts[j] || v[i] <= v[j]));
         if v.len() != counts.len() || !positive || (sum - c).abs() > eps * c || !order {
             bad(
                 facts,
@@ -948,7 +948,12 @@ fn scaler_steps<F: Float>(
                 case,
             );
         }
-        let finite = scaled.iter().all(|v| v.is_finite());
+        // A step is an overflow when a scaled entry is not finite, or
+        // would not be once unscaled (the crate's rule since the fix of
+        // this target's first find: a scale below 1 unscales an entry near
+        // the maximum past it).
+        let inv = F::lit(1.0 / before.scale());
+        let finite = scaled.iter().all(|&v| (v * inv).is_finite());
         let decision = s.unscale_and_update(&mut view);
         let after: Vec<F> = view.iter().copied().collect();
         let (scale, good) = (before.scale(), before.good_steps());
@@ -960,7 +965,6 @@ fn scaler_steps<F: Float>(
                     && s.good_steps() == 0
             }
             StepDecision::Apply => {
-                let inv = F::lit(1.0 / scale);
                 let want: Vec<F> = scaled.iter().map(|&v| v * inv).collect();
                 let grows = good + 1 >= before.growth_interval();
                 let grown = scale * before.growth_factor();
@@ -983,7 +987,9 @@ fn scaler_steps<F: Float>(
             );
             return bad(facts, what, case);
         }
-        if !(s.scale() > 0.0 && s.scale().is_finite()) {
+        // (A scale backed off from a subnormal one can reach 0: every step
+        // is then skipped, as documented for a run of Skip.)
+        if !(s.scale() >= 0.0 && s.scale().is_finite()) {
             return bad(facts, format!("step {k}: scale {}", s.scale()), case);
         }
     }
