@@ -794,8 +794,9 @@ fn selection<F: Float>(facts: &Facts, losses: &Grid, rate: f64, case: &dyn std::
     }
     let v = &losses.values;
     let worst_kept = kept.iter().map(|&i| v[i]).fold(f64::NEG_INFINITY, f64::max);
-    let dropped = (0..n).filter(|i| !kept.contains(i));
-    if let Some(d) = dropped.into_iter().find(|&d| v[d] < worst_kept) {
+    let mut is_kept = vec![false; n];
+    kept.iter().for_each(|&i| is_kept[i] = true);
+    if let Some(d) = (0..n).find(|&d| !is_kept[d] && v[d] < worst_kept) {
         bad(
             facts,
             format!("dropped {d} ({}) below a kept loss {worst_kept}", v[d]),
@@ -825,8 +826,8 @@ fn weights<F: Float>(facts: &Facts, counts: &[usize], case: &dyn std::fmt::Debug
         let eps = if facts.f32 { 1e-6 } else { 1e-12 };
         let positive = v.iter().all(|&x| x.is_finite() && x > 0.0);
         // A larger count never gets a larger weight.
-        let order = (0..v.len())
-            .all(|i| (0..v.len()).all(|j| counts[i] <= counts[j] || v[i] <= v[j]));
+        let order =
+            (0..v.len()).all(|i| (0..v.len()).all(|j| counts[i] <= counts[j] || v[i] <= v[j]));
         if v.len() != counts.len() || !positive || (sum - c).abs() > eps * c || !order {
             bad(
                 facts,
