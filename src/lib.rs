@@ -11,6 +11,7 @@ pub mod margin;
 pub mod metric;
 pub mod numerics;
 pub mod robust;
+pub mod selfsupervised;
 pub mod softmax;
 mod weighting;
 
@@ -40,6 +41,7 @@ pub use robust::{
     CoTeachingSchedule, GeneralizedCrossEntropy, HardBootstrapping, SoftBootstrapping,
     SymmetricCrossEntropy, small_loss_indices,
 };
+pub use selfsupervised::{Byol, NtXent, SupervisedContrastive};
 pub use softmax::{
     ClassTarget, CrossEntropy, FocalAlpha, HierarchicalCrossEntropy, KlDivergence, LabelSmoothing,
     Ldam, LogitAdjusted, OhemCrossEntropy, OrdinalEmd, Poly1, SmoothingConvention, SoftmaxFocal,

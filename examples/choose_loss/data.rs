@@ -179,8 +179,9 @@ pub fn rows(x: &Array2<f32>, idx: &[usize]) -> Array2<f32> {
 }
 
 /// Standardizes every column with the mean and standard deviation of
-/// `train` (a constant column gets divisor 1), applied to both arrays.
-pub fn standardize(train: &mut Array2<f32>, test: &mut Array2<f32>) {
+/// `train` (a constant column gets divisor 1), applied to `train` and to
+/// each of `others`.
+pub fn standardize(train: &mut Array2<f32>, others: &mut [&mut Array2<f32>]) {
     let n = train.nrows().max(1) as f32;
     let mean: Array1<f32> = train.sum_axis(Axis(0)) / n;
     let var: Array1<f32> = train
@@ -191,10 +192,42 @@ pub fn standardize(train: &mut Array2<f32>, test: &mut Array2<f32>) {
         })
         / n;
     let std = var.mapv(|v| if v > 1e-12 { v.sqrt() } else { 1.0 });
-    for x in [train, test] {
+    for x in std::iter::once(train).chain(others.iter_mut().map(|x| &mut **x)) {
         *x -= &mean;
         *x /= &std;
     }
+}
+
+/// Two images side by side, one 8 x 16 image, labelled with the set of the
+/// digits shown (one label when both show the same digit). Every image of
+/// `pool` stands in `per_image` composites (as often left as right when
+/// `per_image` is even), its partners drawn at random. Returns the `(M,
+/// 128)` pixels, row by row of the wide image, and the `(M, classes)` 0/1
+/// label sets.
+pub fn side_by_side(
+    digits: &Digits,
+    pool: &[usize],
+    per_image: usize,
+    classes: usize,
+    rng: &mut Rng,
+) -> (Array2<f32>, Array2<f32>) {
+    let mut slots: Vec<usize> = (0..per_image).flat_map(|_| pool.iter().copied()).collect();
+    rng.shuffle(&mut slots);
+    let pairs: Vec<(usize, usize)> = slots.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+    const SIDE: usize = 8;
+    let mut x = Array2::zeros((pairs.len(), 2 * PIXELS));
+    let mut t = Array2::zeros((pairs.len(), classes));
+    for (k, &(a, b)) in pairs.iter().enumerate() {
+        for (half, img) in [a, b].into_iter().enumerate() {
+            for r in 0..SIDE {
+                for c in 0..SIDE {
+                    x[[k, r * 2 * SIDE + half * SIDE + c]] = digits.pixels[[img, r * SIDE + c]];
+                }
+            }
+            t[[k, digits.labels[img]]] = 1.0;
+        }
+    }
+    (x, t)
 }
 
 #[cfg(test)]
@@ -309,8 +342,49 @@ mod tests {
     fn standardize_uses_train_statistics() {
         let mut train = ndarray::array![[0.0_f32, 5.0], [2.0, 5.0]];
         let mut test = ndarray::array![[1.0_f32, 6.0]];
-        standardize(&mut train, &mut test);
+        let mut other = ndarray::array![[2.0_f32, 5.0]];
+        standardize(&mut train, &mut [&mut test, &mut other]);
         assert_eq!(train, ndarray::array![[-1.0, 0.0], [1.0, 0.0]]);
         assert_eq!(test, ndarray::array![[0.0, 1.0]]);
+        assert_eq!(other, ndarray::array![[1.0, 0.0]]);
+    }
+
+    #[test]
+    fn composites_put_two_digits_side_by_side_with_their_label_set() {
+        // Image i is filled with the value i; labels 0, 1, 1, 2.
+        let digits = Digits {
+            pixels: Array2::from_shape_fn((4, PIXELS), |(i, _)| i as f32),
+            labels: vec![0, 1, 1, 2],
+        };
+        let pool = [0, 1, 2, 3];
+        let (x, t) = side_by_side(&digits, &pool, 2, 3, &mut Rng::new(5));
+        assert_eq!(x.shape(), &[4, 2 * PIXELS]);
+        let mut uses = [0usize; 4];
+        for (row, set) in x.rows().into_iter().zip(t.rows()) {
+            let (left, right) = (row[0] as usize, row[8] as usize);
+            // Each pixel row of the wide image: 8 of the left image, 8 of the right.
+            for r in 0..8 {
+                assert!(
+                    row.slice(ndarray::s![16 * r..16 * r + 8])
+                        .iter()
+                        .all(|&v| v == left as f32)
+                );
+                assert!(
+                    row.slice(ndarray::s![16 * r + 8..16 * r + 16])
+                        .iter()
+                        .all(|&v| v == right as f32)
+                );
+            }
+            let mut want = vec![0.0_f32; 3];
+            want[digits.labels[left]] = 1.0;
+            want[digits.labels[right]] = 1.0;
+            assert_eq!(set.to_vec(), want);
+            uses[left] += 1;
+            uses[right] += 1;
+        }
+        assert_eq!(uses, [2, 2, 2, 2]);
+        // Only the pool's images are used.
+        let (x, _) = side_by_side(&digits, &[1, 3], 2, 3, &mut Rng::new(5));
+        assert!(x.iter().all(|&v| v == 1.0 || v == 3.0));
     }
 }

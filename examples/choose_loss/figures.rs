@@ -1,25 +1,29 @@
-//! The study's two kinds of figure: training curves, and the focal loss
-//! against `p_t` (the focal paper's Figure 1) computed with the crate.
+//! The study's figures: training curves, the multi-label metrics as bars,
+//! and the focal loss against `p_t` (the focal paper's Figure 1) computed
+//! with the crate.
 
 use std::path::Path;
 
 use classloss::{Loss, SigmoidFocal};
 use ndarray::array;
 
-use super::plot::{Panel, Series, panels};
+use super::plot::{BarPanel, BarSeries, Panel, Series, bar_panels, panels};
+use super::report::{Metric, Row, Scored};
 use super::train::{Run, mean_curve};
 
 type FigResult = Result<(), Box<dyn std::error::Error>>;
 
 /// One regime's training curves: per model (one row of panels each), the
-/// training loss relative to its first epoch and the test accuracy, each
-/// the mean over seeds. `runs_of(model, loss)` gives a cell's runs.
-pub fn training_curves<'a>(
+/// training loss relative to its first epoch and the followed test metric
+/// (`curve`: accuracy, or mAP), each the mean over seeds.
+/// `runs_of(model, loss)` gives a cell's runs.
+pub fn training_curves<'a, S: 'a>(
     path: &Path,
     regime: &str,
+    curve: &str,
     models: &[&str],
     losses: &[&'a str],
-    runs_of: impl Fn(usize, usize) -> Vec<&'a Run>,
+    runs_of: impl Fn(usize, usize) -> Vec<&'a Run<S>>,
 ) -> FigResult {
     let mut all = Vec::new();
     for (b, model) in models.iter().enumerate() {
@@ -37,7 +41,7 @@ pub fn training_curves<'a>(
             let acc = mean_curve(
                 &runs
                     .iter()
-                    .map(|r| r.test_accuracy.as_slice())
+                    .map(|r| r.test_curve.as_slice())
                     .collect::<Vec<_>>(),
             );
             epochs = epochs.max(loss.len() as f64);
@@ -68,9 +72,9 @@ pub fn training_curves<'a>(
             series: loss_series,
         });
         all.push(Panel {
-            title: format!("{regime}, {model}: test accuracy"),
+            title: format!("{regime}, {model}: {curve}"),
             x_desc: "epoch",
-            y_desc: "test accuracy",
+            y_desc: curve,
             x: (1.0, epochs),
             // From the lowest accuracy seen (rounded down to a tenth), so the
             // differences between losses are visible.
@@ -79,6 +83,47 @@ pub fn training_curves<'a>(
         });
     }
     panels(path, &all, 2, (600, 460))
+}
+
+/// Per model (one panel each), the mean over seeds of each metric in
+/// `metrics`, one bar per loss, with an error bar of one standard deviation.
+/// `rows_of(model)` gives the model's rows.
+pub fn metric_bars<'a, S: Scored>(
+    path: &Path,
+    regime: &str,
+    models: &[&str],
+    metrics: &[Metric],
+    rows_of: impl Fn(usize) -> Vec<Row<'a, S>>,
+) -> FigResult {
+    let mut all = Vec::new();
+    let mut low = 1.0_f64;
+    for (m, model) in models.iter().enumerate() {
+        let series: Vec<BarSeries<'a>> = rows_of(m)
+            .iter()
+            .map(|row| BarSeries {
+                name: row.name,
+                bars: metrics.iter().map(|&k| row.stat(k)).collect(),
+            })
+            .collect();
+        low = series
+            .iter()
+            .flat_map(|s| &s.bars)
+            .fold(low, |l, &(v, e)| l.min(v - e));
+        all.push(BarPanel {
+            title: format!("{regime}, {model}"),
+            groups: metrics.iter().map(|k| k.name).collect(),
+            y_desc: "on the test composites (mean ± std over seeds)",
+            y: (0.0, 1.0),
+            series,
+        });
+    }
+    // From the lowest bar (rounded down to a tenth), so the differences
+    // between losses are visible.
+    let floor = ((low * 10.0).floor() / 10.0).clamp(0.0, 0.9);
+    for p in &mut all {
+        p.y.0 = floor;
+    }
+    bar_panels(path, &all, (620, 480))
 }
 
 /// The focusing parameters of the focal paper's Figure 1.

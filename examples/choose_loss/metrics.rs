@@ -1,6 +1,14 @@
 //! Test-split metrics: accuracy, macro-F1, the worst class's recall and the
-//! expected calibration error. Plain functions of predictions, so they are
-//! tested by hand-computed cases.
+//! expected calibration error; for label sets, mean average precision,
+//! micro- and macro-F1 at thresholds tuned on held-out data, and the
+//! Hamming loss. Plain functions of predictions, so they are tested by
+//! hand-computed cases.
+
+use classloss::{
+    ThresholdMode, Thresholds, ZeroDivision, average_precision, multiclass_f1, multilabel_f1,
+    multilabel_predictions, pick_f1_thresholds,
+};
+use ndarray::{ArrayView1, ArrayView2};
 
 /// `confusion[t][p]`: how many images of true class `t` were predicted `p`.
 pub fn confusion(pred: &[usize], truth: &[usize], classes: usize) -> Vec<Vec<usize>> {
@@ -45,31 +53,6 @@ pub fn worst_recall(conf: &[Vec<usize>]) -> (f64, usize) {
         )
 }
 
-/// The unweighted mean over the classes present in `truth` of
-/// `F1 = 2 TP / (2 TP + FP + FN)`; a class never predicted and never right
-/// scores 0 (scikit-learn's `zero_division=0`).
-pub fn macro_f1(conf: &[Vec<usize>]) -> f64 {
-    let classes = conf.len();
-    let mut total = 0.0;
-    let mut present = 0;
-    for (c, row) in conf.iter().enumerate() {
-        let tp = row[c];
-        let support: usize = row.iter().sum();
-        if support == 0 {
-            continue;
-        }
-        let predicted: usize = (0..classes).map(|t| conf[t][c]).sum();
-        let (fp, fn_) = (predicted - tp, support - tp);
-        total += 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64;
-        present += 1;
-    }
-    if present == 0 {
-        0.0
-    } else {
-        total / present as f64
-    }
-}
-
 /// Expected calibration error (Guo et al., 2017) over `bins` equal-width
 /// bins `((m - 1) / M, m / M]` of the confidence (a confidence of exactly 0
 /// falls in the first): `sum_m |B_m| / n * |accuracy(B_m) - confidence(B_m)|`.
@@ -95,6 +78,16 @@ pub fn expected_calibration_error(confidence: &[f64], correct: &[bool], bins: us
         .sum()
 }
 
+/// The unweighted mean of the classes' F1 (scikit-learn's macro-F1: over
+/// the classes that are true or predicted at least once; a class never
+/// right scores 0).
+pub fn macro_f1(pred: &[usize], truth: &[usize], classes: usize) -> f64 {
+    multiclass_f1(ArrayView1::from(truth), ArrayView1::from(pred), classes)
+        .ok()
+        .and_then(|f1| f1.macro_f1(ZeroDivision::Exclude))
+        .unwrap_or(0.0)
+}
+
 /// The four numbers reported per run.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scores {
@@ -117,10 +110,65 @@ pub fn scores(pred: &[usize], confidence: &[f64], truth: &[usize], classes: usiz
     let correct: Vec<bool> = pred.iter().zip(truth).map(|(p, t)| p == t).collect();
     Scores {
         accuracy: accuracy(pred, truth),
-        macro_f1: macro_f1(&conf),
+        macro_f1: macro_f1(pred, truth, classes),
         worst_recall: worst_recall(&conf).0,
         ece: expected_calibration_error(confidence, &correct, ECE_BINS),
     }
+}
+
+/// The numbers reported per multi-label run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MultiScores {
+    /// Mean over classes of the average precision of the scores.
+    pub map: f64,
+    /// F1 of all (sample, class) decisions pooled, at the tuned thresholds.
+    pub micro_f1: f64,
+    /// Mean over classes of each class's F1, at the tuned thresholds.
+    pub macro_f1: f64,
+    /// Fraction of wrong (sample, class) decisions, at the tuned thresholds.
+    pub hamming: f64,
+    /// Micro-F1 at the untuned threshold `sigmoid(x) = 0.5` (score 0).
+    pub micro_f1_untuned: f64,
+}
+
+/// Every multi-label metric of one run: each class's threshold is the one
+/// maximizing its F1 on `tune` (scores and 0/1 targets), then everything
+/// is measured on `test`. The one place where the multi-label metrics are
+/// called.
+pub fn multi_label_scores(
+    tune: (ArrayView2<'_, f32>, ArrayView2<'_, f32>),
+    test: (ArrayView2<'_, f32>, ArrayView2<'_, f32>),
+) -> classloss::Result<MultiScores> {
+    let (scores, truth) = test;
+    let picked = pick_f1_thresholds(tune.0, tune.1, ThresholdMode::PerClass)?;
+    let tuned = multilabel_f1(truth, multilabel_predictions(scores, &picked)?.view())?;
+    // Score 0 is probability 0.5 for the sigmoid losses.
+    let at_half = multilabel_predictions(scores, &Thresholds::Shared(0.0))?;
+    let untuned = multilabel_f1(truth, at_half.view())?;
+    // The Hamming loss of these decisions from their counts: `Hamming`
+    // itself decides by `sigmoid(x) > t`, where the picked thresholds are
+    // met by `score >= t`.
+    let wrong: usize = [tuned.false_positives(), tuned.false_negatives()]
+        .iter()
+        .flat_map(|v| v.iter())
+        .sum();
+    Ok(MultiScores {
+        map: mean_average_precision(scores, truth)?,
+        micro_f1: tuned.micro_f1().unwrap_or(0.0),
+        macro_f1: tuned.macro_f1(ZeroDivision::Zero).unwrap_or(0.0),
+        hamming: wrong as f64 / truth.len() as f64,
+        micro_f1_untuned: untuned.micro_f1().unwrap_or(0.0),
+    })
+}
+
+/// Mean over the classes with a positive of their average precision.
+pub fn mean_average_precision(
+    scores: ArrayView2<'_, f32>,
+    truth: ArrayView2<'_, f32>,
+) -> classloss::Result<f64> {
+    Ok(average_precision(scores, truth)?
+        .macro_average()
+        .unwrap_or(f64::NAN))
 }
 
 /// Mean and sample standard deviation (0 for fewer than two values).
@@ -168,12 +216,13 @@ mod tests {
     fn macro_f1_by_hand() {
         // class 0: tp 2 fp 0 fn 1 -> 4/5; class 1: tp 1 fp 1 fn 1 -> 1/2;
         // class 2: tp 1 fp 1 fn 0 -> 2/3.
-        let m = confusion(&PRED, &TRUTH, 3);
         let expected = (0.8 + 0.5 + 2.0 / 3.0) / 3.0;
-        assert!((macro_f1(&m) - expected).abs() < 1e-15);
+        assert!((macro_f1(&PRED, &TRUTH, 3) - expected).abs() < 1e-15);
         // A class never predicted scores 0, and perfection scores 1.
-        assert_eq!(macro_f1(&confusion(&[0, 0], &[0, 1], 2)), (2.0 / 3.0) / 2.0);
-        assert_eq!(macro_f1(&confusion(&TRUTH, &TRUTH, 3)), 1.0);
+        assert_eq!(macro_f1(&[0, 0], &[0, 1], 2), (2.0 / 3.0) / 2.0);
+        assert_eq!(macro_f1(&TRUTH, &TRUTH, 3), 1.0);
+        // A class neither true nor predicted is left out of the mean.
+        assert_eq!(macro_f1(&[0, 1], &[0, 1], 3), 1.0);
     }
 
     #[test]
@@ -210,6 +259,31 @@ mod tests {
         assert!((s.accuracy - 4.0 / 6.0).abs() < 1e-15);
         assert_eq!(s.worst_recall, 0.5);
         assert!((s.ece - (0.9 - 4.0 / 6.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn multi_label_scores_tune_on_one_split_and_measure_on_the_other() {
+        use ndarray::array;
+        // Tuning: the best F1 keeps the top two scores (threshold 0.7).
+        let tune_s = array![[0.9_f32], [0.7], [0.3], [0.2]];
+        let tune_t = array![[1.0_f32], [1.0], [0.0], [0.0]];
+        // Test: 0.8 -> yes (right), 0.6 -> no (a missed label), 0.75 on a
+        // negative -> yes (a spurious one), -0.1 -> no (right).
+        let test_s = array![[0.8_f32], [0.6], [0.75], [-0.1]];
+        let test_t = array![[1.0_f32], [1.0], [0.0], [0.0]];
+        let m = multi_label_scores(
+            (tune_s.view(), tune_t.view()),
+            (test_s.view(), test_t.view()),
+        )
+        .unwrap();
+        // tp 1, fp 1, fn 1.
+        assert!((m.micro_f1 - 0.5).abs() < 1e-12);
+        assert!((m.macro_f1 - 0.5).abs() < 1e-12);
+        assert!((m.hamming - 0.5).abs() < 1e-12);
+        // Ranked 0.8 (+), 0.75 (-), 0.6 (+): AP = 1/2 * 1 + 1/2 * 2/3.
+        assert!((m.map - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+        // At score 0 the three positive scores are predicted: tp 2, fp 1.
+        assert!((m.micro_f1_untuned - 0.8).abs() < 1e-12);
     }
 
     #[test]

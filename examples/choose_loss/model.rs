@@ -2,7 +2,7 @@
 //! ReLU network, each with a linear head (logits `z W + b`) or a cosine head
 //! (a class-weight matrix the margin losses normalize), and Adam.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 
 use super::rng::Rng;
 
@@ -148,12 +148,7 @@ impl Net {
         match self.head {
             Head::Linear => self.logits(),
             Head::Cosine { scale } => {
-                let unit = |m: &Array2<f32>| {
-                    let norms = m.map_axis(Axis(1), |r| r.dot(&r).sqrt().max(1e-12));
-                    m / &norms.insert_axis(Axis(1))
-                };
-                let w = unit(&self.params[self.head_at()]);
-                unit(&self.z).dot(&w.t()) * scale
+                cosines(self.z.view(), self.params[self.head_at()].view()) * scale
             }
         }
     }
@@ -208,6 +203,55 @@ impl Net {
     }
 }
 
+/// Each row divided by its length (a zero row stays zero).
+fn unit_rows(m: ArrayView2<'_, f32>) -> (Array2<f32>, Array1<f32>) {
+    let norms = m.map_axis(Axis(1), |r| r.dot(&r).sqrt().max(1e-12));
+    let unit = &m / &norms.view().insert_axis(Axis(1));
+    (unit, norms)
+}
+
+/// The cosine matrix `(N, C)` between features `z` `(N, E)` and the class
+/// matrix `w` `(C, E)`: a normalized linear layer without bias.
+pub fn cosines(z: ArrayView2<'_, f32>, w: ArrayView2<'_, f32>) -> Array2<f32> {
+    unit_rows(z).0.dot(&unit_rows(w).0.t())
+}
+
+/// Backward of [`cosines`]: from `d loss / d cos` to the gradients for `z`
+/// and `w`, for losses defined on cosines (LDAM) rather than on embeddings
+/// (ArcFace and CosFace take `z` and `w` and differentiate the
+/// normalization themselves). Through `u = z / |z|` the gradient loses its
+/// component along `u`: `dz = (du - u (u . du)) / |z|`.
+pub fn cosines_backward(
+    z: ArrayView2<'_, f32>,
+    w: ArrayView2<'_, f32>,
+    dcos: ArrayView2<'_, f32>,
+    mut dz: ArrayViewMut2<'_, f32>,
+    mut dw: ArrayViewMut2<'_, f32>,
+) {
+    let (u, z_norms) = unit_rows(z);
+    let (v, w_norms) = unit_rows(w);
+    let project = |unit: &Array2<f32>,
+                   norms: &Array1<f32>,
+                   d: Array2<f32>,
+                   out: &mut ArrayViewMut2<'_, f32>| {
+        for (((mut o, d), u), &n) in out
+            .rows_mut()
+            .into_iter()
+            .zip(d.rows())
+            .zip(unit.rows())
+            .zip(norms)
+        {
+            let along = u.dot(&d);
+            ndarray::Zip::from(&mut o)
+                .and(&d)
+                .and(&u)
+                .for_each(|o, &d, &u| *o = (d - u * along) / n);
+        }
+    };
+    project(&u, &z_norms, dcos.dot(&v), &mut dz);
+    project(&v, &w_norms, dcos.t().dot(&u), &mut dw);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +304,53 @@ mod tests {
         let s = net.scores(ndarray::array![[3.0_f32, 3.0]].view());
         let c = std::f32::consts::FRAC_1_SQRT_2 * 10.0;
         assert!((s[[0, 0]] - c).abs() < 1e-5 && (s[[0, 1]] - c).abs() < 1e-5);
+    }
+
+    #[test]
+    fn cosines_backward_matches_finite_differences() {
+        let mut rng = Rng::new(6);
+        let z = gaussian(4, 3, 1.0, &mut rng).mapv(f64::from);
+        let w = gaussian(5, 3, 1.0, &mut rng).mapv(f64::from);
+        // The loss sum(G * cos) for a fixed G has d loss / d cos = G.
+        let g = gaussian(4, 5, 1.0, &mut rng);
+        let loss = |z: &Array2<f64>, w: &Array2<f64>| {
+            let c = cosines(z.mapv(|v| v as f32).view(), w.mapv(|v| v as f32).view());
+            (&c * &g).mapv(f64::from).sum()
+        };
+        let (mut dz, mut dw) = (Array2::zeros((4, 3)), Array2::zeros((5, 3)));
+        let (z32, w32) = (z.mapv(|v| v as f32), w.mapv(|v| v as f32));
+        cosines_backward(
+            z32.view(),
+            w32.view(),
+            g.view(),
+            dz.view_mut(),
+            dw.view_mut(),
+        );
+        let h = 1e-2;
+        for (x, grad, is_z) in [(&z, &dz, true), (&w, &dw, false)] {
+            for idx in 0..x.len() {
+                let mut up = x.clone();
+                up.as_slice_mut().unwrap()[idx] += h;
+                let mut down = x.clone();
+                down.as_slice_mut().unwrap()[idx] -= h;
+                let (lu, ld) = if is_z {
+                    (loss(&up, &w), loss(&down, &w))
+                } else {
+                    (loss(&z, &up), loss(&z, &down))
+                };
+                let fd = (lu - ld) / (2.0 * h);
+                let got = f64::from(grad.as_slice().unwrap()[idx]);
+                assert!(
+                    (fd - got).abs() < 1e-3 * (1.0 + fd.abs()),
+                    "{is_z} {idx}: fd {fd} vs {got}"
+                );
+            }
+        }
+        // Scaling a feature vector leaves its cosines, so its gradient is
+        // orthogonal to it.
+        for (zr, dr) in z32.rows().into_iter().zip(dz.rows()) {
+            assert!(zr.dot(&dr).abs() < 1e-5);
+        }
     }
 
     #[test]

@@ -447,6 +447,15 @@ impl<F: Float, D: Dimension> ScoreTarget<F, D> for ByElement {
     type Axes = Elements;
 }
 
+/// Scores compared with nothing: the loss finds its structure in the input
+/// alone (NT-Xent pairs row `i` with row `i + N`). The target is `()`.
+pub struct Unlabeled;
+
+impl<F: Float, D: RemoveAxis> ScoreTarget<F, D> for Unlabeled {
+    type View<'a> = ();
+    type Axes = Lanes;
+}
+
 impl<F: Float, D: Dimension, T: ScoreTarget<F, D>, G> Signature<F> for Scores<D, T, G> {
     type Input<'a> = ArrayView<'a, F, D>;
     type Target<'a> = T::View<'a>;

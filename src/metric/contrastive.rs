@@ -50,9 +50,9 @@ loss_options! {
     /// other pairs).
     ///
     /// # Shapes
-    /// - input: [`Pair`] `{ x1 (N, D), x2 (N, D) }`.
+    /// - input: [`crate::Pair`] `{ x1 (N, D), x2 (N, D) }`.
     /// - target: `similar` `(N)`, each exactly 0 or 1.
-    /// - per-sample: `(N)`; gradient: [`PairGrad`] `{ x1 (N, D), x2 (N, D) }`.
+    /// - per-sample: `(N)`; gradient: [`crate::PairGrad`] `{ x1 (N, D), x2 (N, D) }`.
     /// - `Mean` divides by `N` (pytorch-metric-learning averages instead over
     ///   the pairs with a nonzero loss, positive and negative pairs separately).
     ///

@@ -3,7 +3,7 @@
 use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::metric::pairs::{Pairs, check_pairs};
+use crate::metric::pairs::{Pairs, check_signed_pairs};
 use crate::{Float, Result};
 
 /// PyTorch's `EPSILON` added to each squared norm in
@@ -97,9 +97,7 @@ impl<F: Float> Compute<F> for CosineEmbedding {
             mut grad,
             mut per,
         } = call;
-        let plus_minus_one = |v: F| v == F::one() || v == -F::one();
-        let target = ("labels", "-1 or +1");
-        check_pairs(&pair, &labels, target, plus_minus_one, grad.as_ref())?;
+        check_signed_pairs(&pair, &labels, grad.as_ref())?;
         let (x1, x2) = (pair.x1, pair.x2);
         let n = x1.nrows();
         let scale = self.reduction.grad_scale::<f64>(n as f64);
@@ -165,7 +163,7 @@ impl<F: Float> Compute<F> for CosineEmbedding {
 
 /// A row in `f64`, scaled by a power of two when its largest entry passes
 /// [`LARGE`], and the scale.
-fn scaled_row(row: impl Iterator<Item = f64>) -> (Vec<f64>, f64) {
+pub(crate) fn scaled_row(row: impl Iterator<Item = f64>) -> (Vec<f64>, f64) {
     let mut v: Vec<f64> = row.collect();
     let largest = v.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
     if largest <= LARGE {

@@ -5,7 +5,7 @@ use ndarray::Ix1;
 use crate::base::loss::{Call, Compute};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::metric::pairs::{Pairs, check_pairs};
+use crate::metric::pairs::{Pairs, check_signed_pairs};
 use crate::{Float, Result};
 
 loss_options! {
@@ -93,9 +93,7 @@ impl<F: Float> Compute<F> for MarginRanking {
             mut grad,
             mut per,
         } = call;
-        let plus_minus_one = |v: F| v == F::one() || v == -F::one();
-        let target = ("labels", "-1 or +1");
-        check_pairs(&pair, &labels, target, plus_minus_one, grad.as_ref())?;
+        check_signed_pairs(&pair, &labels, grad.as_ref())?;
         let n = labels.len();
         let scale = self.reduction.grad_scale::<f64>(n as f64);
         let mut sum = Sum::default();

@@ -10,7 +10,7 @@ mod center;
 mod combined_margin;
 mod contrastive;
 mod cosface;
-mod cosine_embedding;
+pub(crate) mod cosine_embedding;
 mod margin_ranking;
 mod pairs;
 mod triplet_margin;

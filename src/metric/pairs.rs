@@ -106,3 +106,14 @@ pub(super) fn check_pairs<F: Float, D: Dimension>(
     }
     Ok(())
 }
+
+/// [`check_pairs`] for the losses whose targets are labels `-1` (the pair
+/// is dissimilar, or ranked the other way) or `+1`.
+pub(super) fn check_signed_pairs<F: Float, D: Dimension>(
+    pair: &Pair<'_, F, D>,
+    labels: &ArrayView1<'_, F>,
+    grad: Option<&PairGradMut<'_, F, D>>,
+) -> Result<()> {
+    let plus_minus_one = |v: F| v == F::one() || v == -F::one();
+    check_pairs(pair, labels, ("labels", "-1 or +1"), plus_minus_one, grad)
+}

@@ -48,6 +48,7 @@ use classloss::{
     Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
     Sparsemax, SymmetricCrossEntropy, Triplet, TripletGrad, TripletMargin, Wasserstein, ZeroOne,
 };
+use classloss::{Byol, NtXent, SupervisedContrastive};
 use ndarray::{
     Array, Array1, Array2, ArrayView, ArrayView1, ArrayView2, Axis, Dimension, Ix2, RemoveAxis,
     Slice,
@@ -88,6 +89,9 @@ rebuild_untyped! {
     CombinedMargin: |l, r| l.with_reduction(r);
     Contrastive: |l, r| l.with_reduction(r);
     CosineEmbedding: |l, r| l.with_reduction(r);
+    NtXent: |l, r| l.with_reduction(r);
+    SupervisedContrastive: |l, r| l.with_reduction(r);
+    Byol: |l, r| l.with_reduction(r);
     CenterLoss: |l, r| l.with_reduction(r);
     ZeroOne: |l, r| l.with_reduction(r);
     Hamming: |l, r| l.with_reduction(r);
@@ -780,6 +784,46 @@ where
     fn target(&self) -> Labels<'_> {
         Labels::from(&self.labels)
     }
+}
+
+/// Embeddings `(2N, D)` alone, without a target: NT-Xent, whose rows
+/// pair up by position.
+#[derive(Clone, Debug)]
+pub struct Unlabeled<F> {
+    /// The embeddings.
+    pub x: Array2<F>,
+}
+
+impl<F: Float> Args<F> for Unlabeled<F> {
+    type As<G: Float> = Unlabeled<G>;
+    fn cast<G: Float>(&self) -> Unlabeled<G> {
+        Unlabeled {
+            x: convert(&self.x),
+        }
+    }
+    fn params(&self) -> Vec<f64> {
+        flat(&self.x).collect()
+    }
+    fn with_params(&self, params: &[f64]) -> Self {
+        Unlabeled {
+            x: refill(&self.x, params),
+        }
+    }
+    /// One row fewer: an odd count, which no pairing fits.
+    fn misshapen(&self) -> Vec<(&'static str, Self)> {
+        let x = shorter(&self.x, 0);
+        vec![("embeddings", Unlabeled { x })]
+    }
+}
+
+impl<F: Float, L> ArgsFor<F, L> for Unlabeled<F>
+where
+    L: for<'a> Loss<F, Input<'a> = ArrayView2<'a, F>, Target<'a> = ()>,
+{
+    fn input(&self) -> ArrayView2<'_, F> {
+        self.x.view()
+    }
+    fn target(&self) {}
 }
 
 // ------------------------------------------------------------------------

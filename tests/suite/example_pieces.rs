@@ -1,7 +1,8 @@
 //! The `choose_loss` example's pure pieces (PRNG, data parsing, stratified
-//! split, long-tail subsampling, label noise, metrics), included from the
-//! example's sources so that plain `cargo test` runs their tests too (tests
-//! inside an example only run with `cargo test --examples`).
+//! split, long-tail subsampling, label noise, multi-label composites,
+//! metrics), included from the example's sources so that plain `cargo
+//! test` runs their tests too (tests inside an example only run with
+//! `cargo test --examples`).
 
 #[allow(dead_code)]
 #[path = "../../examples/choose_loss/data.rs"]
@@ -71,7 +72,7 @@ fn metrics_on_a_hand_checked_case() {
     let m = confusion(&pred, &truth, 2);
     assert_eq!(m, vec![vec![3, 1], vec![1, 1]]);
     // F1: class 0 = 6/8, class 1 = 2/4.
-    assert!((macro_f1(&m) - 0.625).abs() < 1e-15);
+    assert!((macro_f1(&pred, &truth, 2) - 0.625).abs() < 1e-15);
     assert_eq!(worst_recall(&m), (0.5, 1));
     // Bin (0.8667, 0.9333]: 4 images at 0.9, 3 right; bin (0.5333, 0.6]: 2
     // images at 0.6, 1 right.

@@ -127,7 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         data::stratified_split(&all.labels, data::CLASSES, 0.3, &mut rng::Rng::new(2024));
     let mut xtr = data::rows(&all.pixels, &train_idx);
     let mut xte = data::rows(&all.pixels, &test_idx);
-    data::standardize(&mut xtr, &mut xte);
+    data::standardize(&mut xtr, &mut [&mut xte]);
     let ytr: Vec<usize> = train_idx.iter().map(|&i| all.labels[i]).collect();
     let yte: Vec<usize> = test_idx.iter().map(|&i| all.labels[i]).collect();
     let n = train_idx.len();

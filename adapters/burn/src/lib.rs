@@ -34,6 +34,7 @@
 //! | ArcFace, CosFace, combined margin | `(embeddings (N, D), class weights (C, D))` | labels `(N)` |
 //! | contrastive, cosine embedding | `(x1 (N, D), x2 (N, D))` | similarity flags `(N)`, labels ±1 for cosine embedding |
 //! | center loss | `(features (N, D), centers (C, D))` | labels `(N)` |
+//! | BYOL | predictions `(N, D)` | target projections `(N, D)` (constants) |
 //!
 //! Float tensors must have the loss's float type (`f32` or `f64`; losses
 //! without one in their type take either). Targets get no gradient, as in
@@ -78,6 +79,7 @@ mod job;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::{DType, Device, Tensor, TensorData, kind::Basic};
+use classloss::Byol;
 use classloss::{
     AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterLoss, CombinedMargin,
     Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy, Exponential,
@@ -375,6 +377,7 @@ untyped_scores!(
     Sparsemax: "logits",
     Wasserstein: "logits",
     HierarchicalCrossEntropy: "logits",
+    Byol: "predictions",
 );
 
 impl<L: AngularMargin + Sync, const N: usize> TensorLoss<Tensor<N>> for OnCosines<L> {

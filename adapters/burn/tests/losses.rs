@@ -225,6 +225,10 @@ fn probability_targets_and_spatial_cross_entropy_equal_the_core() {
         p.view(),
         &pt,
     );
+    let z: Array2<f64> = filled((3, 5), 9, 2.0);
+    let zt = z.clone().into_dyn();
+    let byol = classloss::Byol::new();
+    same_on_scores::<_, _, _, _, 2, 2, burn::tensor::Float>(&byol, &x, z.view(), &zt);
 
     let x: Array3<f32> = to(&filled((2, 4, 3), 5, 3.0));
     let y = array![[0_i64, 3, 2], [1, 1, 0]];

@@ -103,7 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         data::stratified_split(&all.labels, data::CLASSES, 0.3, &mut rng::Rng::new(2024));
     let mut xtr = data::rows(&all.pixels, &train_idx);
     let mut xte = data::rows(&all.pixels, &test_idx);
-    data::standardize(&mut xtr, &mut xte);
+    data::standardize(&mut xtr, &mut [&mut xte]);
     let to_tensor = |x: &ndarray::Array2<f32>| {
         Tensor::from_vec(x.iter().copied().collect::<Vec<_>>(), x.dim(), &Device::Cpu)
     };

@@ -33,6 +33,7 @@
 //! | ArcFace, CosFace, combined margin | `(embeddings (N, D), class weights (C, D))` | labels `(N)` |
 //! | contrastive, cosine embedding | `(x1 (N, D), x2 (N, D))` | similarity flags `(N)`, labels ±1 for cosine embedding |
 //! | center loss | `(features (N, D), centers (C, D))` | labels `(N)` |
+//! | BYOL | predictions `(N, D)` | target projections `(N, D)` (constants) |
 //!
 //! Labels may be `u8`, `u32`, `i16`, `i32` or `i64` tensors. Float
 //! tensors must have the loss's float type (`f32` or `f64`; losses without
@@ -90,7 +91,8 @@ use classloss::{
 use ndarray::{Dimension, Ix1, Ix2, RemoveAxis};
 use storage::dtype_error;
 
-pub use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
+pub use classloss::Byol;
+use classloss_adapter_kit::{ScoresLoss, TwoInputLoss};
 pub use spare::release_spare_gradients;
 pub use storage::{FromStorage, ReadsTarget};
 
@@ -235,6 +237,7 @@ untyped_scores!(
     Sparsemax: "logits",
     Wasserstein: "logits",
     HierarchicalCrossEntropy: "logits",
+    Byol: "predictions",
 );
 
 impl<L: AngularMargin + Clone + Send + Sync + 'static> TensorLoss for OnCosines<L> {

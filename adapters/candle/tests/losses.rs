@@ -152,6 +152,15 @@ fn probability_targets_and_spatial_cross_entropy_equal_the_core() {
         &tensor(&p),
     );
     same_on_scores(&KlDivergence::new(), &x, p.view(), &tensor(&p));
+    let z: Array2<f64> = filled((3, 5), 9, 2.0);
+    same_on_scores(&classloss::Byol::new(), &x, z.view(), &tensor(&z));
+    let byol = classloss::Byol::new().with_reduction(Reduction::Sum);
+    same_on_scores(
+        &byol,
+        &to::<f32, _>(&x),
+        to(&z).view(),
+        &tensor(&to::<f32, _>(&z)),
+    );
 
     let x: Array3<f32> = to(&filled((2, 4, 3), 5, 3.0));
     let y = array![[0_i64, 3, 2], [1, 1, 0]];

@@ -76,10 +76,13 @@ macro_rules! with_any_rank_losses {
 /// Calls `$m!` with every loss on two tensors ([`TwoInputLoss`]).
 /// The other losses on one tensor take either float type and are written
 /// out by each adapter: `LabelSmoothing` and the angular margins on
-/// cosines (`OnCosines`), sparsemax, the Wasserstein loss and the
-/// hierarchical cross-entropy. The 0-1 and Hamming losses have no
+/// cosines (`OnCosines`), sparsemax, the Wasserstein loss, the
+/// hierarchical cross-entropy and BYOL. The 0-1 and Hamming losses have no
 /// gradient and are in no list; neither is `MultiLabelMargin`, whose
-/// targets are label sets, not a tensor.
+/// targets are label sets, not a tensor; nor are NT-Xent and the
+/// supervised contrastive loss: each sample's value depends on every row,
+/// which the adapters' unreduced (`None`) backward, one upstream value per
+/// row, cannot carry (and NT-Xent has no target).
 #[macro_export]
 macro_rules! with_two_input_losses {
     ($m:ident) => {

@@ -1,14 +1,17 @@
 //! The metric family: ArcFace, CosFace and CombinedMargin on embeddings and
 //! on cosines (`.on_cosines()`), Contrastive in both forms, CenterLoss and
-//! its `update_centers`; CosineEmbedding (margin) on `(N, D)` pairs and
-//! MarginRanking (margin) on `(N)` pairs with `-1`/`+1` labels, and
-//! TripletMargin (margin, p, eps, swap) on three `(N, D)` arrays.
+//! its `update_centers`, and the self-supervised losses on embeddings
+//! (NtXent, SupervisedContrastive, Byol); CosineEmbedding (margin) on
+//! `(N, D)` pairs and MarginRanking (margin) on `(N)` pairs with `-1`/`+1`
+//! labels, and TripletMargin (margin, p, eps, swap) on three `(N, D)`
+//! arrays.
 
 use classloss::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
     CosFace, CosineEmbedding, Embeddings, Float, MarginRanking, Pair, Reduction, Triplet,
     TripletMargin,
 };
+use classloss::{Byol, NtXent, SupervisedContrastive};
 use ndarray::{Ix1, Ix2};
 
 use super::{Labeled, accepted};
@@ -137,8 +140,8 @@ macro_rules! with_angular {
 
 pub fn run(g: &mut Gen) {
     let large = g.large;
-    // Bytes below 180 pick the losses of issue 11 as before (so that the
-    // older seeds decode to the same cases); the rest the newer ones.
+    // Bytes from 180 pick the pair and triplet losses of issue 13; the
+    // others the family's earlier losses.
     let pick = g.byte();
     if pick >= 180 {
         match pick % 3 {
@@ -148,7 +151,7 @@ pub fn run(g: &mut Gen) {
         }
         return;
     }
-    match pick % 5 {
+    match pick % 6 {
         0 | 1 => drive(&Angle::decode(g), large),
         2 => {
             let (name, a) = Angular::decode(g);
@@ -168,7 +171,8 @@ pub fn run(g: &mut Gen) {
             drive(&case, large)
         }
         3 => drive(&Contrast::decode(g), large),
-        _ => drive(&Center::decode(g), large),
+        4 => drive(&Center::decode(g), large),
+        _ => drive(&SelfSup::decode(g), large),
     }
 }
 
@@ -530,6 +534,112 @@ impl Case for Center {
                 "update_centers: contiguous and laid-out centers differ",
                 self,
             );
+        }
+    }
+}
+
+/// Which self-supervised loss a [`SelfSup`] case runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SelfSupLoss {
+    NtXent,
+    Supervised,
+    Byol,
+}
+
+/// NT-Xent, the supervised contrastive loss (labels in `0..3`, so groups
+/// and lone anchors, or the wider values the label types wrap) or BYOL
+/// (target projections of the embeddings' shape, sometimes one wider) on
+/// embeddings `(M, D)`, `M` sometimes odd. Not tiled in the large mode:
+/// the losses are quadratic in `M` and have no parallel path.
+#[derive(Debug)]
+pub struct SelfSup {
+    loss: SelfSupLoss,
+    temperature: f64,
+    z: Grid,
+    targets: Grid,
+    labels: LabelGrid,
+    grad: Layout,
+    facts: Facts,
+}
+
+impl SelfSup {
+    fn decode(g: &mut Gen) -> Self {
+        let (loss, name) = match g.byte() % 3 {
+            0 => (SelfSupLoss::NtXent, "NtXent"),
+            1 => (SelfSupLoss::Supervised, "SupervisedContrastive"),
+            _ => (SelfSupLoss::Byol, "Byol"),
+        };
+        let temperature = g.option(0.5);
+        let shape = vec![g.len(0, 6), g.len(0, 4)];
+        let z = g.reals(shape.clone());
+        let width = if g.byte().is_multiple_of(16) {
+            shape[1] + 1
+        } else {
+            shape[1]
+        };
+        let targets = g.reals(vec![shape[0], width]);
+        let labels = g.labels(vec![shape[0]], 3, None);
+        let facts = Facts {
+            loss: name,
+            f32: g.f32,
+            finite: z.finite() && targets.finite(),
+            max_abs: z.max_abs(),
+            tiny_row: tiny_row(&z, g.f32, 1.0),
+            ..Facts::default()
+        };
+        SelfSup {
+            loss,
+            temperature,
+            z,
+            targets,
+            labels,
+            grad: g.layout(2),
+            facts,
+        }
+    }
+}
+
+impl Case for SelfSup {
+    fn facts(&self) -> &Facts {
+        &self.facts
+    }
+    /// The rows, or for the supervised loss the anchors whose label
+    /// (as stored, after wrapping into its type) another row shares.
+    fn divisor(&self) -> Option<f64> {
+        if self.loss != SelfSupLoss::Supervised {
+            return Some(self.z.shape[0] as f64);
+        }
+        let store = self.labels.store::<Ix1>();
+        let labels: Vec<i128> = store.labels(&self.labels.layout).iter().collect();
+        let shared = |i: usize| (0..labels.len()).any(|j| j != i && labels[j] == labels[i]);
+        Some((0..labels.len()).filter(|&i| shared(i)).count() as f64)
+    }
+    fn run<F: Float>(&self, r: Reduction) -> Option<Outcome> {
+        let zb = self.z.backing::<F, Ix2>();
+        let z = self.z.layout.view(&zb);
+        let t = self.temperature;
+        match self.loss {
+            SelfSupLoss::NtXent => {
+                let loss = NtXent::new().with_reduction(r).with_temperature(t).ok()?;
+                accepted(&self.facts, &[t], self);
+                Some(diff_outcome::<F, _>(&loss, z, (), &self.grad))
+            }
+            SelfSupLoss::Supervised => {
+                let loss = SupervisedContrastive::new()
+                    .with_reduction(r)
+                    .with_temperature(t)
+                    .ok()?;
+                accepted(&self.facts, &[t], self);
+                let store = self.labels.store::<Ix1>();
+                let labels = store.labels(&self.labels.layout);
+                Some(diff_outcome::<F, _>(&loss, z, labels, &self.grad))
+            }
+            SelfSupLoss::Byol => {
+                let tb = self.targets.backing::<F, Ix2>();
+                let targets = self.targets.layout.view(&tb);
+                let loss = Byol::new().with_reduction(r);
+                Some(diff_outcome::<F, _>(&loss, z, targets, &self.grad))
+            }
         }
     }
 }
