@@ -144,7 +144,8 @@ pub enum StepDecision {
 ///
 /// # Dynamics (PyTorch's `_amp_update_scale_`)
 /// ```text
-/// any gradient non-finite: scale <- scale * backoff_factor, good_steps <- 0, Skip
+/// any gradient non-finite (scaled, or once unscaled):
+///                          scale <- scale * backoff_factor, good_steps <- 0, Skip
 /// otherwise:               gradients <- gradients / scale, good_steps += 1, Apply;
 ///                          if good_steps = growth_interval: scale <- scale * growth_factor
 ///                          (unless that is beyond the element type), good_steps <- 0
@@ -152,7 +153,11 @@ pub enum StepDecision {
 /// Defaults: `init_scale = 2^16`, `growth_factor = 2`, `backoff_factor =
 /// 0.5`, `growth_interval = 2000`. The scale is kept in `f64` and converted
 /// to the gradients' type when applied; unscaling multiplies by `1 /
-/// scale` as PyTorch does (exact for powers of two). A gradient that is
+/// scale` as PyTorch does (exact for powers of two). Unlike PyTorch, which
+/// checks only the scaled values, a step whose unscaled gradient would be
+/// inf or NaN is skipped too (below a scale of 1 a finite scaled entry
+/// near the type's maximum unscales past it), so that `Apply` always
+/// leaves finite gradients. A gradient that is
 /// non-finite at every scale (a NaN from the model, not an overflow) makes
 /// every step skip and the scale shrink: watch for a run of `Skip`.
 ///
@@ -298,7 +303,9 @@ impl LossScaler {
         multiply(grads, F::lit(self.scale));
     }
 
-    /// Checks the (scaled) gradients: if any entry is inf or NaN, backs
+    /// Checks the (scaled) gradients: if any entry is inf or NaN, or would
+    /// be once unscaled (an entry near the type's maximum with a scale
+    /// below 1, or any entry when `1 / scale` is beyond the type), backs
     /// the scale off and returns [`StepDecision::Skip`], leaving the
     /// buffers as they are; otherwise divides them by the scale in place,
     /// counts a good step (growing the scale after `growth_interval` of
@@ -311,14 +318,18 @@ impl LossScaler {
         &mut self,
         grads: &mut G,
     ) -> StepDecision {
+        // The check is on the unscaled values (not written yet): below a
+        // scale of 1 a finite scaled entry near `F::MAX` unscales to inf,
+        // and so does every entry when `1 / scale` is beyond `F`.
+        let inv = F::lit(1.0 / self.scale);
         let mut finite = true;
-        grads.for_each_buffer(&mut |b| finite &= b.iter().all(|v| v.is_finite()));
+        grads.for_each_buffer(&mut |b| finite &= b.iter().all(|&v| (v * inv).is_finite()));
         if !finite {
             self.scale *= self.backoff_factor;
             self.good_steps = 0;
             return StepDecision::Skip;
         }
-        multiply(grads, F::lit(1.0 / self.scale));
+        multiply(grads, inv);
         self.good_steps += 1;
         if self.good_steps >= self.growth_interval {
             let grown = self.scale * self.growth_factor;

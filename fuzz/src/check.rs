@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use classloss::{
     Differentiable, EmbeddingsGrad, EmbeddingsGradMut, Error, Float, Loss, PairGrad, PairGradMut,
-    Reduction,
+    Reduction, TripletGrad, TripletGradMut,
 };
 use ndarray::{Array, ArrayViewMut, Dimension};
 
@@ -39,10 +39,19 @@ impl<F: Float> Values for EmbeddingsGrad<F> {
     }
 }
 
-impl<F: Float> Values for PairGrad<F> {
+impl<F: Float, D: Dimension> Values for PairGrad<F, D> {
     fn values(&self) -> Vec<f64> {
         let mut v = self.x1.values();
         v.extend(self.x2.values());
+        v
+    }
+}
+
+impl<F: Float> Values for TripletGrad<F> {
+    fn values(&self) -> Vec<f64> {
+        let mut v = self.anchor.values();
+        v.extend(self.positive.values());
+        v.extend(self.negative.values());
         v
     }
 }
@@ -108,13 +117,13 @@ impl<F: Float> GradBuf<F> for EmbeddingsGrad<F> {
     }
 }
 
-impl<F: Float> GradBuf<F> for PairGrad<F> {
-    type Mut<'g> = PairGradMut<'g, F>;
+impl<F: Float, D: Dimension> GradBuf<F> for PairGrad<F, D> {
+    type Mut<'g> = PairGradMut<'g, F, D>;
     fn laid<T>(
         like: &Self,
         layout: &Layout,
         fill: F,
-        f: impl for<'g> FnOnce(PairGradMut<'g, F>) -> T,
+        f: impl for<'g> FnOnce(PairGradMut<'g, F, D>) -> T,
     ) -> (T, Vec<f64>, bool) {
         let mut a = laid_array(&like.x1, layout, fill);
         let mut b = laid_array(&like.x2, layout, fill);
@@ -123,6 +132,36 @@ impl<F: Float> GradBuf<F> for PairGrad<F> {
         let out = f(PairGradMut { x1: av, x2: bv });
         let mut values = view_values(&a, layout);
         values.extend(view_values(&b, layout));
+        (out, values, standard)
+    }
+}
+
+impl<F: Float> GradBuf<F> for TripletGrad<F> {
+    type Mut<'g> = TripletGradMut<'g, F>;
+    fn laid<T>(
+        like: &Self,
+        layout: &Layout,
+        fill: F,
+        f: impl for<'g> FnOnce(TripletGradMut<'g, F>) -> T,
+    ) -> (T, Vec<f64>, bool) {
+        let mut a = laid_array(&like.anchor, layout, fill);
+        let mut p = laid_array(&like.positive, layout, fill);
+        let mut n = laid_array(&like.negative, layout, fill);
+        let (av, pv, nv) = (
+            layout.view_mut(&mut a),
+            layout.view_mut(&mut p),
+            layout.view_mut(&mut n),
+        );
+        let standard =
+            av.is_standard_layout() && pv.is_standard_layout() && nv.is_standard_layout();
+        let out = f(TripletGradMut {
+            anchor: av,
+            positive: pv,
+            negative: nv,
+        });
+        let mut values = view_values(&a, layout);
+        values.extend(view_values(&p, layout));
+        values.extend(view_values(&n, layout));
         (out, values, standard)
     }
 }
@@ -264,6 +303,10 @@ pub struct Facts {
     pub strided_input: bool,
     /// `update_centers` is being checked.
     pub update: bool,
+    /// Some logit, moved by an option before the softmax (logit
+    /// adjustment's `tau log pi`, LDAM's scale), passes the float type's
+    /// largest value: documented as `Overflow`.
+    pub adjusted_beyond: bool,
 }
 
 impl Facts {
@@ -304,8 +347,15 @@ pub enum Kind {
     /// `update_centers`: non-finite centers from finite inputs, or centers
     /// changed on error.
     UpdateCenters,
-    /// A setter accepted an option it documents as rejected.
+    /// A setter accepted an option it documents as rejected (or, for a
+    /// class tree, the constructor's verdict differs from the harness's
+    /// own check of the parent indices).
     Option,
+    /// An evaluation function or training tool (F1, ROC AUC, average
+    /// precision, thresholds, Co-teaching, frequency weights, the loss
+    /// scaler) returned a result outside its documented range, or other
+    /// than the exact value the harness computes by brute force.
+    Metric,
 }
 
 /// Set in the large mode: [`diff_outcome`] skips `backward` and the

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use arbitrary::Unstructured;
-use classloss::{Float, Labels};
+use classloss::{Float, LabelSets, Labels};
 use ndarray::{Array, ArrayD, ArrayView, ArrayViewMut, Axis, Dimension, IxDyn, Slice};
 
 /// Inputs with at least this many elements go parallel in the crate
@@ -593,6 +593,16 @@ macro_rules! label_store {
             pub fn labels(&self, layout: &Layout) -> Labels<'_, D> {
                 match self {
                     $(LabelStore::$variant(a) => Labels::from(layout.view(a)),)*
+                }
+            }
+        }
+
+        impl LabelStore<ndarray::Ix2> {
+            /// The labels as PyTorch's padded label sets (`-1` ends a row),
+            /// viewed in the grid's layout.
+            pub fn sets(&self, layout: &Layout) -> LabelSets<'_> {
+                match self {
+                    $(LabelStore::$variant(a) => LabelSets::from(layout.view(a)),)*
                 }
             }
         }

@@ -14,7 +14,7 @@ use crate::check::{Facts, Kind};
 pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
     use Kind::*;
     let f = facts;
-    let list: [(bool, &'static str); 6] = [
+    let list: [(bool, &'static str); 7] = [
         (
             matches!(f.loss, "CosFace" | "ArcFace" | "CombinedMargin")
                 && f.tiny_row
@@ -29,10 +29,12 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
             "documented limit (rustdoc): insightface's fallback jumps at theta_t (by up to 2 for m2 near pi); with s near f32::MAX a cosine that f32 rounds across theta_t changes the loss by s times the jump",
         ),
         (
-            matches!(f.loss, "Bce" | "BceWithLogits" | "SigmoidFocal")
-                && f.strided_input
+            matches!(
+                f.loss,
+                "Bce" | "BceWithLogits" | "SigmoidFocal" | "SoftMargin"
+            ) && f.strided_input
                 && kind == FusedValue,
-            "documented limit (README): binary losses on strided inputs, forward and the fused call differ in the last bit",
+            "documented limit (README): binary losses on strided inputs (and SoftMargin, on the same element-wise engine), forward and the fused call differ in the last bit",
         ),
         (
             !f.finite && kind == Strided,
@@ -45,6 +47,12 @@ pub fn known_issue(facts: &Facts, kind: Kind) -> Option<(usize, &'static str)> {
         (
             f.loss == "SigmoidFocal" && f.f32 && f.gamma > 1e6 && kind == Strided,
             "documented limit: sigmoid focal in f32 with gamma above 1e6, the vectorized path drops the focus term where exp(-|x|) underflows f32 (relative error up to 1e-5 against the f64 path)",
+        ),
+        (
+            matches!(f.loss, "LogitAdjusted" | "Ldam")
+                && f.adjusted_beyond
+                && kind == SpuriousOverflow,
+            "documented limit (rustdoc): a finite logit whose transformed value (x + tau log pi, or s (x - m_y [c = y])) passes the float type is Overflow naming it, even where the loss on the same inputs in f64 fits f32",
         ),
     ];
     list.iter()

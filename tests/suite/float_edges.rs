@@ -10,8 +10,8 @@ use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
     ClassifierLoss, CombinedMargin, Contrastive, ContrastiveForm, CosFace, CrossEntropy,
     Differentiable, Error, Exponential, GeneralizedCrossEntropy, HardBootstrapping, Hinge,
-    KlDivergence, LabelSmoothing, Labels, Loss, MultiMargin, Poly1, SigmoidFocal,
-    SoftBootstrapping, SoftmaxFocal, SymmetricCrossEntropy,
+    KlDivergence, LabelSmoothing, Labels, Loss, LossScaler, MultiMargin, Poly1, SigmoidFocal,
+    SoftBootstrapping, SoftmaxFocal, StepDecision, SymmetricCrossEntropy,
 };
 use ndarray::{Array2, array};
 
@@ -1508,4 +1508,30 @@ fn a_mean_that_fits_is_returned_though_the_sum_passes_f64() {
             .contains("the sum of the per-sample losses overflows f64"),
         "{e}"
     );
+}
+
+#[test]
+fn a_loss_scaler_skips_a_step_whose_unscaled_gradient_passes_the_type() {
+    // Found by the eval fuzz target (issue 13): below a scale of 1, a
+    // finite scaled entry near f64::MAX unscales to inf, and the step was
+    // applied with the infinite gradient (the check read only the scaled
+    // values). The step is an overflow: skipped, buffers untouched.
+    let mut scaler = LossScaler::new().with_init_scale(0.5).unwrap();
+    let mut grad = array![f64::MAX, 1.0];
+    let before = grad.clone();
+    assert_eq!(scaler.unscale_and_update(&mut grad), StepDecision::Skip);
+    assert_eq!(grad, before);
+    assert_eq!(scaler.scale(), 0.25);
+    assert_eq!(scaler.good_steps(), 0);
+    // A scale whose reciprocal passes f32: every entry unscales to inf or
+    // NaN, so no step is applied.
+    let mut scaler = LossScaler::new().with_init_scale(1e-39).unwrap();
+    let mut grad = array![1.0_f32, 0.0];
+    assert_eq!(scaler.unscale_and_update(&mut grad), StepDecision::Skip);
+    assert_eq!(grad, array![1.0_f32, 0.0]);
+    // Below 1, a step that fits is applied, exactly unscaled.
+    let mut scaler = LossScaler::new().with_init_scale(0.5).unwrap();
+    let mut grad = array![1e300_f64, -2.0];
+    assert_eq!(scaler.unscale_and_update(&mut grad), StepDecision::Apply);
+    assert_eq!(grad, array![2e300, -4.0]);
 }

@@ -1,11 +1,15 @@
 //! The metric family: ArcFace, CosFace and CombinedMargin on embeddings and
 //! on cosines (`.on_cosines()`), Contrastive in both forms, CenterLoss and
 //! its `update_centers`, and the self-supervised losses on embeddings
-//! (NtXent, SupervisedContrastive, Byol).
+//! (NtXent, SupervisedContrastive, Byol); CosineEmbedding (margin) on
+//! `(N, D)` pairs and MarginRanking (margin) on `(N)` pairs with `-1`/`+1`
+//! labels, and TripletMargin (margin, p, eps, swap) on three `(N, D)`
+//! arrays.
 
 use classloss::{
     AngularMargin, ArcFace, CenterInput, CenterLoss, CombinedMargin, Contrastive, ContrastiveForm,
-    CosFace, Embeddings, Float, Pair, Reduction,
+    CosFace, CosineEmbedding, Embeddings, Float, MarginRanking, Pair, Reduction, Triplet,
+    TripletMargin,
 };
 use classloss::{Byol, NtXent, SupervisedContrastive};
 use ndarray::{Ix1, Ix2};
@@ -136,7 +140,18 @@ macro_rules! with_angular {
 
 pub fn run(g: &mut Gen) {
     let large = g.large;
-    match g.byte() % 6 {
+    // Bytes from 180 pick the pair and triplet losses of issue 13; the
+    // others the family's earlier losses.
+    let pick = g.byte();
+    if pick >= 180 {
+        match pick % 3 {
+            0 => drive(&Signed::decode(g, false), large),
+            1 => drive(&Signed::decode(g, true), large),
+            _ => drive(&Triple::decode(g), large),
+        }
+        return;
+    }
+    match pick % 6 {
         0 | 1 => drive(&Angle::decode(g), large),
         2 => {
             let (name, a) = Angular::decode(g);
@@ -626,5 +641,232 @@ impl Case for SelfSup {
                 Some(diff_outcome::<F, _>(&loss, z, targets, &self.grad))
             }
         }
+    }
+}
+
+/// A setter accepted `value`: it must be in the documented range (`ok`).
+fn in_range(facts: &Facts, setter: &str, value: f64, ok: bool, case: &dyn std::fmt::Debug) {
+    if !ok {
+        let what = format!("{setter} accepted {value}");
+        fail(facts, Kind::Option, &what, case);
+    }
+}
+
+/// `x`'s values nudged by `1e-40` times fresh ones (rows near `x`'s), or,
+/// half of the time, fresh values.
+fn near(g: &mut Gen, x: &Grid) -> Grid {
+    if g.flag() {
+        return g.reals(x.shape.clone());
+    }
+    let pal = g.palette();
+    let mut y = g.grid(x.shape.clone(), |g| g.real(pal));
+    for (v, &a) in y.values.iter_mut().zip(&x.values) {
+        *v = g.round(a + *v * 1e-40);
+    }
+    y
+}
+
+/// The labels of a pair loss: `-1` or `+1`, at times (with invalid
+/// targets) anything.
+fn signs(g: &mut Gen, n: usize) -> Grid {
+    let pal = g.palette();
+    g.grid(vec![n], |g| match g.byte() % 16 {
+        0 if g.invalid => g.real(pal),
+        1..=7 => 1.0,
+        _ => -1.0,
+    })
+}
+
+/// CosineEmbedding on `(N, D)` pairs (`ranking` false) or MarginRanking on
+/// `(N)` pairs, with `-1`/`+1` labels.
+#[derive(Debug)]
+pub struct Signed {
+    ranking: bool,
+    margin: f64,
+    x1: Grid,
+    x2: Grid,
+    labels: Grid,
+    grad: Layout,
+    facts: Facts,
+}
+
+impl Signed {
+    fn decode(g: &mut Gen, ranking: bool) -> Self {
+        let margin = if g.flag() {
+            -g.option(0.5)
+        } else {
+            g.option(0.5)
+        };
+        let mut shape = if ranking {
+            vec![g.len(0, 8)]
+        } else {
+            vec![g.len(0, 5), g.len(0, 4)]
+        };
+        g.tile(&mut shape, 0);
+        let x1 = g.reals(shape.clone());
+        let mut x2 = near(g, &x1);
+        if g.byte().is_multiple_of(16) {
+            let last = shape.len() - 1;
+            shape[last] += 1;
+            x2 = g.reals(shape.clone());
+        }
+        let labels = signs(g, x1.shape[0]);
+        let facts = Facts {
+            loss: if ranking {
+                "MarginRanking"
+            } else {
+                "CosineEmbedding"
+            },
+            f32: g.f32,
+            finite: x1.finite() && x2.finite() && labels.finite(),
+            max_abs: max_abs2(&x1, &x2),
+            tiny_row: tiny_row(&x1, g.f32, 1.0) || tiny_row(&x2, g.f32, 1.0),
+            margin,
+            ..Facts::default()
+        };
+        Signed {
+            ranking,
+            margin,
+            x1,
+            x2,
+            labels,
+            grad: g.layout(if ranking { 1 } else { 2 }),
+            facts,
+        }
+    }
+}
+
+impl Case for Signed {
+    fn facts(&self) -> &Facts {
+        &self.facts
+    }
+    fn divisor(&self) -> Option<f64> {
+        Some(self.x1.shape[0] as f64)
+    }
+    fn run<F: Float>(&self, r: Reduction) -> Option<Outcome> {
+        let m = self.margin;
+        let lb = self.labels.backing::<F, Ix1>();
+        let labels = self.labels.layout.view(&lb);
+        if self.ranking {
+            let loss = MarginRanking::new().with_reduction(r).with_margin(m).ok()?;
+            accepted(&self.facts, &[m], self);
+            in_range(&self.facts, "MarginRanking::with_margin", m, m >= 0.0, self);
+            let (ab, bb) = (self.x1.backing::<F, Ix1>(), self.x2.backing::<F, Ix1>());
+            let pair = Pair {
+                x1: self.x1.layout.view(&ab),
+                x2: self.x2.layout.view(&bb),
+            };
+            Some(diff_outcome(&loss, pair, labels, &self.grad))
+        } else {
+            let loss = CosineEmbedding::new()
+                .with_reduction(r)
+                .with_margin(m)
+                .ok()?;
+            accepted(&self.facts, &[m], self);
+            let ok = (-1.0..=1.0).contains(&m);
+            in_range(&self.facts, "CosineEmbedding::with_margin", m, ok, self);
+            let (ab, bb) = (self.x1.backing::<F, Ix2>(), self.x2.backing::<F, Ix2>());
+            let pair = Pair {
+                x1: self.x1.layout.view(&ab),
+                x2: self.x2.layout.view(&bb),
+            };
+            Some(diff_outcome(&loss, pair, labels, &self.grad))
+        }
+    }
+}
+
+/// TripletMargin on three `(N, D)` arrays (no target).
+#[derive(Debug)]
+pub struct Triple {
+    margin: f64,
+    p: f64,
+    eps: f64,
+    swap: bool,
+    anchor: Grid,
+    positive: Grid,
+    negative: Grid,
+    grad: Layout,
+    facts: Facts,
+}
+
+impl Triple {
+    fn decode(g: &mut Gen) -> Self {
+        let margin = g.option(1.0);
+        let p = match g.byte() % 8 {
+            0 => 1.0,
+            1 => 2.0,
+            2 => 1.0 + g.byte() as f64 / 16.0,
+            3 => 1.0 - 1e-9,
+            _ => g.option(2.0),
+        };
+        let eps = if g.flag() { 1e-6 } else { g.option(1e-6) };
+        let swap = g.flag();
+        let mut shape = vec![g.len(0, 5), g.len(0, 4)];
+        g.tile(&mut shape, 0);
+        let anchor = g.reals(shape.clone());
+        let positive = near(g, &anchor);
+        let negative = if g.flag() {
+            near(g, &positive)
+        } else {
+            near(g, &anchor)
+        };
+        let mut negative = negative;
+        if g.byte().is_multiple_of(16) {
+            negative = g.reals(vec![shape[0], shape[1] + 1]);
+        }
+        let finite = anchor.finite() && positive.finite() && negative.finite();
+        let max_abs = max_abs2(&anchor, &positive).max(negative.max_abs());
+        let facts = Facts {
+            loss: "TripletMargin",
+            f32: g.f32,
+            finite,
+            max_abs,
+            margin,
+            gamma: p,
+            ..Facts::default()
+        };
+        Triple {
+            margin,
+            p,
+            eps,
+            swap,
+            anchor,
+            positive,
+            negative,
+            grad: g.layout(2),
+            facts,
+        }
+    }
+}
+
+impl Case for Triple {
+    fn facts(&self) -> &Facts {
+        &self.facts
+    }
+    fn divisor(&self) -> Option<f64> {
+        Some(self.anchor.shape[0] as f64)
+    }
+    fn run<F: Float>(&self, r: Reduction) -> Option<Outcome> {
+        let loss = TripletMargin::new()
+            .with_reduction(r)
+            .with_margin(self.margin)
+            .and_then(|l| l.with_p(self.p))
+            .and_then(|l| l.with_eps(self.eps))
+            .ok()?
+            .with_swap(self.swap);
+        accepted(&self.facts, &[self.margin, self.p, self.eps], self);
+        let ok = self.margin >= 0.0 && self.p >= 1.0 && self.eps >= 0.0;
+        in_range(&self.facts, "TripletMargin's setters", self.p, ok, self);
+        let (ab, pb, nb) = (
+            self.anchor.backing::<F, Ix2>(),
+            self.positive.backing::<F, Ix2>(),
+            self.negative.backing::<F, Ix2>(),
+        );
+        let t = Triplet {
+            anchor: self.anchor.layout.view(&ab),
+            positive: self.positive.layout.view(&pb),
+            negative: self.negative.layout.view(&nb),
+        };
+        Some(diff_outcome(&loss, t, (), &self.grad))
     }
 }
