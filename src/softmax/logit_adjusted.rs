@@ -91,10 +91,14 @@ pub(super) fn required_counts(counts: Option<&Array1<f64>>) -> Result<&Array1<f6
     })
 }
 
-/// The log prior `log(n_c / sum_k n_k)`.
+/// The log prior `log(n_c / sum_k n_k)`, as `ln n_c - ln m - ln sum_k (n_k
+/// / m)` with `m` the largest count: every term is finite for any finite
+/// positive counts (their sum may pass `f64`, and `n_c / sum` may
+/// underflow to 0 where its logarithm is an ordinary number).
 fn log_prior(counts: &Array1<f64>) -> Array1<f64> {
-    let total: f64 = counts.sum();
-    counts.mapv(|n| (n / total).ln())
+    let m = counts.fold(0.0_f64, |m, &n| m.max(n));
+    let ln_total = m.ln() + counts.iter().map(|n| n / m).sum::<f64>().ln();
+    counts.mapv(|n| n.ln() - ln_total)
 }
 
 impl<F: Float> Compute<F> for LogitAdjusted<F> {

@@ -13,7 +13,7 @@ use classloss::{
     KlDivergence, LabelSmoothing, Labels, Loss, LossScaler, MultiMargin, Poly1, SigmoidFocal,
     SoftBootstrapping, SoftmaxFocal, StepDecision, SymmetricCrossEntropy,
 };
-use ndarray::{Array2, array};
+use ndarray::{Array1, Array2, array};
 
 /// `a` within `rel` of `b`, relatively.
 fn close(a: f64, b: f64, rel: f64) -> bool {
@@ -1534,4 +1534,31 @@ fn a_loss_scaler_skips_a_step_whose_unscaled_gradient_passes_the_type() {
     let mut grad = array![1e300_f64, -2.0];
     assert_eq!(scaler.unscale_and_update(&mut grad), StepDecision::Apply);
     assert_eq!(grad, array![2e300, -4.0]);
+}
+
+#[test]
+fn logit_adjustment_takes_counts_of_any_finite_size() {
+    // Counts whose sum passes f64, and a count whose share underflows to 0
+    // in f64, give the log prior by logarithms: the loss is finite and
+    // equals the one of the same proportions at ordinary sizes (fuzzing
+    // found an Overflow here, issue 13).
+    let x = array![[0.5_f64, -1.0, 2.0], [1.0, 0.0, -0.5]];
+    let y = array![0_usize, 2];
+    let loss = |counts: Array1<f64>| {
+        classloss::LogitAdjusted::<f64>::new()
+            .with_samples_per_class(counts)
+            .unwrap()
+            .forward(x.view(), Labels::from(&y))
+            .unwrap()
+    };
+    let big = loss(array![1e308, 1e308, 5e307]);
+    let small = loss(array![2.0, 2.0, 1.0]);
+    assert!(close(big, small, 1e-14), "{big} vs {small}");
+    // A share of 1e-320 / 1e308: ln of it is about -1446, an ordinary shift.
+    // Class 1's logit moves by about -1446 and leaves the softmax: the
+    // loss is cross-entropy over classes 0 and 2 alone.
+    let tiny = loss(array![1e308, 1e-320, 1e308]);
+    let ce2 = |a: f64, b: f64| (1.0 + (b - a).exp()).ln();
+    let want = (ce2(0.5, 2.0) + ce2(-0.5, 1.0)) / 2.0;
+    assert!(close(tiny, want, 1e-14), "{tiny} vs {want}");
 }
