@@ -49,7 +49,7 @@ fn contract_on_labels<D: RemoveAxis>(x: Array<f64, D>, labels: Array<usize, D::S
 }
 
 /// Labels `(N, ...)` in `0..5` for logits of `shape`, class axis 1.
-fn labels_for(shape: &[usize], seed: u64) -> ArrayD<usize> {
+pub fn labels_for(shape: &[usize], seed: u64) -> ArrayD<usize> {
     let mut lshape = shape.to_vec();
     lshape.remove(1);
     random_labels(&lshape, 5, seed)

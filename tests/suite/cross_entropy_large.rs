@@ -5,10 +5,11 @@
 //! a huge cap); extreme logits; the option errors. (Reference values:
 //! `tests/conformance`, the `cross_entropy_z_loss` cases.)
 
-use crate::common::{assert_option_rejects, matrix, random_array, random_labels, random_probs};
+use crate::common::{assert_option_rejects, matrix, random_array, random_probs};
 use crate::contract::{Case, Labeled, Paired, check_contract, scaled};
+use crate::cross_entropy::labels_for;
 use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction};
-use ndarray::{Array, Array1, Array2, ArrayD, Axis, Ix3, IxDyn, RemoveAxis, array};
+use ndarray::{Array, Array1, Array2, Axis, Ix3, IxDyn, RemoveAxis, array};
 
 /// The option pairs `(z_loss, softcap)` each contract runs with.
 const OPTIONS: [(f64, Option<f64>); 3] = [(0.05, None), (0.0, Some(2.0)), (0.1, Some(2.5))];
@@ -53,13 +54,6 @@ fn contract_on_labels<D: RemoveAxis>(x: Array<f64, D>, labels: Array<usize, D::S
             }
         }
     }
-}
-
-/// Labels `(N, ...)` in `0..5` for logits of `shape`, class axis 1.
-fn labels_for(shape: &[usize], seed: u64) -> ArrayD<usize> {
-    let mut lshape = shape.to_vec();
-    lshape.remove(1);
-    random_labels(&lshape, 5, seed)
 }
 
 #[test]
