@@ -253,6 +253,13 @@ impl<'a, D: Dimension> Labels<'a, D> {
     }
 }
 
+impl<'a> Labels<'a, Ix1> {
+    /// The labels at positions `range` (a view, no copy).
+    pub(crate) fn rows(&self, range: std::ops::Range<usize>) -> Labels<'a, Ix1> {
+        with_view!(&self.view, v => Label::labels((*v).slice_move(ndarray::s![range])))
+    }
+}
+
 impl Labels<'_, Ix1> {
     /// Label `i` of a checked 1-D array, as a class index.
     #[inline]

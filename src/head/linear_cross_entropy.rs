@@ -1,0 +1,399 @@
+//! The fused linear + cross-entropy head: `CrossEntropy(hidden W^T + b)`
+//! and its gradients for `hidden`, `W` and `b`, chunk by chunk of tokens,
+//! never holding the `(N, V)` logits.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1, s};
+
+use crate::base::labels::{Label, Labels};
+use crate::base::loss::{Call, Compute, Exact, Signature};
+use crate::base::options::loss_options;
+use crate::base::reduction::{Sum, Totals};
+use crate::base::validate::{check_class_vector, expect_nonempty, expect_shape};
+use crate::softmax::{ClassTarget, CrossEntropy};
+use crate::{Error, Float, Reduction, Result};
+
+/// The input of [`LinearCrossEntropy`]: the hidden states and the linear
+/// layer that maps them to the logits `hidden W^T + b`.
+#[derive(Clone, Copy, Debug)]
+pub struct LinearInput<'a, F> {
+    /// The hidden states (the last layer's outputs), `(N, D)`.
+    pub hidden: ArrayView2<'a, F>,
+    /// The classifier's weight `W`, one row per class, `(V, D)` (PyTorch's
+    /// `nn.Linear(D, V).weight` layout).
+    pub weight: ArrayView2<'a, F>,
+    /// The classifier's bias `b`, `(V)`, if any.
+    pub bias: Option<ArrayView1<'a, F>>,
+}
+
+/// The gradient of [`LinearCrossEntropy`] with respect to its inputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearGrad<F> {
+    /// `d loss / d hidden`, `(N, D)`.
+    pub hidden: Array2<F>,
+    /// `d loss / d W`, `(V, D)`.
+    pub weight: Array2<F>,
+    /// `d loss / d b`, `(V)`: present when the input has a bias.
+    pub bias: Option<Array1<F>>,
+}
+
+/// Mutable views of the caller's gradient buffers, which the fused call
+/// overwrites.
+#[derive(Debug)]
+pub struct LinearGradMut<'g, F> {
+    /// Receives `d loss / d hidden`, `(N, D)`.
+    pub hidden: ArrayViewMut2<'g, F>,
+    /// Receives `d loss / d W`, `(V, D)`.
+    pub weight: ArrayViewMut2<'g, F>,
+    /// Receives `d loss / d b`, `(V)`; `None` skips it. A buffer given for
+    /// an input without a bias receives the gradient of a zero bias (the
+    /// column sums of `dL/dZ`, the same whatever the bias).
+    pub bias: Option<ArrayViewMut1<'g, F>>,
+}
+
+impl<'g, F> From<&'g mut LinearGrad<F>> for LinearGradMut<'g, F> {
+    fn from(grad: &'g mut LinearGrad<F>) -> Self {
+        LinearGradMut {
+            hidden: grad.hidden.view_mut(),
+            weight: grad.weight.view_mut(),
+            bias: grad.bias.as_mut().map(|b| b.view_mut()),
+        }
+    }
+}
+
+/// The signature of the fused head: a [`LinearInput`], labels `(N)`, a
+/// gradient for the hidden states, the weight and the bias.
+pub struct LinearAndLabels;
+
+impl<F: Float> Signature<F> for LinearAndLabels {
+    type Input<'a> = LinearInput<'a, F>;
+    type Target<'a> = Labels<'a>;
+    type Samples = Ix1;
+    type Grad = LinearGrad<F>;
+    type GradMut<'g> = LinearGradMut<'g, F>;
+
+    fn samples(input: &Self::Input<'_>) -> Ix1 {
+        Ix1(input.hidden.nrows())
+    }
+    fn zeros_grad(input: &Self::Input<'_>) -> LinearGrad<F> {
+        LinearGrad {
+            hidden: Array2::zeros(input.hidden.raw_dim()),
+            weight: Array2::zeros(input.weight.raw_dim()),
+            bias: input.bias.map(|b| Array1::zeros(b.raw_dim())),
+        }
+    }
+    fn grad_view_mut(grad: &mut LinearGrad<F>) -> LinearGradMut<'_, F> {
+        grad.into()
+    }
+    fn all_finite(input: &Self::Input<'_>) -> bool {
+        let finite = |v: &F| v.is_finite();
+        input.hidden.iter().all(finite)
+            && input.weight.iter().all(finite)
+            && input.bias.is_none_or(|b| b.iter().all(finite))
+    }
+}
+
+impl Exact for LinearAndLabels {}
+
+/// The bytes of one default chunk of logits: 32 MiB.
+const CHUNK_BYTES: usize = 32 << 20;
+
+loss_options! {
+    /// Cross-entropy of a linear classifier's logits, fused with the
+    /// classifier: the value of `CrossEntropy(hidden W^T + b, labels)` and
+    /// its gradients for `hidden`, `W` and `b`, computed a chunk of tokens
+    /// at a time so that the `(N, V)` logits and their gradient are never
+    /// held whole.
+    ///
+    /// Use it for the output layer of a model with many classes (a language
+    /// model's vocabulary of 32k-256k tokens, 10^5 identities): at
+    /// `N = 4,096` tokens and `V = 128,256` classes the logits alone are
+    /// 2 GiB of `f32`, and their gradient 2 GiB more.
+    ///
+    /// # Formula
+    /// ```text
+    /// Z = hidden W^T + b                                  (N, V), by chunks of rows
+    /// l_i = CrossEntropy(Z_i, y_i)                        with every CrossEntropy option
+    /// G = dL/dZ                                           (CrossEntropy's gradient, reduced)
+    /// dL/dhidden = G W,   dL/dW = G^T hidden,   dL/db = sum_i G_i
+    /// ```
+    /// The loss is exact: the same value, per-sample values and gradients
+    /// as [`CrossEntropy`] on the materialized logits (with the same
+    /// options), to float rounding, in `f32` and `f64`. Each chunk of
+    /// `chunk_rows` tokens computes its logits `Z_c = H_c W^T + b` into a
+    /// reused buffer, runs [`CrossEntropy`] on it (writing `G_c` into a
+    /// second reused buffer) and adds its part of the three products; the
+    /// `Mean`'s factor is folded into the products.
+    ///
+    /// # Memory
+    /// Beyond the inputs and the gradient buffers: two `chunk_rows x V`
+    /// buffers of `F` (one for [`forward`](crate::Loss::forward) and
+    /// `per_sample`, which need no gradient), and a third with `softcap`
+    /// (the capped logits). The default `chunk_rows` is the largest count
+    /// with `chunk_rows * V * size_of::<F>() <= 32 MiB` (at least 1, at
+    /// most `N`): at `N = 4,096`, `D = 512`, `V = 128,256` in `f32` it is
+    /// 65 rows, two buffers of 31.8 MiB, 63.6 MiB in all, where the
+    /// materialized logits and their gradient take 4 GiB.
+    ///
+    /// # Shapes
+    /// - input: [`LinearInput`] of `hidden` `(N, D)`, `weight` `(V, D)`,
+    ///   `bias` `(V)` or `None`; labels `(N)` of any integer type.
+    /// - per-sample `(N)`; gradient: [`LinearGrad`] (`hidden` `(N, D)`,
+    ///   `weight` `(V, D)`, `bias` `(V)` when the input has one).
+    /// - `Mean` divides by the sum of the class weights `w_{y_i}` over the
+    ///   tokens that are not ignored (their count without class weights),
+    ///   as [`CrossEntropy`] and PyTorch; computed once from the labels, not
+    ///   per chunk. When it is 0 the mean is 0 with a zero gradient.
+    ///
+    /// # Options
+    /// The options of [`CrossEntropy`], with the same meaning:
+    /// - `reduction`: `Mean` (default), `Sum`, `None`.
+    /// - `class_weight`: one finite weight `>= 0` per class, `(V)`
+    ///   (CrossEntropy's `weight`; named apart from the input's `weight`
+    ///   matrix).
+    /// - `ignore_index`: a label value, of any integer type, whose tokens
+    ///   count for nothing (default none; `with_ignore_index(-100)` for
+    ///   PyTorch's padding label).
+    /// - `label_smoothing`: `eps` in `[0, 1]`, PyTorch's convention.
+    /// - `z_loss`: PaLM's `z lse^2`, `z` finite and `>= 0` (default 0).
+    /// - `softcap`: Gemma 2's `cap tanh(x / cap)` on the logits, or `None`.
+    /// - `chunk_rows`: tokens per chunk, `>= 1` (default: see *Memory*).
+    ///   The results are the same for every chunk size, to float rounding.
+    ///
+    /// # Errors
+    /// An empty batch, zero classes or zero features; `weight` with another
+    /// `D` than `hidden`, `bias` not `(V)`, labels not `(N)`, class weights
+    /// not `(V)`, a gradient buffer of another shape than its input
+    /// ([`Error::ShapeMismatch`] naming the argument: `grad.hidden`,
+    /// `grad.weight`, `grad.bias`); a label `>= V` (or negative) that is not
+    /// the `ignore_index`; options out of range at their setters. A finite
+    /// input whose loss is beyond the float type is [`Error::Overflow`].
+    ///
+    /// # Examples
+    /// ```
+    /// use classloss::{Differentiable, LinearCrossEntropy, LinearInput, Loss};
+    /// use ndarray::array;
+    ///
+    /// let hidden = array![[1.0_f64, 2.0], [0.0, 1.0]];
+    /// let weight = array![[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]; // V = 3 classes, D = 2
+    /// let input = LinearInput { hidden: hidden.view(), weight: weight.view(), bias: None };
+    /// let labels = array![0_i64, 1];
+    /// let head = LinearCrossEntropy::new().with_chunk_rows(1)?;
+    /// // Token 0's logits are [1, 2, 0]: its loss is logsumexp - 1.
+    /// let per = head.per_sample(input, &labels)?;
+    /// assert!((per[0] - 1.4076059644443801).abs() < 1e-12);
+    /// let (loss, grad) = head.forward_backward(input, &labels)?;
+    /// assert!((loss - per.mean().unwrap()).abs() < 1e-15);
+    /// assert_eq!(grad.hidden.dim(), (2, 2));
+    /// assert_eq!(grad.weight.dim(), (3, 2));
+    /// assert!(grad.bias.is_none());
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    ///
+    /// # References
+    /// PyTorch, `torch.nn.functional.linear_cross_entropy` (the chunked
+    /// path). Liger-Kernel's fused linear cross-entropy: P.-L. Hsu et al.,
+    /// "Liger Kernel: Efficient Triton Kernels for LLM Training", 2024,
+    /// <https://arxiv.org/abs/2410.10989>. E. Wijmans et al., "Cut Your
+    /// Losses in Large-Vocabulary Language Models" (Cut Cross-Entropy),
+    /// 2024, <https://arxiv.org/abs/2411.09009>.
+    pub struct LinearCrossEntropy<F: Float> {
+        ce: CrossEntropy<F> = CrossEntropy::new().with_reduction(Reduction::Sum);
+        chunk_rows: Option<usize> = None;
+    }
+
+    /// The fused head: mean reduction, no class weights, no ignored label,
+    /// no smoothing, no z-loss or soft cap, the default chunk.
+    fn new();
+}
+
+impl<F: Float> LinearCrossEntropy<F> {
+    /// Sets one weight per class, `(V)`, finite and `>= 0` (default none):
+    /// CrossEntropy's `weight`.
+    pub fn with_class_weight(mut self, class_weight: Array1<F>) -> Result<Self> {
+        self.ce = self.ce.with_weight(class_weight)?;
+        Ok(self)
+    }
+
+    /// The class weights, if any.
+    pub fn class_weight(&self) -> Option<&Array1<F>> {
+        self.ce.weight()
+    }
+
+    /// Sets the label whose tokens are ignored (default none), of any
+    /// integer type: PyTorch's `-100` can be written as it is.
+    pub fn with_ignore_index(mut self, ignore_index: impl Label) -> Self {
+        self.ce = self.ce.with_ignore_index(ignore_index);
+        self
+    }
+
+    /// The ignored label, if any (widened to `i128`).
+    pub fn ignore_index(&self) -> Option<i128> {
+        self.ce.ignore_index()
+    }
+
+    /// Sets the label smoothing `eps` in `[0, 1]` (default 0).
+    pub fn with_label_smoothing(mut self, label_smoothing: f64) -> Result<Self> {
+        self.ce = self.ce.with_label_smoothing(label_smoothing)?;
+        Ok(self)
+    }
+
+    /// The label smoothing `eps`.
+    pub fn label_smoothing(&self) -> f64 {
+        self.ce.label_smoothing()
+    }
+
+    /// Sets the z-loss coefficient `z`, finite and `>= 0` (default 0).
+    pub fn with_z_loss(mut self, z_loss: f64) -> Result<Self> {
+        self.ce = self.ce.with_z_loss(z_loss)?;
+        Ok(self)
+    }
+
+    /// The z-loss coefficient `z` (0: none).
+    pub fn z_loss(&self) -> f64 {
+        self.ce.z_loss()
+    }
+
+    /// Sets the logit soft cap, finite and `> 0`, or `None` (default).
+    pub fn with_softcap(mut self, softcap: Option<f64>) -> Result<Self> {
+        self.ce = self.ce.with_softcap(softcap)?;
+        Ok(self)
+    }
+
+    /// The logit soft cap, if any.
+    pub fn softcap(&self) -> Option<f64> {
+        self.ce.softcap()
+    }
+
+    /// Sets the tokens per chunk, `>= 1` (default: the largest count whose
+    /// `chunk_rows x V` logits fit 32 MiB). Larger chunks make larger
+    /// matrix products (faster, up to the cache) and use more memory.
+    pub fn with_chunk_rows(mut self, chunk_rows: usize) -> Result<Self> {
+        if chunk_rows == 0 {
+            return Err(Error::InvalidOption {
+                name: "chunk_rows",
+                value: chunk_rows.to_string(),
+                expected: "an integer >= 1",
+            });
+        }
+        self.chunk_rows = Some(chunk_rows);
+        Ok(self)
+    }
+
+    /// The tokens per chunk set by [`Self::with_chunk_rows`], or `None` for
+    /// the default.
+    pub fn chunk_rows(&self) -> Option<usize> {
+        self.chunk_rows
+    }
+
+    /// The tokens per chunk used with `classes` classes: the one set, or
+    /// the largest count with `rows * classes * size_of::<F>() <= 32 MiB`
+    /// (at least 1). A batch of fewer tokens is one chunk.
+    pub fn chunk_rows_for(&self, classes: usize) -> usize {
+        self.chunk_rows.unwrap_or_else(|| {
+            let row_bytes = classes.max(1).saturating_mul(std::mem::size_of::<F>());
+            (CHUNK_BYTES / row_bytes).max(1)
+        })
+    }
+}
+
+/// `sum` of a chunk starting at token `start`, its samples renumbered in
+/// the whole batch.
+fn shifted(sum: Sum, start: usize) -> Sum {
+    Sum {
+        total: sum.total,
+        overflow: sum.overflow.map(|(i, v)| (i + start, v)),
+        grad_overflow: sum.grad_overflow.map(|(i, v)| (i + start, v)),
+    }
+}
+
+impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
+    type Sig = LinearAndLabels;
+
+    fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        let Call {
+            input,
+            target: labels,
+            mut grad,
+            mut per,
+        } = call;
+        let LinearInput {
+            hidden,
+            weight,
+            bias,
+        } = input;
+        expect_nonempty("hidden", hidden.shape(), 0, "sample")?;
+        expect_nonempty("hidden", hidden.shape(), 1, "feature")?;
+        expect_nonempty("weight", weight.shape(), 0, "class")?;
+        let (n, d) = hidden.dim();
+        let v = weight.nrows();
+        expect_shape("weight", weight.shape(), &[v, d])?;
+        if let Some(b) = &bias {
+            expect_shape("bias", b.shape(), &[v])?;
+        }
+        if let Some(w) = self.ce.weight() {
+            check_class_vector("class_weight", w.len(), v)?;
+        }
+        labels.expect_shape("labels", &[n])?;
+        let ignore = self.ce.ignore_index();
+        labels.check("labels", v, ignore)?;
+        if let Some(g) = &grad {
+            expect_shape("grad.hidden", g.hidden.shape(), &[n, d])?;
+            expect_shape("grad.weight", g.weight.shape(), &[v, d])?;
+            if let Some(b) = &g.bias {
+                expect_shape("grad.bias", b.shape(), &[v])?;
+            }
+        }
+
+        // The mean's divisor, from all the labels at once (PyTorch's rule,
+        // as CrossEntropy's): the chunks run with `Sum`.
+        let class_weight = self.ce.weight();
+        let divisor =
+            labels.sum_over_classes(ignore, |y| class_weight.map_or(1.0, |w| w[y].as_f64()));
+        let scale: F = self.reduction.grad_scale(divisor);
+
+        let rows = self.chunk_rows_for(v).min(n);
+        let mut logits = Array2::<F>::zeros((rows, v));
+        let mut logits_grad = grad.as_ref().map(|_| Array2::<F>::zeros((rows, v)));
+        let mut sum = Sum::default();
+        for start in (0..n).step_by(rows) {
+            let end = (start + rows).min(n);
+            let h = hidden.slice(s![start..end, ..]);
+            let mut z = logits.slice_mut(s![..end - start, ..]);
+            general_mat_mul(F::one(), &h, &weight.t(), F::zero(), &mut z);
+            if let Some(b) = &bias {
+                z += b;
+            }
+            let mut g_z = logits_grad
+                .as_mut()
+                .map(|g| g.slice_mut(s![..end - start, ..]));
+            let totals = self.ce.compute(Call {
+                input: z.view(),
+                target: ClassTarget::Labels(labels.rows(start..end)),
+                grad: g_z.as_mut().map(|g| g.view_mut()),
+                per: per.as_mut().map(|p| p.slice_mut(s![start..end])),
+            })?;
+            sum = sum.then(shifted(totals.sum, start));
+            if let (Some(g), Some(g_z)) = (grad.as_mut(), g_z) {
+                // The reduction's factor rides on the products' alpha.
+                let mut dh = g.hidden.slice_mut(s![start..end, ..]);
+                general_mat_mul(scale, &g_z, &weight, F::zero(), &mut dh);
+                let beta = if start == 0 { F::zero() } else { F::one() };
+                general_mat_mul(scale, &g_z.t(), &h, beta, &mut g.weight);
+                if let Some(db) = g.bias.as_mut() {
+                    if start == 0 {
+                        db.fill(F::zero());
+                    }
+                    for row in g_z.rows() {
+                        db.scaled_add(scale, &row);
+                    }
+                }
+            }
+        }
+        Ok(Totals {
+            sum,
+            divisor,
+            what: "hidden",
+        })
+    }
+}
