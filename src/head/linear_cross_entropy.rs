@@ -9,7 +9,9 @@ use crate::base::labels::{Label, Labels};
 use crate::base::loss::{Call, Compute, Exact, Signature};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{check_class_vector, expect_nonempty, expect_shape};
+use crate::base::validate::{
+    about_pow10, check_class_vector, expect_nonempty, expect_shape, overflow,
+};
 use crate::softmax::{ClassTarget, CrossEntropy};
 use crate::{Error, Float, Reduction, Result};
 
@@ -307,6 +309,30 @@ fn shifted(sum: Sum, start: usize) -> Sum {
     }
 }
 
+/// The overflow of the first logit beyond `F` in the chunk `z` of rows
+/// `start..`, its value computed again in `f64` (cold).
+#[cold]
+fn logits_overflow<F: Float>(
+    input: LinearInput<'_, F>,
+    start: usize,
+    z: ArrayView2<'_, F>,
+) -> Error {
+    let (r, c) = z
+        .indexed_iter()
+        .find(|(_, v)| !v.is_finite())
+        .map_or((0, 0), |(i, _)| i);
+    let h = input.hidden.row(start + r);
+    let w = input.weight.row(c);
+    let dot: f64 = h.iter().zip(&w).map(|(a, b)| a.as_f64() * b.as_f64()).sum();
+    let x = dot + input.bias.map_or(0.0, |b| b[c].as_f64());
+    overflow::<F>(
+        "hidden",
+        vec![start + r],
+        "a logit of the sample (hidden W^T + b)",
+        about_pow10(x.abs().log10()),
+    )
+}
+
 impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
     type Sig = LinearAndLabels;
 
@@ -373,6 +399,11 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
                 grad: g_z.as_mut().map(|g| g.view_mut()),
                 per: per.as_mut().map(|p| p.slice_mut(s![start..end])),
             })?;
+            if !totals.sum.total.is_finite() && LinearAndLabels::all_finite(&input) {
+                // Finite inputs whose logits leave F: an overflow of the
+                // logits, not a loss of inf or NaN.
+                return Err(logits_overflow(input, start, z.view()));
+            }
             sum = sum.then(shifted(totals.sum, start));
             if let (Some(g), Some(g_z)) = (grad.as_mut(), g_z) {
                 // The reduction's factor rides on the products' alpha.

@@ -48,6 +48,7 @@ mod hierarchical_cross_entropy;
 mod hinge;
 mod kl_divergence;
 mod label_smoothing;
+mod linear_cross_entropy;
 mod long_tail;
 mod loss_scaler;
 mod margin_ranking;
