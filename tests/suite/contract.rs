@@ -43,10 +43,11 @@ use classloss::{
     CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
     Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
     GeneralizedCrossEntropy, Hamming, HardBootstrapping, HierarchicalCrossEntropy, Hinge,
-    KlDivergence, LabelSets, LabelSmoothing, Labels, Ldam, LogitAdjusted, Loss, MarginRanking,
-    MultiLabelMargin, MultiLabelSoftMargin, MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd,
-    Pair, PairGrad, Poly1, Reduction, SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal,
-    Sparsemax, SymmetricCrossEntropy, Triplet, TripletGrad, TripletMargin, Wasserstein, ZeroOne,
+    KlDivergence, LabelSets, LabelSmoothing, Labels, Ldam, LinearCrossEntropy, LinearGrad,
+    LinearInput, LogitAdjusted, Loss, MarginRanking, MultiLabelMargin, MultiLabelSoftMargin,
+    MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd, Pair, PairGrad, Poly1, Reduction,
+    SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
+    Triplet, TripletGrad, TripletMargin, Wasserstein, ZeroOne,
 };
 use classloss::{Byol, NtXent, SupervisedContrastive};
 use ndarray::{
@@ -134,6 +135,24 @@ rebuild_typed! {
         match l.ignore_index() {
             Some(i) => ce.with_ignore_index(i64::try_from(i).unwrap()),
             None => ce,
+        }
+    };
+    LinearCrossEntropy[] |l, r| {
+        let mut head = LinearCrossEntropy::new()
+            .with_reduction(r)
+            .with_label_smoothing(l.label_smoothing())
+            .and_then(|h| h.with_z_loss(l.z_loss()))
+            .and_then(|h| h.with_softcap(l.softcap()))
+            .unwrap();
+        if let Some(w) = l.class_weight() {
+            head = head.with_class_weight(convert(w)).unwrap();
+        }
+        if let Some(c) = l.chunk_rows() {
+            head = head.with_chunk_rows(c).unwrap();
+        }
+        match l.ignore_index() {
+            Some(i) => head.with_ignore_index(i64::try_from(i).unwrap()),
+            None => head,
         }
     };
     SoftmaxFocal[] |l, r| {
@@ -711,6 +730,140 @@ where
         }
     }
     fn target(&self) {}
+}
+
+/// Hidden states `(N, D)`, a linear layer's weight `(V, D)` and bias
+/// `(V)`, and labels `(N)`: the fused linear + cross-entropy head.
+#[derive(Clone, Debug)]
+pub struct Linear<F> {
+    /// The hidden states.
+    pub hidden: Array2<F>,
+    /// The classifier's weight.
+    pub weight: Array2<F>,
+    /// The classifier's bias.
+    pub bias: Array1<F>,
+    /// The labels (`-100` is the ignored label of cases that set it).
+    pub labels: Array1<i64>,
+}
+
+impl<F: Float> Args<F> for Linear<F> {
+    type As<G: Float> = Linear<G>;
+    fn cast<G: Float>(&self) -> Linear<G> {
+        Linear {
+            hidden: convert(&self.hidden),
+            weight: convert(&self.weight),
+            bias: convert(&self.bias),
+            labels: self.labels.clone(),
+        }
+    }
+    fn params(&self) -> Vec<f64> {
+        flat(&self.hidden)
+            .chain(flat(&self.weight))
+            .chain(flat(&self.bias))
+            .collect()
+    }
+    fn with_params(&self, params: &[f64]) -> Self {
+        let (h, rest) = params.split_at(self.hidden.len());
+        let (w, b) = rest.split_at(self.weight.len());
+        Linear {
+            hidden: refill(&self.hidden, h),
+            weight: refill(&self.weight, w),
+            bias: refill(&self.bias, b),
+            labels: self.labels.clone(),
+        }
+    }
+    fn misshapen(&self) -> Vec<(&'static str, Self)> {
+        let weight = shorter(&self.weight, 1);
+        let bias = shorter(&self.bias, 0);
+        let labels = shorter(&self.labels, 0);
+        vec![
+            (
+                "weight",
+                Linear {
+                    weight,
+                    ..self.clone()
+                },
+            ),
+            (
+                "bias",
+                Linear {
+                    bias,
+                    ..self.clone()
+                },
+            ),
+            (
+                "labels",
+                Linear {
+                    labels,
+                    ..self.clone()
+                },
+            ),
+        ]
+    }
+}
+
+impl<F: Float, L> ArgsFor<F, L> for Linear<F>
+where
+    L: for<'a> Loss<F, Input<'a> = LinearInput<'a, F>, Target<'a> = Labels<'a>>,
+{
+    fn input(&self) -> LinearInput<'_, F> {
+        LinearInput {
+            hidden: self.hidden.view(),
+            weight: self.weight.view(),
+            bias: Some(self.bias.view()),
+        }
+    }
+    fn target(&self) -> Labels<'_> {
+        Labels::from(&self.labels)
+    }
+}
+
+impl<F: Float> Values for LinearGrad<F> {
+    fn values(&self) -> Vec<f64> {
+        let bias = self.bias.iter().flat_map(|b| flat(b));
+        flat(&self.hidden)
+            .chain(flat(&self.weight))
+            .chain(bias)
+            .collect()
+    }
+}
+
+impl<F: Float> GradBuf for LinearGrad<F> {
+    fn set_all(&mut self, v: f64) {
+        self.hidden.set_all(v);
+        self.weight.set_all(v);
+        if let Some(b) = self.bias.as_mut() {
+            b.set_all(v);
+        }
+    }
+    fn misshapen(&self) -> Vec<(&'static str, Self)> {
+        let mut out = vec![
+            (
+                "grad.hidden",
+                LinearGrad {
+                    hidden: wider(&self.hidden),
+                    ..self.clone()
+                },
+            ),
+            (
+                "grad.weight",
+                LinearGrad {
+                    weight: wider(&self.weight),
+                    ..self.clone()
+                },
+            ),
+        ];
+        if let Some(b) = &self.bias {
+            out.push((
+                "grad.bias",
+                LinearGrad {
+                    bias: Some(wider(b)),
+                    ..self.clone()
+                },
+            ));
+        }
+        out
+    }
 }
 
 /// Three arrays flattened one after the other.

@@ -5,6 +5,7 @@
 //! of the three gradients; errors. (Reference values: `tests/conformance`.)
 
 use crate::common::{matrix, random_array, random_labels, vector};
+use crate::contract::{Case, Linear, check_contract};
 use classloss::gradcheck::GradCheck;
 use classloss::{
     CrossEntropy, Differentiable, Float, LinearCrossEntropy, LinearGrad, LinearGradMut,
@@ -540,4 +541,28 @@ fn f32_logits_beyond_the_float_type_are_an_overflow() {
         ..input
     };
     assert!(head.forward(input, &labels).unwrap().is_nan());
+}
+
+#[test]
+fn contract() {
+    for (k, o) in all_opts().into_iter().enumerate() {
+        let (n, d, v) = (6, 3, 5);
+        let b = batch::<f64>(n, d, v, 71 + k as u64);
+        let labels = b.labels(o).clone();
+        let (_, head) = losses::<f64>(o, v, Reduction::Mean);
+        let head = head.with_chunk_rows(1 + k % 3).unwrap();
+        let w = class_weights::<f64>(v);
+        let divisor: f64 = labels
+            .iter()
+            .filter(|&&y| y >= 0)
+            .map(|&y| if o.weights { w[y as usize] } else { 1.0 })
+            .sum();
+        let args = Linear {
+            hidden: b.hidden,
+            weight: b.weight,
+            bias: b.bias,
+            labels,
+        };
+        check_contract(&head, &Case::new(format!("{o:?}"), args).divisor(divisor));
+    }
 }
