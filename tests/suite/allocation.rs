@@ -9,24 +9,37 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use crate::common::{embeddings, random_array};
-use classloss::{ArcFace, BceWithLogits, CrossEntropy, Differentiable, SoftmaxFocal};
+use classloss::{
+    ArcFace, BceWithLogits, CrossEntropy, Differentiable, LinearCrossEntropy, LinearInput, Loss,
+    SoftmaxFocal,
+};
 use ndarray::{Array1, Array2, ShapeBuilder};
 
 struct Counting;
 
 thread_local! {
     static BYTES: Cell<usize> = const { Cell::new(0) };
+    // The bytes live on this thread (allocated minus freed, wrapping: a
+    // block freed here that another thread allocated), and their peak.
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
 }
 
-// SAFETY: forwards to the system allocator; the tally is a thread-local
-// counter (no allocation of its own).
+// SAFETY: forwards to the system allocator; the tallies are thread-local
+// counters (no allocation of their own).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _ = BYTES.try_with(|b| b.set(b.get() + layout.size()));
+        let _ = LIVE.try_with(|l| {
+            let live = l.get().wrapping_add(layout.size());
+            l.set(live);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(live)));
+        });
         // SAFETY: the caller's contract, passed on.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = LIVE.try_with(|l| l.set(l.get().wrapping_sub(layout.size())));
         // SAFETY: the caller's contract, passed on.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -40,6 +53,15 @@ fn allocated(f: impl FnOnce()) -> usize {
     let before = BYTES.with(Cell::get);
     f();
     BYTES.with(Cell::get) - before
+}
+
+/// The peak of the bytes `f` holds at once on this thread, beyond what was
+/// live before it.
+fn peak_extra(f: impl FnOnce()) -> usize {
+    let before = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(before));
+    f();
+    PEAK.with(Cell::get).wrapping_sub(before)
 }
 
 fn logits_and_labels(n: usize, c: usize) -> (Array2<f32>, Array1<usize>) {
@@ -119,5 +141,49 @@ fn angular_margins_on_embeddings_allocate_the_cosines() {
     assert!(
         bytes >= cosines && bytes <= cosines + rest,
         "{bytes} bytes, cosines {cosines}"
+    );
+}
+
+#[test]
+fn linear_cross_entropy_holds_two_chunks_of_logits_at_most() {
+    let (n, d, v, chunk) = (256, 32, 2000, 16);
+    let cast = |a: ndarray::ArrayD<f64>| -> Array2<f32> {
+        a.mapv(|x| x as f32).into_dimensionality().unwrap()
+    };
+    let hidden = cast(random_array(&[n, d], 5, 1.0));
+    let weight = cast(random_array(&[v, d], 6, 0.3));
+    let bias = Array1::<f32>::zeros(v);
+    let labels = Array1::from_shape_fn(n, |i| (i * 13) % v);
+    let input = LinearInput {
+        hidden: hidden.view(),
+        weight: weight.view(),
+        bias: Some(bias.view()),
+    };
+    let head = LinearCrossEntropy::<f32>::new()
+        .with_label_smoothing(0.1)
+        .and_then(|h| h.with_chunk_rows(chunk))
+        .unwrap();
+    let mut grad = head.zeros_grad(input);
+    let peak = peak_extra(|| {
+        head.forward_backward_into(input, &labels, &mut grad)
+            .unwrap();
+    });
+    // Two chunk x V buffers, and matrixmultiply's packing (a few panels).
+    let buffers = 2 * chunk * v * 4;
+    let logits_and_grad = 2 * n * v * 4;
+    assert!(
+        peak <= buffers + 256 * 1024,
+        "peak {peak} bytes, buffers {buffers}"
+    );
+    assert!(
+        peak * 4 <= logits_and_grad,
+        "peak {peak} bytes vs {logits_and_grad}"
+    );
+    let peak = peak_extra(|| {
+        head.forward(input, &labels).unwrap();
+    });
+    assert!(
+        peak <= buffers / 2 + 256 * 1024,
+        "forward: peak {peak} bytes"
     );
 }
