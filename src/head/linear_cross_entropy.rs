@@ -12,6 +12,7 @@ use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
     about_pow10, check_class_vector, expect_nonempty, expect_shape, overflow,
 };
+use crate::numerics::times_pow2;
 use crate::softmax::{ClassTarget, CrossEntropy};
 use crate::{Error, Float, Reduction, Result};
 
@@ -333,6 +334,34 @@ fn logits_overflow<F: Float>(
     )
 }
 
+impl<F: Float> LinearCrossEntropy<F> {
+    /// The inner cross-entropy with the class weights `w` times `2^e`. A
+    /// weight that leaves F belongs to a class no label uses (each used one
+    /// is at most the divisor): without smoothing it does not enter the
+    /// loss; with smoothing its `w_c / divisor` times the class's nll is
+    /// the loss, beyond F.
+    fn with_weights_scaled(&self, w: &Array1<F>, e: i32, divisor: f64) -> Result<CrossEntropy<F>> {
+        let smoothing = self.ce.label_smoothing() > 0.0;
+        let mut scaled = Vec::with_capacity(w.len());
+        for (c, v) in w.iter().enumerate() {
+            let s = F::lit(times_pow2(v.as_f64(), e));
+            if s.is_finite() {
+                scaled.push(s);
+            } else if !smoothing {
+                scaled.push(F::max_value());
+            } else {
+                return Err(overflow::<F>(
+                    "class_weight",
+                    vec![c],
+                    "the class weight over the mean's divisor (the labels' weight sum), with label smoothing",
+                    about_pow10(v.as_f64().log10() - divisor.log10()),
+                ));
+            }
+        }
+        self.ce.clone().with_weight(Array1::from(scaled))
+    }
+}
+
 impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
     type Sig = LinearAndLabels;
 
@@ -376,6 +405,23 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
         let class_weight = self.ce.weight();
         let divisor =
             labels.sum_over_classes(ignore, |y| class_weight.map_or(1.0, |w| w[y].as_f64()));
+        // Tiny class weights (subnormal ones, say): 1 / divisor passes F and
+        // each `w_y nll` keeps few bits. The mean is the same for weights
+        // scaled by any power of two, and the scaling is exact: the chunks
+        // run on weights that bring the divisor to 2^t, with 1 / 2^t well
+        // inside F (2^511 for f64, 2^63 for f32). Not for the per-sample
+        // values, which are the weighted ones.
+        let t = -(F::max_value().as_f64().log2().floor() as i32) / 2;
+        let tiny = divisor < times_pow2(1.0, t) || !F::lit(1.0 / divisor).is_finite();
+        let rescaled;
+        let (ce, divisor) = match (self.reduction, class_weight) {
+            (Reduction::Mean, Some(w)) if divisor > 0.0 && tiny && per.is_none() => {
+                let e = t - divisor.log2().floor() as i32;
+                rescaled = self.with_weights_scaled(w, e, divisor)?;
+                (&rescaled, times_pow2(divisor, e))
+            }
+            _ => (&self.ce, divisor),
+        };
         let scale: F = self.reduction.grad_scale(divisor);
 
         let rows = self.chunk_rows_for(v).min(n);
@@ -393,7 +439,7 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
             let mut g_z = logits_grad
                 .as_mut()
                 .map(|g| g.slice_mut(s![..end - start, ..]));
-            let totals = self.ce.compute(Call {
+            let totals = ce.compute(Call {
                 input: z.view(),
                 target: ClassTarget::Labels(labels.rows(start..end)),
                 grad: g_z.as_mut().map(|g| g.view_mut()),

@@ -566,3 +566,43 @@ fn contract() {
         check_contract(&head, &Case::new(format!("{o:?}"), args).divisor(divisor));
     }
 }
+
+/// Tiny class weights: the mean is the same for weights scaled by any
+/// power of two, so subnormal weights (f64) or weights whose sum's
+/// reciprocal passes f32 give the value and gradient of weights 1, with
+/// smoothing too. Before the rescale, 1 / divisor overflowed (a NaN or
+/// infinite gradient) and the chunks' `w nll` lost their bits (a wrong
+/// value).
+fn tiny_weights_are_exact<F: Float>(tiny: f64, tol: f64) {
+    let (n, d, v) = (9, 4, 6);
+    let b = batch::<F>(n, d, v, 31);
+    for smoothing in [0.0, 0.1] {
+        let head = |w: f64| {
+            LinearCrossEntropy::<F>::new()
+                .with_class_weight(Array1::from_elem(v, F::lit(w)))
+                .unwrap()
+                .with_label_smoothing(smoothing)
+                .unwrap()
+                .with_chunk_rows(4)
+                .unwrap()
+        };
+        let y = classloss::Labels::from(&b.labels);
+        let (v1, g1) = head(1.0)
+            .forward_backward(b.input(true), y.clone())
+            .unwrap();
+        let (vt, gt) = head(tiny)
+            .forward_backward(b.input(true), y.clone())
+            .unwrap();
+        let ft = head(tiny).forward(b.input(true), y.clone()).unwrap();
+        assert_close("value", &[vt, ft], &[v1, v1], tol);
+        assert_grads_close(&format!("tiny {tiny:e}"), &gt, &g1, tol);
+    }
+}
+
+#[test]
+fn tiny_class_weights_give_the_mean_of_weights_one() {
+    tiny_weights_are_exact::<f64>(5e-324, 1e-13);
+    tiny_weights_are_exact::<f64>(1e-310, 1e-13);
+    tiny_weights_are_exact::<f32>(1e-45, 1e-5);
+    tiny_weights_are_exact::<f32>(1e-40, 1e-5);
+}
