@@ -334,34 +334,6 @@ fn logits_overflow<F: Float>(
     )
 }
 
-impl<F: Float> LinearCrossEntropy<F> {
-    /// The inner cross-entropy with the class weights `w` times `2^e`. A
-    /// weight that leaves F belongs to a class no label uses (each used one
-    /// is at most the divisor): without smoothing it does not enter the
-    /// loss; with smoothing its `w_c / divisor` times the class's nll is
-    /// the loss, beyond F.
-    fn with_weights_scaled(&self, w: &Array1<F>, e: i32, divisor: f64) -> Result<CrossEntropy<F>> {
-        let smoothing = self.ce.label_smoothing() > 0.0;
-        let mut scaled = Vec::with_capacity(w.len());
-        for (c, v) in w.iter().enumerate() {
-            let s = F::lit(times_pow2(v.as_f64(), e));
-            if s.is_finite() {
-                scaled.push(s);
-            } else if !smoothing {
-                scaled.push(F::max_value());
-            } else {
-                return Err(overflow::<F>(
-                    "class_weight",
-                    vec![c],
-                    "the class weight over the mean's divisor (the labels' weight sum), with label smoothing",
-                    about_pow10(v.as_f64().log10() - divisor.log10()),
-                ));
-            }
-        }
-        self.ce.clone().with_weight(Array1::from(scaled))
-    }
-}
-
 impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
     type Sig = LinearAndLabels;
 
@@ -415,9 +387,11 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
         let tiny = divisor < times_pow2(1.0, t) || !F::lit(1.0 / divisor).is_finite();
         let rescaled;
         let (ce, divisor) = match (self.reduction, class_weight) {
-            (Reduction::Mean, Some(w)) if divisor > 0.0 && tiny && per.is_none() => {
+            (Reduction::Mean, Some(_)) if divisor > 0.0 && tiny && per.is_none() => {
                 let e = t - divisor.log2().floor() as i32;
-                rescaled = self.with_weights_scaled(w, e, divisor)?;
+                rescaled = self
+                    .ce
+                    .with_weights_times_pow2(e, divisor, "class_weight")?;
                 (&rescaled, times_pow2(divisor, e))
             }
             _ => (&self.ce, divisor),

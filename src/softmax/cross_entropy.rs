@@ -315,6 +315,49 @@ fn z_square(z: f64, lse: f64) -> f64 {
 }
 
 impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
+    /// This loss with its class weights times `2^e`, for a mean over tiny
+    /// weights (`divisor`, their labels' sum, is only for the error; `what`
+    /// names the weights there). The mean is the same for weights scaled by
+    /// a power of two, and the scaling is exact. A weight that leaves `F`
+    /// belongs to a class no label uses (each used one is at most the
+    /// divisor): without smoothing it does not enter the loss; with
+    /// smoothing the loss is `w_c / divisor` times `eps / C` times the
+    /// class's nll, beyond `F`.
+    pub(crate) fn with_weights_times_pow2(
+        &self,
+        e: i32,
+        divisor: f64,
+        what: &'static str,
+    ) -> Result<Self> {
+        let Some(w) = &self.weight else {
+            return Ok(self.clone());
+        };
+        let smoothing = self.label_smoothing > 0.0;
+        let mut scaled = Vec::with_capacity(w.len());
+        for (c, v) in w.iter().enumerate() {
+            let s = F::lit(times_pow2(v.as_f64(), e));
+            if s.is_finite() {
+                scaled.push(s);
+            } else if !smoothing {
+                scaled.push(F::max_value());
+            } else {
+                let ratio = v.as_f64().log10() - divisor.log10();
+                return Err(overflow::<F>(
+                    what,
+                    vec![c],
+                    "the class weight over the mean's divisor (the labels' weight sum), with label smoothing",
+                    about_pow10(ratio),
+                ));
+            }
+        }
+        Ok(CrossEntropy {
+            weight: Some(Array1::from(scaled)),
+            ..self.clone()
+        })
+    }
+}
+
+impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     /// The loss without the soft cap (of logits already capped).
     fn compute_uncapped(
         &self,
@@ -392,39 +435,13 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                     return self.compute_in_f64(logits, labels, grad, per);
                 }
                 let mean = self.reduction == Reduction::Mean;
-                if let (true, true, Some(w), true) = (mean, cold, &self.weight, per.is_none()) {
+                if let (true, true, Some(_), true) = (mean, cold, &self.weight, per.is_none()) {
                     // The smallest power of two that brings the divisor out
                     // of `tiny` (into [2^-510, 2^-509)): a larger one would
                     // push the weight of a class no label uses past f64
                     // sooner, which, with smoothing, changes the value.
                     let e = -510 - divisor.log2().floor() as i32;
-                    let mut scaled = Vec::with_capacity(w.len());
-                    for (c, v) in w.iter().enumerate() {
-                        let v = times_pow2(v.as_f64(), e);
-                        if v.is_finite() {
-                            scaled.push(F::lit(v));
-                        } else if !smoothing {
-                            // Without smoothing the weight of a class no
-                            // label uses does not enter the loss.
-                            scaled.push(F::max_value());
-                        } else {
-                            // w_c / divisor beyond 2^1534: with smoothing
-                            // the loss is that ratio times eps / C times
-                            // the class's nll, out of f64's range unless
-                            // the nll is below 2^-510 / (eps / C).
-                            let ratio = w[c].as_f64().log10() - divisor.log10();
-                            return Err(overflow::<F>(
-                                "weight",
-                                vec![c],
-                                "the class weight over the mean's divisor (the labels' weight sum), with label smoothing",
-                                about_pow10(ratio),
-                            ));
-                        }
-                    }
-                    let rescaled = CrossEntropy {
-                        weight: Some(Array1::from(scaled)),
-                        ..self.clone()
-                    };
+                    let rescaled = self.with_weights_times_pow2(e, divisor, "weight")?;
                     let target = ClassTarget::Labels(labels);
                     return rescaled.compute_uncapped(Call {
                         input: logits,
