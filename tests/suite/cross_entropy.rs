@@ -14,38 +14,56 @@ use ndarray::{Array, Array1, Array2, ArrayD, Ix2, Ix3, Ix4, IxDyn, RemoveAxis, a
 use proptest::prelude::*;
 
 /// The contract under every option combination on hard labels: the class
-/// weights, an ignored label (the first sample's), label smoothing. The
-/// mean divides by the weights of the labels not ignored.
-fn contract_on_labels<D: RemoveAxis>(x: Array<f64, D>, labels: Array<usize, D::Smaller>) {
+/// weights, an ignored label (the first sample's), label smoothing, each
+/// with the large-model options `(z_loss, softcap)` of `options`. The mean
+/// divides by the weights of the labels not ignored.
+pub fn contract_on_labels_with<D: RemoveAxis>(
+    x: Array<f64, D>,
+    labels: Array<usize, D::Smaller>,
+    options: &[(f64, Option<f64>)],
+) {
     let weight = array![0.3, 1.7, 0.9, 1.2, 0.5];
     let args = Labeled::new(x, labels);
     let shape = args.x.shape().to_vec();
-    for use_weight in [false, true] {
-        for ignore in [None, args.labels.iter().next().copied()] {
-            for eps in [0.0, 0.2] {
-                let mut ce = CrossEntropy::<f64, D>::spatial()
-                    .with_label_smoothing(eps)
-                    .unwrap();
-                let what = format!("{shape:?} weight={use_weight} ignore={ignore:?} eps={eps}");
-                let w = |y: usize| if use_weight { weight[y] } else { 1.0 };
-                let kept = args.labels.iter().filter(|&&y| Some(y) != ignore);
-                let mut case = Case::new(what, args.clone()).divisor(kept.map(|&y| w(y)).sum());
-                if use_weight {
-                    ce = ce.with_weight(weight.clone()).unwrap();
-                    case = case.misshapen("weight", args.with_extra_class());
+    for &(z, cap) in options {
+        for use_weight in [false, true] {
+            for ignore in [None, args.labels.iter().next().copied()] {
+                for eps in [0.0, 0.2] {
+                    let mut ce = CrossEntropy::<f64, D>::spatial()
+                        .with_label_smoothing(eps)
+                        .and_then(|ce| ce.with_z_loss(z))
+                        .and_then(|ce| ce.with_softcap(cap))
+                        .unwrap();
+                    let what = format!(
+                        "{shape:?} z={z} cap={cap:?} weight={use_weight} ignore={ignore:?} eps={eps}"
+                    );
+                    let w = |y: usize| if use_weight { weight[y] } else { 1.0 };
+                    let kept = args.labels.iter().filter(|&&y| Some(y) != ignore);
+                    let mut case = Case::new(what, args.clone()).divisor(kept.map(|&y| w(y)).sum());
+                    if use_weight {
+                        ce = ce.with_weight(weight.clone()).unwrap();
+                        case = case.misshapen("weight", args.with_extra_class());
+                    }
+                    if let Some(i) = ignore {
+                        ce = ce.with_ignore_index(i);
+                    }
+                    if eps > 0.0 && cap.is_none() {
+                        // Not up to f32::MAX / 2: the smoothing term
+                        // overflows there (`smoothing_term_of_huge_f32_
+                        // logits_fits`); the cap bounds the logits, so with
+                        // it every extreme runs.
+                        case = case.extremes(vec![scaled(&args, 1e30), scaled(&args, -1e30)]);
+                    }
+                    check_contract(&ce, &case);
                 }
-                if let Some(i) = ignore {
-                    ce = ce.with_ignore_index(i);
-                }
-                if eps > 0.0 {
-                    // Not up to f32::MAX / 2: the smoothing term overflows
-                    // there (`smoothing_term_of_huge_f32_logits_fits`).
-                    case = case.extremes(vec![scaled(&args, 1e30), scaled(&args, -1e30)]);
-                }
-                check_contract(&ce, &case);
             }
         }
     }
+}
+
+/// [`contract_on_labels_with`] without the large-model options.
+fn contract_on_labels<D: RemoveAxis>(x: Array<f64, D>, labels: Array<usize, D::Smaller>) {
+    contract_on_labels_with(x, labels, &[(0.0, None)]);
 }
 
 /// Labels `(N, ...)` in `0..5` for logits of `shape`, class axis 1.

@@ -6,65 +6,24 @@
 //! `tests/conformance`, the `cross_entropy_z_loss` cases.)
 
 use crate::common::{assert_option_rejects, matrix, random_array, random_probs};
-use crate::contract::{Case, Labeled, Paired, check_contract, scaled};
-use crate::cross_entropy::labels_for;
+use crate::contract::{Case, Paired, check_contract, scaled};
+use crate::cross_entropy::{contract_on_labels_with, labels_for};
 use classloss::{ClassTarget, CrossEntropy, Differentiable, Error, Loss, Reduction};
-use ndarray::{Array, Array1, Array2, Axis, Ix3, IxDyn, RemoveAxis, array};
+use ndarray::{Array1, Array2, Axis, Ix3, IxDyn, array};
 
 /// The option pairs `(z_loss, softcap)` each contract runs with.
 const OPTIONS: [(f64, Option<f64>); 3] = [(0.05, None), (0.0, Some(2.0)), (0.1, Some(2.5))];
-
-/// The contract with each large-model option, alone and together, under
-/// class weights, an ignored label (the first sample's) and label
-/// smoothing. The mean divides by the weights of the labels not ignored.
-fn contract_on_labels<D: RemoveAxis>(x: Array<f64, D>, labels: Array<usize, D::Smaller>) {
-    let weight = array![0.3, 1.7, 0.9, 1.2, 0.5];
-    let args = Labeled::new(x, labels);
-    let shape = args.x.shape().to_vec();
-    for (z, cap) in OPTIONS {
-        for use_weight in [false, true] {
-            for ignore in [None, args.labels.iter().next().copied()] {
-                for eps in [0.0, 0.2] {
-                    let mut ce = CrossEntropy::<f64, D>::spatial()
-                        .with_label_smoothing(eps)
-                        .and_then(|ce| ce.with_z_loss(z))
-                        .and_then(|ce| ce.with_softcap(cap))
-                        .unwrap();
-                    let what = format!(
-                        "{shape:?} z={z} cap={cap:?} weight={use_weight} ignore={ignore:?} eps={eps}"
-                    );
-                    let w = |y: usize| if use_weight { weight[y] } else { 1.0 };
-                    let kept = args.labels.iter().filter(|&&y| Some(y) != ignore);
-                    let mut case = Case::new(what, args.clone()).divisor(kept.map(|&y| w(y)).sum());
-                    if use_weight {
-                        ce = ce.with_weight(weight.clone()).unwrap();
-                        case = case.misshapen("weight", args.with_extra_class());
-                    }
-                    if let Some(i) = ignore {
-                        ce = ce.with_ignore_index(i);
-                    }
-                    if eps > 0.0 && cap.is_none() {
-                        // As for the plain loss: not up to f32::MAX / 2,
-                        // where the smoothing term overflows (the cap
-                        // bounds the logits, so with it every extreme runs).
-                        case = case.extremes(vec![scaled(&args, 1e30), scaled(&args, -1e30)]);
-                    }
-                    check_contract(&ce, &case);
-                }
-            }
-        }
-    }
-}
 
 #[test]
 fn contract() {
     // (N, C) as Ix2, and spatial (N, C, d) as IxDyn (the row path on
     // strided lanes: the options leave the column kernels).
     let (x, y) = (random_array(&[6, 5], 31, 3.0), labels_for(&[6, 5], 41));
-    contract_on_labels(matrix(x), crate::common::vector(y));
-    contract_on_labels(
+    contract_on_labels_with(matrix(x), crate::common::vector(y), &OPTIONS);
+    contract_on_labels_with(
         random_array(&[3, 5, 4], 32, 3.0),
         labels_for(&[3, 5, 4], 42),
+        &OPTIONS,
     );
     // Probabilities: every position counts with weight 1; the mean divides
     // by the number of positions.
