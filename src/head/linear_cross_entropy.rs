@@ -2,7 +2,6 @@
 //! and its gradients for `hidden`, `W` and `b`, chunk by chunk of tokens,
 //! never holding the `(N, V)` logits.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1, s};
 
 use crate::base::labels::{Label, Labels};
@@ -12,6 +11,7 @@ use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
     about_pow10, check_class_vector, expect_nonempty, expect_shape, overflow,
 };
+use crate::numerics::matmul::{Threads, mat_mul};
 use crate::numerics::times_pow2;
 use crate::softmax::{ClassTarget, CrossEntropy};
 use crate::{Error, Float, Reduction, Result};
@@ -322,16 +322,58 @@ fn logits_overflow<F: Float>(
         .indexed_iter()
         .find(|(_, v)| !v.is_finite())
         .map_or((0, 0), |(i, _)| i);
-    let h = input.hidden.row(start + r);
-    let w = input.weight.row(c);
-    let dot: f64 = h.iter().zip(&w).map(|(a, b)| a.as_f64() * b.as_f64()).sum();
-    let x = dot + input.bias.map_or(0.0, |b| b[c].as_f64());
+    let x = exact_logit(input, start + r, c);
     overflow::<F>(
         "hidden",
         vec![start + r],
         "a logit of the sample (hidden W^T + b)",
         about_pow10(x.abs().log10()),
     )
+}
+
+/// Under a soft cap, a logit beyond `F` (or a product whose partial sums
+/// left `F`, which gives NaN) still has a finite loss: `cap tanh(x / cap)`.
+/// Such logits are computed again in `f64` (cold); one beyond `F` becomes
+/// `+-F::MAX`, which the cap maps to the same `+-cap` (and a zero gradient)
+/// as `x` when `cap <= F::MAX / 20`, where `tanh` saturates. A larger cap
+/// with such a logit is an overflow.
+fn repair_capped_logits<F: Float>(
+    input: LinearInput<'_, F>,
+    start: usize,
+    z: &mut ArrayViewMut2<'_, F>,
+    cap: f64,
+) -> Result<()> {
+    if z.iter().all(|v| v.is_finite()) || !LinearAndLabels::all_finite(&input) {
+        return Ok(());
+    }
+    let max = F::max_value().as_f64();
+    for ((r, c), v) in z.indexed_iter_mut() {
+        if v.is_finite() {
+            continue;
+        }
+        let x = exact_logit(input, start + r, c);
+        if x.abs() <= max {
+            *v = F::lit(x);
+        } else if cap <= max / 20.0 {
+            *v = F::lit(max.copysign(x));
+        } else {
+            return Err(overflow::<F>(
+                "hidden",
+                vec![start + r],
+                "a logit of the sample (hidden W^T + b)",
+                about_pow10(x.abs().log10()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The logit of token `i` for class `c`, `h_i . w_c + b_c`, in `f64`.
+fn exact_logit<F: Float>(input: LinearInput<'_, F>, i: usize, c: usize) -> f64 {
+    let h = input.hidden.row(i);
+    let w = input.weight.row(c);
+    let dot: f64 = h.iter().zip(&w).map(|(a, b)| a.as_f64() * b.as_f64()).sum();
+    dot + input.bias.map_or(0.0, |b| b[c].as_f64())
 }
 
 impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
@@ -406,9 +448,12 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
             let end = (start + rows).min(n);
             let h = hidden.slice(s![start..end, ..]);
             let mut z = logits.slice_mut(s![..end - start, ..]);
-            general_mat_mul(F::one(), &h, &weight.t(), F::zero(), &mut z);
+            mat_mul(F::one(), h, weight.t(), F::zero(), &mut z, Threads::Pool);
             if let Some(b) = &bias {
                 z += b;
+            }
+            if let Some(cap) = self.ce.softcap() {
+                repair_capped_logits(input, start, &mut z, cap)?;
             }
             let mut g_z = logits_grad
                 .as_mut()
@@ -428,9 +473,9 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
             if let (Some(g), Some(g_z)) = (grad.as_mut(), g_z) {
                 // The reduction's factor rides on the products' alpha.
                 let mut dh = g.hidden.slice_mut(s![start..end, ..]);
-                general_mat_mul(scale, &g_z, &weight, F::zero(), &mut dh);
+                mat_mul(scale, g_z.view(), weight, F::zero(), &mut dh, Threads::Pool);
                 let beta = if start == 0 { F::zero() } else { F::one() };
-                general_mat_mul(scale, &g_z.t(), &h, beta, &mut g.weight);
+                mat_mul(scale, g_z.t(), h, beta, &mut g.weight, Threads::Pool);
                 if let Some(db) = g.bias.as_mut() {
                     if start == 0 {
                         db.fill(F::zero());

@@ -15,6 +15,7 @@
 
 mod exp;
 pub(crate) mod kernels;
+pub(crate) mod matmul;
 pub(crate) mod simd;
 
 pub(crate) use exp::clamp_below;

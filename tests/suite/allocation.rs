@@ -146,7 +146,7 @@ fn angular_margins_on_embeddings_allocate_the_cosines() {
 
 #[test]
 fn linear_cross_entropy_holds_two_chunks_of_logits_at_most() {
-    let (n, d, v, chunk) = (256, 32, 2000, 16);
+    let (n, d, v, chunk) = (512, 32, 2000, 16);
     let cast = |a: ndarray::ArrayD<f64>| -> Array2<f32> {
         a.mapv(|x| x as f32).into_dimensionality().unwrap()
     };
@@ -168,11 +168,11 @@ fn linear_cross_entropy_holds_two_chunks_of_logits_at_most() {
         head.forward_backward_into(input, &labels, &mut grad)
             .unwrap();
     });
-    // Two chunk x V buffers, and matrixmultiply's packing (a few panels).
+    // Two chunk x V buffers, and gemm's packing (about 1 MiB).
     let buffers = 2 * chunk * v * 4;
     let logits_and_grad = 2 * n * v * 4;
     assert!(
-        peak <= buffers + 256 * 1024,
+        peak <= buffers + 1536 * 1024,
         "peak {peak} bytes, buffers {buffers}"
     );
     assert!(
@@ -183,7 +183,7 @@ fn linear_cross_entropy_holds_two_chunks_of_logits_at_most() {
         head.forward(input, &labels).unwrap();
     });
     assert!(
-        peak <= buffers / 2 + 256 * 1024,
+        peak <= buffers / 2 + 1536 * 1024,
         "forward: peak {peak} bytes"
     );
 }
