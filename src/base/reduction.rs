@@ -157,6 +157,16 @@ impl Sum {
         }
     }
 
+    /// The sum of a block whose samples start at `first` in the whole
+    /// batch, its samples (numbered from 0 in the block) renumbered.
+    pub fn shifted(self, first: usize) -> Sum {
+        Sum {
+            total: self.total,
+            overflow: self.overflow.map(|(i, v)| (i + first, v)),
+            grad_overflow: self.grad_overflow.map(|(i, v)| (i + first, v)),
+        }
+    }
+
     /// The sum of blocks' sums, in order.
     pub fn of_blocks(blocks: impl IntoIterator<Item = Sum>) -> Sum {
         blocks.into_iter().fold(Sum::default(), Sum::then)

@@ -2,7 +2,9 @@
 //! and its gradients for `hidden`, `W` and `b`, chunk by chunk of tokens,
 //! never holding the `(N, V)` logits.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1, s};
+use ndarray::{
+    Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, CowArray, Ix1, s,
+};
 
 use crate::base::labels::{Label, Labels};
 use crate::base::loss::{Call, Compute, Exact, Signature};
@@ -11,7 +13,8 @@ use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
     about_pow10, check_class_vector, expect_nonempty, expect_shape, overflow,
 };
-use crate::numerics::matmul::{Threads, mat_mul};
+use crate::engine::linear_chunks::{Linear, LinearGradViews, linear_chunks};
+use crate::engine::parallel::map_blocks;
 use crate::numerics::times_pow2;
 use crate::softmax::{ClassTarget, CrossEntropy};
 use crate::{Error, Float, Reduction, Result};
@@ -98,8 +101,8 @@ impl<F: Float> Signature<F> for LinearAndLabels {
 
 impl Exact for LinearAndLabels {}
 
-/// The bytes of one default chunk of logits: 32 MiB.
-const CHUNK_BYTES: usize = 32 << 20;
+/// The bytes of one default chunk of logits: 56 MiB.
+const CHUNK_BYTES: usize = 56 << 20;
 
 loss_options! {
     /// Cross-entropy of a linear classifier's logits, fused with the
@@ -124,19 +127,23 @@ loss_options! {
     /// as [`CrossEntropy`] on the materialized logits (with the same
     /// options), to float rounding, in `f32` and `f64`. Each chunk of
     /// `chunk_rows` tokens computes its logits `Z_c = H_c W^T + b` into a
-    /// reused buffer, runs [`CrossEntropy`] on it (writing `G_c` into a
-    /// second reused buffer) and adds its part of the three products; the
-    /// `Mean`'s factor is folded into the products.
+    /// reused buffer, runs [`CrossEntropy`] on it a few rows at a time
+    /// (in the core's cache, in parallel with the `rayon` feature), writing
+    /// `G_c` over the logits, and adds its part of the three products; the
+    /// `Mean`'s factor is folded into the products. The products run on
+    /// the `gemm` crate, on every thread of the current rayon pool; the
+    /// results are the same bits on any thread count.
     ///
     /// # Memory
-    /// Beyond the inputs and the gradient buffers: two `chunk_rows x V`
-    /// buffers of `F` (one for [`forward`](crate::Loss::forward) and
-    /// `per_sample`, which need no gradient), and a third with `softcap`
-    /// (the capped logits). The default `chunk_rows` is the largest count
-    /// with `chunk_rows * V * size_of::<F>() <= 32 MiB` (at least 1, at
+    /// Beyond the inputs and the gradient buffers: one `chunk_rows x V`
+    /// buffer of `F`, the copy of a few rows' logits per thread (256 KiB,
+    /// or one row where a row is larger), and `gemm`'s packing (about
+    /// 1 MiB per thread). The default `chunk_rows` is the largest count
+    /// with `chunk_rows * V * size_of::<F>() <= 56 MiB` (at least 1, at
     /// most `N`): at `N = 4,096`, `D = 512`, `V = 128,256` in `f32` it is
-    /// 65 rows, two buffers of 31.8 MiB, 63.6 MiB in all, where the
-    /// materialized logits and their gradient take 4 GiB.
+    /// 114 rows, a buffer of 55.8 MiB, where the materialized logits and
+    /// their gradient take 4 GiB. Larger chunks make the products faster
+    /// (`d W`'s inner dimension is the chunk).
     ///
     /// # Shapes
     /// - input: [`LinearInput`] of `hidden` `(N, D)`, `weight` `(V, D)`,
@@ -269,7 +276,7 @@ impl<F: Float> LinearCrossEntropy<F> {
     }
 
     /// Sets the tokens per chunk, `>= 1` (default: the largest count whose
-    /// `chunk_rows x V` logits fit 32 MiB). Larger chunks make larger
+    /// `chunk_rows x V` logits fit 56 MiB). Larger chunks make larger
     /// matrix products (faster, up to the cache) and use more memory.
     pub fn with_chunk_rows(mut self, chunk_rows: usize) -> Result<Self> {
         if chunk_rows == 0 {
@@ -290,23 +297,13 @@ impl<F: Float> LinearCrossEntropy<F> {
     }
 
     /// The tokens per chunk used with `classes` classes: the one set, or
-    /// the largest count with `rows * classes * size_of::<F>() <= 32 MiB`
+    /// the largest count with `rows * classes * size_of::<F>() <= 56 MiB`
     /// (at least 1). A batch of fewer tokens is one chunk.
     pub fn chunk_rows_for(&self, classes: usize) -> usize {
         self.chunk_rows.unwrap_or_else(|| {
             let row_bytes = classes.max(1).saturating_mul(std::mem::size_of::<F>());
             (CHUNK_BYTES / row_bytes).max(1)
         })
-    }
-}
-
-/// `sum` of a chunk starting at token `start`, its samples renumbered in
-/// the whole batch.
-fn shifted(sum: Sum, start: usize) -> Sum {
-    Sum {
-        total: sum.total,
-        overflow: sum.overflow.map(|(i, v)| (i + start, v)),
-        grad_overflow: sum.grad_overflow.map(|(i, v)| (i + start, v)),
     }
 }
 
@@ -376,6 +373,74 @@ fn exact_logit<F: Float>(input: LinearInput<'_, F>, i: usize, c: usize) -> f64 {
     dot + input.bias.map_or(0.0, |b| b[c].as_f64())
 }
 
+/// The bytes of logits one block of [`chunk_loss`] copies: a few rows,
+/// which stay in the core's cache while the loss reads them.
+const BLOCK_BYTES: usize = 256 << 10;
+
+/// The cross-entropy of one chunk's logits `z` (tokens `start..`), written
+/// as `dL/dZ` over them when `want_grad`, by blocks of rows in parallel (a
+/// block's logits are copied aside first: the loss reads its input and
+/// writes its gradient, which cannot be one buffer). The blocks depend on
+/// the shape only and their sums are added in order, so the result does
+/// not depend on the thread count.
+fn chunk_loss<F: Float>(
+    ce: &CrossEntropy<F>,
+    input: LinearInput<'_, F>,
+    labels: &Labels<'_>,
+    start: usize,
+    z: &mut ArrayViewMut2<'_, F>,
+    per: Option<ArrayViewMut1<'_, F>>,
+    want_grad: bool,
+) -> Result<Sum> {
+    let (rows, v) = z.dim();
+    let block = (BLOCK_BYTES / (v * std::mem::size_of::<F>())).clamp(1, rows);
+    let mut per = per;
+    let mut pers: Vec<Option<ArrayViewMut1<'_, F>>> = match per.as_mut() {
+        Some(p) => p.axis_chunks_iter_mut(Axis(0), block).map(Some).collect(),
+        None => Vec::new(),
+    };
+    pers.resize_with(rows.div_ceil(block), || None);
+    let blocks: Vec<_> = z
+        .axis_chunks_iter_mut(Axis(0), block)
+        .zip(pers)
+        .enumerate()
+        .map(|(k, (zb, pb))| (k * block, zb, pb))
+        .collect();
+    let sums = map_blocks(blocks, rows * v, |(first, mut zb, pb)| {
+        let at = start + first;
+        let targets = ClassTarget::Labels(labels.rows(at..at + zb.nrows()));
+        let (totals, logits) = if want_grad {
+            let logits = zb.to_owned();
+            let totals = ce.compute(Call {
+                input: logits.view(),
+                target: targets,
+                grad: Some(zb.view_mut()),
+                per: pb,
+            })?;
+            (totals, CowArray::from(logits))
+        } else {
+            let totals = ce.compute(Call {
+                input: zb.view(),
+                target: targets,
+                grad: None,
+                per: pb,
+            })?;
+            (totals, CowArray::from(zb.view()))
+        };
+        if !totals.sum.total.is_finite() && LinearAndLabels::all_finite(&input) {
+            // Finite inputs whose logits leave F: an overflow of the
+            // logits, not a loss of inf or NaN.
+            return Err(logits_overflow(input, at, logits.view()));
+        }
+        Ok(totals.sum.shifted(first))
+    });
+    let mut sum = Sum::default();
+    for block_sum in sums {
+        sum = sum.then(block_sum?);
+    }
+    Ok(sum)
+}
+
 impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
     type Sig = LinearAndLabels;
 
@@ -439,53 +504,27 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
             _ => (&self.ce, divisor),
         };
         let scale: F = self.reduction.grad_scale(divisor);
-
         let rows = self.chunk_rows_for(v).min(n);
-        let mut logits = Array2::<F>::zeros((rows, v));
-        let mut logits_grad = grad.as_ref().map(|_| Array2::<F>::zeros((rows, v)));
-        let mut sum = Sum::default();
-        for start in (0..n).step_by(rows) {
-            let end = (start + rows).min(n);
-            let h = hidden.slice(s![start..end, ..]);
-            let mut z = logits.slice_mut(s![..end - start, ..]);
-            mat_mul(F::one(), h, weight.t(), F::zero(), &mut z, Threads::Pool);
-            if let Some(b) = &bias {
-                z += b;
+        let grad_views = grad.as_mut().map(|g| LinearGradViews {
+            hidden: &mut g.hidden,
+            weight: &mut g.weight,
+            bias: g.bias.as_mut(),
+        });
+        let want_grad = grad_views.is_some();
+        let linear = Linear {
+            hidden,
+            weight,
+            bias,
+        };
+        let sum = linear_chunks(linear, rows, grad_views, scale, |start, z| {
+            if let Some(cap) = ce.softcap() {
+                repair_capped_logits(input, start, z, cap)?;
             }
-            if let Some(cap) = self.ce.softcap() {
-                repair_capped_logits(input, start, &mut z, cap)?;
-            }
-            let mut g_z = logits_grad
+            let per = per
                 .as_mut()
-                .map(|g| g.slice_mut(s![..end - start, ..]));
-            let totals = ce.compute(Call {
-                input: z.view(),
-                target: ClassTarget::Labels(labels.rows(start..end)),
-                grad: g_z.as_mut().map(|g| g.view_mut()),
-                per: per.as_mut().map(|p| p.slice_mut(s![start..end])),
-            })?;
-            if !totals.sum.total.is_finite() && LinearAndLabels::all_finite(&input) {
-                // Finite inputs whose logits leave F: an overflow of the
-                // logits, not a loss of inf or NaN.
-                return Err(logits_overflow(input, start, z.view()));
-            }
-            sum = sum.then(shifted(totals.sum, start));
-            if let (Some(g), Some(g_z)) = (grad.as_mut(), g_z) {
-                // The reduction's factor rides on the products' alpha.
-                let mut dh = g.hidden.slice_mut(s![start..end, ..]);
-                mat_mul(scale, g_z.view(), weight, F::zero(), &mut dh, Threads::Pool);
-                let beta = if start == 0 { F::zero() } else { F::one() };
-                mat_mul(scale, g_z.t(), h, beta, &mut g.weight, Threads::Pool);
-                if let Some(db) = g.bias.as_mut() {
-                    if start == 0 {
-                        db.fill(F::zero());
-                    }
-                    for row in g_z.rows() {
-                        db.scaled_add(scale, &row);
-                    }
-                }
-            }
-        }
+                .map(|p| p.slice_mut(s![start..start + z.nrows()]));
+            chunk_loss(ce, input, &labels, start, z, per, want_grad)
+        })?;
         Ok(Totals {
             sum,
             divisor,

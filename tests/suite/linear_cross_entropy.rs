@@ -356,9 +356,9 @@ fn fills_the_callers_buffers_whatever_they_held() {
 fn options_and_default_chunk() {
     let head = LinearCrossEntropy::<f32>::new();
     assert_eq!(head.chunk_rows(), None);
-    // 32 MiB of f32 logits at V = 128,256: 65 rows (two buffers: 63.6 MiB).
-    assert_eq!(head.chunk_rows_for(128_256), 65);
-    assert_eq!(LinearCrossEntropy::<f64>::new().chunk_rows_for(128_256), 32);
+    // 56 MiB of f32 logits at V = 128,256: 114 rows (55.8 MiB).
+    assert_eq!(head.chunk_rows_for(128_256), 114);
+    assert_eq!(LinearCrossEntropy::<f64>::new().chunk_rows_for(128_256), 57);
     assert_eq!(head.chunk_rows_for(usize::MAX / 2), 1);
     let head = head.with_chunk_rows(7).unwrap();
     assert_eq!(
@@ -605,4 +605,36 @@ fn tiny_class_weights_give_the_mean_of_weights_one() {
     tiny_weights_are_exact::<f64>(1e-310, 1e-13);
     tiny_weights_are_exact::<f32>(1e-45, 1e-5);
     tiny_weights_are_exact::<f32>(1e-40, 1e-5);
+}
+
+#[test]
+fn results_are_the_same_bits_on_any_thread_count() {
+    // Large enough for the products and the row blocks to be split across
+    // threads (gemm splits above its own thresholds).
+    let b = batch::<f32>(150, 96, 700, 41);
+    let o = Opts {
+        weights: true,
+        ignore: true,
+        smoothing: 0.1,
+        z: 1e-3,
+        cap: None,
+    };
+    let (_, head) = losses::<f32>(o, 700, Reduction::Mean);
+    let head = head.with_chunk_rows(64).unwrap();
+    let labels = b.labels(o);
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(|| {
+                let (value, grad) = head.forward_backward(b.input(true), labels).unwrap();
+                let per = head.per_sample(b.input(true), labels).unwrap();
+                (value.to_bits(), grad, per)
+            })
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        assert_eq!(one, run(threads), "{threads} threads");
+    }
 }
