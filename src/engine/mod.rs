@@ -3,6 +3,7 @@
 //! signed margins, the plain row loop, and the fixed-block parallel loop
 //! under them.
 
+pub(crate) mod angular;
 pub(crate) mod linear_chunks;
 pub(crate) mod parallel;
 pub(crate) mod rows;

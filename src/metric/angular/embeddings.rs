@@ -7,35 +7,16 @@ use ndarray::{
     Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, CowArray, Ix2, s,
 };
 
-use super::cosines::MarginRow;
-use super::margin::{Perp, check_scale_fits, target_sin};
-use super::{EmbeddingsAndLabels, Spec};
 use crate::base::loss::Call;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{
-    about_pow10, expect_nonempty, expect_samples_and_features, expect_shape, overflow,
-};
+use crate::base::validate::{expect_nonempty, expect_samples_and_features, expect_shape};
+use crate::engine::angular::margin::{Perp, check_scale_fits, target_sin};
+use crate::engine::angular::norms::{grad_shift, row_norms, unscale_grad};
+use crate::engine::angular::row::MarginRow;
+use crate::engine::angular::{EmbeddingsAndLabels, Spec};
 use crate::engine::softmax_rows::GradBeyond;
 use crate::numerics::{l2_norm, times_pow2};
-use crate::{Error, Float, Result};
-
-/// The norm of every row; a row of norm 0 cannot be normalized.
-fn row_norms<F: Float>(what: &'static str, x: &ArrayView2<'_, F>) -> Result<Array1<F>> {
-    let norms: Array1<F> = x
-        .rows()
-        .into_iter()
-        .map(|r| l2_norm(r.iter().copied()))
-        .collect();
-    match norms.iter().position(|&n| n == F::zero()) {
-        None => Ok(norms),
-        Some(i) => Err(Error::InvalidInput {
-            what,
-            index: vec![i],
-            value: 0.0,
-            expected: "a row with a nonzero norm",
-        }),
-    }
-}
+use crate::{Float, Result};
 
 /// The rows of `x`, each scaled by a power of two `2^-k_i` (`k_i` the
 /// exponent of its largest entry) where its norm leaves `F`'s normal range
@@ -62,58 +43,6 @@ fn fit_norms<'a, F: Float>(x: ArrayView2<'a, F>) -> (CowArray<'a, F, Ix2>, Vec<i
         }
     }
     (CowArray::from(scaled), shifts)
-}
-
-/// The power of two `t` by which the gradients with respect to the
-/// cosines are scaled down (0 unless `s` is near `F`'s maximum): their sums
-/// over classes and samples in the backward products are bounded by
-/// `4 n s m1^2` times the reduction's factor, which must stay within `F`.
-pub(super) fn grad_shift<F: Float>(spec: &Spec, n: usize) -> i32 {
-    let factor: f64 = spec.reduction.grad_scale(n as f64);
-    let bound = 4.0 * factor * spec.scale * n as f64 * spec.m1.max(1.0).powi(2);
-    let room = F::max_value().as_f64() / 16.0;
-    if bound <= room {
-        0
-    } else {
-        (bound / room).log2().ceil() as i32
-    }
-}
-
-/// Multiplies each gradient row by `2^(t - k_i)`: the chain rule through
-/// [`fit_norms`] (`k_i`) and the gradient's scale [`grad_shift`] (`t`); a
-/// gradient beyond `F` is an overflow naming its entry. Also the check
-/// that no entry overflowed on the way (`1 / |w_j|` of a row of tiny
-/// norm): one pass over the gradients, small beside the matrix products.
-fn unscale_grad<F: Float>(
-    what: &'static str,
-    g: &mut ArrayViewMut2<'_, F>,
-    shifts: &[i32],
-    t: i32,
-) -> Result<()> {
-    let beyond_f = || format!("a value beyond the range of {}", std::any::type_name::<F>());
-    let quantity = "the gradient";
-    for (i, mut row) in g.rows_mut().into_iter().enumerate() {
-        let k = shifts.get(i).copied().unwrap_or(0) - t;
-        if k == 0 {
-            if let Some(j) = row.iter().position(|v| !v.is_finite()) {
-                return Err(overflow::<F>(what, vec![i, j], quantity, beyond_f()));
-            }
-            continue;
-        }
-        for (j, v) in row.iter_mut().enumerate() {
-            if !v.is_finite() {
-                // inf - inf on the way (a row of tiny norm): beyond F.
-                return Err(overflow::<F>(what, vec![i, j], quantity, beyond_f()));
-            }
-            let exact = times_pow2(v.as_f64(), -k);
-            if exact.abs() > F::max_value().as_f64() {
-                let actual = about_pow10(exact.abs().log10());
-                return Err(overflow::<F>(what, vec![i, j], quantity, actual));
-            }
-            *v = F::lit(exact);
-        }
-    }
-    Ok(())
 }
 
 /// Writes `x_i / norms_i` into `out` (same shape).
@@ -178,7 +107,7 @@ pub(crate) fn run_embeddings<F: Float>(
     let mut cos = Array2::<F>::zeros((n, c));
     general_mat_mul(F::one(), &e_hat, &w_hat.t(), F::zero(), &mut cos);
 
-    let t = grad_shift::<F>(spec, n);
+    let t = grad_shift::<F>(spec, n, 1.0);
     let row = MarginRow::with_grad_shift(spec, n, t);
     let mut c_row = vec![F::zero(); c];
     // sum_j g_ij cos_ij per sample and sum_i g_ij cos_ij per class: the
@@ -197,7 +126,7 @@ pub(crate) fn run_embeddings<F: Float>(
         }
         let y = labels.class(i);
         let sin = if row.needs_sin() {
-            target_sin(&e, &ne, &w, &nw, i, y)
+            target_sin(e.row(i), ne[i], w.row(y), nw[y])
         } else {
             F::zero()
         };

@@ -1,17 +1,12 @@
-//! The machinery shared by the angular-margin losses ([`ArcFace`],
-//! [`CosFace`], [`CombinedMargin`]): their input and gradient types, the
-//! cosine matrix of normalized embeddings and class weights, the margin on
-//! the target cosine, the cross-entropy row loop, and the backward pass
-//! through the normalization.
-//!
-//! All three losses are one family: the target logit is
-//! `s * (cos(m1 * theta + m2) - m3)`, every other logit `s * cos theta_j`,
-//! followed by cross-entropy. ArcFace is `(1, m, 0)`, CosFace `(1, 0, m)`.
-//! They differ only in their options and documentation, so they share
-//! [`Spec`] and everything below: the margin on the target cosine
-//! (`margin.rs`), the one margin row on the row kernels (`cosines.rs`), and
-//! the cosine matrix of normalized embeddings with the backward pass through
-//! the normalization (`embeddings.rs`).
+//! The angular-margin losses of the metric family ([`ArcFace`],
+//! [`CosFace`], [`CombinedMargin`]) on a materialized cosine matrix: the
+//! loss on embeddings and class weights (`embeddings.rs`: the cosine
+//! matrix of the normalized rows and the backward pass through the
+//! normalization) and on precomputed cosines (`cosines.rs`), with the
+//! [`AngularMargin`] trait and [`OnCosines`]. The machinery they share with
+//! the fused head ([`AngularMarginHead`](crate::head::AngularMarginHead)),
+//! written once, is in `engine::angular`: the input and gradient types,
+//! `Spec`, the margin on the target cosine and the margin row.
 //!
 //! [`ArcFace`]: super::ArcFace
 //! [`CosFace`]: super::CosFace
@@ -19,106 +14,21 @@
 
 mod cosines;
 mod embeddings;
-mod margin;
 #[cfg(test)]
 mod tests;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Ix1};
-
-use crate::base::labels::Labels;
-use crate::base::loss::{Call, Compute, Exact, ScoresAndLabels, Signature};
+use crate::base::loss::{Call, Compute, ScoresAndLabels};
 use crate::base::options::Options;
 use crate::base::reduction::Totals;
+use crate::engine::angular::EmbeddingsAndLabels;
+pub use crate::engine::angular::{Embeddings, EmbeddingsGrad, EmbeddingsGradMut};
+pub(crate) use crate::engine::angular::{Sealed, Spec};
 use crate::{Float, Reduction, Result};
-
-/// The input of the angular-margin losses: a batch of embeddings and the
-/// class weight matrix they are compared with.
-///
-/// Neither needs to be normalized: the losses normalize every row (and
-/// return gradients with respect to the raw, unnormalized arrays).
-#[derive(Clone, Copy, Debug)]
-pub struct Embeddings<'a, F> {
-    /// One embedding per sample, `(N, D)`.
-    pub embeddings: ArrayView2<'a, F>,
-    /// One weight vector (class center) per class, `(C, D)`.
-    pub weight: ArrayView2<'a, F>,
-}
-
-/// The gradient of an angular-margin loss with respect to both inputs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EmbeddingsGrad<F> {
-    /// `d loss / d embeddings`, `(N, D)`.
-    pub embeddings: Array2<F>,
-    /// `d loss / d weight`, `(C, D)`.
-    pub weight: Array2<F>,
-}
-
-/// Mutable views of the two gradient buffers an angular-margin loss fills.
-#[derive(Debug)]
-pub struct EmbeddingsGradMut<'g, F> {
-    /// Receives `d loss / d embeddings`, `(N, D)`.
-    pub embeddings: ArrayViewMut2<'g, F>,
-    /// Receives `d loss / d weight`, `(C, D)`.
-    pub weight: ArrayViewMut2<'g, F>,
-}
-
-/// The options every angular-margin loss is made of.
-///
-/// Nominally public only because the sealed trait that hands it to
-/// [`OnCosines`] must be; it is not exported.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Spec {
-    /// The reduction.
-    pub reduction: Reduction,
-    /// The scale `s`.
-    pub scale: f64,
-    /// The multiplicative angular margin.
-    pub m1: f64,
-    /// The additive angular margin.
-    pub m2: f64,
-    /// The additive cosine margin.
-    pub m3: f64,
-    /// Whether the margin applies only where `cos > 0`.
-    pub easy_margin: bool,
-}
-
-impl Spec {
-    /// The options of a loss with margins `(m1, m2, m3)`.
-    pub(crate) fn new(
-        reduction: Reduction,
-        scale: f64,
-        margins: (f64, f64, f64),
-        easy_margin: bool,
-    ) -> Self {
-        let (m1, m2, m3) = margins;
-        Spec {
-            reduction,
-            scale,
-            m1,
-            m2,
-            m3,
-            easy_margin,
-        }
-    }
-}
-
-pub(crate) use sealed::Sealed;
-
-mod sealed {
-    use crate::base::options::Options;
-
-    /// Gives [`OnCosines`](super::OnCosines) the options of the loss it wraps.
-    pub trait Sealed: Options {
-        /// The loss's options.
-        fn spec(&self) -> super::Spec;
-    }
-}
 
 /// The angular-margin losses ([`ArcFace`](super::ArcFace),
 /// [`CosFace`](super::CosFace), [`CombinedMargin`](super::CombinedMargin)):
 /// what [`OnCosines`] accepts. Sealed: implemented by this crate only.
-pub trait AngularMargin: sealed::Sealed {
+pub trait AngularMargin: Sealed {
     /// The same loss on precomputed cosines `(N, C)` instead of embeddings
     /// and weights, for models that normalize elsewhere (see [`OnCosines`]).
     fn on_cosines(self) -> OnCosines<Self>
@@ -129,7 +39,7 @@ pub trait AngularMargin: sealed::Sealed {
     }
 }
 
-impl<T: sealed::Sealed> AngularMargin for T {}
+impl<T: Sealed> AngularMargin for T {}
 
 /// An angular-margin loss applied to precomputed cosines.
 ///
@@ -198,47 +108,7 @@ impl<L> OnCosines<L> {
     }
 }
 
-impl<'g, F> From<&'g mut EmbeddingsGrad<F>> for EmbeddingsGradMut<'g, F> {
-    fn from(grad: &'g mut EmbeddingsGrad<F>) -> Self {
-        EmbeddingsGradMut {
-            embeddings: grad.embeddings.view_mut(),
-            weight: grad.weight.view_mut(),
-        }
-    }
-}
-
-/// The signature of the angular margins on embeddings: embeddings and
-/// class weights, labels `(N)`, a gradient for both inputs.
-pub struct EmbeddingsAndLabels;
-
-impl<F: Float> Signature<F> for EmbeddingsAndLabels {
-    type Input<'a> = Embeddings<'a, F>;
-    type Target<'a> = Labels<'a>;
-    type Samples = Ix1;
-    type Grad = EmbeddingsGrad<F>;
-    type GradMut<'g> = EmbeddingsGradMut<'g, F>;
-
-    fn samples(input: &Self::Input<'_>) -> Ix1 {
-        Ix1(input.embeddings.nrows())
-    }
-    fn zeros_grad(input: &Self::Input<'_>) -> EmbeddingsGrad<F> {
-        EmbeddingsGrad {
-            embeddings: Array2::zeros(input.embeddings.raw_dim()),
-            weight: Array2::zeros(input.weight.raw_dim()),
-        }
-    }
-    fn grad_view_mut(grad: &mut EmbeddingsGrad<F>) -> EmbeddingsGradMut<'_, F> {
-        grad.into()
-    }
-    fn all_finite(input: &Self::Input<'_>) -> bool {
-        let finite = |v: &F| v.is_finite();
-        input.embeddings.iter().all(finite) && input.weight.iter().all(finite)
-    }
-}
-
-impl Exact for EmbeddingsAndLabels {}
-
-impl<F: Float, L: sealed::Sealed> Compute<F> for L {
+impl<F: Float, L: Sealed> Compute<F> for L {
     type Sig = EmbeddingsAndLabels;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {

@@ -3,7 +3,7 @@
 
 use std::f64::consts::PI;
 
-use ndarray::{Array1, ArrayView1, ArrayView2};
+use ndarray::ArrayView1;
 
 use super::Spec;
 use crate::base::validate::check_option;
@@ -248,18 +248,12 @@ impl<'a, F: Float> Perp<'a, F> {
 /// taken as 0 (the pair is parallel to working precision), as at `|c| = 1`.
 pub(crate) const PARALLEL_EPS: f64 = 4.0;
 
-/// `sin(theta)` of sample `i` and its target class `y`: the norm of the
-/// residual of `w^_y` perpendicular to `e^_i`, 0 within rounding noise.
+/// `sin(theta)` of an embedding `e` (norm `ne`) and its target class's
+/// weight row `w` (norm `nw`): the norm of the residual of `w^`
+/// perpendicular to `e^`, 0 within rounding noise.
 #[inline]
-pub(crate) fn target_sin<F: Float>(
-    e: &ArrayView2<'_, F>,
-    ne: &Array1<F>,
-    w: &ArrayView2<'_, F>,
-    nw: &Array1<F>,
-    i: usize,
-    y: usize,
-) -> F {
-    let sin = Perp::new(e.row(i), ne[i], w.row(y), nw[y]).norm();
+pub(crate) fn target_sin<F: Float>(e: ArrayView1<'_, F>, ne: F, w: ArrayView1<'_, F>, nw: F) -> F {
+    let sin = Perp::new(e, ne, w, nw).norm();
     if sin > F::lit(PARALLEL_EPS) * F::epsilon() {
         sin
     } else {
