@@ -583,7 +583,7 @@ fn lane_slice<'s, F: Float>(lane: &'s ArrayView1<'_, F>, scratch: &'s mut Vec<F>
 /// Runs `f` on `lane` as a mutable slice: itself when contiguous, else
 /// `scratch`, copied back into the lane after.
 #[inline(always)]
-fn with_lane_mut<F: Float, T>(
+pub(crate) fn with_lane_mut<F: Float, T>(
     mut lane: ArrayViewMut1<'_, F>,
     scratch: &mut Vec<F>,
     f: impl FnOnce(&mut [F]) -> T,

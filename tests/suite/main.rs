@@ -20,6 +20,7 @@ mod contract;
 mod labels;
 
 mod allocation;
+mod angular_margin_head;
 mod api;
 mod arcface;
 mod asymmetric;

@@ -1,10 +1,11 @@
 //! The row norms of the normalization, and the power-of-two scaling that
 //! keeps the backward pass through it inside the float type.
 
-use ndarray::{Array1, ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 use super::Spec;
 use crate::base::validate::{about_pow10, overflow};
+use crate::engine::parallel::map_blocks;
 use crate::numerics::{l2_norm, times_pow2};
 use crate::{Error, Float, Result};
 
@@ -27,6 +28,75 @@ pub(crate) fn row_norms<F: Float>(what: &'static str, x: &ArrayView2<'_, F>) -> 
         .map(|r| l2_norm(r.iter().copied()))
         .collect();
     match norms.iter().position(|&n| n == F::zero()) {
+        None => Ok(norms),
+        Some(i) => Err(zero_norm(what, i)),
+    }
+}
+
+/// Elements per block of [`exact_row_norms`].
+const NORM_BLOCK: usize = 1 << 14;
+
+/// A row's norm as `m 2^k` in `f64`, `2^k` the power of two of the row's
+/// largest entry (so `m` is in `[1, 2 sqrt(D))`): exact however far the
+/// norm is from `F`'s range (an `f64` row near `f64::MAX`, or of subnormal
+/// entries, whose norm `f64` itself cannot hold).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowNorm {
+    m: f64,
+    k: i32,
+}
+
+impl RowNorm {
+    /// The norm of `row` (0 for a row of zeros, NaN for a row with a NaN).
+    pub(crate) fn of<F: Float>(row: ArrayView1<'_, F>) -> RowNorm {
+        let max = row.iter().fold(0.0_f64, |m, v| {
+            let a = v.as_f64().abs();
+            if m.is_nan() || a.is_nan() {
+                f64::NAN
+            } else {
+                m.max(a)
+            }
+        });
+        if max == 0.0 || !max.is_finite() {
+            return RowNorm { m: max, k: 0 };
+        }
+        let k = max.log2().floor() as i32;
+        // 2^-k in two factors, each within f64 (k reaches +-1074).
+        let (f1, f2) = (times_pow2(1.0, -k / 2), times_pow2(1.0, -k + k / 2));
+        let m = l2_norm(row.iter().map(|v| v.as_f64() * f1 * f2));
+        RowNorm { m, k }
+    }
+
+    /// Whether the row is all zeros.
+    pub(crate) fn is_zero(self) -> bool {
+        self.m == 0.0
+    }
+
+    /// `log2` of the norm (NaN or infinite for a row that is not finite).
+    pub(crate) fn log2(self) -> f64 {
+        self.k as f64 + self.m.log2()
+    }
+
+    /// The norm times `2^g`, in `f64`: exact to rounding where it is a
+    /// normal `f64`.
+    pub(crate) fn times_pow2(self, g: i32) -> f64 {
+        times_pow2(self.m, self.k + g)
+    }
+}
+
+/// [`RowNorm::of`] every row of `x` (blocks of rows in parallel); a row of
+/// norm 0 is an error naming it.
+pub(crate) fn exact_row_norms<F: Float>(
+    what: &'static str,
+    x: &ArrayView2<'_, F>,
+) -> Result<Vec<RowNorm>> {
+    let rows = (NORM_BLOCK / x.ncols().max(1)).max(1);
+    let blocks: Vec<_> = x.axis_chunks_iter(Axis(0), rows).collect();
+    let parts = map_blocks(blocks, x.len(), |b| {
+        b.rows().into_iter().map(RowNorm::of).collect::<Vec<_>>()
+    });
+    let norms: Vec<RowNorm> = parts.into_iter().flatten().collect();
+    match norms.iter().position(|n| n.is_zero()) {
         None => Ok(norms),
         Some(i) => Err(zero_norm(what, i)),
     }
