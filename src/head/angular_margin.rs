@@ -331,15 +331,22 @@ impl<'a, F: Float> Geometry<'a, F> {
         Ok((g, Some(s)))
     }
 
-    /// What the head's factors can multiply the gradient's sums by (see
-    /// [`grad_shift`]): the reciprocal norms that make `G'`, and the
-    /// magnitudes of the two products, `sum |g| / |h'_i|` and
-    /// `sum |g| / |w_j|`, relative to `sum |g|`.
+    /// What the head's factors can multiply the gradient's sums by before
+    /// they are final (see [`grad_shift`]): `G' = g / (|h_i| |w_j|)`, at
+    /// most `|g|` times the largest `inv_h inv_w`; and, where the
+    /// embeddings are scaled, the product `G' W`, which is `d h'_i`, at
+    /// most `sum |g| inv_h 2^-g` before its `2^(s_i)`. (The other product,
+    /// `sum_i G'_ij h'_i`, is the weight's gradient itself: beyond `F`, it
+    /// is the gradient's overflow.)
     fn grad_factor(&self) -> f64 {
         let max = |v: &[F]| v.iter().fold(0.0_f64, |m, x| m.max(x.as_f64()));
         let (e, w) = (max(&self.inv_h), max(&self.inv_w));
-        let p = times_pow2(1.0, self.g);
-        [e * w, e / p, w * p, 1.0].into_iter().fold(0.0, f64::max)
+        let scaled = if self.shifts.is_empty() {
+            1.0
+        } else {
+            e / times_pow2(1.0, self.g)
+        };
+        [e * w, scaled, 1.0].into_iter().fold(0.0, f64::max)
     }
 
     /// Class row `j` as the products see it, times `2^g` (the row itself

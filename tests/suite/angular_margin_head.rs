@@ -4,11 +4,12 @@
 //! `f64` and `f32`; the shared contract; finite-difference checks; norms
 //! far from the float type's range; errors; the thread count.
 
-use crate::common::{embeddings, matrix, random_array, random_batch};
+use crate::common::{cosines, embeddings, matrix, random_array, random_batch};
+use crate::contract::{Angular, Case, check_contract};
 
 use classloss::{
-    AngularMarginHead, ArcFace, CombinedMargin, CosFace, Differentiable, Embeddings,
-    EmbeddingsGrad, Float, Labels, Reduction,
+    AngularMargin, AngularMarginHead, ArcFace, CombinedMargin, CosFace, Differentiable, Embeddings,
+    EmbeddingsGrad, Error, Float, Labels, Loss, Reduction,
 };
 use ndarray::{Array1, Array2};
 
@@ -169,4 +170,271 @@ fn equals_the_wrapped_loss_on_embeddings_f64() {
 #[test]
 fn equals_the_wrapped_loss_on_embeddings_f32() {
     equals_the_wrapped_loss::<f32>(5e-6);
+}
+
+/// Every target cosine of `(e, w, y)` is at least `gap` away from ±1 and
+/// from the kinks of every margin of [`kinds`] (the fallback thresholds,
+/// 0 for the easy margins): where finite differences are smooth.
+fn away_from_kinks(e: &Array2<f64>, w: &Array2<f64>, y: &Array1<usize>, gap: f64) -> bool {
+    let pi = std::f64::consts::PI;
+    let kinks = [
+        0.0,
+        (pi - 0.5).cos(),
+        (pi - 0.8).cos(),
+        (pi - 0.3).cos(),
+        ((pi - 0.4) / 0.9).cos(),
+    ];
+    let cos = cosines(e, w);
+    y.iter().enumerate().all(|(i, &t)| {
+        let c = cos[[i, t]];
+        c.abs() < 1.0 - gap && kinks.iter().all(|k| (c - k).abs() > gap)
+    })
+}
+
+#[test]
+fn contract() {
+    let (e, w, labels) = (0..)
+        .map(|seed| batch(6, 4, 5, seed))
+        .find(|(e, w, y)| away_from_kinks(e, w, y, 1e-3))
+        .unwrap();
+    for (k, kind) in kinds(Reduction::Mean).into_iter().enumerate() {
+        let args = Angular {
+            e: e.clone(),
+            w: w.clone(),
+            labels: labels.clone(),
+        };
+        let chunk = [None, Some(1), Some(4)][k % 3];
+        with_loss!(kind, loss => {
+            let mut head = AngularMarginHead::new(loss);
+            if let Some(rows) = chunk {
+                head = head.with_chunk_rows(rows).unwrap();
+            }
+            let what = format!("{head:?}");
+            check_contract(&head, &Case::new(what, args));
+        });
+    }
+}
+
+/// The head of `loss` and `loss` itself on `(e, w, y)`: the same outcome
+/// (both `Ok` with values and gradients within `tol` of each other,
+/// relative to the largest, or the same error variant naming the same
+/// argument), from `forward`, `per_sample` and the fused call.
+fn agrees_on<F: Float, L>(what: &str, loss: &L, e: &Array2<F>, w: &Array2<F>, y: &[usize], tol: f64)
+where
+    L: AngularMargin
+        + Clone
+        + for<'a> Differentiable<
+            F,
+            Input<'a> = Embeddings<'a, F>,
+            Target<'a> = Labels<'a>,
+            PerSample = Array1<F>,
+            Grad = EmbeddingsGrad<F>,
+        >,
+    AngularMarginHead<L>: for<'a> Differentiable<
+            F,
+            Input<'a> = Embeddings<'a, F>,
+            Target<'a> = Labels<'a>,
+            PerSample = Array1<F>,
+            Grad = EmbeddingsGrad<F>,
+        >,
+{
+    let y = Array1::from(y.to_vec());
+    let head = AngularMarginHead::new(loss.clone())
+        .with_chunk_rows(2)
+        .unwrap();
+    let flat = |r: classloss::Result<(F, EmbeddingsGrad<F>)>| {
+        r.map(|(v, g)| {
+            let mut all = vec![v.as_f64()];
+            all.extend(g.embeddings.iter().chain(&g.weight).map(|x| x.as_f64()));
+            all
+        })
+    };
+    let outcomes = [
+        (
+            "forward",
+            head.forward(embeddings(e, w), &y).map(|v| vec![v.as_f64()]),
+            loss.forward(embeddings(e, w), &y).map(|v| vec![v.as_f64()]),
+        ),
+        (
+            "per_sample",
+            head.per_sample(embeddings(e, w), &y)
+                .map(|p| p.iter().map(|x| x.as_f64()).collect()),
+            loss.per_sample(embeddings(e, w), &y)
+                .map(|p| p.iter().map(|x| x.as_f64()).collect()),
+        ),
+        (
+            "fused",
+            flat(head.forward_backward(embeddings(e, w), &y)),
+            flat(loss.forward_backward(embeddings(e, w), &y)),
+        ),
+    ];
+    for (call, got, want) in outcomes {
+        let what = format!("{what}, {call}");
+        match (got, want) {
+            (Ok(a), Ok(b)) => {
+                let both_nan = |x: f64, y: f64| x.is_nan() && y.is_nan();
+                let top = b.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+                for (k, (x, t)) in a.iter().zip(&b).enumerate() {
+                    let ok = both_nan(*x, *t) || (x - t).abs() <= tol * top || x == t;
+                    assert!(ok, "{what}[{k}]: {x:e} vs {t:e} ({a:?} vs {b:?})");
+                }
+            }
+            (Err(a), Err(b)) => {
+                let arg = |e: &Error| match e {
+                    Error::Overflow { what, .. } | Error::InvalidInput { what, .. } => *what,
+                    Error::ShapeMismatch { what, .. } | Error::EmptyBatch { what, .. } => *what,
+                    _ => "",
+                };
+                assert_eq!(
+                    (std::mem::discriminant(&a), arg(&a)),
+                    (std::mem::discriminant(&b), arg(&b)),
+                    "{what}: {a} vs {b}"
+                );
+            }
+            (a, b) => panic!("{what}: the head gives {a:?}, the loss {b:?}"),
+        }
+    }
+}
+
+#[test]
+fn norms_far_from_the_float_range_give_the_losss_results() {
+    let (e, w, y) = batch(5, 4, 3, 31);
+    let y = y.to_vec();
+    let arc = ArcFace::new().with_scale(4.0).unwrap();
+    let cos = CosFace::new().with_scale(4.0).unwrap();
+    let combined = CombinedMargin::new()
+        .with_scale(4.0)
+        .unwrap()
+        .with_margins(1.2, 0.3, 0.1)
+        .unwrap();
+    // Powers of two (exact): each product beyond f32, each below its
+    // precision, a row norm beyond f32 (entries near its maximum),
+    // subnormal rows of embeddings, embeddings and weights far apart.
+    let p = |k: i32| 2f64.powi(k);
+    for (ke, kw) in [
+        (p(100), p(100)),
+        (p(-100), p(-100)),
+        (p(126), p(126)),
+        (p(-140), p(0)),
+        (p(120), p(-120)),
+        (p(-60), p(110)),
+    ] {
+        let e32 = (&e * ke).mapv(|v| v as f32);
+        let w32 = (&w * kw).mapv(|v| v as f32);
+        let what = format!("f32 e x {ke:e}, w x {kw:e}");
+        // Subnormal f32 entries keep fewer bits on both sides alike.
+        let tol = if ke < p(-125) { 1e-3 } else { 2e-5 };
+        agrees_on(&format!("arcface {what}"), &arc, &e32, &w32, &y, tol);
+        agrees_on(&format!("cosface {what}"), &cos, &e32, &w32, &y, tol);
+        agrees_on(&format!("combined {what}"), &combined, &e32, &w32, &y, tol);
+    }
+    for (ke, kw) in [
+        (p(1000), p(1000)),
+        (p(-1000), p(-1000)),
+        (p(1020), p(-1060)),
+    ] {
+        let (e64, w64) = (&e * ke, &w * kw);
+        let what = format!("f64 e x {ke:e}, w x {kw:e}");
+        agrees_on(&format!("arcface {what}"), &arc, &e64, &w64, &y, 1e-12);
+        agrees_on(
+            &format!("combined {what}"),
+            &combined,
+            &e64,
+            &w64,
+            &y,
+            1e-12,
+        );
+    }
+}
+
+#[test]
+fn float_edges_give_the_losss_outcome() {
+    // The angular losses' float edges (tests/suite/float_edges.rs), through
+    // the head: the same values, or the same error.
+    let sum = Reduction::Sum;
+    // CosFace at s = 3e38, Sum: the backward products at a scale of 2^-t.
+    let e = ndarray::array![
+        [11.375_f32, -0.125, -66.078125, 0.0],
+        [0.0, 0.0, 0.0, -63.8125],
+        [119.84375, 119.78125, -14.75, -0.125],
+        [0.0625, 0.0, 119.84375, -14.25],
+        [3.375, 3.796875, -0.125, -0.125]
+    ];
+    let w = ndarray::array![
+        [119.84375_f32, -3.385_423_7e-36, -3.385_423_7e-36, -38.65625],
+        [
+            -117_902_137_098_240.0,
+            14.75,
+            -3.385_423_7e-36,
+            -1.762_066e-35
+        ],
+        [-48_884_067_860_480.0, 0.0, 1.4e-45, 1.4e-45]
+    ];
+    let cf = CosFace::new()
+        .with_scale(3e38)
+        .unwrap()
+        .with_margin(0.259_765_6)
+        .unwrap()
+        .with_reduction(sum);
+    agrees_on("cosface s 3e38", &cf, &e, &w, &[0; 5], 1e-5);
+    // ArcFace at s = 3e38 with an embedding row of norm 1.4e-38.
+    let e = ndarray::array![
+        [-8.375_f32, -0.125, 0.0, -1.102_026e-38],
+        [-101.953125, 1.4e-45, 1.4e-45, 63.0],
+        [1.4e-45, -1.170_902_6e-38, 0.0, 7.071_333e-39],
+        [-99.59375, -101.25, -64.59375, 0.0]
+    ];
+    let w = ndarray::array![
+        [1.0_f32, 47.609375, -1.625, -0.125],
+        [-1.0, -0.125, -0.125, -0.125],
+        [-99.59375, -99.59375, -8.375, 49.984375],
+        [4.40625, 0.0, 3.9375, 0.0]
+    ];
+    let arc = ArcFace::new()
+        .with_scale(3e38)
+        .unwrap()
+        .with_margin(0.999_999_999_999)
+        .unwrap();
+    agrees_on("arcface s 3e38, tiny row", &arc, &e, &w, &[2; 4], 1e-5);
+    // A class row of norm 4e-308: its gradient, about s / |w|, passes f64.
+    let e = ndarray::array![[1.0_f64, 0.5], [-0.5, 1.0]];
+    let w = ndarray::array![[2e-308_f64, 3e-308], [1.0, -1.0]];
+    agrees_on("tiny class row", &ArcFace::new(), &e, &w, &[0, 1], 1e-12);
+    // One class at s = 3e38: 0 with a zero gradient.
+    let one = CombinedMargin::new().with_scale(3e38).unwrap();
+    let (e, w) = (
+        ndarray::array![[1.0_f32, 2.0]],
+        ndarray::array![[0.5_f32, -1.0]],
+    );
+    agrees_on("one class", &one, &e, &w, &[0], 0.0);
+    // A loss beyond the type: s (1 - (-1 - 0.35)) = 2.35e308.
+    let huge = CosFace::new().with_scale(1e308).unwrap();
+    let (e, w) = (
+        ndarray::array![[-1.0_f64, 0.0]],
+        ndarray::array![[1.0_f64, 0.0], [-1.0, 0.0]],
+    );
+    agrees_on("overflow", &huge, &e, &w, &[0], 0.0);
+    // NaN passes through.
+    let w = ndarray::array![[1.0_f64, 0.0], [0.0, 1.0]];
+    let nan_e = ndarray::array![[f64::NAN, 0.5]];
+    let nan_w = ndarray::array![[1.0_f64, 0.0], [f64::NAN, 1.0]];
+    let cf = CosFace::new().with_reduction(sum);
+    agrees_on("NaN embedding", &cf, &nan_e, &w, &[0], 0.0);
+    agrees_on(
+        "NaN weight",
+        &cf,
+        &ndarray::array![[1.0, 0.5]],
+        &nan_w,
+        &[0],
+        0.0,
+    );
+    // Rows exactly parallel and antiparallel to their class.
+    let e = ndarray::array![[2.0_f64, 4.0], [-1.0, -2.0], [3.0, 1.0]];
+    let w = ndarray::array![[1.0_f64, 2.0], [0.5, -1.0]];
+    for loss in [
+        ArcFace::new().with_scale(8.0).unwrap(),
+        ArcFace::new().with_easy_margin(true),
+    ] {
+        agrees_on("parallel", &loss, &e, &w, &[0, 0, 1], 1e-12);
+    }
 }

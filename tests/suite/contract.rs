@@ -39,11 +39,11 @@
 
 use classloss::gradcheck::GradCheck;
 use classloss::{
-    AngularMargin, ArcFace, Asymmetric, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
-    CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger, CrossEntropy,
-    Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float, FocalAlpha,
-    GeneralizedCrossEntropy, Hamming, HardBootstrapping, HierarchicalCrossEntropy, Hinge,
-    KlDivergence, LabelSets, LabelSmoothing, Labels, Ldam, LinearCrossEntropy, LinearGrad,
+    AngularMargin, AngularMarginHead, ArcFace, Asymmetric, Bce, BceWithLogits, CenterInput,
+    CenterLoss, ClassTarget, CombinedMargin, Contrastive, CosFace, CosineEmbedding, CrammerSinger,
+    CrossEntropy, Differentiable, Embeddings, EmbeddingsGrad, Error, Exponential, Float,
+    FocalAlpha, GeneralizedCrossEntropy, Hamming, HardBootstrapping, HierarchicalCrossEntropy,
+    Hinge, KlDivergence, LabelSets, LabelSmoothing, Labels, Ldam, LinearCrossEntropy, LinearGrad,
     LinearInput, LogitAdjusted, Loss, MarginRanking, MultiLabelMargin, MultiLabelSoftMargin,
     MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd, Pair, PairGrad, Poly1, Reduction,
     SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
@@ -105,6 +105,18 @@ rebuild_untyped! {
     OnCosines<ArcFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CosFace>: |l, r| l.into_inner().with_reduction(r).on_cosines();
     OnCosines<CombinedMargin>: |l, r| l.into_inner().with_reduction(r).on_cosines();
+    AngularMarginHead<ArcFace>: |l, r| rebuild_head(&l, l.loss().clone().with_reduction(r));
+    AngularMarginHead<CosFace>: |l, r| rebuild_head(&l, l.loss().clone().with_reduction(r));
+    AngularMarginHead<CombinedMargin>: |l, r| rebuild_head(&l, l.loss().clone().with_reduction(r));
+}
+
+/// The fused head of `loss` with the chunk of `head`.
+fn rebuild_head<L: AngularMargin>(head: &AngularMarginHead<L>, loss: L) -> AngularMarginHead<L> {
+    let rebuilt = AngularMarginHead::new(loss);
+    match head.chunk_rows() {
+        Some(rows) => rebuilt.with_chunk_rows(rows).unwrap(),
+        None => rebuilt,
+    }
 }
 
 /// Losses generic over the float type: rebuilt from their getters, the

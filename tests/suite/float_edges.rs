@@ -1562,3 +1562,22 @@ fn logit_adjustment_takes_counts_of_any_finite_size() {
     let want = (ce2(0.5, 2.0) + ce2(-0.5, 1.0)) / 2.0;
     assert!(close(tiny, want, 1e-14), "{tiny} vs {want}");
 }
+
+#[test]
+fn angular_scale_near_f64_max_beside_a_subnormal_row_does_not_panic() {
+    // s = 1e308 made the bound of the gradient's scale 4 s n beyond f64:
+    // its shift came out as i32::MAX, and the unscaling of a rescaled
+    // (subnormal) row subtracted past i32 (a panic in debug builds). The
+    // bound is now taken in log2. Each sample sits on its class, far from
+    // the other: the loss is 0 (exp(-1.8e308)), the gradient too.
+    let arc = ArcFace::new().with_scale(1e308).unwrap();
+    let e = array![[5e-324_f64, 0.0], [-1.0, 0.25]];
+    let w = array![[1.0_f64, 0.0], [-1.0, 0.25]];
+    let y = array![0_usize, 1];
+    let (v, g) = arc.forward_backward(embeddings(&e, &w), y.view()).unwrap();
+    assert_eq!(v, 0.0);
+    assert!(
+        g.embeddings.iter().chain(&g.weight).all(|&g| g == 0.0),
+        "{g:?}"
+    );
+}

@@ -107,15 +107,22 @@ pub(crate) fn exact_row_norms<F: Float>(
 /// over classes and samples in the backward products are bounded by
 /// `4 n s m1^2` times the reduction's factor, times `extra` (what the
 /// caller's own factors, such as the fused head's reciprocal norms, can
-/// multiply them by; 1 for none), which must stay within `F`.
+/// multiply them by; 1 for none), which must stay within `F`. The bound is
+/// taken in `log2`, so that one beyond `f64` (`s = 1e308` in `f64`) gives
+/// its `t` too, not an infinite one.
 pub(crate) fn grad_shift<F: Float>(spec: &Spec, n: usize, extra: f64) -> i32 {
     let factor: f64 = spec.reduction.grad_scale(n as f64);
-    let bound = 4.0 * factor * spec.scale * n as f64 * spec.m1.max(1.0).powi(2) * extra;
-    let room = F::max_value().as_f64() / 16.0;
-    if bound <= room {
+    let log2_bound = 2.0
+        + factor.log2()
+        + spec.scale.log2()
+        + (n as f64).log2()
+        + 2.0 * spec.m1.max(1.0).log2()
+        + extra.log2();
+    let log2_room = F::max_value().as_f64().log2() - 4.0;
+    if log2_bound <= log2_room {
         0
     } else {
-        (bound / room).log2().ceil() as i32
+        (log2_bound - log2_room).ceil() as i32
     }
 }
 

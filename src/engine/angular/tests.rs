@@ -136,4 +136,19 @@ fn grad_shift_is_the_smallest_power_of_two_within_the_bound() {
     let s = 0.9 * 16.0 * room64 / (4.0 * 2.0);
     assert_eq!(grad_shift::<f64>(&spec(Reduction::Sum, s, 1.0), 2, 1.0), 4);
     assert_eq!(expected(room64, Reduction::Sum, s, 1.0, 2), 4);
+    // A bound beyond f64 (8e308 = 2^1026.15) still gives its t: the
+    // smallest with 2^(1026.15 - t) within the room 2^1020 (it was
+    // i32::MAX); and `extra` multiplies the bound.
+    assert_eq!(
+        grad_shift::<f64>(&spec(Reduction::Sum, 1e308, 1.0), 2, 1.0),
+        7
+    );
+    assert_eq!(
+        grad_shift::<f32>(&spec(Reduction::Sum, 64.0, 1.0), 10, 0.9 * room32 / 2560.0),
+        0
+    );
+    assert_eq!(
+        grad_shift::<f32>(&spec(Reduction::Sum, 64.0, 1.0), 10, 1.1 * room32 / 2560.0),
+        1
+    );
 }
