@@ -10,8 +10,8 @@ use std::cell::Cell;
 
 use crate::common::{embeddings, random_array};
 use classloss::{
-    ArcFace, BceWithLogits, CrossEntropy, Differentiable, LinearCrossEntropy, LinearInput, Loss,
-    SoftmaxFocal,
+    AngularMarginHead, ArcFace, BceWithLogits, CrossEntropy, Differentiable, LinearCrossEntropy,
+    LinearInput, Loss, SoftmaxFocal,
 };
 use ndarray::{Array1, Array2, ShapeBuilder};
 
@@ -187,4 +187,39 @@ fn linear_cross_entropy_holds_one_chunk_of_logits_and_a_few_rows() {
         peak <= chunk * v * 4 + 1536 * 1024,
         "forward: peak {peak} bytes"
     );
+}
+
+#[test]
+fn angular_margin_head_holds_one_chunk_of_cosines_and_vectors() {
+    // The fused head against the (N, C) cosines that ArcFace on embeddings
+    // allocates: one chunk x C buffer, a row of C cosines and a copy of the
+    // lane per block (on this thread), the norms and reciprocals per class
+    // (a 16-byte norm and two f32) and per sample, gemm's packing (about
+    // 1 MiB); no copy of the weight or of the embeddings.
+    let (n, c, d, chunk) = (512, 4000, 16, 16);
+    let cast = |a: ndarray::ArrayD<f64>| -> Array2<f32> {
+        a.mapv(|v| v as f32).into_dimensionality().unwrap()
+    };
+    let e = cast(random_array(&[n, d], 5, 1.0));
+    let w = cast(random_array(&[c, d], 6, 1.0));
+    let y = Array1::from_shape_fn(n, |i| (i * 13) % c);
+    let head = AngularMarginHead::new(ArcFace::new())
+        .with_chunk_rows(chunk)
+        .unwrap();
+    let mut grad = head.zeros_grad(embeddings(&e, &w));
+    let peak = peak_extra(|| {
+        head.forward_backward_into(embeddings(&e, &w), &y, &mut grad)
+            .unwrap();
+    });
+    let buffers = chunk * c * 4 + 2 * c * 4 + c * (16 + 8) + n * (16 + 4 * 4);
+    let cosines = n * c * 4;
+    assert!(
+        peak <= buffers + 1536 * 1024,
+        "peak {peak} bytes, buffers {buffers}"
+    );
+    assert!(peak * 4 <= cosines, "peak {peak} bytes vs {cosines}");
+    let peak = peak_extra(|| {
+        head.forward(embeddings(&e, &w), &y).unwrap();
+    });
+    assert!(peak <= buffers + 1536 * 1024, "forward: peak {peak} bytes");
 }

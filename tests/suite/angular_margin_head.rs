@@ -6,6 +6,7 @@
 
 use crate::common::{cosines, embeddings, matrix, random_array, random_batch};
 use crate::contract::{Angular, Case, check_contract};
+use classloss::gradcheck::GradCheck;
 
 use classloss::{
     AngularMargin, AngularMarginHead, ArcFace, CombinedMargin, CosFace, Differentiable, Embeddings,
@@ -436,5 +437,257 @@ fn float_edges_give_the_losss_outcome() {
         ArcFace::new().with_easy_margin(true),
     ] {
         agrees_on("parallel", &loss, &e, &w, &[0, 0, 1], 1e-12);
+    }
+}
+
+#[test]
+fn results_are_the_same_for_every_chunk_size() {
+    let (n, c, d) = (13, 6, 4);
+    let (e, w, y) = batch(n, c, d, 41);
+    for kind in kinds(Reduction::Sum) {
+        with_loss!(kind, loss => {
+            let whole = AngularMarginHead::new(loss.clone()).with_chunk_rows(n).unwrap();
+            let want = results(&whole, &e, &w, &y);
+            // 1, a divisor of N, non-divisors, more than N, the default.
+            for chunk in [Some(1), Some(3), Some(5), Some(100), None] {
+                let mut head = AngularMarginHead::new(loss.clone());
+                if let Some(k) = chunk {
+                    head = head.with_chunk_rows(k).unwrap();
+                }
+                let what = format!("{head:?}");
+                assert_results_close(&what, &results(&head, &e, &w, &y), &want, 1e-14);
+            }
+        });
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences_with_many_chunks() {
+    // The contract checks each option at one chunk size; here every kind
+    // at chunks of 2 rows over 9 samples, under Mean and Sum.
+    let (n, c, d) = (9, 5, 4);
+    let (e, w, y) = (0..)
+        .map(|seed| batch(n, c, d, 100 + seed))
+        .find(|(e, w, y)| away_from_kinks(e, w, y, 1e-3))
+        .unwrap();
+    let params: Vec<f64> = e.iter().chain(&w).copied().collect();
+    for r in [Reduction::Mean, Reduction::Sum] {
+        for kind in kinds(r) {
+            with_loss!(kind, loss => {
+                let head = AngularMarginHead::new(loss).with_chunk_rows(2).unwrap();
+                let f = |x: &[f64]| {
+                    let e = Array2::from_shape_vec((n, d), x[..n * d].to_vec()).unwrap();
+                    let w = Array2::from_shape_vec((c, d), x[n * d..].to_vec()).unwrap();
+                    head.forward(embeddings(&e, &w), &y).unwrap()
+                };
+                let g = head.backward(embeddings(&e, &w), &y).unwrap();
+                let analytic: Vec<f64> = g.embeddings.iter().chain(&g.weight).copied().collect();
+                GradCheck::default()
+                    .check(f, &params, &analytic)
+                    .unwrap_or_else(|err| panic!("{head:?}: {err}"));
+            });
+        }
+    }
+}
+
+#[test]
+fn errors_are_the_wrapped_losss() {
+    let arc = ArcFace::new();
+    let head = AngularMarginHead::new(arc.clone())
+        .with_chunk_rows(3)
+        .unwrap();
+    let (e, w, y) = batch(4, 5, 3, 51);
+    let y = y.to_vec();
+    let message = |r: classloss::Result<f64>| r.unwrap_err().to_string();
+    let check = |e: &Array2<f64>, w: &Array2<f64>, y: &[usize], expected: &str| {
+        let y = Array1::from(y.to_vec());
+        let got = message(head.forward(embeddings(e, w), &y));
+        assert_eq!(got, expected);
+        assert_eq!(got, message(arc.forward(embeddings(e, w), &y)));
+        let fused = head.backward(embeddings(e, w), &y).unwrap_err().to_string();
+        assert_eq!(fused, expected);
+    };
+    check(
+        &e,
+        &Array2::ones((5, 4)),
+        &y,
+        "weight: expected shape [5, 3], got [5, 4]",
+    );
+    check(&e, &w, &y[..2], "labels: expected shape [4], got [2]");
+    check(
+        &e,
+        &w,
+        &[0, 1, 5, 0],
+        "labels[2]: label 5 is out of range for 5 classes (expected 0..=4)",
+    );
+    let mut e0 = e.clone();
+    e0.row_mut(2).fill(0.0);
+    check(
+        &e0,
+        &w,
+        &y,
+        "embeddings[2]: expected a row with a nonzero norm, got 0",
+    );
+    let mut w0 = w.clone();
+    w0.row_mut(4).fill(0.0);
+    check(
+        &e,
+        &w0,
+        &y,
+        "weight[4]: expected a row with a nonzero norm, got 0",
+    );
+    check(
+        &Array2::zeros((0, 3)),
+        &w,
+        &[],
+        "embeddings: expected at least one sample, got an empty array of shape [0, 3]",
+    );
+    check(
+        &Array2::zeros((4, 0)),
+        &Array2::zeros((5, 0)),
+        &y,
+        "embeddings: expected at least one feature, got an empty array of shape [4, 0]",
+    );
+    check(
+        &e,
+        &Array2::zeros((0, 3)),
+        &y,
+        "weight: expected at least one class, got an empty array of shape [0, 3]",
+    );
+    // Gradient buffers of the wrong shape: named, and left untouched.
+    let y = Array1::from(y);
+    for (ge, gw, expected) in [
+        (
+            (4, 2),
+            (5, 3),
+            "grad.embeddings: expected shape [4, 3], got [4, 2]",
+        ),
+        (
+            (4, 3),
+            (3, 5),
+            "grad.weight: expected shape [5, 3], got [3, 5]",
+        ),
+    ] {
+        let mut grad = EmbeddingsGrad {
+            embeddings: Array2::from_elem(ge, 7.0),
+            weight: Array2::from_elem(gw, 7.0),
+        };
+        let err = head
+            .forward_backward_into(embeddings(&e, &w), &y, &mut grad)
+            .unwrap_err();
+        assert_eq!(err.to_string(), expected);
+        assert!(
+            grad.embeddings
+                .iter()
+                .chain(&grad.weight)
+                .all(|&g| g == 7.0)
+        );
+    }
+    // A scale beyond f32, checked at the call as the loss does.
+    let huge = AngularMarginHead::new(CosFace::new().with_scale(1e39).unwrap());
+    let (e32, w32) = (e.mapv(|v| v as f32), w.mapv(|v| v as f32));
+    let err = huge.forward(embeddings(&e32, &w32), &y).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidOption { name: "scale", .. }),
+        "{err}"
+    );
+    let loss_err = huge.loss().forward(embeddings(&e32, &w32), &y).unwrap_err();
+    assert_eq!(err, loss_err);
+    // The head's own option.
+    let err = AngularMarginHead::new(ArcFace::new())
+        .with_chunk_rows(0)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "option `chunk_rows`: expected an integer >= 1, got 0"
+    );
+}
+
+#[test]
+fn class_norms_may_span_the_documented_range() {
+    // The head's own limit: in f32, class rows whose norms span up to
+    // 2^225 give the loss's results; a wider span is an error naming the
+    // smallest row (the loss itself takes it).
+    let (e, w, y) = batch(3, 3, 2, 61);
+    let y = y.to_vec();
+    let arc = ArcFace::new().with_scale(2.0).unwrap();
+    let head = AngularMarginHead::new(arc.clone());
+    let spread = |lo: i32, hi: i32| {
+        let mut w = w.clone();
+        // Rows of norm in [1, 2) first, then scaled by exact powers of two.
+        for mut r in w.rows_mut() {
+            let n = r.dot(&r).sqrt();
+            r /= 2f64.powi(n.log2().floor() as i32);
+        }
+        w.row_mut(1).mapv_inplace(|v| v * 2f64.powi(lo));
+        w.row_mut(2).mapv_inplace(|v| v * 2f64.powi(hi));
+        w.mapv(|v| v as f32)
+    };
+    let e32 = e.mapv(|v| v as f32);
+    // Both ends within f32's normal range: 2^-100 to 2^124 spans 2^224.
+    agrees_on("span 2^224", &arc, &e32, &spread(-100, 124), &y, 2e-5);
+    let yy = Array1::from(y.clone());
+    let err = head
+        .forward(embeddings(&e32, &spread(-104, 124)), &yy)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { what: "weight", ref index, .. } if index == &vec![1]),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("weight[1]: expected a row norm at least 2^-225 times the largest row's"),
+        "{err}"
+    );
+    assert!(
+        arc.forward(embeddings(&e32, &spread(-104, 124)), &yy)
+            .is_ok()
+    );
+}
+
+#[test]
+fn options_and_default_chunk() {
+    let arc = ArcFace::new().with_margin(0.3).unwrap();
+    let head = AngularMarginHead::new(arc.clone().with_reduction(Reduction::Sum));
+    assert_eq!(head.reduction(), Reduction::Sum);
+    assert_eq!(head.loss().margin(), 0.3);
+    assert_eq!(head.chunk_rows(), None);
+    // LinearCrossEntropy's default: 56 MiB of f32 at C = 128,256 is 114 rows.
+    assert_eq!(head.chunk_rows_for::<f32>(128_256), 114);
+    assert_eq!(head.chunk_rows_for::<f64>(128_256), 57);
+    let head = head.with_chunk_rows(7).unwrap();
+    assert_eq!(
+        (head.chunk_rows(), head.chunk_rows_for::<f32>(128_256)),
+        (Some(7), 7)
+    );
+    assert_eq!(head.into_inner(), arc.with_reduction(Reduction::Sum));
+}
+
+#[test]
+fn results_are_the_same_bits_on_any_thread_count() {
+    // Large enough for the products, the row blocks (a chunk of 128 rows
+    // of 700 classes is two blocks of 93 and 35 rows, past the 65,536
+    // elements where the crate goes parallel) and the weight's pass after
+    // the loop to be split across threads.
+    let (e, w, y) = batch(150, 700, 96, 71);
+    let (e, w) = (e.mapv(|v| v as f32), w.mapv(|v| v as f32));
+    let combined = CombinedMargin::new().with_margins(1.2, 0.3, 0.1).unwrap();
+    let head = AngularMarginHead::new(combined)
+        .with_chunk_rows(64)
+        .unwrap();
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(|| {
+                let (value, grad) = head.forward_backward(embeddings(&e, &w), &y).unwrap();
+                let per = head.per_sample(embeddings(&e, &w), &y).unwrap();
+                (value.to_bits(), grad, per)
+            })
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        assert_eq!(one, run(threads), "{threads} threads");
     }
 }
