@@ -29,7 +29,10 @@ pub use eval::{
     ZeroOne, argmax_predictions, average_precision, multiclass_f1, multilabel_f1,
     multilabel_predictions, pick_f1_thresholds, roc_auc,
 };
-pub use head::{AngularMarginHead, LinearCrossEntropy, LinearGrad, LinearGradMut, LinearInput};
+pub use head::{
+    AngularMarginHead, LinearCrossEntropy, LinearGrad, LinearGradMut, LinearInput,
+    OnSampledClasses, PartialFc, SampledClasses, SampledEmbeddings, SampledLinearInput,
+};
 pub use loss_scaler::{GradBuffers, LossScaler, StepDecision};
 pub use margin::{
     CrammerSinger, Exponential, Hinge, LabelConvention, MultiLabelMargin, MultiMargin, SoftMargin,

@@ -16,6 +16,7 @@
 mod exp;
 pub(crate) mod kernels;
 pub(crate) mod matmul;
+pub(crate) mod random;
 pub(crate) mod simd;
 
 pub(crate) use exp::clamp_below;

@@ -45,9 +45,10 @@ use classloss::{
     FocalAlpha, GeneralizedCrossEntropy, Hamming, HardBootstrapping, HierarchicalCrossEntropy,
     Hinge, KlDivergence, LabelSets, LabelSmoothing, Labels, Ldam, LinearCrossEntropy, LinearGrad,
     LinearInput, LogitAdjusted, Loss, MarginRanking, MultiLabelMargin, MultiLabelSoftMargin,
-    MultiMargin, OhemCrossEntropy, OnCosines, OrdinalEmd, Pair, PairGrad, Poly1, Reduction,
-    SigmoidFocal, SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy,
-    Triplet, TripletGrad, TripletMargin, Wasserstein, ZeroOne,
+    MultiMargin, OhemCrossEntropy, OnCosines, OnSampledClasses, OrdinalEmd, Pair, PairGrad, Poly1,
+    Reduction, SampledClasses, SampledEmbeddings, SampledLinearInput, SigmoidFocal,
+    SoftBootstrapping, SoftMargin, SoftmaxFocal, Sparsemax, SymmetricCrossEntropy, Triplet,
+    TripletGrad, TripletMargin, Wasserstein, ZeroOne,
 };
 use classloss::{Byol, NtXent, SupervisedContrastive};
 use ndarray::{
@@ -273,6 +274,14 @@ rebuild_typed! {
             None => mm,
         }
     };
+}
+
+/// A head on sampled classes, rebuilt as its head is.
+impl<H: Rebuild> Rebuild for OnSampledClasses<H> {
+    type As<F: Float> = OnSampledClasses<H::As<F>>;
+    fn rebuild<F: Float>(&self, reduction: Reduction) -> Self::As<F> {
+        OnSampledClasses::new(self.head().rebuild(reduction))
+    }
 }
 
 /// `a` in the float type `G`.
@@ -875,6 +884,164 @@ impl<F: Float> GradBuf for LinearGrad<F> {
             ));
         }
         out
+    }
+}
+
+/// The rows `classes` of `w`, flattened: the weight's entries a head on
+/// sampled classes differentiates.
+fn sampled_rows<F: Float>(w: &Array2<F>, classes: &SampledClasses) -> Vec<f64> {
+    classes
+        .indices()
+        .iter()
+        .flat_map(|&c| w.row(c).to_vec())
+        .map(|v| v.as_f64())
+        .collect()
+}
+
+/// `w` with its rows `classes` replaced by `values` (row-major).
+fn refill_rows<F: Float>(w: &Array2<F>, classes: &SampledClasses, values: &[f64]) -> Array2<F> {
+    let mut out = w.clone();
+    let d = w.ncols();
+    for (k, &c) in classes.indices().iter().enumerate() {
+        let row = values[k * d..(k + 1) * d].iter().map(|&v| F::lit(v));
+        out.row_mut(c).assign(&Array1::from_iter(row));
+    }
+    out
+}
+
+/// [`Angular`]'s arguments with a sample of the classes: the angular head
+/// on sampled classes, whose gradient is for the sampled rows only.
+#[derive(Clone, Debug)]
+pub struct SampledAngular<F> {
+    /// The embeddings, the weight of every class and the labels.
+    pub args: Angular<F>,
+    /// The sampled classes.
+    pub classes: SampledClasses,
+}
+
+impl<F: Float> Args<F> for SampledAngular<F> {
+    type As<G: Float> = SampledAngular<G>;
+    fn cast<G: Float>(&self) -> SampledAngular<G> {
+        let args = self.args.cast();
+        SampledAngular {
+            args,
+            classes: self.classes.clone(),
+        }
+    }
+    fn params(&self) -> Vec<f64> {
+        let e = flat(&self.args.e);
+        e.chain(sampled_rows(&self.args.w, &self.classes)).collect()
+    }
+    fn with_params(&self, params: &[f64]) -> Self {
+        let (e, w) = params.split_at(self.args.e.len());
+        let args = Angular {
+            e: refill(&self.args.e, e),
+            w: refill_rows(&self.args.w, &self.classes, w),
+            labels: self.args.labels.clone(),
+        };
+        SampledAngular {
+            args,
+            classes: self.classes.clone(),
+        }
+    }
+    fn misshapen(&self) -> Vec<(&'static str, Self)> {
+        let with = |(name, args)| {
+            let classes = self.classes.clone();
+            (name, SampledAngular { args, classes })
+        };
+        self.args.misshapen().into_iter().map(with).collect()
+    }
+}
+
+impl<F: Float, L> ArgsFor<F, L> for SampledAngular<F>
+where
+    L: for<'a> Loss<F, Input<'a> = SampledEmbeddings<'a, F>, Target<'a> = Labels<'a>>,
+{
+    fn input(&self) -> SampledEmbeddings<'_, F> {
+        SampledEmbeddings {
+            embeddings: self.args.e.view(),
+            weight: self.args.w.view(),
+            classes: &self.classes,
+        }
+    }
+    fn target(&self) -> Labels<'_> {
+        Labels::from(&self.args.labels)
+    }
+}
+
+/// [`Linear`]'s arguments with a sample of the classes: the linear head on
+/// sampled classes, whose gradient is for the sampled rows of the weight
+/// and entries of the bias only.
+#[derive(Clone, Debug)]
+pub struct SampledLinear<F> {
+    /// The hidden states, the layer of every class and the labels.
+    pub args: Linear<F>,
+    /// The sampled classes.
+    pub classes: SampledClasses,
+}
+
+impl<F: Float> Args<F> for SampledLinear<F> {
+    type As<G: Float> = SampledLinear<G>;
+    fn cast<G: Float>(&self) -> SampledLinear<G> {
+        let args = self.args.cast();
+        SampledLinear {
+            args,
+            classes: self.classes.clone(),
+        }
+    }
+    fn params(&self) -> Vec<f64> {
+        let Linear {
+            hidden,
+            weight,
+            bias,
+            ..
+        } = &self.args;
+        let bias = self.classes.indices().iter().map(|&c| bias[c].as_f64());
+        let weight = sampled_rows(weight, &self.classes);
+        flat(hidden).chain(weight).chain(bias).collect()
+    }
+    fn with_params(&self, params: &[f64]) -> Self {
+        let Linear { hidden, weight, .. } = &self.args;
+        let (h, rest) = params.split_at(hidden.len());
+        let (w, b) = rest.split_at(self.classes.len() * weight.ncols());
+        let mut bias = self.args.bias.clone();
+        for (&c, &v) in self.classes.indices().iter().zip(b) {
+            bias[c] = F::lit(v);
+        }
+        let args = Linear {
+            hidden: refill(hidden, h),
+            weight: refill_rows(weight, &self.classes, w),
+            bias,
+            labels: self.args.labels.clone(),
+        };
+        SampledLinear {
+            args,
+            classes: self.classes.clone(),
+        }
+    }
+    fn misshapen(&self) -> Vec<(&'static str, Self)> {
+        let with = |(name, args)| {
+            let classes = self.classes.clone();
+            (name, SampledLinear { args, classes })
+        };
+        self.args.misshapen().into_iter().map(with).collect()
+    }
+}
+
+impl<F: Float, L> ArgsFor<F, L> for SampledLinear<F>
+where
+    L: for<'a> Loss<F, Input<'a> = SampledLinearInput<'a, F>, Target<'a> = Labels<'a>>,
+{
+    fn input(&self) -> SampledLinearInput<'_, F> {
+        SampledLinearInput {
+            hidden: self.args.hidden.view(),
+            weight: self.args.weight.view(),
+            bias: Some(self.args.bias.view()),
+            classes: &self.classes,
+        }
+    }
+    fn target(&self) -> Labels<'_> {
+        Labels::from(&self.args.labels)
     }
 }
 

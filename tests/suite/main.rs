@@ -60,6 +60,7 @@ mod nt_xent;
 mod ohem;
 mod ordinal_emd;
 mod parallel;
+mod partial_fc;
 mod poly1;
 mod ranking;
 mod sigmoid_focal;
