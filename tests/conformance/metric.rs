@@ -1,8 +1,9 @@
 //! Runners for the embedding losses.
 
 use classloss::{
-    ArcFace, CenterInput, CenterLoss, Contrastive, CosFace, CosineEmbedding, Embeddings,
-    EmbeddingsGrad, Float, MarginRanking, Pair, PairGrad, Triplet, TripletMargin,
+    AngularMargin, AngularMarginHead, ArcFace, CenterInput, CenterLoss, Contrastive, CosFace,
+    CosineEmbedding, Embeddings, EmbeddingsGrad, Float, MarginRanking, Pair, PairGrad, Triplet,
+    TripletMargin,
 };
 use ndarray::{Dimension, Ix1};
 
@@ -119,7 +120,16 @@ fn angular_grads<F: Float>(g: EmbeddingsGrad<F>) -> Grads {
 /// labels, once every option was read.
 fn on_embeddings<F: Float, L>(case: &Case, loss: L) -> Result<Outcome, String>
 where
-    L: for<'a> classloss::Differentiable<
+    L: AngularMargin
+        + Clone
+        + for<'a> classloss::Differentiable<
+            F,
+            Input<'a> = Embeddings<'a, F>,
+            Target<'a> = classloss::Labels<'a>,
+            PerSample = ndarray::Array1<F>,
+            Grad = EmbeddingsGrad<F>,
+        >,
+    AngularMarginHead<L>: for<'a> classloss::Differentiable<
             F,
             Input<'a> = Embeddings<'a, F>,
             Target<'a> = classloss::Labels<'a>,
@@ -134,6 +144,14 @@ where
         embeddings: e.view(),
         weight: w.view(),
     };
+    // The fused head of the same loss (chunks of one sample) passes the
+    // case too.
+    let head = AngularMarginHead::new(loss.clone())
+        .with_chunk_rows(1)
+        .map_err(|e| e.to_string())?;
+    outcome(&head, input, (&labels).into(), angular_grads)?
+        .check(case)
+        .map_err(|e| format!("AngularMarginHead: {e}"))?;
     outcome(&loss, input, (&labels).into(), angular_grads)
 }
 
