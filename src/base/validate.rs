@@ -143,6 +143,19 @@ pub(crate) fn check_option(
     }
 }
 
+/// A count option `>= 1` (rows per chunk, classes).
+pub(crate) fn at_least_one_count(name: &'static str, value: usize) -> Result<()> {
+    if value >= 1 {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption {
+            name,
+            value: value.to_string(),
+            expected: "an integer >= 1",
+        })
+    }
+}
+
 /// A finite option `>= 0`.
 pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<()> {
     check_option(

@@ -10,11 +10,11 @@ use crate::base::labels::Labels;
 use crate::base::loss::{Call, Compute};
 use crate::base::options::Options;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{expect_nonempty, expect_samples_and_features, expect_shape};
-use crate::engine::angular::margin::{Perp, check_scale_fits, target_sin};
+use crate::base::validate::at_least_one_count;
+use crate::engine::angular::margin::{Perp, target_sin};
 use crate::engine::angular::norms::{RowNorm, exact_row_norms, grad_shift, unscale_grad};
 use crate::engine::angular::row::MarginRow;
-use crate::engine::angular::{EmbeddingsAndLabels, EmbeddingsGradMut, Sealed};
+use crate::engine::angular::{EmbeddingsAndLabels, EmbeddingsGradMut, Sealed, check_embeddings};
 use crate::engine::linear_chunks::{Linear, LinearGradViews, linear_chunks};
 use crate::engine::parallel::map_blocks;
 use crate::engine::softmax_rows::{GradBeyond, with_lane_mut};
@@ -167,13 +167,7 @@ impl<L: AngularMargin> AngularMarginHead<L> {
     /// Sets the samples per chunk, `>= 1` (default: as
     /// [`LinearCrossEntropy::chunk_rows_for`]).
     pub fn with_chunk_rows(mut self, chunk_rows: usize) -> Result<Self> {
-        if chunk_rows == 0 {
-            return Err(Error::InvalidOption {
-                name: "chunk_rows",
-                value: chunk_rows.to_string(),
-                expected: "an integer >= 1",
-            });
-        }
+        at_least_one_count("chunk_rows", chunk_rows)?;
         self.chunk_rows = Some(chunk_rows);
         Ok(self)
     }
@@ -562,19 +556,9 @@ impl<F: Float, L: Sealed> Compute<F> for AngularMarginHead<L> {
             mut grad,
             mut per,
         } = call;
+        // The wrapped loss's checks.
+        let (n, _, v) = check_embeddings(&spec, &input, &labels, grad.as_ref())?;
         let (h, w) = (input.embeddings, input.weight);
-        // The wrapped loss's checks, in its order.
-        expect_samples_and_features("embeddings", h.shape())?;
-        expect_nonempty("weight", w.shape(), 0, "class")?;
-        let (n, d) = h.dim();
-        let v = w.nrows();
-        check_scale_fits::<F>(&spec)?;
-        expect_shape("weight", w.shape(), &[v, d])?;
-        labels.check_rows(n, v)?;
-        if let Some(g) = &grad {
-            expect_shape("grad.embeddings", g.embeddings.shape(), &[n, d])?;
-            expect_shape("grad.weight", g.weight.shape(), &[v, d])?;
-        }
         let geo = Geometry::new(h, w)?;
         let t = grad_shift::<F>(&spec, n, geo.grad_factor());
         let row = MarginRow::with_grad_shift(&spec, n, t);

@@ -2,15 +2,20 @@
 //! always holds the batch's positive classes, with the gradient for the
 //! sampled rows of the weight matrix only.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Ix1};
+use std::marker::PhantomData;
 
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
+
+use super::linear_cross_entropy::LinearAndLabels;
 use crate::base::labels::{Label, Labels};
 use crate::base::loss::{Call, Compute, Exact, Signature};
 use crate::base::options::Options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_class_vector, expect_shape, positive_at_most_one};
-use crate::engine::angular::{Embeddings, EmbeddingsGrad, EmbeddingsGradMut, Sealed};
-use crate::head::{AngularMarginHead, LinearCrossEntropy, LinearGrad, LinearGradMut, LinearInput};
+use crate::base::validate::{
+    at_least_one_count, check_class_vector, expect_shape, positive_at_most_one,
+};
+use crate::engine::angular::{Embeddings, EmbeddingsAndLabels, Sealed};
+use crate::head::{AngularMarginHead, LinearCrossEntropy, LinearInput};
 use crate::numerics::random::SplitMix64;
 use crate::{Error, Float, Reduction, Result};
 
@@ -121,13 +126,7 @@ impl PartialFc {
         seed: u64,
     ) -> Result<SampledClasses> {
         let labels = labels.into();
-        if classes == 0 {
-            return Err(Error::InvalidOption {
-                name: "classes",
-                value: "0".to_string(),
-                expected: "an integer >= 1",
-            });
-        }
+        at_least_one_count("classes", classes)?;
         labels.check("labels", classes, self.ignore_index)?;
         let mut positives: Vec<usize> = labels.classes(self.ignore_index).flatten().collect();
         positives.sort_unstable();
@@ -386,76 +385,97 @@ pub struct SampledLinearInput<'a, F> {
     pub classes: &'a SampledClasses,
 }
 
-/// The signature of [`AngularMarginHead`] on sampled classes.
-pub struct SampledEmbeddingsAndLabels;
+/// A head's signature whose input can come with every class and a sample
+/// of them: the sampled input's type, what its shapes are, and whether
+/// what the loss reads of it is finite.
+pub trait Samplable<F: Float>: Signature<F> {
+    /// The input with every class and the sample.
+    type Sampled<'a>: Clone;
+    /// The head's input of the same shapes as the sampled one (the
+    /// weight's first `|S|` rows, for shapes only).
+    fn shaped<'a>(input: &Self::Sampled<'a>) -> Self::Input<'a>;
+    /// Whether every value the sampled input feeds the loss is finite.
+    fn sampled_finite(input: &Self::Sampled<'_>) -> bool;
+}
 
-impl<F: Float> Signature<F> for SampledEmbeddingsAndLabels {
-    type Input<'a> = SampledEmbeddings<'a, F>;
-    type Target<'a> = Labels<'a>;
-    type Samples = Ix1;
-    type Grad = EmbeddingsGrad<F>;
-    type GradMut<'g> = EmbeddingsGradMut<'g, F>;
+/// The signature of a head on sampled classes: its own, with the sampled
+/// input.
+pub struct Sampled<S>(PhantomData<S>);
 
-    fn samples(input: &Self::Input<'_>) -> Ix1 {
-        Ix1(input.embeddings.nrows())
+impl<F: Float, S: Samplable<F>> Signature<F> for Sampled<S> {
+    type Input<'a> = S::Sampled<'a>;
+    type Target<'a> = S::Target<'a>;
+    type Samples = S::Samples;
+    type Grad = S::Grad;
+    type GradMut<'g> = S::GradMut<'g>;
+
+    fn samples(input: &Self::Input<'_>) -> S::Samples {
+        S::samples(&S::shaped(input))
     }
-    fn zeros_grad(input: &Self::Input<'_>) -> EmbeddingsGrad<F> {
-        EmbeddingsGrad {
-            embeddings: Array2::zeros(input.embeddings.raw_dim()),
-            weight: Array2::zeros((input.classes.len(), input.weight.ncols())),
-        }
+    fn zeros_grad(input: &Self::Input<'_>) -> S::Grad {
+        S::zeros_grad(&S::shaped(input))
     }
-    fn grad_view_mut(grad: &mut EmbeddingsGrad<F>) -> EmbeddingsGradMut<'_, F> {
-        grad.into()
+    fn grad_view_mut(grad: &mut S::Grad) -> S::GradMut<'_> {
+        S::grad_view_mut(grad)
     }
     fn all_finite(input: &Self::Input<'_>) -> bool {
-        let finite = |v: &F| v.is_finite();
-        let sampled =
-            |c: &usize| *c >= input.weight.nrows() || input.weight.row(*c).iter().all(finite);
-        input.embeddings.iter().all(finite) && input.classes.indices().iter().all(sampled)
+        S::sampled_finite(input)
     }
 }
 
-impl Exact for SampledEmbeddingsAndLabels {}
+impl<S: Exact> Exact for Sampled<S> {}
 
-/// The signature of [`LinearCrossEntropy`] on sampled classes.
-pub struct SampledLinearAndLabels;
+/// The first `|S|` rows of `weight`, at most all of them.
+fn first_rows<'a, F>(weight: ArrayView2<'a, F>, classes: &SampledClasses) -> ArrayView2<'a, F> {
+    let rows = classes.len().min(weight.nrows());
+    weight.slice_move(s![..rows, ..])
+}
 
-impl<F: Float> Signature<F> for SampledLinearAndLabels {
-    type Input<'a> = SampledLinearInput<'a, F>;
-    type Target<'a> = Labels<'a>;
-    type Samples = Ix1;
-    type Grad = LinearGrad<F>;
-    type GradMut<'g> = LinearGradMut<'g, F>;
+/// Whether the rows `classes` of `weight` (those it has) are finite.
+fn rows_finite<F: Float>(weight: ArrayView2<'_, F>, classes: &SampledClasses) -> bool {
+    let finite = |c: &usize| *c >= weight.nrows() || weight.row(*c).iter().all(|v| v.is_finite());
+    classes.indices().iter().all(finite)
+}
 
-    fn samples(input: &Self::Input<'_>) -> Ix1 {
-        Ix1(input.hidden.nrows())
-    }
-    fn zeros_grad(input: &Self::Input<'_>) -> LinearGrad<F> {
-        let s = input.classes.len();
-        LinearGrad {
-            hidden: Array2::zeros(input.hidden.raw_dim()),
-            weight: Array2::zeros((s, input.weight.ncols())),
-            bias: input.bias.map(|_| Array1::zeros(s)),
+impl<F: Float> Samplable<F> for EmbeddingsAndLabels {
+    type Sampled<'a> = SampledEmbeddings<'a, F>;
+
+    fn shaped<'a>(input: &Self::Sampled<'a>) -> Self::Input<'a> {
+        Embeddings {
+            embeddings: input.embeddings,
+            weight: first_rows(input.weight, input.classes),
         }
     }
-    fn grad_view_mut(grad: &mut LinearGrad<F>) -> LinearGradMut<'_, F> {
-        grad.into()
+    fn sampled_finite(input: &SampledEmbeddings<'_, F>) -> bool {
+        input.embeddings.iter().all(|v| v.is_finite()) && rows_finite(input.weight, input.classes)
     }
-    fn all_finite(input: &Self::Input<'_>) -> bool {
-        let finite = |v: &F| v.is_finite();
-        let sampled = |c: &usize| {
-            (*c >= input.weight.nrows() || input.weight.row(*c).iter().all(finite))
-                && input.bias.is_none_or(|b| b.get(*c).is_none_or(finite))
+}
+
+impl<F: Float> Samplable<F> for LinearAndLabels {
+    type Sampled<'a> = SampledLinearInput<'a, F>;
+
+    fn shaped<'a>(input: &Self::Sampled<'a>) -> Self::Input<'a> {
+        let bias = |b: ArrayView1<'a, F>| b.slice_move(s![..input.classes.len().min(b.len())]);
+        LinearInput {
+            hidden: input.hidden,
+            weight: first_rows(input.weight, input.classes),
+            bias: input.bias.map(bias),
+        }
+    }
+    fn sampled_finite(input: &SampledLinearInput<'_, F>) -> bool {
+        let bias_finite = |c: &usize| {
+            input
+                .bias
+                .is_none_or(|b| b.get(*c).is_none_or(|v| v.is_finite()))
         };
-        input.hidden.iter().all(finite) && input.classes.indices().iter().all(sampled)
+        input.hidden.iter().all(|v| v.is_finite())
+            && rows_finite(input.weight, input.classes)
+            && input.classes.indices().iter().all(bias_finite)
     }
 }
-
-impl Exact for SampledLinearAndLabels {}
 
 impl<F: Float, L: Sealed> Compute<F> for OnSampledClasses<AngularMarginHead<L>> {
-    type Sig = SampledEmbeddingsAndLabels;
+    type Sig = Sampled<EmbeddingsAndLabels>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {
@@ -487,7 +507,7 @@ impl<F: Float, L: Sealed> Compute<F> for OnSampledClasses<AngularMarginHead<L>> 
 }
 
 impl<F: Float> Compute<F> for OnSampledClasses<LinearCrossEntropy<F>> {
-    type Sig = SampledLinearAndLabels;
+    type Sig = Sampled<LinearAndLabels>;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {

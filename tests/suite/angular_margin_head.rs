@@ -4,7 +4,10 @@
 //! `f64` and `f32`; the shared contract; finite-difference checks; norms
 //! far from the float type's range; errors; the thread count.
 
-use crate::common::{cosines, embeddings, matrix, random_array, random_batch};
+use crate::common::{
+    arcface_tiny_row_case, assert_close, cosface_near_f32_max_case, cosines, embeddings, matrix,
+    random_array, random_batch,
+};
 use crate::contract::{Angular, Case, check_contract};
 use classloss::gradcheck::GradCheck;
 
@@ -112,16 +115,6 @@ trait Bits {
 impl<F: Float> Bits for F {
     fn to_f64_bits(self) -> u64 {
         self.as_f64().to_bits()
-    }
-}
-
-/// `|a - b| <= tol (1 + max |b|)` entry by entry.
-fn assert_close<F: Float>(what: &str, a: &[F], b: &[F], tol: f64) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = 1.0 + b.iter().fold(0.0_f64, |m, v| m.max(v.as_f64().abs()));
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let err = (x.as_f64() - y.as_f64()).abs();
-        assert!(err <= tol * scale, "{what}[{i}]: {x} vs {y} (err {err:e})");
     }
 }
 
@@ -354,48 +347,10 @@ fn float_edges_give_the_losss_outcome() {
     // the head: the same values, or the same error.
     let sum = Reduction::Sum;
     // CosFace at s = 3e38, Sum: the backward products at a scale of 2^-t.
-    let e = ndarray::array![
-        [11.375_f32, -0.125, -66.078125, 0.0],
-        [0.0, 0.0, 0.0, -63.8125],
-        [119.84375, 119.78125, -14.75, -0.125],
-        [0.0625, 0.0, 119.84375, -14.25],
-        [3.375, 3.796875, -0.125, -0.125]
-    ];
-    let w = ndarray::array![
-        [119.84375_f32, -3.385_423_7e-36, -3.385_423_7e-36, -38.65625],
-        [
-            -117_902_137_098_240.0,
-            14.75,
-            -3.385_423_7e-36,
-            -1.762_066e-35
-        ],
-        [-48_884_067_860_480.0, 0.0, 1.4e-45, 1.4e-45]
-    ];
-    let cf = CosFace::new()
-        .with_scale(3e38)
-        .unwrap()
-        .with_margin(0.259_765_6)
-        .unwrap()
-        .with_reduction(sum);
+    let (e, w, cf) = cosface_near_f32_max_case();
     agrees_on("cosface s 3e38", &cf, &e, &w, &[0; 5], 1e-5);
     // ArcFace at s = 3e38 with an embedding row of norm 1.4e-38.
-    let e = ndarray::array![
-        [-8.375_f32, -0.125, 0.0, -1.102_026e-38],
-        [-101.953125, 1.4e-45, 1.4e-45, 63.0],
-        [1.4e-45, -1.170_902_6e-38, 0.0, 7.071_333e-39],
-        [-99.59375, -101.25, -64.59375, 0.0]
-    ];
-    let w = ndarray::array![
-        [1.0_f32, 47.609375, -1.625, -0.125],
-        [-1.0, -0.125, -0.125, -0.125],
-        [-99.59375, -99.59375, -8.375, 49.984375],
-        [4.40625, 0.0, 3.9375, 0.0]
-    ];
-    let arc = ArcFace::new()
-        .with_scale(3e38)
-        .unwrap()
-        .with_margin(0.999_999_999_999)
-        .unwrap();
+    let (e, w, arc) = arcface_tiny_row_case();
     agrees_on("arcface s 3e38, tiny row", &arc, &e, &w, &[2; 4], 1e-5);
     // A class row of norm 4e-308: its gradient, about s / |w|, passes f64.
     let e = ndarray::array![[1.0_f64, 0.5], [-0.5, 1.0]];

@@ -3,7 +3,8 @@
 
 use crate::contract::{Angular, Args, Case, Contract, Labeled};
 use classloss::{
-    AngularMargin, Differentiable, Embeddings, EmbeddingsGrad, Error, Labels, Loss, OnCosines, Pair,
+    AngularMargin, ArcFace, CosFace, Differentiable, Embeddings, EmbeddingsGrad, Error, Float,
+    Labels, Loss, OnCosines, Pair,
 };
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, Axis, Ix2, IxDyn};
 use proptest::prelude::*;
@@ -404,4 +405,69 @@ where
     let mut g = Array2::zeros((2, 4));
     let e = loss.forward_backward_into(input, &t, &mut g).unwrap_err();
     assert_eq!(msg(e), "grad: expected shape [2, 3], got [2, 4]");
+}
+
+/// `|a - b| <= tol (1 + max |b|)` entry by entry.
+pub fn assert_close<F: Float>(what: &str, a: &[F], b: &[F], tol: f64) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = 1.0 + b.iter().fold(0.0_f64, |m, v| m.max(v.as_f64().abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let err = (x.as_f64() - y.as_f64()).abs();
+        assert!(err <= tol * scale, "{what}[{i}]: {x} vs {y} (err {err:e})");
+    }
+}
+
+/// The fuzz case of CosFace at `s = 3e38` (Sum over 5 samples, every label
+/// 0): embeddings `(5, 4)`, class weights `(3, 4)` and the loss, whose
+/// gradients with respect to the cosines are up to `3e38` each, so that
+/// the backward products pass `f32` unless formed at a smaller scale.
+pub fn cosface_near_f32_max_case() -> (Array2<f32>, Array2<f32>, CosFace) {
+    let e = ndarray::array![
+        [11.375_f32, -0.125, -66.078125, 0.0],
+        [0.0, 0.0, 0.0, -63.8125],
+        [119.84375, 119.78125, -14.75, -0.125],
+        [0.0625, 0.0, 119.84375, -14.25],
+        [3.375, 3.796875, -0.125, -0.125]
+    ];
+    let w = ndarray::array![
+        [119.84375_f32, -3.385_423_7e-36, -3.385_423_7e-36, -38.65625],
+        [
+            -117_902_137_098_240.0,
+            14.75,
+            -3.385_423_7e-36,
+            -1.762_066e-35
+        ],
+        [-48_884_067_860_480.0, 0.0, 1.4e-45, 1.4e-45]
+    ];
+    let loss = CosFace::new()
+        .with_scale(3e38)
+        .unwrap()
+        .with_margin(0.259_765_6)
+        .unwrap()
+        .with_reduction(classloss::Reduction::Sum);
+    (e, w, loss)
+}
+
+/// The fuzz case of ArcFace at `s = 3e38` (every label 2): embeddings
+/// `(4, 4)`, one row of norm `1.4e-38`, class weights `(4, 4)` and the
+/// loss.
+pub fn arcface_tiny_row_case() -> (Array2<f32>, Array2<f32>, ArcFace) {
+    let e = ndarray::array![
+        [-8.375_f32, -0.125, 0.0, -1.102_026e-38],
+        [-101.953125, 1.4e-45, 1.4e-45, 63.0],
+        [1.4e-45, -1.170_902_6e-38, 0.0, 7.071_333e-39],
+        [-99.59375, -101.25, -64.59375, 0.0]
+    ];
+    let w = ndarray::array![
+        [1.0_f32, 47.609375, -1.625, -0.125],
+        [-1.0, -0.125, -0.125, -0.125],
+        [-99.59375, -99.59375, -8.375, 49.984375],
+        [4.40625, 0.0, 3.9375, 0.0]
+    ];
+    let loss = ArcFace::new()
+        .with_scale(3e38)
+        .unwrap()
+        .with_margin(0.999_999_999_999)
+        .unwrap();
+    (e, w, loss)
 }

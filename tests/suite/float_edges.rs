@@ -5,7 +5,7 @@
 //! The rule they check: a finite input gives a finite, correct value and
 //! gradient, or `Error::Overflow` where the exact value does not fit.
 
-use crate::common::{embeddings, pair_of};
+use crate::common::{arcface_tiny_row_case, cosface_near_f32_max_case, embeddings, pair_of};
 use classloss::{
     AngularMargin, ArcFace, Bce, BceWithLogits, CenterInput, CenterLoss, ClassTarget,
     ClassifierLoss, CombinedMargin, Contrastive, ContrastiveForm, CosFace, CrossEntropy,
@@ -1088,31 +1088,9 @@ fn angular_backward_products_at_a_scale_near_f32_max() {
     // products (sums over classes and samples) passed f32 (-inf) where the
     // true gradients, up to 4.9e36, fit: they are now formed at a scale of
     // 2^-t and scaled back exactly.
-    let e = array![
-        [11.375_f32, -0.125, -66.078125, 0.0],
-        [0.0, 0.0, 0.0, -63.8125],
-        [119.84375, 119.78125, -14.75, -0.125],
-        [0.0625, 0.0, 119.84375, -14.25],
-        [3.375, 3.796875, -0.125, -0.125]
-    ];
-    let w = array![
-        [119.84375_f32, -3.385_423_7e-36, -3.385_423_7e-36, -38.65625],
-        [
-            -117_902_137_098_240.0,
-            14.75,
-            -3.385_423_7e-36,
-            -1.762_066e-35
-        ],
-        [-48_884_067_860_480.0, 0.0, 1.4e-45, 1.4e-45]
-    ];
+    let (e, w, cf) = cosface_near_f32_max_case();
     let y = array![0_usize, 0, 0, 0, 0];
     let sum = classloss::Reduction::Sum;
-    let cf = CosFace::new()
-        .with_scale(3e38)
-        .unwrap()
-        .with_margin(0.259_765_6)
-        .unwrap()
-        .with_reduction(sum);
     let (v, g) = cf.forward_backward(embeddings(&e, &w), y.view()).unwrap();
     let (e64, w64) = (e.mapv(f64::from), w.mapv(f64::from));
     let cf64 = CosFace::new()
@@ -1155,23 +1133,7 @@ fn angular_gradient_of_a_tiny_row_at_a_huge_scale_is_an_overflow_not_nan() {
     // The fuzz case: f32 ArcFace, s = 3e38 (so the gradient is formed at a
     // scale of 2^-t), and an embedding row of norm 1.4e-38: its gradient,
     // about s / |e|, is beyond f32 (an inf - inf on the way gave NaN).
-    let e = array![
-        [-8.375_f32, -0.125, 0.0, -1.102_026e-38],
-        [-101.953125, 1.4e-45, 1.4e-45, 63.0],
-        [1.4e-45, -1.170_902_6e-38, 0.0, 7.071_333e-39],
-        [-99.59375, -101.25, -64.59375, 0.0]
-    ];
-    let w = array![
-        [1.0_f32, 47.609375, -1.625, -0.125],
-        [-1.0, -0.125, -0.125, -0.125],
-        [-99.59375, -99.59375, -8.375, 49.984375],
-        [4.40625, 0.0, 3.9375, 0.0]
-    ];
-    let arc = ArcFace::new()
-        .with_scale(3e38)
-        .unwrap()
-        .with_margin(0.999_999_999_999)
-        .unwrap();
+    let (e, w, arc) = arcface_tiny_row_case();
     let y = array![2_usize, 2, 2, 2];
     match arc.forward_backward(embeddings(&e, &w), y.view()) {
         Err(Error::Overflow { what, .. }) => assert_eq!(what, "embeddings"),

@@ -4,7 +4,7 @@
 //! `f32`; the same results for every chunk size; finite-difference checks
 //! of the three gradients; errors. (Reference values: `tests/conformance`.)
 
-use crate::common::{matrix, random_array, random_labels, vector};
+use crate::common::{assert_close, matrix, random_array, random_labels, vector};
 use crate::contract::{Case, Linear, check_contract};
 use classloss::gradcheck::GradCheck;
 use classloss::{
@@ -156,16 +156,6 @@ fn reference<F: Float>(
         bias: bias.then(|| g.sum_axis(Axis(0))),
     };
     (value, per, grad)
-}
-
-/// `|a - b| <= tol (1 + max |b|)` entry by entry.
-fn assert_close<F: Float>(what: &str, a: &[F], b: &[F], tol: f64) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = 1.0 + b.iter().fold(0.0_f64, |m, v| m.max(v.as_f64().abs()));
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let err = (x.as_f64() - y.as_f64()).abs();
-        assert!(err <= tol * scale, "{what}[{i}]: {x} vs {y} (err {err:e})");
-    }
 }
 
 fn assert_grads_close<F: Float>(what: &str, a: &LinearGrad<F>, b: &LinearGrad<F>, tol: f64) {

@@ -29,7 +29,8 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Ix1};
 
 use crate::base::labels::Labels;
 use crate::base::loss::{Exact, Signature};
-use crate::{Float, Reduction};
+use crate::base::validate::{expect_nonempty, expect_samples_and_features, expect_shape};
+use crate::{Float, Reduction, Result};
 
 /// The input of the angular-margin losses: a batch of embeddings and the
 /// class weight matrix they are compared with.
@@ -101,6 +102,31 @@ impl<F: Float> Signature<F> for EmbeddingsAndLabels {
 }
 
 impl Exact for EmbeddingsAndLabels {}
+
+/// The checks of every angular-margin loss on embeddings, in one order:
+/// the batch, features and classes not empty, a scale that `F` holds,
+/// the weight's width, the labels, the gradient buffers' shapes. Returns
+/// `(N, D, C)`.
+pub(crate) fn check_embeddings<F: Float>(
+    spec: &Spec,
+    input: &Embeddings<'_, F>,
+    labels: &Labels<'_>,
+    grad: Option<&EmbeddingsGradMut<'_, F>>,
+) -> Result<(usize, usize, usize)> {
+    let (e, w) = (input.embeddings, input.weight);
+    expect_samples_and_features("embeddings", e.shape())?;
+    expect_nonempty("weight", w.shape(), 0, "class")?;
+    let (n, d) = e.dim();
+    let c = w.nrows();
+    margin::check_scale_fits::<F>(spec)?;
+    expect_shape("weight", w.shape(), &[c, d])?;
+    labels.check_rows(n, c)?;
+    if let Some(g) = grad {
+        expect_shape("grad.embeddings", g.embeddings.shape(), &[n, d])?;
+        expect_shape("grad.weight", g.weight.shape(), &[c, d])?;
+    }
+    Ok((n, d, c))
+}
 
 /// The options every angular-margin loss is made of.
 ///

@@ -9,11 +9,10 @@ use ndarray::{
 
 use crate::base::loss::Call;
 use crate::base::reduction::{Sum, Totals};
-use crate::base::validate::{expect_nonempty, expect_samples_and_features, expect_shape};
-use crate::engine::angular::margin::{Perp, check_scale_fits, target_sin};
+use crate::engine::angular::margin::{Perp, target_sin};
 use crate::engine::angular::norms::{grad_shift, row_norms, unscale_grad};
 use crate::engine::angular::row::MarginRow;
-use crate::engine::angular::{EmbeddingsAndLabels, Spec};
+use crate::engine::angular::{EmbeddingsAndLabels, Spec, check_embeddings};
 use crate::engine::softmax_rows::GradBeyond;
 use crate::numerics::{l2_norm, times_pow2};
 use crate::{Float, Result};
@@ -71,18 +70,8 @@ pub(crate) fn run_embeddings<F: Float>(
         grad,
         mut per,
     } = call;
+    let (n, d, c) = check_embeddings(spec, &input, &labels, grad.as_ref())?;
     let (e, w) = (input.embeddings, input.weight);
-    expect_samples_and_features("embeddings", e.shape())?;
-    expect_nonempty("weight", w.shape(), 0, "class")?;
-    let (n, d) = e.dim();
-    let c = w.nrows();
-    check_scale_fits::<F>(spec)?;
-    expect_shape("weight", w.shape(), &[c, d])?;
-    labels.check_rows(n, c)?;
-    if let Some(g) = &grad {
-        expect_shape("grad.embeddings", g.embeddings.shape(), &[n, d])?;
-        expect_shape("grad.weight", g.weight.shape(), &[c, d])?;
-    }
     let (e, e_shifts) = fit_norms(e);
     let (w, w_shifts) = fit_norms(w);
     let (e, w) = (e.view(), w.view());
