@@ -151,12 +151,15 @@ loss_options! {
     /// # Shapes
     /// - logits: `(N, C)` with [`CrossEntropy::new`], or `(N, C, d1, .., dk)`
     ///   with [`CrossEntropy::spatial`] (class axis 1, as in PyTorch).
-    /// - target: [`ClassTarget::Labels`] `(N, d1, .., dk)` or
-    ///   [`ClassTarget::Probs`] shaped like the logits.
+    /// - target: [`ClassTarget::Labels`] `(N, d1, .., dk)`,
+    ///   [`ClassTarget::WeightedLabels`] (labels and one weight per sample,
+    ///   both `(N, d1, .., dk)`), or [`ClassTarget::Probs`] shaped like the
+    ///   logits.
     /// - per-sample: `(N, d1, .., dk)`; gradient: the logits' shape.
     /// - `Mean` divides, for labels, by the sum of `w_{y_i}` over the samples
     ///   that are not ignored (the count of them without weights); for
-    ///   probabilities, by the number of positions `N * d1 * .. * dk`.
+    ///   weighted labels, by the sum of `t_i w_{y_i}`; for probabilities, by
+    ///   the number of positions `N * d1 * .. * dk`.
     ///   When that divisor is 0 (every label ignored, or every counted weight
     ///   zero) the mean is 0 with a zero gradient, where PyTorch returns NaN.
     ///
