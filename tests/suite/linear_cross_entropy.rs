@@ -618,7 +618,8 @@ fn tiny_class_weights_give_the_mean_of_weights_one() {
 fn results_are_the_same_bits_on_any_thread_count() {
     // Large enough for the products and the row blocks to be split across
     // threads (gemm splits above its own thresholds).
-    let b = batch::<f32>(150, 96, 700, 41);
+    // V spans three of the products' blocks of classes (2,048 each).
+    let b = batch::<f32>(150, 96, 4500, 41);
     let o = Opts {
         weights: true,
         ignore: true,
@@ -626,7 +627,7 @@ fn results_are_the_same_bits_on_any_thread_count() {
         z: 1e-3,
         cap: None,
     };
-    let (_, head) = losses::<f32>(o, 700, Reduction::Mean);
+    let (_, head) = losses::<f32>(o, 4500, Reduction::Mean);
     let head = head.with_chunk_rows(64).unwrap();
     let labels = b.labels(o);
     let run = |threads: usize| {
@@ -735,4 +736,27 @@ fn probabilities_and_a_misshapen_lse_are_errors() {
         )
         .unwrap_err();
     assert!(e.to_string().starts_with("token_weights"), "{e}");
+}
+
+#[test]
+fn many_classes_span_several_blocks_of_the_products() {
+    // V = 4,500: the logits and d W run in blocks of 2,048 classes.
+    let (n, d, v) = (12, 5, 4500);
+    let b = batch::<f64>(n, d, v, 43);
+    for o in [all_opts()[0], all_opts()[7]] {
+        let (ce, head) = losses::<f64>(o, v, Reduction::Mean);
+        let head = head.with_chunk_rows(5).unwrap();
+        let labels = b.labels(o);
+        let (value, per, grad) = reference(&ce, &b, labels, true);
+        let (got, got_grad) = head.forward_backward(b.input(true), labels).unwrap();
+        assert_close("value", &[got], &[value], 1e-12);
+        let got_per = head.per_sample(b.input(true), labels).unwrap();
+        assert_close(
+            "per",
+            got_per.as_slice().unwrap(),
+            per.as_slice().unwrap(),
+            1e-12,
+        );
+        assert_grads_close(&format!("{o:?}"), &got_grad, &grad, 1e-12);
+    }
 }
