@@ -56,6 +56,17 @@ pub enum Error {
         /// What the loss accepts (for example `a value in [0, 1]`).
         expected: &'static str,
     },
+    /// A target of a kind the loss does not take (probabilities for the
+    /// fused head, per-token weights for a loss without them).
+    #[error("{what}: expected {expected}, got {actual}")]
+    UnsupportedTarget {
+        /// The argument holding the target.
+        what: &'static str,
+        /// The kinds the loss takes.
+        expected: &'static str,
+        /// The kind given.
+        actual: &'static str,
+    },
     /// An input value the loss cannot use: a row of zero norm that must be
     /// normalized, or a cosine outside `[-1, 1]`.
     #[error("{what}{index:?}: expected {expected}, got {value}")]

@@ -235,6 +235,20 @@ fn run<'o, F: Float, T: Compute<F>>(
     grad: Option<<T::Sig as Signature<F>>::GradMut<'o>>,
     per: Option<ArrayViewMut<'o, F, Samples<F, T>>>,
 ) -> Result<F> {
+    run_with(loss, input, target, grad, per, |call| loss.compute(call))
+}
+
+/// [`run`] with the computation given: `loss`'s own with an extra output
+/// (a head's per-row log-sum-exp), which the first call fills (a second,
+/// cold call for a sum beyond `f64` asks for the per-sample values only).
+pub(crate) fn run_with<'o, F: Float, T: Compute<F>>(
+    loss: &T,
+    input: In<'_, F, T>,
+    target: Tgt<'_, F, T>,
+    grad: Option<<T::Sig as Signature<F>>::GradMut<'o>>,
+    per: Option<ArrayViewMut<'o, F, Samples<F, T>>>,
+    mut compute: impl FnMut(Call<'_, '_, '_, F, T::Sig>) -> Result<Totals>,
+) -> Result<F> {
     let per_sample = per.is_some();
     let call = Call {
         input: input.clone(),
@@ -242,7 +256,7 @@ fn run<'o, F: Float, T: Compute<F>>(
         grad,
         per,
     };
-    let mut totals = loss.compute(call)?;
+    let mut totals = compute(call)?;
     let samples = T::Sig::samples(&input);
     let reduction = Options::reduction(loss);
     if reduction == Reduction::Mean
@@ -263,7 +277,7 @@ fn run<'o, F: Float, T: Compute<F>>(
             grad: None,
             per: Some(values.view_mut()),
         };
-        let divisor = loss.compute(again)?.divisor;
+        let divisor = compute(again)?.divisor;
         let scaled: f64 = values.iter().map(|v| times_pow2(v.as_f64(), -128)).sum();
         // The mean stands for the total, over a divisor of 1: `reduce`
         // then checks it against F's range as it checks any mean.

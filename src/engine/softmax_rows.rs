@@ -26,7 +26,7 @@ use ndarray::{Axis, Ix1, Ix2, RemoveAxis};
 use crate::Float;
 use crate::base::reduction::Sum;
 use crate::engine::parallel::map_blocks;
-use crate::numerics::RowStats;
+use crate::numerics::{RowStats, soft_cap};
 
 /// One row (class lane) of logits and its softmax statistics.
 pub(crate) struct Row<'r, F> {
@@ -366,6 +366,38 @@ fn exp_sum_accurate<F: Float>(x: &[F], max: F) -> F {
             .map(|x| F::exp_sum(x, max).as_f64())
             .sum(),
     )
+}
+
+/// The log-sum-exp of one row, in `f64`, from the same maximum and sum as
+/// the losses' rows ([`Row::lse`]).
+#[inline]
+pub(crate) fn row_lse<F: Float>(x: &[F]) -> f64 {
+    let max = F::row_max(x);
+    max.as_f64() + exp_sum_accurate(x, max).ln().as_f64()
+}
+
+/// Writes the log-sum-exp of every class lane (axis 1) of `logits`, after
+/// the soft cap `cap` if any, into `lse` (the lanes' shape, logical
+/// order). Always finite: `max + ln_sum` with `ln_sum <= ln C`, far below
+/// an ulp of `F`'s maximum, so it rounds to at most that maximum.
+pub(crate) fn lanes_lse<F: Float, D: RemoveAxis>(
+    logits: ArrayView<'_, F, D>,
+    cap: Option<f64>,
+    mut lse: ArrayViewMut<'_, F, D::Smaller>,
+) {
+    let mut scratch: Vec<F> = Vec::new();
+    let lanes = logits.lanes(Axis(1)).into_iter().zip(lse.iter_mut());
+    for (lane, out) in lanes {
+        let value = match cap {
+            Some(cap) => {
+                scratch.clear();
+                scratch.extend(lane.iter().map(|&x| F::lit(soft_cap(x.as_f64(), cap))));
+                row_lse(&scratch)
+            }
+            None => row_lse(lane_slice(&lane, &mut scratch)),
+        };
+        *out = F::lit(value);
+    }
 }
 
 /// One row: its statistics, and with `g` its exponentials stored there.

@@ -3,11 +3,12 @@
 //! never holding the `(N, V)` logits.
 
 use ndarray::{
-    Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, CowArray, Ix1, s,
+    Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, CowArray, Ix1, Ix2,
+    s,
 };
 
 use crate::base::labels::{Label, Labels};
-use crate::base::loss::{Call, Compute, Exact, Signature};
+use crate::base::loss::{Call, Compute, Exact, Signature, run_with};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
@@ -15,6 +16,7 @@ use crate::base::validate::{
 };
 use crate::engine::linear_chunks::{Linear, LinearGradViews, linear_chunks};
 use crate::engine::parallel::map_blocks;
+use crate::engine::softmax_rows::lanes_lse;
 use crate::numerics::times_pow2;
 use crate::softmax::{ClassTarget, CrossEntropy};
 use crate::{Error, Float, Reduction, Result};
@@ -67,13 +69,14 @@ impl<'g, F> From<&'g mut LinearGrad<F>> for LinearGradMut<'g, F> {
     }
 }
 
-/// The signature of the fused head: a [`LinearInput`], labels `(N)`, a
+/// The signature of the fused head: a [`LinearInput`], labels `(N)` (or
+/// labels with per-token weights, [`ClassTarget::WeightedLabels`]), a
 /// gradient for the hidden states, the weight and the bias.
 pub struct LinearAndLabels;
 
 impl<F: Float> Signature<F> for LinearAndLabels {
     type Input<'a> = LinearInput<'a, F>;
-    type Target<'a> = Labels<'a>;
+    type Target<'a> = ClassTarget<'a, F, Ix2>;
     type Samples = Ix1;
     type Grad = LinearGrad<F>;
     type GradMut<'g> = LinearGradMut<'g, F>;
@@ -377,77 +380,184 @@ fn exact_logit<F: Float>(input: LinearInput<'_, F>, i: usize, c: usize) -> f64 {
 /// which stay in the core's cache while the loss reads them.
 const BLOCK_BYTES: usize = 256 << 10;
 
-/// The cross-entropy of one chunk's logits `z` (tokens `start..`), written
-/// as `dL/dZ` over them when `want_grad`, by blocks of rows in parallel (a
-/// block's logits are copied aside first: the loss reads its input and
-/// writes its gradient, which cannot be one buffer). The blocks depend on
-/// the shape only and their sums are added in order, so the result does
-/// not depend on the thread count.
-fn chunk_loss<F: Float>(
-    ce: &CrossEntropy<F>,
-    input: LinearInput<'_, F>,
-    labels: &Labels<'_>,
-    start: usize,
-    z: &mut ArrayViewMut2<'_, F>,
-    per: Option<ArrayViewMut1<'_, F>>,
+/// What every chunk of one call shares.
+struct ChunkRows<'c, 'i, 'a, F: Float> {
+    ce: &'c CrossEntropy<F>,
+    input: LinearInput<'i, F>,
+    labels: &'c Labels<'a>,
+    token_weights: Option<ArrayView1<'a, F>>,
     want_grad: bool,
-) -> Result<Sum> {
-    let (rows, v) = z.dim();
-    let block = (BLOCK_BYTES / (v * std::mem::size_of::<F>())).clamp(1, rows);
-    let mut per = per;
-    let mut pers: Vec<Option<ArrayViewMut1<'_, F>>> = match per.as_mut() {
-        Some(p) => p.axis_chunks_iter_mut(Axis(0), block).map(Some).collect(),
-        None => Vec::new(),
-    };
-    pers.resize_with(rows.div_ceil(block), || None);
-    let blocks: Vec<_> = z
-        .axis_chunks_iter_mut(Axis(0), block)
-        .zip(pers)
-        .enumerate()
-        .map(|(k, (zb, pb))| (k * block, zb, pb))
-        .collect();
-    let sums = map_blocks(blocks, rows * v, |(first, mut zb, pb)| {
+}
+
+/// One block of rows of a chunk and its slices of the outputs.
+struct Block<'z, F> {
+    first: usize,
+    z: ArrayViewMut2<'z, F>,
+    per: Option<ArrayViewMut1<'z, F>>,
+    lse: Option<ArrayViewMut1<'z, F>>,
+}
+
+/// `x`'s pieces of `block` rows along axis 0, or as many `None`s.
+fn row_blocks<'z, F>(
+    x: Option<&'z mut ArrayViewMut1<'_, F>>,
+    block: usize,
+    count: usize,
+) -> Vec<Option<ArrayViewMut1<'z, F>>> {
+    match x {
+        Some(x) => x.axis_chunks_iter_mut(Axis(0), block).map(Some).collect(),
+        None => (0..count).map(|_| None).collect(),
+    }
+}
+
+impl<F: Float> ChunkRows<'_, '_, '_, F> {
+    /// The cross-entropy of one chunk's logits `z` (tokens `start..`),
+    /// written as `dL/dZ` over them when a gradient is wanted, by blocks of
+    /// rows in parallel (a block's logits are copied aside first: the loss
+    /// reads its input and writes its gradient, which cannot be one
+    /// buffer); the rows' values into `per` and log-sum-exps into `lse`.
+    /// The blocks depend on the shape only and their sums are added in
+    /// order, so the result does not depend on the thread count.
+    fn loss(
+        &self,
+        start: usize,
+        z: &mut ArrayViewMut2<'_, F>,
+        mut per: Option<ArrayViewMut1<'_, F>>,
+        mut lse: Option<ArrayViewMut1<'_, F>>,
+    ) -> Result<Sum> {
+        let (rows, v) = z.dim();
+        let block = (BLOCK_BYTES / (v * std::mem::size_of::<F>())).clamp(1, rows);
+        let count = rows.div_ceil(block);
+        let pers = row_blocks(per.as_mut(), block, count);
+        let lses = row_blocks(lse.as_mut(), block, count);
+        let blocks: Vec<Block<'_, F>> = z
+            .axis_chunks_iter_mut(Axis(0), block)
+            .zip(pers.into_iter().zip(lses))
+            .enumerate()
+            .map(|(k, (z, (per, lse)))| Block {
+                first: k * block,
+                z,
+                per,
+                lse,
+            })
+            .collect();
+        let sums = map_blocks(blocks, rows * v, |b| self.block(start, b));
+        let mut sum = Sum::default();
+        for block_sum in sums {
+            sum = sum.then(block_sum?);
+        }
+        Ok(sum)
+    }
+
+    fn block(&self, start: usize, block: Block<'_, F>) -> Result<Sum> {
+        let Block {
+            first,
+            mut z,
+            per,
+            lse,
+        } = block;
         let at = start + first;
-        let targets = ClassTarget::Labels(labels.rows(at..at + zb.nrows()));
-        let (totals, logits) = if want_grad {
-            let logits = zb.to_owned();
-            let totals = ce.compute(Call {
+        let rows = at..at + z.nrows();
+        let target = match self.token_weights {
+            Some(t) => ClassTarget::WeightedLabels {
+                labels: self.labels.rows(rows.clone()),
+                weights: t.slice_move(s![rows]),
+            },
+            None => ClassTarget::Labels(self.labels.rows(rows)),
+        };
+        let (totals, logits) = if self.want_grad {
+            let logits = z.to_owned();
+            let totals = self.ce.compute(Call {
                 input: logits.view(),
-                target: targets,
-                grad: Some(zb.view_mut()),
-                per: pb,
+                target,
+                grad: Some(z.view_mut()),
+                per,
             })?;
             (totals, CowArray::from(logits))
         } else {
-            let totals = ce.compute(Call {
-                input: zb.view(),
-                target: targets,
+            let totals = self.ce.compute(Call {
+                input: z.view(),
+                target,
                 grad: None,
-                per: pb,
+                per,
             })?;
-            (totals, CowArray::from(zb.view()))
+            (totals, CowArray::from(z.view()))
         };
-        if !totals.sum.total.is_finite() && LinearAndLabels::all_finite(&input) {
+        if !totals.sum.total.is_finite() && LinearAndLabels::all_finite(&self.input) {
             // Finite inputs whose logits leave F: an overflow of the
             // logits, not a loss of inf or NaN.
-            return Err(logits_overflow(input, at, logits.view()));
+            return Err(logits_overflow(self.input, at, logits.view()));
+        }
+        if let Some(lse) = lse {
+            lanes_lse(logits.view(), self.ce.softcap(), lse);
         }
         Ok(totals.sum.shifted(first))
-    });
-    let mut sum = Sum::default();
-    for block_sum in sums {
-        sum = sum.then(block_sum?);
     }
-    Ok(sum)
 }
 
 impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
     type Sig = LinearAndLabels;
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
+        self.compute_with(call, None)
+    }
+}
+
+impl<F: Float> LinearCrossEntropy<F> {
+    /// The fused value and gradients, as
+    /// [`forward_backward_into`](crate::Differentiable::forward_backward_into),
+    /// and each token's log-sum-exp `lse_i = logsumexp_c z_ic` of its
+    /// logits `z_i = W h_i + b` (capped under `softcap`, as the loss sees
+    /// them) written into `lse`, `(N)`: the logits are never held, so this
+    /// is the only time it can be had. It costs one more pass over each
+    /// chunk's logits while they are in cache (a few percent of the call).
+    ///
+    /// # Errors
+    /// Those of the fused call; `lse` not `(N)` ([`Error::ShapeMismatch`]
+    /// naming `lse`).
+    ///
+    /// ```
+    /// use classloss::{Differentiable, LinearCrossEntropy, LinearInput};
+    /// use ndarray::{Array1, array};
+    ///
+    /// let hidden = array![[1.0_f64, 2.0], [0.0, 1.0]];
+    /// let weight = array![[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]];
+    /// let input = LinearInput { hidden: hidden.view(), weight: weight.view(), bias: None };
+    /// let head = LinearCrossEntropy::new();
+    /// let mut grad = head.zeros_grad(input);
+    /// let mut lse = Array1::zeros(2);
+    /// head.forward_backward_lse_into(input, &array![0_i64, 1], &mut grad, &mut lse)?;
+    /// // Token 0's logits are [1, 2, 0].
+    /// let want = (1f64.exp() + 2f64.exp() + 1.0).ln();
+    /// assert!((lse[0] - want).abs() < 1e-15);
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    pub fn forward_backward_lse_into<'i, 't, 'g, 'l>(
+        &self,
+        input: impl Into<LinearInput<'i, F>>,
+        target: impl Into<ClassTarget<'t, F, Ix2>>,
+        grad: impl Into<LinearGradMut<'g, F>>,
+        lse: impl Into<ArrayViewMut1<'l, F>>,
+    ) -> Result<F> {
+        let mut lse = Some(lse.into());
+        run_with(
+            self,
+            input.into(),
+            target.into(),
+            Some(grad.into()),
+            None,
+            |call| self.compute_with(call, lse.take()),
+        )
+    }
+
+    /// The computation, with the tokens' log-sum-exps into `lse` if given.
+    fn compute_with(
+        &self,
+        call: Call<'_, '_, '_, F, LinearAndLabels>,
+        mut lse: Option<ArrayViewMut1<'_, F>>,
+    ) -> Result<Totals> {
         let Call {
             input,
-            target: labels,
+            target,
             mut grad,
             mut per,
         } = call;
@@ -468,7 +578,24 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
         if let Some(w) = self.ce.weight() {
             check_class_vector("class_weight", w.len(), v)?;
         }
+        let (labels, token_weights) = match target {
+            ClassTarget::Labels(labels) => (labels, None),
+            ClassTarget::WeightedLabels { labels, weights } => (labels, Some(weights)),
+            ClassTarget::Probs(_) => {
+                return Err(Error::UnsupportedTarget {
+                    what: "target",
+                    expected: "labels or weighted labels (probabilities would be (N, V), the size of the logits the head avoids)",
+                    actual: target.kind(),
+                });
+            }
+        };
         labels.expect_shape("labels", &[n])?;
+        if let Some(l) = &lse {
+            expect_shape("lse", l.shape(), &[n])?;
+        }
+        if let Some(t) = &token_weights {
+            expect_shape("token_weights", t.shape(), &[n])?;
+        }
         let ignore = self.ce.ignore_index();
         labels.check("labels", v, ignore)?;
         if let Some(g) = &grad {
@@ -482,8 +609,15 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
         // The mean's divisor, from all the labels at once (PyTorch's rule,
         // as CrossEntropy's): the chunks run with `Sum`.
         let class_weight = self.ce.weight();
-        let divisor =
-            labels.sum_over_classes(ignore, |y| class_weight.map_or(1.0, |w| w[y].as_f64()));
+        let w_y = |y: usize| class_weight.map_or(1.0, |w| w[y].as_f64());
+        let divisor: f64 = match &token_weights {
+            None => labels.sum_over_classes(ignore, w_y),
+            Some(weights) => labels
+                .classes(ignore)
+                .zip(weights.iter())
+                .map(|(y, &t_i)| y.map_or(0.0, |y| Float::as_f64(t_i) * w_y(y)))
+                .sum(),
+        };
         // Tiny class weights (subnormal ones, say): 1 / divisor passes F and
         // each `w_y nll` keeps few bits. The mean is the same for weights
         // scaled by any power of two, and the scaling is exact: the chunks
@@ -516,14 +650,21 @@ impl<F: Float> Compute<F> for LinearCrossEntropy<F> {
             weight,
             bias,
         };
+        let chunk_rows = ChunkRows {
+            ce,
+            input,
+            labels: &labels,
+            token_weights,
+            want_grad,
+        };
         let sum = linear_chunks(linear, rows, grad_views, scale, |start, z| {
             if let Some(cap) = ce.softcap() {
                 repair_capped_logits(input, start, z, cap)?;
             }
-            let per = per
-                .as_mut()
-                .map(|p| p.slice_mut(s![start..start + z.nrows()]));
-            chunk_loss(ce, input, &labels, start, z, per, want_grad)
+            let range = s![start..start + z.nrows()];
+            let per = per.as_mut().map(|p| p.slice_mut(range));
+            let lse = lse.as_mut().map(|l| l.slice_mut(range));
+            chunk_rows.loss(start, z, per, lse)
         })?;
         Ok(Totals {
             sum,

@@ -17,6 +17,7 @@ use crate::base::validate::{
 use crate::engine::angular::{Embeddings, EmbeddingsAndLabels, Sealed};
 use crate::head::{AngularMarginHead, LinearCrossEntropy, LinearInput};
 use crate::numerics::random::SplitMix64;
+use crate::softmax::ClassTarget;
 use crate::{Error, Float, Reduction, Result};
 
 /// Partial FC's class sampler (An et al., CVPR 2022): from a batch's
@@ -285,8 +286,9 @@ impl SampledClasses {
 /// into `S`: with [`AngularMarginHead`], the angular margin's softmax over
 /// the sampled classes (Partial FC as the paper and insightface); with
 /// [`LinearCrossEntropy`], the same for cross-entropy (its class weights,
-/// bias and ignored label follow the classes; label smoothing spreads over
-/// the `|S|` sampled classes). `S` must hold every label that is not
+/// bias and ignored label follow the classes, per-token weights
+/// ([`ClassTarget::WeightedLabels`]) stay with their tokens; label
+/// smoothing spreads over the `|S|` sampled classes). `S` must hold every label that is not
 /// ignored, as [`PartialFc::sample`]'s always does.
 ///
 /// # Memory
@@ -297,17 +299,19 @@ impl SampledClasses {
 /// # Shapes
 /// - input: [`SampledEmbeddings`] or [`SampledLinearInput`]: the head's
 ///   input with every class, `weight (C, D)` (and `bias (C)`), and `S`;
-///   labels `(N)` in `0..C`.
-/// - per-sample `(N)`; gradient: [`EmbeddingsGrad`] or [`LinearGrad`] with
-///   `weight (|S|, D)` (and `bias (|S|)`), row `k` for class
-///   `S.indices()[k]`.
+///   labels `(N)` in `0..C` (for the linear head a [`ClassTarget`] of
+///   labels, with per-token weights or not).
+/// - per-sample `(N)`; gradient: [`EmbeddingsGrad`](crate::EmbeddingsGrad)
+///   or [`LinearGrad`](crate::LinearGrad) with `weight (|S|, D)` (and
+///   `bias (|S|)`), row `k` for class `S.indices()[k]`.
 /// - `Mean` divides as the head does (by `N` for the angular margins).
 ///
 /// # Errors
 /// The head's, and: `weight` (or `bias`, or the class weights) without `C`
 /// rows ([`Error::ShapeMismatch`]); a label `>= C`
 /// ([`Error::LabelOutOfRange`]); a label not in `S`
-/// ([`Error::InvalidTarget`] naming it).
+/// ([`Error::InvalidTarget`] naming it); for the linear head, probabilities
+/// (its [`Error::UnsupportedTarget`]).
 ///
 /// # Examples
 /// ```
@@ -512,7 +516,7 @@ impl<F: Float> Compute<F> for OnSampledClasses<LinearCrossEntropy<F>> {
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Call {
             input,
-            target: labels,
+            target,
             grad,
             per,
         } = call;
@@ -534,7 +538,20 @@ impl<F: Float> Compute<F> for OnSampledClasses<LinearCrossEntropy<F>> {
             head = head.with_class_weight(w.select(Axis(0), classes.indices()))?;
         }
         let ignore = self.head.ignore_index();
-        let remapped = classes.remap(&labels, n, ignore)?;
+        let remapped;
+        let target = match target {
+            ClassTarget::Labels(labels) => {
+                remapped = classes.remap(&labels, n, ignore)?;
+                ClassTarget::Labels(Labels::from(&remapped))
+            }
+            ClassTarget::WeightedLabels { labels, weights } => {
+                remapped = classes.remap(&labels, n, ignore)?;
+                let labels = Labels::from(&remapped);
+                ClassTarget::WeightedLabels { labels, weights }
+            }
+            // The head takes no probabilities: its error.
+            ClassTarget::Probs(probs) => ClassTarget::Probs(probs),
+        };
         if ignore.is_some() {
             // The ignored labels are -1 among the places in S.
             head = head.with_ignore_index(-1_i64);
@@ -548,7 +565,7 @@ impl<F: Float> Compute<F> for OnSampledClasses<LinearCrossEntropy<F>> {
         };
         head.compute(Call {
             input: inner,
-            target: Labels::from(&remapped),
+            target,
             grad,
             per,
         })

@@ -20,11 +20,7 @@ use crate::Float;
 /// How many threads a product may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Threads {
-    /// The calling thread only.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for products inside a parallel loop")
-    )]
+    /// The calling thread only (a product inside a parallel loop).
     One,
     /// The current rayon pool (the calling thread only without `rayon`).
     Pool,

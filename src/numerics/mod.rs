@@ -54,6 +54,27 @@ pub fn sigmoid<F: Float>(x: F) -> F {
     }
 }
 
+/// `cap tanh(x / cap)`, Gemma 2's soft cap, in `f64`: `x` itself where
+/// `|x / cap| < 1e-8` (there `tanh u = u (1 - u^2 / 3)` rounds to `u`, and
+/// `x / cap` may be subnormal with few bits); `±cap` where `x / cap`
+/// overflows (`tanh(±inf) = ±1`).
+#[inline]
+pub(crate) fn soft_cap(x: f64, cap: f64) -> f64 {
+    let u = x / cap;
+    if u.abs() < 1e-8 { x } else { cap * u.tanh() }
+}
+
+/// `d/dx cap tanh(x / cap) = 1 - tanh^2(x / cap) = sech^2(x / cap)`, in
+/// `f64`, as `4 t / (1 + t)^2` with `t = exp(-2 |x / cap|)`: no
+/// cancellation where `tanh` saturates (the form `1 - tanh^2` would be 0
+/// from `|u| = 19` on, where the true slope is `4e-17`), and 0, not NaN,
+/// where `t` underflows.
+#[inline]
+pub(crate) fn soft_cap_slope(x: f64, cap: f64) -> f64 {
+    let t = (-2.0 * (x / cap).abs()).exp();
+    4.0 * t / ((1.0 + t) * (1.0 + t))
+}
+
 /// The two numbers that define a row's softmax.
 ///
 /// `log p_c = (x_c - max) - ln_sum`, and `p_c = exp(x_c - max) / exp(ln_sum)`.

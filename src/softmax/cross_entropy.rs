@@ -15,10 +15,10 @@ use crate::base::validate::{
 };
 use crate::engine::softmax_columns::{LabelTerms, label_columns};
 use crate::engine::softmax_rows::{
-    Row, RowGrad, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad,
+    Row, RowGrad, lanes_lse, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad,
     smoothed_grad_fits, smoothed_label_term, softmax_rows, softmax_rows_2d, term,
 };
-use crate::numerics::times_pow2;
+use crate::numerics::{soft_cap, soft_cap_slope, times_pow2};
 use crate::{Error, Float, Reduction, Result};
 
 /// What cross-entropy compares the logits with: hard class labels or a
@@ -37,6 +37,30 @@ pub enum ClassTarget<'a, F, D: Dimension> {
     /// A probability in `[0, 1]` for every class of every sample. Rows need
     /// not sum to 1 (as in PyTorch); the loss is `-sum_c w_c q_c log p_c`.
     Probs(ArrayView<'a, F, D>),
+    /// Labels as [`ClassTarget::Labels`] and one weight per sample (per
+    /// token), finite and `>= 0`: sample `i` counts `t_i` times, on top of
+    /// its class weight. Its value is `t_i l_i`, its gradient `t_i` times
+    /// its own, and `Mean` divides by `sum_i t_i w_{y_i}` over the samples
+    /// that are not ignored (`sum_i t_i` without class weights), so 0/1
+    /// weights are a loss mask. Not in PyTorch (there: `reduction='none'`,
+    /// then weight and divide by hand).
+    WeightedLabels {
+        /// One class index in `0..C` per sample (or the `ignore_index`).
+        labels: Labels<'a, D::Smaller>,
+        /// One weight per sample, shaped like the labels.
+        weights: ArrayView<'a, F, D::Smaller>,
+    },
+}
+
+impl<F, D: Dimension> ClassTarget<'_, F, D> {
+    /// The kind of target, for error messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            ClassTarget::Labels(_) => "labels",
+            ClassTarget::Probs(_) => "probabilities",
+            ClassTarget::WeightedLabels { .. } => "weighted labels",
+        }
+    }
 }
 
 impl<'a, F, D: Dimension> From<Labels<'a, D::Smaller>> for ClassTarget<'a, F, D> {
@@ -67,6 +91,10 @@ impl<F, D: Dimension> Clone for ClassTarget<'_, F, D> {
         match self {
             ClassTarget::Labels(l) => ClassTarget::Labels(l.clone()),
             ClassTarget::Probs(p) => ClassTarget::Probs(p.clone()),
+            ClassTarget::WeightedLabels { labels, weights } => ClassTarget::WeightedLabels {
+                labels: labels.clone(),
+                weights: weights.clone(),
+            },
         }
     }
 }
@@ -123,12 +151,15 @@ loss_options! {
     /// # Shapes
     /// - logits: `(N, C)` with [`CrossEntropy::new`], or `(N, C, d1, .., dk)`
     ///   with [`CrossEntropy::spatial`] (class axis 1, as in PyTorch).
-    /// - target: [`ClassTarget::Labels`] `(N, d1, .., dk)` or
-    ///   [`ClassTarget::Probs`] shaped like the logits.
+    /// - target: [`ClassTarget::Labels`] `(N, d1, .., dk)`,
+    ///   [`ClassTarget::WeightedLabels`] (labels and one weight per sample,
+    ///   both `(N, d1, .., dk)`), or [`ClassTarget::Probs`] shaped like the
+    ///   logits.
     /// - per-sample: `(N, d1, .., dk)`; gradient: the logits' shape.
     /// - `Mean` divides, for labels, by the sum of `w_{y_i}` over the samples
     ///   that are not ignored (the count of them without weights); for
-    ///   probabilities, by the number of positions `N * d1 * .. * dk`.
+    ///   weighted labels, by the sum of `t_i w_{y_i}`; for probabilities, by
+    ///   the number of positions `N * d1 * .. * dk`.
     ///   When that divisor is 0 (every label ignored, or every counted weight
     ///   zero) the mean is 0 with a zero gradient, where PyTorch returns NaN.
     ///
@@ -242,6 +273,55 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     pub fn ignore_index(&self) -> Option<i128> {
         self.ignore_index
     }
+
+    /// The fused value and gradient, as
+    /// [`forward_backward_into`](crate::Differentiable::forward_backward_into),
+    /// and each row's log-sum-exp `lse_i = logsumexp_c x_ic` (of the capped
+    /// logits under `softcap`, as the loss and its z-loss see them) written
+    /// into `lse`, shaped like the labels `(N, d1, .., dk)`: what a
+    /// large-model trainer logs to watch the z-loss's target, or keeps for
+    /// a second loss on the same logits.
+    ///
+    /// It costs one more pass over the logits (a max and a sum of
+    /// exponentials per row) after the fused call.
+    ///
+    /// # Errors
+    /// Those of the fused call; `lse` of another shape than the labels'
+    /// ([`Error::ShapeMismatch`] naming `lse`), checked before anything is
+    /// written. The log-sum-exp itself is always finite (`max + ln_sum`,
+    /// `ln_sum <= ln C`).
+    ///
+    /// ```
+    /// use classloss::CrossEntropy;
+    /// use ndarray::{Array1, Array2, array};
+    ///
+    /// let logits = array![[2.0_f64, 1.0, 0.1], [0.0, 0.0, 0.0]];
+    /// let labels = array![0_i64, 2];
+    /// let (mut grad, mut lse) = (Array2::zeros((2, 3)), Array1::zeros(2));
+    /// let ce = CrossEntropy::new().with_z_loss(1e-4)?;
+    /// let loss = ce.forward_backward_lse_into(&logits, &labels, &mut grad, &mut lse)?;
+    /// assert!((lse[0] - 2.4170300162778335).abs() < 1e-12);
+    /// assert!((lse[1] - 3f64.ln()).abs() < 1e-15);
+    /// # let _ = loss;
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    pub fn forward_backward_lse_into<'i, 't, 'g, 'l>(
+        &self,
+        logits: impl Into<ArrayView<'i, F, D>>,
+        target: impl Into<ClassTarget<'t, F, D>>,
+        grad: impl Into<ArrayViewMut<'g, F, D>>,
+        lse: impl Into<ArrayViewMut<'l, F, D::Smaller>>,
+    ) -> Result<F> {
+        let (logits, lse) = (logits.into(), lse.into());
+        if logits.ndim() >= 2 {
+            let rows = logits.raw_dim().remove_axis(Axis(1));
+            expect_shape("lse", lse.shape(), rows.slice())?;
+        }
+        let value =
+            crate::Differentiable::forward_backward_into(self, logits.clone(), target, grad)?;
+        lanes_lse(logits, self.softcap, lse);
+        Ok(value)
+    }
 }
 
 /// Cross-entropy's target: a [`ClassTarget`] per lane of the class axis.
@@ -257,7 +337,7 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let Some(cap) = self.softcap else {
-            return self.compute_uncapped(call);
+            return self.compute_uncapped(self.reduction, call);
         };
         // The soft cap: the loss of the capped logits, whose gradient the
         // chain rule then carries back to the logits (a factor in (0, 1]
@@ -269,12 +349,15 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
             per,
         } = call;
         let capped = logits.mapv(|x| F::lit(soft_cap(x.as_f64(), cap)));
-        let totals = self.compute_uncapped(Call {
-            input: capped.view(),
-            target,
-            grad: grad.as_mut().map(|g| g.view_mut()),
-            per,
-        })?;
+        let totals = self.compute_uncapped(
+            self.reduction,
+            Call {
+                input: capped.view(),
+                target,
+                grad: grad.as_mut().map(|g| g.view_mut()),
+                per,
+            },
+        )?;
         if let Some(g) = grad {
             ndarray::Zip::from(g).and(&logits).for_each(|g, &x| {
                 *g = F::lit(g.as_f64() * soft_cap_slope(x.as_f64(), cap));
@@ -282,27 +365,6 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
         }
         Ok(totals)
     }
-}
-
-/// `cap tanh(x / cap)`, Gemma 2's soft cap, in `f64`: `x` itself where
-/// `|x / cap| < 1e-8` (there `tanh u = u (1 - u^2 / 3)` rounds to `u`, and
-/// `x / cap` may be subnormal with few bits); `±cap` where `x / cap`
-/// overflows (`tanh(±inf) = ±1`).
-#[inline]
-fn soft_cap(x: f64, cap: f64) -> f64 {
-    let u = x / cap;
-    if u.abs() < 1e-8 { x } else { cap * u.tanh() }
-}
-
-/// `d/dx cap tanh(x / cap) = 1 - tanh^2(x / cap) = sech^2(x / cap)`, in
-/// `f64`, as `4 t / (1 + t)^2` with `t = exp(-2 |x / cap|)`: no
-/// cancellation where `tanh` saturates (the form `1 - tanh^2` would be 0
-/// from `|u| = 19` on, where the true slope is `4e-17`), and 0, not NaN,
-/// where `t` underflows.
-#[inline]
-fn soft_cap_slope(x: f64, cap: f64) -> f64 {
-    let t = (-2.0 * (x / cap).abs()).exp();
-    4.0 * t / ((1.0 + t) * (1.0 + t))
 }
 
 /// `z lse^2` in `f64`, ordered so that nothing overflows or underflows
@@ -358,9 +420,11 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
 }
 
 impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
-    /// The loss without the soft cap (of logits already capped).
+    /// The loss without the soft cap (of logits already capped), under
+    /// `reduction` (the loss's own, or `Sum` for the per-token weights).
     fn compute_uncapped(
         &self,
+        reduction: Reduction,
         call: Call<'_, '_, '_, F, Scores<D, ByClassTarget>>,
     ) -> Result<Totals> {
         let Call {
@@ -406,6 +470,9 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
         };
 
         let (sum, divisor) = match target {
+            ClassTarget::WeightedLabels { labels, weights } => {
+                self.token_weighted(reduction, logits, labels, weights, grad, per)?
+            }
             ClassTarget::Labels(labels) => {
                 let row_shape = logits.raw_dim().remove_axis(Axis(1));
                 labels.expect_shape("labels", row_shape.slice())?;
@@ -432,9 +499,9 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                     // value. The per-sample values too come from f64 (under
                     // every reduction, so that they are the same under
                     // each), and agree with the mean.
-                    return self.compute_in_f64(logits, labels, grad, per);
+                    return self.compute_in_f64(reduction, logits, labels, grad, per);
                 }
-                let mean = self.reduction == Reduction::Mean;
+                let mean = reduction == Reduction::Mean;
                 if let (true, true, Some(_), true) = (mean, cold, &self.weight, per.is_none()) {
                     // The smallest power of two that brings the divisor out
                     // of `tiny` (into [2^-510, 2^-509)): a larger one would
@@ -443,14 +510,17 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                     let e = -510 - divisor.log2().floor() as i32;
                     let rescaled = self.with_weights_times_pow2(e, divisor, "weight")?;
                     let target = ClassTarget::Labels(labels);
-                    return rescaled.compute_uncapped(Call {
-                        input: logits,
-                        target,
-                        grad,
-                        per,
-                    });
+                    return rescaled.compute_uncapped(
+                        reduction,
+                        Call {
+                            input: logits,
+                            target,
+                            grad,
+                            per,
+                        },
+                    );
                 }
-                let scale: F = self.reduction.grad_scale(divisor);
+                let scale: F = reduction.grad_scale(divisor);
                 // In f64: weights near F's maximum add up beyond it.
                 let w_sum = w_slice.map_or(classes as f64, |w| w.iter().map(|v| v.as_f64()).sum());
                 let w_max =
@@ -558,7 +628,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                 expect_shape("probs", probs.shape(), shape)?;
                 check_values("probs", &probs, "a probability in [0, 1]", is_probability)?;
                 let divisor = positions as f64;
-                let scale: F = self.reduction.grad_scale(divisor);
+                let scale: F = reduction.grad_scale(divisor);
                 let f = |q: ArrayView1<'_, F>, row: &Row<'_, F>, g: Option<RowGrad<'_, F>>| {
                     let coef = |c: usize| w(c) * (hard * q[c] + off);
                     // The z-loss of a position (weight 1: no label picks a
@@ -595,11 +665,92 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
 }
 
 impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
+    /// The loss on labels with per-token weights `t`: the labels' loss
+    /// under `Sum` (each sample's value and the gradient of their sum),
+    /// then each sample's value times `t_i` and its gradient times
+    /// `t_i` and the reduction's factor. Returns the sum and the `Mean`'s
+    /// divisor `sum_i t_i w_{y_i}`.
+    fn token_weighted(
+        &self,
+        reduction: Reduction,
+        logits: ArrayView<'_, F, D>,
+        labels: Labels<'_, D::Smaller>,
+        weights: ArrayView<'_, F, D::Smaller>,
+        mut grad: Option<ArrayViewMut<'_, F, D>>,
+        per: Option<ArrayViewMut<'_, F, D::Smaller>>,
+    ) -> Result<(Sum, f64)> {
+        let row_shape = logits.raw_dim().remove_axis(Axis(1));
+        labels.expect_shape("labels", row_shape.slice())?;
+        expect_shape("token_weights", weights.shape(), row_shape.slice())?;
+        check_values("token_weights", &weights, "a finite weight >= 0", |t: F| {
+            t.is_finite() && t >= F::zero()
+        })?;
+        let mut own = None;
+        let mut per = match per {
+            Some(p) => p,
+            None => own.insert(ndarray::Array::zeros(row_shape)).view_mut(),
+        };
+        let unweighted = self.compute_uncapped(
+            Reduction::Sum,
+            Call {
+                input: logits,
+                target: ClassTarget::Labels(labels.clone()),
+                grad: grad.as_mut().map(|g| g.view_mut()),
+                per: Some(per.view_mut()),
+            },
+        )?;
+        let class_weight = |y: usize| self.weight.as_ref().map_or(1.0, |w| w[y].as_f64());
+        let divisor: f64 = labels
+            .classes(self.ignore_index)
+            .zip(weights.iter())
+            .map(|(y, t)| y.map_or(0.0, |y| t.as_f64() * class_weight(y)))
+            .sum();
+        let scale = match reduction {
+            Reduction::Mean if divisor > 0.0 => 1.0 / divisor,
+            Reduction::Mean => 0.0,
+            Reduction::Sum | Reduction::None => 1.0,
+        };
+        let mut sum = Sum::default();
+        for (i, (p, t)) in per.iter_mut().zip(weights.iter()).enumerate() {
+            let t = t.as_f64();
+            // A sample of weight 0 counts for nothing, even one whose own
+            // value is beyond F.
+            let value = if t == 0.0 { 0.0 } else { t * p.as_f64() };
+            *p = F::lit(value);
+            sum.add::<F>(i, value);
+        }
+        if let Some(g) = grad.as_mut() {
+            let lanes = g.lanes_mut(Axis(1)).into_iter().zip(weights.iter());
+            for (i, (mut lane, t)) in lanes.enumerate() {
+                let factor = t.as_f64() * scale;
+                if factor == 1.0 {
+                    continue;
+                }
+                let f = F::lit(factor);
+                for v in lane.iter_mut() {
+                    let scaled = *v * f;
+                    if !scaled.is_finite() {
+                        sum.grad_beyond(i, v.as_f64().abs() * factor);
+                    }
+                    *v = scaled;
+                }
+            }
+            if let Some((i, m)) = unweighted.sum.grad_overflow {
+                let t = weights.iter().nth(i).map_or(1.0, |t| t.as_f64());
+                if t * scale != 0.0 {
+                    sum.grad_beyond(i, m * t * scale);
+                }
+            }
+        }
+        Ok((sum, divisor))
+    }
+
     /// The labels' loss of `f32` logits computed in `f64` (cold: class
     /// weights so small that the mean's factor overflows `f32`), the
     /// gradient converted back with its entries beyond `F` reported.
     fn compute_in_f64(
         &self,
+        reduction: Reduction,
         logits: ArrayView<'_, F, D>,
         labels: Labels<'_, D::Smaller>,
         grad: Option<ArrayViewMut<'_, F, D>>,
@@ -607,7 +758,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     ) -> Result<Totals> {
         let wide = CrossEntropy::<f64, D> {
             weight: self.weight.as_ref().map(|w| w.mapv(|v| v.as_f64())),
-            reduction: self.reduction,
+            reduction,
             ignore_index: self.ignore_index,
             label_smoothing: self.label_smoothing,
             z_loss: self.z_loss,
@@ -618,12 +769,15 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
         let x = logits.mapv(|v| v.as_f64());
         let mut g64 = grad.as_ref().map(|_| ndarray::Array::zeros(x.raw_dim()));
         let mut per64 = per.as_ref().map(|p| ndarray::Array::zeros(p.raw_dim()));
-        let mut totals = wide.compute_uncapped(Call {
-            input: x.view(),
-            target: ClassTarget::Labels(labels),
-            grad: g64.as_mut().map(|g| g.view_mut()),
-            per: per64.as_mut().map(|p| p.view_mut()),
-        })?;
+        let mut totals = wide.compute_uncapped(
+            reduction,
+            Call {
+                input: x.view(),
+                target: ClassTarget::Labels(labels),
+                grad: g64.as_mut().map(|g| g.view_mut()),
+                per: per64.as_mut().map(|p| p.view_mut()),
+            },
+        )?;
         // The f64 run checked its values against f64's range: F's now.
         let mut sum = Sum::default();
         match (per, per64) {

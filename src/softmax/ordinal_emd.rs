@@ -92,6 +92,13 @@ impl<F: Float> Compute<F> for OrdinalEmd<F> {
                 expect_shape("probs", probs.shape(), logits.shape())?;
                 check_values("probs", probs, "a probability in [0, 1]", is_probability)?;
             }
+            ClassTarget::WeightedLabels { .. } => {
+                return Err(crate::Error::UnsupportedTarget {
+                    what: "target",
+                    expected: "labels or probabilities",
+                    actual: target.kind(),
+                });
+            }
         }
         let r = self.r;
         let scale = self.reduction.grad_scale::<f64>(n as f64);
@@ -105,6 +112,8 @@ impl<F: Float> Compute<F> for OrdinalEmd<F> {
                 let target_mass = |k: usize| match &target {
                     ClassTarget::Labels(labels) => f64::from(u8::from(labels.class(i) == k)),
                     ClassTarget::Probs(probs) => probs[[i, k]].as_f64(),
+                    // Rejected above.
+                    ClassTarget::WeightedLabels { .. } => 0.0,
                 };
                 // The CDF differences d_k, k < C - 1, and the loss.
                 let (mut cdf_p, mut cdf_t) = (0.0_f64, 0.0_f64);

@@ -1,6 +1,6 @@
 //! Runners for the fused heads.
 
-use classloss::{Float, Labels, LinearCrossEntropy, LinearInput};
+use classloss::{ClassTarget, Float, Labels, LinearCrossEntropy, LinearInput};
 use ndarray::Ix1;
 
 use crate::case::{Case, Outcome, outcome};
@@ -39,14 +39,19 @@ pub fn linear_cross_entropy<F: Float>(case: &Case) -> Result<Outcome, String> {
         weight: weight.view(),
         bias: bias.as_ref().map(|b| b.view()),
     };
-    outcome(&head, input, Labels::from(&labels), |g| {
-        let mut grads = vec![
-            ("hidden".to_string(), widen(&g.hidden.into_dyn())),
-            ("weight".to_string(), widen(&g.weight.into_dyn())),
-        ];
-        if let Some(b) = g.bias {
-            grads.push(("bias".to_string(), widen(&b.into_dyn())));
-        }
-        grads
-    })
+    outcome(
+        &head,
+        input,
+        ClassTarget::Labels(Labels::from(&labels)),
+        |g| {
+            let mut grads = vec![
+                ("hidden".to_string(), widen(&g.hidden.into_dyn())),
+                ("weight".to_string(), widen(&g.weight.into_dyn())),
+            ];
+            if let Some(b) = g.bias {
+                grads.push(("bias".to_string(), widen(&b.into_dyn())));
+            }
+            grads
+        },
+    )
 }

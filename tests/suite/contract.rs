@@ -765,6 +765,8 @@ pub struct Linear<F> {
     pub bias: Array1<F>,
     /// The labels (`-100` is the ignored label of cases that set it).
     pub labels: Array1<i64>,
+    /// Per-token weights, if the case has them (not differentiated).
+    pub token_weights: Option<Array1<F>>,
 }
 
 impl<F: Float> Args<F> for Linear<F> {
@@ -775,6 +777,7 @@ impl<F: Float> Args<F> for Linear<F> {
             weight: convert(&self.weight),
             bias: convert(&self.bias),
             labels: self.labels.clone(),
+            token_weights: self.token_weights.as_ref().map(convert),
         }
     }
     fn params(&self) -> Vec<f64> {
@@ -790,14 +793,14 @@ impl<F: Float> Args<F> for Linear<F> {
             hidden: refill(&self.hidden, h),
             weight: refill(&self.weight, w),
             bias: refill(&self.bias, b),
-            labels: self.labels.clone(),
+            ..self.clone()
         }
     }
     fn misshapen(&self) -> Vec<(&'static str, Self)> {
         let weight = shorter(&self.weight, 1);
         let bias = shorter(&self.bias, 0);
         let labels = shorter(&self.labels, 0);
-        vec![
+        let mut out = vec![
             (
                 "weight",
                 Linear {
@@ -819,13 +822,23 @@ impl<F: Float> Args<F> for Linear<F> {
                     ..self.clone()
                 },
             ),
-        ]
+        ];
+        if let Some(t) = &self.token_weights {
+            out.push((
+                "token_weights",
+                Linear {
+                    token_weights: Some(shorter(t, 0)),
+                    ..self.clone()
+                },
+            ));
+        }
+        out
     }
 }
 
 impl<F: Float, L> ArgsFor<F, L> for Linear<F>
 where
-    L: for<'a> Loss<F, Input<'a> = LinearInput<'a, F>, Target<'a> = Labels<'a>>,
+    L: for<'a> Loss<F, Input<'a> = LinearInput<'a, F>, Target<'a> = ClassTarget<'a, F, Ix2>>,
 {
     fn input(&self) -> LinearInput<'_, F> {
         LinearInput {
@@ -834,8 +847,21 @@ where
             bias: Some(self.bias.view()),
         }
     }
-    fn target(&self) -> Labels<'_> {
-        Labels::from(&self.labels)
+    fn target(&self) -> ClassTarget<'_, F, Ix2> {
+        self.class_target()
+    }
+}
+
+impl<F: Float> Linear<F> {
+    /// The labels, with the per-token weights if any.
+    pub fn class_target(&self) -> ClassTarget<'_, F, Ix2> {
+        match &self.token_weights {
+            Some(t) => ClassTarget::WeightedLabels {
+                labels: Labels::from(&self.labels),
+                weights: t.view(),
+            },
+            None => ClassTarget::Labels(Labels::from(&self.labels)),
+        }
     }
 }
 
@@ -1012,7 +1038,7 @@ impl<F: Float> Args<F> for SampledLinear<F> {
             hidden: refill(hidden, h),
             weight: refill_rows(weight, &self.classes, w),
             bias,
-            labels: self.args.labels.clone(),
+            ..self.args.clone()
         };
         SampledLinear {
             args,
@@ -1030,7 +1056,7 @@ impl<F: Float> Args<F> for SampledLinear<F> {
 
 impl<F: Float, L> ArgsFor<F, L> for SampledLinear<F>
 where
-    L: for<'a> Loss<F, Input<'a> = SampledLinearInput<'a, F>, Target<'a> = Labels<'a>>,
+    L: for<'a> Loss<F, Input<'a> = SampledLinearInput<'a, F>, Target<'a> = ClassTarget<'a, F, Ix2>>,
 {
     fn input(&self) -> SampledLinearInput<'_, F> {
         SampledLinearInput {
@@ -1040,8 +1066,8 @@ where
             classes: &self.classes,
         }
     }
-    fn target(&self) -> Labels<'_> {
-        Labels::from(&self.args.labels)
+    fn target(&self) -> ClassTarget<'_, F, Ix2> {
+        self.args.class_target()
     }
 }
 

@@ -401,3 +401,255 @@ fn tiny_class_weights_keep_the_options() {
             .all(|(a, b)| (*a as f64 - b).abs() < 1e-5)
     );
 }
+
+/// The losses the per-token weight and log-sum-exp tests run: every
+/// option of the labels path, alone and together.
+fn weighted_token_losses() -> Vec<(String, CrossEntropy<f64>)> {
+    let w = array![0.5, 2.0, 1.0, 0.25, 1.5];
+    let mut out = Vec::new();
+    for (smoothing, z, cap, weights, ignore) in [
+        (0.0, 0.0, None, false, false),
+        (0.1, 0.0, None, true, true),
+        (0.0, 0.05, Some(2.5), false, true),
+        (0.2, 0.01, Some(3.0), true, false),
+    ] {
+        for r in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+            let mut ce = CrossEntropy::<f64>::new()
+                .with_label_smoothing(smoothing)
+                .and_then(|c| c.with_z_loss(z))
+                .and_then(|c| c.with_softcap(cap))
+                .unwrap()
+                .with_reduction(r);
+            if weights {
+                ce = ce.with_weight(w.clone()).unwrap();
+            }
+            if ignore {
+                ce = ce.with_ignore_index(3);
+            }
+            let what = format!("eps {smoothing} z {z} cap {cap:?} w {weights} ignore {ignore} {r}");
+            out.push((what, ce));
+        }
+    }
+    out
+}
+
+#[test]
+fn integer_token_weights_are_repeated_rows() {
+    // A token of weight k counts as k copies of its row: value, per-sample
+    // values and gradient (each row's the sum of its copies').
+    let x = matrix(random_array(&[6, 5], 71, 3.0));
+    let y = array![0_i64, 3, 1, 4, 3, 2];
+    let t = array![2.0, 1.0, 0.0, 3.0, 1.0, 2.0];
+    let copies: Vec<usize> = t.iter().map(|&k| k as usize).collect();
+    let rows: Vec<usize> = (0..6)
+        .flat_map(|i| std::iter::repeat_n(i, copies[i]))
+        .collect();
+    let x_rep = x.select(Axis(0), &rows);
+    let y_rep = y.select(Axis(0), &rows);
+    for (what, ce) in weighted_token_losses() {
+        let weighted = ClassTarget::WeightedLabels {
+            labels: (&y).into(),
+            weights: t.view(),
+        };
+        let (value, grad) = ce.forward_backward(&x, weighted.clone()).unwrap();
+        let (want, grad_rep) = ce.forward_backward(&x_rep, &y_rep).unwrap();
+        assert!(
+            (value - want).abs() <= 1e-12 * want.abs().max(1.0),
+            "{what}: {value} vs {want}"
+        );
+        let mut summed = Array2::<f64>::zeros((6, 5));
+        for (k, &i) in rows.iter().enumerate() {
+            let mut row = summed.row_mut(i);
+            row += &grad_rep.row(k);
+        }
+        let worst = (&grad - &summed)
+            .iter()
+            .fold(0.0_f64, |m, d| m.max(d.abs()));
+        assert!(worst <= 1e-13, "{what}: gradient off by {worst}");
+        let per = ce.per_sample(&x, weighted).unwrap();
+        let per_rep = ce.per_sample(&x_rep, &y_rep).unwrap();
+        for i in 0..6 {
+            let want: f64 = (0..rows.len())
+                .filter(|&k| rows[k] == i)
+                .map(|k| per_rep[k])
+                .sum();
+            assert!((per[i] - want).abs() <= 1e-12, "{what}: row {i}");
+        }
+    }
+}
+
+#[test]
+fn token_weights_match_finite_differences_and_spatial_rows() {
+    let x = matrix(random_array(&[5, 5], 72, 2.0));
+    let y = array![1_i64, 3, 0, 4, 2];
+    let t = array![0.3, 1.7, 0.0, 2.5, 1.0];
+    for (what, ce) in weighted_token_losses() {
+        let target = || ClassTarget::WeightedLabels {
+            labels: (&y).into(),
+            weights: t.view(),
+        };
+        let (_, grad) = ce.forward_backward(&x, target()).unwrap();
+        let f = |v: &[f64]| {
+            let x = Array2::from_shape_vec((5, 5), v.to_vec()).unwrap();
+            ce.forward(&x, target()).unwrap()
+        };
+        let flat: Vec<f64> = x.iter().copied().collect();
+        let analytic: Vec<f64> = grad.iter().copied().collect();
+        classloss::gradcheck::GradCheck::default()
+            .check(f, &flat, &analytic)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    // Spatial (N, C, d): the same as its positions as rows.
+    let xs = random_array(&[2, 5, 3], 73, 2.0)
+        .into_dimensionality::<Ix3>()
+        .unwrap();
+    let ys = array![[1_i64, 3, 0], [4, 2, 2]];
+    let ts = array![[0.5, 1.0, 2.0], [0.0, 1.5, 1.0]];
+    let rows = xs
+        .view()
+        .permuted_axes([0, 2, 1])
+        .as_standard_layout()
+        .into_shape_with_order((6, 5))
+        .unwrap()
+        .to_owned();
+    let yr = ys.clone().into_shape_with_order(6).unwrap();
+    let tr = ts.clone().into_shape_with_order(6).unwrap();
+    let spatial = CrossEntropy::<f64, Ix3>::spatial()
+        .with_z_loss(0.05)
+        .unwrap();
+    let flat = CrossEntropy::<f64>::new().with_z_loss(0.05).unwrap();
+    let a = spatial
+        .forward(
+            &xs,
+            ClassTarget::WeightedLabels {
+                labels: (&ys).into(),
+                weights: ts.view(),
+            },
+        )
+        .unwrap();
+    let b = flat
+        .forward(
+            &rows,
+            ClassTarget::WeightedLabels {
+                labels: (&yr).into(),
+                weights: tr.view(),
+            },
+        )
+        .unwrap();
+    assert!((a - b).abs() < 1e-14, "{a} vs {b}");
+}
+
+#[test]
+fn token_weights_edge_cases_and_errors() {
+    let x = array![[1.0_f64, 2.0, 3.0], [0.5, 0.0, -1.0]];
+    let y = array![0_i64, 2];
+    let ce = CrossEntropy::<f64>::new();
+    // All weights zero: the mean is 0 with a zero gradient.
+    let zeros = array![0.0, 0.0];
+    let target = ClassTarget::WeightedLabels {
+        labels: (&y).into(),
+        weights: zeros.view(),
+    };
+    let (v, g) = ce.forward_backward(&x, target).unwrap();
+    assert_eq!(v, 0.0);
+    assert!(g.iter().all(|&v| v == 0.0));
+    // A weight of 0 on a row whose loss is beyond f32 counts for nothing.
+    let huge = array![[3e38_f32, -3e38, 0.0], [0.0, 1.0, 2.0]];
+    let t32 = array![0.0_f32, 1.0];
+    let v = CrossEntropy::<f32>::new()
+        .forward(
+            &huge,
+            ClassTarget::WeightedLabels {
+                labels: (&array![1_i64, 0]).into(),
+                weights: t32.view(),
+            },
+        )
+        .unwrap();
+    assert!(v.is_finite());
+    // Misshapen and bad weights name `token_weights`.
+    for (weights, name) in [
+        (array![1.0], "token_weights"),
+        (array![1.0, -1.0], "token_weights"),
+        (array![1.0, f64::NAN], "token_weights"),
+    ] {
+        let e = ce
+            .forward(
+                &x,
+                ClassTarget::WeightedLabels {
+                    labels: (&y).into(),
+                    weights: weights.view(),
+                },
+            )
+            .unwrap_err();
+        assert!(e.to_string().starts_with(name), "{e}");
+    }
+    // Ordinal EMD takes no token weights.
+    let emd = classloss::OrdinalEmd::<f64>::new();
+    let e = emd
+        .forward(
+            &x,
+            ClassTarget::WeightedLabels {
+                labels: (&y).into(),
+                weights: zeros.view(),
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::UnsupportedTarget { .. }), "{e}");
+}
+
+#[test]
+fn lse_is_each_rows_logsumexp_of_the_capped_logits() {
+    let x = matrix(random_array(&[6, 5], 74, 4.0));
+    let y = array![0_i64, 3, 1, 4, 3, 2];
+    for (what, ce) in weighted_token_losses() {
+        let (mut grad, mut lse) = (Array2::zeros((6, 5)), Array1::zeros(6));
+        let value = ce
+            .forward_backward_lse_into(&x, &y, &mut grad, &mut lse)
+            .unwrap();
+        let (want, want_grad) = ce.forward_backward(&x, &y).unwrap();
+        assert_eq!(value.to_bits(), want.to_bits(), "{what}");
+        assert_eq!(grad, want_grad, "{what}");
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let capped: Vec<f64> = row
+                .iter()
+                .map(|&v| ce.softcap().map_or(v, |c| c * (v / c).tanh()))
+                .collect();
+            assert!(
+                (lse[i] - self::lse(&capped)).abs() < 1e-14,
+                "{what}: row {i}"
+            );
+        }
+    }
+    // Spatial: lse shaped like the labels, position by position.
+    let xs = random_array(&[2, 5, 3], 75, 2.0)
+        .into_dimensionality::<Ix3>()
+        .unwrap();
+    let ys = array![[1_i64, 3, 0], [4, 2, 2]];
+    let (mut g, mut lse) = (ndarray::Array3::zeros((2, 5, 3)), Array2::zeros((2, 3)));
+    CrossEntropy::<f64, Ix3>::spatial()
+        .forward_backward_lse_into(&xs, &ys, &mut g, &mut lse)
+        .unwrap();
+    for n in 0..2 {
+        for d in 0..3 {
+            let lane: Vec<f64> = (0..5).map(|c| xs[[n, c, d]]).collect();
+            assert!((lse[[n, d]] - self::lse(&lane)).abs() < 1e-14);
+        }
+    }
+    // A misshapen lse is named, and nothing is written.
+    let mut grad = Array2::from_elem((6, 5), 7.0);
+    let mut short = Array1::zeros(5);
+    let e = CrossEntropy::<f64>::new()
+        .forward_backward_lse_into(&x, &y, &mut grad, &mut short)
+        .unwrap_err();
+    assert!(e.to_string().starts_with("lse"), "{e}");
+    assert!(grad.iter().all(|&v| v == 7.0));
+    // f32 logits at the maximum: max + ln 3 rounds to the maximum, a
+    // finite log-sum-exp (the loss itself is ln 3).
+    let near = array![[f32::MAX, f32::MAX, f32::MAX]];
+    let (mut g, mut lse) = (Array2::zeros((1, 3)), Array1::zeros(1));
+    let v = CrossEntropy::<f32>::new()
+        .forward_backward_lse_into(&near, &array![0_i64], &mut g, &mut lse)
+        .unwrap();
+    assert!((v - 3f32.ln()).abs() < 1e-6);
+    assert_eq!(lse[0], f32::MAX);
+}

@@ -8,8 +8,8 @@ use crate::common::{assert_close, matrix, random_array, random_labels, vector};
 use crate::contract::{Case, Linear, check_contract};
 use classloss::gradcheck::GradCheck;
 use classloss::{
-    CrossEntropy, Differentiable, Float, LinearCrossEntropy, LinearGrad, LinearGradMut,
-    LinearInput, Loss, Reduction,
+    ClassTarget, CrossEntropy, Differentiable, Error, Float, LinearCrossEntropy, LinearGrad,
+    LinearGradMut, LinearInput, Loss, Reduction,
 };
 use ndarray::{Array1, Array2, Axis};
 
@@ -542,16 +542,23 @@ fn contract() {
         let (_, head) = losses::<f64>(o, v, Reduction::Mean);
         let head = head.with_chunk_rows(1 + k % 3).unwrap();
         let w = class_weights::<f64>(v);
+        // Every other case with per-token weights (one of them 0).
+        let tokens = (k % 2 == 1).then(|| Array1::from_shape_fn(n, |i| [0.5, 2.0, 0.0][i % 3]));
         let divisor: f64 = labels
             .iter()
-            .filter(|&&y| y >= 0)
-            .map(|&y| if o.weights { w[y as usize] } else { 1.0 })
+            .enumerate()
+            .filter(|(_, y)| **y >= 0)
+            .map(|(i, &y)| {
+                let w_y = if o.weights { w[y as usize] } else { 1.0 };
+                w_y * tokens.as_ref().map_or(1.0, |t| t[i])
+            })
             .sum();
         let args = Linear {
             hidden: b.hidden,
             weight: b.weight,
             bias: b.bias,
             labels,
+            token_weights: tokens,
         };
         check_contract(&head, &Case::new(format!("{o:?}"), args).divisor(divisor));
     }
@@ -601,7 +608,8 @@ fn tiny_class_weights_give_the_mean_of_weights_one() {
 fn results_are_the_same_bits_on_any_thread_count() {
     // Large enough for the products and the row blocks to be split across
     // threads (gemm splits above its own thresholds).
-    let b = batch::<f32>(150, 96, 700, 41);
+    // V spans three of the products' blocks of classes (2,048 each).
+    let b = batch::<f32>(150, 96, 4500, 41);
     let o = Opts {
         weights: true,
         ignore: true,
@@ -609,7 +617,7 @@ fn results_are_the_same_bits_on_any_thread_count() {
         z: 1e-3,
         cap: None,
     };
-    let (_, head) = losses::<f32>(o, 700, Reduction::Mean);
+    let (_, head) = losses::<f32>(o, 4500, Reduction::Mean);
     let head = head.with_chunk_rows(64).unwrap();
     let labels = b.labels(o);
     let run = |threads: usize| {
@@ -626,5 +634,119 @@ fn results_are_the_same_bits_on_any_thread_count() {
     let one = run(1);
     for threads in [2, 3] {
         assert_eq!(one, run(threads), "{threads} threads");
+    }
+}
+
+/// Per-token weights and the per-row log-sum-exp: the same as
+/// `CrossEntropy` with `ClassTarget::WeightedLabels` and its
+/// `forward_backward_lse_into` on the materialized logits.
+fn token_weights_and_lse_equal_cross_entropy<F: Float>(tol: f64) {
+    let (n, d, v) = (10, 6, 13);
+    let b = batch::<F>(n, d, v, 13);
+    let t = Array1::from_shape_fn(n, |i| F::lit([0.5, 2.0, 0.0, 1.25][i % 4]));
+    let mut logits = b.hidden.dot(&b.weight.t());
+    logits += &b.bias;
+    for o in all_opts() {
+        for r in [Reduction::Mean, Reduction::Sum] {
+            let what = format!("{o:?} {r}");
+            let (ce, head) = losses::<F>(o, v, r);
+            let head = head.with_chunk_rows(3).unwrap();
+            let labels = b.labels(o);
+            let target = || ClassTarget::WeightedLabels {
+                labels: labels.into(),
+                weights: t.view(),
+            };
+            let (mut g, mut lse) = (Array2::<F>::zeros((n, v)), Array1::<F>::zeros(n));
+            let value = ce
+                .forward_backward_lse_into(&logits, target(), &mut g, &mut lse)
+                .unwrap();
+            let mut grad = head.zeros_grad(b.input(true));
+            let mut got_lse = Array1::<F>::zeros(n);
+            let got = head
+                .forward_backward_lse_into(b.input(true), target(), &mut grad, &mut got_lse)
+                .unwrap();
+            assert_close(&format!("{what} value"), &[got], &[value], tol);
+            assert_close(
+                &format!("{what} lse"),
+                got_lse.as_slice().unwrap(),
+                lse.as_slice().unwrap(),
+                tol,
+            );
+            let want = LinearGrad {
+                hidden: g.dot(&b.weight),
+                weight: g.t().dot(&b.hidden),
+                bias: Some(g.sum_axis(Axis(0))),
+            };
+            assert_grads_close(&what, &grad, &want, tol);
+            let per = ce.per_sample(&logits, target()).unwrap();
+            let got_per = head.per_sample(b.input(true), target()).unwrap();
+            assert_close(
+                &format!("{what} per-sample"),
+                got_per.as_slice().unwrap(),
+                per.as_slice().unwrap(),
+                tol,
+            );
+        }
+    }
+}
+
+#[test]
+fn token_weights_and_lse_equal_cross_entropy_f64() {
+    token_weights_and_lse_equal_cross_entropy::<f64>(1e-12);
+}
+
+#[test]
+fn token_weights_and_lse_equal_cross_entropy_f32() {
+    token_weights_and_lse_equal_cross_entropy::<f32>(2e-5);
+}
+
+#[test]
+fn probabilities_and_a_misshapen_lse_are_errors() {
+    let b = batch::<f64>(4, 3, 5, 17);
+    let head = LinearCrossEntropy::<f64>::new();
+    let probs = Array2::from_elem((4, 5), 0.2);
+    let e = head
+        .forward(b.input(true), ClassTarget::Probs(probs.view()))
+        .unwrap_err();
+    assert!(matches!(e, Error::UnsupportedTarget { .. }), "{e}");
+    let mut grad = head.zeros_grad(b.input(true));
+    let mut lse = Array1::zeros(3);
+    let e = head
+        .forward_backward_lse_into(b.input(true), &b.labels, &mut grad, &mut lse)
+        .unwrap_err();
+    assert!(e.to_string().starts_with("lse"), "{e}");
+    let short = Array1::from_elem(3, 1.0);
+    let e = head
+        .forward(
+            b.input(true),
+            ClassTarget::WeightedLabels {
+                labels: (&b.labels).into(),
+                weights: short.view(),
+            },
+        )
+        .unwrap_err();
+    assert!(e.to_string().starts_with("token_weights"), "{e}");
+}
+
+#[test]
+fn many_classes_span_several_blocks_of_the_products() {
+    // V = 4,500: the logits and d W run in blocks of 2,048 classes.
+    let (n, d, v) = (12, 5, 4500);
+    let b = batch::<f64>(n, d, v, 43);
+    for o in [all_opts()[0], all_opts()[7]] {
+        let (ce, head) = losses::<f64>(o, v, Reduction::Mean);
+        let head = head.with_chunk_rows(5).unwrap();
+        let labels = b.labels(o);
+        let (value, per, grad) = reference(&ce, &b, labels, true);
+        let (got, got_grad) = head.forward_backward(b.input(true), labels).unwrap();
+        assert_close("value", &[got], &[value], 1e-12);
+        let got_per = head.per_sample(b.input(true), labels).unwrap();
+        assert_close(
+            "per",
+            got_per.as_slice().unwrap(),
+            per.as_slice().unwrap(),
+            1e-12,
+        );
+        assert_grads_close(&format!("{o:?}"), &got_grad, &grad, 1e-12);
     }
 }

@@ -7,9 +7,9 @@
 use crate::common::{embeddings, matrix, random_array, random_batch, random_labels, vector};
 use crate::contract::{Angular, Case, Linear, SampledAngular, SampledLinear, check_contract};
 use classloss::{
-    AngularMarginHead, ArcFace, CombinedMargin, CosFace, Differentiable, Error, LinearCrossEntropy,
-    LinearInput, Loss, OnSampledClasses, PartialFc, Reduction, SampledClasses, SampledEmbeddings,
-    SampledLinearInput,
+    AngularMarginHead, ArcFace, ClassTarget, CombinedMargin, CosFace, Differentiable, Error,
+    Labels, LinearCrossEntropy, LinearInput, Loss, OnSampledClasses, PartialFc, Reduction,
+    SampledClasses, SampledEmbeddings, SampledLinearInput,
 };
 use ndarray::{Array1, Array2, Axis, array};
 
@@ -526,6 +526,25 @@ fn the_linear_head_on_sampled_classes_is_the_head_on_the_gathered_rows() {
             full.sum_axis(Axis(1)).iter().filter(|&&x| x != 0.0).count(),
             s.len()
         );
+        // Per-token weights come along with the mapped labels.
+        let t = Array1::from_shape_fn(n, |i| (i % 3) as f64);
+        let weighted = |labels| ClassTarget::WeightedLabels {
+            labels,
+            weights: t.view(),
+        };
+        let got = partial
+            .forward_backward(input, weighted(Labels::from(&b.labels)))
+            .unwrap();
+        let want = on_gathered
+            .forward_backward(gathered, weighted(Labels::from(&y)))
+            .unwrap();
+        assert_eq!(got, want, "{r}, token weights");
+        // Probabilities: the head's own error.
+        let probs = Array2::from_elem((n, v), 1.0 / v as f64);
+        let e = partial
+            .forward(input, ClassTarget::Probs(probs.view()))
+            .unwrap_err();
+        assert!(matches!(e, Error::UnsupportedTarget { .. }), "{e}");
     }
 }
 
@@ -535,22 +554,27 @@ fn linear_contract() {
     let b = linear_batch(n, d, v, 13);
     let head = OnSampledClasses::new(linear_head(v, Reduction::Mean));
     let w = head.head().class_weight().unwrap();
-    let divisor: f64 = b
-        .labels
-        .iter()
-        .filter(|&&y| y >= 0)
-        .map(|&y| w[y as usize])
-        .sum();
-    let args = SampledLinear {
-        args: Linear {
-            hidden: b.hidden,
-            weight: b.weight,
-            bias: b.bias,
-            labels: b.labels,
-        },
-        classes: b.classes,
-    };
-    check_contract(&head, &Case::new("linear, sampled", args).divisor(divisor));
+    // Without and with per-token weights (not differentiated).
+    let tokens = Array1::from_shape_fn(n, |i| 0.5 + 0.5 * (i % 3) as f64);
+    for token_weights in [None, Some(tokens)] {
+        let t = |i: usize| token_weights.as_ref().map_or(1.0, |t| t[i]);
+        let divisor: f64 = (b.labels.iter().enumerate())
+            .filter(|&(_, &y)| y >= 0)
+            .map(|(i, &y)| t(i) * w[y as usize])
+            .sum();
+        let what = format!("linear, sampled, token weights {token_weights:?}");
+        let args = SampledLinear {
+            args: Linear {
+                hidden: b.hidden.clone(),
+                weight: b.weight.clone(),
+                bias: b.bias.clone(),
+                labels: b.labels.clone(),
+                token_weights,
+            },
+            classes: b.classes.clone(),
+        };
+        check_contract(&head, &Case::new(what, args).divisor(divisor));
+    }
 }
 
 #[test]
