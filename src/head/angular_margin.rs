@@ -70,7 +70,7 @@ use crate::{AngularMargin, Error, Float, LinearCrossEntropy, Reduction, Result};
 /// # Memory
 /// Beyond the inputs and the gradient buffers: one `chunk_rows x C` buffer
 /// of `F` (the default chunk is [`LinearCrossEntropy`]'s, the largest
-/// count of rows whose buffer fits 56 MiB), one row of `C` cosines per
+/// count of rows whose buffer fits 48 MiB), one row of `C` cosines per
 /// thread, `gemm`'s packing, and vectors of a few numbers per sample and
 /// per class (the norms and their reciprocals: 24 to 32 bytes per class).
 /// The weight matrix is never copied. Where the raw products would leave
@@ -180,7 +180,7 @@ impl<L: AngularMargin> AngularMarginHead<L> {
 
     /// The samples per chunk used with `classes` classes in the float type
     /// `F`: the one set, or [`LinearCrossEntropy`]'s default (the largest
-    /// count whose `rows x classes` buffer of `F` fits 56 MiB, at least 1).
+    /// count whose `rows x classes` buffer of `F` fits 48 MiB, at least 1).
     pub fn chunk_rows_for<F: Float>(&self, classes: usize) -> usize {
         self.chunk_rows
             .unwrap_or_else(|| LinearCrossEntropy::<F>::new().chunk_rows_for(classes))

@@ -104,8 +104,8 @@ impl<F: Float> Signature<F> for LinearAndLabels {
 
 impl Exact for LinearAndLabels {}
 
-/// The bytes of one default chunk of logits: 56 MiB.
-const CHUNK_BYTES: usize = 56 << 20;
+/// The bytes of one default chunk of logits: 48 MiB.
+const CHUNK_BYTES: usize = 48 << 20;
 
 loss_options! {
     /// Cross-entropy of a linear classifier's logits, fused with the
@@ -139,14 +139,18 @@ loss_options! {
     ///
     /// # Memory
     /// Beyond the inputs and the gradient buffers: one `chunk_rows x V`
-    /// buffer of `F`, the copy of a few rows' logits per thread (256 KiB,
-    /// or one row where a row is larger), and `gemm`'s packing (about
-    /// 1 MiB per thread). The default `chunk_rows` is the largest count
-    /// with `chunk_rows * V * size_of::<F>() <= 56 MiB` (at least 1, at
-    /// most `N`): at `N = 4,096`, `D = 512`, `V = 128,256` in `f32` it is
-    /// 114 rows, a buffer of 55.8 MiB, where the materialized logits and
-    /// their gradient take 4 GiB. Larger chunks make the products faster
-    /// (`d W`'s inner dimension is the chunk).
+    /// buffer of `F`; per thread, a transposed tile of logits (2 MiB), the
+    /// copy of a few rows' logits (256 KiB, or one row where a row is
+    /// larger) and `gemm`'s packing (about 1 MiB); and up to 7 partial
+    /// products of `d hidden`'s chunk, `chunk_rows x D` each, 4 MiB in all
+    /// (one where a single one is larger). The default `chunk_rows` is the
+    /// largest count with `chunk_rows * V * size_of::<F>() <= 48 MiB` (at
+    /// least 1, at most `N`): at `N = 4,096`, `D = 512`, `V = 128,256` in
+    /// `f32` it is 98 rows, a buffer of 47.9 MiB, where the materialized
+    /// logits and their gradient take 4 GiB; the peak measured beyond the
+    /// inputs and gradients is 58-62 MiB on one and two threads (README,
+    /// "Performance"). Larger chunks make the products faster (`d W`'s
+    /// inner dimension is the chunk).
     ///
     /// # Shapes
     /// - input: [`LinearInput`] of `hidden` `(N, D)`, `weight` `(V, D)`,
@@ -279,7 +283,7 @@ impl<F: Float> LinearCrossEntropy<F> {
     }
 
     /// Sets the tokens per chunk, `>= 1` (default: the largest count whose
-    /// `chunk_rows x V` logits fit 56 MiB). Larger chunks make larger
+    /// `chunk_rows x V` logits fit 48 MiB). Larger chunks make larger
     /// matrix products (faster, up to the cache) and use more memory.
     pub fn with_chunk_rows(mut self, chunk_rows: usize) -> Result<Self> {
         if chunk_rows == 0 {
@@ -300,7 +304,7 @@ impl<F: Float> LinearCrossEntropy<F> {
     }
 
     /// The tokens per chunk used with `classes` classes: the one set, or
-    /// the largest count with `rows * classes * size_of::<F>() <= 56 MiB`
+    /// the largest count with `rows * classes * size_of::<F>() <= 48 MiB`
     /// (at least 1). A batch of fewer tokens is one chunk.
     pub fn chunk_rows_for(&self, classes: usize) -> usize {
         self.chunk_rows.unwrap_or_else(|| {

@@ -607,9 +607,9 @@ fn options_and_default_chunk() {
     assert_eq!(head.reduction(), Reduction::Sum);
     assert_eq!(head.loss().margin(), 0.3);
     assert_eq!(head.chunk_rows(), None);
-    // LinearCrossEntropy's default: 56 MiB of f32 at C = 128,256 is 114 rows.
-    assert_eq!(head.chunk_rows_for::<f32>(128_256), 114);
-    assert_eq!(head.chunk_rows_for::<f64>(128_256), 57);
+    // LinearCrossEntropy's default: 48 MiB of f32 at C = 128,256 is 98 rows.
+    assert_eq!(head.chunk_rows_for::<f32>(128_256), 98);
+    assert_eq!(head.chunk_rows_for::<f64>(128_256), 49);
     let head = head.with_chunk_rows(7).unwrap();
     assert_eq!(
         (head.chunk_rows(), head.chunk_rows_for::<f32>(128_256)),

@@ -346,9 +346,9 @@ fn fills_the_callers_buffers_whatever_they_held() {
 fn options_and_default_chunk() {
     let head = LinearCrossEntropy::<f32>::new();
     assert_eq!(head.chunk_rows(), None);
-    // 56 MiB of f32 logits at V = 128,256: 114 rows (55.8 MiB).
-    assert_eq!(head.chunk_rows_for(128_256), 114);
-    assert_eq!(LinearCrossEntropy::<f64>::new().chunk_rows_for(128_256), 57);
+    // 48 MiB of f32 logits at V = 128,256: 98 rows (47.9 MiB).
+    assert_eq!(head.chunk_rows_for(128_256), 98);
+    assert_eq!(LinearCrossEntropy::<f64>::new().chunk_rows_for(128_256), 49);
     assert_eq!(head.chunk_rows_for(usize::MAX / 2), 1);
     let head = head.with_chunk_rows(7).unwrap();
     assert_eq!(
