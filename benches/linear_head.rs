@@ -1,6 +1,6 @@
 //! One measurement of the fused linear + cross-entropy head for
 //! `benches/compare_linear_ce.py`: the wall time of
-//! [`LinearCrossEntropy::forward_backward_into`] (forward and the
+//! `LinearCrossEntropy`'s [`forward_backward_into`](classloss::Differentiable::forward_backward_into) (forward and the
 //! gradients for hidden, weight and bias) and the peak resident memory it
 //! adds, in a fresh process.
 //!
