@@ -56,6 +56,18 @@ fn contract() {
     }
 }
 
+/// A spatial `(N, C, d)` input as the `(N d, C)` matrix of its class
+/// lanes, in the labels' order.
+fn lanes_as_rows(x: &ndarray::Array3<f64>) -> Array2<f64> {
+    let (n, c, d) = x.dim();
+    x.view()
+        .permuted_axes([0, 2, 1])
+        .as_standard_layout()
+        .into_shape_with_order((n * d, c))
+        .unwrap()
+        .into_owned()
+}
+
 /// `log_softmax` and `logsumexp` of a row, plainly in `f64`.
 fn lse(row: &[f64]) -> f64 {
     let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -213,13 +225,7 @@ fn spatial_inputs_agree_with_their_rows() {
         .into_dimensionality::<Ix3>()
         .unwrap();
     let y = ndarray::array![[0_usize, 3, 4], [1, 3, 2]];
-    let rows: Array2<f64> = x3
-        .view()
-        .permuted_axes([0, 2, 1])
-        .as_standard_layout()
-        .into_shape_with_order((6, 5))
-        .unwrap()
-        .into_owned();
+    let rows = lanes_as_rows(&x3);
     let y_rows: Array1<usize> = y.iter().copied().collect();
     let weight = array![0.3, 1.7, 0.9, 1.2, 0.5];
     let spatial = CrossEntropy::<f64, Ix3>::spatial()
@@ -505,13 +511,7 @@ fn token_weights_match_finite_differences_and_spatial_rows() {
         .unwrap();
     let ys = array![[1_i64, 3, 0], [4, 2, 2]];
     let ts = array![[0.5, 1.0, 2.0], [0.0, 1.5, 1.0]];
-    let rows = xs
-        .view()
-        .permuted_axes([0, 2, 1])
-        .as_standard_layout()
-        .into_shape_with_order((6, 5))
-        .unwrap()
-        .to_owned();
+    let rows = lanes_as_rows(&xs);
     let yr = ys.clone().into_shape_with_order(6).unwrap();
     let tr = ts.clone().into_shape_with_order(6).unwrap();
     let spatial = CrossEntropy::<f64, Ix3>::spatial()
