@@ -3,6 +3,7 @@
 
 mod base;
 pub mod binary;
+pub mod distributed;
 mod engine;
 pub mod eval;
 pub mod gradcheck;

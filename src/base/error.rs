@@ -118,6 +118,20 @@ pub enum Error {
         /// The true value, for example `exp(100), about 2.688e43`.
         actual: String,
     },
+    /// A distributed call failed on other processes of its group: their
+    /// error is theirs to report, and this process stops with them rather
+    /// than wait for collectives they will not join.
+    #[error(
+        "{what}: expected every process of the group to succeed, got an error on {failed} of {processes}"
+    )]
+    PeerFailed {
+        /// The distributed call.
+        what: &'static str,
+        /// How many processes failed.
+        failed: usize,
+        /// The size of the group.
+        processes: usize,
+    },
 }
 
 /// The crate's result type.

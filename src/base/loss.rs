@@ -191,6 +191,11 @@ mod sealed {
         fn grad_view_mut(grad: &mut Self::Grad) -> Self::GradMut<'_>;
         /// Whether every input value is finite (the overflow rule).
         fn all_finite(input: &Self::Input<'_>) -> bool;
+        /// A shorter-lived view of the same gradient buffers (a wrapper
+        /// hands one to the loss and rescales the buffers after).
+        fn reborrow<'s>(grad: &'s mut Self::GradMut<'_>) -> Self::GradMut<'s>;
+        /// Multiplies every gradient entry by `factor`.
+        fn scale_grad(grad: &mut Self::GradMut<'_>, factor: F);
     }
 
     /// Marks the signatures of losses with a gradient.
@@ -485,6 +490,12 @@ impl<F: Float, D: Dimension, T: ScoreTarget<F, D>, G> Signature<F> for Scores<D,
     }
     fn grad_view_mut(grad: &mut Array<F, D>) -> ArrayViewMut<'_, F, D> {
         grad.view_mut()
+    }
+    fn reborrow<'s>(grad: &'s mut Self::GradMut<'_>) -> Self::GradMut<'s> {
+        grad.view_mut()
+    }
+    fn scale_grad(grad: &mut Self::GradMut<'_>, factor: F) {
+        *grad *= factor;
     }
     fn all_finite(input: &Self::Input<'_>) -> bool {
         input.iter().all(|v| v.is_finite())

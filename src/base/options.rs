@@ -70,6 +70,9 @@ use crate::Reduction;
 pub trait Options {
     /// The reduction `forward` applies.
     fn reduction(&self) -> Reduction;
+    /// Sets it (the `with_reduction` of a wrapper that needs another
+    /// reduction of the loss it holds).
+    fn set_reduction(&mut self, reduction: Reduction);
 }
 
 /// Declares a loss's options struct; see the [module docs](self).
@@ -136,6 +139,9 @@ macro_rules! loss_options {
         impl<$($($g $(: $bound)?),+)?> $crate::base::options::Options for $name<$($($g),+)?> {
             fn reduction(&self) -> $crate::Reduction {
                 self.reduction
+            }
+            fn set_reduction(&mut self, reduction: $crate::Reduction) {
+                self.reduction = reduction;
             }
         }
 

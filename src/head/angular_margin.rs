@@ -191,6 +191,9 @@ impl<L: Sealed> Options for AngularMarginHead<L> {
     fn reduction(&self) -> Reduction {
         Options::reduction(&self.loss)
     }
+    fn set_reduction(&mut self, reduction: Reduction) {
+        Options::set_reduction(&mut self.loss, reduction);
+    }
 }
 
 /// The exponents of `F`: `log2` of its largest value (rounded down) and of

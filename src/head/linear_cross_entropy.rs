@@ -94,6 +94,20 @@ impl<F: Float> Signature<F> for LinearAndLabels {
     fn grad_view_mut(grad: &mut LinearGrad<F>) -> LinearGradMut<'_, F> {
         grad.into()
     }
+    fn reborrow<'s>(grad: &'s mut Self::GradMut<'_>) -> Self::GradMut<'s> {
+        LinearGradMut {
+            hidden: grad.hidden.view_mut(),
+            weight: grad.weight.view_mut(),
+            bias: grad.bias.as_mut().map(|b| b.view_mut()),
+        }
+    }
+    fn scale_grad(grad: &mut Self::GradMut<'_>, factor: F) {
+        grad.hidden *= factor;
+        grad.weight *= factor;
+        if let Some(b) = grad.bias.as_mut() {
+            *b *= factor;
+        }
+    }
     fn all_finite(input: &Self::Input<'_>) -> bool {
         let finite = |v: &F| v.is_finite();
         input.hidden.iter().all(finite)

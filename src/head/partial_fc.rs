@@ -361,6 +361,9 @@ impl<H: Options> Options for OnSampledClasses<H> {
     fn reduction(&self) -> Reduction {
         self.head.reduction()
     }
+    fn set_reduction(&mut self, reduction: Reduction) {
+        Options::set_reduction(&mut self.head, reduction);
+    }
 }
 
 /// The input of [`AngularMarginHead`] on sampled classes: embeddings, the
@@ -421,6 +424,12 @@ impl<F: Float, S: Samplable<F>> Signature<F> for Sampled<S> {
     }
     fn grad_view_mut(grad: &mut S::Grad) -> S::GradMut<'_> {
         S::grad_view_mut(grad)
+    }
+    fn reborrow<'s>(grad: &'s mut Self::GradMut<'_>) -> Self::GradMut<'s> {
+        S::reborrow(grad)
+    }
+    fn scale_grad(grad: &mut Self::GradMut<'_>, factor: F) {
+        S::scale_grad(grad, factor)
     }
     fn all_finite(input: &Self::Input<'_>) -> bool {
         S::sampled_finite(input)

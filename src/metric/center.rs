@@ -232,6 +232,12 @@ impl<F: Float> Signature<F> for FeaturesAndCenters {
     fn grad_view_mut(grad: &mut Array2<F>) -> ArrayViewMut2<'_, F> {
         grad.view_mut()
     }
+    fn reborrow<'s>(grad: &'s mut Self::GradMut<'_>) -> Self::GradMut<'s> {
+        grad.view_mut()
+    }
+    fn scale_grad(grad: &mut Self::GradMut<'_>, factor: F) {
+        *grad *= factor;
+    }
     fn all_finite(input: &Self::Input<'_>) -> bool {
         let finite = |v: &F| v.is_finite();
         input.features.iter().all(finite) && input.centers.iter().all(finite)

@@ -72,6 +72,16 @@ impl<F: Float, D: Dimension> Signature<F> for Pairs<D> {
     fn grad_view_mut(grad: &mut PairGrad<F, D>) -> PairGradMut<'_, F, D> {
         grad.into()
     }
+    fn reborrow<'s>(grad: &'s mut Self::GradMut<'_>) -> Self::GradMut<'s> {
+        PairGradMut {
+            x1: grad.x1.view_mut(),
+            x2: grad.x2.view_mut(),
+        }
+    }
+    fn scale_grad(grad: &mut Self::GradMut<'_>, factor: F) {
+        grad.x1 *= factor;
+        grad.x2 *= factor;
+    }
     fn all_finite(pair: &Self::Input<'_>) -> bool {
         let finite = |v: &F| v.is_finite();
         pair.x1.iter().all(finite) && pair.x2.iter().all(finite)

@@ -77,6 +77,18 @@ impl<F: Float> Signature<F> for Triplets {
     fn grad_view_mut(grad: &mut TripletGrad<F>) -> TripletGradMut<'_, F> {
         grad.into()
     }
+    fn reborrow<'s>(grad: &'s mut Self::GradMut<'_>) -> Self::GradMut<'s> {
+        TripletGradMut {
+            anchor: grad.anchor.view_mut(),
+            positive: grad.positive.view_mut(),
+            negative: grad.negative.view_mut(),
+        }
+    }
+    fn scale_grad(grad: &mut Self::GradMut<'_>, factor: F) {
+        grad.anchor *= factor;
+        grad.positive *= factor;
+        grad.negative *= factor;
+    }
     fn all_finite(t: &Self::Input<'_>) -> bool {
         let finite = |v: &F| v.is_finite();
         t.anchor.iter().all(finite)

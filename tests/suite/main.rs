@@ -37,6 +37,7 @@ mod cosine_embedding;
 mod crammer_singer;
 mod cross_entropy;
 mod cross_entropy_large;
+mod data_parallel;
 mod example_pieces;
 mod exponential;
 mod f1_thresholds;

@@ -95,6 +95,16 @@ impl<F: Float> Signature<F> for EmbeddingsAndLabels {
     fn grad_view_mut(grad: &mut EmbeddingsGrad<F>) -> EmbeddingsGradMut<'_, F> {
         grad.into()
     }
+    fn reborrow<'s>(grad: &'s mut Self::GradMut<'_>) -> Self::GradMut<'s> {
+        EmbeddingsGradMut {
+            embeddings: grad.embeddings.view_mut(),
+            weight: grad.weight.view_mut(),
+        }
+    }
+    fn scale_grad(grad: &mut Self::GradMut<'_>, factor: F) {
+        grad.embeddings *= factor;
+        grad.weight *= factor;
+    }
     fn all_finite(input: &Self::Input<'_>) -> bool {
         let finite = |v: &F| v.is_finite();
         input.embeddings.iter().all(finite) && input.weight.iter().all(finite)

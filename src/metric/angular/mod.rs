@@ -120,6 +120,9 @@ impl<L: AngularMargin> Options for OnCosines<L> {
     fn reduction(&self) -> Reduction {
         Options::reduction(&self.inner)
     }
+    fn set_reduction(&mut self, reduction: Reduction) {
+        Options::set_reduction(&mut self.inner, reduction);
+    }
 }
 
 impl<F: Float, L: AngularMargin> Compute<F> for OnCosines<L> {
