@@ -29,6 +29,13 @@ use super::collective::{Collective, ReduceOp};
 ///   are already the concatenated batch's.
 /// - `None`: the per-sample values are local; nothing is communicated.
 ///
+/// That holds for every loss whose samples' values depend on their own
+/// sample only. The losses that couple a batch see each process's part as
+/// a batch of its own: `OhemCrossEntropy` keeps the hardest of the local
+/// samples, `NtXent` and `SupervisedContrastive` contrast within the local
+/// samples. Their `DataParallel` mean is the mean over the processes' own
+/// values, which is not the concatenated batch's loss.
+///
 /// Communication per call: one all-reduce of 3 `f64` (the sum, the
 /// divisor, and a failure count), a second of 1 `f64` only when the global
 /// sum passes `f64`. The local loss runs as it would alone, with its own
