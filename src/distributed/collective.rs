@@ -21,10 +21,11 @@ pub enum ReduceOp {
 /// the same collectives in the same order, with slices of the same length.
 ///
 /// The all-reduces overwrite `values` on every process with the
-/// element-wise reduction over the processes' slices. An implementation
-/// must give every process the same bits (MPI's reductions do for a fixed
-/// process count: the same reduction tree everywhere), so that the
-/// processes' copies of replicated results agree exactly.
+/// element-wise reduction over the processes' slices. They should give
+/// every process the same bits, so that the processes' copies of a
+/// replicated value agree exactly. MPI does not promise it, but Open
+/// MPI's all-reduce gives it here, and `tests/mpi` checks the values the
+/// ranks return against each other.
 pub trait Collective {
     /// The number of processes, `P >= 1`.
     fn size(&self) -> usize;

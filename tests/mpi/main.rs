@@ -72,6 +72,18 @@ fn check_close<F: Float>(what: &str, got: &[F], want: &[F], rel: f64) {
     }
 }
 
+/// The value is the same bits on every process (MPI does not promise it
+/// of an all-reduce; the largest and the smallest over the ranks agree).
+fn same_on_every_rank(group: &Mpi<mpi::topology::SimpleCommunicator>, what: &str, value: f64) {
+    let mut extremes = [value, -value];
+    group.all_reduce_f64(ReduceOp::Max, &mut extremes);
+    assert_eq!(
+        extremes[0], -extremes[1],
+        "{what}: the ranks disagree (largest {}, smallest {})",
+        extremes[0], -extremes[1]
+    );
+}
+
 fn collectives(group: &Mpi<mpi::topology::SimpleCommunicator>) {
     let (rank, size) = (group.rank() as f64, group.size() as f64);
     let mut v = [rank, -rank, 1.0];
@@ -109,6 +121,7 @@ fn cross_entropy<F: Float>(group: &Mpi<mpi::topology::SimpleCommunicator>, rel: 
             .unwrap();
         let what = format!("{reduction:?} cross-entropy, rank {}", group.rank());
         check_close(&format!("{what} value"), &[value], &[want], rel);
+        same_on_every_rank(group, &format!("{what} value"), value.as_f64());
         let want_rows = want_grad.slice(s![rows.clone(), ..]).to_owned();
         check_close(
             &format!("{what} gradient"),
@@ -144,6 +157,7 @@ fn fused_head(group: &Mpi<mpi::topology::SimpleCommunicator>) {
         .forward_backward(part, y.slice(s![rows.clone()]))
         .unwrap();
     check_close("head value", &[value], &[want], 1e-12);
+    same_on_every_rank(group, "head value", value);
     let want_rows = want_grad.hidden.slice(s![rows, ..]).to_owned();
     check_close(
         "head d hidden",
