@@ -133,13 +133,10 @@ impl<F: Float, L: Compute<F> + Clone, C: Collective> Compute<F> for DataParallel
                 processes: self.collective.size(),
             });
         }
-        if reduction == Reduction::Sum {
-            return Ok(Totals {
-                sum: Sum { total, ..local.sum },
-                ..local
-            });
-        }
-        if let Some(g) = grad.as_mut() {
+        // `Sum`'s gradient is already the whole batch's; `Mean`'s is
+        // rescaled to the global divisor.
+        let mean = reduction == Reduction::Mean;
+        if let Some(g) = grad.as_mut().filter(|_| mean) {
             if local.divisor > 0.0 {
                 // The local mean's gradient, `grad S_p / D_p`, rescaled to
                 // the global mean's.
@@ -159,7 +156,7 @@ impl<F: Float, L: Compute<F> + Clone, C: Collective> Compute<F> for DataParallel
                 L::Sig::scale_grad(g, F::lit(1.0 / divisor));
             }
         }
-        if total.is_infinite() && divisor > 0.0 {
+        if mean && total.is_infinite() && divisor > 0.0 {
             // Finite sums whose total passes f64 (every process sees the
             // same total, so all take this branch): their mean may fit.
             // The sums scaled by 2^-128 (exact), over the divisor, added.
