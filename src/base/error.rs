@@ -132,6 +132,19 @@ pub enum Error {
         /// The size of the group.
         processes: usize,
     },
+    /// The processes of a distributed call disagree on something they must
+    /// share: their class shards (which must tile the classes), or an input
+    /// or option every process must pass alike (the hidden states, the
+    /// labels, the options).
+    #[error("{what}: expected {expected}, got {actual}")]
+    GroupMismatch {
+        /// What disagrees.
+        what: &'static str,
+        /// What the processes must agree on.
+        expected: String,
+        /// What they passed.
+        actual: String,
+    },
 }
 
 /// The crate's result type.

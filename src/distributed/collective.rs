@@ -67,3 +67,26 @@ impl Collective for SingleProcess {
     fn all_reduce_f32(&self, _: ReduceOp, _: &mut [f32]) {}
     fn all_reduce_f64(&self, _: ReduceOp, _: &mut [f64]) {}
 }
+
+/// All-reduces a slice of the crate's float type `F`: an `f32` slice as
+/// `f32` (half the bytes of `f64`), an `f64` one as itself. Both
+/// conversions are exact.
+pub(crate) fn all_reduce_floats<F: crate::Float, C: Collective + ?Sized>(
+    collective: &C,
+    op: ReduceOp,
+    values: &mut [F],
+) {
+    if std::mem::size_of::<F>() == std::mem::size_of::<f32>() {
+        let mut wire: Vec<f32> = values.iter().map(|v| v.as_f64() as f32).collect();
+        collective.all_reduce_f32(op, &mut wire);
+        for (v, w) in values.iter_mut().zip(wire) {
+            *v = F::lit(f64::from(w));
+        }
+    } else {
+        let mut wire: Vec<f64> = values.iter().map(|v| v.as_f64()).collect();
+        collective.all_reduce_f64(op, &mut wire);
+        for (v, w) in values.iter_mut().zip(wire) {
+            *v = F::lit(w);
+        }
+    }
+}

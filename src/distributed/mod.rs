@@ -10,6 +10,8 @@ mod data_parallel;
 #[cfg(feature = "mpi")]
 mod mpi;
 
+pub use crate::head::sharded::{ClassShard, ClassSharded};
+pub(crate) use collective::all_reduce_floats;
 pub use collective::{Collective, ReduceOp, SingleProcess};
 pub use data_parallel::DataParallel;
 #[cfg(feature = "mpi")]

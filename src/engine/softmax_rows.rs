@@ -176,6 +176,14 @@ impl GradBeyond {
 }
 
 impl<'g, F: Float> RowGrad<'g, F> {
+    /// A row whose exponentials `e` are taken against a maximum and summed
+    /// elsewhere (over the class shards of the processes), `inv_sum` the
+    /// inverse of the whole row's sum.
+    #[inline]
+    pub(crate) fn from_parts(e: &'g mut [F], inv_sum: F, beyond: &'g GradBeyond) -> Self {
+        RowGrad { e, inv_sum, beyond }
+    }
+
     /// Writes a zero gradient (a row that counts for nothing).
     #[inline]
     pub fn zero(self) {
@@ -243,6 +251,9 @@ pub(crate) fn one_hot_grad_f64<F: Float>(g: RowGrad<'_, F>, y: usize, scale: f64
 /// Writes `scale * (total * p_c - off * w_c - at_y [c == y])`, the gradient
 /// of a smoothed target `off * w_c + at_y [c == y]` whose sum is `total`
 /// (`w_c = 1` when `weights` is `None`; otherwise `Some((w, max_c w_c))`).
+/// `label` is `Some((y, at_y))`, or `None` for a row of a class shard that
+/// does not hold the label (the class-sharded heads): then `total` still
+/// counts `at_y`, which the shard holding `y` subtracts.
 ///
 /// `total` is in `f64`: with class weights near the float maximum it does
 /// not fit `F`, nor may the entries (a tiny mean divisor makes `scale`
@@ -257,8 +268,9 @@ pub(crate) fn smoothed_grad<F: Float>(
     total: f64,
     off: F,
     weights: Option<(&[F], f64)>,
-    (y, at_y): (usize, F),
+    label: Option<(usize, F)>,
 ) {
+    let (y, at_y) = label.unwrap_or((usize::MAX, F::zero()));
     let w_max = weights.map_or(1.0, |(_, m)| m);
     // `total` itself must fit `F` too: a z-loss adds `2 z w_y lse` to it,
     // which a small `scale` (the mean's) can leave beyond `F` (without it
@@ -270,7 +282,9 @@ pub(crate) fn smoothed_grad<F: Float>(
             None => F::affine(g.e, k, -scale * off),
             Some((w, _)) => F::affine_weighted(g.e, k, -scale * off, w),
         }
-        g.e[y] -= scale * at_y;
+        if let Some(e_y) = g.e.get_mut(y) {
+            *e_y -= scale * at_y;
+        }
         return;
     }
     // Cold: the same formula in f64.
@@ -343,7 +357,7 @@ const SUM_BLOCK: usize = 2048;
 
 /// [`RowKernels::exp_into`](crate::base::float::RowKernels::exp_into) over blocks, summed in `f64`.
 #[inline]
-fn exp_into_accurate<F: Float>(x: &[F], max: F, e: &mut [F]) -> F {
+pub(crate) fn exp_into_accurate<F: Float>(x: &[F], max: F, e: &mut [F]) -> F {
     if x.len() <= SUM_BLOCK {
         return F::exp_into(x, max, e);
     }
@@ -357,7 +371,7 @@ fn exp_into_accurate<F: Float>(x: &[F], max: F, e: &mut [F]) -> F {
 
 /// [`exp_into_accurate`] without storing.
 #[inline]
-fn exp_sum_accurate<F: Float>(x: &[F], max: F) -> F {
+pub(crate) fn exp_sum_accurate<F: Float>(x: &[F], max: F) -> F {
     if x.len() <= SUM_BLOCK {
         return F::exp_sum(x, max);
     }

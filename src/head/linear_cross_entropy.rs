@@ -12,7 +12,7 @@ use crate::base::loss::{Call, Compute, Exact, Signature, run_with};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
-    about_pow10, check_class_vector, expect_nonempty, expect_shape, overflow,
+    about_pow10, check_class_vector, check_values, expect_nonempty, expect_shape, overflow,
 };
 use crate::engine::linear_chunks::{Linear, LinearGradViews, linear_chunks};
 use crate::engine::parallel::map_blocks;
@@ -331,7 +331,7 @@ impl<F: Float> LinearCrossEntropy<F> {
 /// The overflow of the first logit beyond `F` in the chunk `z` of rows
 /// `start..`, its value computed again in `f64` (cold).
 #[cold]
-fn logits_overflow<F: Float>(
+pub(crate) fn logits_overflow<F: Float>(
     input: LinearInput<'_, F>,
     start: usize,
     z: ArrayView2<'_, F>,
@@ -355,7 +355,7 @@ fn logits_overflow<F: Float>(
 /// `+-F::MAX`, which the cap maps to the same `+-cap` (and a zero gradient)
 /// as `x` when `cap <= F::MAX / 20`, where `tanh` saturates. A larger cap
 /// with such a logit is an overflow.
-fn repair_capped_logits<F: Float>(
+pub(crate) fn repair_capped_logits<F: Float>(
     input: LinearInput<'_, F>,
     start: usize,
     z: &mut ArrayViewMut2<'_, F>,
@@ -397,6 +397,118 @@ fn exact_logit<F: Float>(input: LinearInput<'_, F>, i: usize, c: usize) -> f64 {
 /// The bytes of logits one block of [`chunk_loss`] copies: a few rows,
 /// which stay in the core's cache while the loss reads them.
 const BLOCK_BYTES: usize = 256 << 10;
+
+/// A call's target, checked: the labels and the per-token weights, if any.
+pub(crate) struct Checked<'a, F> {
+    pub labels: Labels<'a>,
+    pub token_weights: Option<ArrayView1<'a, F>>,
+}
+
+impl<F: Float> LinearCrossEntropy<F> {
+    /// Checks a call whose labels name `classes` classes (the class
+    /// weights are `(classes)`) and whose `weight` holds some of them (all
+    /// of them here, a shard of them in the class-sharded head): the
+    /// shapes, the target's kind, and the labels' range.
+    pub(crate) fn check_call<'t>(
+        &self,
+        input: LinearInput<'_, F>,
+        target: ClassTarget<'t, F, Ix2>,
+        grad: Option<&LinearGradMut<'_, F>>,
+        classes: usize,
+    ) -> Result<Checked<'t, F>> {
+        let LinearInput {
+            hidden,
+            weight,
+            bias,
+        } = input;
+        expect_nonempty("hidden", hidden.shape(), 0, "sample")?;
+        expect_nonempty("hidden", hidden.shape(), 1, "feature")?;
+        if classes == 0 {
+            expect_nonempty("weight", weight.shape(), 0, "class")?;
+        }
+        let (n, d) = hidden.dim();
+        let v = weight.nrows();
+        expect_shape("weight", weight.shape(), &[v, d])?;
+        if let Some(b) = &bias {
+            expect_shape("bias", b.shape(), &[v])?;
+        }
+        if let Some(w) = self.ce.weight() {
+            check_class_vector("class_weight", w.len(), classes)?;
+        }
+        let (labels, token_weights) = match target {
+            ClassTarget::Labels(labels) => (labels, None),
+            ClassTarget::WeightedLabels { labels, weights } => (labels, Some(weights)),
+            ClassTarget::Probs(_) => {
+                return Err(Error::UnsupportedTarget {
+                    what: "target",
+                    expected: "labels or weighted labels (probabilities would be (N, V), the size of the logits the head avoids)",
+                    actual: target.kind(),
+                });
+            }
+        };
+        labels.expect_shape("labels", &[n])?;
+        if let Some(t) = &token_weights {
+            expect_shape("token_weights", t.shape(), &[n])?;
+            check_values("token_weights", t, "a finite weight >= 0", |t: F| {
+                t.is_finite() && t >= F::zero()
+            })?;
+        }
+        labels.check("labels", classes, self.ce.ignore_index())?;
+        if let Some(g) = grad {
+            expect_shape("grad.hidden", g.hidden.shape(), &[n, d])?;
+            expect_shape("grad.weight", g.weight.shape(), &[v, d])?;
+            if let Some(b) = &g.bias {
+                expect_shape("grad.bias", b.shape(), &[v])?;
+            }
+        }
+        Ok(Checked {
+            labels,
+            token_weights,
+        })
+    }
+
+    /// The mean's divisor, from all the labels at once (PyTorch's rule, as
+    /// CrossEntropy's: the chunks run with `Sum`), and the cross-entropy
+    /// the chunks run: this head's, or for a mean over tiny class weights
+    /// one whose weights are scaled by a power of two.
+    ///
+    /// Tiny class weights (subnormal ones, say): 1 / divisor passes F and
+    /// each `w_y nll` keeps few bits. The mean is the same for weights
+    /// scaled by any power of two, and the scaling is exact: the chunks run
+    /// on weights that bring the divisor to 2^t, with 1 / 2^t well inside
+    /// F (2^511 for f64, 2^63 for f32). Not for the per-sample values
+    /// (`per_sample`), which are the weighted ones.
+    pub(crate) fn mean_plan(
+        &self,
+        labels: &Labels<'_>,
+        token_weights: Option<ArrayView1<'_, F>>,
+        per_sample: bool,
+    ) -> Result<(std::borrow::Cow<'_, CrossEntropy<F>>, f64)> {
+        let ignore = self.ce.ignore_index();
+        let class_weight = self.ce.weight();
+        let w_y = |y: usize| class_weight.map_or(1.0, |w| w[y].as_f64());
+        let divisor: f64 = match &token_weights {
+            None => labels.sum_over_classes(ignore, w_y),
+            Some(weights) => labels
+                .classes(ignore)
+                .zip(weights.iter())
+                .map(|(y, &t_i)| y.map_or(0.0, |y| Float::as_f64(t_i) * w_y(y)))
+                .sum(),
+        };
+        let t = -(F::max_value().as_f64().log2().floor() as i32) / 2;
+        let tiny = divisor < times_pow2(1.0, t) || !F::lit(1.0 / divisor).is_finite();
+        match (self.reduction, class_weight) {
+            (Reduction::Mean, Some(_)) if divisor > 0.0 && tiny && !per_sample => {
+                let e = t - divisor.log2().floor() as i32;
+                let rescaled = self
+                    .ce
+                    .with_weights_times_pow2(e, divisor, "class_weight")?;
+                Ok((std::borrow::Cow::Owned(rescaled), times_pow2(divisor, e)))
+            }
+            _ => Ok((std::borrow::Cow::Borrowed(&self.ce), divisor)),
+        }
+    }
+}
 
 /// What every chunk of one call shares.
 struct ChunkRows<'c, 'i, 'a, F: Float> {
@@ -579,82 +691,23 @@ impl<F: Float> LinearCrossEntropy<F> {
             mut grad,
             mut per,
         } = call;
+        let v = input.weight.nrows();
+        let checked = self.check_call(input, target, grad.as_ref(), v)?;
+        if let Some(l) = &lse {
+            expect_shape("lse", l.shape(), &[input.hidden.nrows()])?;
+        }
+        let Checked {
+            labels,
+            token_weights,
+        } = checked;
         let LinearInput {
             hidden,
             weight,
             bias,
         } = input;
-        expect_nonempty("hidden", hidden.shape(), 0, "sample")?;
-        expect_nonempty("hidden", hidden.shape(), 1, "feature")?;
-        expect_nonempty("weight", weight.shape(), 0, "class")?;
-        let (n, d) = hidden.dim();
-        let v = weight.nrows();
-        expect_shape("weight", weight.shape(), &[v, d])?;
-        if let Some(b) = &bias {
-            expect_shape("bias", b.shape(), &[v])?;
-        }
-        if let Some(w) = self.ce.weight() {
-            check_class_vector("class_weight", w.len(), v)?;
-        }
-        let (labels, token_weights) = match target {
-            ClassTarget::Labels(labels) => (labels, None),
-            ClassTarget::WeightedLabels { labels, weights } => (labels, Some(weights)),
-            ClassTarget::Probs(_) => {
-                return Err(Error::UnsupportedTarget {
-                    what: "target",
-                    expected: "labels or weighted labels (probabilities would be (N, V), the size of the logits the head avoids)",
-                    actual: target.kind(),
-                });
-            }
-        };
-        labels.expect_shape("labels", &[n])?;
-        if let Some(l) = &lse {
-            expect_shape("lse", l.shape(), &[n])?;
-        }
-        if let Some(t) = &token_weights {
-            expect_shape("token_weights", t.shape(), &[n])?;
-        }
-        let ignore = self.ce.ignore_index();
-        labels.check("labels", v, ignore)?;
-        if let Some(g) = &grad {
-            expect_shape("grad.hidden", g.hidden.shape(), &[n, d])?;
-            expect_shape("grad.weight", g.weight.shape(), &[v, d])?;
-            if let Some(b) = &g.bias {
-                expect_shape("grad.bias", b.shape(), &[v])?;
-            }
-        }
-
-        // The mean's divisor, from all the labels at once (PyTorch's rule,
-        // as CrossEntropy's): the chunks run with `Sum`.
-        let class_weight = self.ce.weight();
-        let w_y = |y: usize| class_weight.map_or(1.0, |w| w[y].as_f64());
-        let divisor: f64 = match &token_weights {
-            None => labels.sum_over_classes(ignore, w_y),
-            Some(weights) => labels
-                .classes(ignore)
-                .zip(weights.iter())
-                .map(|(y, &t_i)| y.map_or(0.0, |y| Float::as_f64(t_i) * w_y(y)))
-                .sum(),
-        };
-        // Tiny class weights (subnormal ones, say): 1 / divisor passes F and
-        // each `w_y nll` keeps few bits. The mean is the same for weights
-        // scaled by any power of two, and the scaling is exact: the chunks
-        // run on weights that bring the divisor to 2^t, with 1 / 2^t well
-        // inside F (2^511 for f64, 2^63 for f32). Not for the per-sample
-        // values, which are the weighted ones.
-        let t = -(F::max_value().as_f64().log2().floor() as i32) / 2;
-        let tiny = divisor < times_pow2(1.0, t) || !F::lit(1.0 / divisor).is_finite();
-        let rescaled;
-        let (ce, divisor) = match (self.reduction, class_weight) {
-            (Reduction::Mean, Some(_)) if divisor > 0.0 && tiny && per.is_none() => {
-                let e = t - divisor.log2().floor() as i32;
-                rescaled = self
-                    .ce
-                    .with_weights_times_pow2(e, divisor, "class_weight")?;
-                (&rescaled, times_pow2(divisor, e))
-            }
-            _ => (&self.ce, divisor),
-        };
+        let n = hidden.nrows();
+        let (ce, divisor) = self.mean_plan(&labels, token_weights, per.is_some())?;
+        let ce = &*ce;
         let scale: F = self.reduction.grad_scale(divisor);
         let rows = self.chunk_rows_for(v).min(n);
         let grad_views = grad.as_mut().map(|g| LinearGradViews {

@@ -6,6 +6,7 @@
 mod angular_margin;
 mod linear_cross_entropy;
 mod partial_fc;
+pub(crate) mod sharded;
 
 pub use angular_margin::AngularMarginHead;
 pub use linear_cross_entropy::{LinearCrossEntropy, LinearGrad, LinearGradMut, LinearInput};

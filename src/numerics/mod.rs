@@ -64,6 +64,15 @@ pub(crate) fn soft_cap(x: f64, cap: f64) -> f64 {
     if u.abs() < 1e-8 { x } else { cap * u.tanh() }
 }
 
+/// `z lse^2` in `f64`, ordered so that nothing overflows or underflows
+/// before the result does: `(z |lse|) |lse|` for `|lse| > 1` (a tiny `z`
+/// times an `lse` near `f64`'s maximum fits), `z lse^2` otherwise.
+#[inline]
+pub(crate) fn z_square(z: f64, lse: f64) -> f64 {
+    let a = lse.abs();
+    if a > 1.0 { (z * a) * a } else { z * (a * a) }
+}
+
 /// `d/dx cap tanh(x / cap) = 1 - tanh^2(x / cap) = sech^2(x / cap)`, in
 /// `f64`, as `4 t / (1 + t)^2` with `t = exp(-2 |x / cap|)`: no
 /// cancellation where `tanh` saturates (the form `1 - tanh^2` would be 0

@@ -18,7 +18,7 @@ use crate::engine::softmax_rows::{
     Row, RowGrad, lanes_lse, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad,
     smoothed_grad_fits, smoothed_label_term, softmax_rows, softmax_rows_2d, term,
 };
-use crate::numerics::{soft_cap, soft_cap_slope, times_pow2};
+use crate::numerics::{soft_cap, soft_cap_slope, times_pow2, z_square};
 use crate::{Error, Float, Reduction, Result};
 
 /// What cross-entropy compares the logits with: hard class labels or a
@@ -367,15 +367,6 @@ impl<F: Float, D: RemoveAxis> Compute<F> for CrossEntropy<F, D> {
     }
 }
 
-/// `z lse^2` in `f64`, ordered so that nothing overflows or underflows
-/// before the result does: `(z |lse|) |lse|` for `|lse| > 1` (a tiny `z`
-/// times an `lse` near `f64`'s maximum fits), `z lse^2` otherwise.
-#[inline]
-fn z_square(z: f64, lse: f64) -> f64 {
-    let a = lse.abs();
-    if a > 1.0 { (z * a) * a } else { z * (a * a) }
-}
-
 impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
     /// This loss with its class weights times `2^e`, for a mean over tiny
     /// weights (`divisor`, their labels' sum, is only for the error; `what`
@@ -545,7 +536,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                     if !smoothing {
                         if let Some(g) = g {
                             let total = wy.as_f64() * (1.0 + z_grad);
-                            smoothed_grad(g, scale, total, F::zero(), None, (y, wy));
+                            smoothed_grad(g, scale, total, F::zero(), None, Some((y, wy)));
                         }
                         return term(wy.as_f64(), row.nll(y) + z_value);
                     }
@@ -559,7 +550,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                             total += term(wy.as_f64(), z_grad);
                         }
                         let weights = w_slice.map(|s| (s, w_max));
-                        smoothed_grad(g, scale, total, off, weights, (y, hard * wy));
+                        smoothed_grad(g, scale, total, off, weights, Some((y, hard * wy)));
                     }
                     let (hard, off) = (hard.as_f64(), off.as_f64());
                     let ce =

@@ -128,7 +128,7 @@ impl<F: Float> Compute<F> for LabelSmoothing {
             // The target is off everywhere plus (on - off) on the label;
             // it sums to 1 in both conventions.
             if let Some(g) = g {
-                smoothed_grad(g, scale, 1.0, off, None, (y, on - off));
+                smoothed_grad(g, scale, 1.0, off, None, Some((y, on - off)));
             }
             let nll_y = row.nll(y);
             if nll_y.is_finite() {

@@ -11,9 +11,10 @@
 //! its own part against the single-process result; a failed check panics,
 //! which makes `mpirun` fail. Run without `mpirun`, it is one process.
 
-use classloss::distributed::{Collective, DataParallel, Mpi, ReduceOp};
+use classloss::distributed::{ClassShard, ClassSharded, Collective, DataParallel, Mpi, ReduceOp};
 use classloss::{
-    CrossEntropy, Differentiable, Error, Float, LinearCrossEntropy, LinearInput, Loss, Reduction,
+    ClassTarget, CrossEntropy, Differentiable, Error, Float, LinearCrossEntropy, LinearInput, Loss,
+    Reduction,
 };
 use ndarray::{Array1, Array2, s};
 
@@ -26,6 +27,9 @@ fn main() {
     cross_entropy::<f32>(&group, 1e-5);
     fused_head(&group);
     errors(&group);
+    sharded_head::<f64>(&group, 1e-12);
+    sharded_head::<f32>(&group, 1e-5);
+    sharded_errors(&group);
     if rank == 0 {
         println!("mpi: every check passed on {size} process(es)");
     }
@@ -196,5 +200,217 @@ fn errors(group: &Mpi<mpi::topology::SimpleCommunicator>) {
                 processes: group.size()
             })
         );
+    }
+}
+
+type World = Mpi<mpi::topology::SimpleCommunicator>;
+
+/// The head's options, one set per case (every one ignores `-100`): none;
+/// class weights and smoothing; z-loss with a soft cap; all of them.
+fn sharded_heads<F: Float>(v: usize, reduction: Reduction) -> Vec<(String, LinearCrossEntropy<F>)> {
+    let weights = Array1::from_shape_fn(v, |c| F::lit(0.5 + 0.25 * (c % 5) as f64));
+    // PyTorch's default ignored label, on every head.
+    let base = LinearCrossEntropy::<F>::new()
+        .with_reduction(reduction)
+        .with_ignore_index(-100);
+    let weighted = base
+        .clone()
+        .with_class_weight(weights.clone())
+        .unwrap()
+        .with_label_smoothing(0.2)
+        .unwrap();
+    let capped = base
+        .clone()
+        .with_z_loss(1e-2)
+        .unwrap()
+        .with_softcap(Some(3.0))
+        .unwrap()
+        .with_chunk_rows(3)
+        .unwrap();
+    let all = weighted
+        .clone()
+        .with_z_loss(1e-2)
+        .unwrap()
+        .with_softcap(Some(3.0))
+        .unwrap()
+        .with_chunk_rows(4)
+        .unwrap();
+    vec![
+        ("plain".into(), base),
+        ("weights, smoothing".into(), weighted),
+        ("z-loss, soft cap, chunks of 3".into(), capped),
+        ("every option, chunks of 4".into(), all),
+    ]
+}
+
+/// This process's shard in three layouts: even; uneven, rank 0 holding
+/// all but `P - 1` classes; and with rank 1 empty.
+fn shard_layouts(v: usize, rank: usize, size: usize) -> Vec<(&'static str, ClassShard)> {
+    let even = ClassShard::even(v, rank, size).unwrap();
+    let big = v - (size - 1);
+    let skewed = if rank == 0 {
+        ClassShard::new(0, big, v).unwrap()
+    } else {
+        ClassShard::new(big + rank - 1, 1, v).unwrap()
+    };
+    // Rank 1 holds nothing, rank 0 the first classes, the others the rest.
+    let others = size.saturating_sub(1).max(1);
+    let per = v.div_ceil(others);
+    let reverse = match rank {
+        1 => ClassShard::new(0, 0, v).unwrap(),
+        0 if size > 1 => ClassShard::new(0, per.min(v), v).unwrap(),
+        _ if size == 1 => even,
+        r => {
+            let end = v - per * (r - 2);
+            let start = end.saturating_sub(per).max(per.min(v));
+            ClassShard::new(start, end - start, v).unwrap()
+        }
+    };
+    let mut out = vec![("even", even), ("skewed", skewed)];
+    if size > 1 {
+        out.push(("rank 1 empty", reverse));
+    }
+    out
+}
+
+/// The class-sharded head equals the single-process head on the whole
+/// weight, for every option, reduction and layout, with labels spread and
+/// all in one shard: the value and per-sample values (the same bits on
+/// every rank), d hidden (whole, on every rank), and this shard's rows of
+/// d weight and d bias.
+fn sharded_head<F: Float>(group: &World, rel: f64) {
+    let (n, d, v) = (11, 5, 10);
+    let (rank, size) = (group.rank(), group.size());
+    let h: Array2<F> = filled(n, d, 7, 1.5);
+    let w: Array2<F> = filled(v, d, 8, 1.0);
+    let b: Array1<F> = Array1::from_shape_fn(v, |c| F::lit(0.5 * noise(9, c)));
+    let mut spread = Array1::from_shape_fn(n, |i| ((noise(10, i) + 1.0) * 5.0) as i64 % v as i64);
+    spread[3] = -100;
+    let first = Array1::from_shape_fn(n, |i| (i % 2) as i64);
+    let tokens = Array1::from_shape_fn(n, |i| F::lit([1.0, 0.5, 2.0, 0.0][i % 4]));
+    for reduction in [Reduction::Mean, Reduction::Sum] {
+        for (name, head) in sharded_heads::<F>(v, reduction) {
+            for (labels_name, labels) in [("spread", &spread), ("all in the first shard", &first)] {
+                for weighted in [false, true] {
+                    let target = || match weighted {
+                        true => ClassTarget::WeightedLabels {
+                            labels: labels.into(),
+                            weights: tokens.view(),
+                        },
+                        false => ClassTarget::Labels(labels.into()),
+                    };
+                    let whole = LinearInput {
+                        hidden: h.view(),
+                        weight: w.view(),
+                        bias: Some(b.view()),
+                    };
+                    let want_per = head.per_sample(whole, target()).unwrap();
+                    let (want, want_grad) = head.forward_backward(whole, target()).unwrap();
+                    for (layout, shard) in shard_layouts(v, rank, size) {
+                        let what = format!(
+                            "{reduction:?} {name}, labels {labels_name}, token weights {weighted}, {layout} shards, rank {rank}"
+                        );
+                        let sharded = ClassSharded::new(head.clone(), group, shard);
+                        let part = LinearInput {
+                            hidden: h.view(),
+                            weight: w.slice(s![shard.range(), ..]),
+                            bias: Some(b.slice(s![shard.range()])),
+                        };
+                        let per = sharded.per_sample(part, target()).unwrap();
+                        let (value, grad) = sharded.forward_backward(part, target()).unwrap();
+                        check_close(&format!("{what}: value"), &[value], &[want], rel);
+                        same_on_every_rank(group, &format!("{what}: value"), value.as_f64());
+                        check_close(
+                            &format!("{what}: per-sample"),
+                            per.as_slice().unwrap(),
+                            want_per.as_slice().unwrap(),
+                            rel,
+                        );
+                        for (i, p) in per.iter().enumerate() {
+                            same_on_every_rank(
+                                group,
+                                &format!("{what}: per-sample {i}"),
+                                p.as_f64(),
+                            );
+                        }
+                        check_close(
+                            &format!("{what}: d hidden"),
+                            grad.hidden.as_slice().unwrap(),
+                            want_grad.hidden.as_slice().unwrap(),
+                            rel,
+                        );
+                        let rows = shard.range();
+                        let want_w = want_grad.weight.slice(s![rows.clone(), ..]).to_owned();
+                        check_close(
+                            &format!("{what}: d weight"),
+                            grad.weight.as_slice().unwrap(),
+                            want_w.as_slice().unwrap(),
+                            rel,
+                        );
+                        let want_b = want_grad.bias.as_ref().unwrap().slice(s![rows]).to_owned();
+                        check_close(
+                            &format!("{what}: d bias"),
+                            grad.bias.as_ref().unwrap().as_slice().unwrap(),
+                            want_b.as_slice().unwrap(),
+                            rel,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A weight of the wrong rows on the last process: its own error there,
+/// `PeerFailed` elsewhere; shards that do not tile: the same error on
+/// every process.
+fn sharded_errors(group: &World) {
+    let (n, d, v) = (4, 3, 7);
+    let (rank, size) = (group.rank(), group.size());
+    let h: Array2<f64> = filled(n, d, 11, 1.0);
+    let w: Array2<f64> = filled(v, d, 12, 1.0);
+    let y = Array1::from(vec![0_i64, 3, 6, 2]);
+    let shard = ClassShard::even(v, rank, size).unwrap();
+    let last = rank + 1 == size;
+    let rows = if last { 0..1 } else { shard.range() };
+    let input = LinearInput {
+        hidden: h.view(),
+        weight: w.slice(s![rows, ..]),
+        bias: None,
+    };
+    let sharded = ClassSharded::new(LinearCrossEntropy::<f64>::new(), group, shard);
+    let result = sharded.forward(input, &y);
+    if last && shard.len() != 1 {
+        assert!(
+            matches!(result, Err(Error::ShapeMismatch { what: "weight", .. })),
+            "{result:?}"
+        );
+    } else if size > 1 {
+        assert_eq!(
+            result,
+            Err(Error::PeerFailed {
+                what: "ClassSharded<LinearCrossEntropy>",
+                failed: 1,
+                processes: size
+            })
+        );
+    }
+    // Every process claims the whole head: the shards overlap (with two
+    // processes or more).
+    let whole = ClassShard::new(0, v, v).unwrap();
+    let input = LinearInput {
+        hidden: h.view(),
+        weight: w.view(),
+        bias: None,
+    };
+    let result =
+        ClassSharded::new(LinearCrossEntropy::<f64>::new(), group, whole).forward(input, &y);
+    if size > 1 {
+        assert!(
+            matches!(result, Err(Error::GroupMismatch { what: "shard", .. })),
+            "{result:?}"
+        );
+    } else {
+        assert!(result.is_ok());
     }
 }

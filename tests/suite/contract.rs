@@ -37,6 +37,7 @@
 //! The loss is given as its `f64` value; the contract rebuilds it with each
 //! reduction and in `f32` ([`Rebuild`]).
 
+use classloss::distributed::{ClassSharded, SingleProcess};
 use classloss::gradcheck::GradCheck;
 use classloss::{
     AngularMargin, AngularMarginHead, ArcFace, Asymmetric, Bce, BceWithLogits, CenterInput,
@@ -277,6 +278,14 @@ rebuild_typed! {
 }
 
 /// A head on sampled classes, rebuilt as its head is.
+/// The class-sharded head on one process (its shard is every class).
+impl Rebuild for ClassSharded<LinearCrossEntropy<f64>, SingleProcess> {
+    type As<F: Float> = ClassSharded<LinearCrossEntropy<F>, SingleProcess>;
+    fn rebuild<F: Float>(&self, r: Reduction) -> Self::As<F> {
+        ClassSharded::new(self.head().rebuild::<F>(r), SingleProcess, self.shard())
+    }
+}
+
 impl<H: Rebuild> Rebuild for OnSampledClasses<H> {
     type As<F: Float> = OnSampledClasses<H::As<F>>;
     fn rebuild<F: Float>(&self, reduction: Reduction) -> Self::As<F> {

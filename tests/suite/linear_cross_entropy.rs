@@ -16,15 +16,15 @@ use ndarray::{Array1, Array2, Axis};
 /// A batch: hidden `(N, D)`, weight `(V, D)`, bias `(V)`, labels `(N)`
 /// (`i64`), and the same labels with `-100` at positions 1, 5, 9, ... for
 /// `ignore_index`.
-struct Batch<F> {
-    hidden: Array2<F>,
-    weight: Array2<F>,
-    bias: Array1<F>,
-    labels: Array1<i64>,
-    padded: Array1<i64>,
+pub struct Batch<F> {
+    pub hidden: Array2<F>,
+    pub weight: Array2<F>,
+    pub bias: Array1<F>,
+    pub labels: Array1<i64>,
+    pub padded: Array1<i64>,
 }
 
-fn batch<F: Float>(n: usize, d: usize, v: usize, seed: u64) -> Batch<F> {
+pub fn batch<F: Float>(n: usize, d: usize, v: usize, seed: u64) -> Batch<F> {
     let cast = |a: Array2<f64>| a.mapv(F::lit);
     let labels = vector(random_labels(&[n], v, seed + 3)).mapv(|y| y as i64);
     Batch {
@@ -43,11 +43,11 @@ fn batch<F: Float>(n: usize, d: usize, v: usize, seed: u64) -> Batch<F> {
 
 impl<F: Float> Batch<F> {
     /// The labels for options `o`: padded where `o` ignores `-100`.
-    fn labels(&self, o: Opts) -> &Array1<i64> {
+    pub fn labels(&self, o: Opts) -> &Array1<i64> {
         if o.ignore { &self.padded } else { &self.labels }
     }
 
-    fn input(&self, bias: bool) -> LinearInput<'_, F> {
+    pub fn input(&self, bias: bool) -> LinearInput<'_, F> {
         LinearInput {
             hidden: self.hidden.view(),
             weight: self.weight.view(),
@@ -58,15 +58,15 @@ impl<F: Float> Batch<F> {
 
 /// The options of a case, applied alike to `CrossEntropy` and the head.
 #[derive(Clone, Copy, Debug)]
-struct Opts {
-    weights: bool,
-    ignore: bool,
-    smoothing: f64,
-    z: f64,
-    cap: Option<f64>,
+pub struct Opts {
+    pub weights: bool,
+    pub ignore: bool,
+    pub smoothing: f64,
+    pub z: f64,
+    pub cap: Option<f64>,
 }
 
-fn all_opts() -> Vec<Opts> {
+pub fn all_opts() -> Vec<Opts> {
     let plain = Opts {
         weights: false,
         ignore: false,
@@ -108,11 +108,15 @@ fn all_opts() -> Vec<Opts> {
     out
 }
 
-fn class_weights<F: Float>(v: usize) -> Array1<F> {
+pub fn class_weights<F: Float>(v: usize) -> Array1<F> {
     Array1::from_shape_fn(v, |c| F::lit(0.5 + 0.25 * (c % 5) as f64))
 }
 
-fn losses<F: Float>(o: Opts, v: usize, r: Reduction) -> (CrossEntropy<F>, LinearCrossEntropy<F>) {
+pub fn losses<F: Float>(
+    o: Opts,
+    v: usize,
+    r: Reduction,
+) -> (CrossEntropy<F>, LinearCrossEntropy<F>) {
     let mut ce = CrossEntropy::<F>::new().with_reduction(r);
     let mut head = LinearCrossEntropy::<F>::new().with_reduction(r);
     if o.weights {
@@ -162,7 +166,7 @@ fn chain_rule<F: Float>(g: &Array2<F>, b: &Batch<F>, bias: bool) -> LinearGrad<F
     }
 }
 
-fn assert_grads_close<F: Float>(what: &str, a: &LinearGrad<F>, b: &LinearGrad<F>, tol: f64) {
+pub fn assert_grads_close<F: Float>(what: &str, a: &LinearGrad<F>, b: &LinearGrad<F>, tol: f64) {
     let flat = |x: &Array2<F>| x.iter().copied().collect::<Vec<_>>();
     assert_close(
         &format!("{what} d hidden"),

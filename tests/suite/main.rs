@@ -17,6 +17,7 @@
 
 mod common;
 mod contract;
+mod group;
 mod labels;
 
 mod allocation;
@@ -29,6 +30,7 @@ mod bce_with_logits;
 mod byol;
 mod center;
 mod class_balanced_weights;
+mod class_sharded;
 mod co_teaching;
 mod combined_margin;
 mod contrastive;
