@@ -112,7 +112,7 @@ impl<F: Float, C: Collective> Compute<F> for ClassSharded<LinearCrossEntropy<F>,
             let mut failure = None;
             if let Some(cap) = terms.cap {
                 failure = repair_capped_logits(input, start, z, cap).err();
-            } else if finite && !z.iter().all(|v| v.is_finite()) {
+            } else if finite && !all_finite(z.view()) {
                 failure = Some(logits_overflow(input, start, z.view()));
             }
             let mut maxes = terms.row_maxes(z.view());
@@ -129,12 +129,15 @@ impl<F: Float, C: Collective> Compute<F> for ClassSharded<LinearCrossEntropy<F>,
                     processes: collective.size(),
                 }));
             }
-            let mut parts = terms.row_parts(start, z.view(), &maxes);
+            // Without a soft cap, the exponentials stay in the buffer for
+            // the gradient (under one, its chain rule needs the logits).
+            let store = want_grad && terms.cap.is_none();
+            let mut parts = terms.row_parts(start, z, &maxes, store);
             collective.all_reduce_f64(ReduceOp::Sum, &mut parts);
             let per = per
                 .as_mut()
                 .map(|p| p.slice_mut(s![start..start + z.nrows()]));
-            Ok(terms.rows(start, z, &maxes, &parts, want_grad, per))
+            Ok(terms.rows(start, z, (&maxes, &parts), want_grad, store, per))
         })?;
 
         if let Some(g) = grad.as_mut() {
@@ -274,39 +277,54 @@ impl<F: Float> RowTerms<'_, '_, F> {
     /// Per row of the chunk starting at token `start`: this shard's
     /// `sum_c exp(z_c - max)`, the target's logit (0 if the shard does not
     /// hold it), and with smoothing `sum_c w_c (z_c - max)`, in `f64`.
-    fn row_parts(&self, start: usize, z: ArrayView2<'_, F>, maxes: &[F]) -> Vec<f64> {
+    /// With `store`, the exponentials are left in `z` for the gradient (not
+    /// under a soft cap, whose gradient needs the logits).
+    fn row_parts(
+        &self,
+        start: usize,
+        z: &mut ArrayViewMut2<'_, F>,
+        maxes: &[F],
+        store: bool,
+    ) -> Vec<f64> {
         let block = self.block_rows(z.ncols());
-        let blocks: Vec<_> = z.axis_chunks_iter(Axis(0), block).enumerate().collect();
-        let parts = map_blocks(blocks, z.len(), |(b, zb)| {
-            let (mut raw, mut capped) = (Vec::new(), Vec::new());
+        let elements = z.len();
+        let blocks: Vec<_> = z.axis_chunks_iter_mut(Axis(0), block).enumerate().collect();
+        let parts = map_blocks(blocks, elements, |(b, mut zb)| {
+            let mut scratch = Scratch::default();
             let mut out = Vec::with_capacity(PARTS * zb.nrows());
-            for (k, row) in zb.outer_iter().enumerate() {
+            for (k, row) in zb.outer_iter_mut().enumerate() {
                 let i = b * block + k;
-                let y = self.capped(slice(&row, &mut raw), &mut capped);
                 let max = maxes[i];
-                let exp_sum = if y.is_empty() {
-                    0.0
-                } else {
-                    exp_sum_accurate(y, max).as_f64()
-                };
                 let label = self.labels.class_or_ignored(start + i, self.ignore);
-                let target = label
-                    .and_then(|c| self.shard.local(c))
-                    .map_or(0.0, |c| y[c].as_f64());
-                let shifted = if self.smoothing {
-                    // `nll_sum` with a log-sum of 0 is minus the shifted sum.
-                    let row = Row {
-                        x: y,
-                        stats: RowStats {
-                            max,
-                            ln_sum: F::zero(),
-                        },
+                let local = label.and_then(|c| self.shard.local(c));
+                let row_parts = with_lane_mut(row, &mut scratch.lane, |x| {
+                    let y = self.capped(x, &mut scratch.capped);
+                    let target = local.map_or(0.0, |c| y[c].as_f64());
+                    let shifted = if self.smoothing {
+                        // `nll_sum` with a log-sum of 0 is minus the shifted sum.
+                        let row = Row {
+                            x: y,
+                            stats: RowStats {
+                                max,
+                                ln_sum: F::zero(),
+                            },
+                        };
+                        -row.nll_sum(self.shard_weight.map(|w| (w, 0.0)))
+                    } else {
+                        0.0
                     };
-                    -row.nll_sum(self.shard_weight.map(|w| (w, 0.0)))
-                } else {
-                    0.0
-                };
-                out.extend([exp_sum, target, shifted]);
+                    let exp_sum = match (y.is_empty(), store) {
+                        (true, _) => 0.0,
+                        (false, false) => exp_sum_accurate(y, max).as_f64(),
+                        (false, true) => {
+                            scratch.raw.clear();
+                            scratch.raw.extend_from_slice(x);
+                            exp_into_accurate(&scratch.raw, max, x).as_f64()
+                        }
+                    };
+                    [exp_sum, target, shifted]
+                });
+                out.extend(row_parts);
             }
             out
         });
@@ -320,9 +338,9 @@ impl<F: Float> RowTerms<'_, '_, F> {
         &self,
         start: usize,
         z: &mut ArrayViewMut2<'_, F>,
-        maxes: &[F],
-        parts: &[f64],
+        (maxes, parts): (&[F], &[f64]),
         want_grad: bool,
+        stored: bool,
         per: Option<ArrayViewMut1<'_, F>>,
     ) -> Sum {
         let block = self.block_rows(z.ncols());
@@ -343,7 +361,7 @@ impl<F: Float> RowTerms<'_, '_, F> {
                 if want_grad {
                     let scratch_rows = (&mut scratch.raw, &mut scratch.capped);
                     with_lane_mut(row, &mut scratch.lane, |g| {
-                        self.row_grad(start + i, maxes[i], p, g, scratch_rows, &beyond);
+                        self.row_grad(start + i, maxes[i], p, g, stored, scratch_rows, &beyond);
                     });
                 }
                 let value = self.row_value(start + i, maxes[i], p);
@@ -397,13 +415,16 @@ impl<F: Float> RowTerms<'_, '_, F> {
     }
 
     /// This shard's columns of token `t`'s gradient, written over its
-    /// logits `g` (`raw` and `capped` are scratch rows).
+    /// logits `g`, or over their exponentials when `stored` (`raw` and
+    /// `capped` are scratch rows).
+    #[allow(clippy::too_many_arguments)]
     fn row_grad(
         &self,
         t: usize,
         max: F,
         parts: &[f64],
         g: &mut [F],
+        stored: bool,
         (raw, capped): (&mut Vec<F>, &mut Vec<F>),
         beyond: &GradBeyond,
     ) {
@@ -412,11 +433,13 @@ impl<F: Float> RowTerms<'_, '_, F> {
             return;
         };
         let exp_sum = parts[0];
-        raw.clear();
-        raw.extend_from_slice(g);
-        let x = self.capped(raw, capped);
-        if !x.is_empty() {
-            exp_into_accurate(x, max, g);
+        if !stored {
+            raw.clear();
+            raw.extend_from_slice(g);
+            let x = self.capped(raw, capped);
+            if !x.is_empty() {
+                exp_into_accurate(x, max, g);
+            }
         }
         let w_y = self.class_weight.map_or(F::one(), |w| w[y]);
         let mut total = self.hard.as_f64() * w_y.as_f64() + term(self.off.as_f64(), self.w_sum);
@@ -453,5 +476,16 @@ fn slice<'s, F: Float>(row: &'s ArrayView1<'_, F>, scratch: &'s mut Vec<F>) -> &
             scratch.extend(row.iter().copied());
             scratch
         }
+    }
+}
+
+/// Whether every logit of `z` is finite: in blocks without an early exit,
+/// so that the common case runs as vector compares.
+fn all_finite<F: Float>(z: ArrayView2<'_, F>) -> bool {
+    match z.as_slice() {
+        Some(s) => s
+            .chunks(256)
+            .all(|c| c.iter().fold(true, |acc, v| acc & v.is_finite())),
+        None => z.iter().all(|v| v.is_finite()),
     }
 }
