@@ -25,7 +25,8 @@
 //! ```
 //!
 //! Options: `--classes V` (default 50,000), `--dim D` (128), `--tokens N`
-//! per step (512), `--steps S` (12), `--lr` (8), `--no-reference` (rank 0
+//! per step (512), `--steps S` (12), `--lr` (8), `--chunk-rows T` (the
+//! head's default), `--no-reference` (rank 0
 //! skips the single-process run: for sizes whose whole weight does not fit
 //! one process). It exits with an error if the sharded loss and the
 //! single-process loss differ by more than `1e-4` (relative) at any step.
@@ -48,6 +49,7 @@ struct Args {
     steps: usize,
     lr: f32,
     reference: bool,
+    chunk_rows: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -58,6 +60,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         steps: 12,
         lr: 8.0,
         reference: true,
+        chunk_rows: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,6 +72,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--steps" => args.steps = value()?.parse()?,
             "--lr" => args.lr = value()?.parse()?,
             "--no-reference" => args.reference = false,
+            "--chunk-rows" => args.chunk_rows = Some(value()?.parse()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -170,7 +174,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (rank, size) = (group.rank(), group.size());
     let args = parse_args()?;
     let shard = ClassShard::even(args.classes, rank, size)?;
-    let head = LinearCrossEntropy::<f32>::new().with_label_smoothing(0.1)?;
+    let mut head = LinearCrossEntropy::<f32>::new().with_label_smoothing(0.1)?;
+    if let Some(rows) = args.chunk_rows {
+        head = head.with_chunk_rows(rows)?;
+    }
     let sharded = ClassSharded::new(head.clone(), &group, shard);
     let mut model = Model::new(args.tokens, args.dim, shard.len());
     let mut reference =

@@ -70,7 +70,7 @@ use crate::{AngularMargin, Error, Float, LinearCrossEntropy, Reduction, Result};
 /// # Memory
 /// Beyond the inputs and the gradient buffers: one `chunk_rows x C` buffer
 /// of `F` (the default chunk is [`LinearCrossEntropy`]'s, the largest
-/// count of rows whose buffer fits 48 MiB), one row of `C` cosines per
+/// count of rows whose buffer fits 48 MiB, at least 64), one row of `C` cosines per
 /// thread, `gemm`'s packing, and vectors of a few numbers per sample and
 /// per class (the norms and their reciprocals: 24 to 32 bytes per class).
 /// The weight matrix is never copied. Where the raw products would leave
@@ -180,7 +180,7 @@ impl<L: AngularMargin> AngularMarginHead<L> {
 
     /// The samples per chunk used with `classes` classes in the float type
     /// `F`: the one set, or [`LinearCrossEntropy`]'s default (the largest
-    /// count whose `rows x classes` buffer of `F` fits 48 MiB, at least 1).
+    /// count whose `rows x classes` buffer of `F` fits 48 MiB, at least 64).
     pub fn chunk_rows_for<F: Float>(&self, classes: usize) -> usize {
         self.chunk_rows
             .unwrap_or_else(|| LinearCrossEntropy::<F>::new().chunk_rows_for(classes))
@@ -208,7 +208,7 @@ fn exponents<F: Float>() -> (i32, i32, i32) {
 /// The error for class rows whose norms span more than the head's range
 /// (`2^((emax - 3) - (emin + bits + 2))`, see [`Geometry::scales`]): names
 /// the smallest.
-fn span_error<F: Float>(j: usize, norm: RowNorm) -> Error {
+pub(crate) fn span_error<F: Float>(j: usize, norm: RowNorm) -> Error {
     let f32_type = std::mem::size_of::<F>() == 4;
     Error::InvalidInput {
         what: "weight",
@@ -233,32 +233,66 @@ fn span_error<F: Float>(j: usize, norm: RowNorm) -> Error {
 /// chosen so that `|h'_i| |w_j|` is inside that range for every class:
 /// then `|w_j| 2^g` and `|h'_i| 2^-g` are normal numbers of `F`, and so
 /// are their reciprocals, which turn the products into cosines.
-struct Geometry<'a, F> {
+pub(crate) struct Geometry<'a, F> {
     /// The embeddings of the products, `h'`.
-    h: CowArray<'a, F, Ix2>,
+    pub(crate) h: CowArray<'a, F, Ix2>,
     /// The class weights.
-    w: ArrayView2<'a, F>,
+    pub(crate) w: ArrayView2<'a, F>,
     /// The power of two `g`.
-    g: i32,
+    pub(crate) g: i32,
     /// `2^g` in `F`.
-    pow2g: F,
+    pub(crate) pow2g: F,
     /// `-s_i` per row (empty when `h'` is `h`), for [`unscale_grad`].
-    shifts: Vec<i32>,
+    pub(crate) shifts: Vec<i32>,
     /// `|h'_i|`.
-    norm_h: Vec<F>,
+    pub(crate) norm_h: Vec<F>,
     /// `1 / (|h'_i| 2^-g)`.
-    inv_h: Vec<F>,
+    pub(crate) inv_h: Vec<F>,
     /// `|w_j| 2^g`.
-    norm_w: Vec<F>,
+    pub(crate) norm_w: Vec<F>,
     /// `1 / (|w_j| 2^g)`.
-    inv_w: Vec<F>,
+    pub(crate) inv_w: Vec<F>,
+}
+
+/// The class rows' norms span more than the head's range (see
+/// [`Geometry::scales`]).
+pub(crate) struct SpanTooWide;
+
+/// The range `(min, max)` of the `log2` of `norms`, or `None` if one is
+/// not finite (a row that is not finite).
+pub(crate) fn log2_range(norms: &[RowNorm]) -> Option<(f64, f64)> {
+    let mut range = (f64::INFINITY, f64::NEG_INFINITY);
+    for n in norms {
+        let l = n.log2();
+        if !l.is_finite() {
+            return None;
+        }
+        range = (range.0.min(l), range.1.max(l));
+    }
+    Some(range)
 }
 
 impl<'a, F: Float> Geometry<'a, F> {
     fn new(h: ArrayView2<'a, F>, w: ArrayView2<'a, F>) -> Result<Self> {
         let ne = exact_row_norms("embeddings", &h)?;
         let nw = exact_row_norms("weight", &w)?;
-        let (g, s) = Self::scales(&ne, &nw)?;
+        let (g, s) = Self::scales(&ne, log2_range(&nw)).map_err(|SpanTooWide| {
+            let j = (0..nw.len()).fold(0, |m, j| if nw[j].log2() < nw[m].log2() { j } else { m });
+            span_error::<F>(j, nw[j])
+        })?;
+        Ok(Self::with_scales(h, w, &ne, &nw, g, s))
+    }
+
+    /// The geometry of embeddings `h` (norms `ne`) and class rows `w`
+    /// (norms `nw`) under the scales `g` and `s` of [`Geometry::scales`].
+    pub(crate) fn with_scales(
+        h: ArrayView2<'a, F>,
+        w: ArrayView2<'a, F>,
+        ne: &[RowNorm],
+        nw: &[RowNorm],
+        g: i32,
+        s: Option<Vec<i32>>,
+    ) -> Self {
         let h = match &s {
             None => CowArray::from(h),
             Some(s) => {
@@ -272,7 +306,7 @@ impl<'a, F: Float> Geometry<'a, F> {
         };
         let s_of = |i: usize| s.as_ref().map_or(0, |s| s[i]);
         let recip = |x: f64| F::lit(1.0 / x);
-        Ok(Geometry {
+        Geometry {
             h,
             w,
             g,
@@ -288,28 +322,27 @@ impl<'a, F: Float> Geometry<'a, F> {
                 .collect(),
             norm_w: nw.iter().map(|n| F::lit(n.times_pow2(g))).collect(),
             inv_w: nw.iter().map(|n| recip(n.times_pow2(g))).collect(),
-        })
+        }
     }
 
-    /// `g` and the row shifts `s_i` (`None`: all 0, the raw products fit).
-    fn scales(ne: &[RowNorm], nw: &[RowNorm]) -> Result<(i32, Option<Vec<i32>>)> {
+    /// `g` and the row shifts `s_i` (`None`: all 0, the raw products fit),
+    /// from the embeddings' norms and the range of the class rows' norms'
+    /// `log2` (`None` when one is not finite: then the NaN and infinities
+    /// pass through).
+    pub(crate) fn scales(
+        ne: &[RowNorm],
+        w_range: Option<(f64, f64)>,
+    ) -> Result<(i32, Option<Vec<i32>>), SpanTooWide> {
         let (emax, emin, bits) = exponents::<F>();
         // The products' range, and the norms' (whose reciprocals are normal).
         let (z_lo, z_hi) = (f64::from(emin + bits + 2), f64::from(emax - 2));
         let (n_lo, n_hi) = (f64::from(emin + 2), z_hi);
         let le: Vec<f64> = ne.iter().map(|n| n.log2()).collect();
-        let lw: Vec<f64> = nw.iter().map(|n| n.log2()).collect();
-        let range = |l: &[f64]| {
-            l.iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-                    (lo.min(x), hi.max(x))
-                })
-        };
-        if !le.iter().chain(&lw).all(|l| l.is_finite()) {
+        let (Some(e_range), Some((w_lo, w_hi))) = (log2_range(ne), w_range) else {
             // Non-finite inputs: their NaN and infinities pass through.
             return Ok((0, None));
-        }
-        let ((e_lo, e_hi), (w_lo, w_hi)) = (range(&le), range(&lw));
+        };
+        let (e_lo, e_hi) = e_range;
         let norms_fit = e_lo >= n_lo && w_lo >= n_lo && e_hi <= n_hi && w_hi <= n_hi;
         if norms_fit && e_hi + w_hi <= z_hi && e_lo + w_lo >= z_lo {
             return Ok((0, None));
@@ -320,8 +353,7 @@ impl<'a, F: Float> Geometry<'a, F> {
         let lo = (z_lo - w_lo).max(z_lo).ceil();
         let hi = (z_hi - 1.0 - w_hi).min(f64::from(emax - 3)).floor();
         if lo > hi {
-            let j = (0..nw.len()).fold(0, |m, j| if lw[j] < lw[m] { j } else { m });
-            return Err(span_error::<F>(j, nw[j]));
+            return Err(SpanTooWide);
         }
         let g = ((lo + hi) / 2.0).floor() as i32;
         let s = le.iter().map(|&l| g - l.floor() as i32).collect();
@@ -336,8 +368,19 @@ impl<'a, F: Float> Geometry<'a, F> {
     /// `sum_i G'_ij h'_i`, is the weight's gradient itself: beyond `F`, it
     /// is the gradient's overflow.)
     fn grad_factor(&self) -> f64 {
+        self.grad_factor_with(self.max_inv_w())
+    }
+
+    /// The largest `1 / (|w_j| 2^g)` of these class rows (0 for none).
+    pub(crate) fn max_inv_w(&self) -> f64 {
+        self.inv_w.iter().fold(0.0_f64, |m, x| m.max(x.as_f64()))
+    }
+
+    /// [`Geometry::grad_factor`] with the largest `1 / (|w_j| 2^g)` of all
+    /// the classes given (those of every shard).
+    pub(crate) fn grad_factor_with(&self, max_inv_w: f64) -> f64 {
         let max = |v: &[F]| v.iter().fold(0.0_f64, |m, x| m.max(x.as_f64()));
-        let (e, w) = (max(&self.inv_h), max(&self.inv_w));
+        let (e, w) = (max(&self.inv_h), max_inv_w);
         let scaled = if self.shifts.is_empty() {
             1.0
         } else {
@@ -349,7 +392,7 @@ impl<'a, F: Float> Geometry<'a, F> {
     /// Class row `j` as the products see it, times `2^g` (the row itself
     /// when `g = 0`, else a copy in `scratch`), so that its norm is
     /// `norm_w[j]`.
-    fn weight_row<'s>(&'s self, j: usize, scratch: &'s mut Vec<F>) -> ArrayView1<'s, F> {
+    pub(crate) fn weight_row<'s>(&'s self, j: usize, scratch: &'s mut Vec<F>) -> ArrayView1<'s, F> {
         if self.g == 0 {
             return self.w.row(j);
         }
@@ -360,7 +403,7 @@ impl<'a, F: Float> Geometry<'a, F> {
 
     /// The part of `w^_y` perpendicular to `h^_i`, and the other way round
     /// (`from_weight`).
-    fn perp<'s>(
+    pub(crate) fn perp<'s>(
         &'s self,
         i: usize,
         y: usize,
@@ -379,7 +422,7 @@ impl<'a, F: Float> Geometry<'a, F> {
 
 /// The bytes of logits per block of rows of [`chunk_loss`] (at least one
 /// row): the unit of its parallel work.
-const BLOCK_BYTES: usize = 256 << 10;
+pub(crate) const BLOCK_BYTES: usize = 256 << 10;
 
 /// The loss of one chunk's products `z` (samples `start..`): the cosines,
 /// the margin rows, and with `want_grad` `G'` written over `z` and the
@@ -474,30 +517,61 @@ impl<F: Float> Geometry<'_, F> {
             embeddings: mut dh,
             weight: mut dw,
         } = grad;
-        for_rows(&mut dh, |i, mut q, scratch| {
+        let target = |i: usize| Some(labels.class(i));
+        self.remove_hidden_radial(&mut dh);
+        self.add_hidden_perp(&mut dh, target, perp);
+        self.weight_radial_and_perp(&mut dw, target, perp);
+        unscale_grad("embeddings", &mut dh, &self.shifts, t)?;
+        unscale_grad("weight", &mut dw, &[], t)
+    }
+
+    /// `d h`'s rows without their component along their own embedding.
+    pub(crate) fn remove_hidden_radial(&self, dh: &mut ArrayViewMut2<'_, F>) {
+        for_rows(dh, |i, mut q, _| {
             remove_radial(&mut q, self.h.row(i), self.norm_h[i]);
+        });
+    }
+
+    /// Adds to `d h` sample `i`'s target's perpendicular part, of
+    /// coefficient `perp[i]`, where these class rows hold its target
+    /// (`target(i)`: the row).
+    pub(crate) fn add_hidden_perp(
+        &self,
+        dh: &mut ArrayViewMut2<'_, F>,
+        target: impl Fn(usize) -> Option<usize> + Sync,
+        perp: &[F],
+    ) {
+        for_rows(dh, |i, mut q, scratch| {
             let k = perp[i];
-            if k != F::zero() {
-                let p = self.perp(i, labels.class(i), scratch, false);
+            if let (true, Some(y)) = (k != F::zero(), target(i)) {
+                let p = self.perp(i, y, scratch, false);
                 add_along(&mut q, p, k, self.norm_h[i].as_f64());
             }
         });
-        for_rows(&mut dw, |j, mut p, scratch| {
+    }
+
+    /// `d W`'s rows without their component along their own class row,
+    /// and each target row's perpendicular parts added (as
+    /// [`Geometry::add_hidden_perp`]).
+    pub(crate) fn weight_radial_and_perp(
+        &self,
+        dw: &mut ArrayViewMut2<'_, F>,
+        target: impl Fn(usize) -> Option<usize>,
+        perp: &[F],
+    ) {
+        for_rows(dw, |j, mut p, scratch| {
             remove_radial(&mut p, self.weight_row(j, scratch), self.norm_w[j]);
         });
         // Several samples may share a class: their parts in sample order.
         let mut scratch = Vec::new();
         for (i, &k) in perp.iter().enumerate() {
-            if k != F::zero() {
-                let y = labels.class(i);
+            if let (true, Some(y)) = (k != F::zero(), target(i)) {
                 let p = self.perp(i, y, &mut scratch, true);
                 // 1 / |w_y| = 2^g / (|w_y| 2^g).
                 let norm = times_pow2(self.norm_w[y].as_f64(), -self.g);
                 add_along(&mut dw.row_mut(y), p, k, norm);
             }
         }
-        unscale_grad("embeddings", &mut dh, &self.shifts, t)?;
-        unscale_grad("weight", &mut dw, &[], t)
     }
 }
 

@@ -121,6 +121,16 @@ impl Exact for LinearAndLabels {}
 /// The bytes of one default chunk of logits: 48 MiB.
 const CHUNK_BYTES: usize = 48 << 20;
 
+/// The fewest tokens of a default chunk, whatever the class count. Each
+/// chunk's three products stream the whole weight (the logits and `d
+/// hidden` read it, `d W` reads and writes it), about `16 V D` bytes for
+/// `6 T V D` flops: with few tokens they run at the memory's speed, not
+/// the cores'. At `V = 10^6`, `D = 512`, `N = 256` (f32, one thread) the
+/// 48 MiB rule gives chunks of 12 tokens and the call took 60.4 s; chunks
+/// of 64 took 22.5 s, of 256 24.2 s. The buffer of 64 tokens is
+/// `256 V` bytes, `32 / D` of the weight's own memory (6% at `D = 512`).
+const MIN_CHUNK_ROWS: usize = 64;
+
 loss_options! {
     /// Cross-entropy of a linear classifier's logits, fused with the
     /// classifier: the value of `CrossEntropy(hidden W^T + b, labels)` and
@@ -158,13 +168,17 @@ loss_options! {
     /// larger) and `gemm`'s packing (about 1 MiB); and up to 7 partial
     /// products of `d hidden`'s chunk, `chunk_rows x D` each, 4 MiB in all
     /// (one where a single one is larger). The default `chunk_rows` is the
-    /// largest count with `chunk_rows * V * size_of::<F>() <= 48 MiB` (at
-    /// least 1, at most `N`): at `N = 4,096`, `D = 512`, `V = 128,256` in
+    /// largest count with `chunk_rows * V * size_of::<F>() <= 48 MiB`, but
+    /// at least 64 (and at most `N`): at `N = 4,096`, `D = 512`, `V = 128,256` in
     /// `f32` it is 98 rows, a buffer of 47.9 MiB, where the materialized
     /// logits and their gradient take 4 GiB; the peak measured beyond the
     /// inputs and gradients is 58-62 MiB on one and two threads (README,
     /// "Performance"). Larger chunks make the products faster (`d W`'s
-    /// inner dimension is the chunk).
+    /// inner dimension is the chunk): beyond `V = 196,608` classes (`f32`)
+    /// the 48 MiB would hold fewer than 64 tokens, whose products run at
+    /// the memory's speed (2.7 times slower at `V = 10^6`), so the default
+    /// chunk stays at 64 tokens, a buffer of `64 V size_of::<F>()` bytes,
+    /// `32 / D` of the weight's own memory in `f32`.
     ///
     /// # Shapes
     /// - input: [`LinearInput`] of `hidden` `(N, D)`, `weight` `(V, D)`,
@@ -297,7 +311,7 @@ impl<F: Float> LinearCrossEntropy<F> {
     }
 
     /// Sets the tokens per chunk, `>= 1` (default: the largest count whose
-    /// `chunk_rows x V` logits fit 48 MiB). Larger chunks make larger
+    /// `chunk_rows x V` logits fit 48 MiB, at least 64). Larger chunks make larger
     /// matrix products (faster, up to the cache) and use more memory.
     pub fn with_chunk_rows(mut self, chunk_rows: usize) -> Result<Self> {
         if chunk_rows == 0 {
@@ -318,12 +332,12 @@ impl<F: Float> LinearCrossEntropy<F> {
     }
 
     /// The tokens per chunk used with `classes` classes: the one set, or
-    /// the largest count with `rows * classes * size_of::<F>() <= 48 MiB`
-    /// (at least 1). A batch of fewer tokens is one chunk.
+    /// the largest count with `rows * classes * size_of::<F>() <= 48 MiB`,
+    /// at least 64. A batch of fewer tokens is one chunk.
     pub fn chunk_rows_for(&self, classes: usize) -> usize {
         self.chunk_rows.unwrap_or_else(|| {
             let row_bytes = classes.max(1).saturating_mul(std::mem::size_of::<F>());
-            (CHUNK_BYTES / row_bytes).max(1)
+            (CHUNK_BYTES / row_bytes).max(MIN_CHUNK_ROWS)
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::base::validate::{
     at_least_one_count, check_class_vector, expect_shape, positive_at_most_one,
 };
 use crate::engine::angular::{Embeddings, EmbeddingsAndLabels, Sealed};
+use crate::head::sharded::ClassShard;
 use crate::head::{AngularMarginHead, LinearCrossEntropy, LinearInput};
 use crate::numerics::random::SplitMix64;
 use crate::softmax::ClassTarget;
@@ -129,7 +130,58 @@ impl PartialFc {
         let labels = labels.into();
         at_least_one_count("classes", classes)?;
         labels.check("labels", classes, self.ignore_index)?;
-        let mut positives: Vec<usize> = labels.classes(self.ignore_index).flatten().collect();
+        let positives = labels.classes(self.ignore_index).flatten().collect();
+        Ok(self.draw(positives, classes, seed))
+    }
+
+    /// The classes of one step on one process of a class-sharded head
+    /// ([`ClassSharded`](crate::distributed::ClassSharded)), drawn from
+    /// its shard alone, as insightface's model-parallel `PartialFC_V2` draws
+    /// on each rank: every class of `shard` that a label of `labels` names
+    /// (labels are global, `0..shard.classes()`), and others drawn
+    /// uniformly from the shard's classes, up to `max(#positives,
+    /// floor(r len))` classes (at least 1; none for an empty shard). The
+    /// indices are the shard's rows (`0..shard.len()`), sorted; run the
+    /// sharded head on them with
+    /// `ClassSharded::new(OnSampledClasses::new(head), group, shard)`. The
+    /// shard's offset is mixed into `seed`, so that the shards draw
+    /// independently with the same seed (pass the step number, say).
+    ///
+    /// ```
+    /// use classloss::distributed::ClassShard;
+    /// use classloss::PartialFc;
+    /// use ndarray::array;
+    ///
+    /// let labels = array![7_i64, 2, 7, 40];
+    /// let shard = ClassShard::even(100, 0, 2)?; // classes 0..50
+    /// let s = PartialFc::new(0.1)?.sample_shard(&labels, shard, 1)?;
+    /// assert_eq!(s.len(), 5);                   // floor(0.1 * 50)
+    /// assert!([2, 7, 40].iter().all(|c| s.position(*c).is_some()));
+    /// # Ok::<(), classloss::Error>(())
+    /// ```
+    pub fn sample_shard<'l>(
+        &self,
+        labels: impl Into<Labels<'l>>,
+        shard: ClassShard,
+        seed: u64,
+    ) -> Result<SampledClasses> {
+        let labels = labels.into();
+        labels.check("labels", shard.classes(), self.ignore_index)?;
+        if shard.is_empty() {
+            return Ok(SampledClasses {
+                indices: Vec::new(),
+                classes: 0,
+            });
+        }
+        let positives = (labels.classes(self.ignore_index).flatten())
+            .filter_map(|y| shard.local(y))
+            .collect();
+        let seed = SplitMix64(seed ^ (shard.offset() as u64).rotate_left(32)).next();
+        Ok(self.draw(positives, shard.len(), seed))
+    }
+
+    /// The sample of `0..classes` (`classes >= 1`) holding `positives`.
+    fn draw(&self, mut positives: Vec<usize>, classes: usize, seed: u64) -> SampledClasses {
         positives.sort_unstable();
         positives.dedup();
         let size = self.sample_size(classes, positives.len());
@@ -157,7 +209,7 @@ impl PartialFc {
             }
             left -= 1;
         }
-        Ok(SampledClasses { indices, classes })
+        SampledClasses { indices, classes }
     }
 }
 

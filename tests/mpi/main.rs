@@ -13,8 +13,9 @@
 
 use classloss::distributed::{ClassShard, ClassSharded, Collective, DataParallel, Mpi, ReduceOp};
 use classloss::{
-    ClassTarget, CrossEntropy, Differentiable, Error, Float, LinearCrossEntropy, LinearInput, Loss,
-    Reduction,
+    AngularMargin, AngularMarginHead, ArcFace, ClassTarget, CombinedMargin, CosFace, CrossEntropy,
+    Differentiable, Embeddings, Error, Float, LinearCrossEntropy, LinearInput, Loss,
+    OnSampledClasses, PartialFc, Reduction, SampledClasses, SampledEmbeddings,
 };
 use ndarray::{Array1, Array2, s};
 
@@ -30,6 +31,9 @@ fn main() {
     sharded_head::<f64>(&group, 1e-12);
     sharded_head::<f32>(&group, 1e-5);
     sharded_errors(&group);
+    sharded_angular::<f64>(&group, 1e-12);
+    sharded_angular::<f32>(&group, 1e-5);
+    sharded_partial_fc(&group);
     if rank == 0 {
         println!("mpi: every check passed on {size} process(es)");
     }
@@ -413,4 +417,154 @@ fn sharded_errors(group: &World) {
     } else {
         assert!(result.is_ok());
     }
+}
+
+/// The class-sharded angular head (ArcFace, CosFace, the combined margin;
+/// chunks of 3 and the default) equals the single-process head: value and
+/// per-sample values (the same bits on every rank), d embeddings, and this
+/// shard's rows of d weight.
+fn sharded_angular<F: Float>(group: &World, rel: f64) {
+    let (n, d, v) = (10, 4, 9);
+    let e: Array2<F> = filled(n, d, 21, 1.5);
+    let w: Array2<F> = filled(v, d, 22, 1.0);
+    let spread = Array1::from_shape_fn(n, |i| ((noise(23, i) + 1.0) * 4.5) as usize % v);
+    let first = Array1::from_shape_fn(n, |i| i % 2);
+    for reduction in [Reduction::Mean, Reduction::Sum] {
+        let arc = ArcFace::new()
+            .with_margin(0.4)
+            .unwrap()
+            .with_reduction(reduction);
+        let cos = CosFace::new()
+            .with_scale(16.0)
+            .unwrap()
+            .with_reduction(reduction);
+        let combined = CombinedMargin::new()
+            .with_margins(1.1, 0.3, 0.1)
+            .unwrap()
+            .with_reduction(reduction);
+        for labels in [&spread, &first] {
+            for chunk in [None, Some(3)] {
+                angular_case(group, &arc, (&e, &w, labels), chunk, rel);
+                angular_case(group, &cos, (&e, &w, labels), chunk, rel);
+                angular_case(group, &combined, (&e, &w, labels), chunk, rel);
+            }
+        }
+    }
+}
+
+fn angular_case<F: Float, L: AngularMargin + Clone + std::fmt::Debug>(
+    group: &World,
+    loss: &L,
+    (e, w, y): (&Array2<F>, &Array2<F>, &Array1<usize>),
+    chunk: Option<usize>,
+    rel: f64,
+) {
+    let (rank, size) = (group.rank(), group.size());
+    let mut head = AngularMarginHead::new(loss.clone());
+    if let Some(rows) = chunk {
+        head = head.with_chunk_rows(rows).unwrap();
+    }
+    let whole = Embeddings {
+        embeddings: e.view(),
+        weight: w.view(),
+    };
+    let want_per = head.per_sample(whole, y).unwrap();
+    let (want, want_grad) = head.forward_backward(whole, y).unwrap();
+    for (layout, shard) in shard_layouts(w.nrows(), rank, size) {
+        let what = format!("{loss:?} chunk {chunk:?}, {layout} shards, rank {rank}");
+        let sharded = ClassSharded::new(head.clone(), group, shard);
+        let part = Embeddings {
+            embeddings: e.view(),
+            weight: w.slice(s![shard.range(), ..]),
+        };
+        let per = sharded.per_sample(part, y).unwrap();
+        let (value, grad) = sharded.forward_backward(part, y).unwrap();
+        check_close(&format!("{what}: value"), &[value], &[want], rel);
+        same_on_every_rank(group, &format!("{what}: value"), value.as_f64());
+        check_close(
+            &format!("{what}: per-sample"),
+            per.as_slice().unwrap(),
+            want_per.as_slice().unwrap(),
+            rel,
+        );
+        check_close(
+            &format!("{what}: d embeddings"),
+            grad.embeddings.as_slice().unwrap(),
+            want_grad.embeddings.as_slice().unwrap(),
+            rel,
+        );
+        let want_w = want_grad.weight.slice(s![shard.range(), ..]).to_owned();
+        check_close(
+            &format!("{what}: d weight"),
+            grad.weight.as_slice().unwrap(),
+            want_w.as_slice().unwrap(),
+            rel,
+        );
+    }
+}
+
+/// Partial FC on shards (each rank samples its own, even shards): the
+/// sharded head equals the single-process head on the union of the
+/// samples, which every rank draws again for the check.
+fn sharded_partial_fc(group: &World) {
+    let (n, d, v) = (10, 4, 23);
+    let (rank, size) = (group.rank(), group.size());
+    let e: Array2<f64> = filled(n, d, 31, 1.5);
+    let w: Array2<f64> = filled(v, d, 32, 1.0);
+    let y = Array1::from_shape_fn(n, |i| ((noise(33, i) + 1.0) * 11.5) as usize % v);
+    let pfc = PartialFc::new(0.3).unwrap();
+    let head = AngularMarginHead::new(CosFace::new())
+        .with_chunk_rows(4)
+        .unwrap();
+    let shards: Vec<_> = (0..size)
+        .map(|r| ClassShard::even(v, r, size).unwrap())
+        .collect();
+    let samples: Vec<_> = (shards.iter())
+        .map(|s| pfc.sample_shard(&y, *s, 5).unwrap())
+        .collect();
+    let mut union: Vec<usize> = (shards.iter().zip(&samples))
+        .flat_map(|(s, k)| k.indices().iter().map(move |j| s.offset() + j))
+        .collect();
+    union.sort_unstable();
+    let whole = SampledClasses::new(union, v).unwrap();
+    let input = SampledEmbeddings {
+        embeddings: e.view(),
+        weight: w.view(),
+        classes: &whole,
+    };
+    let (want, want_grad) = OnSampledClasses::new(head.clone())
+        .forward_backward(input, &y)
+        .unwrap();
+    let mut want_w = Array2::zeros((v, d));
+    whole
+        .scatter(want_grad.weight.view(), want_w.view_mut())
+        .unwrap();
+    let (shard, sample) = (shards[rank], &samples[rank]);
+    let sharded = ClassSharded::new(OnSampledClasses::new(head), group, shard);
+    let part = SampledEmbeddings {
+        embeddings: e.view(),
+        weight: w.slice(s![shard.range(), ..]),
+        classes: sample,
+    };
+    let (value, grad) = sharded.forward_backward(part, &y).unwrap();
+    let what = format!("Partial FC on shards, rank {rank}");
+    check_close(&format!("{what}: value"), &[value], &[want], 1e-12);
+    same_on_every_rank(group, &format!("{what}: value"), value);
+    check_close(
+        &format!("{what}: d embeddings"),
+        grad.embeddings.as_slice().unwrap(),
+        want_grad.embeddings.as_slice().unwrap(),
+        1e-12,
+    );
+    let mut got_w = Array2::zeros((shard.len(), d));
+    sample
+        .scatter(grad.weight.view(), got_w.view_mut())
+        .unwrap();
+    let want_rows = want_w.slice(s![shard.range(), ..]).to_owned();
+    check_close(
+        &format!("{what}: d weight"),
+        got_w.as_slice().unwrap(),
+        want_rows.as_slice().unwrap(),
+        1e-12,
+    );
 }

@@ -20,7 +20,7 @@ use ndarray::{Array1, Array2};
 /// Embeddings `(n, d)`, class weights `(c, d)` and labels, sample 0 pointing
 /// away from its class (its target cosine near -0.9: the fallback of the
 /// larger margins) and sample 1 near it (cosine near 0.99).
-fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
+pub fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, Array1<usize>) {
     let (mut e, w, labels) = random_batch(n, c, d, seed, 1.5);
     let noise = matrix(random_array(&[2, d], seed + 3, 0.3));
     e.row_mut(0).assign(&(-&w.row(labels[0]) + noise.row(0)));
@@ -31,13 +31,13 @@ fn batch(n: usize, c: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>, 
 
 /// One configured loss of each kind, with every option it has.
 #[derive(Clone, Debug)]
-enum Kind {
+pub enum Kind {
     Arc(ArcFace),
     Cos(CosFace),
     Combined(CombinedMargin),
 }
 
-fn kinds(r: Reduction) -> Vec<Kind> {
+pub fn kinds(r: Reduction) -> Vec<Kind> {
     let arc = |s: f64, m: f64, easy: bool| {
         let a = ArcFace::new()
             .with_scale(s)
@@ -88,9 +88,9 @@ macro_rules! with_loss {
 }
 
 /// Value, per-sample values and gradient of a loss on embeddings.
-type Results<F> = (F, Array1<F>, EmbeddingsGrad<F>);
+pub type Results<F> = (F, Array1<F>, EmbeddingsGrad<F>);
 
-fn results<F: Float, L>(loss: &L, e: &Array2<F>, w: &Array2<F>, y: &Array1<usize>) -> Results<F>
+pub fn results<F: Float, L>(loss: &L, e: &Array2<F>, w: &Array2<F>, y: &Array1<usize>) -> Results<F>
 where
     L: for<'a> Differentiable<
             F,
@@ -169,7 +169,7 @@ fn equals_the_wrapped_loss_on_embeddings_f32() {
 /// Every target cosine of `(e, w, y)` is at least `gap` away from ±1 and
 /// from the kinks of every margin of [`kinds`] (the fallback thresholds,
 /// 0 for the easy margins): where finite differences are smooth.
-fn away_from_kinks(e: &Array2<f64>, w: &Array2<f64>, y: &Array1<usize>, gap: f64) -> bool {
+pub fn away_from_kinks(e: &Array2<f64>, w: &Array2<f64>, y: &Array1<usize>, gap: f64) -> bool {
     let pi = std::f64::consts::PI;
     let kinks = [
         0.0,
@@ -609,7 +609,7 @@ fn options_and_default_chunk() {
     assert_eq!(head.chunk_rows(), None);
     // LinearCrossEntropy's default: 48 MiB of f32 at C = 128,256 is 98 rows.
     assert_eq!(head.chunk_rows_for::<f32>(128_256), 98);
-    assert_eq!(head.chunk_rows_for::<f64>(128_256), 49);
+    assert_eq!(head.chunk_rows_for::<f64>(128_256), 64);
     let head = head.with_chunk_rows(7).unwrap();
     assert_eq!(
         (head.chunk_rows(), head.chunk_rows_for::<f32>(128_256)),

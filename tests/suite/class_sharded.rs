@@ -1,16 +1,20 @@
-//! `ClassSharded<LinearCrossEntropy>`: the head with its classes split
-//! across processes (threads here, on the test group of `group.rs`; the
-//! MPI runs are tests/mpi) equals the single-process head on the whole
-//! weight, for every option, reduction and chunk size, with even and
-//! uneven shards, an empty shard, shards in another order than the ranks,
-//! and labels all in one shard; errors agree across the processes.
+//! `ClassSharded<LinearCrossEntropy>` and `ClassSharded<AngularMarginHead>`:
+//! the heads with their classes split across processes (threads here, on
+//! the test group of `group.rs`; the MPI runs are tests/mpi) equal the
+//! single-process heads on the whole weight, for every option, reduction
+//! and chunk size, with even and uneven shards, an empty shard, shards in
+//! another order than the ranks, and labels all in one shard; errors agree
+//! across the processes.
 
 use classloss::distributed::{ClassShard, ClassSharded, SingleProcess};
 use classloss::{
-    ClassTarget, Differentiable, Error, Float, LinearCrossEntropy, LinearGrad, LinearInput, Loss,
-    Reduction,
+    AngularMargin, AngularMarginHead, ArcFace, ClassTarget, Differentiable, Embeddings, Error,
+    Float, LinearCrossEntropy, LinearGrad, LinearInput, Loss, OnSampledClasses, PartialFc,
+    Reduction, SampledClasses, SampledEmbeddings,
 };
 use ndarray::{Array1, Array2, s};
+
+use crate::angular_margin_head::{Kind, Results, kinds, results};
 
 use crate::common::assert_close;
 use crate::contract::{Case, Linear, check_contract};
@@ -381,4 +385,274 @@ fn contract() {
             &Case::new(format!("{o:?}"), args).divisor(divisor),
         );
     }
+}
+
+/// The angular head of `loss` on `shards.len()` threads: each process's
+/// value, per-sample values and gradient (its rows of `d weight`).
+fn run_angular<F: Float, L: AngularMargin + Clone + Send + Sync>(
+    head: &AngularMarginHead<L>,
+    e: &Array2<F>,
+    w: &Array2<F>,
+    y: &Array1<usize>,
+    shards: &[ClassShard],
+) -> Vec<Results<F>> {
+    on_threads(shards.len(), |member: Member| {
+        let shard = shards[member.rank];
+        let sharded = ClassSharded::new(head.clone(), member, shard);
+        let input = Embeddings {
+            embeddings: e.view(),
+            weight: w.slice(s![shard.range(), ..]),
+        };
+        let value = sharded.forward(input, y).unwrap();
+        let per = sharded.per_sample(input, y).unwrap();
+        let (fused, grad) = sharded.forward_backward(input, y).unwrap();
+        assert_eq!(fused.to_bits64(), value.to_bits64(), "fused value");
+        (value, per, grad)
+    })
+}
+
+fn assert_angular_matches<F: Float, L: AngularMargin + Clone + Send + Sync>(
+    what: &str,
+    head: &AngularMarginHead<L>,
+    (e, w, y): (&Array2<F>, &Array2<F>, &Array1<usize>),
+    shards: &[ClassShard],
+    tol: f64,
+) {
+    let (want, want_per, want_grad) = results(head, e, w, y);
+    let got = run_angular(head, e, w, y, shards);
+    let first = &got[0];
+    for (rank, ((value, per, grad), shard)) in got.iter().zip(shards).enumerate() {
+        let what = format!("{what} rank {rank} of {shards:?}");
+        assert_eq!(value.to_bits64(), first.0.to_bits64(), "{what}: value");
+        assert_eq!(per, &first.1, "{what}: per-sample values");
+        assert_eq!(grad.embeddings, first.2.embeddings, "{what}: d embeddings");
+        assert_close(&format!("{what} value"), &[*value], &[want], tol);
+        assert_close(
+            &format!("{what} per-sample"),
+            per.as_slice().unwrap(),
+            want_per.as_slice().unwrap(),
+            tol,
+        );
+        let flat = |x: &Array2<F>| x.iter().copied().collect::<Vec<_>>();
+        assert_close(
+            &format!("{what} d embeddings"),
+            &flat(&grad.embeddings),
+            &flat(&want_grad.embeddings),
+            tol,
+        );
+        let rows = want_grad.weight.slice(s![shard.range(), ..]).to_owned();
+        assert_close(
+            &format!("{what} d weight"),
+            &flat(&grad.weight),
+            &flat(&rows),
+            tol,
+        );
+    }
+}
+
+fn angular_equals_the_single_process_head<F: Float>(tol: f64, processes: &[usize]) {
+    let (n, c, d) = (9, 8, 5);
+    let (e, w, y) = crate::angular_margin_head::batch(n, c, d, 21);
+    let (e, w) = (e.mapv(F::lit), w.mapv(F::lit));
+    for r in [Reduction::Mean, Reduction::Sum] {
+        for (k, kind) in kinds(r).into_iter().enumerate() {
+            for &p in processes {
+                for shards in layouts(c, p) {
+                    let what = format!("{kind:?} {r} p {p}");
+                    let chunk = [None, Some(4), Some(2)][k % 3];
+                    macro_rules! check {
+                        ($loss:expr) => {{
+                            let mut head = AngularMarginHead::new($loss.clone());
+                            if let Some(rows) = chunk {
+                                head = head.with_chunk_rows(rows).unwrap();
+                            }
+                            assert_angular_matches(&what, &head, (&e, &w, &y), &shards, tol);
+                        }};
+                    }
+                    match &kind {
+                        Kind::Arc(l) => check!(l),
+                        Kind::Cos(l) => check!(l),
+                        Kind::Combined(l) => check!(l),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn angular_equals_the_single_process_head_f64() {
+    angular_equals_the_single_process_head::<f64>(1e-12, &[1, 2, 3]);
+}
+
+#[test]
+fn angular_equals_the_single_process_head_f32() {
+    angular_equals_the_single_process_head::<f32>(1e-5, &[2, 3]);
+}
+
+/// Every label in the last shard, and one class only.
+#[test]
+fn angular_labels_in_one_shard_and_a_single_class() {
+    let (n, c, d) = (6, 9, 4);
+    let (e, w, _) = crate::angular_margin_head::batch(n, c, d, 8);
+    let y = Array1::from_shape_fn(n, |i| 7 + i % 2);
+    let head = AngularMarginHead::new(classloss::ArcFace::new());
+    for shards in layouts(c, 3) {
+        assert_angular_matches(
+            "labels in the last shard",
+            &head,
+            (&e, &w, &y),
+            &shards,
+            1e-12,
+        );
+    }
+    let one = w.slice(s![0..1, ..]).to_owned();
+    let zeros = Array1::zeros(n);
+    let shards = [
+        ClassShard::new(0, 1, 1).unwrap(),
+        ClassShard::new(1, 0, 1).unwrap(),
+    ];
+    assert_angular_matches("one class", &head, (&e, &one, &zeros), &shards, 1e-12);
+}
+
+/// A zero row in one shard: that process names it by its global row, the
+/// others stop with it.
+#[test]
+fn angular_errors_name_the_global_row() {
+    let (n, c, d) = (4, 6, 3);
+    let (e, mut w, y) = crate::angular_margin_head::batch(n, c, d, 4);
+    w.row_mut(4).fill(0.0);
+    let head = AngularMarginHead::new(classloss::CosFace::new());
+    let shards: Vec<_> = (0..3).map(|r| ClassShard::even(c, r, 3).unwrap()).collect();
+    let results = on_threads(3, |member: Member| {
+        let shard = shards[member.rank];
+        let input = Embeddings {
+            embeddings: e.view(),
+            weight: w.slice(s![shard.range(), ..]),
+        };
+        ClassSharded::new(head.clone(), member, shard).forward(input, &y)
+    });
+    let peer = "ClassSharded<AngularMarginHead>: expected every process of the group to succeed, got an error on 1 of 3";
+    assert_eq!(results[0].as_ref().unwrap_err().to_string(), peer);
+    assert_eq!(results[1].as_ref().unwrap_err().to_string(), peer);
+    assert_eq!(
+        results[2].as_ref().unwrap_err().to_string(),
+        "weight[4]: expected a row with a nonzero norm, got 0"
+    );
+}
+
+/// On one process the sharded angular head is the head: the contract.
+#[test]
+fn angular_contract() {
+    let (e, w, labels) = (0..)
+        .map(|seed| crate::angular_margin_head::batch(6, 4, 5, seed))
+        .find(|(e, w, y)| crate::angular_margin_head::away_from_kinks(e, w, y, 1e-3))
+        .unwrap();
+    let c = w.nrows();
+    let head = AngularMarginHead::new(classloss::ArcFace::new().with_margin(0.3).unwrap())
+        .with_chunk_rows(4)
+        .unwrap();
+    let sharded = ClassSharded::new(head, SingleProcess, ClassShard::new(0, c, c).unwrap());
+    let args = crate::contract::Angular { e, w, labels };
+    check_contract(&sharded, &Case::new("ArcFace".to_string(), args));
+}
+
+/// Partial FC on shards: each process samples its own shard; the sharded
+/// head on the samples equals the single-process head on their union
+/// (value, d embeddings, and d weight scattered back to the classes).
+#[test]
+fn partial_fc_on_shards_equals_the_head_on_the_union_of_the_samples() {
+    let (n, c, d) = (8, 12, 4);
+    let (e, w, y) = crate::angular_margin_head::batch(n, c, d, 31);
+    let pfc = PartialFc::new(0.5).unwrap();
+    let head = AngularMarginHead::new(ArcFace::new().with_margin(0.3).unwrap())
+        .with_chunk_rows(3)
+        .unwrap();
+    for p in [1, 2, 3] {
+        for shards in layouts(c, p) {
+            let what = format!("{shards:?}");
+            let samples: Vec<SampledClasses> = shards
+                .iter()
+                .map(|s| pfc.sample_shard(&y, *s, 7).unwrap())
+                .collect();
+            let mut union: Vec<usize> = (shards.iter().zip(&samples))
+                .flat_map(|(s, k)| k.indices().iter().map(move |j| s.offset() + j))
+                .collect();
+            union.sort_unstable();
+            let whole = SampledClasses::new(union, c).unwrap();
+            let single = OnSampledClasses::new(head.clone());
+            let input = SampledEmbeddings {
+                embeddings: e.view(),
+                weight: w.view(),
+                classes: &whole,
+            };
+            let (want, want_grad) = single.forward_backward(input, &y).unwrap();
+            let mut want_w = Array2::zeros((c, d));
+            whole
+                .scatter(want_grad.weight.view(), want_w.view_mut())
+                .unwrap();
+            let got = on_threads(p, |member: Member| {
+                let (shard, sample) = (shards[member.rank], &samples[member.rank]);
+                let sharded = ClassSharded::new(OnSampledClasses::new(head.clone()), member, shard);
+                let input = SampledEmbeddings {
+                    embeddings: e.view(),
+                    weight: w.slice(s![shard.range(), ..]),
+                    classes: sample,
+                };
+                sharded.forward_backward(input, &y).unwrap()
+            });
+            let mut got_w = Array2::zeros((c, d));
+            for ((shard, sample), (value, grad)) in shards.iter().zip(&samples).zip(&got) {
+                assert_close(&format!("{what} value"), &[*value], &[want], 1e-12);
+                assert_eq!(value.to_bits(), got[0].0.to_bits(), "{what}: value");
+                let flat = |x: &Array2<f64>| x.iter().copied().collect::<Vec<_>>();
+                assert_close(
+                    &format!("{what} d embeddings"),
+                    &flat(&grad.embeddings),
+                    &flat(&want_grad.embeddings),
+                    1e-12,
+                );
+                sample
+                    .scatter(grad.weight.view(), got_w.slice_mut(s![shard.range(), ..]))
+                    .unwrap();
+            }
+            let flat = |x: &Array2<f64>| x.iter().copied().collect::<Vec<_>>();
+            assert_close(
+                &format!("{what} d weight"),
+                &flat(&got_w),
+                &flat(&want_w),
+                1e-12,
+            );
+        }
+    }
+}
+
+/// A shard's sample: its positives, `floor(r len)` classes, its own draw
+/// (another shard with the same seed draws otherwise), none when empty.
+#[test]
+fn partial_fc_samples_each_shard_alone() {
+    let labels = Array1::from(vec![3_i64, 61, 3, 99, 40]);
+    let pfc = PartialFc::new(0.2).unwrap();
+    let first = ClassShard::new(0, 50, 100).unwrap();
+    let second = ClassShard::new(50, 50, 100).unwrap();
+    let a = pfc.sample_shard(&labels, first, 9).unwrap();
+    let b = pfc.sample_shard(&labels, second, 9).unwrap();
+    assert_eq!((a.len(), a.classes()), (10, 50));
+    assert_eq!((b.len(), b.classes()), (10, 50));
+    assert!([3, 40].iter().all(|&c| a.position(c).is_some()));
+    assert!([11, 49].iter().all(|&c| b.position(c).is_some()));
+    let negatives = |s: &SampledClasses, pos: &[usize]| -> Vec<usize> {
+        (s.indices().iter().copied())
+            .filter(|c| !pos.contains(c))
+            .collect()
+    };
+    assert_ne!(negatives(&a, &[3, 40]), negatives(&b, &[11, 49]));
+    assert_eq!(pfc.sample_shard(&labels, first, 9).unwrap(), a);
+    let empty = ClassShard::new(100, 0, 100).unwrap();
+    assert!(pfc.sample_shard(&labels, empty, 9).unwrap().is_empty());
+    let err = pfc.sample_shard(&labels, ClassShard::new(0, 50, 60).unwrap(), 9);
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "labels[1]: label 61 is out of range for 60 classes (expected 0..=59)"
+    );
 }

@@ -278,9 +278,10 @@ rebuild_typed! {
 }
 
 /// A head on sampled classes, rebuilt as its head is.
-/// The class-sharded head on one process (its shard is every class).
-impl Rebuild for ClassSharded<LinearCrossEntropy<f64>, SingleProcess> {
-    type As<F: Float> = ClassSharded<LinearCrossEntropy<F>, SingleProcess>;
+/// A class-sharded head on one process (its shard is every class),
+/// rebuilt as its head is.
+impl<H: Rebuild> Rebuild for ClassSharded<H, SingleProcess> {
+    type As<F: Float> = ClassSharded<H::As<F>, SingleProcess>;
     fn rebuild<F: Float>(&self, r: Reduction) -> Self::As<F> {
         ClassSharded::new(self.head().rebuild::<F>(r), SingleProcess, self.shard())
     }

@@ -356,8 +356,13 @@ fn options_and_default_chunk() {
     assert_eq!(head.chunk_rows(), None);
     // 48 MiB of f32 logits at V = 128,256: 98 rows (47.9 MiB).
     assert_eq!(head.chunk_rows_for(128_256), 98);
-    assert_eq!(LinearCrossEntropy::<f64>::new().chunk_rows_for(128_256), 49);
-    assert_eq!(head.chunk_rows_for(usize::MAX / 2), 1);
+    assert_eq!(LinearCrossEntropy::<f64>::new().chunk_rows_for(128_256), 64);
+    // At least 64 tokens, however many classes.
+    assert_eq!(head.chunk_rows_for(usize::MAX / 2), 64);
+    assert_eq!(head.chunk_rows_for(1_000_000), 64);
+    assert_eq!(head.chunk_rows_for(196_608), 64);
+    assert_eq!(head.chunk_rows_for(196_607), 64);
+    assert_eq!(head.chunk_rows_for(100_000), 125);
     let head = head.with_chunk_rows(7).unwrap();
     assert_eq!(
         (head.chunk_rows(), head.chunk_rows_for(128_256)),

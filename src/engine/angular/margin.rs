@@ -159,6 +159,7 @@ impl<F: Float> MarginFn<F> {
 /// vector of norm `sin(theta) / |e|`, so the `perp / sin` part contributes
 /// `perp` times the *unit* perpendicular direction, computed as such,
 /// instead of a huge factor times a tiny difference of rounded vectors.
+#[derive(Clone, Copy)]
 pub(crate) struct TargetLogit<F> {
     /// `phi(c)`, in `f64` (see `MarginFn::m3`).
     pub(crate) value: f64,

@@ -123,19 +123,33 @@ pub(crate) fn check_embeddings<F: Float>(
     labels: &Labels<'_>,
     grad: Option<&EmbeddingsGradMut<'_, F>>,
 ) -> Result<(usize, usize, usize)> {
+    check_embeddings_of(spec, input, labels, grad, input.weight.nrows())
+}
+
+/// [`check_embeddings`] for labels in `0..classes`, of which `weight`
+/// holds some (a class shard of them) or all.
+pub(crate) fn check_embeddings_of<F: Float>(
+    spec: &Spec,
+    input: &Embeddings<'_, F>,
+    labels: &Labels<'_>,
+    grad: Option<&EmbeddingsGradMut<'_, F>>,
+    classes: usize,
+) -> Result<(usize, usize, usize)> {
     let (e, w) = (input.embeddings, input.weight);
     expect_samples_and_features("embeddings", e.shape())?;
-    expect_nonempty("weight", w.shape(), 0, "class")?;
+    if classes == 0 {
+        expect_nonempty("weight", w.shape(), 0, "class")?;
+    }
     let (n, d) = e.dim();
     let c = w.nrows();
     margin::check_scale_fits::<F>(spec)?;
     expect_shape("weight", w.shape(), &[c, d])?;
-    labels.check_rows(n, c)?;
+    labels.check_rows(n, classes)?;
     if let Some(g) = grad {
         expect_shape("grad.embeddings", g.embeddings.shape(), &[n, d])?;
         expect_shape("grad.weight", g.weight.shape(), &[c, d])?;
     }
-    Ok((n, d, c))
+    Ok((n, d, classes))
 }
 
 /// The options every angular-margin loss is made of.

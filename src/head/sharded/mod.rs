@@ -10,7 +10,9 @@
 //! the processes check each other (the shards tile the classes, the
 //! replicated inputs match) and fail together.
 
+mod angular_margin;
 mod linear_cross_entropy;
+mod partial_fc;
 
 use crate::distributed::{Collective, ReduceOp};
 use crate::{Error, Float, Result};
@@ -118,18 +120,107 @@ impl ClassShard {
 }
 
 /// A fused head whose classes are split across the processes of a
-/// [`Collective`], each holding one [`ClassShard`] of the weight.
-///
-/// The call's input is this process's shard of the layer (`weight` and
-/// `bias` of `shard.len()` rows) and the hidden states and labels of the
-/// whole batch, the same on every process. The value and the per-sample
-/// values are the whole head's, the same bits on every process; the
-/// weight's and bias's gradients are this shard's rows of the whole
-/// head's; the hidden states' gradient is the whole head's on every
-/// process (all-reduced).
+/// [`Collective`], each holding one [`ClassShard`] of the weight: for
+/// class counts whose weight does not fit one process (10^6-10^7
+/// identities, very large vocabularies), as Megatron's vocabulary-parallel
+/// cross-entropy and insightface's model-parallel Partial FC split them.
 ///
 /// Implemented for [`LinearCrossEntropy`](crate::LinearCrossEntropy),
-/// whose page has the formula, the options and the communication.
+/// with all its options, for [`AngularMarginHead`](crate::AngularMarginHead)
+/// (ArcFace, CosFace, the combined margin), and for Partial FC on the
+/// latter, `ClassSharded<OnSampledClasses<AngularMarginHead<_>>, _>`, each
+/// process on the classes it drew from its shard
+/// ([`PartialFc::sample_shard`](crate::PartialFc::sample_shard)).
+///
+/// # Formula
+/// The whole head's, computed from the shards' parts. For token `i` and
+/// shard `p`, `z_p = W_p h_i + b_p`; then
+/// ```text
+/// m_i   = max_p max_c z_pc                                  all-reduce (max)
+/// S_i   = sum_p sum_c exp(z_pc - m_i)                       all-reduce (sum), with:
+/// z_y   = sum_p [y_i in shard p] z_p,y                      the target's logit
+/// A_i   = sum_p sum_c w_c (z_pc - m_i)                      (label smoothing only)
+/// lse_i = m_i + ln S_i,  nll_y = lse_i - z_y,  sum_c w_c nll_c = W ln S_i - A_i
+/// ```
+/// and `l_i` is [`LinearCrossEntropy`](crate::LinearCrossEntropy)'s value
+/// of these (class and token weights, smoothing, z-loss, soft cap). Each
+/// shard writes its columns of `G = dL/dZ` from `exp(z_pc - m_i) / S_i`,
+/// so `dW_p = G_p^T H` and `db_p` are its own, and `dH = sum_p G_p W_p` is
+/// all-reduced. The result is the single-process head's on the whole
+/// weight, to float rounding (tests: every option, 1-3 processes, `f64`
+/// to `1e-12`, `f32` to `1e-5`).
+///
+/// # Shapes
+/// - input: [`LinearInput`](crate::LinearInput) with `hidden` `(N, D)`, the
+///   same on every process, and this shard's `weight` `(len, D)` and
+///   `bias` `(len)`; labels `(N)`, global (`0..classes`), the same on
+///   every process; per-token weights as the head's.
+/// - value and per-sample values `(N)`: the whole head's, the same bits
+///   on every process.
+/// - gradient: [`LinearGrad`](crate::LinearGrad) with `hidden` `(N, D)`
+///   (the whole head's, on every process) and this shard's `weight`
+///   `(len, D)` and `bias` `(len)`.
+/// - `Mean` divides by what the head's divides by: the sum of `w_{y_i}`
+///   (times the token weights) over the tokens not ignored, from the
+///   labels every process holds. Class weights are given for all
+///   `classes` classes, on every process.
+///
+/// # Communication, per call
+/// One all-reduce of `9 P` `f64` first (each process's check, shard,
+/// shapes and a fingerprint of its replicated inputs); per chunk of `T`
+/// tokens, one of `T` values of `F` (the maxima) and one of `3 T` `f64`;
+/// at the end one of `N D` values of `F` (`dH`, with the gradient). In
+/// all, about `N (s + 24) + s N D` bytes for `s = size_of::<F>()`:
+/// `4 N (D + 7)` in `f32`, 8.5 MB at `N = 4,096`, `D = 512`, whatever
+/// the class count, which a ring all-reduce sends and receives about
+/// `2 (P - 1) / P` times per process. Memory per process: the shard's
+/// weight and gradient, `2 s D len`, and the head's chunk buffer (48 MiB
+/// by default, sized from the largest shard so that every process runs the
+/// same chunks).
+///
+/// # Errors
+/// Every process reaches the same verdict from the first all-reduce, so
+/// none waits on a collective the others skip:
+/// - a process whose own input is invalid returns its error (the head's
+///   errors, and `weight` not `(shard.len(), D)`), the others
+///   [`Error::PeerFailed`];
+/// - shards that do not tile `0..classes`, hidden states of another shape,
+///   a gradient asked for on some processes only, or replicated inputs
+///   (hidden states, labels, token weights, class weights, options) that
+///   differ: [`Error::GroupMismatch`] on every process;
+/// - finite inputs whose logits pass `F` on one shard: that process's
+///   [`Error::Overflow`], the others `PeerFailed`; a NaN or infinite input
+///   on one process: that process gets the NaN or infinity (as the head
+///   alone), the others `PeerFailed`.
+///
+/// # Examples
+/// ```
+/// use classloss::distributed::{ClassShard, ClassSharded, SingleProcess};
+/// use classloss::{Differentiable, LinearCrossEntropy, LinearInput, Loss};
+/// use ndarray::{array, s};
+///
+/// // One process holding every class: the head itself. With `Mpi`
+/// // (feature `mpi`), rank r passes `ClassShard::even(V, r, P)`'s rows.
+/// let hidden = array![[1.0_f64, 2.0], [0.0, 1.0]];
+/// let weight = array![[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]];
+/// let labels = array![0_i64, 2];
+/// let head = LinearCrossEntropy::new().with_label_smoothing(0.1)?;
+/// let shard = ClassShard::even(3, 0, 1)?;
+/// let sharded = ClassSharded::new(head.clone(), SingleProcess, shard);
+/// let input = LinearInput {
+///     hidden: hidden.view(),
+///     weight: weight.slice(s![shard.range(), ..]),
+///     bias: None,
+/// };
+/// let (value, grad) = sharded.forward_backward(input, &labels)?;
+/// let alone = head.forward(input, &labels)?;
+/// assert!((value - alone).abs() < 1e-15);
+/// assert_eq!(grad.weight.dim(), (3, 2));
+/// # Ok::<(), classloss::Error>(())
+/// ```
+///
+/// `examples/sharded_head.rs` trains a 50,000-class head on 2 processes
+/// and checks it against one.
 #[derive(Clone, Debug)]
 pub struct ClassSharded<H, C> {
     head: H,
