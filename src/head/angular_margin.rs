@@ -441,24 +441,7 @@ fn chunk_loss<F: Float>(
 ) -> Sum {
     let (rows, v) = z.dim();
     let block = (BLOCK_BYTES / (v * std::mem::size_of::<F>())).clamp(1, rows);
-    let count = rows.div_ceil(block);
-    let mut pers: Vec<Option<ArrayViewMut1<'_, F>>> = match per {
-        Some(p) => p
-            .into_axis_chunks_iter_mut(Axis(0), block)
-            .map(Some)
-            .collect(),
-        None => Vec::new(),
-    };
-    pers.resize_with(count, || None);
-    let mut perps: Vec<&mut [F]> = perp.chunks_mut(block).collect();
-    perps.resize_with(count, Default::default);
-    let blocks: Vec<_> = z
-        .axis_chunks_iter_mut(Axis(0), block)
-        .zip(pers)
-        .zip(perps)
-        .enumerate()
-        .map(|(k, ((zb, pb), kb))| (k * block, zb, pb, kb))
-        .collect();
+    let blocks = row_blocks(z, per, perp, block);
     let sums = map_blocks(blocks, rows * v, |(first, mut zb, mut pb, kb)| {
         let mut c = vec![F::zero(); v];
         let (mut w_scratch, mut lane) = (Vec::new(), Vec::new());
@@ -498,6 +481,42 @@ fn chunk_loss<F: Float>(
         sum
     });
     Sum::of_blocks(sums)
+}
+
+/// One block of a chunk's rows: its first row, the rows, and its slices of
+/// the per-sample values and of the targets' perpendicular coefficients.
+pub(crate) type RowBlock<'z, F> = (
+    usize,
+    ArrayViewMut2<'z, F>,
+    Option<ArrayViewMut1<'z, F>>,
+    &'z mut [F],
+);
+
+/// The rows of `z` in blocks of `block`, each with its slices of `per`
+/// (if any) and of `perp` (empty when no gradient is wanted).
+pub(crate) fn row_blocks<'z, F>(
+    z: &'z mut ArrayViewMut2<'_, F>,
+    per: Option<ArrayViewMut1<'z, F>>,
+    perp: &'z mut [F],
+    block: usize,
+) -> Vec<RowBlock<'z, F>> {
+    let count = z.nrows().div_ceil(block);
+    let mut pers: Vec<Option<ArrayViewMut1<'z, F>>> = match per {
+        Some(p) => p
+            .into_axis_chunks_iter_mut(Axis(0), block)
+            .map(Some)
+            .collect(),
+        None => Vec::new(),
+    };
+    pers.resize_with(count, || None);
+    let mut perps: Vec<&mut [F]> = perp.chunks_mut(block).collect();
+    perps.resize_with(count, Default::default);
+    z.axis_chunks_iter_mut(Axis(0), block)
+        .zip(pers)
+        .zip(perps)
+        .enumerate()
+        .map(|(k, ((zb, pb), kb))| (k * block, zb, pb, kb))
+        .collect()
 }
 
 impl<F: Float> Geometry<'_, F> {

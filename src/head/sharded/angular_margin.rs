@@ -16,7 +16,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, s};
 
-use super::{ClassSharded, Fingerprint, Report, agree};
+use super::{ClassSharded, Fingerprint, Report, agree, sum_hidden_grad};
 use crate::base::labels::Labels;
 use crate::base::loss::{Call, Compute, Signature};
 use crate::base::reduction::{Sum, Totals};
@@ -32,7 +32,9 @@ use crate::engine::linear_chunks::{Linear, LinearGradViews, linear_chunks};
 use crate::engine::parallel::map_blocks;
 use crate::engine::softmax_rows::with_lane_mut;
 use crate::head::AngularMarginHead;
-use crate::head::angular_margin::{BLOCK_BYTES, Geometry, SpanTooWide, log2_range, span_error};
+use crate::head::angular_margin::{
+    BLOCK_BYTES, Geometry, SpanTooWide, log2_range, row_blocks, span_error,
+};
 use crate::{Error, Float, Result};
 
 const WHAT: &str = "ClassSharded<AngularMarginHead>";
@@ -157,31 +159,12 @@ impl<F: Float, L: Sealed, C: Collective> Compute<F> for ClassSharded<AngularMarg
             // This shard's targets' perpendicular parts, then the sum over
             // the shards (and whether one failed), then the radial parts.
             geo.add_hidden_perp(&mut dh, holds, &perp);
-            let mut flat: Vec<F> = dh.iter().copied().collect();
-            flat.push(if weight.is_err() { F::one() } else { F::zero() });
-            all_reduce_floats(collective, ReduceOp::Sum, &mut flat);
-            let failed = flat.pop().map_or(0, |f| f.as_f64() as usize);
-            for (h, v) in dh.iter_mut().zip(flat) {
-                *h = v;
-            }
+            sum_hidden_grad(collective, WHAT, &mut dh, weight.is_err())?;
             weight?;
-            if failed > 0 {
-                return Err(Error::PeerFailed {
-                    what: WHAT,
-                    failed,
-                    processes: collective.size(),
-                });
-            }
             geo.remove_hidden_radial(&mut dh);
             unscale_grad("embeddings", &mut dh, &geo.shifts, t)?;
         }
-        if agreed.not_finite > 0 && finite {
-            return Err(Error::PeerFailed {
-                what: WHAT,
-                failed: agreed.not_finite,
-                processes: collective.size(),
-            });
-        }
+        agreed.peers_finite(finite, WHAT, collective.size())?;
         Ok(Totals {
             sum,
             divisor: n as f64,
@@ -370,24 +353,7 @@ impl<F: Float> Terms<'_, '_, '_, F> {
     ) -> Sum {
         let block = self.block_rows(z.ncols());
         let elements = z.len();
-        let count = z.nrows().div_ceil(block);
-        let mut pers: Vec<Option<ArrayViewMut1<'_, F>>> = match per {
-            Some(p) => p
-                .into_axis_chunks_iter_mut(Axis(0), block)
-                .map(Some)
-                .collect(),
-            None => Vec::new(),
-        };
-        pers.resize_with(count, || None);
-        let mut perps: Vec<&mut [F]> = perp.chunks_mut(block).collect();
-        perps.resize_with(count, Default::default);
-        let blocks: Vec<_> = z
-            .axis_chunks_iter_mut(Axis(0), block)
-            .zip(pers)
-            .zip(perps)
-            .enumerate()
-            .map(|(b, ((zb, pb), kb))| (b * block, zb, pb, kb))
-            .collect();
+        let blocks = row_blocks(z, per, perp, block);
         let sums = map_blocks(blocks, elements, |(first, mut zb, mut pb, kb)| {
             let mut lane = Vec::new();
             let mut sum = Sum::default();

@@ -2,10 +2,12 @@
 //!
 //! Per chunk of `T` tokens, each process computes its shard's logits
 //! `Z_p = H_c W_p^T + b_p` (`T x V_p`) and the softmax is completed with
-//! two all-reduces: the rows' maxima (`T` floats of `F`), then per row the
+//! two all-reduces: the rows' maxima (`T` floats of `F`, and a failure flag
+//! per process), then per row the
 //! shard's sum of exponentials against the global maximum, the target's
 //! logit (0 from the shards without it) and, with label smoothing, the
-//! shard's `sum_c w_c (z_c - max)` (2 or 3 `f64`). Every process then has
+//! shard's `sum_c w_c (z_c - max)` (3 `f64`, the last 0 without smoothing).
+//! Every process then has
 //! each row's log-sum-exp, target logit and smoothing sum, so it computes
 //! every row's value (the same bits everywhere) and its own columns of
 //! `dL/dZ`, which the chunk's products carry to its rows of `dW` and `db`
@@ -13,7 +15,7 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, s};
 
-use super::{ClassSharded, Fingerprint, Report, agree};
+use super::{ClassSharded, Fingerprint, Report, agree, sum_hidden_grad};
 use crate::base::labels::Labels;
 use crate::base::loss::{Call, Compute, Signature};
 use crate::base::reduction::{Sum, Totals};
@@ -107,26 +109,33 @@ impl<F: Float, C: Collective> Compute<F> for ClassSharded<LinearCrossEntropy<F>,
             bias: input.bias,
         };
         let sum = linear_chunks(linear, rows, grad_views, scale, |start, z| {
-            // The rows' maxima, and whether any process failed on its
-            // logits (then every process stops at this chunk).
+            // Whether this process failed on its logits (then every
+            // process stops at this chunk).
             let mut failure = None;
             if let Some(cap) = terms.cap {
                 failure = repair_capped_logits(input, start, z, cap).err();
             } else if finite && !all_finite(z.view()) {
                 failure = Some(logits_overflow(input, start, z.view()));
             }
+            // The rows' maxima, then one slot per process: 1 where it
+            // failed (a max over the slots is each process's own flag).
+            let (rows, processes) = (z.nrows(), collective.size());
             let mut maxes = terms.row_maxes(z.view());
-            maxes.push(if failure.is_some() {
-                F::one()
-            } else {
-                F::zero()
-            });
+            maxes.resize(rows + processes, F::zero());
+            if failure.is_some() {
+                maxes[rows + collective.rank()] = F::one();
+            }
             all_reduce_floats(collective, ReduceOp::Max, &mut maxes);
-            if maxes.pop().is_some_and(|f| f > F::zero()) {
+            let failed = maxes
+                .split_off(rows)
+                .iter()
+                .filter(|&&f| f > F::zero())
+                .count();
+            if failed > 0 {
                 return Err(failure.unwrap_or(Error::PeerFailed {
                     what: WHAT,
-                    failed: 1,
-                    processes: collective.size(),
+                    failed,
+                    processes,
                 }));
             }
             // Without a soft cap, the exponentials stay in the buffer for
@@ -141,34 +150,11 @@ impl<F: Float, C: Collective> Compute<F> for ClassSharded<LinearCrossEntropy<F>,
         })?;
 
         if let Some(g) = grad.as_mut() {
-            // `dH` is the sum of the shards' parts; the flag says whether
-            // some process has a gradient entry beyond `F`.
-            let beyond = sum.grad_overflow.is_some();
-            let mut flat: Vec<F> = g.hidden.iter().copied().collect();
-            flat.push(if beyond { F::one() } else { F::zero() });
-            all_reduce_floats(collective, ReduceOp::Sum, &mut flat);
-            let peers_beyond = flat.pop().is_some_and(|f| f > F::zero());
-            for (h, v) in g.hidden.iter_mut().zip(flat) {
-                *h = v;
-            }
-            if peers_beyond && !beyond {
-                return Err(Error::PeerFailed {
-                    what: WHAT,
-                    failed: 1,
-                    processes: collective.size(),
-                });
-            }
+            // A gradient entry beyond `F` here is this process's error
+            // (from the reducer); the others stop with it.
+            sum_hidden_grad(collective, WHAT, &mut g.hidden, sum.grad_overflow.is_some())?;
         }
-        if agreed.not_finite > 0 && finite {
-            // Another process's input is infinite or NaN: the whole head's
-            // value is, and that process reports it (as the loss alone
-            // would); this one, whose input is finite, stops.
-            return Err(Error::PeerFailed {
-                what: WHAT,
-                failed: agreed.not_finite,
-                processes: collective.size(),
-            });
-        }
+        agreed.peers_finite(finite, WHAT, collective.size())?;
         Ok(Totals {
             sum,
             divisor,

@@ -14,7 +14,9 @@ mod angular_margin;
 mod linear_cross_entropy;
 mod partial_fc;
 
-use crate::distributed::{Collective, ReduceOp};
+use ndarray::ArrayViewMut2;
+
+use crate::distributed::{Collective, ReduceOp, all_reduce_floats};
 use crate::{Error, Float, Result};
 
 /// The classes one process holds: rows `offset..offset + len` of the full
@@ -168,7 +170,8 @@ impl ClassShard {
 /// # Communication, per call
 /// One all-reduce of `9 P` `f64` first (each process's check, shard,
 /// shapes and a fingerprint of its replicated inputs); per chunk of `T`
-/// tokens, one of `T` values of `F` (the maxima) and one of `3 T` `f64`;
+/// tokens, one of `T + P` values of `F` (the maxima, and a failure flag per
+/// process) and one of `3 T` `f64`;
 /// at the end one of `N D` values of `F` (`dH`, with the gradient). In
 /// all, about `N (s + 24) + s N D` bytes for `s = size_of::<F>()`:
 /// `4 N (D + 7)` in `f32`, 8.5 MB at `N = 4,096`, `D = 512`, whatever
@@ -329,6 +332,54 @@ pub(crate) struct Agreed {
     pub max_len: usize,
     /// How many processes have an input that is not finite.
     pub not_finite: usize,
+}
+
+impl Agreed {
+    /// Another process's input is infinite or NaN: the whole head's value
+    /// is, and that process reports it (as the head alone would); this
+    /// one, whose input is `finite`, stops.
+    pub(crate) fn peers_finite(
+        &self,
+        finite: bool,
+        what: &'static str,
+        processes: usize,
+    ) -> Result<()> {
+        if self.not_finite > 0 && finite {
+            return Err(Error::PeerFailed {
+                what,
+                failed: self.not_finite,
+                processes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Sums `d hidden` over the processes (each holds its shard's part), with
+/// one more entry: whether this process failed after its last collective
+/// (`failed_here`: its own error is its to return). A process that did
+/// not fail gets [`Error::PeerFailed`] where another did.
+pub(crate) fn sum_hidden_grad<F: Float, C: Collective>(
+    collective: &C,
+    what: &'static str,
+    dh: &mut ArrayViewMut2<'_, F>,
+    failed_here: bool,
+) -> Result<()> {
+    let mut flat: Vec<F> = dh.iter().copied().collect();
+    flat.push(if failed_here { F::one() } else { F::zero() });
+    all_reduce_floats(collective, ReduceOp::Sum, &mut flat);
+    let failed = flat.pop().map_or(0, |f| f.as_f64() as usize);
+    for (h, v) in dh.iter_mut().zip(flat) {
+        *h = v;
+    }
+    if failed > 0 && !failed_here {
+        return Err(Error::PeerFailed {
+            what,
+            failed,
+            processes: collective.size(),
+        });
+    }
+    Ok(())
 }
 
 /// The exchange at the start of a sharded call: one all-reduce of
