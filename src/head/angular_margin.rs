@@ -422,7 +422,7 @@ impl<'a, F: Float> Geometry<'a, F> {
 
 /// The bytes of logits per block of rows of [`chunk_loss`] (at least one
 /// row): the unit of its parallel work.
-pub(crate) const BLOCK_BYTES: usize = 256 << 10;
+const BLOCK_BYTES: usize = 256 << 10;
 
 /// The loss of one chunk's products `z` (samples `start..`): the cosines,
 /// the margin rows, and with `want_grad` `G'` written over `z` and the

@@ -14,9 +14,11 @@
 //! added by that shard before `d embeddings` is all-reduced; the radial
 //! part is removed after, on every process (it is linear).
 
-use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, s};
+use ndarray::{ArrayView2, ArrayViewMut1, ArrayViewMut2, s};
 
-use super::{ClassSharded, Fingerprint, Report, agree, sum_hidden_grad};
+use super::{
+    ClassSharded, Fingerprint, Report, agree, block_rows, map_rows, map_rows_mut, sum_hidden_grad,
+};
 use crate::base::labels::Labels;
 use crate::base::loss::{Call, Compute, Signature};
 use crate::base::reduction::{Sum, Totals};
@@ -32,9 +34,7 @@ use crate::engine::linear_chunks::{Linear, LinearGradViews, linear_chunks};
 use crate::engine::parallel::map_blocks;
 use crate::engine::softmax_rows::with_lane_mut;
 use crate::head::AngularMarginHead;
-use crate::head::angular_margin::{
-    BLOCK_BYTES, Geometry, SpanTooWide, log2_range, row_blocks, span_error,
-};
+use crate::head::angular_margin::{Geometry, SpanTooWide, log2_range, row_blocks, span_error};
 use crate::{Error, Float, Result};
 
 const WHAT: &str = "ClassSharded<AngularMarginHead>";
@@ -239,11 +239,6 @@ struct Global<'g, F> {
 }
 
 impl<F: Float> Terms<'_, '_, '_, F> {
-    /// Rows per block for `v` classes.
-    fn block_rows(&self, v: usize) -> usize {
-        (BLOCK_BYTES / (v.max(1) * std::mem::size_of::<F>())).max(1)
-    }
-
     /// Sample `i`'s cosines with this shard's classes, from the products
     /// `z`, into `c`.
     fn cosines(&self, i: usize, z: &[F], c: &mut Vec<F>) {
@@ -278,31 +273,15 @@ impl<F: Float> Terms<'_, '_, '_, F> {
         start: usize,
         z: ArrayView2<'_, F>,
     ) -> Vec<(F, Option<Option<ShardTarget<F>>>)> {
-        let block = self.block_rows(z.ncols());
-        let blocks: Vec<_> = z.axis_chunks_iter(Axis(0), block).enumerate().collect();
-        let parts = map_blocks(blocks, z.len(), |(b, zb)| {
-            let (mut c, mut lane, mut w) = (Vec::new(), Vec::new(), Vec::new());
-            let mut out = Vec::with_capacity(zb.nrows());
-            for (k, row) in zb.outer_iter().enumerate() {
-                let i = start + b * block + k;
-                let zr = match row.as_slice() {
-                    Some(s) => s,
-                    None => {
-                        lane.clear();
-                        lane.extend(row.iter().copied());
-                        &lane[..]
-                    }
-                };
-                self.cosines(i, zr, &mut c);
-                let target = self.target(i, &mut w);
-                out.push(match self.row.shard_max(&c, target) {
-                    Some((max, t)) => (max, Some(t)),
-                    None => (F::neg_infinity(), None),
-                });
+        map_rows(z, |(c, w): &mut (Vec<F>, Vec<F>), r, zr| {
+            let i = start + r;
+            self.cosines(i, zr, c);
+            let target = self.target(i, w);
+            match self.row.shard_max(c, target) {
+                Some((max, t)) => (max, Some(t)),
+                None => (F::neg_infinity(), None),
             }
-            out
-        });
-        parts.concat()
+        })
     }
 
     /// Per row: this shard's sum of exponentials against the row's
@@ -316,23 +295,12 @@ impl<F: Float> Terms<'_, '_, '_, F> {
         targets: &[Option<ShardTarget<F>>],
         store: bool,
     ) -> Vec<f64> {
-        let block = self.block_rows(z.ncols());
-        let elements = z.len();
-        let blocks: Vec<_> = z.axis_chunks_iter_mut(Axis(0), block).enumerate().collect();
-        let parts = map_blocks(blocks, elements, |(b, mut zb)| {
-            let (mut c, mut lane) = (Vec::new(), Vec::new());
-            let mut out = Vec::with_capacity(2 * zb.nrows());
-            for (k, row) in zb.outer_iter_mut().enumerate() {
-                let r = b * block + k;
-                let (i, target) = (start + r, targets[r].as_ref());
-                let sum = with_lane_mut(row, &mut lane, |zr| {
-                    self.cosines(i, zr, &mut c);
-                    let g = if store { Some(zr) } else { None };
-                    self.row.shard_exps(&c, target, maxes[r], g)
-                });
-                out.extend([sum.as_f64(), target.map_or(0.0, |t| t.z)]);
-            }
-            out
+        let parts = map_rows_mut(z, |c: &mut Vec<F>, r, zr| {
+            let (i, target) = (start + r, targets[r].as_ref());
+            self.cosines(i, zr, c);
+            let g = if store { Some(zr) } else { None };
+            let sum = self.row.shard_exps(c, target, maxes[r], g);
+            [sum.as_f64(), target.map_or(0.0, |t| t.z)]
         });
         parts.concat()
     }
@@ -351,7 +319,7 @@ impl<F: Float> Terms<'_, '_, '_, F> {
         per: Option<ArrayViewMut1<'_, F>>,
         perp: &mut [F],
     ) -> Sum {
-        let block = self.block_rows(z.ncols());
+        let block = block_rows::<F>(z.ncols());
         let elements = z.len();
         let blocks = row_blocks(z, per, perp, block);
         let sums = map_blocks(blocks, elements, |(first, mut zb, mut pb, kb)| {

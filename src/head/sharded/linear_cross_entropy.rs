@@ -15,7 +15,9 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, s};
 
-use super::{ClassSharded, Fingerprint, Report, agree, sum_hidden_grad};
+use super::{
+    ClassSharded, Fingerprint, Report, agree, block_rows, map_rows, map_rows_mut, sum_hidden_grad,
+};
 use crate::base::labels::Labels;
 use crate::base::loss::{Call, Compute, Signature};
 use crate::base::reduction::{Sum, Totals};
@@ -214,19 +216,10 @@ struct RowTerms<'c, 'a, F> {
     cap: Option<f64>,
 }
 
-/// Logits per block of rows of the row passes (each block's rows stay in
-/// cache, and blocks are the threads' unit of work).
-const BLOCK_ELEMENTS: usize = 1 << 15;
-
 /// The `f64` values per row of the second all-reduce.
 const PARTS: usize = 3;
 
 impl<F: Float> RowTerms<'_, '_, F> {
-    /// Rows per block for `v` classes.
-    fn block_rows(&self, v: usize) -> usize {
-        (BLOCK_ELEMENTS / v.max(1)).max(1)
-    }
-
     /// Row `x`'s logits as the loss sees them: capped into `scratch` under
     /// a soft cap (the same rounding as the single-process head's).
     fn capped<'s>(&self, x: &'s [F], scratch: &'s mut Vec<F>) -> &'s [F] {
@@ -246,18 +239,10 @@ impl<F: Float> RowTerms<'_, '_, F> {
         if z.ncols() == 0 {
             return vec![F::neg_infinity(); z.nrows()];
         }
-        let block = self.block_rows(z.ncols());
-        let blocks: Vec<_> = z.axis_chunks_iter(Axis(0), block).collect();
-        let maxes = map_blocks(blocks, z.len(), |zb| {
-            let mut scratch = Vec::new();
-            zb.outer_iter()
-                .map(|row| {
-                    let m = F::row_max(slice(&row, &mut scratch));
-                    self.cap.map_or(m, |cap| F::lit(soft_cap(m.as_f64(), cap)))
-                })
-                .collect::<Vec<F>>()
-        });
-        maxes.concat()
+        map_rows(z, |(): &mut (), _, x| {
+            let m = F::row_max(x);
+            self.cap.map_or(m, |cap| F::lit(soft_cap(m.as_f64(), cap)))
+        })
     }
 
     /// Per row of the chunk starting at token `start`: this shard's
@@ -272,47 +257,35 @@ impl<F: Float> RowTerms<'_, '_, F> {
         maxes: &[F],
         store: bool,
     ) -> Vec<f64> {
-        let block = self.block_rows(z.ncols());
-        let elements = z.len();
-        let blocks: Vec<_> = z.axis_chunks_iter_mut(Axis(0), block).enumerate().collect();
-        let parts = map_blocks(blocks, elements, |(b, mut zb)| {
-            let mut scratch = Scratch::default();
-            let mut out = Vec::with_capacity(PARTS * zb.nrows());
-            for (k, row) in zb.outer_iter_mut().enumerate() {
-                let i = b * block + k;
-                let max = maxes[i];
-                let label = self.labels.class_or_ignored(start + i, self.ignore);
-                let local = label.and_then(|c| self.shard.local(c));
-                let row_parts = with_lane_mut(row, &mut scratch.lane, |x| {
-                    let y = self.capped(x, &mut scratch.capped);
-                    let target = local.map_or(0.0, |c| y[c].as_f64());
-                    let shifted = if self.smoothing {
-                        // `nll_sum` with a log-sum of 0 is minus the shifted sum.
-                        let row = Row {
-                            x: y,
-                            stats: RowStats {
-                                max,
-                                ln_sum: F::zero(),
-                            },
-                        };
-                        -row.nll_sum(self.shard_weight.map(|w| (w, 0.0)))
-                    } else {
-                        0.0
-                    };
-                    let exp_sum = match (y.is_empty(), store) {
-                        (true, _) => 0.0,
-                        (false, false) => exp_sum_accurate(y, max).as_f64(),
-                        (false, true) => {
-                            scratch.raw.clear();
-                            scratch.raw.extend_from_slice(x);
-                            exp_into_accurate(&scratch.raw, max, x).as_f64()
-                        }
-                    };
-                    [exp_sum, target, shifted]
-                });
-                out.extend(row_parts);
-            }
-            out
+        let parts = map_rows_mut(z, |scratch: &mut Scratch<F>, i, x| {
+            let max = maxes[i];
+            let label = self.labels.class_or_ignored(start + i, self.ignore);
+            let local = label.and_then(|c| self.shard.local(c));
+            let y = self.capped(x, &mut scratch.capped);
+            let target = local.map_or(0.0, |c| y[c].as_f64());
+            let shifted = if self.smoothing {
+                // `nll_sum` with a log-sum of 0 is minus the shifted sum.
+                let row = Row {
+                    x: y,
+                    stats: RowStats {
+                        max,
+                        ln_sum: F::zero(),
+                    },
+                };
+                -row.nll_sum(self.shard_weight.map(|w| (w, 0.0)))
+            } else {
+                0.0
+            };
+            let exp_sum = match (y.is_empty(), store) {
+                (true, _) => 0.0,
+                (false, false) => exp_sum_accurate(y, max).as_f64(),
+                (false, true) => {
+                    scratch.raw.clear();
+                    scratch.raw.extend_from_slice(x);
+                    exp_into_accurate(&scratch.raw, max, x).as_f64()
+                }
+            };
+            [exp_sum, target, shifted]
         });
         parts.concat()
     }
@@ -329,7 +302,7 @@ impl<F: Float> RowTerms<'_, '_, F> {
         stored: bool,
         per: Option<ArrayViewMut1<'_, F>>,
     ) -> Sum {
-        let block = self.block_rows(z.ncols());
+        let block = block_rows::<F>(z.ncols());
         let elements = z.len();
         let mut pers = per.map(|p| p.into_axis_chunks_iter_mut(Axis(0), block));
         let blocks: Vec<_> = z
@@ -451,18 +424,6 @@ struct Scratch<F> {
     lane: Vec<F>,
     raw: Vec<F>,
     capped: Vec<F>,
-}
-
-/// `row` as a slice: itself when contiguous, else a copy in `scratch`.
-fn slice<'s, F: Float>(row: &'s ArrayView1<'_, F>, scratch: &'s mut Vec<F>) -> &'s [F] {
-    match row.as_slice() {
-        Some(s) => s,
-        None => {
-            scratch.clear();
-            scratch.extend(row.iter().copied());
-            scratch
-        }
-    }
 }
 
 /// Whether every logit of `z` is finite: in blocks without an early exit,

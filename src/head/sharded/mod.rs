@@ -14,9 +14,11 @@ mod angular_margin;
 mod linear_cross_entropy;
 mod partial_fc;
 
-use ndarray::ArrayViewMut2;
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use crate::distributed::{Collective, ReduceOp, all_reduce_floats};
+use crate::engine::parallel::map_blocks;
+use crate::engine::softmax_rows::with_lane_mut;
 use crate::{Error, Float, Result};
 
 /// The classes one process holds: rows `offset..offset + len` of the full
@@ -380,6 +382,61 @@ pub(crate) fn sum_hidden_grad<F: Float, C: Collective>(
         });
     }
     Ok(())
+}
+
+/// Bytes of a chunk's rows per block of the sharded heads' row passes: a
+/// block's rows stay in cache, and blocks are the threads' unit of work.
+const BLOCK_BYTES: usize = 256 << 10;
+
+/// Rows per block for rows of `v` values of `F`.
+fn block_rows<F>(v: usize) -> usize {
+    (BLOCK_BYTES / (v.max(1) * std::mem::size_of::<F>())).max(1)
+}
+
+/// `row(scratch, r, x)` on every row `r` of `z` (a slice: a copy where the
+/// row is not contiguous), blocks of rows in parallel, each block with its
+/// own `scratch`; the results in row order.
+pub(crate) fn map_rows<F: Float, S: Default, R: Send>(
+    z: ArrayView2<'_, F>,
+    row: impl Fn(&mut S, usize, &[F]) -> R + Sync,
+) -> Vec<R> {
+    let block = block_rows::<F>(z.ncols());
+    let blocks: Vec<_> = z.axis_chunks_iter(Axis(0), block).enumerate().collect();
+    let results = map_blocks(blocks, z.len(), |(b, zb)| {
+        let (mut scratch, mut lane) = (S::default(), Vec::new());
+        let rows = zb.outer_iter().enumerate();
+        rows.map(|(k, x)| {
+            let x = match x.as_slice() {
+                Some(x) => x,
+                None => {
+                    lane.clear();
+                    lane.extend(x.iter().copied());
+                    &lane[..]
+                }
+            };
+            row(&mut scratch, b * block + k, x)
+        })
+        .collect::<Vec<R>>()
+    });
+    results.into_iter().flatten().collect()
+}
+
+/// [`map_rows`] on rows to write: each row a mutable slice (a copy written
+/// back where the row is not contiguous).
+pub(crate) fn map_rows_mut<F: Float, S: Default, R: Send>(
+    z: &mut ArrayViewMut2<'_, F>,
+    row: impl Fn(&mut S, usize, &mut [F]) -> R + Sync,
+) -> Vec<R> {
+    let block = block_rows::<F>(z.ncols());
+    let elements = z.len();
+    let blocks: Vec<_> = z.axis_chunks_iter_mut(Axis(0), block).enumerate().collect();
+    let results = map_blocks(blocks, elements, |(b, mut zb)| {
+        let (mut scratch, mut lane) = (S::default(), Vec::new());
+        let rows = zb.outer_iter_mut().enumerate();
+        rows.map(|(k, x)| with_lane_mut(x, &mut lane, |x| row(&mut scratch, b * block + k, x)))
+            .collect::<Vec<R>>()
+    });
+    results.into_iter().flatten().collect()
 }
 
 /// The exchange at the start of a sharded call: one all-reduce of
