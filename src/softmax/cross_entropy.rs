@@ -13,7 +13,9 @@ use crate::base::validate::{
     about_pow10, check_values, expect_min_rank, expect_nonempty, expect_shape, is_probability,
     overflow,
 };
-use crate::engine::softmax_columns::{LabelTerms, label_columns};
+use crate::engine::softmax_columns::{
+    LabelTerms, SMALL_CLASSES, label_columns, label_rows_by_columns,
+};
 use crate::engine::softmax_rows::{
     Row, RowGrad, lanes_lse, linear_target_grad, matrix_views, one_hot_grad, smoothed_grad,
     smoothed_grad_fits, smoothed_label_term, softmax_rows, softmax_rows_2d, term,
@@ -561,54 +563,62 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                         ce
                     }
                 };
-                let matrix = matrix_views(&logits, &mut grad, &mut per);
-                let sum = match (matrix, labels.clone().into_dimensionality::<Ix1>()) {
-                    (Some((l, g, p)), Some(y)) => {
-                        softmax_rows_2d(l, |i| y.class_or_ignored(i, ignore), g, p, f)
-                    }
+                let terms = LabelTerms {
+                    weight: w_slice,
+                    w_sum,
+                    ignore,
+                    hard,
+                    off,
+                    smoothing,
+                    scale,
+                };
+                // The column path forms the gradient in F: with smoothing
+                // it takes the inputs on which every row would pass
+                // `smoothed_grad`'s fast path (the largest w_y standing for
+                // each row's; without smoothing the entries are at most
+                // `scale w_y`, within F). It asks with the larger of Mean's
+                // and Sum's scales, so that every reduction, and `forward`
+                // and the fused call, take the same path (the same bits).
+                let worst_scale = if divisor > 0.0 {
+                    (1.0 / divisor).max(1.0)
+                } else {
+                    1.0
+                };
+                let at_y = hard.as_f64() * w_max;
+                let total = at_y + off.as_f64() * w_sum;
+                let fits = smoothed_grad_fits::<F>(worst_scale, total, off.as_f64(), w_max, at_y);
+                // The z-loss runs on the rows (the column kernels are the
+                // plain loss's).
+                let contiguous = !z_on
+                    && grad.as_ref().is_none_or(|g| g.is_standard_layout())
+                    && per.as_ref().is_none_or(|p| p.is_standard_layout())
+                    && (!smoothing || fits);
+                // `(N, C)` rows of few classes run down the columns too.
+                let rows = shape.len() == 2;
+                let columns = contiguous && (!rows || classes <= SMALL_CLASSES);
+                let sum = match (columns, logits.as_slice(), labels.as_slice()) {
+                    (true, Some(x), Some(y)) if rows => label_rows_by_columns(
+                        x,
+                        y,
+                        grad.as_mut().and_then(|g| g.as_slice_mut()),
+                        per.as_mut().and_then(|p| p.as_slice_mut()),
+                        classes,
+                        &terms,
+                    ),
+                    (true, Some(x), Some(y)) => label_columns(
+                        x,
+                        y,
+                        grad.as_mut().and_then(|g| g.as_slice_mut()),
+                        per.as_mut().and_then(|p| p.as_slice_mut()),
+                        (classes, positions / shape[0]),
+                        &terms,
+                    ),
                     _ => {
-                        let terms = LabelTerms {
-                            weight: w_slice,
-                            w_sum,
-                            ignore,
-                            hard,
-                            off,
-                            smoothing,
-                            scale,
-                        };
-                        // The column path forms the gradient in F: with
-                        // smoothing it takes the inputs on which every row
-                        // would pass `smoothed_grad`'s fast path (the
-                        // largest w_y standing for each row's; without
-                        // smoothing the entries are at most `scale w_y`,
-                        // within F). It asks with the larger of Mean's and
-                        // Sum's scales, so that every reduction, and
-                        // `forward` and the fused call, take the same path
-                        // (the same bits).
-                        let worst_scale = if divisor > 0.0 {
-                            (1.0 / divisor).max(1.0)
-                        } else {
-                            1.0
-                        };
-                        let at_y = hard.as_f64() * w_max;
-                        let total = at_y + off.as_f64() * w_sum;
-                        let fits =
-                            smoothed_grad_fits::<F>(worst_scale, total, off.as_f64(), w_max, at_y);
-                        // The z-loss runs on the rows (the column kernels
-                        // are the plain loss's).
-                        let contiguous = !z_on
-                            && grad.as_ref().is_none_or(|g| g.is_standard_layout())
-                            && per.as_ref().is_none_or(|p| p.is_standard_layout())
-                            && (!smoothing || fits);
-                        match (contiguous, logits.as_slice(), labels.as_slice()) {
-                            (true, Some(x), Some(y)) => label_columns(
-                                x,
-                                y,
-                                grad.as_mut().and_then(|g| g.as_slice_mut()),
-                                per.as_mut().and_then(|p| p.as_slice_mut()),
-                                (classes, positions / shape[0]),
-                                &terms,
-                            ),
+                        let matrix = matrix_views(&logits, &mut grad, &mut per);
+                        match (matrix, labels.clone().into_dimensionality::<Ix1>()) {
+                            (Some((l, g, p)), Some(y)) => {
+                                softmax_rows_2d(l, |i| y.class_or_ignored(i, ignore), g, p, f)
+                            }
                             _ => softmax_rows(logits.clone(), labels.classes(ignore), grad, per, f),
                         }
                     }
