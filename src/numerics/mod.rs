@@ -9,7 +9,7 @@
 //!
 //! The softmax-family losses only ever call [`row_stats`] and
 //! [`softmax_into`] (and the row driver's fused passes), which run on
-//! vectorized kernels: a polynomial `exp` that stays within 2 ulp of the
+//! vectorized kernels: a polynomial `exp` that stays within 1 ulp of the
 //! standard library's, compiled for AVX-512, AVX2+FMA and portable code and
 //! chosen at run time ([`simd_level`]).
 
