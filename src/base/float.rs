@@ -89,6 +89,8 @@ pub trait RowKernels: Copy {
     fn affine_weighted(g: &mut [Self], a: Self, b: Self, w: &[Self]);
     /// `g_i = a g_i`.
     fn scale(g: &mut [Self], a: Self);
+    /// Whether every `x_i` is in `[lo, hi]` (NaN is not).
+    fn all_within(x: &[Self], lo: Self, hi: Self) -> bool;
 }
 
 mod sealed {

@@ -5,7 +5,7 @@ use ndarray::{Array, ArrayD, Dimension, Ix2};
 use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_values, is_probability};
+use crate::base::validate::check_probabilities;
 use crate::engine::sigmoid_elementwise::{check_targets, elementwise, run_binary};
 use crate::{Float, Result};
 
@@ -118,7 +118,7 @@ impl<F: Float, D: Dimension> Compute<F> for Bce<F, D> {
             call,
             self.weight.as_ref(),
             |e| {
-                check_values("probs", &e.input, "a probability in [0, 1]", is_probability)?;
+                check_probabilities("probs", &e.input, "a probability in [0, 1]")?;
                 check_targets(&e.targets)?;
                 let (probs, targets) = (e.input, e.targets);
                 Ok(elementwise(

@@ -11,11 +11,11 @@ use ndarray::{ArrayD, ArrayView, ArrayViewMut, Dimension, Zip, arr0};
 use crate::base::loss::{Call, Elementwise};
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
-    broadcast_to, check_values, expect_min_rank, expect_shape, fmt_shape, is_probability,
+    broadcast_to, check_probabilities, expect_min_rank, expect_shape, fmt_shape,
 };
 use crate::engine::parallel::map_blocks;
 use crate::numerics::simd::dispatch;
-use crate::numerics::{LogisticTerms, logistic_from_parts, logistic_terms};
+use crate::numerics::{LogisticTerms, logistic_from_parts};
 use crate::{Error, Float, Reduction, Result};
 
 /// Checks the shapes every binary loss requires: an input of rank `>= 1`
@@ -95,7 +95,7 @@ pub(crate) fn run_binary<F: Float, D: Dimension>(
 
 /// Every target is a (soft) label in `[0, 1]`.
 pub(crate) fn check_targets<F: Float, D: Dimension>(targets: &ArrayView<'_, F, D>) -> Result<()> {
-    check_values("targets", targets, "a value in [0, 1]", is_probability)
+    check_probabilities("targets", targets, "a value in [0, 1]")
 }
 
 /// Runs `f(x, t, w, pw)` on every element, where `w` and `pw` come from
@@ -257,8 +257,8 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
         per,
         |x, t, w, pw| {
             let x = x.as_f64();
-            let terms = logistic_terms(x);
             let e = (-x.abs()).exp();
+            let terms = logistic_from_parts(x, e, e.ln_1p());
             term.term(
                 x,
                 t.as_f64(),
@@ -362,9 +362,10 @@ mod levels {
 
 /// The vectorized path of [`elementwise_logits`] on contiguous slices.
 ///
-/// Each block runs as straight loops (the parts, then `f` into stack
-/// buffers, then the outputs), and its losses are summed in `f64` lanes;
-/// the blocks' sums are added in order.
+/// Each block runs as straight loops (the parts into stack buffers, then
+/// `f`, writing the scaled derivatives straight into the gradient and the
+/// losses into a stack buffer, then the per-element outputs), and its
+/// losses are summed in `f64` lanes; the blocks' sums are added in order.
 #[inline(always)]
 fn logits_in_blocks<F: Float>(
     x: &[F],
@@ -376,23 +377,33 @@ fn logits_in_blocks<F: Float>(
     let mut e_buf = [F::zero(); BLOCK];
     let mut l_buf = [F::zero(); BLOCK];
     let mut loss_buf = [F::zero(); BLOCK];
-    let mut d_buf = [F::zero(); BLOCK];
     let mut sum = Sum::default();
     for (b, (xb, tb)) in x.chunks(BLOCK).zip(t.chunks(BLOCK)).enumerate() {
         let n = xb.len();
         let (e, l) = (&mut e_buf[..n], &mut l_buf[..n]);
-        let (losses, ds) = (&mut loss_buf[..n], &mut d_buf[..n]);
+        let losses = &mut loss_buf[..n];
         F::logistic_parts(xb, e, l);
-        for i in 0..n {
-            let terms = logistic_from_parts(xb[i], e[i], l[i]);
-            let (loss, d) = f(xb[i], tb[i], Logistic { e: e[i], terms });
-            losses[i] = loss;
-            ds[i] = d;
-        }
+        let logistic = |i: usize| Logistic {
+            e: e[i],
+            terms: logistic_from_parts(xb[i], e[i], l[i]),
+        };
         let start = b * BLOCK;
-        if let Some((g, s)) = grad.as_mut() {
-            for (gi, &d) in g[start..start + n].iter_mut().zip(ds.iter()) {
-                *gi = *s * d;
+        match grad.as_mut() {
+            Some((g, s)) => {
+                // Copied out of the reference: read through it, the factor
+                // would be reloaded after every store to the gradient.
+                let s = *s;
+                let g = &mut g[start..start + n];
+                for i in 0..n {
+                    let (loss, d) = f(xb[i], tb[i], logistic(i));
+                    losses[i] = loss;
+                    g[i] = s * d;
+                }
+            }
+            None => {
+                for i in 0..n {
+                    losses[i] = f(xb[i], tb[i], logistic(i)).0;
+                }
             }
         }
         if let Some(p) = per.as_mut() {

@@ -19,9 +19,10 @@
 //! themselves are within `3.1e-9` (`f32`) and `7.7e-18` (`f64`) of
 //! `exp(r)`, relative: the rounding of the steps is all the error there is.
 //!
-//! With `SUBNORMAL = true`, `2^n` is two factors, so that subnormal results
-//! (a sigmoid of `-88` is one in `f32`) round once, correctly, and results
-//! below half the smallest subnormal are 0 by a select.
+//! With `SUBNORMAL = true`, `2^n` is built as `2^(n + 64)` (`2^(n + 128)`
+//! in `f64`), a normal number, and the product scaled by `2^-64` after, so
+//! that subnormal results (a sigmoid of `-88` is one in `f32`) round once,
+//! correctly; the argument is clamped where the result is 0.
 //!
 //! With `SUBNORMAL = false` (the softmax rows' form) `2^n` is one factor
 //! whose bits are the low bits of the rounding sum itself (the exponent
@@ -62,10 +63,13 @@ fn madd64<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
-/// Below this, `exp` rounds to 0 in `f32` (`ln(2^-150)`).
-pub(crate) const F32_MIN_ARG: f32 = -103.972_08;
-/// Below this, `exp` rounds to 0 in `f64` (`ln(2^-1075)`).
-pub(crate) const F64_MIN_ARG: f64 = -745.133_219_101_941_1;
+/// The full form's clamp in `f32`, well below `ln(2^-150) = -103.97`,
+/// under which `exp` rounds to 0: every result from here down is 0
+/// (`n = -159`).
+const F32_ZERO_ARG: f32 = -110.0;
+/// The full form's clamp in `f64`, well below `ln(2^-1075) = -745.13`
+/// (`n = -1140`).
+const F64_ZERO_ARG: f64 = -790.0;
 /// The flushing form's clamp in `f32`: here `round(x / ln 2) = -127`, whose
 /// power-of-two factor built in the exponent bits is `+0`.
 const F32_FLUSH_ARG: f32 = -88.0;
@@ -119,72 +123,61 @@ fn exp_reduced_f64<const FMA: bool>(r: f64) -> f64 {
 #[inline(always)]
 pub(crate) fn exp_nonpos_f32<const FMA: bool, const SUBNORMAL: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa
+    // bits, here `n + BIAS` (at most 9 bits, which the shift keeps).
     const SHIFTER: f32 = 12_582_912.0;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    if !SUBNORMAL {
-        // With the exponent bias in the shifter, the low bits of `z` are
-        // `n + 127`, and shifted into place they are the bits of `2^n`:
-        // normal for `n >= -126`, `+0` for `n = -127`, where the clamp
-        // keeps every smaller argument. NaN passes the clamp and the
-        // polynomial.
-        const BIASED: f32 = SHIFTER + 127.0;
-        let xc = clamp_below(x, F32_FLUSH_ARG);
-        let z = madd32::<FMA>(xc, LOG2E, BIASED);
-        let n = z - BIASED;
-        let r = madd32::<FMA>(n, -LN2_HI, xc);
-        let r = madd32::<FMA>(n, -LN2_LO, r);
-        return exp_reduced_f32::<FMA>(r) * f32::from_bits(z.to_bits() << 23);
-    }
-    let xc = clamp_below(x, F32_MIN_ARG);
-    let z = madd32::<FMA>(xc, LOG2E, SHIFTER);
-    let n = z - SHIFTER;
+    // The full form: `2^(n + 64)` (normal for `n >= -190`, which the clamp
+    // ensures) times `2^-64`, so that a subnormal result rounds once. The
+    // flushing form: `2^n` itself, `+0` for `n = -127`, which the clamp
+    // gives every smaller argument.
+    let (bias, clamp) = if SUBNORMAL {
+        (127.0 + 64.0, F32_ZERO_ARG)
+    } else {
+        (127.0, F32_FLUSH_ARG)
+    };
+    let biased = SHIFTER + bias;
+    let xc = clamp_below(x, clamp);
+    let z = madd32::<FMA>(xc, LOG2E, biased);
+    let n = z - biased;
     let r = madd32::<FMA>(n, -LN2_HI, xc);
     let r = madd32::<FMA>(n, -LN2_LO, r);
-    let er = exp_reduced_f32::<FMA>(r);
-    // n in [-150, 0]; 2^n as 2^n1 * 2^n2, each a normal number (bits
-    // (k + 127) << 23), so that subnormal results round once, correctly.
-    let n = (z.to_bits() as i32).wrapping_sub(SHIFTER.to_bits() as i32);
-    let n1 = n >> 1;
-    let n2 = n - n1;
-    let two_n1 = f32::from_bits(((n1 + 127) as u32) << 23);
-    let two_n2 = f32::from_bits(((n2 + 127) as u32) << 23);
-    let y = (er * two_n1) * two_n2;
-    if x < F32_MIN_ARG { 0.0 } else { y }
+    let y = exp_reduced_f32::<FMA>(r) * f32::from_bits(z.to_bits() << 23);
+    if SUBNORMAL {
+        y * f32::from_bits((127 - 64) << 23)
+    } else {
+        y
+    }
 }
 
 /// `exp(x)` for `x <= 0` (or NaN, which it returns); see the module docs.
 #[inline(always)]
 pub(crate) fn exp_nonpos_f64<const FMA: bool, const SUBNORMAL: bool>(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    // 1.5 * 2^52.
+    // 1.5 * 2^52; `n + BIAS` takes at most 12 bits.
     const SHIFTER: f64 = 6_755_399_441_055_744.0;
     const LN2_HI: f64 = 6.931_457_519_531_25e-1;
     const LN2_LO: f64 = 1.428_606_820_309_417_3e-6;
-    if !SUBNORMAL {
-        // As in `exp_nonpos_f32`: `2^n` from the low bits of `z`.
-        const BIASED: f64 = SHIFTER + 1023.0;
-        let xc = clamp_below(x, F64_FLUSH_ARG);
-        let z = madd64::<FMA>(xc, LOG2E, BIASED);
-        let n = z - BIASED;
-        let r = madd64::<FMA>(n, -LN2_HI, xc);
-        let r = madd64::<FMA>(n, -LN2_LO, r);
-        return exp_reduced_f64::<FMA>(r) * f64::from_bits(z.to_bits() << 52);
-    }
-    let xc = clamp_below(x, F64_MIN_ARG);
-    let z = madd64::<FMA>(xc, LOG2E, SHIFTER);
-    let n = z - SHIFTER;
+    // As in `exp_nonpos_f32`, with `2^(n + 128)` (normal for `n >= -1150`)
+    // times `2^-128` in the full form.
+    let (bias, clamp) = if SUBNORMAL {
+        (1023.0 + 128.0, F64_ZERO_ARG)
+    } else {
+        (1023.0, F64_FLUSH_ARG)
+    };
+    let biased = SHIFTER + bias;
+    let xc = clamp_below(x, clamp);
+    let z = madd64::<FMA>(xc, LOG2E, biased);
+    let n = z - biased;
     let r = madd64::<FMA>(n, -LN2_HI, xc);
     let r = madd64::<FMA>(n, -LN2_LO, r);
-    let er = exp_reduced_f64::<FMA>(r);
-    let n = (z.to_bits() as i64).wrapping_sub(SHIFTER.to_bits() as i64);
-    let n1 = n >> 1;
-    let n2 = n - n1;
-    let two_n1 = f64::from_bits(((n1 + 1023) as u64) << 52);
-    let two_n2 = f64::from_bits(((n2 + 1023) as u64) << 52);
-    let y = (er * two_n1) * two_n2;
-    if x < F64_MIN_ARG { 0.0 } else { y }
+    let y = exp_reduced_f64::<FMA>(r) * f64::from_bits(z.to_bits() << 52);
+    if SUBNORMAL {
+        y * f64::from_bits((1023 - 128) << 52)
+    } else {
+        y
+    }
 }
 
 /// `ln(1 + e)` for `e` in `[0, 1]` (the softplus of `-|x|`, from
@@ -246,8 +239,9 @@ mod tests {
 
     fn check_f32<const FMA: bool>() {
         let mut worst = (0, 0.0_f32);
-        // Every 97th f32 in [F32_MIN_ARG, 0]: about 11 million arguments.
-        let (lo, hi) = (0.0_f32.to_bits(), (-F32_MIN_ARG).to_bits());
+        // Every 97th f32 in [-120, 0] (to below the clamp, through the
+        // range where the result rounds to 0): about 11 million arguments.
+        let (lo, hi) = (0.0_f32.to_bits(), 120.0_f32.to_bits());
         let mut bits = lo;
         while bits <= hi {
             let x = -f32::from_bits(bits).abs();
@@ -264,7 +258,7 @@ mod tests {
         let mut worst = (0, 0.0_f64);
         let mut x = 0.0_f64;
         // A dense grid near 0 and a coarse one out to the underflow bound.
-        while x > F64_MIN_ARG {
+        while x > -800.0 {
             let e = ulps64(exp_nonpos_f64::<FMA, true>(x), x.exp());
             if e > worst.0 {
                 worst = (e, x);

@@ -310,6 +310,14 @@ mod body {
         }
     }
 
+    /// Blocks without an early exit inside, so that they run as vector
+    /// compares; the blocks stop at the first that fails.
+    #[inline(always)]
+    pub fn all_within<T: Lane>(x: &[T], lo: T, hi: T) -> bool {
+        x.chunks(256)
+            .all(|c| c.iter().fold(true, |ok, &v| ok & (v >= lo) & (v <= hi)))
+    }
+
     #[inline(always)]
     pub fn scale<T: Lane>(g: &mut [T], a: T) {
         for v in g.iter_mut() {
@@ -388,6 +396,10 @@ macro_rules! level_fns {
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn scale(g: &mut [$t], a: $t) {
             super::super::body::scale(g, a)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn all_within(x: &[$t], lo: $t, hi: $t) -> bool {
+            super::super::body::all_within(x, lo, hi)
         }
     };
 }
@@ -484,6 +496,10 @@ macro_rules! impl_row_kernels {
             #[inline]
             fn scale(g: &mut [Self], a: Self) {
                 dispatch!($m::scale(g, a))
+            }
+            #[inline]
+            fn all_within(x: &[Self], lo: Self, hi: Self) -> bool {
+                dispatch!($m::all_within(x, lo, hi))
             }
         }
     };

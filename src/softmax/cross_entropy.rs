@@ -10,7 +10,7 @@ use crate::base::loss::{Call, Compute, Lanes, ScoreTarget, Scores};
 use crate::base::options::loss_options;
 use crate::base::reduction::{Sum, Totals};
 use crate::base::validate::{
-    about_pow10, check_values, expect_min_rank, expect_nonempty, expect_shape, is_probability,
+    about_pow10, check_probabilities, check_values, expect_min_rank, expect_nonempty, expect_shape,
     overflow,
 };
 use crate::engine::softmax_columns::{
@@ -627,7 +627,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
             }
             ClassTarget::Probs(probs) => {
                 expect_shape("probs", probs.shape(), shape)?;
-                check_values("probs", &probs, "a probability in [0, 1]", is_probability)?;
+                check_probabilities("probs", &probs, "a probability in [0, 1]")?;
                 let divisor = positions as f64;
                 let scale: F = reduction.grad_scale(divisor);
                 let f = |q: ArrayView1<'_, F>, row: &Row<'_, F>, g: Option<RowGrad<'_, F>>| {

@@ -3,7 +3,7 @@
 use crate::base::loss::{ByProbs, Call, Compute, Rows};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_scores, check_values, expect_shape, is_probability};
+use crate::base::validate::{check_probabilities, check_scores, expect_shape};
 use crate::engine::softmax_rows::{linear_target_grad, softmax_rows_2d};
 use crate::{Float, Result};
 
@@ -90,7 +90,7 @@ impl<F: Float> Compute<F> for KlDivergence<F> {
         check_scores(&logits, &[], grad.as_ref())?;
         let shape = logits.shape();
         expect_shape("probs", probs.shape(), shape)?;
-        check_values("probs", &probs, "a probability in [0, 1]", is_probability)?;
+        check_probabilities("probs", &probs, "a probability in [0, 1]")?;
         let divisor = shape[0] as f64;
         let scale: F = self.reduction.grad_scale(divisor);
         let sum = softmax_rows_2d(

@@ -3,7 +3,7 @@
 use crate::base::loss::{Call, Compute, Scores};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
-use crate::base::validate::{check_scores, check_values, expect_shape, is_probability};
+use crate::base::validate::{check_probabilities, check_scores, expect_shape};
 use crate::engine::softmax_rows::softmax_rows_2d;
 use crate::softmax::cross_entropy::{ByClassTarget, ClassTarget};
 use crate::{Float, Result};
@@ -90,7 +90,7 @@ impl<F: Float> Compute<F> for OrdinalEmd<F> {
             ClassTarget::Labels(labels) => labels.check_rows(n, c)?,
             ClassTarget::Probs(probs) => {
                 expect_shape("probs", probs.shape(), logits.shape())?;
-                check_values("probs", probs, "a probability in [0, 1]", is_probability)?;
+                check_probabilities("probs", probs, "a probability in [0, 1]")?;
             }
             ClassTarget::WeightedLabels { .. } => {
                 return Err(crate::Error::UnsupportedTarget {
