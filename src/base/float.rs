@@ -87,6 +87,9 @@ pub trait RowKernels: Copy {
     fn affine(g: &mut [Self], a: Self, b: Self);
     /// `g_i = a g_i + b w_i`.
     fn affine_weighted(g: &mut [Self], a: Self, b: Self, w: &[Self]);
+    /// `out_i = ln(x_i)` for positive normal `x_i` (a row's sum of
+    /// exponentials, at least 1), within 2 ulp; NaN stays NaN.
+    fn ln_into(x: &[Self], out: &mut [Self]);
     /// `g_i = a g_i`.
     fn scale(g: &mut [Self], a: Self);
     /// Whether every `x_i` is in `[lo, hi]` (NaN is not).

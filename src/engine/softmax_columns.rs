@@ -11,6 +11,9 @@
 //! `(x_y - max) - ln(sum)`, the same gradient. Samples run in parallel with
 //! the `rayon` feature; their sums are added in order.
 
+use std::any::Any;
+use std::cell::Cell;
+
 use crate::Float;
 use crate::base::labels::LabelSlice;
 use crate::base::reduction::Sum;
@@ -77,19 +80,64 @@ pub(crate) fn label_columns<F: Float>(
         })
         .collect();
     let sums = map_blocks(samples, x.len(), |(n, xs, ys, mut g, mut p)| {
-        let mut sum = Sum::default();
-        for start in (0..positions).step_by(TILE) {
-            let width = TILE.min(positions - start);
-            let tile = Tile {
-                first: n * positions,
-                start,
-                width,
-                positions,
-                classes,
-            };
-            tile.run(terms, xs, ys, g.as_deref_mut(), p.as_deref_mut(), &mut sum);
-        }
-        sum
+        with_scratch(|scratch: &mut Scratch<F>| {
+            let mut sum = Sum::default();
+            if positions <= TILE {
+                // The sample is one contiguous tile.
+                let tile = Tile {
+                    first: n * positions,
+                    start: 0,
+                    width: positions,
+                    positions,
+                    classes,
+                };
+                let (g, p) = (g.as_deref_mut(), p.as_deref_mut());
+                tile.run(&mut scratch.tile, terms, (xs, ys), g, p, &mut sum);
+                return sum;
+            }
+            // Each tile's stretches of the class rows are copied into a
+            // contiguous `(C, width)` block, run there, and its gradient
+            // copied out: the rows are `positions` apart, often a power of
+            // two (128 x 128 maps: 64 KiB), where a tile's stretches all
+            // fall in the same cache sets and evict each other between
+            // the passes. Copied, each stretch is read once and written
+            // once.
+            let Scratch {
+                tile: buffers,
+                columns,
+                g_columns,
+            } = scratch;
+            grow(columns, g_columns, classes * TILE);
+            for start in (0..positions).step_by(TILE) {
+                let width = TILE.min(positions - start);
+                let (x_tile, g_tile) = (
+                    &mut columns[..classes * width],
+                    &mut g_columns[..classes * width],
+                );
+                for (k, row) in x_tile.chunks_exact_mut(width).enumerate() {
+                    let from = k * positions + start;
+                    row.copy_from_slice(&xs[from..from + width]);
+                }
+                let tile = Tile {
+                    first: n * positions + start,
+                    start: 0,
+                    width,
+                    positions: width,
+                    classes,
+                };
+                let ys = ys.sub(start..start + width);
+                let p = p.as_deref_mut().map(|p| &mut p[start..start + width]);
+                let g_out = g.is_some().then_some(&mut *g_tile);
+                tile.run(buffers, terms, (x_tile, ys), g_out, p, &mut sum);
+                if let Some(g) = g.as_deref_mut() {
+                    for (k, row) in g_tile.chunks_exact(width).enumerate() {
+                        let to = k * positions + start;
+                        g[to..to + width].copy_from_slice(row);
+                    }
+                }
+            }
+            sum
+        })
     });
     Sum::of_blocks(sums)
 }
@@ -132,24 +180,33 @@ pub(crate) fn label_rows_by_columns<F: Float>(
         })
         .collect();
     let sums = map_blocks(blocks, x.len(), |(first, xs, ys, g, p)| {
-        let rows = xs.len() / classes;
-        // The block's logits class by class: row r's class k at k rows + r.
-        let mut columns = vec![F::zero(); xs.len()];
-        transpose(xs, &mut columns, rows, classes);
-        let mut g_columns = g.as_ref().map(|_| vec![F::zero(); xs.len()]);
-        let tile = Tile {
-            first,
-            start: 0,
-            width: rows,
-            positions: rows,
-            classes,
-        };
-        let mut sum = Sum::default();
-        tile.run(terms, &columns, ys, g_columns.as_deref_mut(), p, &mut sum);
-        if let (Some(g), Some(gc)) = (g, g_columns) {
-            transpose(&gc, g, classes, rows);
-        }
-        sum
+        with_scratch(|scratch: &mut Scratch<F>| {
+            let rows = xs.len() / classes;
+            let Scratch {
+                tile: buffers,
+                columns,
+                g_columns,
+            } = scratch;
+            // The block's logits class by class: row r's class k at
+            // k rows + r.
+            grow(columns, g_columns, xs.len());
+            let (columns, g_columns) = (&mut columns[..xs.len()], &mut g_columns[..xs.len()]);
+            transpose(xs, columns, rows, classes);
+            let tile = Tile {
+                first,
+                start: 0,
+                width: rows,
+                positions: rows,
+                classes,
+            };
+            let mut sum = Sum::default();
+            let g_tile = g.is_some().then_some(&mut *g_columns);
+            tile.run(buffers, terms, (columns, ys), g_tile, p, &mut sum);
+            if let Some(g) = g {
+                transpose(g_columns, g, classes, rows);
+            }
+            sum
+        })
     });
     Sum::of_blocks(sums)
 }
@@ -182,6 +239,86 @@ fn flushes_after(classes: usize, k: usize) -> bool {
     classes > CLASS_BLOCK && (k + 1).is_multiple_of(CLASS_BLOCK)
 }
 
+/// The buffers of a thread's tiles, kept from call to call ([`with_scratch`]).
+struct Scratch<F> {
+    /// The per-position buffers.
+    tile: TileScratch<F>,
+    /// A tile's logits, contiguous, and its gradient: a block of rows
+    /// transposed ([`label_rows_by_columns`]), or a tile of a spatial
+    /// sample's class rows ([`label_columns`]).
+    columns: Vec<F>,
+    g_columns: Vec<F>,
+}
+
+/// Runs `f` on this thread's [`Scratch`] for `F`, made on the thread's
+/// first call and kept for the next ones: allocating and zero-filling the
+/// buffers (14 KiB as stack arrays) for every call or tile was a quarter
+/// of a 128 x 10 call's instructions. Each tile initializes the part it
+/// reads. A nested call (there is none) would get buffers of its own.
+fn with_scratch<F: Float, R>(f: impl FnOnce(&mut Scratch<F>) -> R) -> R {
+    thread_local! {
+        // One slot per float type: f32, f64.
+        static CACHE: [Cell<Option<Box<dyn Any>>>; 2] = const { [Cell::new(None), Cell::new(None)] };
+    }
+    let slot = usize::from(size_of::<F>() == 8);
+    let mut scratch = CACHE
+        .with(|c| c[slot].take())
+        .and_then(|b| b.downcast::<Scratch<F>>().ok())
+        .unwrap_or_else(|| {
+            Box::new(Scratch {
+                tile: TileScratch::new(),
+                columns: Vec::new(),
+                g_columns: Vec::new(),
+            })
+        });
+    let result = f(&mut scratch);
+    CACHE.with(|c| c[slot].set(Some(scratch)));
+    result
+}
+
+/// Grows both buffers to at least `len` (they never shrink: every entry a
+/// tile reads, it has written first).
+fn grow<F: Float>(a: &mut Vec<F>, b: &mut Vec<F>, len: usize) {
+    if a.len() < len {
+        a.resize(len, F::zero());
+        b.resize(len, F::zero());
+    }
+}
+
+/// A tile's per-position buffers; each tile initializes what it reads.
+struct TileScratch<F> {
+    /// `max`, `sum`, `dot`, `wy`, `xy`, `ln_sum`, `kc`, `dense`, `TILE`
+    /// each.
+    f: Vec<F>,
+    /// The `f64` column sums (`wide`) and the positions' values.
+    wide: Vec<f64>,
+    /// The tile's labels.
+    ys: Vec<usize>,
+}
+
+impl<F: Float> TileScratch<F> {
+    fn new() -> Self {
+        TileScratch {
+            f: vec![F::zero(); 8 * TILE],
+            wide: vec![0.0; 2 * TILE],
+            ys: vec![IGNORED; TILE],
+        }
+    }
+
+    /// The eight `F` buffers, the two `f64` ones and the labels, `w` long
+    /// each.
+    #[allow(clippy::type_complexity)]
+    fn parts(&mut self, w: usize) -> ([&mut [F]; 8], [&mut [f64]; 2], &mut [usize]) {
+        let mut f = self.f.chunks_exact_mut(TILE).map(|c| &mut c[..w]);
+        let mut wide = self.wide.chunks_exact_mut(TILE).map(|c| &mut c[..w]);
+        (
+            std::array::from_fn(|_| f.next().unwrap_or_default()),
+            std::array::from_fn(|_| wide.next().unwrap_or_default()),
+            &mut self.ys[..w],
+        )
+    }
+}
+
 /// A run of positions `start..start + width` of one sample.
 struct Tile {
     /// The sample's first position in the per-sample array.
@@ -200,30 +337,32 @@ impl Tile {
         from..from + self.width
     }
 
+    /// Runs the tile on the sample's logits `xs` and labels, adding each
+    /// position's loss to `out`.
     fn run<F: Float>(
         &self,
+        scratch: &mut TileScratch<F>,
         terms: &LabelTerms<'_, F>,
-        xs: &[F],
-        labels: LabelSlice<'_>,
+        (xs, labels): (&[F], LabelSlice<'_>),
         mut g: Option<&mut [F]>,
         per: Option<&mut [F]>,
         out: &mut Sum,
     ) {
         let w = self.width;
+        let ([max, sum, dot, wy, xy, ln_sum, kc, dense], [wide, values], ys) = scratch.parts(w);
         // The tile's labels, read once: `IGNORED` marks the ignored one.
-        let mut ys_buf = [IGNORED; TILE];
-        let ys = &mut ys_buf[..w];
         labels.classes_into(self.start, ys, terms.ignore, IGNORED);
-        let mut max = [F::neg_infinity(); TILE];
-        let mut sum = [F::zero(); TILE];
-        let (max, sum) = (&mut max[..w], &mut sum[..w]);
+        max.fill(F::neg_infinity());
+        sum.fill(F::zero());
         for k in 0..self.classes {
             F::max_into(max, &xs[self.range(k)]);
         }
         // Many classes: the per-position sums move into `f64` every
         // `CLASS_BLOCK` classes, so that a long class axis keeps `f32`
         // accuracy (few classes: one `F` sum, as in a row).
-        let mut wide = [0.0_f64; TILE];
+        if self.classes > CLASS_BLOCK {
+            wide.fill(0.0);
+        }
         for k in 0..self.classes {
             let x = &xs[self.range(k)];
             match g.as_deref_mut() {
@@ -243,59 +382,77 @@ impl Tile {
             }
         }
         // With smoothing: sum_k w_k (x_k - max), for sum_k w_k (-log p_k).
-        let mut dot = [F::zero(); TILE];
-        let dot = &mut dot[..w];
         if terms.smoothing {
+            dot.fill(F::zero());
             for k in 0..self.classes {
                 let wk = terms.weight.map_or(F::one(), |wt| wt[k]);
                 F::diff_axpy(dot, wk, &xs[self.range(k)], max);
             }
         }
 
-        // Per position: the loss, and the gradient's factor on the stored
-        // exponentials (`k`) and on the class weights (`dense`).
-        let mut k_buf = [F::zero(); TILE];
-        let mut dense_buf = [F::zero(); TILE];
-        let (kc, dense) = (&mut k_buf[..w], &mut dense_buf[..w]);
-        let mut per = per.map(|p| &mut p[self.start..self.start + w]);
+        // Per position: the label's weight (0 where ignored) and logit, and
+        // the log of the sum, each as a vector pass; then the loss, and the
+        // gradient's factor on the stored exponentials (`k`) and on the
+        // class weights (`dense`).
         let weight = |c: usize| terms.weight.map_or(F::one(), |wt| wt[c]);
+        // Where the label is ignored, `xy` keeps whatever it held: its
+        // weight 0 makes the position's value and factor 0 whatever it is.
+        wy.fill(F::zero());
+        dense.fill(F::zero());
         for j in 0..w {
             let y = ys[j];
-            let value = if y == IGNORED {
-                0.0
-            } else {
-                let wy = weight(y);
-                let ln_sum = sum[j].ln();
-                // -log p_y in f64: finite where F's would overflow.
-                let x_y = xs[y * self.positions + self.start + j];
-                let nll_y = (max[j].as_f64() - x_y.as_f64()) + ln_sum.as_f64();
-                if terms.smoothing {
-                    // hard * w_y in f64: in F a subnormal w_y loses bits.
-                    let at_y = terms.hard.as_f64() * wy.as_f64();
-                    let total_coef = F::lit(at_y + term(terms.off.as_f64(), terms.w_sum));
-                    kc[j] = terms.scale * total_coef / sum[j];
-                    dense[j] = terms.scale * terms.off;
-                    let mut shifted = dot[j].as_f64();
-                    if !shifted.is_finite() && max[j].is_finite() {
-                        // Cold: a weighted difference overflowed F (f32
-                        // logits 1e37 apart); each is exact in f64.
-                        let at = |k: usize| xs[k * self.positions + self.start + j].as_f64();
-                        shifted = (0..self.classes)
-                            .map(|k| term(weight(k).as_f64(), at(k) - max[j].as_f64()))
-                            .sum();
-                    }
-                    let nll_sum = terms.w_sum * ln_sum.as_f64() - shifted;
-                    let (hard, off) = (terms.hard.as_f64(), terms.off.as_f64());
-                    smoothed_label_term(wy.as_f64(), hard, nll_y, off, nll_sum)
-                } else {
-                    kc[j] = terms.scale * wy / sum[j];
-                    term(wy.as_f64(), nll_y)
-                }
-            };
-            if let Some(p) = per.as_mut() {
-                p[j] = F::lit(value);
+            if y != IGNORED {
+                wy[j] = weight(y);
+                xy[j] = xs[y * self.positions + self.start + j];
             }
-            out.add::<F>(self.first + self.start + j, value);
+        }
+        F::ln_into(sum, ln_sum);
+        if terms.smoothing {
+            kc.fill(F::zero());
+            values.fill(0.0);
+            for j in 0..w {
+                if ys[j] == IGNORED {
+                    continue;
+                }
+                // -log p_y in f64: finite where F's would overflow.
+                let nll_y = (max[j].as_f64() - xy[j].as_f64()) + ln_sum[j].as_f64();
+                // hard * w_y in f64: in F a subnormal w_y loses bits.
+                let at_y = terms.hard.as_f64() * wy[j].as_f64();
+                let total_coef = F::lit(at_y + term(terms.off.as_f64(), terms.w_sum));
+                kc[j] = terms.scale * total_coef / sum[j];
+                dense[j] = terms.scale * terms.off;
+                let mut shifted = dot[j].as_f64();
+                if !shifted.is_finite() && max[j].is_finite() {
+                    // Cold: a weighted difference overflowed F (f32
+                    // logits 1e37 apart); each is exact in f64.
+                    let at = |k: usize| xs[k * self.positions + self.start + j].as_f64();
+                    shifted = (0..self.classes)
+                        .map(|k| term(weight(k).as_f64(), at(k) - max[j].as_f64()))
+                        .sum();
+                }
+                let nll_sum = terms.w_sum * ln_sum[j].as_f64() - shifted;
+                let (hard, off) = (terms.hard.as_f64(), terms.off.as_f64());
+                values[j] = smoothed_label_term(wy[j].as_f64(), hard, nll_y, off, nll_sum);
+            }
+        } else {
+            // Branch-free, so that both loops vectorize; an ignored
+            // position has weight 0, hence factor 0 and value 0.
+            for j in 0..w {
+                kc[j] = terms.scale * wy[j] / sum[j];
+            }
+            for j in 0..w {
+                // -log p_y in f64: finite where F's would overflow.
+                let nll_y = (max[j].as_f64() - xy[j].as_f64()) + ln_sum[j].as_f64();
+                values[j] = term(wy[j].as_f64(), nll_y);
+            }
+        }
+        if let Some(p) = per {
+            for (p, &v) in p[self.start..self.start + w].iter_mut().zip(values.iter()) {
+                *p = F::lit(v);
+            }
+        }
+        for (j, &v) in values.iter().enumerate() {
+            out.add::<F>(self.first + self.start + j, v);
         }
         if let Some(g) = g {
             for k in 0..self.classes {

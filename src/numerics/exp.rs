@@ -219,6 +219,63 @@ pub(crate) fn ln1p_unit_f64<const FMA: bool>(e: f64) -> f64 {
     madd64::<FMA>(two_s * z, p, two_s)
 }
 
+/// `ln(x)` for a positive normal `x` (NaN returns NaN; 0, subnormals,
+/// negatives and infinity are outside the domain), within 2 ulp of the
+/// standard library's.
+///
+/// `x = 2^k m` with `m` in `[sqrt(1/2), sqrt 2)`, from the bits (the
+/// bits of `sqrt(1/2)` subtracted, so that `k` is the shifted difference
+/// and `m` its low bits over `sqrt(1/2)`'s exponent); `ln m = 2 atanh(s)`
+/// with `s = (m - 1) / (m + 1)` in `[-0.172, 0.172]`, an odd series in `s`
+/// with terms falling by 34x each (five in `f32`, ten in `f64`); `k ln 2`
+/// added in two parts, the high one exact in the product.
+#[inline(always)]
+pub(crate) fn ln_pos_f32<const FMA: bool>(x: f32) -> f32 {
+    const SQRT_HALF_BITS: u32 = 0x3f35_04f3;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let adj = x.to_bits().wrapping_sub(SQRT_HALF_BITS);
+    let k = (adj as i32 >> 23) as f32;
+    let m = f32::from_bits((adj & 0x007f_ffff) + SQRT_HALF_BITS);
+    let s = (m - 1.0) / (m + 1.0);
+    let z = s * s;
+    // The remainder, z^5 / 11 + ... with z <= 0.0295, is below 3e-9
+    // relative: a twentieth of an ulp.
+    let mut p: f32 = 1.0 / 9.0;
+    for k in [7.0_f32, 5.0, 3.0] {
+        p = madd32::<FMA>(p, z, 1.0 / k);
+    }
+    let two_s = s + s;
+    let ln_m = madd32::<FMA>(two_s * z, p, two_s);
+    let y = madd32::<FMA>(k, LN2_HI, madd32::<FMA>(k, LN2_LO, ln_m));
+    if x.is_nan() { x } else { y }
+}
+
+/// `ln(x)` for a positive normal `x`; see [`ln_pos_f32`].
+#[inline(always)]
+pub(crate) fn ln_pos_f64<const FMA: bool>(x: f64) -> f64 {
+    const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
+    const LN2_HI: f64 = 6.931_457_519_531_25e-1;
+    const LN2_LO: f64 = 1.428_606_820_309_417_3e-6;
+    let adj = x.to_bits().wrapping_sub(SQRT_HALF_BITS);
+    let k = (adj as i64 >> 52) as f64;
+    let m = f64::from_bits((adj & 0x000f_ffff_ffff_ffff) + SQRT_HALF_BITS);
+    let s = (m - 1.0) / (m + 1.0);
+    let z = s * s;
+    // The remainder, z^10 / 21 + ... with z <= 0.0295, is below 3e-17
+    // relative: a quarter of an ulp.
+    let mut p: f64 = 1.0 / 19.0;
+    let mut k2 = 17.0_f64;
+    while k2 >= 3.0 {
+        p = madd64::<FMA>(p, z, 1.0 / k2);
+        k2 -= 2.0;
+    }
+    let two_s = s + s;
+    let ln_m = madd64::<FMA>(two_s * z, p, two_s);
+    let y = madd64::<FMA>(k, LN2_HI, madd64::<FMA>(k, LN2_LO, ln_m));
+    if x.is_nan() { x } else { y }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,5 +456,54 @@ mod tests {
         assert_eq!(exp_nonpos_f64::<false, true>(-720.0), (-720.0_f64).exp());
         assert_eq!(exp_nonpos_f32::<true, true>(-104.0), 0.0);
         assert_eq!(exp_nonpos_f64::<false, true>(-746.0), 0.0);
+    }
+
+    #[test]
+    fn ln_within_2_ulp_of_std_on_positive_normals() {
+        fn f32_worst<const FMA: bool>() -> (u32, f32) {
+            let mut worst = (0, 0.0_f32);
+            // Every 61st f32 from the smallest normal to the largest.
+            let mut bits = f32::MIN_POSITIVE.to_bits();
+            while bits < f32::MAX.to_bits() {
+                let x = f32::from_bits(bits);
+                let e = (ln_pos_f32::<FMA>(x).to_bits() as i64 - x.ln().to_bits() as i64)
+                    .unsigned_abs() as u32;
+                if e > worst.0 {
+                    worst = (e, x);
+                }
+                bits += 61;
+            }
+            worst
+        }
+        fn f64_worst<const FMA: bool>() -> (u64, f64) {
+            let mut worst = (0, 0.0_f64);
+            let mut x = f64::MIN_POSITIVE;
+            while x < f64::MAX / 1.001 {
+                for y in [x, 1.0 + (x - 1.0) * 1e-3, 1.0 - 1e-3 * x.min(1.0)] {
+                    let e = ulps64(ln_pos_f64::<FMA>(y), y.ln());
+                    if e > worst.0 {
+                        worst = (e, y);
+                    }
+                }
+                x *= 1.000_7;
+            }
+            worst
+        }
+        for (worst, name) in [
+            (f32_worst::<false>(), "f32"),
+            (f32_worst::<true>(), "f32 fma"),
+        ] {
+            assert!(worst.0 <= 2, "{name} ln: {} ulp at {}", worst.0, worst.1);
+        }
+        for (worst, name) in [
+            (f64_worst::<false>(), "f64"),
+            (f64_worst::<true>(), "f64 fma"),
+        ] {
+            assert!(worst.0 <= 2, "{name} ln: {} ulp at {}", worst.0, worst.1);
+        }
+        assert_eq!(ln_pos_f32::<true>(1.0), 0.0);
+        assert_eq!(ln_pos_f64::<false>(1.0), 0.0);
+        assert!(ln_pos_f32::<true>(f32::NAN).is_nan());
+        assert!(ln_pos_f64::<true>(f64::NAN).is_nan());
     }
 }

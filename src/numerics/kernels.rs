@@ -13,7 +13,9 @@
 
 use std::ops::{Add, AddAssign, Mul, Sub};
 
-use super::exp::{exp_nonpos_f32, exp_nonpos_f64, ln1p_unit_f32, ln1p_unit_f64};
+use super::exp::{
+    exp_nonpos_f32, exp_nonpos_f64, ln_pos_f32, ln_pos_f64, ln1p_unit_f32, ln1p_unit_f64,
+};
 use super::simd::dispatch;
 use crate::base::float::RowKernels;
 
@@ -33,6 +35,8 @@ pub(crate) trait Lane:
     /// `exp` for `x <= 0`, results below the smallest normal number as 0.
     fn exp_flush<const FMA: bool>(self) -> Self;
     fn ln1p_unit<const FMA: bool>(self) -> Self;
+    /// `ln` of a positive normal number (or NaN).
+    fn ln_pos<const FMA: bool>(self) -> Self;
     fn neg_abs(self) -> Self;
 }
 
@@ -51,6 +55,10 @@ impl Lane for f32 {
     #[inline(always)]
     fn ln1p_unit<const FMA: bool>(self) -> Self {
         ln1p_unit_f32::<FMA>(self)
+    }
+    #[inline(always)]
+    fn ln_pos<const FMA: bool>(self) -> Self {
+        ln_pos_f32::<FMA>(self)
     }
     #[inline(always)]
     fn neg_abs(self) -> Self {
@@ -73,6 +81,10 @@ impl Lane for f64 {
     #[inline(always)]
     fn ln1p_unit<const FMA: bool>(self) -> Self {
         ln1p_unit_f64::<FMA>(self)
+    }
+    #[inline(always)]
+    fn ln_pos<const FMA: bool>(self) -> Self {
+        ln_pos_f64::<FMA>(self)
     }
     #[inline(always)]
     fn neg_abs(self) -> Self {
@@ -297,6 +309,13 @@ mod body {
     }
 
     #[inline(always)]
+    pub fn ln_into<T: Lane, const FMA: bool>(x: &[T], out: &mut [T]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v.ln_pos::<FMA>();
+        }
+    }
+
+    #[inline(always)]
     pub fn affine<T: Lane>(g: &mut [T], a: T, b: T) {
         for v in g.iter_mut() {
             *v = a * *v + b;
@@ -384,6 +403,10 @@ macro_rules! level_fns {
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn logistic_parts(x: &[$t], e: &mut [$t], l: &mut [$t]) {
             super::super::body::logistic_parts::<$t, $fma>(x, e, l)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn ln_into(x: &[$t], out: &mut [$t]) {
+            super::super::body::ln_into::<$t, $fma>(x, out)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn affine(g: &mut [$t], a: $t, b: $t) {
@@ -484,6 +507,10 @@ macro_rules! impl_row_kernels {
             #[inline]
             fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]) {
                 dispatch!($m::logistic_parts(x, e, l))
+            }
+            #[inline]
+            fn ln_into(x: &[Self], out: &mut [Self]) {
+                dispatch!($m::ln_into(x, out))
             }
             #[inline]
             fn affine(g: &mut [Self], a: Self, b: Self) {
