@@ -122,8 +122,35 @@ mod body {
         acc[0]
     }
 
+    /// The lanes' maxima, compared pairwise.
+    #[inline(always)]
+    fn max_lanes<T: Lane>(mut acc: [T; LANES]) -> T {
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                acc[i] = larger(acc[i], acc[i + width]);
+            }
+        }
+        acc[0]
+    }
+
+    /// The last `LANES` values of `x` (at least `LANES` long), and how many
+    /// of them the whole chunks before already took: the tail of a row
+    /// runs as one more vector chunk overlapping the last whole one, not
+    /// as one scalar operation after another (a 21-class row's last 5
+    /// exponentials cost more than its first 16).
+    #[inline(always)]
+    fn overlapping_tail<T: Lane>(x: &[T]) -> (&[T], usize) {
+        let n = x.len();
+        (&x[n - LANES..], LANES - n % LANES)
+    }
+
     #[inline(always)]
     pub fn row_max<T: Lane>(x: &[T]) -> T {
+        if x.len() < LANES {
+            return x.iter().fold(T::NEG_INFINITY, |m, &v| larger(m, v));
+        }
         let mut acc = [T::NEG_INFINITY; LANES];
         let mut chunks = x.chunks_exact(LANES);
         for c in &mut chunks {
@@ -131,11 +158,14 @@ mod body {
                 acc[i] = larger(acc[i], c[i]);
             }
         }
-        let m = chunks
-            .remainder()
-            .iter()
-            .fold(T::NEG_INFINITY, |m, &v| larger(m, v));
-        acc.iter().fold(m, |m, &v| larger(m, v))
+        if !chunks.remainder().is_empty() {
+            // The max is not changed by the values seen twice.
+            let (tail, _) = overlapping_tail(x);
+            for i in 0..LANES {
+                acc[i] = larger(acc[i], tail[i]);
+            }
+        }
+        max_lanes(acc)
     }
 
     #[inline(always)]
@@ -202,8 +232,18 @@ mod body {
                 acc[i] += arg(c[i]).exp_flush::<FMA>();
             }
         }
-        for (i, &v) in chunks.remainder().iter().enumerate() {
-            acc[i] += arg(v).exp_flush::<FMA>();
+        let rem = chunks.remainder();
+        if x.len() < LANES {
+            for (i, &v) in rem.iter().enumerate() {
+                acc[i] += arg(v).exp_flush::<FMA>();
+            }
+        } else if !rem.is_empty() {
+            // The values the whole chunks took add 0 this time.
+            let (tail, seen) = overlapping_tail(x);
+            for i in 0..LANES {
+                let e = arg(tail[i]).exp_flush::<FMA>();
+                acc[i] += if i >= seen { e } else { T::ZERO };
+            }
         }
         sum_lanes(acc)
     }
@@ -224,10 +264,23 @@ mod body {
                 acc[i] += e;
             }
         }
-        for (i, (&v, o)) in xs.remainder().iter().zip(os.into_remainder()).enumerate() {
-            let e = arg(v).exp_flush::<FMA>();
-            *o = e;
-            acc[i] += e;
+        let rem = xs.remainder();
+        if n < LANES {
+            for (i, (&v, o)) in rem.iter().zip(os.into_remainder()).enumerate() {
+                let e = arg(v).exp_flush::<FMA>();
+                *o = e;
+                acc[i] += e;
+            }
+        } else if !rem.is_empty() {
+            // As in `sum_of_exp`; the values seen twice are stored again,
+            // the same bits.
+            let (tail, seen) = overlapping_tail(x);
+            let out_tail = &mut out[n - LANES..];
+            for i in 0..LANES {
+                let e = arg(tail[i]).exp_flush::<FMA>();
+                out_tail[i] = e;
+                acc[i] += if i >= seen { e } else { T::ZERO };
+            }
         }
         sum_lanes(acc)
     }
