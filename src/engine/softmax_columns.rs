@@ -144,13 +144,14 @@ pub(crate) fn label_columns<F: Float>(
 
 /// Classes up to which `(N, C)` rows run down the columns
 /// ([`label_rows_by_columns`]): a short row's own passes (the max, the
-/// exponentials, the scaling: vector kernels with their setup and a
-/// scalar tail) and its scalar logarithm cost more than its work. Measured
-/// on AVX2 (f32, one thread, ns per logit, rows against columns): 256 x 8
-/// 11-13 against 7.0-7.4; 128 x 10 13.3 against 7.7; 256 x 12 9.1-10.3
-/// against 6.0-6.6; 256 x 16, two full vectors a row, 5.1-5.6 against
-/// 6.0-6.2; 256 x 32 3.0 against 5.0.
-pub(crate) const SMALL_CLASSES: usize = 15;
+/// exponentials, the scaling: vector kernels with their setup and their
+/// lanes' reductions) and its scalar logarithm cost more than its work.
+/// Measured on AVX2 (f32, one thread, 262,144 logits, ns per logit, rows
+/// against columns, four alternating runs): 16 classes 6.0-6.2 against
+/// 3.7-3.8; 21: 5.1-5.5 against 3.6-3.8; 24: 3.3-5.1 against 2.5-4.0;
+/// 28: 2.9-3.9 against 2.4-2.7; 32 (four whole vectors a row): 3.1-3.5
+/// against 2.4-3.7.
+pub(crate) const SMALL_CLASSES: usize = 31;
 
 /// [`label_columns`] for contiguous `(N, C)` logits with few classes
 /// (`C <= SMALL_CLASSES`): each block of `TILE` rows is transposed into a
