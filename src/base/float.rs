@@ -65,6 +65,10 @@ pub trait RowKernels: Copy {
     fn exp_sum(x: &[Self], shift: Self) -> Self;
     /// Stores `exp(x_i - shift)` in `out` (same length) and returns the sum.
     fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self;
+    /// [`RowKernels::exp_sum`] and `sum_i (x_i - shift)` in the same pass.
+    fn exp_sum_shifted(x: &[Self], shift: Self) -> (Self, Self);
+    /// [`RowKernels::exp_into`] and `sum_i (x_i - shift)` in the same pass.
+    fn exp_into_shifted(x: &[Self], shift: Self, out: &mut [Self]) -> (Self, Self);
     /// `sum_i exp(scale * x_i - shift)`, the same sum as `scaled_exp_into`.
     fn scaled_exp_sum(x: &[Self], scale: Self, shift: Self) -> Self;
     /// Stores `exp(scale * x_i - shift)` in `out` (same length) and returns

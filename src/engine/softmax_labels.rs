@@ -20,10 +20,12 @@ use crate::{Float, Reduction, Result};
 /// `row_loss(y, row, grad, scale)` returns the sample's loss (in `f64`);
 /// given the row's [`RowGrad`], it overwrites it with `scale` times the
 /// gradient of the sample's loss (`scale` is the reduction's factor).
+/// `shifted_sums` as in [`softmax_rows_2d`].
 pub(crate) fn run_on_labels<F: Float>(
     reduction: Reduction,
     call: Call<'_, '_, '_, F, ScoresAndLabels>,
     class_vectors: &[(&'static str, usize)],
+    shifted_sums: bool,
     row_loss: impl Fn(usize, &Row<'_, F>, Option<RowGrad<'_, F>>, F) -> f64 + Sync,
 ) -> Result<Totals> {
     let Call {
@@ -41,6 +43,7 @@ pub(crate) fn run_on_labels<F: Float>(
         |i| labels.class(i),
         grad,
         per,
+        shifted_sums,
         |y, row, g| row_loss(y, row, g, scale),
     );
     Ok(Totals {
@@ -94,6 +97,7 @@ pub(crate) fn run_shifted_cross_entropy<F: Float>(
         |i| labels.class(i),
         grad,
         per,
+        false,
         |y, row, g| {
             if let Some(g) = g {
                 one_hot_grad_f64(g, y, factor);

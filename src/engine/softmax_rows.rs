@@ -34,6 +34,9 @@ pub(crate) struct Row<'r, F> {
     pub x: &'r [F],
     /// Its max and log-sum.
     pub stats: RowStats<F>,
+    /// `sum_c (x_c - max)` in `f64`, when the row loop took it with the
+    /// exponentials (`shifted_sums`), for [`Row::nll_sum`].
+    pub shifted: Option<f64>,
 }
 
 impl<F: Float> Row<'_, F> {
@@ -78,13 +81,14 @@ impl<F: Float> Row<'_, F> {
         // The vector sums run over blocks whose totals are added in `f64`,
         // so that a long row of huge logits keeps `f32` accuracy.
         const BLOCK: usize = 1024;
-        let mut shifted: f64 = match weights {
-            None => self
+        let mut shifted: f64 = match (weights, self.shifted) {
+            (None, Some(shifted)) => shifted,
+            (None, None) => self
                 .x
                 .chunks(BLOCK)
                 .map(|x| F::shifted_sum(x, max).as_f64())
                 .sum(),
-            Some((w, _)) => self
+            (Some((w, _)), _) => self
                 .x
                 .chunks(BLOCK)
                 .zip(w.chunks(BLOCK))
@@ -414,37 +418,60 @@ pub(crate) fn lanes_lse<F: Float, D: RemoveAxis>(
     }
 }
 
-/// One row: its statistics, and with `g` its exponentials stored there.
+/// A row's sum of `exp(x - max)` (stored in `e` when given) and
+/// `sum (x - max)` in `f64`, in one pass over blocks whose sums are added
+/// in `f64` (as [`exp_into_accurate`]).
+#[inline]
+fn exp_and_shifted_sums<F: Float>(x: &[F], max: F, e: Option<&mut [F]>) -> (F, f64) {
+    let (mut exps, mut shifted) = (0.0_f64, 0.0_f64);
+    let mut add = |(s, d): (F, F)| {
+        exps += s.as_f64();
+        shifted += d.as_f64();
+    };
+    match e {
+        Some(e) => (x.chunks(SUM_BLOCK).zip(e.chunks_mut(SUM_BLOCK)))
+            .for_each(|(x, e)| add(F::exp_into_shifted(x, max, e))),
+        None => x
+            .chunks(SUM_BLOCK)
+            .for_each(|x| add(F::exp_sum_shifted(x, max))),
+    }
+    (F::lit(exps), shifted)
+}
+
+/// One row: its statistics, and with `g` its exponentials stored there;
+/// with `shifted_sums` also `sum (x - max)`, taken in the same pass.
 // Always inlined, with the lane helpers below: as calls they cost about
 // 130 instructions a row, a quarter of a 10-class row's work.
 #[inline(always)]
 fn run_row<F: Float, T, R>(
     x: &[F],
-    g: Option<&mut [F]>,
-    target: T,
+    mut g: Option<&mut [F]>,
+    (target, shifted_sums): (T, bool),
     f: &impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> R,
     beyond: &GradBeyond,
 ) -> R {
+    let max = F::row_max(x);
+    let (sum, shifted) = if shifted_sums {
+        let (sum, shifted) = exp_and_shifted_sums(x, max, g.as_deref_mut());
+        (sum, Some(shifted))
+    } else {
+        let sum = match g.as_deref_mut() {
+            Some(e) => exp_into_accurate(x, max, e),
+            None => exp_sum_accurate(x, max),
+        };
+        (sum, None)
+    };
+    let stats = RowStats {
+        max,
+        ln_sum: sum.ln(),
+    };
+    let row = Row { x, stats, shifted };
     match g {
         Some(e) => {
-            let max = F::row_max(x);
-            let sum = exp_into_accurate(x, max, e);
-            let stats = RowStats {
-                max,
-                ln_sum: sum.ln(),
-            };
             let inv_sum = F::one() / sum;
-            let g = RowGrad { e, inv_sum, beyond };
-            f(target, &Row { x, stats }, Some(g))
+            f(target, &row, Some(RowGrad { e, inv_sum, beyond }))
         }
-        None => {
-            let max = F::row_max(x);
-            let stats = RowStats {
-                max,
-                ln_sum: exp_sum_accurate(x, max).ln(),
-            };
-            f(target, &Row { x, stats }, None)
-        }
+        None => f(target, &row, None),
     }
 }
 
@@ -481,9 +508,9 @@ where
         let x = lane_slice(&lane, &mut x_scratch);
         let value = match grad_lanes.as_mut().and_then(|it| it.next()) {
             Some(g_lane) => with_lane_mut(g_lane, &mut g_scratch, |g| {
-                run_row(x, Some(g), target, &f, &beyond)
+                run_row(x, Some(g), (target, false), &f, &beyond)
             }),
-            None => run_row(x, None, target, &f, &beyond),
+            None => run_row(x, None, (target, false), &f, &beyond),
         };
         if let Some(o) = out.as_mut().and_then(|it| it.next()) {
             *o = F::lit(value);
@@ -513,12 +540,16 @@ struct Block<'a, F> {
 /// block's sum is accumulated in `f64` and the blocks' sums are added in
 /// order, so the result is the same bit for bit on one thread or many. With
 /// the `rayon` feature, blocks run in parallel on large inputs
-/// ([`map_blocks`]).
+/// ([`map_blocks`]). With `shifted_sums`, each row's `sum (x - max)` is
+/// taken in the exponentials' pass, for a loss that calls
+/// [`Row::nll_sum`] without weights (label smoothing): one pass over the
+/// row fewer.
 pub(crate) fn softmax_rows_2d<F, T>(
     logits: ArrayView2<'_, F>,
     target: impl Fn(usize) -> T + Sync,
     grad: Option<ArrayViewMut2<'_, F>>,
     per: Option<ArrayViewMut1<'_, F>>,
+    shifted_sums: bool,
     f: impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> f64 + Sync,
 ) -> Sum
 where
@@ -529,7 +560,7 @@ where
         grad,
         per,
         #[inline(always)]
-        |i, x, g, beyond| run_row(x, g, target(i), &f, beyond),
+        |i, x, g, beyond| run_row(x, g, (target(i), shifted_sums), &f, beyond),
     )
 }
 

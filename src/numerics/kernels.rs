@@ -222,54 +222,86 @@ mod body {
         sum_lanes(acc)
     }
 
-    /// `sum_i exp(arg(x_i))`, one accumulator per lane.
+    /// `sum_i exp(arg(x_i))`, one accumulator per lane; with `ARGS` also
+    /// `sum_i arg(x_i)` (else 0), for the label-smoothing losses' sum of
+    /// `x_i - max`, taken in the same pass.
     #[inline(always)]
-    fn sum_of_exp<T: Lane, const FMA: bool>(x: &[T], arg: impl Fn(T) -> T) -> T {
+    fn sum_of_exp<T: Lane, const FMA: bool, const ARGS: bool>(
+        x: &[T],
+        arg: impl Fn(T) -> T,
+    ) -> (T, T) {
         let mut acc = [T::ZERO; LANES];
+        let mut args = [T::ZERO; LANES];
         let mut chunks = x.chunks_exact(LANES);
         for c in &mut chunks {
             for i in 0..LANES {
-                acc[i] += arg(c[i]).exp_flush::<FMA>();
+                let a = arg(c[i]);
+                acc[i] += a.exp_flush::<FMA>();
+                if ARGS {
+                    args[i] += a;
+                }
             }
         }
         let rem = chunks.remainder();
         if x.len() < LANES {
             for (i, &v) in rem.iter().enumerate() {
-                acc[i] += arg(v).exp_flush::<FMA>();
+                let a = arg(v);
+                acc[i] += a.exp_flush::<FMA>();
+                if ARGS {
+                    args[i] += a;
+                }
             }
         } else if !rem.is_empty() {
             // The values the whole chunks took add 0 this time.
             let (tail, seen) = overlapping_tail(x);
             for i in 0..LANES {
-                let e = arg(tail[i]).exp_flush::<FMA>();
+                let a = arg(tail[i]);
+                let e = a.exp_flush::<FMA>();
                 acc[i] += if i >= seen { e } else { T::ZERO };
+                if ARGS {
+                    args[i] += if i >= seen { a } else { T::ZERO };
+                }
             }
         }
-        sum_lanes(acc)
+        (sum_lanes(acc), if ARGS { sum_lanes(args) } else { T::ZERO })
     }
 
-    /// Stores `exp(arg(x_i))` in `out` and returns the sum, in the same
-    /// lanes as [`sum_of_exp`] (so the two sums are equal).
+    /// Stores `exp(arg(x_i))` in `out` and returns the sum (and with
+    /// `ARGS` the sum of the arguments), in the same lanes as
+    /// [`sum_of_exp`] (so the sums are equal).
     #[inline(always)]
-    fn store_exp<T: Lane, const FMA: bool>(x: &[T], out: &mut [T], arg: impl Fn(T) -> T) -> T {
+    fn store_exp<T: Lane, const FMA: bool, const ARGS: bool>(
+        x: &[T],
+        out: &mut [T],
+        arg: impl Fn(T) -> T,
+    ) -> (T, T) {
         let n = x.len().min(out.len());
         let (x, out) = (&x[..n], &mut out[..n]);
         let mut acc = [T::ZERO; LANES];
+        let mut args = [T::ZERO; LANES];
         let mut xs = x.chunks_exact(LANES);
         let mut os = out.chunks_exact_mut(LANES);
         for (c, o) in (&mut xs).zip(&mut os) {
             for i in 0..LANES {
-                let e = arg(c[i]).exp_flush::<FMA>();
+                let a = arg(c[i]);
+                let e = a.exp_flush::<FMA>();
                 o[i] = e;
                 acc[i] += e;
+                if ARGS {
+                    args[i] += a;
+                }
             }
         }
         let rem = xs.remainder();
         if n < LANES {
             for (i, (&v, o)) in rem.iter().zip(os.into_remainder()).enumerate() {
-                let e = arg(v).exp_flush::<FMA>();
+                let a = arg(v);
+                let e = a.exp_flush::<FMA>();
                 *o = e;
                 acc[i] += e;
+                if ARGS {
+                    args[i] += a;
+                }
             }
         } else if !rem.is_empty() {
             // As in `sum_of_exp`; the values seen twice are stored again,
@@ -277,27 +309,41 @@ mod body {
             let (tail, seen) = overlapping_tail(x);
             let out_tail = &mut out[n - LANES..];
             for i in 0..LANES {
-                let e = arg(tail[i]).exp_flush::<FMA>();
+                let a = arg(tail[i]);
+                let e = a.exp_flush::<FMA>();
                 out_tail[i] = e;
                 acc[i] += if i >= seen { e } else { T::ZERO };
+                if ARGS {
+                    args[i] += if i >= seen { a } else { T::ZERO };
+                }
             }
         }
-        sum_lanes(acc)
+        (sum_lanes(acc), if ARGS { sum_lanes(args) } else { T::ZERO })
     }
 
     #[inline(always)]
     pub fn exp_sum<T: Lane, const FMA: bool>(x: &[T], shift: T) -> T {
-        sum_of_exp::<T, FMA>(x, |v| v - shift)
+        sum_of_exp::<T, FMA, false>(x, |v| v - shift).0
     }
 
     #[inline(always)]
     pub fn exp_into<T: Lane, const FMA: bool>(x: &[T], shift: T, out: &mut [T]) -> T {
-        store_exp::<T, FMA>(x, out, |v| v - shift)
+        store_exp::<T, FMA, false>(x, out, |v| v - shift).0
+    }
+
+    #[inline(always)]
+    pub fn exp_sum_shifted<T: Lane, const FMA: bool>(x: &[T], shift: T) -> (T, T) {
+        sum_of_exp::<T, FMA, true>(x, |v| v - shift)
+    }
+
+    #[inline(always)]
+    pub fn exp_into_shifted<T: Lane, const FMA: bool>(x: &[T], shift: T, out: &mut [T]) -> (T, T) {
+        store_exp::<T, FMA, true>(x, out, |v| v - shift)
     }
 
     #[inline(always)]
     pub fn scaled_exp_sum<T: Lane, const FMA: bool>(x: &[T], scale: T, shift: T) -> T {
-        sum_of_exp::<T, FMA>(x, |v| scale * v - shift)
+        sum_of_exp::<T, FMA, false>(x, |v| scale * v - shift).0
     }
 
     #[inline(always)]
@@ -307,7 +353,7 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, FMA>(x, out, |v| scale * v - shift)
+        store_exp::<T, FMA, false>(x, out, |v| scale * v - shift).0
     }
 
     #[inline(always)]
@@ -426,6 +472,14 @@ macro_rules! level_fns {
             super::super::body::exp_into::<$t, $fma>(x, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
+        pub(crate) fn exp_sum_shifted(x: &[$t], shift: $t) -> ($t, $t) {
+            super::super::body::exp_sum_shifted::<$t, $fma>(x, shift)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn exp_into_shifted(x: &[$t], shift: $t, out: &mut [$t]) -> ($t, $t) {
+            super::super::body::exp_into_shifted::<$t, $fma>(x, shift, out)
+        }
+        $(#[target_feature(enable = $feature)])?
         pub(crate) fn scaled_exp_sum(x: &[$t], scale: $t, shift: $t) -> $t {
             super::super::body::scaled_exp_sum::<$t, $fma>(x, scale, shift)
         }
@@ -530,6 +584,14 @@ macro_rules! impl_row_kernels {
                 dispatch!($m::exp_into(x, shift, out))
             }
             #[inline]
+            fn exp_sum_shifted(x: &[Self], shift: Self) -> (Self, Self) {
+                dispatch!($m::exp_sum_shifted(x, shift))
+            }
+            #[inline]
+            fn exp_into_shifted(x: &[Self], shift: Self, out: &mut [Self]) -> (Self, Self) {
+                dispatch!($m::exp_into_shifted(x, shift, out))
+            }
+            #[inline]
             fn scaled_exp_sum(x: &[Self], scale: Self, shift: Self) -> Self {
                 dispatch!($m::scaled_exp_sum(x, scale, shift))
             }
@@ -630,6 +692,13 @@ mod tests {
             assert!((s32 as f64 / exact - 1.0).abs() < 1e-5, "n = {n}");
             let shifted: f64 = x.iter().map(|&v| v - max).sum();
             assert!((f64::shifted_sum(&x, max) - shifted).abs() < 1e-12 * n as f64);
+            // The fused passes: the same exponentials and sum, bit for
+            // bit, and the shifted sum.
+            let mut fused = vec![0.0; n];
+            let (s3, d3) = f64::exp_into_shifted(&x, max, &mut fused);
+            assert_eq!((s3, &fused), (s, &out), "n = {n}");
+            assert!((d3 - shifted).abs() < 1e-12 * n as f64, "n = {n}");
+            assert_eq!(f64::exp_sum_shifted(&x, max), (s3, d3));
             let w: Vec<f64> = (0..n).map(|i| (i % 3) as f64).collect();
             let dot: f64 = x.iter().zip(&w).map(|(&v, &wc)| (v - max) * wc).sum();
             assert!((f64::shifted_dot(&x, max, &w) - dot).abs() < 1e-12 * n as f64);

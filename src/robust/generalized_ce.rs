@@ -81,7 +81,7 @@ impl<F: Float> Compute<F> for GeneralizedCrossEntropy<F> {
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let q = self.q;
-        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+        run_on_labels(self.reduction, call, &[], false, |y, row, g, scale| {
             // In f64: q may be below F's smallest value (5e-324 in f32).
             let nll = row.nll(y);
             let q_log_p = -q * nll;

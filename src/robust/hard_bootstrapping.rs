@@ -83,7 +83,7 @@ impl<F: Float> Compute<F> for HardBootstrapping<F> {
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let beta = F::lit(self.beta);
         let rest = F::lit(1.0 - self.beta);
-        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+        run_on_labels(self.reduction, call, &[], false, |y, row, g, scale| {
             let z = first_argmax(row.x);
             if let Some(g) = g {
                 // The coefficients sum to beta + (1 - beta) = 1.

@@ -84,7 +84,7 @@ impl<F: Float> Compute<F> for SoftBootstrapping<F> {
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let beta = F::lit(self.beta);
         let rest = F::lit(1.0 - self.beta);
-        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+        run_on_labels(self.reduction, call, &[], false, |y, row, g, scale| {
             // From log p in both passes, so that the fused value equals
             // `forward` bit for bit.
             let entropy = (0..row.x.len()).fold(F::zero(), |acc, c| {

@@ -108,7 +108,7 @@ impl<F: Float> Compute<F> for SymmetricCrossEntropy<F> {
         // F), as beta times (-log_zero) times p, so that a huge beta meets
         // a p of 0 as 0.
         let a_zero = -self.log_zero;
-        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+        run_on_labels(self.reduction, call, &[], false, |y, row, g, scale| {
             let nll = row.nll(y);
             let p = (-nll).exp();
             if let Some(g) = g {

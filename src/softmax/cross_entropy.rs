@@ -617,7 +617,11 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                         let matrix = matrix_views(&logits, &mut grad, &mut per);
                         match (matrix, labels.clone().into_dimensionality::<Ix1>()) {
                             (Some((l, g, p)), Some(y)) => {
-                                softmax_rows_2d(l, |i| y.class_or_ignored(i, ignore), g, p, f)
+                                // Smoothing without class weights sums
+                                // `x - max` with the exponentials.
+                                let shifted = smoothing && w_slice.is_none();
+                                let y = |i| y.class_or_ignored(i, ignore);
+                                softmax_rows_2d(l, y, g, p, shifted, f)
                             }
                             _ => softmax_rows(logits.clone(), labels.classes(ignore), grad, per, f),
                         }
@@ -648,7 +652,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                 let matrix = matrix_views(&logits, &mut grad, &mut per);
                 let probs_2d = probs.view().into_dimensionality::<Ix2>().ok();
                 let sum = match (matrix, probs_2d) {
-                    (Some((l, g, p)), Some(q)) => softmax_rows_2d(l, |i| q.row(i), g, p, f),
+                    (Some((l, g, p)), Some(q)) => softmax_rows_2d(l, |i| q.row(i), g, p, false, f),
                     _ => {
                         let rows = probs.lanes(Axis(1)).into_iter();
                         softmax_rows(logits.clone(), rows, grad, per, f)

@@ -148,6 +148,7 @@ impl<F: Float> Compute<F> for SoftmaxFocal<F> {
             self.reduction,
             call,
             alpha_len.as_slice(),
+            false,
             |y, row, g, scale| {
                 // One row's scalars, in f64: an alpha or gamma beyond F's
                 // range (1e39 in f32) times a modulator of 0 is 0, not NaN.

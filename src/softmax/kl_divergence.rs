@@ -98,6 +98,7 @@ impl<F: Float> Compute<F> for KlDivergence<F> {
             |i| probs.row(i),
             grad,
             per,
+            false,
             |q, row, g| {
                 let q = |c: usize| q[c];
                 if let Some(g) = g {

@@ -124,7 +124,7 @@ impl<F: Float> Compute<F> for LabelSmoothing {
             classes => self.target_values(classes)?,
         };
         let (on, off) = (F::lit(on), F::lit(off));
-        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+        run_on_labels(self.reduction, call, &[], true, |y, row, g, scale| {
             // The target is off everywhere plus (on - off) on the label;
             // it sums to 1 in both conventions.
             if let Some(g) = g {

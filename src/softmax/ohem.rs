@@ -107,6 +107,7 @@ impl<F: Float> Compute<F> for OhemCrossEntropy<F> {
                 |i| labels.class(i),
                 None,
                 Some(rank.view_mut()),
+                false,
                 |y, row, _| row.nll(y),
             );
             nll.zip_mut_with(&rank, |a, &b| *a = b.as_f64());
@@ -127,6 +128,7 @@ impl<F: Float> Compute<F> for OhemCrossEntropy<F> {
             |i| (labels.class(i), keep[i]),
             grad,
             per,
+            false,
             |(y, kept), row, g| {
                 let factor = if kept { scale } else { F::zero() };
                 if let Some(g) = g {

@@ -107,6 +107,7 @@ impl<F: Float> Compute<F> for OrdinalEmd<F> {
             |i| i,
             grad,
             per,
+            false,
             |i, row, g| {
                 let p: Vec<f64> = (0..c).map(|k| row.log_p(k).as_f64().exp()).collect();
                 let target_mass = |k: usize| match &target {

@@ -76,7 +76,7 @@ impl<F: Float> Compute<F> for Poly1<F> {
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         let eps = self.epsilon;
-        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+        run_on_labels(self.reduction, call, &[], false, |y, row, g, scale| {
             // The row's scalars in f64: epsilon may be beyond F (1e39 in
             // f32), and the gradient's factor with it.
             let nll = row.nll(y);

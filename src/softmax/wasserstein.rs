@@ -93,7 +93,7 @@ impl<F: Float> Compute<F> for Wasserstein {
                 actual: format!("{:?}", cost.shape()),
             });
         }
-        run_on_labels(self.reduction, call, &[], |y, row, g, scale| {
+        run_on_labels(self.reduction, call, &[], false, |y, row, g, scale| {
             let m = cost.row(y);
             let p = |c: usize| row.log_p(c).as_f64().exp();
             let value: f64 = (0..classes).map(|c| p(c) * m[c]).sum();

@@ -271,6 +271,7 @@ impl<F: Float> RowTerms<'_, '_, F> {
                         max,
                         ln_sum: F::zero(),
                     },
+                    shifted: None,
                 };
                 -row.nll_sum(self.shard_weight.map(|w| (w, 0.0)))
             } else {
