@@ -109,30 +109,24 @@ mod body {
         if b < a { b } else { a }
     }
 
-    /// The lanes' partial sums, added pairwise.
+    /// The lanes combined pairwise by `op` (a sum, a max): a fixed order,
+    /// and a tree the compiler turns into vector shuffles.
     #[inline(always)]
-    fn sum_lanes<T: Lane>(mut acc: [T; LANES]) -> T {
+    fn pairwise<T: Lane>(mut acc: [T; LANES], op: impl Fn(T, T) -> T) -> T {
         let mut width = LANES;
         while width > 1 {
             width /= 2;
             for i in 0..width {
-                acc[i] += acc[i + width];
+                acc[i] = op(acc[i], acc[i + width]);
             }
         }
         acc[0]
     }
 
-    /// The lanes' maxima, compared pairwise.
+    /// The lanes' partial sums, added pairwise.
     #[inline(always)]
-    fn max_lanes<T: Lane>(mut acc: [T; LANES]) -> T {
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for i in 0..width {
-                acc[i] = larger(acc[i], acc[i + width]);
-            }
-        }
-        acc[0]
+    fn sum_lanes<T: Lane>(acc: [T; LANES]) -> T {
+        pairwise(acc, |a, b| a + b)
     }
 
     /// The last `LANES` values of `x` (at least `LANES` long), and how many
@@ -165,7 +159,7 @@ mod body {
                 acc[i] = larger(acc[i], tail[i]);
             }
         }
-        max_lanes(acc)
+        pairwise(acc, larger)
     }
 
     #[inline(always)]
