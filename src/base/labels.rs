@@ -196,8 +196,17 @@ impl<'a, D: Dimension> Labels<'a, D> {
         ignore: Option<i128>,
     ) -> Result<()> {
         let bad = |l: i128| (l < 0 || l >= classes as i128) && Some(l) != ignore;
+        // Contiguous labels: blocks without an early exit inside, so that
+        // the common case (every label fine) runs as vector compares (an
+        // early exit at every label cost 39 instructions a label).
         let first_bad = with_view!(&self.view, v => {
-            if v.iter().any(|&l| bad(l.to_i128())) {
+            let suspect = match v.as_slice_memory_order() {
+                Some(s) => s
+                    .chunks(256)
+                    .any(|c| c.iter().fold(false, |acc, &l| acc | bad(l.to_i128()))),
+                None => v.iter().any(|&l| bad(l.to_i128())),
+            };
+            if suspect {
                 v.indexed_iter()
                     .find(|(_, l)| bad(l.to_i128()))
                     .map(|(i, &l)| (i.into_dimension().slice().to_vec(), l.to_i128()))
