@@ -45,7 +45,8 @@ pub(crate) struct LabelTerms<'a, F> {
     pub scale: F,
 }
 
-/// One sample's slices: logits `(C, S)`, labels `(S)`, and the outputs.
+/// One run of positions: its first position in the per-position array,
+/// its logits `(C, len)`, labels `(len)`, and the outputs' slices.
 type Sample<'a, F> = (
     usize,
     &'a [F],
@@ -53,6 +54,31 @@ type Sample<'a, F> = (
     Option<&'a mut [F]>,
     Option<&'a mut [F]>,
 );
+
+/// Contiguous `(C, len)` blocks of `x` (a spatial sample's class rows, or
+/// a block of `len` rows of `C` logits) with their labels and outputs'
+/// slices; the last block may be shorter.
+fn blocks_of<'a, F: Float>(
+    x: &'a [F],
+    labels: LabelSlice<'a>,
+    grad: Option<&'a mut [F]>,
+    per: Option<&'a mut [F]>,
+    (classes, len): (usize, usize),
+) -> Vec<Sample<'a, F>> {
+    let block = classes * len;
+    let mut grads = grad.map(|g| g.chunks_mut(block));
+    let mut pers = per.map(|p| p.chunks_mut(len));
+    x.chunks(block)
+        .enumerate()
+        .map(|(b, xs)| {
+            let first = b * len;
+            let ys = labels.sub(first..first + xs.len() / classes);
+            let g = grads.as_mut().and_then(|it| it.next());
+            let p = pers.as_mut().and_then(|it| it.next());
+            (first, xs, ys, g, p)
+        })
+        .collect()
+}
 
 /// The sum of the per-position losses of contiguous `(N, C, S)` logits
 /// `x` with labels `(N, S)` (all in `0..C` or the ignored label); with
@@ -66,26 +92,14 @@ pub(crate) fn label_columns<F: Float>(
     (classes, positions): (usize, usize),
     terms: &LabelTerms<'_, F>,
 ) -> Sum {
-    let block = classes * positions;
-    let mut grads = grad.map(|g| g.chunks_mut(block));
-    let mut pers = per.map(|p| p.chunks_mut(positions));
-    let samples: Vec<Sample<'_, F>> = x
-        .chunks(block)
-        .enumerate()
-        .map(|(n, xs)| {
-            let ys = labels.sub(n * positions..(n + 1) * positions);
-            let g = grads.as_mut().and_then(|it| it.next());
-            let p = pers.as_mut().and_then(|it| it.next());
-            (n, xs, ys, g, p)
-        })
-        .collect();
-    let sums = map_blocks(samples, x.len(), |(n, xs, ys, mut g, mut p)| {
+    let samples = blocks_of(x, labels, grad, per, (classes, positions));
+    let sums = map_blocks(samples, x.len(), |(first, xs, ys, mut g, mut p)| {
         with_scratch(|scratch: &mut Scratch<F>| {
             let mut sum = Sum::default();
             if positions <= TILE {
                 // The sample is one contiguous tile.
                 let tile = Tile {
-                    first: n * positions,
+                    first,
                     start: 0,
                     width: positions,
                     positions,
@@ -119,7 +133,7 @@ pub(crate) fn label_columns<F: Float>(
                     row.copy_from_slice(&xs[from..from + width]);
                 }
                 let tile = Tile {
-                    first: n * positions + start,
+                    first: first + start,
                     start: 0,
                     width,
                     positions: width,
@@ -166,20 +180,7 @@ pub(crate) fn label_rows_by_columns<F: Float>(
     classes: usize,
     terms: &LabelTerms<'_, F>,
 ) -> Sum {
-    let block = classes * TILE;
-    let mut grads = grad.map(|g| g.chunks_mut(block));
-    let mut pers = per.map(|p| p.chunks_mut(TILE));
-    let blocks: Vec<Sample<'_, F>> = x
-        .chunks(block)
-        .enumerate()
-        .map(|(b, xs)| {
-            let rows = xs.len() / classes;
-            let ys = labels.sub(b * TILE..b * TILE + rows);
-            let g = grads.as_mut().and_then(|it| it.next());
-            let p = pers.as_mut().and_then(|it| it.next());
-            (b * TILE, xs, ys, g, p)
-        })
-        .collect();
+    let blocks = blocks_of(x, labels, grad, per, (classes, TILE));
     let sums = map_blocks(blocks, x.len(), |(first, xs, ys, g, p)| {
         with_scratch(|scratch: &mut Scratch<F>| {
             let rows = xs.len() / classes;
