@@ -96,8 +96,8 @@ pub trait RowKernels: Copy {
     fn ln_into(x: &[Self], out: &mut [Self]);
     /// `g_i = a g_i`.
     fn scale(g: &mut [Self], a: Self);
-    /// Whether every `x_i` is in `[lo, hi]` (NaN is not).
-    fn all_within(x: &[Self], lo: Self, hi: Self) -> bool;
+    /// Whether every `x_i` is in `[0, 1]` (NaN is not).
+    fn all_unit(x: &[Self]) -> bool;
 }
 
 mod sealed {

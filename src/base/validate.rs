@@ -105,7 +105,7 @@ pub(crate) fn check_probabilities<F: Float, D: Dimension>(
     expected: &'static str,
 ) -> Result<()> {
     if let Some(s) = values.as_slice_memory_order()
-        && F::all_within(s, F::zero(), F::one())
+        && F::all_unit(s)
     {
         return Ok(());
     }

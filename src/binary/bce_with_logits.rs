@@ -163,11 +163,7 @@ impl LogitTerm for BceTerm {
             // passes the type's range (0 * inf would be NaN).
             return (T::zero(), T::zero());
         }
-        let s = logistic.terms;
-        let neg = T::one() - t;
-        let pos = pw * t;
-        let loss = w * (neg * s.softplus + pos * s.softplus_neg);
-        let d = w * (neg * s.sigmoid - pos * s.sigmoid_neg);
-        (loss, d)
+        let (loss, d) = logistic.cross_entropy(x, T::one() - t, pw * t);
+        (w * loss, w * d)
     }
 }

@@ -189,13 +189,49 @@ pub(crate) fn elementwise<F: Float, D: Dimension>(
     sum
 }
 
-/// `exp(-|x|)` and the [`LogisticTerms`] of one logit.
+/// `exp(-|x|)`, `ln(1 + exp(-|x|))` and the [`LogisticTerms`] of one logit.
 #[derive(Clone, Copy)]
 pub(crate) struct Logistic<F> {
     /// `exp(-|x|)`.
     pub e: F,
+    /// `ln(1 + e)`, the softplus of `-|x|`.
+    pub log1p_e: F,
     /// `sigmoid(±x)` and `softplus(±x)`.
     pub terms: LogisticTerms<F>,
+}
+
+impl<F: Float> Logistic<F> {
+    /// The parts of `x` from `e = exp(-|x|)` and `ln(1 + e)`.
+    #[inline(always)]
+    pub fn of_parts(x: F, e: F, log1p_e: F) -> Self {
+        Logistic {
+            e,
+            log1p_e,
+            terms: logistic_from_parts(x, e, log1p_e),
+        }
+    }
+
+    /// The binary cross-entropy of the logit `x` with the negative class
+    /// weighted `a` and the positive class `b` (`a = 1 - t`, `b = t` for a
+    /// target `t`; `b = pw t` with a positive weight): the loss
+    /// `a softplus(x) + b softplus(-x)` and its derivative
+    /// `a sigmoid(x) - b sigmoid(-x)`.
+    ///
+    /// Written from the parts, with `(p, q) = (a, b)` for `x >= 0` and
+    /// `(b, a)` below: the loss is `(a + b) ln(1 + e) + p |x|` and the
+    /// derivative `±(p - q e) / (1 + e)`. Every term of the loss is
+    /// non-negative (no cancellation, whatever the target), and the form
+    /// needs no `sigmoid(±x)` of its own. `(1 - t) + t` rounds to exactly 1
+    /// for every `t` in `[0, 1]`, so a plain target's factor is exact.
+    #[inline(always)]
+    pub fn cross_entropy(&self, x: F, a: F, b: F) -> (F, F) {
+        let positive = x >= F::zero();
+        // Selects, not a branch on the sign (see `logistic_from_parts`).
+        let (p, q) = if positive { (a, b) } else { (b, a) };
+        let loss = (a + b) * self.log1p_e + p * x.abs();
+        let r = (p - q * self.e) / (F::one() + self.e);
+        (loss, if positive { r } else { -r })
+    }
 }
 
 /// Elements per block of the vectorized path: its buffers stay on the stack.
@@ -258,14 +294,8 @@ pub(crate) fn elementwise_logits<F: Float, D: Dimension>(
         |x, t, w, pw| {
             let x = x.as_f64();
             let e = (-x.abs()).exp();
-            let terms = logistic_from_parts(x, e, e.ln_1p());
-            term.term(
-                x,
-                t.as_f64(),
-                w.as_f64(),
-                pw.as_f64(),
-                Logistic { e, terms },
-            )
+            let logistic = Logistic::of_parts(x, e, e.ln_1p());
+            term.term(x, t.as_f64(), w.as_f64(), pw.as_f64(), logistic)
         },
     )
 }
@@ -362,10 +392,17 @@ mod levels {
 
 /// The vectorized path of [`elementwise_logits`] on contiguous slices.
 ///
-/// Each block runs as straight loops (the parts into stack buffers, then
-/// `f`, writing the scaled derivatives straight into the gradient and the
-/// losses into a stack buffer, then the per-element outputs), and its
-/// losses are summed in `f64` lanes; the blocks' sums are added in order.
+/// Each block runs as straight loops: the logistic parts into stack
+/// buffers ([`RowKernels::logistic_parts`]), then `f`, writing the scaled
+/// derivatives straight into the gradient and the losses into a stack
+/// buffer, then the per-element outputs; its losses are summed in `f64`
+/// lanes, and the blocks' sums added in order. The parts are a pass of
+/// their own (two, inside the kernel) because each is a long chain of
+/// dependent operations: fused into one loop with `f`, the chains outgrow
+/// the out-of-order window and the loop ran slower, with fewer
+/// instructions.
+///
+/// [`RowKernels::logistic_parts`]: crate::base::float::RowKernels::logistic_parts
 #[inline(always)]
 fn logits_in_blocks<F: Float>(
     x: &[F],
@@ -383,10 +420,7 @@ fn logits_in_blocks<F: Float>(
         let (e, l) = (&mut e_buf[..n], &mut l_buf[..n]);
         let losses = &mut loss_buf[..n];
         F::logistic_parts(xb, e, l);
-        let logistic = |i: usize| Logistic {
-            e: e[i],
-            terms: logistic_from_parts(xb[i], e[i], l[i]),
-        };
+        let parts = e.iter().zip(l.iter()).zip(xb.iter().zip(tb));
         let start = b * BLOCK;
         match grad.as_mut() {
             Some((g, s)) => {
@@ -394,22 +428,22 @@ fn logits_in_blocks<F: Float>(
                 // would be reloaded after every store to the gradient.
                 let s = *s;
                 let g = &mut g[start..start + n];
-                for i in 0..n {
-                    let (loss, d) = f(xb[i], tb[i], logistic(i));
-                    losses[i] = loss;
-                    g[i] = s * d;
+                for ((loss, g), ((&e, &l), (&x, &t))) in losses.iter_mut().zip(g).zip(parts) {
+                    let (value, d) = f(x, t, Logistic::of_parts(x, e, l));
+                    *loss = value;
+                    *g = s * d;
                 }
             }
             None => {
-                for i in 0..n {
-                    losses[i] = f(xb[i], tb[i], logistic(i)).0;
+                for (loss, ((&e, &l), (&x, &t))) in losses.iter_mut().zip(parts) {
+                    *loss = f(x, t, Logistic::of_parts(x, e, l)).0;
                 }
             }
         }
         if let Some(p) = per.as_mut() {
             p[start..start + n].copy_from_slice(losses);
         }
-        sum.add_block::<F>(b * BLOCK, sum_f64(losses), losses);
+        sum.add_block::<F>(start, sum_f64(losses), losses);
     }
     sum
 }

@@ -38,9 +38,22 @@ pub(crate) trait Lane:
     /// `ln` of a positive normal number (or NaN).
     fn ln_pos<const FMA: bool>(self) -> Self;
     fn neg_abs(self) -> Self;
+    /// An unsigned key that orders the values of `[0, 1]` (`-0` as `+0`)
+    /// below every other value, NaN and infinities included: the bits,
+    /// with `-0`'s cleared. Negative numbers have the sign bit set, and
+    /// NaN and the numbers above 1 larger exponents.
+    type Key: Copy + Ord;
+    /// The key of 1, the largest of `[0, 1]`'s.
+    const ONE_KEY: Self::Key;
+    /// The smallest key.
+    const ZERO_KEY: Self::Key;
+    fn unit_key(self) -> Self::Key;
 }
 
 impl Lane for f32 {
+    type Key = u32;
+    const ONE_KEY: u32 = 0x3f80_0000;
+    const ZERO_KEY: u32 = 0;
     const ZERO: Self = 0.0;
     const NEG_INFINITY: Self = f32::NEG_INFINITY;
     const INFINITY: Self = f32::INFINITY;
@@ -64,9 +77,21 @@ impl Lane for f32 {
     fn neg_abs(self) -> Self {
         -self.abs()
     }
+    #[inline(always)]
+    fn unit_key(self) -> Self::Key {
+        let bits = self.to_bits();
+        if bits == (-0.0_f32).to_bits() {
+            0
+        } else {
+            bits
+        }
+    }
 }
 
 impl Lane for f64 {
+    type Key = u64;
+    const ONE_KEY: u64 = 0x3ff0_0000_0000_0000;
+    const ZERO_KEY: u64 = 0;
     const ZERO: Self = 0.0;
     const NEG_INFINITY: Self = f64::NEG_INFINITY;
     const INFINITY: Self = f64::INFINITY;
@@ -89,6 +114,15 @@ impl Lane for f64 {
     #[inline(always)]
     fn neg_abs(self) -> Self {
         -self.abs()
+    }
+    #[inline(always)]
+    fn unit_key(self) -> Self::Key {
+        let bits = self.to_bits();
+        if bits == (-0.0_f64).to_bits() {
+            0
+        } else {
+            bits
+        }
     }
 }
 
@@ -394,9 +428,15 @@ mod body {
 
     #[inline(always)]
     pub fn logistic_parts<T: Lane, const FMA: bool>(x: &[T], e: &mut [T], l: &mut [T]) {
-        for ((&v, e), l) in x.iter().zip(e.iter_mut()).zip(l.iter_mut()) {
-            let ev = v.neg_abs().exp_nonpos::<FMA>();
-            *e = ev;
+        // Two loops, not one: each step's chain of dependent operations is
+        // long (a division and a polynomial each), and the out-of-order
+        // window holds only so many operations, so a loop whose body is
+        // one long chain leaves the pipes idle; two shorter bodies keep
+        // more elements in flight.
+        for (e, &v) in e.iter_mut().zip(x) {
+            *e = v.neg_abs().exp_nonpos::<FMA>();
+        }
+        for (l, &ev) in l.iter_mut().zip(e.iter()) {
             *l = ev.ln1p_unit::<FMA>();
         }
     }
@@ -422,12 +462,23 @@ mod body {
         }
     }
 
-    /// Blocks without an early exit inside, so that they run as vector
-    /// compares; the blocks stop at the first that fails.
+    /// The largest [`Lane::unit_key`] of each block of 256, one vector
+    /// maximum a chunk (comparisons folded into a flag packed their masks
+    /// into bytes, at twice the cost); the blocks stop at the first that
+    /// fails.
     #[inline(always)]
-    pub fn all_within<T: Lane>(x: &[T], lo: T, hi: T) -> bool {
-        x.chunks(256)
-            .all(|c| c.iter().fold(true, |ok, &v| ok & (v >= lo) & (v <= hi)))
+    pub fn all_unit<T: Lane>(x: &[T]) -> bool {
+        x.chunks(256).all(|block| {
+            let mut acc = [T::ZERO_KEY; LANES];
+            let mut chunks = block.chunks_exact(LANES);
+            for c in &mut chunks {
+                for i in 0..LANES {
+                    acc[i] = acc[i].max(c[i].unit_key());
+                }
+            }
+            let rest = chunks.remainder().iter().map(|v| v.unit_key());
+            acc.into_iter().chain(rest).max() <= Some(T::ONE_KEY)
+        })
     }
 
     #[inline(always)]
@@ -522,8 +573,8 @@ macro_rules! level_fns {
             super::super::body::scale(g, a)
         }
         $(#[target_feature(enable = $feature)])?
-        pub(crate) fn all_within(x: &[$t], lo: $t, hi: $t) -> bool {
-            super::super::body::all_within(x, lo, hi)
+        pub(crate) fn all_unit(x: &[$t]) -> bool {
+            super::super::body::all_unit(x)
         }
     };
 }
@@ -634,8 +685,8 @@ macro_rules! impl_row_kernels {
                 dispatch!($m::scale(g, a))
             }
             #[inline]
-            fn all_within(x: &[Self], lo: Self, hi: Self) -> bool {
-                dispatch!($m::all_within(x, lo, hi))
+            fn all_unit(x: &[Self]) -> bool {
+                dispatch!($m::all_unit(x))
             }
         }
     };
@@ -647,6 +698,7 @@ impl_row_kernels!(f64, k64);
 #[cfg(test)]
 mod tests {
     use super::RowKernels;
+    use crate::Float;
 
     fn row(n: usize, seed: u64) -> Vec<f64> {
         let mut s = seed;
@@ -704,6 +756,42 @@ mod tests {
         let x = [1.0_f32, f32::NAN, 3.0];
         assert_eq!(f32::row_max(&x), 3.0);
         assert!(f32::exp_sum(&x, 3.0).is_nan());
+    }
+
+    /// Every position of a block (in the whole chunks and in the
+    /// remainder, in the first block and a later one) can fail the check,
+    /// by a value below, above, NaN or infinite; the bounds themselves and
+    /// `-0.0` pass.
+    #[test]
+    fn all_unit_finds_a_bad_value_anywhere() {
+        fn check<T: Float>() {
+            for n in [1_usize, 15, 16, 17, 255, 256, 257, 600] {
+                let mut x: Vec<T> = (0..n).map(|i| T::lit((i % 11) as f64 / 10.0)).collect();
+                x[0] = T::lit(-0.0);
+                assert!(T::all_unit(&x), "n = {n}");
+                for at in [0, n / 2, n.saturating_sub(2), n - 1] {
+                    for bad in [
+                        -1e-30,
+                        -1e-40,
+                        1.0 + 1e-6,
+                        f64::NAN,
+                        -f64::NAN,
+                        f64::INFINITY,
+                        -f64::INFINITY,
+                    ] {
+                        let mut y = x.clone();
+                        y[at] = T::lit(bad);
+                        assert!(!T::all_unit(&y), "n = {n}, at {at}: {bad}");
+                    }
+                    // The negative number nearest 0, a subnormal.
+                    let mut y = x.clone();
+                    y[at] = -T::min_positive_value() * T::epsilon();
+                    assert!(y[at] < T::zero() && !T::all_unit(&y), "n = {n}, at {at}");
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
     }
 
     #[test]
