@@ -24,3 +24,16 @@ pub(crate) fn map_blocks<B: Send, R: Send>(
     let _ = elements;
     blocks.into_iter().map(run).collect()
 }
+
+/// The threads the work of a call may run on: the current pool's with the
+/// `rayon` feature (inside `ThreadPool::install`, that pool's), else 1.
+pub(crate) fn threads() -> usize {
+    #[cfg(feature = "rayon")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        1
+    }
+}

@@ -79,6 +79,22 @@ fn softmax_losses_are_identical_on_one_and_three_threads() {
     same_on_any_thread_count(outputs!(CrossEntropy::<f32>::new(), x.view(), probs()));
 }
 
+/// A batch with fewer rows than threads splits each long row's maximum and
+/// exponentials across the threads (rows of at least 2^18 classes): the
+/// same bits as on one thread.
+#[test]
+fn long_rows_split_across_threads_give_the_same_bits() {
+    for n in [1, 2] {
+        let (x, y) = inputs(n, 270_001, 13);
+        same_on_any_thread_count(outputs!(CrossEntropy::<f32>::new(), x.view(), y.view()));
+        same_on_any_thread_count(outputs!(SoftmaxFocal::new(), x.view(), y.view()));
+        let q = x.mapv(|v| (v + 6.0) / 12.0);
+        let q = &q / &q.sum_axis(ndarray::Axis(1)).insert_axis(ndarray::Axis(1));
+        let probs = || ClassTarget::Probs(q.view());
+        same_on_any_thread_count(outputs!(CrossEntropy::<f32>::new(), x.view(), probs()));
+    }
+}
+
 #[test]
 fn binary_losses_are_identical_on_one_and_three_threads() {
     let (x, _) = inputs(700, 100, 11);
