@@ -355,14 +355,14 @@ pub(crate) fn linear_target_grad<F: Float>(
 }
 
 /// Elements per kernel call when summing a long row's exponentials: each
-/// call's `f32` lanes add at most `SUM_BLOCK / 16` terms, and the calls'
+/// call's `f32` lanes add at most `SUM_BLOCK / 8` terms, and the calls'
 /// sums are added in `f64`, so a row of 200k classes keeps `f32` accuracy.
-const SUM_BLOCK: usize = 2048;
+const SUM_BLOCK: usize = 1024;
 
 /// Elements per segment when one long row's passes are split across
 /// threads: a whole number of `SUM_BLOCK`s, so that the segments' block
 /// sums are the ones a single thread takes, added in the same order.
-const ROW_SEGMENT: usize = 16 * SUM_BLOCK;
+const ROW_SEGMENT: usize = 32 * SUM_BLOCK;
 
 /// Whether a row of `len` classes runs its maximum and exponentials split
 /// across threads, given whether its batch leaves threads idle (`spare`:

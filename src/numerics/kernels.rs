@@ -19,9 +19,15 @@ use super::exp::{
 use super::simd::dispatch;
 use crate::base::float::RowKernels;
 
-/// Lanes per chunk: one AVX-512 vector of `f32`, two AVX2 ones; enough
-/// independent accumulators to hide the latency of the adds.
-const LANES: usize = 16;
+/// Lanes per chunk: one AVX2 vector of `f32`, two of `f64`. Sixteen (two
+/// AVX2 vectors of `f32`, four of `f64`) ran 7-18% slower on the AVX2
+/// machine at 128 x 100 to 4096 x 1000 (alternating runs): with the
+/// exponential's constants, two or four chains of it outgrow the sixteen
+/// vector registers (the `f64` loop spilled to the stack), and each
+/// chunk's long chains fill the out-of-order window. Eight accumulators
+/// still hide the adds' latency behind the exponentials. (On AVX-512 an
+/// `f32` chunk is half a vector; not measured here.)
+const LANES: usize = 8;
 
 /// The scalar operations the kernel bodies need.
 pub(crate) trait Lane:
