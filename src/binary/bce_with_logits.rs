@@ -163,7 +163,12 @@ impl LogitTerm for BceTerm {
             // passes the type's range (0 * inf would be NaN).
             return (T::zero(), T::zero());
         }
-        let (loss, d) = logistic.cross_entropy(x, T::one() - t, pw * t);
+        let (loss, d) = if pw == T::one() {
+            // Folded away where the weight is the literal 1 (no weights).
+            logistic.cross_entropy_of_target(x, t)
+        } else {
+            logistic.cross_entropy(x, T::one() - t, pw * t)
+        };
         (w * loss, w * d)
     }
 }

@@ -237,7 +237,7 @@ fn focal_term<F: Float>(
     let one = F::one();
     let s = logistic.terms;
     let neg = one - t;
-    let (ce, d_ce) = logistic.cross_entropy(x, neg, t);
+    let (ce, d_ce) = logistic.cross_entropy_of_target(x, t);
     let a_t = alpha.map_or(one, |(a, one_minus_a)| a * t + one_minus_a * neg);
     if gamma == F::zero() {
         // `0^0 = 1` anyway, but this keeps gamma = 0 bit-identical to BCE
