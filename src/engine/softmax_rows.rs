@@ -367,8 +367,8 @@ const ROW_SEGMENT: usize = 32 * SUM_BLOCK;
 /// Whether a row of `len` classes runs its maximum and exponentials split
 /// across threads, given whether its batch leaves threads idle (`spare`:
 /// fewer blocks of rows than threads, as a batch of one long row, a
-/// language model's next token): a row of at least two segments. The
-/// results are the same bits either way.
+/// language model's next token): a row of at least [`SPLIT_ROW_MIN`]
+/// classes. The results are the same bits either way.
 #[inline]
 fn split_row(len: usize, spare: bool) -> bool {
     spare && len >= SPLIT_ROW_MIN

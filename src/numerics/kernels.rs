@@ -44,15 +44,16 @@ pub(crate) trait Lane:
     /// `ln` of a positive normal number (or NaN).
     fn ln_pos<const FMA: bool>(self) -> Self;
     fn neg_abs(self) -> Self;
-    /// An unsigned key that orders the values of `[0, 1]` (`-0` as `+0`)
-    /// below every other value, NaN and infinities included: the bits,
-    /// with `-0`'s cleared. Negative numbers have the sign bit set, and
-    /// NaN and the numbers above 1 larger exponents.
+    /// The unsigned integer of the type's width, for [`Lane::unit_key`].
     type Key: Copy + Ord;
     /// The key of 1, the largest of `[0, 1]`'s.
     const ONE_KEY: Self::Key;
     /// The smallest key.
     const ZERO_KEY: Self::Key;
+    /// A key that orders the values of `[0, 1]` (`-0` as `+0`) below every
+    /// other value, NaN and infinities included: the bits, with `-0`'s
+    /// cleared. Negative numbers have the sign bit set, and NaN and the
+    /// numbers above 1 larger exponents.
     fn unit_key(self) -> Self::Key;
 }
 
