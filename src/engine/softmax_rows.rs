@@ -396,17 +396,31 @@ fn row_max<F: Float>(x: &[F], spare: bool) -> F {
         .fold(F::neg_infinity(), |m, v| if v > m { v } else { m })
 }
 
+/// Runs a kernel on each `SUM_BLOCK` block of `x` in order, `stored` with
+/// the matching block of `e` when given, else `summed`, and hands each
+/// block's result to `add`.
+#[inline]
+fn for_blocks<F: Float, R>(
+    x: &[F],
+    e: Option<&mut [F]>,
+    stored: impl Fn(&[F], &mut [F]) -> R,
+    summed: impl Fn(&[F]) -> R,
+    mut add: impl FnMut(R),
+) {
+    match e {
+        Some(e) => {
+            (x.chunks(SUM_BLOCK).zip(e.chunks_mut(SUM_BLOCK))).for_each(|(x, e)| add(stored(x, e)))
+        }
+        None => x.chunks(SUM_BLOCK).for_each(|x| add(summed(x))),
+    }
+}
+
 /// Calls `add` with the sum of `exp(x - max)` of each `SUM_BLOCK` block of
 /// `x` in order, as an `f64`, storing the exponentials in `e` when given.
 #[inline]
-fn for_block_sums<F: Float>(x: &[F], max: F, e: Option<&mut [F]>, mut add: impl FnMut(f64)) {
-    match e {
-        Some(e) => (x.chunks(SUM_BLOCK).zip(e.chunks_mut(SUM_BLOCK)))
-            .for_each(|(x, e)| add(F::exp_into(x, max, e).as_f64())),
-        None => x
-            .chunks(SUM_BLOCK)
-            .for_each(|x| add(F::exp_sum(x, max).as_f64())),
-    }
+fn for_block_sums<F: Float>(x: &[F], max: F, e: Option<&mut [F]>, add: impl FnMut(f64)) {
+    let stored = |x: &[F], e: &mut [F]| F::exp_into(x, max, e).as_f64();
+    for_blocks(x, e, stored, |x| F::exp_sum(x, max).as_f64(), add);
 }
 
 /// A row's sum of `exp(x - max)` (stored in `e` when given), over blocks
@@ -495,17 +509,12 @@ pub(crate) fn lanes_lse<F: Float, D: RemoveAxis>(
 #[inline]
 fn exp_and_shifted_sums<F: Float>(x: &[F], max: F, e: Option<&mut [F]>) -> (F, f64) {
     let (mut exps, mut shifted) = (0.0_f64, 0.0_f64);
-    let mut add = |(s, d): (F, F)| {
+    let add = |(s, d): (F, F)| {
         exps += s.as_f64();
         shifted += d.as_f64();
     };
-    match e {
-        Some(e) => (x.chunks(SUM_BLOCK).zip(e.chunks_mut(SUM_BLOCK)))
-            .for_each(|(x, e)| add(F::exp_into_shifted(x, max, e))),
-        None => x
-            .chunks(SUM_BLOCK)
-            .for_each(|x| add(F::exp_sum_shifted(x, max))),
-    }
+    let stored = |x: &[F], e: &mut [F]| F::exp_into_shifted(x, max, e);
+    for_blocks(x, e, stored, |x| F::exp_sum_shifted(x, max), add);
     (F::lit(exps), shifted)
 }
 
