@@ -5,9 +5,22 @@
 //! Each body is written once, generically, as a loop over fixed-width
 //! chunks with one accumulator per lane, which the compiler turns into
 //! vector code; the bodies are then compiled once per [`SimdLevel`] under
-//! `#[target_feature]` and picked at run time by [`RowKernels`](crate::base::float::RowKernels). Sums run in
-//! the same lane order at every level, so a result differs between levels
-//! only by the rounding of fused multiply-adds, and never between calls.
+//! `#[target_feature]` and picked at run time by [`RowKernels`](crate::base::float::RowKernels). A result
+//! never differs between calls; between levels it differs by the rounding
+//! of fused multiply-adds and, at AVX-512 in `f32`, by the lanes' order.
+//!
+//! Lanes a chunk (`L`, one accumulator each), per level:
+//! - portable and AVX2: 8, one AVX2 vector of `f32`, two of `f64`. Sixteen
+//!   (two vectors of `f32`, four of `f64`) ran 7-18% slower on a Zen 3
+//!   AVX2 machine at 128 x 100 to 4096 x 1000: with the exponential's
+//!   constants, two or four chains of it outgrow the sixteen vector
+//!   registers (the `f64` loop spilled to the stack), and each chunk's
+//!   long chains fill the out-of-order window.
+//! - AVX-512: one 512-bit vector, 16 `f32` or 8 `f64`. On a Zen 4 machine
+//!   sixteen `f32` lanes ran 0.56-0.94x the time of eight (the median of
+//!   100 alternating slices each, one thread: cross-entropy 256 x 1000
+//!   0.69x, label smoothing 0.56x, 64 x 21841 0.78x; 128 x 10 unchanged),
+//!   with 32 registers and half as many instructions in the window.
 //!
 //! [`SimdLevel`]: super::SimdLevel
 
@@ -18,16 +31,6 @@ use super::exp::{
 };
 use super::simd::dispatch;
 use crate::base::float::RowKernels;
-
-/// Lanes per chunk: one AVX2 vector of `f32`, two of `f64`. Sixteen (two
-/// AVX2 vectors of `f32`, four of `f64`) ran 7-18% slower on the AVX2
-/// machine at 128 x 100 to 4096 x 1000 (alternating runs): with the
-/// exponential's constants, two or four chains of it outgrow the sixteen
-/// vector registers (the `f64` loop spilled to the stack), and each
-/// chunk's long chains fill the out-of-order window. Eight accumulators
-/// still hide the adds' latency behind the exponentials. (On AVX-512 an
-/// `f32` chunk is half a vector; not measured here.)
-const LANES: usize = 8;
 
 /// The scalar operations the kernel bodies need.
 pub(crate) trait Lane:
@@ -136,7 +139,7 @@ impl Lane for f64 {
 /// The kernel bodies, generic over the element type and over fused
 /// multiply-add; the per-level wrappers below instantiate them.
 mod body {
-    use super::{LANES, Lane};
+    use super::Lane;
 
     /// NaN is skipped by a comparison, as by `f64::max`.
     #[inline(always)]
@@ -153,8 +156,8 @@ mod body {
     /// The lanes combined pairwise by `op` (a sum, a max): a fixed order,
     /// and a tree the compiler turns into vector shuffles.
     #[inline(always)]
-    fn pairwise<T: Lane>(mut acc: [T; LANES], op: impl Fn(T, T) -> T) -> T {
-        let mut width = LANES;
+    fn pairwise<T: Lane, const L: usize>(mut acc: [T; L], op: impl Fn(T, T) -> T) -> T {
+        let mut width = L;
         while width > 1 {
             width /= 2;
             for i in 0..width {
@@ -166,37 +169,37 @@ mod body {
 
     /// The lanes' partial sums, added pairwise.
     #[inline(always)]
-    fn sum_lanes<T: Lane>(acc: [T; LANES]) -> T {
+    fn sum_lanes<T: Lane, const L: usize>(acc: [T; L]) -> T {
         pairwise(acc, |a, b| a + b)
     }
 
-    /// The last `LANES` values of `x` (at least `LANES` long), and how many
+    /// The last `L` values of `x` (at least `L` long), and how many
     /// of them the whole chunks before already took: the tail of a row
     /// runs as one more vector chunk overlapping the last whole one, not
     /// as one scalar operation after another (a 21-class row's last 5
     /// exponentials cost more than its first 16).
     #[inline(always)]
-    fn overlapping_tail<T: Lane>(x: &[T]) -> (&[T], usize) {
+    fn overlapping_tail<T: Lane, const L: usize>(x: &[T]) -> (&[T], usize) {
         let n = x.len();
-        (&x[n - LANES..], LANES - n % LANES)
+        (&x[n - L..], L - n % L)
     }
 
     #[inline(always)]
-    pub fn row_max<T: Lane>(x: &[T]) -> T {
-        if x.len() < LANES {
+    pub fn row_max<T: Lane, const L: usize>(x: &[T]) -> T {
+        if x.len() < L {
             return x.iter().fold(T::NEG_INFINITY, |m, &v| larger(m, v));
         }
-        let mut acc = [T::NEG_INFINITY; LANES];
-        let mut chunks = x.chunks_exact(LANES);
+        let mut acc = [T::NEG_INFINITY; L];
+        let mut chunks = x.chunks_exact(L);
         for c in &mut chunks {
-            for i in 0..LANES {
+            for i in 0..L {
                 acc[i] = larger(acc[i], c[i]);
             }
         }
         if !chunks.remainder().is_empty() {
             // The max is not changed by the values seen twice.
-            let (tail, _) = overlapping_tail(x);
-            for i in 0..LANES {
+            let (tail, _) = overlapping_tail::<T, L>(x);
+            for i in 0..L {
                 acc[i] = larger(acc[i], tail[i]);
             }
         }
@@ -204,12 +207,12 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn row_min_max<T: Lane>(x: &[T]) -> (T, T) {
-        let mut lo = [T::INFINITY; LANES];
-        let mut hi = [T::NEG_INFINITY; LANES];
-        let mut chunks = x.chunks_exact(LANES);
+    pub fn row_min_max<T: Lane, const L: usize>(x: &[T]) -> (T, T) {
+        let mut lo = [T::INFINITY; L];
+        let mut hi = [T::NEG_INFINITY; L];
+        let mut chunks = x.chunks_exact(L);
         for c in &mut chunks {
-            for i in 0..LANES {
+            for i in 0..L {
                 lo[i] = smaller(lo[i], c[i]);
                 hi[i] = larger(hi[i], c[i]);
             }
@@ -225,11 +228,11 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn shifted_sum<T: Lane>(x: &[T], shift: T) -> T {
-        let mut acc = [T::ZERO; LANES];
-        let mut chunks = x.chunks_exact(LANES);
+    pub fn shifted_sum<T: Lane, const L: usize>(x: &[T], shift: T) -> T {
+        let mut acc = [T::ZERO; L];
+        let mut chunks = x.chunks_exact(L);
         for c in &mut chunks {
-            for i in 0..LANES {
+            for i in 0..L {
                 acc[i] += c[i] - shift;
             }
         }
@@ -240,14 +243,14 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn shifted_dot<T: Lane>(x: &[T], shift: T, w: &[T]) -> T {
+    pub fn shifted_dot<T: Lane, const L: usize>(x: &[T], shift: T, w: &[T]) -> T {
         let n = x.len().min(w.len());
         let (x, w) = (&x[..n], &w[..n]);
-        let mut acc = [T::ZERO; LANES];
-        let mut xs = x.chunks_exact(LANES);
-        let mut ws = w.chunks_exact(LANES);
+        let mut acc = [T::ZERO; L];
+        let mut xs = x.chunks_exact(L);
+        let mut ws = w.chunks_exact(L);
         for (c, wc) in (&mut xs).zip(&mut ws) {
-            for i in 0..LANES {
+            for i in 0..L {
                 acc[i] += (c[i] - shift) * wc[i];
             }
         }
@@ -261,15 +264,15 @@ mod body {
     /// `sum_i arg(x_i)` (else 0), for the label-smoothing losses' sum of
     /// `x_i - max`, taken in the same pass.
     #[inline(always)]
-    fn sum_of_exp<T: Lane, const FMA: bool, const ARGS: bool>(
+    fn sum_of_exp<T: Lane, const FMA: bool, const ARGS: bool, const L: usize>(
         x: &[T],
         arg: impl Fn(T) -> T,
     ) -> (T, T) {
-        let mut acc = [T::ZERO; LANES];
-        let mut args = [T::ZERO; LANES];
-        let mut chunks = x.chunks_exact(LANES);
+        let mut acc = [T::ZERO; L];
+        let mut args = [T::ZERO; L];
+        let mut chunks = x.chunks_exact(L);
         for c in &mut chunks {
-            for i in 0..LANES {
+            for i in 0..L {
                 let a = arg(c[i]);
                 acc[i] += a.exp_flush::<FMA>();
                 if ARGS {
@@ -278,7 +281,7 @@ mod body {
             }
         }
         let rem = chunks.remainder();
-        if x.len() < LANES {
+        if x.len() < L {
             for (i, &v) in rem.iter().enumerate() {
                 let a = arg(v);
                 acc[i] += a.exp_flush::<FMA>();
@@ -288,8 +291,8 @@ mod body {
             }
         } else if !rem.is_empty() {
             // The values the whole chunks took add 0 this time.
-            let (tail, seen) = overlapping_tail(x);
-            for i in 0..LANES {
+            let (tail, seen) = overlapping_tail::<T, L>(x);
+            for i in 0..L {
                 let a = arg(tail[i]);
                 let e = a.exp_flush::<FMA>();
                 acc[i] += if i >= seen { e } else { T::ZERO };
@@ -305,19 +308,19 @@ mod body {
     /// `ARGS` the sum of the arguments), in the same lanes as
     /// [`sum_of_exp`] (so the sums are equal).
     #[inline(always)]
-    fn store_exp<T: Lane, const FMA: bool, const ARGS: bool>(
+    fn store_exp<T: Lane, const FMA: bool, const ARGS: bool, const L: usize>(
         x: &[T],
         out: &mut [T],
         arg: impl Fn(T) -> T,
     ) -> (T, T) {
         let n = x.len().min(out.len());
         let (x, out) = (&x[..n], &mut out[..n]);
-        let mut acc = [T::ZERO; LANES];
-        let mut args = [T::ZERO; LANES];
-        let mut xs = x.chunks_exact(LANES);
-        let mut os = out.chunks_exact_mut(LANES);
+        let mut acc = [T::ZERO; L];
+        let mut args = [T::ZERO; L];
+        let mut xs = x.chunks_exact(L);
+        let mut os = out.chunks_exact_mut(L);
         for (c, o) in (&mut xs).zip(&mut os) {
-            for i in 0..LANES {
+            for i in 0..L {
                 let a = arg(c[i]);
                 let e = a.exp_flush::<FMA>();
                 o[i] = e;
@@ -328,7 +331,7 @@ mod body {
             }
         }
         let rem = xs.remainder();
-        if n < LANES {
+        if n < L {
             for (i, (&v, o)) in rem.iter().zip(os.into_remainder()).enumerate() {
                 let a = arg(v);
                 let e = a.exp_flush::<FMA>();
@@ -341,9 +344,9 @@ mod body {
         } else if !rem.is_empty() {
             // As in `sum_of_exp`; the values seen twice are stored again,
             // the same bits.
-            let (tail, seen) = overlapping_tail(x);
-            let out_tail = &mut out[n - LANES..];
-            for i in 0..LANES {
+            let (tail, seen) = overlapping_tail::<T, L>(x);
+            let out_tail = &mut out[n - L..];
+            for i in 0..L {
                 let a = arg(tail[i]);
                 let e = a.exp_flush::<FMA>();
                 out_tail[i] = e;
@@ -357,38 +360,50 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn exp_sum<T: Lane, const FMA: bool>(x: &[T], shift: T) -> T {
-        sum_of_exp::<T, FMA, false>(x, |v| v - shift).0
+    pub fn exp_sum<T: Lane, const FMA: bool, const L: usize>(x: &[T], shift: T) -> T {
+        sum_of_exp::<T, FMA, false, L>(x, |v| v - shift).0
     }
 
     #[inline(always)]
-    pub fn exp_into<T: Lane, const FMA: bool>(x: &[T], shift: T, out: &mut [T]) -> T {
-        store_exp::<T, FMA, false>(x, out, |v| v - shift).0
+    pub fn exp_into<T: Lane, const FMA: bool, const L: usize>(
+        x: &[T],
+        shift: T,
+        out: &mut [T],
+    ) -> T {
+        store_exp::<T, FMA, false, L>(x, out, |v| v - shift).0
     }
 
     #[inline(always)]
-    pub fn exp_sum_shifted<T: Lane, const FMA: bool>(x: &[T], shift: T) -> (T, T) {
-        sum_of_exp::<T, FMA, true>(x, |v| v - shift)
+    pub fn exp_sum_shifted<T: Lane, const FMA: bool, const L: usize>(x: &[T], shift: T) -> (T, T) {
+        sum_of_exp::<T, FMA, true, L>(x, |v| v - shift)
     }
 
     #[inline(always)]
-    pub fn exp_into_shifted<T: Lane, const FMA: bool>(x: &[T], shift: T, out: &mut [T]) -> (T, T) {
-        store_exp::<T, FMA, true>(x, out, |v| v - shift)
+    pub fn exp_into_shifted<T: Lane, const FMA: bool, const L: usize>(
+        x: &[T],
+        shift: T,
+        out: &mut [T],
+    ) -> (T, T) {
+        store_exp::<T, FMA, true, L>(x, out, |v| v - shift)
     }
 
     #[inline(always)]
-    pub fn scaled_exp_sum<T: Lane, const FMA: bool>(x: &[T], scale: T, shift: T) -> T {
-        sum_of_exp::<T, FMA, false>(x, |v| scale * v - shift).0
+    pub fn scaled_exp_sum<T: Lane, const FMA: bool, const L: usize>(
+        x: &[T],
+        scale: T,
+        shift: T,
+    ) -> T {
+        sum_of_exp::<T, FMA, false, L>(x, |v| scale * v - shift).0
     }
 
     #[inline(always)]
-    pub fn scaled_exp_into<T: Lane, const FMA: bool>(
+    pub fn scaled_exp_into<T: Lane, const FMA: bool, const L: usize>(
         x: &[T],
         scale: T,
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, FMA, false>(x, out, |v| scale * v - shift).0
+        store_exp::<T, FMA, false, L>(x, out, |v| scale * v - shift).0
     }
 
     #[inline(always)]
@@ -474,12 +489,12 @@ mod body {
     /// into bytes, at twice the cost); the blocks stop at the first that
     /// fails.
     #[inline(always)]
-    pub fn all_unit<T: Lane>(x: &[T]) -> bool {
+    pub fn all_unit<T: Lane, const L: usize>(x: &[T]) -> bool {
         x.chunks(256).all(|block| {
-            let mut acc = [T::ZERO_KEY; LANES];
-            let mut chunks = block.chunks_exact(LANES);
+            let mut acc = [T::ZERO_KEY; L];
+            let mut chunks = block.chunks_exact(L);
             for c in &mut chunks {
-                for i in 0..LANES {
+                for i in 0..L {
                     acc[i] = acc[i].max(c[i].unit_key());
                 }
             }
@@ -496,48 +511,49 @@ mod body {
     }
 }
 
-/// One instantiation of every body for `$t`, at one level.
+/// One instantiation of every body for `$t` with `$lanes` lanes, at one
+/// level.
 macro_rules! level_fns {
-    ($t:ty, $fma:literal $(, $feature:literal)?) => {
+    ($t:ty, $lanes:literal, $fma:literal $(, $feature:literal)?) => {
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn row_max(x: &[$t]) -> $t {
-            super::super::body::row_max(x)
+            super::super::body::row_max::<$t, $lanes>(x)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn row_min_max(x: &[$t]) -> ($t, $t) {
-            super::super::body::row_min_max(x)
+            super::super::body::row_min_max::<$t, $lanes>(x)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn shifted_sum(x: &[$t], shift: $t) -> $t {
-            super::super::body::shifted_sum(x, shift)
+            super::super::body::shifted_sum::<$t, $lanes>(x, shift)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn shifted_dot(x: &[$t], shift: $t, w: &[$t]) -> $t {
-            super::super::body::shifted_dot(x, shift, w)
+            super::super::body::shifted_dot::<$t, $lanes>(x, shift, w)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_sum(x: &[$t], shift: $t) -> $t {
-            super::super::body::exp_sum::<$t, $fma>(x, shift)
+            super::super::body::exp_sum::<$t, $fma, $lanes>(x, shift)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_into(x: &[$t], shift: $t, out: &mut [$t]) -> $t {
-            super::super::body::exp_into::<$t, $fma>(x, shift, out)
+            super::super::body::exp_into::<$t, $fma, $lanes>(x, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_sum_shifted(x: &[$t], shift: $t) -> ($t, $t) {
-            super::super::body::exp_sum_shifted::<$t, $fma>(x, shift)
+            super::super::body::exp_sum_shifted::<$t, $fma, $lanes>(x, shift)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_into_shifted(x: &[$t], shift: $t, out: &mut [$t]) -> ($t, $t) {
-            super::super::body::exp_into_shifted::<$t, $fma>(x, shift, out)
+            super::super::body::exp_into_shifted::<$t, $fma, $lanes>(x, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn scaled_exp_sum(x: &[$t], scale: $t, shift: $t) -> $t {
-            super::super::body::scaled_exp_sum::<$t, $fma>(x, scale, shift)
+            super::super::body::scaled_exp_sum::<$t, $fma, $lanes>(x, scale, shift)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn scaled_exp_into(x: &[$t], scale: $t, shift: $t, out: &mut [$t]) -> $t {
-            super::super::body::scaled_exp_into::<$t, $fma>(x, scale, shift, out)
+            super::super::body::scaled_exp_into::<$t, $fma, $lanes>(x, scale, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn max_into(acc: &mut [$t], x: &[$t]) {
@@ -581,32 +597,33 @@ macro_rules! level_fns {
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn all_unit(x: &[$t]) -> bool {
-            super::super::body::all_unit(x)
+            super::super::body::all_unit::<$t, $lanes>(x)
         }
     };
 }
 
-/// The three levels of every kernel for `$t`.
+/// The three levels of every kernel for `$t`, with `$wide` lanes (one
+/// 512-bit vector) at AVX-512 and 8 below (see the module docs).
 macro_rules! levels {
-    ($m:ident, $t:ty) => {
+    ($m:ident, $t:ty, $wide:literal) => {
         mod $m {
             pub(crate) mod portable {
-                level_fns!($t, false);
+                level_fns!($t, 8, false);
             }
             #[cfg(target_arch = "x86_64")]
             pub(crate) mod avx2 {
-                level_fns!($t, true, "avx2,fma");
+                level_fns!($t, 8, true, "avx2,fma");
             }
             #[cfg(target_arch = "x86_64")]
             pub(crate) mod avx512 {
-                level_fns!($t, true, "avx512f");
+                level_fns!($t, $wide, true, "avx512f");
             }
         }
     };
 }
 
-levels!(k32, f32);
-levels!(k64, f64);
+levels!(k32, f32, 16);
+levels!(k64, f64, 8);
 
 macro_rules! impl_row_kernels {
     ($t:ty, $m:ident) => {
