@@ -134,14 +134,16 @@ impl Sum {
         F::lit(v)
     }
 
-    /// Adds the values of samples `first..` (`total` is their sum in
-    /// `f64`); only a total beyond `F` costs a scan for the overflow.
+    /// Adds the values of samples `first..` (non-negative: losses),
+    /// summed in `f64` by [`lane_sum`]; only a total beyond `F` costs a
+    /// scan for the overflow.
     #[inline]
-    pub fn add_block<F: crate::Float>(&mut self, first: usize, total: f64, values: &[F]) {
+    pub fn add_block<F: crate::Float, V: crate::Float>(&mut self, first: usize, values: &[V]) {
+        let total = lane_sum(values);
         self.total += total;
         let max = F::max_value().as_f64();
         // Only a total beyond F can hide a value beyond F (the values are
-        // losses, never negative).
+        // never negative).
         if (total > max || total.is_nan()) && self.overflow.is_none() {
             let found = values.iter().position(|v| v.as_f64().abs() > max);
             self.overflow = found.map(|i| (first + i, values[i].as_f64()));
@@ -254,6 +256,23 @@ fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
     index
 }
 
+/// The sum of `v` in `f64`, in eight lanes: vectorizable, and the same
+/// order every time.
+#[inline(always)]
+pub(crate) fn lane_sum<V: crate::Float>(v: &[V]) -> f64 {
+    let mut acc = [0.0_f64; 8];
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            acc[k] += c[k].as_f64();
+        }
+    }
+    for (k, &r) in chunks.remainder().iter().enumerate() {
+        acc[k] += r.as_f64();
+    }
+    acc.iter().sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::Sum;
@@ -267,14 +286,19 @@ mod tests {
     fn add_block_names_the_first_value_beyond_the_float_type() {
         let inf = f32::INFINITY;
         let mut sum = Sum::default();
-        sum.add_block::<f32>(0, 3.0, &[1.0, 2.0]);
+        sum.add_block::<f32, f32>(0, &[1.0, 2.0]);
         assert_eq!((sum.total, sum.overflow), (3.0, None));
-        sum.add_block::<f32>(2, f64::INFINITY, &[1.0, inf, inf]);
+        sum.add_block::<f32, f32>(2, &[1.0, inf, inf]);
         assert_eq!(sum.overflow, Some((3, f64::INFINITY)));
-        sum.add_block::<f32>(5, f64::INFINITY, &[inf]);
+        sum.add_block::<f32, f32>(5, &[inf]);
         assert_eq!(sum.overflow, Some((3, f64::INFINITY)));
         let mut fits = Sum::default();
-        fits.add_block::<f32>(0, 6e38, &[3e38, 3e38]);
+        fits.add_block::<f32, f64>(0, &[3e38, 3e38]);
         assert_eq!((fits.total, fits.overflow), (6e38, None));
+        // Values computed in f64 name one beyond f32.
+        let mut wide = Sum::default();
+        wide.add_block::<f32, f64>(4, &[1.0, 5e38, 1.0]);
+        assert_eq!(wide.overflow, Some((5, 5e38)));
+        assert_eq!(wide.total, 5e38 + 2.0);
     }
 }

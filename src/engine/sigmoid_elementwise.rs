@@ -457,26 +457,9 @@ fn logits_in_blocks<F: Float>(
         if let Some(p) = per.as_mut() {
             p[start..start + n].copy_from_slice(losses);
         }
-        sum.add_block::<F>(start, sum_f64(losses), losses);
+        sum.add_block::<F, F>(start, losses);
     }
     sum
-}
-
-/// The sum in `f64`, in eight lanes (vectorizable, and the same order every
-/// time).
-#[inline(always)]
-fn sum_f64<F: Float>(v: &[F]) -> f64 {
-    let mut acc = [0.0_f64; 8];
-    let mut chunks = v.chunks_exact(8);
-    for c in &mut chunks {
-        for k in 0..8 {
-            acc[k] += c[k].as_f64();
-        }
-    }
-    for (k, &r) in chunks.remainder().iter().enumerate() {
-        acc[k] += r.as_f64();
-    }
-    acc.iter().sum()
 }
 
 #[cfg(test)]

@@ -718,20 +718,21 @@ fn smoothed_spatial_cross_entropy_of_logits_1e37_apart_fits() {
     // Column 0's smoothing term, 0.1 / 3 * 10 * 4e37, over the weights 20.
     let expected = 0.1 / 3.0 * 10.0 * 4e37 / 20.0;
     assert!(close(f64::from(v), expected, 1e-5), "{v} vs {expected}");
-    // The same column at position 299 of 300 (the second, partial tile of
-    // the column path); the other positions' losses (about 67 each) are
-    // negligible beside it.
-    let mut wide = ndarray::Array3::<f32>::zeros((1, 3, 300));
-    for s in 0..299 {
+    // The same column at the last of 16,500 positions (the second, partial
+    // tile of the column path); the other positions' losses (about 67
+    // each) are negligible beside it.
+    let n = 16_500;
+    let mut wide = ndarray::Array3::<f32>::zeros((1, 3, n));
+    for s in 0..n - 1 {
         wide[[0, 2, s]] = 100.0;
     }
     for (c, v) in [-1.0e37_f32, -1.0e37, 1.0e37].into_iter().enumerate() {
-        wide[[0, c, 299]] = v;
+        wide[[0, c, n - 1]] = v;
     }
-    let labels = ndarray::Array2::from_elem((1, 300), 2_usize);
+    let labels = ndarray::Array2::from_elem((1, n), 2_usize);
     let v = ce.forward(wide.view(), labels.view()).unwrap();
-    // 0.1 / 3 * 10 * 4e37 at one position, over the weights 300 * 10.
-    let expected = 0.1 / 3.0 * 10.0 * 4e37 / 3000.0;
+    // 0.1 / 3 * 10 * 4e37 at one position, over the weights n * 10.
+    let expected = 0.1 / 3.0 * 10.0 * 4e37 / (n as f64 * 10.0);
     assert!(close(f64::from(v), expected, 1e-5), "{v} vs {expected}");
     // And on (N, C) rows: the row path's f64 recomputation, with weights.
     let rows = CrossEntropy::new()
