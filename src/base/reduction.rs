@@ -136,8 +136,9 @@ impl Sum {
 
     /// Adds the values of samples `first..` (non-negative: losses),
     /// summed in `f64` by [`lane_sum`]; only a total beyond `F` costs a
-    /// scan for the overflow.
-    #[inline]
+    /// scan for the overflow. Always inlined: in a kernel compiled for a
+    /// vector instruction set, the sum is then compiled for it too.
+    #[inline(always)]
     pub fn add_block<F: crate::Float, V: crate::Float>(&mut self, first: usize, values: &[V]) {
         let total = lane_sum(values);
         self.total += total;
