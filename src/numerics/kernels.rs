@@ -828,4 +828,63 @@ mod tests {
         f64::scale(&mut g, 0.5);
         assert_eq!(g, [1.0, 1.5, 2.0]);
     }
+
+    /// Every level the CPU has (portable always; AVX2 and AVX-512 where
+    /// present), not only the one chosen at run time: each has its own
+    /// lanes, so its own tails. At every length up to three chunks of 16
+    /// and beyond, the max is exact, each stored exponential within 2 ulp
+    /// of `std`'s, the sums within a few ulp of the exact sum, the summing
+    /// and storing kernels give the same sum bit for bit, and the
+    /// `[0, 1]` check finds one bad value.
+    #[test]
+    // The portable level's functions are safe to call; the others are not.
+    #[allow(unused_unsafe)]
+    fn every_level_agrees_with_scalar_loops_at_every_length() {
+        macro_rules! check_level {
+            ($t:ty, $m:ident, $level:ident, $tol:expr) => {{
+                for n in (1..=50).chain([100, 1000, 1025]) {
+                    let x: Vec<$t> = row(n, 7 * n as u64).iter().map(|&v| v as $t).collect();
+                    let max = x.iter().copied().fold(<$t>::NEG_INFINITY, <$t>::max);
+                    // SAFETY (each call below): the level was detected on
+                    // this CPU before the calls (see the callers).
+                    let m = unsafe { super::$m::$level::row_max(&x) };
+                    assert_eq!(m, max, "{} n = {n}", stringify!($level));
+                    let mut out = vec![0.0; n];
+                    let stored = unsafe { super::$m::$level::exp_into(&x, max, &mut out) };
+                    let summed = unsafe { super::$m::$level::exp_sum(&x, max) };
+                    assert_eq!(stored.to_bits(), summed.to_bits(), "n = {n}");
+                    let exact: f64 = x.iter().map(|&v| (v as f64 - max as f64).exp()).sum();
+                    assert!(
+                        (stored as f64 / exact - 1.0).abs() < $tol,
+                        "n = {n}: {stored} vs {exact}"
+                    );
+                    for (&o, &v) in out.iter().zip(&x) {
+                        let e = (v - max).exp();
+                        let ulps = (o.to_bits() as i64 - e.to_bits() as i64).abs();
+                        assert!(ulps <= 2 || e < <$t>::MIN_POSITIVE, "n = {n}: {o} vs {e}");
+                    }
+                    let mut unit: Vec<$t> = (0..n).map(|i| (i % 7) as $t / 6.0).collect();
+                    assert!(unsafe { super::$m::$level::all_unit(&unit) }, "n = {n}");
+                    unit[n / 2] = 1.5;
+                    assert!(!unsafe { super::$m::$level::all_unit(&unit) }, "n = {n}");
+                }
+            }};
+        }
+        macro_rules! check_all_levels {
+            ($level:ident) => {
+                check_level!(f32, k32, $level, 1e-5);
+                check_level!(f64, k64, $level, 1e-13);
+            };
+        }
+        check_all_levels!(portable);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                check_all_levels!(avx2);
+            }
+            if is_x86_feature_detected!("avx512f") {
+                check_all_levels!(avx512);
+            }
+        }
+    }
 }
