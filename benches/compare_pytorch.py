@@ -98,10 +98,10 @@ def run_classloss(args):
     return json.loads(out.stdout)
 
 
-def busiest(values):
-    """The largest of the rounds' readings of other processes' busy cores (None if none)."""
+def extreme(pick, values):
+    """`pick` (min or max) of the rounds' values that were taken (None if none was)."""
     values = [v for v in values if v is not None]
-    return max(values) if values else None
+    return pick(values) if values else None
 
 
 def cpu_snapshot():
@@ -296,10 +296,6 @@ def main():
         busy_runs.append(others_since(start, runs[-1]["cores"]))
 
     # Each side's fastest round: interference only ever adds time.
-    def fastest(values):
-        values = [v for v in values if v is not None]
-        return min(values) if values else None
-
     results = runs[0]["results"]
     rows = []
     for i, r in enumerate(results):
@@ -309,7 +305,7 @@ def main():
             best[key] = min(m[key] for m in mine)
         best["fused_spread"] = max(m["fused_ns_per_elem"] for m in mine) / best["fused_ns_per_elem"]
         theirs = [tr[i] for tr in torch_runs]
-        rows.append((best, fastest(theirs),
+        rows.append((best, extreme(min, theirs),
                      None if theirs[0] is None else max(theirs) / min(theirs)))
     classloss = runs[0]
     ours_floor = {}
@@ -318,8 +314,8 @@ def main():
     floors = {key: (ours_floor[key], theirs) for key, theirs in floors.items()}
 
     cores = classloss["cores"]
-    busy = {"classloss": busiest([run.get("other_busy_cores") for run in runs]),
-            "PyTorch": busiest(busy_runs)}
+    busy = {"classloss": extreme(max, [run.get("other_busy_cores") for run in runs]),
+            "PyTorch": extreme(max, busy_runs)}
 
     print(f"classloss vs PyTorch: ns per element (per logit), lower is better; "
           f"threads {args.threads}")

@@ -355,8 +355,9 @@ pub(crate) fn linear_target_grad<F: Float>(
 }
 
 /// Elements per kernel call when summing a long row's exponentials: each
-/// call's `f32` lanes add at most `SUM_BLOCK / 8` terms (8 lanes or more), and the calls'
-/// sums are added in `f64`, so a row of 200k classes keeps `f32` accuracy.
+/// call's `f32` lanes (8 or more) add at most `SUM_BLOCK / 8` terms, and
+/// the calls' sums are added in `f64`, so a row of 200k classes keeps
+/// `f32` accuracy.
 const SUM_BLOCK: usize = 1024;
 
 /// Elements per segment when one long row's passes are split across
