@@ -65,6 +65,17 @@ pub trait RowKernels: Copy {
     fn exp_sum(x: &[Self], shift: Self) -> Self;
     /// Stores `exp(x_i - shift)` in `out` (same length) and returns the sum.
     fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self;
+    /// [`RowKernels::exp_into`], and in the same pass the largest value of
+    /// `ahead` (the next row, as long as `x`; NaN skipped): `(sum, max)`.
+    fn exp_into_ahead(x: &[Self], shift: Self, out: &mut [Self], ahead: &[Self]) -> (Self, Self);
+    /// [`RowKernels::exp_into_shifted`] and the largest value of `ahead`, as
+    /// [`RowKernels::exp_into_ahead`]: `(sum, shifted sum, max)`.
+    fn exp_into_shifted_ahead(
+        x: &[Self],
+        shift: Self,
+        out: &mut [Self],
+        ahead: &[Self],
+    ) -> (Self, Self, Self);
     /// [`RowKernels::exp_sum`] and `sum_i (x_i - shift)` in the same pass.
     fn exp_sum_shifted(x: &[Self], shift: Self) -> (Self, Self);
     /// [`RowKernels::exp_into`] and `sum_i (x_i - shift)` in the same pass.

@@ -354,6 +354,32 @@ pub(crate) fn linear_target_grad<F: Float>(
     }
 }
 
+/// A row's maximum found while the previous row's exponentials ran
+/// ([`RowKernels::exp_into_ahead`]), and the next row, to find its
+/// maximum the same way. A row's first pass, its maximum, reads it from
+/// memory and waits on the reads; the exponentials' pass is bound by
+/// arithmetic and leaves the loads idle, so the next row is read there.
+/// The maximum is exact and taken in the same lanes and order as
+/// [`RowKernels::row_max`]'s: the same bits either way.
+///
+/// [`RowKernels::exp_into_ahead`]: crate::base::float::RowKernels::exp_into_ahead
+/// [`RowKernels::row_max`]: crate::base::float::RowKernels::row_max
+pub(crate) struct Ahead<'x, F> {
+    /// This row's maximum, when the previous row found it.
+    max: Option<F>,
+    /// The next row, when it is a slice of the same length.
+    next: Option<&'x [F]>,
+}
+
+impl<F> Default for Ahead<'_, F> {
+    fn default() -> Self {
+        Ahead {
+            max: None,
+            next: None,
+        }
+    }
+}
+
 /// Elements per kernel call when summing a long row's exponentials: each
 /// call's `f32` lanes (8 or more) add at most `SUM_BLOCK / 8` terms, and
 /// the calls' sums are added in `f64`, so a row of 200k classes keeps
@@ -529,20 +555,36 @@ fn run_row<F: Float, T, R>(
     mut g: Option<&mut [F]>,
     (target, shifted_sums): (T, bool),
     f: &impl Fn(T, &Row<'_, F>, Option<RowGrad<'_, F>>) -> R,
-    (beyond, spare): (&GradBeyond, bool),
+    (beyond, spare, ahead): (&GradBeyond, bool, &mut Ahead<'_, F>),
 ) -> R {
-    let max = row_max(x, spare);
-    let (sum, shifted) = if shifted_sums {
-        let (sum, shifted) = exp_and_shifted_sums(x, max, g.as_deref_mut());
-        (sum, Some(shifted))
-    } else if x.len() <= SUM_BLOCK {
-        let sum = match g.as_deref_mut() {
-            Some(e) => F::exp_into(x, max, e),
-            None => F::exp_sum(x, max),
-        };
-        (sum, None)
-    } else {
-        (exp_sum_blocks(x, max, g.as_deref_mut(), spare), None)
+    let max = match ahead.max.take() {
+        Some(max) => max,
+        None => row_max(x, spare),
+    };
+    // Only a row that stores its exponentials in one kernel call reads
+    // the next one: that pass is long enough to hide the reads.
+    let next = match ahead.next.take() {
+        Some(next) if next.len() == x.len() && x.len() <= SUM_BLOCK => Some(next),
+        _ => None,
+    };
+    let (sum, shifted) = match (g.as_deref_mut(), next) {
+        (Some(e), Some(next)) if shifted_sums => {
+            let (sum, shifted, next_max) = F::exp_into_shifted_ahead(x, max, e, next);
+            ahead.max = Some(next_max);
+            (sum, Some(shifted.as_f64()))
+        }
+        (Some(e), Some(next)) => {
+            let (sum, next_max) = F::exp_into_ahead(x, max, e, next);
+            ahead.max = Some(next_max);
+            (sum, None)
+        }
+        (e, _) if shifted_sums => {
+            let (sum, shifted) = exp_and_shifted_sums(x, max, e);
+            (sum, Some(shifted))
+        }
+        (Some(e), _) if x.len() <= SUM_BLOCK => (F::exp_into(x, max, e), None),
+        (None, _) if x.len() <= SUM_BLOCK => (F::exp_sum(x, max), None),
+        (e, _) => (exp_sum_blocks(x, max, e, spare), None),
     };
     let stats = RowStats {
         max,
@@ -586,14 +628,22 @@ where
     let mut out = per.as_mut().map(|p| p.iter_mut());
     let mut sum = Sum::default();
     let beyond = GradBeyond::default();
+    // Lanes are not read ahead: a spatial input's are strided copies.
+    let mut alone = Ahead::default();
     let lanes = logits.lanes(Axis(1)).into_iter().zip(targets);
     for (i, (lane, target)) in lanes.enumerate() {
         let x = lane_slice(&lane, &mut x_scratch);
         let value = match grad_lanes.as_mut().and_then(|it| it.next()) {
             Some(g_lane) => with_lane_mut(g_lane, &mut g_scratch, |g| {
-                run_row(x, Some(g), (target, false), &f, (&beyond, false))
+                run_row(
+                    x,
+                    Some(g),
+                    (target, false),
+                    &f,
+                    (&beyond, false, &mut alone),
+                )
             }),
-            None => run_row(x, None, (target, false), &f, (&beyond, false)),
+            None => run_row(x, None, (target, false), &f, (&beyond, false, &mut alone)),
         };
         if let Some(o) = out.as_mut().and_then(|it| it.next()) {
             *o = F::lit(value);
@@ -603,6 +653,15 @@ where
     }
     sum
 }
+
+/// The largest batch of logits, in bytes, whose rows read the next row
+/// ahead ([`Ahead`]): a batch that stays in the last-level cache, with its
+/// gradient, between calls. From memory, the next row's reads spread
+/// through the exponentials' pass kept fewer misses in flight than a pass
+/// of reads alone: on a Zen 4 VM (32 MiB L3), one thread, the fastest of
+/// 100 alternating slices, cross-entropy 256 x 1000 (1 MB) ran 0.89-0.91x
+/// the time, and 4096 x 1000 (16 MB) 1.28x.
+const READ_AHEAD_MAX_BYTES: usize = 1 << 21;
 
 /// Logits per block of rows: a block's rows (and gradient) stay in the
 /// second-level cache while the block runs.
@@ -643,15 +702,17 @@ where
         grad,
         per,
         #[inline(always)]
-        |i, x, g, (beyond, spare)| run_row(x, g, (target(i), shifted_sums), &f, (beyond, spare)),
+        |i, x, g, context| run_row(x, g, (target(i), shifted_sums), &f, context),
     )
 }
 
 /// The blocked, parallel loop under [`softmax_rows_2d`], for a loss that
-/// computes a row itself: `row(i, x, g, (beyond, spare))` gets row `i` of
-/// the input as a slice and, when a gradient is wanted, the row of the
-/// buffer to overwrite, and returns the row's loss (reporting a gradient
-/// entry beyond `F` to the [`GradBeyond`] it is given). `spare` says that
+/// computes a row itself: `row(i, x, g, (beyond, spare, ahead))` gets row
+/// `i` of the input as a slice and, when a gradient is wanted, the row of
+/// the buffer to overwrite, and returns the row's loss (reporting a
+/// gradient entry beyond `F` to the [`GradBeyond`] it is given). `ahead`
+/// holds the next row, which a row that runs its own passes ignores
+/// ([`Ahead`]; in a batch of at most [`READ_AHEAD_MAX_BYTES`]). `spare` says that
 /// the batch has fewer blocks of rows than the pool has threads, so that
 /// a long row may split its own passes across them. Same blocks, same
 /// order, same sums.
@@ -659,7 +720,7 @@ pub(crate) fn rows_2d<F: Float>(
     logits: ArrayView2<'_, F>,
     grad: Option<ArrayViewMut2<'_, F>>,
     per: Option<ArrayViewMut1<'_, F>>,
-    row: impl Fn(usize, &[F], Option<&mut [F]>, (&GradBeyond, bool)) -> f64 + Sync,
+    row: impl Fn(usize, &[F], Option<&mut [F]>, (&GradBeyond, bool, &mut Ahead<'_, F>)) -> f64 + Sync,
 ) -> Sum {
     let (elements, classes) = (logits.len(), logits.ncols());
     let block_rows = (BLOCK_ELEMENTS / classes.max(1)).max(1);
@@ -676,6 +737,7 @@ pub(crate) fn rows_2d<F: Float>(
         })
         .collect();
     let spare = blocks.len() < threads();
+    let read_ahead = elements * std::mem::size_of::<F>() <= READ_AHEAD_MAX_BYTES;
     let run_block = |block: Block<'_, F>| -> Sum {
         let Block {
             start,
@@ -687,13 +749,16 @@ pub(crate) fn rows_2d<F: Float>(
         let mut g_scratch: Vec<F> = Vec::new();
         let mut sum = Sum::default();
         let beyond = GradBeyond::default();
+        let mut ahead = Ahead::default();
+        let all = logits.to_slice().filter(|_| read_ahead);
         for (i, x_row) in logits.outer_iter().enumerate() {
             let x = lane_slice(&x_row, &mut scratch);
+            ahead.next = all.and_then(|all| all.get((i + 1) * classes..(i + 2) * classes));
             let value = match grad.as_mut() {
                 Some(g) => with_lane_mut(g.row_mut(i), &mut g_scratch, |g| {
-                    row(start + i, x, Some(g), (&beyond, spare))
+                    row(start + i, x, Some(g), (&beyond, spare, &mut ahead))
                 }),
-                None => row(start + i, x, None, (&beyond, spare)),
+                None => row(start + i, x, None, (&beyond, spare, &mut ahead)),
             };
             if let Some(p) = per.as_mut() {
                 p[i] = F::lit(value);

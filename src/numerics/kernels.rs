@@ -168,6 +168,20 @@ mod body {
         acc[0]
     }
 
+    /// The sums of `acc` and (with `ARGS`) `args` and the maximum of `hi`,
+    /// out of line: inlined after a loop that also runs the exponentials,
+    /// their trees of half-width vectors led the compiler to split the
+    /// whole loop into half-width vectors and single lanes.
+    #[inline(never)]
+    fn reduce_out_of_line<T: Lane, const ARGS: bool, const L: usize>(
+        acc: [T; L],
+        args: [T; L],
+        hi: [T; L],
+    ) -> (T, T, T) {
+        let args = if ARGS { sum_lanes(args) } else { T::ZERO };
+        (sum_lanes(acc), args, pairwise(hi, larger))
+    }
+
     /// The lanes' partial sums, added pairwise.
     #[inline(always)]
     fn sum_lanes<T: Lane, const L: usize>(acc: [T; L]) -> T {
@@ -307,21 +321,32 @@ mod body {
 
     /// Stores `exp(arg(x_i))` in `out` and returns the sum (and with
     /// `ARGS` the sum of the arguments), in the same lanes as
-    /// [`sum_of_exp`] (so the sums are equal).
+    /// [`sum_of_exp`] (so the sums are equal); with `AHEAD` also the
+    /// largest value of `ahead` (as long as `x`, NaN skipped; else
+    /// `-inf`): the next row's maximum, read while this row's exponentials
+    /// keep the arithmetic busy, instead of in a pass of its own that
+    /// waits on memory.
     #[inline(always)]
-    fn store_exp<T: Lane, const FMA: bool, const ARGS: bool, const L: usize>(
+    fn store_exp<T: Lane, const FMA: bool, const ARGS: bool, const AHEAD: bool, const L: usize>(
         x: &[T],
         out: &mut [T],
+        ahead: &[T],
         arg: impl Fn(T) -> T,
-    ) -> (T, T) {
+    ) -> (T, T, T) {
         let n = x.len().min(out.len());
         let (x, out) = (&x[..n], &mut out[..n]);
+        // Without `AHEAD`, `x` stands in, unread, so that one loop serves.
+        let ahead = if AHEAD { &ahead[..n] } else { x };
         let mut acc = [T::ZERO; L];
         let mut args = [T::ZERO; L];
+        let mut hi = [T::NEG_INFINITY; L];
         let mut xs = x.chunks_exact(L);
         let mut os = out.chunks_exact_mut(L);
-        for (c, o) in (&mut xs).zip(&mut os) {
+        for ((c, o), h) in (&mut xs).zip(&mut os).zip(ahead.chunks_exact(L)) {
             for i in 0..L {
+                if AHEAD {
+                    hi[i] = larger(hi[i], h[i]);
+                }
                 let a = arg(c[i]);
                 let e = a.exp_flush::<FMA>();
                 o[i] = e;
@@ -342,6 +367,9 @@ mod body {
                     args[i] += a;
                 }
             }
+            if AHEAD {
+                hi[0] = ahead.iter().fold(hi[0], |m, &v| larger(m, v));
+            }
         } else if !rem.is_empty() {
             // As in `sum_of_exp`; the values seen twice are stored again,
             // the same bits.
@@ -356,8 +384,22 @@ mod body {
                     args[i] += if i >= seen { a } else { T::ZERO };
                 }
             }
+            if AHEAD {
+                let (tail, _) = overlapping_tail::<T, L>(ahead);
+                for i in 0..L {
+                    hi[i] = larger(hi[i], tail[i]);
+                }
+            }
         }
-        (sum_lanes(acc), if ARGS { sum_lanes(args) } else { T::ZERO })
+        if AHEAD || ARGS {
+            reduce_out_of_line::<T, ARGS, L>(acc, args, hi)
+        } else {
+            (
+                sum_lanes(acc),
+                if ARGS { sum_lanes(args) } else { T::ZERO },
+                T::NEG_INFINITY,
+            )
+        }
     }
 
     #[inline(always)]
@@ -371,7 +413,7 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, FMA, false, L>(x, out, |v| v - shift).0
+        store_exp::<T, FMA, false, false, L>(x, out, &[], |v| v - shift).0
     }
 
     #[inline(always)]
@@ -385,7 +427,29 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> (T, T) {
-        store_exp::<T, FMA, true, L>(x, out, |v| v - shift)
+        let (sum, args, _) = store_exp::<T, FMA, true, false, L>(x, out, &[], |v| v - shift);
+        (sum, args)
+    }
+
+    #[inline(always)]
+    pub fn exp_into_ahead<T: Lane, const FMA: bool, const L: usize>(
+        x: &[T],
+        shift: T,
+        out: &mut [T],
+        ahead: &[T],
+    ) -> (T, T) {
+        let (sum, _, max) = store_exp::<T, FMA, false, true, L>(x, out, ahead, |v| v - shift);
+        (sum, max)
+    }
+
+    #[inline(always)]
+    pub fn exp_into_shifted_ahead<T: Lane, const FMA: bool, const L: usize>(
+        x: &[T],
+        shift: T,
+        out: &mut [T],
+        ahead: &[T],
+    ) -> (T, T, T) {
+        store_exp::<T, FMA, true, true, L>(x, out, ahead, |v| v - shift)
     }
 
     #[inline(always)]
@@ -404,7 +468,7 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, FMA, false, L>(x, out, |v| scale * v - shift).0
+        store_exp::<T, FMA, false, false, L>(x, out, &[], |v| scale * v - shift).0
     }
 
     #[inline(always)]
@@ -541,6 +605,19 @@ macro_rules! level_fns {
             super::super::body::exp_into::<$t, $fma, $lanes>(x, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
+        pub(crate) fn exp_into_ahead(x: &[$t], shift: $t, out: &mut [$t], ahead: &[$t]) -> ($t, $t) {
+            super::super::body::exp_into_ahead::<$t, $fma, $lanes>(x, shift, out, ahead)
+        }
+        $(#[target_feature(enable = $feature)])?
+        pub(crate) fn exp_into_shifted_ahead(
+            x: &[$t],
+            shift: $t,
+            out: &mut [$t],
+            ahead: &[$t],
+        ) -> ($t, $t, $t) {
+            super::super::body::exp_into_shifted_ahead::<$t, $fma, $lanes>(x, shift, out, ahead)
+        }
+        $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_sum_shifted(x: &[$t], shift: $t) -> ($t, $t) {
             super::super::body::exp_sum_shifted::<$t, $fma, $lanes>(x, shift)
         }
@@ -652,6 +729,24 @@ macro_rules! impl_row_kernels {
             #[inline]
             fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self {
                 dispatch!($m::exp_into(x, shift, out))
+            }
+            #[inline]
+            fn exp_into_ahead(
+                x: &[Self],
+                shift: Self,
+                out: &mut [Self],
+                ahead: &[Self],
+            ) -> (Self, Self) {
+                dispatch!($m::exp_into_ahead(x, shift, out, ahead))
+            }
+            #[inline]
+            fn exp_into_shifted_ahead(
+                x: &[Self],
+                shift: Self,
+                out: &mut [Self],
+                ahead: &[Self],
+            ) -> (Self, Self, Self) {
+                dispatch!($m::exp_into_shifted_ahead(x, shift, out, ahead))
             }
             #[inline]
             fn exp_sum_shifted(x: &[Self], shift: Self) -> (Self, Self) {
@@ -863,6 +958,32 @@ mod tests {
                         let e = (v - max).exp();
                         let ulps = (o.to_bits() as i64 - e.to_bits() as i64).abs();
                         assert!(ulps <= 2 || e < <$t>::MIN_POSITIVE, "n = {n}: {o} vs {e}");
+                    }
+                    // The next row's maximum, read in the same pass: the
+                    // same bits as the row's own kernels (a NaN skipped,
+                    // the largest value anywhere, the tail's included).
+                    for at in [0, n / 2, n - 1] {
+                        let mut ahead: Vec<$t> = x.iter().map(|&v| v - 3.0).collect();
+                        ahead[at] = 50.0;
+                        ahead[(at + 1) % n] = <$t>::NAN;
+                        let want = unsafe { super::$m::$level::row_max(&ahead) };
+                        let mut o2 = vec![0.0; n];
+                        let (s2, m2) =
+                            unsafe { super::$m::$level::exp_into_ahead(&x, max, &mut o2, &ahead) };
+                        assert_eq!((s2.to_bits(), &o2), (stored.to_bits(), &out), "n = {n}");
+                        assert_eq!(m2.to_bits(), want.to_bits(), "n = {n}, at {at}");
+                        assert_eq!(want, if n == 1 { <$t>::NEG_INFINITY } else { 50.0 });
+                        let plain =
+                            unsafe { super::$m::$level::exp_into_shifted(&x, max, &mut o2) };
+                        let (s3, d3, m3) = unsafe {
+                            super::$m::$level::exp_into_shifted_ahead(&x, max, &mut o2, &ahead)
+                        };
+                        assert_eq!(
+                            (s3.to_bits(), d3.to_bits()),
+                            (plain.0.to_bits(), plain.1.to_bits())
+                        );
+                        assert_eq!((s3.to_bits(), &o2), (stored.to_bits(), &out), "n = {n}");
+                        assert_eq!(m3.to_bits(), want.to_bits(), "n = {n}, at {at}");
                     }
                     let mut unit: Vec<$t> = (0..n).map(|i| (i % 7) as $t / 6.0).collect();
                     assert!(unsafe { super::$m::$level::all_unit(&unit) }, "n = {n}");

@@ -5,7 +5,7 @@ use classloss::{
     BceWithLogits, ClassTarget, CrossEntropy, Differentiable, KlDivergence, LabelSmoothing, Loss,
     SigmoidFocal, SoftmaxFocal,
 };
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ShapeBuilder};
 
 /// Deterministic logits in `[-6, 6]` and labels.
 fn inputs(n: usize, c: usize, seed: u64) -> (Array2<f32>, Array1<usize>) {
@@ -77,6 +77,71 @@ fn softmax_losses_are_identical_on_one_and_three_threads() {
     same_on_any_thread_count(outputs!(KlDivergence::new(), x.view(), q.view()));
     let probs = || ClassTarget::Probs(q.view());
     same_on_any_thread_count(outputs!(CrossEntropy::<f32>::new(), x.view(), probs()));
+}
+
+/// Rows of a contiguous batch take their maximum in the previous row's
+/// exponentials pass; rows of a column-major batch are copied out one at a
+/// time and take it in a pass of their own: the same bits.
+#[test]
+fn rows_read_ahead_give_the_bits_of_rows_read_alone() {
+    fn column_major<T: Copy>(x: &Array2<T>) -> Array2<T> {
+        let mut f = Array2::from_shape_vec(x.raw_dim().f(), x.t().iter().copied().collect())
+            .expect("the same number of elements");
+        f.assign(x);
+        f
+    }
+    // Above `SMALL_CLASSES` (31): fewer classes take the column path.
+    for (n, c) in [(40, 1000), (33, 37), (9, 1024), (5, 32), (3, 47)] {
+        let (x, y) = inputs(n, c, 5);
+        let xf = column_major(&x);
+        assert!(xf.as_slice().is_none() && xf == x);
+        let same = |a: (f32, Vec<f32>, Vec<f32>), b: (f32, Vec<f32>, Vec<f32>)| {
+            assert_eq!(a.0.to_bits(), b.0.to_bits(), "value, {n} x {c}");
+            let differ = |u: &[f32], v: &[f32]| {
+                u.iter()
+                    .zip(v)
+                    .filter(|(p, q)| p.to_bits() != q.to_bits())
+                    .count()
+            };
+            assert_eq!(
+                differ(&a.1, &b.1),
+                0,
+                "gradient entries that differ, {n} x {c}"
+            );
+            assert_eq!(
+                differ(&a.2, &b.2),
+                0,
+                "per-sample values that differ, {n} x {c}"
+            );
+        };
+        let smoothed = CrossEntropy::<f32>::new()
+            .with_label_smoothing(0.1)
+            .unwrap();
+        same(
+            outputs!(CrossEntropy::<f32>::new(), x.view(), y.view())(),
+            outputs!(CrossEntropy::<f32>::new(), xf.view(), y.view())(),
+        );
+        same(
+            outputs!(smoothed.clone(), x.view(), y.view())(),
+            outputs!(smoothed, xf.view(), y.view())(),
+        );
+        same(
+            outputs!(LabelSmoothing::new(), x.view(), y.view())(),
+            outputs!(LabelSmoothing::new(), xf.view(), y.view())(),
+        );
+        let (x64, xf64) = (x.mapv(f64::from), xf.mapv(f64::from));
+        let (v, g) = CrossEntropy::<f64>::new()
+            .forward_backward(x64.view(), y.view())
+            .unwrap();
+        let (vf, gf) = CrossEntropy::<f64>::new()
+            .forward_backward(xf64.view(), y.view())
+            .unwrap();
+        assert_eq!(v.to_bits(), vf.to_bits(), "f64 value, {n} x {c}");
+        assert!(
+            g.iter().zip(&gf).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "f64 gradient, {n} x {c}"
+        );
+    }
 }
 
 /// A batch with fewer rows than threads splits each long row's maximum and
