@@ -181,24 +181,39 @@ pub(crate) fn exp_nonpos_f64<const FMA: bool, const SUBNORMAL: bool>(x: f64) -> 
 }
 
 /// `ln(1 + e)` for `e` in `[0, 1]` (the softplus of `-|x|`, from
-/// `e = exp(-|x|)`), within 2 ulp of the standard library's `ln_1p`.
+/// `e = exp(-|x|)`), within 2 ulp of the standard library's `ln_1p`
+/// (tested, with and without fused multiply-adds).
 ///
-/// `ln(1 + e) = 2 atanh(s)` with `s = e / (2 + e)` in `[0, 1/3]`, an odd
-/// series in `s` whose terms fall by at least 9x each: no cancellation, so
-/// tiny `e` keep their full relative precision.
+/// `ln(1 + e) = e + e^2 q(e)`, `q` of degree 8 fitted to the result's
+/// relative error over `[0, 1]` by iterated reweighted least squares
+/// (Lawson): `5.1e-9` relative, a twelfth of an ulp, before rounding.
+/// With fused multiply-adds, 0.7% of arguments (every 7th `f32` of
+/// `(0, 1]`, against `f64` rounded once) are 1 ulp from the correctly
+/// rounded result and none further. The
+/// `e^2 q` term is at most a third of the result, so its rounding counts
+/// a third; tiny `e` keep every bit (`e + e^2 q` is `e`). Ten multiplies
+/// and adds, no division: the `atanh` form (`2 atanh(e / (2 + e))`, as
+/// in `f64` below) took one, and a loop of it waited on the divider (on
+/// a Zen 4 machine, a binary cross-entropy call with the division
+/// replaced by a product ran 0.81-0.85x the time).
 #[inline(always)]
 pub(crate) fn ln1p_unit_f32<const FMA: bool>(e: f32) -> f32 {
-    let s = e / (2.0 + e);
-    let z = s * s;
-    // 1 / (2k + 1) for k = 7 down to 1: the remainder, z^8 / 17 + ... with
-    // z <= 1/9, is below 2e-9 relative (a thirtieth of an ulp); the last
-    // term kept, z^7 / 15, is up to 1.4e-8 (a quarter of an ulp).
-    let mut p: f32 = 1.0 / 15.0;
-    for k in [13.0_f32, 11.0, 9.0, 7.0, 5.0, 3.0] {
-        p = madd32::<FMA>(p, z, 1.0 / k);
+    const Q: [f32; 9] = [
+        -0.003_318_435,
+        0.020_204_423,
+        -0.057_664_152,
+        0.106_805_27,
+        -0.153_553_8,
+        0.196_953_95,
+        -0.249_585_87,
+        0.333_305_12,
+        -0.499_999_3,
+    ];
+    let mut q = Q[0];
+    for &k in &Q[1..] {
+        q = madd32::<FMA>(q, e, k);
     }
-    let two_s = s + s;
-    madd32::<FMA>(two_s * z, p, two_s)
+    madd32::<FMA>(e * e, q, e)
 }
 
 /// `ln(1 + e)` for `e` in `[0, 1]`; see [`ln1p_unit_f32`].
