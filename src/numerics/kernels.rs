@@ -169,9 +169,10 @@ mod body {
     }
 
     /// The sums of `acc` and (with `ARGS`) `args` and the maximum of `hi`,
-    /// out of line: inlined after a loop that also runs the exponentials,
-    /// their trees of half-width vectors led the compiler to split the
-    /// whole loop into half-width vectors and single lanes.
+    /// out of line: inlined after a loop that keeps more than one set of
+    /// lanes, their trees of half-width vectors led the compiler to split the whole loop into
+    /// half-width vectors and single lanes. A caller passes any lanes for
+    /// what it does not use.
     #[inline(never)]
     fn reduce_out_of_line<T: Lane, const ARGS: bool, const L: usize>(
         acc: [T; L],
@@ -316,7 +317,12 @@ mod body {
                 }
             }
         }
-        (sum_lanes(acc), if ARGS { sum_lanes(args) } else { T::ZERO })
+        if ARGS {
+            let (sum, args, _) = reduce_out_of_line::<T, true, L>(acc, args, acc);
+            (sum, args)
+        } else {
+            (sum_lanes(acc), T::ZERO)
+        }
     }
 
     /// Stores `exp(arg(x_i))` in `out` and returns the sum (and with
