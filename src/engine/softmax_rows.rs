@@ -562,9 +562,9 @@ fn run_row<F: Float, T, R>(
         None => row_max(x, spare),
     };
     // Only a row that stores its exponentials in one kernel call reads
-    // the next one: that pass is long enough to hide the reads.
+    // the next one, and only a row long enough to wait on its reads.
     let next = match ahead.next.take() {
-        Some(next) if next.len() == x.len() && x.len() <= SUM_BLOCK => Some(next),
+        Some(next) if next.len() == x.len() && READ_AHEAD_CLASSES.contains(&x.len()) => Some(next),
         _ => None,
     };
     let (sum, shifted) = match (g.as_deref_mut(), next) {
@@ -662,6 +662,13 @@ where
 /// 100 alternating slices, cross-entropy 256 x 1000 (1 MB) ran 0.89-0.91x
 /// the time, and 4096 x 1000 (16 MB) 1.28x.
 const READ_AHEAD_MAX_BYTES: usize = 1 << 21;
+
+/// The row lengths that read the next row ahead: up to one kernel call
+/// ([`SUM_BLOCK`]), and from 256 classes. A shorter row's batch sits in
+/// the second-level cache, and the pass's out-of-line reduction of its
+/// extra lanes cost more than it hid: cross-entropy 128 x 100 ran 1.02-
+/// 1.06x the time (one thread, 40 alternating slices).
+const READ_AHEAD_CLASSES: std::ops::RangeInclusive<usize> = 256..=SUM_BLOCK;
 
 /// Logits per block of rows: a block's rows (and gradient) stay in the
 /// second-level cache while the block runs.

@@ -90,8 +90,9 @@ fn rows_read_ahead_give_the_bits_of_rows_read_alone() {
         f.assign(x);
         f
     }
-    // Above `SMALL_CLASSES` (31): fewer classes take the column path.
-    for (n, c) in [(40, 1000), (33, 37), (9, 1024), (5, 32), (3, 47)] {
+    // Above `SMALL_CLASSES` (31): fewer classes take the column path;
+    // from 256 classes rows read ahead.
+    for (n, c) in [(40, 1000), (7, 300), (6, 257), (9, 1024), (33, 37), (3, 47)] {
         let (x, y) = inputs(n, c, 5);
         let xf = column_major(&x);
         assert!(xf.as_slice().is_none() && xf == x);
