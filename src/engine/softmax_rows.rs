@@ -561,30 +561,36 @@ fn run_row<F: Float, T, R>(
         Some(max) => max,
         None => row_max(x, spare),
     };
-    // Only a row that stores its exponentials in one kernel call reads
-    // the next one, and only a row long enough to wait on its reads.
-    let next = match ahead.next.take() {
-        Some(next) if next.len() == x.len() && READ_AHEAD_CLASSES.contains(&x.len()) => Some(next),
-        _ => None,
-    };
-    let (sum, shifted) = match (g.as_deref_mut(), next) {
-        (Some(e), Some(next)) if shifted_sums => {
+    // A row that stores its exponentials reads the next one when the
+    // batch loop offers it (`rows_2d`: rows of `READ_AHEAD_CLASSES`).
+    let mut read_ahead = None;
+    if let (Some(next), Some(e)) = (ahead.next.take(), g.as_deref_mut())
+        && next.len() == x.len()
+        && READ_AHEAD_CLASSES.contains(&x.len())
+    {
+        read_ahead = Some(if shifted_sums {
             let (sum, shifted, next_max) = F::exp_into_shifted_ahead(x, max, e, next);
             ahead.max = Some(next_max);
             (sum, Some(shifted.as_f64()))
-        }
-        (Some(e), Some(next)) => {
+        } else {
             let (sum, next_max) = F::exp_into_ahead(x, max, e, next);
             ahead.max = Some(next_max);
             (sum, None)
-        }
-        (e, _) if shifted_sums => {
-            let (sum, shifted) = exp_and_shifted_sums(x, max, e);
-            (sum, Some(shifted))
-        }
-        (Some(e), _) if x.len() <= SUM_BLOCK => (F::exp_into(x, max, e), None),
-        (None, _) if x.len() <= SUM_BLOCK => (F::exp_sum(x, max), None),
-        (e, _) => (exp_sum_blocks(x, max, e, spare), None),
+        });
+    }
+    let (sum, shifted) = if let Some(done) = read_ahead {
+        done
+    } else if shifted_sums {
+        let (sum, shifted) = exp_and_shifted_sums(x, max, g.as_deref_mut());
+        (sum, Some(shifted))
+    } else if x.len() <= SUM_BLOCK {
+        let sum = match g.as_deref_mut() {
+            Some(e) => F::exp_into(x, max, e),
+            None => F::exp_sum(x, max),
+        };
+        (sum, None)
+    } else {
+        (exp_sum_blocks(x, max, g.as_deref_mut(), spare), None)
     };
     let stats = RowStats {
         max,
@@ -744,7 +750,8 @@ pub(crate) fn rows_2d<F: Float>(
         })
         .collect();
     let spare = blocks.len() < threads();
-    let read_ahead = elements * std::mem::size_of::<F>() <= READ_AHEAD_MAX_BYTES;
+    let read_ahead = elements * std::mem::size_of::<F>() <= READ_AHEAD_MAX_BYTES
+        && READ_AHEAD_CLASSES.contains(&classes);
     let run_block = |block: Block<'_, F>| -> Sum {
         let Block {
             start,

@@ -341,14 +341,16 @@ mod body {
     ) -> (T, T, T) {
         let n = x.len().min(out.len());
         let (x, out) = (&x[..n], &mut out[..n]);
-        // Without `AHEAD`, `x` stands in, unread, so that one loop serves.
-        let ahead = if AHEAD { &ahead[..n] } else { x };
+        let ahead = if AHEAD { &ahead[..n] } else { &ahead[..0] };
         let mut acc = [T::ZERO; L];
         let mut args = [T::ZERO; L];
         let mut hi = [T::NEG_INFINITY; L];
         let mut xs = x.chunks_exact(L);
         let mut os = out.chunks_exact_mut(L);
-        for ((c, o), h) in (&mut xs).zip(&mut os).zip(ahead.chunks_exact(L)) {
+        // Two loops, one body: a loop without `AHEAD` that also walked a
+        // stand-in slice was built in reversed lanes (six shuffles a chunk
+        // at AVX2).
+        let mut chunk = |c: &[T], o: &mut [T], h: &[T]| {
             for i in 0..L {
                 if AHEAD {
                     hi[i] = larger(hi[i], h[i]);
@@ -360,6 +362,15 @@ mod body {
                 if ARGS {
                     args[i] += a;
                 }
+            }
+        };
+        if AHEAD {
+            for ((c, o), h) in (&mut xs).zip(&mut os).zip(ahead.chunks_exact(L)) {
+                chunk(c, o, h);
+            }
+        } else {
+            for (c, o) in (&mut xs).zip(&mut os) {
+                chunk(c, o, c);
             }
         }
         let rem = xs.remainder();
