@@ -566,7 +566,6 @@ fn run_row<F: Float, T, R>(
     let mut read_ahead = None;
     if let (Some(next), Some(e)) = (ahead.next.take(), g.as_deref_mut())
         && next.len() == x.len()
-        && READ_AHEAD_CLASSES.contains(&x.len())
     {
         read_ahead = Some(if shifted_sums {
             let (sum, shifted, next_max) = F::exp_into_shifted_ahead(x, max, e, next);
