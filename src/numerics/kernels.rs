@@ -7,7 +7,9 @@
 //! vector code; the bodies are then compiled once per [`SimdLevel`] under
 //! `#[target_feature]` and picked at run time by [`RowKernels`](crate::base::float::RowKernels). A result
 //! never differs between calls; between levels it differs by the rounding
-//! of fused multiply-adds and, at AVX-512 in `f32`, by the lanes' order.
+//! of fused multiply-adds and, at AVX-512 in `f32`, by the lanes' order
+//! and the softmax rows' exponential ([`FlushExp`]: a table there, the
+//! polynomial elsewhere).
 //!
 //! Lanes a chunk (`L`, one accumulator each), per level:
 //! - portable and AVX2: 8, one AVX2 vector of `f32`, two of `f64`. Sixteen
@@ -137,10 +139,246 @@ impl Lane for f64 {
     }
 }
 
-/// The kernel bodies, generic over the element type and over fused
-/// multiply-add; the per-level wrappers below instantiate them.
+/// How a level takes `exp` of arguments `<= 0` in the softmax rows, with
+/// results below the smallest normal number as 0 (see
+/// [`Lane::exp_flush`]): per chunk of `L` lanes in a row's loop, and for
+/// the values left over.
+///
+/// A chunk's sums are kept in the level's own chunk type: kept in an array
+/// of lanes and fed from a vector that intrinsics built, they led the
+/// compiler to split the loop's additions into single lanes and shuffles;
+/// and the steps a chunk takes are one method each, so that the levels
+/// that take the exponential lane by lane keep their one loop a lane
+/// (written as separate loops, the compiler built AVX2's in half-width
+/// vectors or reversed lanes).
+pub(crate) trait FlushExp<T, const L: usize> {
+    /// `L` lanes in the form the level's exponential returns them.
+    type Chunk: Copy;
+    /// Every lane 0.
+    fn zero() -> Self::Chunk;
+    /// The lanes, in order.
+    fn lanes(c: Self::Chunk) -> [T; L];
+    /// `f(i, a_i, exp(a_i))` with `a_i = arg(c_i)`, for each of the
+    /// values of `c` (at most `L`): a row's tail.
+    fn each_exp(c: &[T], arg: &impl Fn(T) -> T, f: impl FnMut(usize, T, T));
+    /// `sums += exp(arg(c))` and, with `ARGS`, `args += arg(c)`, lane by
+    /// lane (`c` is `L` long).
+    fn add_exp<const ARGS: bool>(
+        sums: &mut Self::Chunk,
+        args: &mut Self::Chunk,
+        c: &[T],
+        arg: &impl Fn(T) -> T,
+    );
+    /// As [`FlushExp::add_exp`], with `exp(arg(c))` also stored in `out`
+    /// (`L` long).
+    fn add_store_exp<const ARGS: bool>(
+        sums: &mut Self::Chunk,
+        args: &mut Self::Chunk,
+        c: &[T],
+        arg: &impl Fn(T) -> T,
+        out: &mut [T],
+    );
+    /// `sum_i += exp(x_i - m_i)` and, with `out`, `out_i = exp(x_i - m_i)`
+    /// (the column kernels; the slices of one length).
+    fn add_exp_diff(x: &[T], m: &[T], out: Option<&mut [T]>, sum: &mut [T]);
+}
+
+/// Lane by lane, [`Lane::exp_flush`]'s polynomial, which the compiler
+/// vectorizes.
+pub(crate) struct PerLane<const FMA: bool>;
+
+impl<T: Lane, const FMA: bool, const L: usize> FlushExp<T, L> for PerLane<FMA> {
+    type Chunk = [T; L];
+    #[inline(always)]
+    fn zero() -> [T; L] {
+        [T::ZERO; L]
+    }
+    #[inline(always)]
+    fn lanes(c: [T; L]) -> [T; L] {
+        c
+    }
+    #[inline(always)]
+    fn each_exp(c: &[T], arg: &impl Fn(T) -> T, mut f: impl FnMut(usize, T, T)) {
+        for (i, &v) in c.iter().enumerate() {
+            let a = arg(v);
+            f(i, a, a.exp_flush::<FMA>());
+        }
+    }
+    #[inline(always)]
+    fn add_exp<const ARGS: bool>(
+        sums: &mut [T; L],
+        args: &mut [T; L],
+        c: &[T],
+        arg: &impl Fn(T) -> T,
+    ) {
+        for i in 0..L {
+            let a = arg(c[i]);
+            sums[i] += a.exp_flush::<FMA>();
+            if ARGS {
+                args[i] += a;
+            }
+        }
+    }
+    #[inline(always)]
+    fn add_store_exp<const ARGS: bool>(
+        sums: &mut [T; L],
+        args: &mut [T; L],
+        c: &[T],
+        arg: &impl Fn(T) -> T,
+        out: &mut [T],
+    ) {
+        for i in 0..L {
+            let a = arg(c[i]);
+            let e = a.exp_flush::<FMA>();
+            out[i] = e;
+            sums[i] += e;
+            if ARGS {
+                args[i] += a;
+            }
+        }
+    }
+    #[inline(always)]
+    fn add_exp_diff(x: &[T], m: &[T], out: Option<&mut [T]>, sum: &mut [T]) {
+        match out {
+            Some(out) => {
+                for (((o, s), &v), &mv) in out.iter_mut().zip(sum.iter_mut()).zip(x).zip(m) {
+                    let e = (v - mv).exp_flush::<FMA>();
+                    *o = e;
+                    *s += e;
+                }
+            }
+            None => {
+                for ((s, &v), &mv) in sum.iter_mut().zip(x).zip(m) {
+                    *s += (v - mv).exp_flush::<FMA>();
+                }
+            }
+        }
+    }
+}
+
+/// Sixteen `f32` lanes from a table of `2^(j/16)` with AVX-512F
+/// ([`exp_avx512`](super::exp_avx512)); a value left over is computed in
+/// a vector of its own, so that every exponential of the level has the
+/// same bits for the same argument. Named only by the AVX-512 level's
+/// kernels, which the dispatcher runs only where the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct TableAvx512;
+
+#[cfg(target_arch = "x86_64")]
+mod table_avx512 {
+    use std::arch::x86_64::{__m512, _mm512_add_ps};
+
+    use super::super::exp_avx512::exp_flush_x16;
+    use super::{FlushExp, TableAvx512};
+
+    #[inline(always)]
+    fn vector(a: [f32; 16]) -> __m512 {
+        // SAFETY: 64 bytes either way, every bit pattern valid in both.
+        unsafe { std::mem::transmute::<[f32; 16], __m512>(a) }
+    }
+
+    #[inline(always)]
+    fn args_of(c: &[f32], arg: &impl Fn(f32) -> f32) -> __m512 {
+        let mut a = [0.0; 16];
+        for i in 0..16 {
+            a[i] = arg(c[i]);
+        }
+        vector(a)
+    }
+
+    // SAFETY (each `unsafe` call below): only the AVX-512 level's kernels
+    // use this type (see its docs), and they run only on CPUs with
+    // AVX-512F.
+    impl FlushExp<f32, 16> for TableAvx512 {
+        type Chunk = __m512;
+        #[inline(always)]
+        fn zero() -> __m512 {
+            vector([0.0; 16])
+        }
+        #[inline(always)]
+        fn lanes(c: __m512) -> [f32; 16] {
+            // SAFETY: as in `vector`.
+            unsafe { std::mem::transmute::<__m512, [f32; 16]>(c) }
+        }
+        /// The values in one vector, padded with zeros.
+        #[inline(always)]
+        fn each_exp(c: &[f32], arg: &impl Fn(f32) -> f32, mut f: impl FnMut(usize, f32, f32)) {
+            let k = c.len().min(16);
+            let mut a = [0.0; 16];
+            for i in 0..k {
+                a[i] = arg(c[i]);
+            }
+            let e = Self::lanes(unsafe { exp_flush_x16(vector(a)) });
+            for i in 0..k {
+                f(i, a[i], e[i]);
+            }
+        }
+        #[inline(always)]
+        fn add_exp<const ARGS: bool>(
+            sums: &mut __m512,
+            args: &mut __m512,
+            c: &[f32],
+            arg: &impl Fn(f32) -> f32,
+        ) {
+            let a = args_of(c, arg);
+            *sums = unsafe { _mm512_add_ps(*sums, exp_flush_x16(a)) };
+            if ARGS {
+                *args = unsafe { _mm512_add_ps(*args, a) };
+            }
+        }
+        #[inline(always)]
+        fn add_store_exp<const ARGS: bool>(
+            sums: &mut __m512,
+            args: &mut __m512,
+            c: &[f32],
+            arg: &impl Fn(f32) -> f32,
+            out: &mut [f32],
+        ) {
+            let a = args_of(c, arg);
+            let e = unsafe { exp_flush_x16(a) };
+            out[..16].copy_from_slice(&Self::lanes(e));
+            *sums = unsafe { _mm512_add_ps(*sums, e) };
+            if ARGS {
+                *args = unsafe { _mm512_add_ps(*args, a) };
+            }
+        }
+        #[inline(always)]
+        fn add_exp_diff(x: &[f32], m: &[f32], mut out: Option<&mut [f32]>, sum: &mut [f32]) {
+            let n = x.len().min(m.len()).min(sum.len());
+            let whole = n - n % 16;
+            let mut step = |i: usize, e: &[f32]| {
+                if let Some(out) = out.as_deref_mut() {
+                    out[i..i + e.len()].copy_from_slice(e);
+                }
+                for (s, &e) in sum[i..i + e.len()].iter_mut().zip(e) {
+                    *s += e;
+                }
+            };
+            let chunks = x[..whole].chunks_exact(16).zip(m[..whole].chunks_exact(16));
+            for (k, (xc, mc)) in chunks.enumerate() {
+                let mut a = [0.0; 16];
+                for j in 0..16 {
+                    a[j] = xc[j] - mc[j];
+                }
+                step(16 * k, &Self::lanes(unsafe { exp_flush_x16(vector(a)) }));
+            }
+            let rest = n - whole;
+            let mut d = [0.0; 16];
+            for j in 0..rest {
+                d[j] = x[whole + j] - m[whole + j];
+            }
+            let mut e = [0.0; 16];
+            Self::each_exp(&d[..rest], &|v| v, |j, _, ej| e[j] = ej);
+            step(whole, &e[..rest]);
+        }
+    }
+}
+
+/// The kernel bodies, generic over the element type, the lanes a chunk
+/// and the exponential (or fused multiply-add); the per-level wrappers
+/// below instantiate them.
 mod body {
-    use super::Lane;
+    use super::{FlushExp, Lane};
 
     /// NaN is skipped by a comparison, as by `f64::max`.
     #[inline(always)]
@@ -280,42 +518,34 @@ mod body {
     /// `sum_i arg(x_i)` (else 0), for the label-smoothing losses' sum of
     /// `x_i - max`, taken in the same pass.
     #[inline(always)]
-    fn sum_of_exp<T: Lane, const FMA: bool, const ARGS: bool, const L: usize>(
+    fn sum_of_exp<T: Lane, E: FlushExp<T, L>, const ARGS: bool, const L: usize>(
         x: &[T],
         arg: impl Fn(T) -> T,
     ) -> (T, T) {
-        let mut acc = [T::ZERO; L];
-        let mut args = [T::ZERO; L];
+        let mut acc = E::zero();
+        let mut args = E::zero();
         let mut chunks = x.chunks_exact(L);
         for c in &mut chunks {
-            for i in 0..L {
-                let a = arg(c[i]);
-                acc[i] += a.exp_flush::<FMA>();
-                if ARGS {
-                    args[i] += a;
-                }
-            }
+            E::add_exp::<ARGS>(&mut acc, &mut args, c, &arg);
         }
+        let (mut acc, mut args) = (E::lanes(acc), E::lanes(args));
         let rem = chunks.remainder();
         if x.len() < L {
-            for (i, &v) in rem.iter().enumerate() {
-                let a = arg(v);
-                acc[i] += a.exp_flush::<FMA>();
+            E::each_exp(rem, &arg, |i, a, e| {
+                acc[i] += e;
                 if ARGS {
                     args[i] += a;
                 }
-            }
+            });
         } else if !rem.is_empty() {
             // The values the whole chunks took add 0 this time.
             let (tail, seen) = overlapping_tail::<T, L>(x);
-            for i in 0..L {
-                let a = arg(tail[i]);
-                let e = a.exp_flush::<FMA>();
+            E::each_exp(tail, &arg, |i, a, e| {
                 acc[i] += if i >= seen { e } else { T::ZERO };
                 if ARGS {
                     args[i] += if i >= seen { a } else { T::ZERO };
                 }
-            }
+            });
         }
         if ARGS {
             let (sum, args, _) = reduce_out_of_line::<T, true, L>(acc, args, acc);
@@ -333,7 +563,13 @@ mod body {
     /// keep the arithmetic busy, instead of in a pass of its own that
     /// waits on memory.
     #[inline(always)]
-    fn store_exp<T: Lane, const FMA: bool, const ARGS: bool, const AHEAD: bool, const L: usize>(
+    fn store_exp<
+        T: Lane,
+        E: FlushExp<T, L>,
+        const ARGS: bool,
+        const AHEAD: bool,
+        const L: usize,
+    >(
         x: &[T],
         out: &mut [T],
         ahead: &[T],
@@ -342,8 +578,8 @@ mod body {
         let n = x.len().min(out.len());
         let (x, out) = (&x[..n], &mut out[..n]);
         let ahead = if AHEAD { &ahead[..n] } else { &ahead[..0] };
-        let mut acc = [T::ZERO; L];
-        let mut args = [T::ZERO; L];
+        let mut acc = E::zero();
+        let mut args = E::zero();
         let mut hi = [T::NEG_INFINITY; L];
         let mut xs = x.chunks_exact(L);
         let mut os = out.chunks_exact_mut(L);
@@ -351,18 +587,12 @@ mod body {
         // stand-in slice was built in reversed lanes (six shuffles a chunk
         // at AVX2).
         let mut chunk = |c: &[T], o: &mut [T], h: &[T]| {
-            for i in 0..L {
-                if AHEAD {
+            if AHEAD {
+                for i in 0..L {
                     hi[i] = larger(hi[i], h[i]);
                 }
-                let a = arg(c[i]);
-                let e = a.exp_flush::<FMA>();
-                o[i] = e;
-                acc[i] += e;
-                if ARGS {
-                    args[i] += a;
-                }
             }
+            E::add_store_exp::<ARGS>(&mut acc, &mut args, c, &arg, o);
         };
         if AHEAD {
             for ((c, o), h) in (&mut xs).zip(&mut os).zip(ahead.chunks_exact(L)) {
@@ -373,17 +603,17 @@ mod body {
                 chunk(c, o, c);
             }
         }
+        let (mut acc, mut args) = (E::lanes(acc), E::lanes(args));
         let rem = xs.remainder();
         if n < L {
-            for (i, (&v, o)) in rem.iter().zip(os.into_remainder()).enumerate() {
-                let a = arg(v);
-                let e = a.exp_flush::<FMA>();
-                *o = e;
+            let o = os.into_remainder();
+            E::each_exp(rem, &arg, |i, a, e| {
+                o[i] = e;
                 acc[i] += e;
                 if ARGS {
                     args[i] += a;
                 }
-            }
+            });
             if AHEAD {
                 hi[0] = ahead.iter().fold(hi[0], |m, &v| larger(m, v));
             }
@@ -392,15 +622,13 @@ mod body {
             // the same bits.
             let (tail, seen) = overlapping_tail::<T, L>(x);
             let out_tail = &mut out[n - L..];
-            for i in 0..L {
-                let a = arg(tail[i]);
-                let e = a.exp_flush::<FMA>();
+            E::each_exp(tail, &arg, |i, a, e| {
                 out_tail[i] = e;
                 acc[i] += if i >= seen { e } else { T::ZERO };
                 if ARGS {
                     args[i] += if i >= seen { a } else { T::ZERO };
                 }
-            }
+            });
             if AHEAD {
                 let (tail, _) = overlapping_tail::<T, L>(ahead);
                 for i in 0..L {
@@ -420,72 +648,75 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn exp_sum<T: Lane, const FMA: bool, const L: usize>(x: &[T], shift: T) -> T {
-        sum_of_exp::<T, FMA, false, L>(x, |v| v - shift).0
+    pub fn exp_sum<T: Lane, E: FlushExp<T, L>, const L: usize>(x: &[T], shift: T) -> T {
+        sum_of_exp::<T, E, false, L>(x, |v| v - shift).0
     }
 
     #[inline(always)]
-    pub fn exp_into<T: Lane, const FMA: bool, const L: usize>(
+    pub fn exp_into<T: Lane, E: FlushExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, FMA, false, false, L>(x, out, &[], |v| v - shift).0
+        store_exp::<T, E, false, false, L>(x, out, &[], |v| v - shift).0
     }
 
     #[inline(always)]
-    pub fn exp_sum_shifted<T: Lane, const FMA: bool, const L: usize>(x: &[T], shift: T) -> (T, T) {
-        sum_of_exp::<T, FMA, true, L>(x, |v| v - shift)
+    pub fn exp_sum_shifted<T: Lane, E: FlushExp<T, L>, const L: usize>(
+        x: &[T],
+        shift: T,
+    ) -> (T, T) {
+        sum_of_exp::<T, E, true, L>(x, |v| v - shift)
     }
 
     #[inline(always)]
-    pub fn exp_into_shifted<T: Lane, const FMA: bool, const L: usize>(
+    pub fn exp_into_shifted<T: Lane, E: FlushExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
         out: &mut [T],
     ) -> (T, T) {
-        let (sum, args, _) = store_exp::<T, FMA, true, false, L>(x, out, &[], |v| v - shift);
+        let (sum, args, _) = store_exp::<T, E, true, false, L>(x, out, &[], |v| v - shift);
         (sum, args)
     }
 
     #[inline(always)]
-    pub fn exp_into_ahead<T: Lane, const FMA: bool, const L: usize>(
+    pub fn exp_into_ahead<T: Lane, E: FlushExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
         out: &mut [T],
         ahead: &[T],
     ) -> (T, T) {
-        let (sum, _, max) = store_exp::<T, FMA, false, true, L>(x, out, ahead, |v| v - shift);
+        let (sum, _, max) = store_exp::<T, E, false, true, L>(x, out, ahead, |v| v - shift);
         (sum, max)
     }
 
     #[inline(always)]
-    pub fn exp_into_shifted_ahead<T: Lane, const FMA: bool, const L: usize>(
+    pub fn exp_into_shifted_ahead<T: Lane, E: FlushExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
         out: &mut [T],
         ahead: &[T],
     ) -> (T, T, T) {
-        store_exp::<T, FMA, true, true, L>(x, out, ahead, |v| v - shift)
+        store_exp::<T, E, true, true, L>(x, out, ahead, |v| v - shift)
     }
 
     #[inline(always)]
-    pub fn scaled_exp_sum<T: Lane, const FMA: bool, const L: usize>(
+    pub fn scaled_exp_sum<T: Lane, E: FlushExp<T, L>, const L: usize>(
         x: &[T],
         scale: T,
         shift: T,
     ) -> T {
-        sum_of_exp::<T, FMA, false, L>(x, |v| scale * v - shift).0
+        sum_of_exp::<T, E, false, L>(x, |v| scale * v - shift).0
     }
 
     #[inline(always)]
-    pub fn scaled_exp_into<T: Lane, const FMA: bool, const L: usize>(
+    pub fn scaled_exp_into<T: Lane, E: FlushExp<T, L>, const L: usize>(
         x: &[T],
         scale: T,
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, FMA, false, false, L>(x, out, &[], |v| scale * v - shift).0
+        store_exp::<T, E, false, false, L>(x, out, &[], |v| scale * v - shift).0
     }
 
     #[inline(always)]
@@ -496,24 +727,22 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn exp_diff_acc<T: Lane, const FMA: bool>(x: &[T], m: &[T], sum: &mut [T]) {
-        for ((s, &v), &mv) in sum.iter_mut().zip(x).zip(m) {
-            *s += (v - mv).exp_flush::<FMA>();
-        }
+    pub fn exp_diff_acc<T: Lane, E: FlushExp<T, L>, const L: usize>(
+        x: &[T],
+        m: &[T],
+        sum: &mut [T],
+    ) {
+        E::add_exp_diff(x, m, None, sum);
     }
 
     #[inline(always)]
-    pub fn exp_diff_into_acc<T: Lane, const FMA: bool>(
+    pub fn exp_diff_into_acc<T: Lane, E: FlushExp<T, L>, const L: usize>(
         x: &[T],
         m: &[T],
         out: &mut [T],
         sum: &mut [T],
     ) {
-        for (((o, s), &v), &mv) in out.iter_mut().zip(sum.iter_mut()).zip(x).zip(m) {
-            let e = (v - mv).exp_flush::<FMA>();
-            *o = e;
-            *s += e;
-        }
+        E::add_exp_diff(x, m, Some(out), sum);
     }
 
     #[inline(always)]
@@ -596,7 +825,7 @@ mod body {
 /// One instantiation of every body for `$t` with `$lanes` lanes, at one
 /// level.
 macro_rules! level_fns {
-    ($t:ty, $lanes:literal, $fma:literal $(, $feature:literal)?) => {
+    ($t:ty, $lanes:literal, $fma:literal, $exp:ty $(, $feature:literal)?) => {
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn row_max(x: &[$t]) -> $t {
             super::super::body::row_max::<$t, $lanes>(x)
@@ -615,15 +844,15 @@ macro_rules! level_fns {
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_sum(x: &[$t], shift: $t) -> $t {
-            super::super::body::exp_sum::<$t, $fma, $lanes>(x, shift)
+            super::super::body::exp_sum::<$t, $exp, $lanes>(x, shift)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_into(x: &[$t], shift: $t, out: &mut [$t]) -> $t {
-            super::super::body::exp_into::<$t, $fma, $lanes>(x, shift, out)
+            super::super::body::exp_into::<$t, $exp, $lanes>(x, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_into_ahead(x: &[$t], shift: $t, out: &mut [$t], ahead: &[$t]) -> ($t, $t) {
-            super::super::body::exp_into_ahead::<$t, $fma, $lanes>(x, shift, out, ahead)
+            super::super::body::exp_into_ahead::<$t, $exp, $lanes>(x, shift, out, ahead)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_into_shifted_ahead(
@@ -632,23 +861,23 @@ macro_rules! level_fns {
             out: &mut [$t],
             ahead: &[$t],
         ) -> ($t, $t, $t) {
-            super::super::body::exp_into_shifted_ahead::<$t, $fma, $lanes>(x, shift, out, ahead)
+            super::super::body::exp_into_shifted_ahead::<$t, $exp, $lanes>(x, shift, out, ahead)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_sum_shifted(x: &[$t], shift: $t) -> ($t, $t) {
-            super::super::body::exp_sum_shifted::<$t, $fma, $lanes>(x, shift)
+            super::super::body::exp_sum_shifted::<$t, $exp, $lanes>(x, shift)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_into_shifted(x: &[$t], shift: $t, out: &mut [$t]) -> ($t, $t) {
-            super::super::body::exp_into_shifted::<$t, $fma, $lanes>(x, shift, out)
+            super::super::body::exp_into_shifted::<$t, $exp, $lanes>(x, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn scaled_exp_sum(x: &[$t], scale: $t, shift: $t) -> $t {
-            super::super::body::scaled_exp_sum::<$t, $fma, $lanes>(x, scale, shift)
+            super::super::body::scaled_exp_sum::<$t, $exp, $lanes>(x, scale, shift)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn scaled_exp_into(x: &[$t], scale: $t, shift: $t, out: &mut [$t]) -> $t {
-            super::super::body::scaled_exp_into::<$t, $fma, $lanes>(x, scale, shift, out)
+            super::super::body::scaled_exp_into::<$t, $exp, $lanes>(x, scale, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn max_into(acc: &mut [$t], x: &[$t]) {
@@ -656,11 +885,11 @@ macro_rules! level_fns {
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_diff_acc(x: &[$t], m: &[$t], sum: &mut [$t]) {
-            super::super::body::exp_diff_acc::<$t, $fma>(x, m, sum)
+            super::super::body::exp_diff_acc::<$t, $exp, $lanes>(x, m, sum)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_diff_into_acc(x: &[$t], m: &[$t], out: &mut [$t], sum: &mut [$t]) {
-            super::super::body::exp_diff_into_acc::<$t, $fma>(x, m, out, sum)
+            super::super::body::exp_diff_into_acc::<$t, $exp, $lanes>(x, m, out, sum)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn diff_axpy(acc: &mut [$t], a: $t, x: &[$t], m: &[$t]) {
@@ -700,25 +929,25 @@ macro_rules! level_fns {
 /// The three levels of every kernel for `$t`, with `$wide` lanes (one
 /// 512-bit vector) at AVX-512 and 8 below (see the module docs).
 macro_rules! levels {
-    ($m:ident, $t:ty, $wide:literal) => {
+    ($m:ident, $t:ty, $wide:literal, $wide_exp:ty) => {
         mod $m {
             pub(crate) mod portable {
-                level_fns!($t, 8, false);
+                level_fns!($t, 8, false, super::super::PerLane<false>);
             }
             #[cfg(target_arch = "x86_64")]
             pub(crate) mod avx2 {
-                level_fns!($t, 8, true, "avx2,fma");
+                level_fns!($t, 8, true, super::super::PerLane<true>, "avx2,fma");
             }
             #[cfg(target_arch = "x86_64")]
             pub(crate) mod avx512 {
-                level_fns!($t, $wide, true, "avx512f");
+                level_fns!($t, $wide, true, $wide_exp, "avx512f");
             }
         }
     };
 }
 
-levels!(k32, f32, 16);
-levels!(k64, f64, 8);
+levels!(k32, f32, 16, super::super::TableAvx512);
+levels!(k64, f64, 8, super::super::PerLane<true>);
 
 macro_rules! impl_row_kernels {
     ($t:ty, $m:ident) => {
@@ -947,8 +1176,9 @@ mod tests {
     /// lanes, so its own tails. At every length up to three chunks of 16
     /// and beyond, the max is exact, each stored exponential within 2 ulp
     /// of `std`'s, the sums within a few ulp of the exact sum, the summing
-    /// and storing kernels give the same sum bit for bit, and the
-    /// `[0, 1]` check finds one bad value.
+    /// and storing kernels give the same sum bit for bit, a row's leftover
+    /// lanes and the column kernels give the same exponentials as its
+    /// chunks, and the `[0, 1]` check finds one bad value.
     #[test]
     // The portable level's functions are safe to call; the others are not.
     #[allow(unused_unsafe)]
@@ -971,6 +1201,24 @@ mod tests {
                         (stored as f64 / exact - 1.0).abs() < $tol,
                         "n = {n}: {stored} vs {exact}"
                     );
+                    // The same argument gives the same bits in a short
+                    // row's leftover lanes and in the column kernels.
+                    let k = n.min(5);
+                    let mut short = vec![0.0; k];
+                    unsafe { super::$m::$level::exp_into(&x[..k], max, &mut short) };
+                    assert_eq!(short, out[..k], "n = {n}");
+                    let (mut cols, mut sums) = (vec![0.0; n], vec![1.0; n]);
+                    let maxes = vec![max; n];
+                    unsafe {
+                        super::$m::$level::exp_diff_into_acc(&x, &maxes, &mut cols, &mut sums)
+                    };
+                    assert_eq!(cols, out, "n = {n}");
+                    let mut sums2 = vec![1.0; n];
+                    unsafe { super::$m::$level::exp_diff_acc(&x, &maxes, &mut sums2) };
+                    assert_eq!(sums, sums2, "n = {n}");
+                    for (&s, &o) in sums.iter().zip(&out) {
+                        assert_eq!(s, 1.0 + o);
+                    }
                     for (&o, &v) in out.iter().zip(&x) {
                         let e = (v - max).exp();
                         let ulps = (o.to_bits() as i64 - e.to_bits() as i64).abs();
