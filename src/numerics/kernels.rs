@@ -7,7 +7,7 @@
 //! vector code; the bodies are then compiled once per [`SimdLevel`] under
 //! `#[target_feature]` and picked at run time by [`RowKernels`](crate::base::float::RowKernels). A result
 //! never differs between calls; between levels it differs by the rounding
-//! of fused multiply-adds and, at AVX-512 in `f32`, by the lanes' order
+//! of fused multiply-adds and, at AVX-512, by the lanes' order (in `f32`)
 //! and the softmax rows' exponential ([`FlushExp`]: a table there, the
 //! polynomial elsewhere).
 //!
@@ -256,7 +256,8 @@ impl<T: Lane, const FMA: bool, const L: usize> FlushExp<T, L> for PerLane<FMA> {
     }
 }
 
-/// Sixteen `f32` lanes from a table of `2^(j/16)` with AVX-512F
+/// One vector (16 `f32` lanes, 8 `f64`) from a table of `2^(j/16)` with
+/// AVX-512F
 /// ([`exp_avx512`](super::exp_avx512)); a value left over is computed in
 /// a vector of its own, so that every exponential of the level has the
 /// same bits for the same argument. Named only by the AVX-512 level's
@@ -266,112 +267,134 @@ pub(crate) struct TableAvx512;
 
 #[cfg(target_arch = "x86_64")]
 mod table_avx512 {
-    use std::arch::x86_64::{__m512, _mm512_add_ps};
+    use std::arch::x86_64::{__m512, __m512d, _mm512_add_pd, _mm512_add_ps};
 
-    use super::super::exp_avx512::exp_flush_x16;
+    use super::super::exp_avx512::{exp_flush_x8, exp_flush_x16};
     use super::{FlushExp, TableAvx512};
 
-    #[inline(always)]
-    fn vector(a: [f32; 16]) -> __m512 {
-        // SAFETY: 64 bytes either way, every bit pattern valid in both.
-        unsafe { std::mem::transmute::<[f32; 16], __m512>(a) }
+    /// The implementation for `$t` in vectors `$v` of `$l` lanes, whose
+    /// exponential is `$exp` and sum `$add`.
+    macro_rules! table_impl {
+        ($m:ident, $t:ty, $l:literal, $v:ty, $exp:ident, $add:ident) => {
+            mod $m {
+                use super::*;
+
+                #[inline(always)]
+                fn vector(a: [$t; $l]) -> $v {
+                    // SAFETY: 64 bytes either way, every bit pattern valid in both.
+                    unsafe { std::mem::transmute::<[$t; $l], $v>(a) }
+                }
+
+                #[inline(always)]
+                fn args_of(c: &[$t], arg: &impl Fn($t) -> $t) -> $v {
+                    let mut a = [0.0; $l];
+                    for i in 0..$l {
+                        a[i] = arg(c[i]);
+                    }
+                    vector(a)
+                }
+
+                // SAFETY (each `unsafe` call below): only the AVX-512 level's kernels
+                // use this type (see its docs), and they run only on CPUs with
+                // AVX-512F.
+                impl FlushExp<$t, $l> for TableAvx512 {
+                    type Chunk = $v;
+                    #[inline(always)]
+                    fn zero() -> $v {
+                        vector([0.0; $l])
+                    }
+                    #[inline(always)]
+                    fn lanes(c: $v) -> [$t; $l] {
+                        // SAFETY: as in `vector`.
+                        unsafe { std::mem::transmute::<$v, [$t; $l]>(c) }
+                    }
+                    /// The values in one vector, padded with zeros.
+                    #[inline(always)]
+                    fn each_exp(
+                        c: &[$t],
+                        arg: &impl Fn($t) -> $t,
+                        mut f: impl FnMut(usize, $t, $t),
+                    ) {
+                        let k = c.len().min($l);
+                        let mut a = [0.0; $l];
+                        for i in 0..k {
+                            a[i] = arg(c[i]);
+                        }
+                        let e = Self::lanes(unsafe { $exp(vector(a)) });
+                        for i in 0..k {
+                            f(i, a[i], e[i]);
+                        }
+                    }
+                    #[inline(always)]
+                    fn add_exp<const ARGS: bool>(
+                        sums: &mut $v,
+                        args: &mut $v,
+                        c: &[$t],
+                        arg: &impl Fn($t) -> $t,
+                    ) {
+                        let a = args_of(c, arg);
+                        *sums = unsafe { $add(*sums, $exp(a)) };
+                        if ARGS {
+                            *args = unsafe { $add(*args, a) };
+                        }
+                    }
+                    #[inline(always)]
+                    fn add_store_exp<const ARGS: bool>(
+                        sums: &mut $v,
+                        args: &mut $v,
+                        c: &[$t],
+                        arg: &impl Fn($t) -> $t,
+                        out: &mut [$t],
+                    ) {
+                        let a = args_of(c, arg);
+                        let e = unsafe { $exp(a) };
+                        out[..$l].copy_from_slice(&Self::lanes(e));
+                        *sums = unsafe { $add(*sums, e) };
+                        if ARGS {
+                            *args = unsafe { $add(*args, a) };
+                        }
+                    }
+                    #[inline(always)]
+                    fn add_exp_diff(
+                        x: &[$t],
+                        m: &[$t],
+                        mut out: Option<&mut [$t]>,
+                        sum: &mut [$t],
+                    ) {
+                        let n = x.len().min(m.len()).min(sum.len());
+                        let whole = n - n % $l;
+                        let mut step = |i: usize, e: &[$t]| {
+                            if let Some(out) = out.as_deref_mut() {
+                                out[i..i + e.len()].copy_from_slice(e);
+                            }
+                            for (s, &e) in sum[i..i + e.len()].iter_mut().zip(e) {
+                                *s += e;
+                            }
+                        };
+                        let chunks = x[..whole].chunks_exact($l).zip(m[..whole].chunks_exact($l));
+                        for (k, (xc, mc)) in chunks.enumerate() {
+                            let mut a = [0.0; $l];
+                            for j in 0..$l {
+                                a[j] = xc[j] - mc[j];
+                            }
+                            step($l * k, &Self::lanes(unsafe { $exp(vector(a)) }));
+                        }
+                        let rest = n - whole;
+                        let mut d = [0.0; $l];
+                        for j in 0..rest {
+                            d[j] = x[whole + j] - m[whole + j];
+                        }
+                        let mut e = [0.0; $l];
+                        Self::each_exp(&d[..rest], &|v| v, |j, _, ej| e[j] = ej);
+                        step(whole, &e[..rest]);
+                    }
+                }
+            }
+        };
     }
 
-    #[inline(always)]
-    fn args_of(c: &[f32], arg: &impl Fn(f32) -> f32) -> __m512 {
-        let mut a = [0.0; 16];
-        for i in 0..16 {
-            a[i] = arg(c[i]);
-        }
-        vector(a)
-    }
-
-    // SAFETY (each `unsafe` call below): only the AVX-512 level's kernels
-    // use this type (see its docs), and they run only on CPUs with
-    // AVX-512F.
-    impl FlushExp<f32, 16> for TableAvx512 {
-        type Chunk = __m512;
-        #[inline(always)]
-        fn zero() -> __m512 {
-            vector([0.0; 16])
-        }
-        #[inline(always)]
-        fn lanes(c: __m512) -> [f32; 16] {
-            // SAFETY: as in `vector`.
-            unsafe { std::mem::transmute::<__m512, [f32; 16]>(c) }
-        }
-        /// The values in one vector, padded with zeros.
-        #[inline(always)]
-        fn each_exp(c: &[f32], arg: &impl Fn(f32) -> f32, mut f: impl FnMut(usize, f32, f32)) {
-            let k = c.len().min(16);
-            let mut a = [0.0; 16];
-            for i in 0..k {
-                a[i] = arg(c[i]);
-            }
-            let e = Self::lanes(unsafe { exp_flush_x16(vector(a)) });
-            for i in 0..k {
-                f(i, a[i], e[i]);
-            }
-        }
-        #[inline(always)]
-        fn add_exp<const ARGS: bool>(
-            sums: &mut __m512,
-            args: &mut __m512,
-            c: &[f32],
-            arg: &impl Fn(f32) -> f32,
-        ) {
-            let a = args_of(c, arg);
-            *sums = unsafe { _mm512_add_ps(*sums, exp_flush_x16(a)) };
-            if ARGS {
-                *args = unsafe { _mm512_add_ps(*args, a) };
-            }
-        }
-        #[inline(always)]
-        fn add_store_exp<const ARGS: bool>(
-            sums: &mut __m512,
-            args: &mut __m512,
-            c: &[f32],
-            arg: &impl Fn(f32) -> f32,
-            out: &mut [f32],
-        ) {
-            let a = args_of(c, arg);
-            let e = unsafe { exp_flush_x16(a) };
-            out[..16].copy_from_slice(&Self::lanes(e));
-            *sums = unsafe { _mm512_add_ps(*sums, e) };
-            if ARGS {
-                *args = unsafe { _mm512_add_ps(*args, a) };
-            }
-        }
-        #[inline(always)]
-        fn add_exp_diff(x: &[f32], m: &[f32], mut out: Option<&mut [f32]>, sum: &mut [f32]) {
-            let n = x.len().min(m.len()).min(sum.len());
-            let whole = n - n % 16;
-            let mut step = |i: usize, e: &[f32]| {
-                if let Some(out) = out.as_deref_mut() {
-                    out[i..i + e.len()].copy_from_slice(e);
-                }
-                for (s, &e) in sum[i..i + e.len()].iter_mut().zip(e) {
-                    *s += e;
-                }
-            };
-            let chunks = x[..whole].chunks_exact(16).zip(m[..whole].chunks_exact(16));
-            for (k, (xc, mc)) in chunks.enumerate() {
-                let mut a = [0.0; 16];
-                for j in 0..16 {
-                    a[j] = xc[j] - mc[j];
-                }
-                step(16 * k, &Self::lanes(unsafe { exp_flush_x16(vector(a)) }));
-            }
-            let rest = n - whole;
-            let mut d = [0.0; 16];
-            for j in 0..rest {
-                d[j] = x[whole + j] - m[whole + j];
-            }
-            let mut e = [0.0; 16];
-            Self::each_exp(&d[..rest], &|v| v, |j, _, ej| e[j] = ej);
-            step(whole, &e[..rest]);
-        }
-    }
+    table_impl!(single, f32, 16, __m512, exp_flush_x16, _mm512_add_ps);
+    table_impl!(double, f64, 8, __m512d, exp_flush_x8, _mm512_add_pd);
 }
 
 /// The kernel bodies, generic over the element type, the lanes a chunk
@@ -947,7 +970,7 @@ macro_rules! levels {
 }
 
 levels!(k32, f32, 16, super::super::TableAvx512);
-levels!(k64, f64, 8, super::super::PerLane<true>);
+levels!(k64, f64, 8, super::super::TableAvx512);
 
 macro_rules! impl_row_kernels {
     ($t:ty, $m:ident) => {
