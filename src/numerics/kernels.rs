@@ -586,21 +586,31 @@ mod body {
     /// keep the arithmetic busy, instead of in a pass of its own that
     /// waits on memory.
     #[inline(always)]
+    ///
+    /// With `PREV`, also `prev_i *= k` (`prev` as long as `x`): the
+    /// previous row's gradient scaled in this row's pass, whose arithmetic
+    /// leaves the stores room, instead of in a pass of its own that waits
+    /// on them.
+    #[allow(clippy::too_many_arguments)]
     fn store_exp<
         T: Lane,
         E: FlushExp<T, L>,
         const ARGS: bool,
         const AHEAD: bool,
+        const PREV: bool,
         const L: usize,
     >(
         x: &[T],
         out: &mut [T],
         ahead: &[T],
+        (prev, k): (&mut [T], T),
         arg: impl Fn(T) -> T,
     ) -> (T, T, T) {
         let n = x.len().min(out.len());
         let (x, out) = (&x[..n], &mut out[..n]);
         let ahead = if AHEAD { &ahead[..n] } else { &ahead[..0] };
+        let prev = if PREV { &mut prev[..n] } else { &mut prev[..0] };
+        let mut ps = prev.chunks_exact_mut(L);
         let mut acc = E::zero();
         let mut args = E::zero();
         let mut hi = [T::NEG_INFINITY; L];
@@ -609,22 +619,41 @@ mod body {
         // Two loops, one body: a loop without `AHEAD` that also walked a
         // stand-in slice was built in reversed lanes (six shuffles a chunk
         // at AVX2).
-        let mut chunk = |c: &[T], o: &mut [T], h: &[T]| {
+        let mut chunk = |c: &[T], o: &mut [T], h: &[T], p: &mut [T]| {
             if AHEAD {
                 for i in 0..L {
                     hi[i] = larger(hi[i], h[i]);
                 }
             }
+            if PREV {
+                for v in &mut p[..L] {
+                    *v = *v * k;
+                }
+            }
             E::add_store_exp::<ARGS>(&mut acc, &mut args, c, &arg, o);
         };
-        if AHEAD {
+        if AHEAD && PREV {
+            let rows = (&mut xs).zip(&mut os).zip(ahead.chunks_exact(L));
+            for (((c, o), h), p) in rows.zip(&mut ps) {
+                chunk(c, o, h, p);
+            }
+        } else if AHEAD {
             for ((c, o), h) in (&mut xs).zip(&mut os).zip(ahead.chunks_exact(L)) {
-                chunk(c, o, h);
+                chunk(c, o, h, &mut []);
+            }
+        } else if PREV {
+            for ((c, o), p) in (&mut xs).zip(&mut os).zip(&mut ps) {
+                chunk(c, o, c, p);
             }
         } else {
             for (c, o) in (&mut xs).zip(&mut os) {
-                chunk(c, o, c);
+                chunk(c, o, c, &mut []);
             }
+        }
+        // The previous row's values left over, one at a time: as an
+        // overlapping chunk some would be scaled twice.
+        for v in ps.into_remainder() {
+            *v = *v * k;
         }
         let (mut acc, mut args) = (E::lanes(acc), E::lanes(args));
         let rem = xs.remainder();
@@ -681,7 +710,7 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, E, false, false, L>(x, out, &[], |v| v - shift).0
+        store_exp::<T, E, false, false, false, L>(x, out, &[], (&mut [], T::ZERO), |v| v - shift).0
     }
 
     #[inline(always)]
@@ -698,7 +727,10 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> (T, T) {
-        let (sum, args, _) = store_exp::<T, E, true, false, L>(x, out, &[], |v| v - shift);
+        let (sum, args, _) =
+            store_exp::<T, E, true, false, false, L>(x, out, &[], (&mut [], T::ZERO), |v| {
+                v - shift
+            });
         (sum, args)
     }
 
@@ -709,7 +741,29 @@ mod body {
         out: &mut [T],
         ahead: &[T],
     ) -> (T, T) {
-        let (sum, _, max) = store_exp::<T, E, false, true, L>(x, out, ahead, |v| v - shift);
+        let (sum, _, max) =
+            store_exp::<T, E, false, true, false, L>(x, out, ahead, (&mut [], T::ZERO), |v| {
+                v - shift
+            });
+        (sum, max)
+    }
+
+    /// [`exp_into`], or with a non-empty `ahead` [`exp_into_ahead`], and in
+    /// the same pass `prev_i *= k`: `(sum, max of ahead or -inf)`.
+    #[inline(always)]
+    pub fn exp_into_scaling<T: Lane, E: FlushExp<T, L>, const L: usize>(
+        x: &[T],
+        shift: T,
+        out: &mut [T],
+        ahead: &[T],
+        prev: &mut [T],
+        k: T,
+    ) -> (T, T) {
+        let (sum, _, max) = if ahead.is_empty() {
+            store_exp::<T, E, false, false, true, L>(x, out, ahead, (prev, k), |v| v - shift)
+        } else {
+            store_exp::<T, E, false, true, true, L>(x, out, ahead, (prev, k), |v| v - shift)
+        };
         (sum, max)
     }
 
@@ -720,7 +774,7 @@ mod body {
         out: &mut [T],
         ahead: &[T],
     ) -> (T, T, T) {
-        store_exp::<T, E, true, true, L>(x, out, ahead, |v| v - shift)
+        store_exp::<T, E, true, true, false, L>(x, out, ahead, (&mut [], T::ZERO), |v| v - shift)
     }
 
     #[inline(always)]
@@ -739,7 +793,10 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, E, false, false, L>(x, out, &[], |v| scale * v - shift).0
+        store_exp::<T, E, false, false, false, L>(x, out, &[], (&mut [], T::ZERO), |v| {
+            scale * v - shift
+        })
+        .0
     }
 
     #[inline(always)]
@@ -878,6 +935,17 @@ macro_rules! level_fns {
             super::super::body::exp_into_ahead::<$t, $exp, $lanes>(x, shift, out, ahead)
         }
         $(#[target_feature(enable = $feature)])?
+        pub(crate) fn exp_into_scaling(
+            x: &[$t],
+            shift: $t,
+            out: &mut [$t],
+            ahead: &[$t],
+            prev: &mut [$t],
+            k: $t,
+        ) -> ($t, $t) {
+            super::super::body::exp_into_scaling::<$t, $exp, $lanes>(x, shift, out, ahead, prev, k)
+        }
+        $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_into_shifted_ahead(
             x: &[$t],
             shift: $t,
@@ -1007,6 +1075,17 @@ macro_rules! impl_row_kernels {
                 ahead: &[Self],
             ) -> (Self, Self) {
                 dispatch!($m::exp_into_ahead(x, shift, out, ahead))
+            }
+            #[inline]
+            fn exp_into_scaling(
+                x: &[Self],
+                shift: Self,
+                out: &mut [Self],
+                ahead: &[Self],
+                prev: &mut [Self],
+                k: Self,
+            ) -> (Self, Self) {
+                dispatch!($m::exp_into_scaling(x, shift, out, ahead, prev, k))
             }
             #[inline]
             fn exp_into_shifted_ahead(
@@ -1272,6 +1351,27 @@ mod tests {
                         );
                         assert_eq!((s3.to_bits(), &o2), (stored.to_bits(), &out), "n = {n}");
                         assert_eq!(m3.to_bits(), want.to_bits(), "n = {n}, at {at}");
+                        // With the previous row scaled in the same pass:
+                        // the same exponentials, and each product's bits.
+                        let mut prev: Vec<$t> = ahead.iter().map(|&v| v * 0.37).collect();
+                        let k: $t = -1.0 / 3.0;
+                        let scaled: Vec<$t> = prev.iter().map(|&v| v * k).collect();
+                        let (s4, m4) = unsafe {
+                            super::$m::$level::exp_into_scaling(
+                                &x, max, &mut o2, &ahead, &mut prev, k,
+                            )
+                        };
+                        assert_eq!((s4.to_bits(), &o2), (stored.to_bits(), &out), "n = {n}");
+                        assert_eq!(m4.to_bits(), want.to_bits(), "n = {n}, at {at}");
+                        let bits = |v: &[$t]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&prev), bits(&scaled), "n = {n}");
+                        let (s5, m5) = unsafe {
+                            super::$m::$level::exp_into_scaling(&x, max, &mut o2, &[], &mut prev, k)
+                        };
+                        assert_eq!((s5.to_bits(), &o2), (stored.to_bits(), &out), "n = {n}");
+                        assert_eq!(m5, <$t>::NEG_INFINITY);
+                        let twice: Vec<$t> = scaled.iter().map(|&v| v * k).collect();
+                        assert_eq!(bits(&prev), bits(&twice), "n = {n}");
                     }
                     let mut unit: Vec<$t> = (0..n).map(|i| (i % 7) as $t / 6.0).collect();
                     assert!(unsafe { super::$m::$level::all_unit(&unit) }, "n = {n}");

@@ -2,8 +2,8 @@
 //! (blocked rows, vectorized kernels) agree with a plain scalar reference.
 
 use classloss::{
-    BceWithLogits, ClassTarget, CrossEntropy, Differentiable, KlDivergence, LabelSmoothing, Loss,
-    SigmoidFocal, SoftmaxFocal,
+    BceWithLogits, ClassTarget, CrossEntropy, Differentiable, GeneralizedCrossEntropy,
+    KlDivergence, LabelSmoothing, Loss, SigmoidFocal, SoftmaxFocal,
 };
 use ndarray::{Array1, Array2, ShapeBuilder};
 
@@ -207,5 +207,59 @@ fn blocked_vectorized_cross_entropy_matches_a_scalar_f64_reference() {
             worst <= 1e-7 / n as f64 + 1e-9,
             "{n}x{c}: gradient off by {worst}"
         );
+    }
+}
+
+/// A row whose gradient is finished by the next row's pass (a contiguous
+/// gradient buffer, rows of one kernel call) gives the bits of rows that
+/// finish their own (a column-major buffer, written through a scratch row):
+/// cross-entropy with and without class weights and GCE, `f32` at the row
+/// lengths that defer (below 256 classes) and at one that does not, and
+/// `f64`, whose rows defer up to 1024 classes.
+#[test]
+fn rows_that_leave_their_scaling_to_the_next_give_the_same_bits() {
+    macro_rules! same_bits {
+        ($loss:expr, $x:expr, $y:expr, $what:expr) => {{
+            let (x, y) = (&$x, &$y);
+            let mut g = Array2::zeros(x.raw_dim());
+            let mut gf = Array2::zeros(x.raw_dim().f());
+            let v = $loss
+                .forward_backward_into(x.view(), y.view(), g.view_mut())
+                .unwrap();
+            let vf = $loss
+                .forward_backward_into(x.view(), y.view(), gf.view_mut())
+                .unwrap();
+            assert!(gf.as_slice().is_none());
+            assert_eq!(v.to_bits(), vf.to_bits(), "value, {}", $what);
+            let differ = g
+                .iter()
+                .zip(&gf)
+                .filter(|(p, q)| p.to_bits() != q.to_bits())
+                .count();
+            assert_eq!(differ, 0, "gradient entries that differ, {}", $what);
+            assert!(g.iter().any(|&v| v != 0.0), "{}", $what);
+        }};
+    }
+    for (n, c) in [
+        (128, 100),
+        (33, 37),
+        (3, 47),
+        (40, 1000),
+        (9, 1024),
+        (5, 300),
+    ] {
+        let (x, y) = inputs(n, c, 11);
+        let w = Array1::from_shape_fn(c, |k| 0.5 + (k % 5) as f32 * 0.25);
+        let what = format!("{n} x {c}");
+        same_bits!(CrossEntropy::<f32>::new(), x, y, what);
+        let weighted = CrossEntropy::<f32>::new().with_weight(w.clone()).unwrap();
+        same_bits!(weighted, x, y, what);
+        same_bits!(GeneralizedCrossEntropy::<f32>::new(), x, y, what);
+        let x64 = x.mapv(f64::from);
+        same_bits!(CrossEntropy::<f64>::new(), x64, y, what);
+        let weighted = CrossEntropy::<f64>::new()
+            .with_weight(w.mapv(f64::from))
+            .unwrap();
+        same_bits!(weighted, x64, y, what);
     }
 }

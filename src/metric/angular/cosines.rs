@@ -34,7 +34,7 @@ pub(crate) fn run_cosines<F: Float>(
     // returns NaN when a value is out of range or NaN (which nothing else
     // produces: the exponentials are at most 1 and their sum at least 1).
     // The input is read once instead of twice; the error is reported after.
-    let sum = rows_2d(cosines, grad, per, |i, c_row, g, (beyond, _, _)| {
+    let sum = rows_2d(cosines, grad, per, false, |i, c_row, g, (beyond, _, _)| {
         row.run(c_row, labels.class(i), None, g, beyond).0
     });
     if sum.total.is_nan() {
