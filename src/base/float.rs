@@ -68,11 +68,10 @@ pub trait RowKernels: Copy {
     /// [`RowKernels::exp_into`], and in the same pass the largest value of
     /// `ahead` (the next row, as long as `x`; NaN skipped): `(sum, max)`.
     fn exp_into_ahead(x: &[Self], shift: Self, out: &mut [Self], ahead: &[Self]) -> (Self, Self);
-    /// [`RowKernels::exp_into`] (with a non-empty `ahead`,
-    /// [`RowKernels::exp_into_ahead`]) and, in the same pass, `prev_i *= k`
+    /// [`RowKernels::exp_into_ahead`] and, in the same pass, `prev_i *= k`
     /// (`prev` as long as `x`, each product the bits of `prev_i * k`): the
     /// previous row's gradient scaled while this row's exponentials run.
-    /// `(sum, max of ahead)`, `-inf` for an empty `ahead`.
+    /// `(sum, max of ahead)`.
     fn exp_into_scaling(
         x: &[Self],
         shift: Self,

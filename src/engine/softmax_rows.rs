@@ -652,17 +652,9 @@ fn run_row<F: Float, T, R>(
         let (sum, shifted) = exp_and_shifted_sums(x, max, g.as_deref_mut());
         (sum, Some(shifted))
     } else if x.len() <= SUM_BLOCK {
-        let sum = match (g.as_deref_mut(), prev.take()) {
-            (Some(e), Some((p, d))) => {
-                let (sum, _) = F::exp_into_scaling(x, max, e, &[], p, d.k);
-                d.fix_entry(p);
-                sum
-            }
-            (Some(e), None) => F::exp_into(x, max, e),
-            (None, unused) => {
-                prev = unused;
-                F::exp_sum(x, max)
-            }
+        let sum = match g.as_deref_mut() {
+            Some(e) => F::exp_into(x, max, e),
+            None => F::exp_sum(x, max),
         };
         (sum, None)
     } else {
@@ -762,16 +754,20 @@ const READ_AHEAD_MAX_BYTES: usize = 1 << 21;
 /// 1.06x the time (one thread, 40 alternating slices).
 const READ_AHEAD_CLASSES: std::ops::RangeInclusive<usize> = 256..=SUM_BLOCK;
 
-/// Whether rows of `classes` leave their scaling to the next row
-/// ([`Deferred`]) when the caller allows it: rows of one kernel call
-/// ([`SUM_BLOCK`]), and in `f32` rows of fewer than 256 classes only. On a
-/// Zen 4 VM (one thread, 30 alternating slices) cross-entropy 128 x 100 ran
-/// 0.87x the time and `f64` 256 x 1000 0.94x, but `f32` 256 x 1000 1.05x,
-/// with the next row read ahead or not: there the exponentials' pass is no
+/// Whether rows leave their scaling to the next row ([`Deferred`]) when
+/// the caller allows it: in `f64`, in a batch whose rows read the next one
+/// ahead (the scaling joins that loop; the last row of a block, which has
+/// no next row to read, finishes its predecessor's in a pass of its own).
+/// On a Zen 4 VM (one thread, 30-50 alternating slices) `f64`
+/// cross-entropy 256 x 1000 ran 0.94-0.97x the time, but `f32` 256 x 1000
+/// 1.05x, with the next row read ahead or not: its exponentials' pass is no
 /// longer bound by arithmetic (the AVX-512 table `exp`), and the previous
 /// row's loads and stores cost more in it than in a pass of their own.
-fn defers<F>(classes: usize) -> bool {
-    classes <= SUM_BLOCK && (std::mem::size_of::<F>() == 8 || classes < 256)
+/// `f32` 128 x 100 ran 0.87-0.97x with a loop that scaled without reading
+/// ahead, but the compiler split that loop into single lanes at AVX2 (2.1x
+/// the instructions at 2621 x 100), so it is not kept.
+fn defers<F>(read_ahead: bool) -> bool {
+    read_ahead && std::mem::size_of::<F>() == 8
 }
 
 /// Logits per block of rows: a block's rows (and gradient) stay in the
@@ -829,9 +825,8 @@ where
 /// a long row may split its own passes across them. Same blocks, same
 /// order, same sums. With `defer`, a row whose gradient is
 /// [`one_hot_grad`]'s may leave its scaling to the next row of its block
-/// ([`Deferred`]), when the gradient's rows are contiguous and at most
-/// [`SUM_BLOCK`] long (one kernel call); the last row of a block finishes
-/// its own.
+/// ([`Deferred`], where [`defers`] says), when the gradient's rows are
+/// contiguous; the last row of a block finishes its own.
 pub(crate) fn rows_2d<F: Float>(
     logits: ArrayView2<'_, F>,
     grad: Option<ArrayViewMut2<'_, F>>,
@@ -874,7 +869,7 @@ pub(crate) fn rows_2d<F: Float>(
         // from one row to the next.
         let mut g_rows = None;
         if defer
-            && defers::<F>(classes)
+            && defers::<F>(read_ahead)
             && let Some(g) = grad.take_if(|g| g.is_standard_layout())
         {
             g_rows = g.into_slice().map(|g| g.chunks_exact_mut(classes));

@@ -211,11 +211,10 @@ fn blocked_vectorized_cross_entropy_matches_a_scalar_f64_reference() {
 }
 
 /// A row whose gradient is finished by the next row's pass (a contiguous
-/// gradient buffer, rows of one kernel call) gives the bits of rows that
-/// finish their own (a column-major buffer, written through a scratch row):
-/// cross-entropy with and without class weights and GCE, `f32` at the row
-/// lengths that defer (below 256 classes) and at one that does not, and
-/// `f64`, whose rows defer up to 1024 classes.
+/// gradient buffer, `f64` rows of 256 to 1024 classes, which read ahead)
+/// gives the bits of rows that finish their own (a column-major buffer,
+/// written through a scratch row): cross-entropy with and without class
+/// weights and GCE, and `f32` and shorter rows, which never defer.
 #[test]
 fn rows_that_leave_their_scaling_to_the_next_give_the_same_bits() {
     macro_rules! same_bits {
