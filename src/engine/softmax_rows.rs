@@ -265,7 +265,8 @@ pub(crate) fn one_hot_grad<F: Float>(g: RowGrad<'_, F>, y: usize, scale: F) {
         Some(slot) => slot.set(Some(Deferred {
             k: scale * g.inv_sum,
             at: y,
-            fix: scale * F::one(),
+            // `sparse_target_grad`'s `scale * 1`, the same bits.
+            fix: scale,
         })),
         None => {
             sparse_target_grad(g, scale, &[(y, F::one())]);

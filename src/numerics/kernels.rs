@@ -380,13 +380,14 @@ mod table_avx512 {
                             step($l * k, &Self::lanes(unsafe { $exp(vector(a)) }));
                         }
                         let rest = n - whole;
-                        let mut d = [0.0; $l];
-                        for j in 0..rest {
-                            d[j] = x[whole + j] - m[whole + j];
+                        if rest > 0 {
+                            // One vector padded with zeros, as `each_exp`.
+                            let mut d = [0.0; $l];
+                            for j in 0..rest {
+                                d[j] = x[whole + j] - m[whole + j];
+                            }
+                            step(whole, &Self::lanes(unsafe { $exp(vector(d)) })[..rest]);
                         }
-                        let mut e = [0.0; $l];
-                        Self::each_exp(&d[..rest], &|v| v, |j, _, ej| e[j] = ej);
-                        step(whole, &e[..rest]);
                     }
                 }
             }
@@ -585,12 +586,12 @@ mod body {
     /// `-inf`): the next row's maximum, read while this row's exponentials
     /// keep the arithmetic busy, instead of in a pass of its own that
     /// waits on memory.
-    #[inline(always)]
     ///
-    /// With `PREV`, also `prev_i *= k` (`prev` as long as `x`): the
-    /// previous row's gradient scaled in this row's pass, whose arithmetic
-    /// leaves the stores room, instead of in a pass of its own that waits
-    /// on them.
+    /// With `PREV` (only with `AHEAD`), also `prev_i *= k` (`prev` as long
+    /// as `x`): the previous row's gradient scaled in this row's pass,
+    /// whose arithmetic leaves the stores room, instead of in a pass of its
+    /// own that waits on them.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn store_exp<
         T: Lane,
@@ -616,9 +617,9 @@ mod body {
         let mut hi = [T::NEG_INFINITY; L];
         let mut xs = x.chunks_exact(L);
         let mut os = out.chunks_exact_mut(L);
-        // Two loops, one body: a loop without `AHEAD` that also walked a
-        // stand-in slice was built in reversed lanes (six shuffles a chunk
-        // at AVX2).
+        // One loop per set of slices walked, one body: a loop without
+        // `AHEAD` that also walked a stand-in slice was built in reversed
+        // lanes (six shuffles a chunk at AVX2).
         let mut chunk = |c: &[T], o: &mut [T], h: &[T], p: &mut [T]| {
             if AHEAD {
                 for i in 0..L {
