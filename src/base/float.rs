@@ -97,17 +97,16 @@ pub trait RowKernels: Copy {
     /// Stores `exp(scale * x_i - shift)` in `out` (same length) and returns
     /// the sum, for `shift >= max scale * x_i`.
     fn scaled_exp_into(x: &[Self], scale: Self, shift: Self, out: &mut [Self]) -> Self;
-    /// Column kernels, element by element over equal-length slices (the
-    /// positions of a tile): `acc_j = max(acc_j, x_j)`.
-    fn max_into(acc: &mut [Self], x: &[Self]);
-    /// `sum_j += exp(x_j - m_j)`, for `m_j >= x_j`.
-    fn exp_diff_acc(x: &[Self], m: &[Self], sum: &mut [Self]);
-    /// `out_j = exp(x_j - m_j)` and `sum_j += out_j`.
-    fn exp_diff_into_acc(x: &[Self], m: &[Self], out: &mut [Self], sum: &mut [Self]);
+    /// The softmax down the columns of a tile ([`ColumnTile`]): each
+    /// position's largest logit, sum of `exp(x - max)` and logit at its
+    /// label into `stats`, and with `grad` the gradient ([`ColumnGrad`]).
+    fn softmax_columns(
+        tile: ColumnTile<'_, Self>,
+        stats: ColumnStats<'_, Self>,
+        grad: Option<ColumnGrad<'_, Self>>,
+    );
     /// `acc_j += a (x_j - m_j)`.
     fn diff_axpy(acc: &mut [Self], a: Self, x: &[Self], m: &[Self]);
-    /// `g_j = k_j g_j - b d_j`.
-    fn scale_shift_cols(g: &mut [Self], k: &[Self], b: Self, d: &[Self]);
     /// `e_i = exp(-|x_i|)` and `l_i = ln(1 + e_i)`, over the common length.
     fn logistic_parts(x: &[Self], e: &mut [Self], l: &mut [Self]);
     /// `g_i = a g_i + b`.
@@ -127,4 +126,54 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
+}
+
+/// The logits of a tile of positions whose classes run down columns:
+/// class `k`'s logits at positions `0..width` are
+/// `x[k * stride..][..width]`, `width` being the labels' length.
+pub struct ColumnTile<'a, F> {
+    /// The logits.
+    pub x: &'a [F],
+    /// Classes (rows of the tile).
+    pub classes: usize,
+    /// Elements from one class's logits to the next's.
+    pub stride: usize,
+    /// Each position's label; [`ColumnTile::NO_LABEL`] (an ignored
+    /// position) matches no class. Every label is below `classes`.
+    pub labels: &'a [u32],
+    /// Room for one strip of positions: at least `classes * 16` values.
+    pub strip: &'a mut [F],
+}
+
+impl<F> ColumnTile<'_, F> {
+    /// The label of a position that matches no class.
+    pub const NO_LABEL: u32 = u32::MAX;
+}
+
+/// Per position of a [`ColumnTile`], as long as its labels: written by
+/// [`RowKernels::softmax_columns`].
+pub struct ColumnStats<'a, F> {
+    /// The largest logit (NaN skipped).
+    pub max: &'a mut [F],
+    /// `sum_k exp(x_k - max)`: in `F` over each 64 classes, added in `f64`
+    /// beyond that.
+    pub sum: &'a mut [F],
+    /// The logit at the label; 0 at a position without one.
+    pub at_label: &'a mut [F],
+}
+
+/// The gradient of a [`ColumnTile`], laid out as its logits:
+/// `g_kj = (coef_j / sum_j) exp(x_kj - max_j) - w_k dense_j - [k = y_j] fix_j`,
+/// without the `dense` term when it is `None` (`w_k` 1 without weights).
+pub struct ColumnGrad<'a, F> {
+    /// The gradient, `x`'s layout.
+    pub g: &'a mut [F],
+    /// Per position.
+    pub coef: &'a [F],
+    /// Per position, subtracted at the label.
+    pub fix: &'a [F],
+    /// Per position, times the class weight, subtracted at every class.
+    pub dense: Option<&'a [F]>,
+    /// One weight per class for `dense`, or none (all 1).
+    pub weight: Option<&'a [F]>,
 }

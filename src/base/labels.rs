@@ -362,13 +362,14 @@ impl<'a> LabelSlice<'a> {
     pub(crate) fn classes_into(
         &self,
         start: usize,
-        out: &mut [usize],
+        out: &mut [u32],
         ignore: Option<i128>,
-        ignored: usize,
+        ignored: u32,
     ) {
         with_slice!(self, s => {
             for (o, &l) in out.iter_mut().zip(&s[start..]) {
-                *o = to_class(l.to_i128(), ignore).unwrap_or(ignored);
+                // A class fits: the caller's classes are below `u32::MAX`.
+                *o = to_class(l.to_i128(), ignore).map_or(ignored, |c| c as u32);
             }
         })
     }

@@ -2,42 +2,41 @@
 //!
 //! In a contiguous spatial input each sample is a `(C, S)` matrix
 //! (`S = d1 * .. * dk` positions) whose class rows run along the positions,
-//! so a position's logits are a strided column. Rather than gather each
-//! column (one cache line per class per position), the softmax runs down
-//! the columns a tile of positions at a time, in place: every pass (the
-//! max, the exponentials stored in the gradient buffer and summed, the
-//! scaling) is an element-by-element loop along the positions, which
-//! vectorizes, and reads each class row as one sequential stretch. The
-//! per-position formulas are the row path's (`rows.rs`): the same
-//! `(x_y - max) - ln(sum)`, the same gradient. Samples run in parallel with
-//! the `rayon` feature; their sums are added in order.
+//! so a position's logits are a strided column. The softmax runs down the
+//! columns in place, a vector of positions (a strip) at a time
+//! ([`RowKernels::softmax_columns`](crate::base::float::RowKernels::softmax_columns)):
+//! the strip's logits are read once, each class a vector, and its
+//! gradient written once; the per-position values stay in registers.
+//! Around the kernel, each tile of positions reads its labels once and
+//! forms each position's loss from the kernel's max, sum and logit at the
+//! label. The per-position formulas are the row path's (`rows.rs`): the
+//! same `(x_y - max) - ln(sum)`, the same gradient. Samples run in
+//! parallel with the `rayon` feature; their sums are added in order.
 
 use std::any::Any;
 use std::cell::Cell;
 
 use crate::Float;
+use crate::base::float::{ColumnGrad, ColumnStats, ColumnTile};
 use crate::base::labels::LabelSlice;
 use crate::base::reduction::Sum;
 use crate::engine::parallel::map_blocks;
 use crate::engine::softmax_rows::{smoothed_label_term, term};
 
-/// Positions per tile of a spatial sample, which runs in place: each
-/// pass over a class row is then a sequential stretch of up to 64 KiB
-/// (`f32`), which the hardware prefetchers follow. Tiles of 256 positions
-/// copied into a contiguous block (the earlier design: the class rows are
-/// a map apart, often a power of two, where short stretches evict each
-/// other from the caches) spent over half their time in the copies on a
-/// Zen 4 machine, waiting on memory; whole 128 x 128 maps in place ran
-/// 0.77x their time (median of 60 alternating slices, one thread).
-const TILE: usize = 16384;
+/// Positions per tile of a spatial sample: the span of the per-position
+/// buffers (labels, factors, the kernel's statistics, the losses), 9 KiB
+/// each in `f64`, which stay in the caches. The kernel's reads and writes
+/// run across tiles as they would in one, so the width changed nothing
+/// measurable between 2,048 and 16,384 (whole 128 x 128 maps) on a Zen 4
+/// machine; the earlier design, a pass per class row over the tile,
+/// wanted whole maps.
+const TILE: usize = 2048;
 /// Rows per block of `(N, C)` logits transposed to run down the columns
 /// ([`label_rows_by_columns`]): the block and its gradient stay in the
 /// first-level cache.
 const ROW_BLOCK: usize = 256;
 /// A tile's label that counts for nothing.
-const IGNORED: usize = usize::MAX;
-/// Classes summed in `F` before their sums move into `f64`.
-const CLASS_BLOCK: usize = 64;
+const NO_LABEL: u32 = ColumnTile::<f32>::NO_LABEL;
 
 /// What the labels mean: the options of [`crate::CrossEntropy`] as numbers.
 pub(crate) struct LabelTerms<'a, F> {
@@ -204,13 +203,6 @@ fn transpose<F: Float>(from: &[F], to: &mut [F], rows: usize, cols: usize) {
     }
 }
 
-/// Whether a tile's column sums move into `f64` after class `k` (of
-/// `classes`): every `CLASS_BLOCK` classes, when there are more than that.
-#[inline]
-fn flushes_after(classes: usize, k: usize) -> bool {
-    classes > CLASS_BLOCK && (k + 1).is_multiple_of(CLASS_BLOCK)
-}
-
 /// The buffers of a thread's tiles, kept from call to call ([`with_scratch`]).
 struct Scratch<F> {
     /// The per-position buffers.
@@ -258,40 +250,50 @@ fn grow<F: Float>(a: &mut Vec<F>, b: &mut Vec<F>, len: usize) {
 
 /// A tile's per-position buffers; each tile initializes what it reads.
 struct TileScratch<F> {
-    /// `max`, `sum`, `dot`, `wy`, `xy`, `ln_sum`, `kc`, `dense`, as long as
-    /// the widest tile yet.
+    /// `max`, `sum`, `at_label`, `ln_sum`, `wy`, `coef`, `fix`, `dense`,
+    /// `dot`, as long as the widest tile yet.
     f: Vec<F>,
-    /// The `f64` column sums (`wide`) and the positions' values.
-    wide: Vec<f64>,
+    /// The positions' values.
+    values: Vec<f64>,
     /// The tile's labels.
-    ys: Vec<usize>,
+    ys: Vec<u32>,
+    /// One strip of positions' values, for the kernel ([`ColumnTile::strip`]).
+    strip: Vec<F>,
 }
 
 impl<F: Float> TileScratch<F> {
     fn new() -> Self {
         TileScratch {
             f: Vec::new(),
-            wide: Vec::new(),
+            values: Vec::new(),
             ys: Vec::new(),
+            strip: Vec::new(),
         }
     }
 
-    /// The eight `F` buffers, the two `f64` ones and the labels, `w` long
-    /// each (grown to `w` first: they never shrink).
+    /// The nine `F` buffers, the values and the labels, `w` long each,
+    /// and a strip's room for `classes` (grown first: they never shrink).
     #[allow(clippy::type_complexity)]
-    fn parts(&mut self, w: usize) -> ([&mut [F]; 8], [&mut [f64]; 2], &mut [usize]) {
+    fn parts(
+        &mut self,
+        w: usize,
+        classes: usize,
+    ) -> ([&mut [F]; 9], &mut [f64], &mut [u32], &mut [F]) {
+        if self.strip.len() < 16 * classes {
+            self.strip.resize(16 * classes, F::zero());
+        }
         if self.ys.len() < w {
-            self.f.resize(8 * w, F::zero());
-            self.wide.resize(2 * w, 0.0);
-            self.ys.resize(w, IGNORED);
+            self.f.resize(9 * w, F::zero());
+            self.values.resize(w, 0.0);
+            self.ys.resize(w, NO_LABEL);
         }
         let each = self.ys.len();
         let mut f = self.f.chunks_exact_mut(each).map(|c| &mut c[..w]);
-        let mut wide = self.wide.chunks_exact_mut(each).map(|c| &mut c[..w]);
         (
             std::array::from_fn(|_| f.next().unwrap_or_default()),
-            std::array::from_fn(|_| wide.next().unwrap_or_default()),
+            &mut self.values[..w],
             &mut self.ys[..w],
+            &mut self.strip,
         )
     }
 }
@@ -321,89 +323,86 @@ impl Tile {
         scratch: &mut TileScratch<F>,
         terms: &LabelTerms<'_, F>,
         (xs, labels): (&[F], LabelSlice<'_>),
-        mut g: Option<&mut [F]>,
+        g: Option<&mut [F]>,
         per: Option<&mut [F]>,
         out: &mut Sum,
     ) {
         let w = self.width;
-        let ([max, sum, dot, wy, xy, ln_sum, kc, dense], [wide, values], ys) = scratch.parts(w);
-        // The tile's labels, read once: `IGNORED` marks the ignored one.
-        labels.classes_into(self.start, ys, terms.ignore, IGNORED);
-        max.fill(F::neg_infinity());
-        sum.fill(F::zero());
-        for k in 0..self.classes {
-            F::max_into(max, &xs[self.range(k)]);
+        let ([max, sum, at_label, ln_sum, wy, coef, fix, dense, dot], values, ys, strip) =
+            scratch.parts(w, self.classes);
+        // The tile's labels, read once; an ignored one matches no class.
+        labels.classes_into(self.start, ys, terms.ignore, NO_LABEL);
+        let weight = |c: usize| terms.weight.map_or(F::one(), |wt| wt[c]);
+        for (wy, &y) in wy.iter_mut().zip(ys.iter()) {
+            *wy = if y == NO_LABEL {
+                F::zero()
+            } else {
+                weight(y as usize)
+            };
         }
-        // Many classes: the per-position sums move into `f64` every
-        // `CLASS_BLOCK` classes, so that a long class axis keeps `f32`
-        // accuracy (few classes: one `F` sum, as in a row).
-        if self.classes > CLASS_BLOCK {
-            wide.fill(0.0);
-        }
-        for k in 0..self.classes {
-            let x = &xs[self.range(k)];
-            match g.as_deref_mut() {
-                Some(g) => F::exp_diff_into_acc(x, max, &mut g[self.range(k)], sum),
-                None => F::exp_diff_acc(x, max, sum),
+        // The gradient's factors per position (see `ColumnGrad`): on the
+        // exponentials, at the label, and (with smoothing) on every class.
+        let at_y = terms.scale
+            * if terms.smoothing {
+                terms.hard
+            } else {
+                F::one()
+            };
+        if g.is_some() {
+            for ((c, f), &wc) in coef.iter_mut().zip(fix.iter_mut()).zip(wy.iter()) {
+                *f = at_y * wc;
+                *c = terms.scale * wc;
             }
-            if flushes_after(self.classes, k) {
-                for (w, s) in wide.iter_mut().zip(sum.iter_mut()) {
-                    *w += s.as_f64();
-                    *s = F::zero();
+            if terms.smoothing {
+                let (hard, off) = (terms.hard.as_f64(), terms.off.as_f64());
+                for j in 0..w {
+                    let labelled = ys[j] != NO_LABEL;
+                    // hard * w_y in f64: in F a subnormal w_y loses bits.
+                    let total = F::lit(hard * wy[j].as_f64() + term(off, terms.w_sum));
+                    coef[j] = if labelled {
+                        terms.scale * total
+                    } else {
+                        F::zero()
+                    };
+                    dense[j] = if labelled {
+                        terms.scale * terms.off
+                    } else {
+                        F::zero()
+                    };
                 }
             }
         }
-        if self.classes > CLASS_BLOCK {
-            for (w, s) in wide.iter().zip(sum.iter_mut()) {
-                *s = F::lit(*w + s.as_f64());
-            }
-        }
-        // With smoothing: sum_k w_k (x_k - max), for sum_k w_k (-log p_k).
-        if terms.smoothing {
-            dot.fill(F::zero());
-            for k in 0..self.classes {
-                let wk = terms.weight.map_or(F::one(), |wt| wt[k]);
-                F::diff_axpy(dot, wk, &xs[self.range(k)], max);
-            }
-        }
-
-        // Per position: the label's weight (0 where ignored) and logit, and
-        // the log of the sum, each as a vector pass; then the loss, and the
-        // gradient's factor on the stored exponentials (`k`) and on the
-        // class weights (`dense`).
-        let weight = |c: usize| terms.weight.map_or(F::one(), |wt| wt[c]);
-        // Branch-free: an ignored position reads class 0's logit, and its
-        // weight 0 makes the position's value and factor 0 whatever it is.
-        let label_at = |j: usize| {
-            let y = ys[j];
-            let (c, wc) = if y == IGNORED {
-                (0, F::zero())
-            } else {
-                (y, weight(y))
-            };
-            (c * self.positions + self.start + j, wc)
+        let tile = ColumnTile {
+            x: &xs[self.start..],
+            classes: self.classes,
+            stride: self.positions,
+            labels: ys,
+            strip,
         };
-        dense.fill(F::zero());
-        for j in 0..w {
-            let (at, wc) = label_at(j);
-            wy[j] = wc;
-            xy[j] = xs[at];
-        }
+        let stats = ColumnStats { max, sum, at_label };
+        let grad = g.map(|g| ColumnGrad {
+            g: &mut g[self.start..],
+            coef,
+            fix,
+            dense: terms.smoothing.then_some(&*dense),
+            weight: terms.weight,
+        });
+        F::softmax_columns(tile, stats, grad);
+        let (max, sum, at_label) = (&*max, &*sum, &*at_label);
         F::ln_into(sum, ln_sum);
         if terms.smoothing {
-            kc.fill(F::zero());
+            // sum_k w_k (x_k - max), for sum_k w_k (-log p_k).
+            dot.fill(F::zero());
+            for k in 0..self.classes {
+                F::diff_axpy(dot, weight(k), &xs[self.range(k)], max);
+            }
             values.fill(0.0);
             for j in 0..w {
-                if ys[j] == IGNORED {
+                if ys[j] == NO_LABEL {
                     continue;
                 }
                 // -log p_y in f64: finite where F's would overflow.
-                let nll_y = (max[j].as_f64() - xy[j].as_f64()) + ln_sum[j].as_f64();
-                // hard * w_y in f64: in F a subnormal w_y loses bits.
-                let at_y = terms.hard.as_f64() * wy[j].as_f64();
-                let total_coef = F::lit(at_y + term(terms.off.as_f64(), terms.w_sum));
-                kc[j] = terms.scale * total_coef / sum[j];
-                dense[j] = terms.scale * terms.off;
+                let nll_y = (max[j].as_f64() - at_label[j].as_f64()) + ln_sum[j].as_f64();
                 let mut shifted = dot[j].as_f64();
                 if !shifted.is_finite() && max[j].is_finite() {
                     // Cold: a weighted difference overflowed F (f32
@@ -418,14 +417,11 @@ impl Tile {
                 values[j] = smoothed_label_term(wy[j].as_f64(), hard, nll_y, off, nll_sum);
             }
         } else {
-            // Branch-free, so that both loops vectorize; an ignored
-            // position has weight 0, hence factor 0 and value 0.
-            for j in 0..w {
-                kc[j] = terms.scale * wy[j] / sum[j];
-            }
+            // Branch-free, so that the loop vectorizes; an ignored
+            // position has weight 0, hence value 0.
             for j in 0..w {
                 // -log p_y in f64: finite where F's would overflow.
-                let nll_y = (max[j].as_f64() - xy[j].as_f64()) + ln_sum[j].as_f64();
+                let nll_y = (max[j].as_f64() - at_label[j].as_f64()) + ln_sum[j].as_f64();
                 values[j] = term(wy[j].as_f64(), nll_y);
             }
         }
@@ -435,22 +431,5 @@ impl Tile {
             }
         }
         out.add_block::<F, f64>(self.first + self.start, values);
-        if let Some(g) = g {
-            for k in 0..self.classes {
-                F::scale_shift_cols(&mut g[self.range(k)], kc, weight(k), dense);
-            }
-            let at_y = if terms.smoothing {
-                terms.hard
-            } else {
-                F::one()
-            };
-            // An ignored position subtracts +0 (its weight 0 times a
-            // non-negative factor) from class 0: the same bits.
-            let at_y = terms.scale * at_y;
-            for j in 0..w {
-                let (at, wc) = label_at(j);
-                g[at] -= at_y * wc;
-            }
-        }
     }
 }

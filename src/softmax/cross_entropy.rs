@@ -598,7 +598,10 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                     && (!smoothing || fits);
                 // `(N, C)` rows of few classes run down the columns too.
                 let rows = shape.len() == 2;
-                let columns = contiguous && (!rows || classes <= SMALL_CLASSES);
+                // The column kernels take labels as `u32`.
+                let columns = contiguous
+                    && (!rows || classes <= SMALL_CLASSES)
+                    && classes < u32::MAX as usize;
                 let sum = match (columns, logits.as_slice(), labels.as_slice()) {
                     (true, Some(x), Some(y)) if rows => label_rows_by_columns(
                         x,

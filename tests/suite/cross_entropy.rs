@@ -331,8 +331,8 @@ fn an_f32_row_beyond_the_range_names_its_sample() {
 /// column-major copy of it takes the lane-by-lane path. Both must agree.
 #[test]
 fn spatial_column_path_matches_the_lane_path() {
-    // 35 positions (one tile of the column path), 16,900 (a full tile of
-    // 16,384 and a partial one), 70 classes (past the 64 after which the
+    // 35 positions (one tile of the column path), 16,900 (whole tiles of
+    // 2,048 and a partial one), 70 classes (past the 64 after which the
     // column sums move into f64) and exactly 64 (where they do not).
     let shapes = [
         ([3, 6, 5, 7], [3, 5, 7]),
