@@ -8,6 +8,7 @@ use crate::base::reduction::Totals;
 use crate::base::validate::{check_weights, non_negative};
 use crate::engine::softmax_labels::run_on_labels;
 use crate::engine::softmax_rows::{one_hot_grad_f64, term};
+use crate::numerics::prob_and_complement;
 use crate::{Float, Result};
 
 /// The factor `alpha` of [`SoftmaxFocal`]: one number for every class, or
@@ -170,18 +171,30 @@ impl<F: Float> Compute<F> for SoftmaxFocal<F> {
 /// gradient's coefficient (`d/dz_y [-(1 - p)^gamma log p]` is
 /// `(modulator + slope) (p - 1)`).
 ///
-/// In log space, so that neither a huge `gamma` nor a `p` close to 0 or 1
+/// A whole `gamma` up to 4 (2, the paper's, is the common one) takes the
+/// modulator as a product of `1 - p`s, as PyTorch's `pow` does; any other
+/// in log space, so that neither a huge `gamma` nor a `p` close to 0 or 1
 /// makes `0 * inf`: `ln(1 - p)` is `ln_1p(-p)` for small `p` and
-/// `ln(-expm1(log p))` near 1, and the slope is `gamma p r (1 - p)^gamma`
-/// with `r = -log p / (1 - p)`, which tends to 1 as `p -> 1`.
+/// `ln(-expm1(log p))` near 1. The slope is `gamma p r (1 - p)^gamma` with
+/// `r = -log p / (1 - p)`, which tends to 1 as `p -> 1`.
 fn focal_modulator(nll: f64, gamma: f64) -> (f64, f64) {
-    let p = (-nll).exp();
-    let q = (-(-nll).exp_m1()).max(0.0);
     if gamma == 0.0 {
         return (1.0, 0.0);
     }
-    let ln_q = if p < 0.5 { (-p).ln_1p() } else { q.ln() };
-    let modulator = (gamma * ln_q).exp();
+    let (p, q) = prob_and_complement(nll);
+    let q = q.max(0.0);
+    let modulator = if gamma == 1.0 {
+        q
+    } else if gamma == 2.0 {
+        q * q
+    } else if gamma == 3.0 {
+        q * q * q
+    } else if gamma == 4.0 {
+        (q * q) * (q * q)
+    } else {
+        let ln_q = if p < 0.5 { (-p).ln_1p() } else { q.ln() };
+        (gamma * ln_q).exp()
+    };
     let r = if q > 0.0 { nll / q } else { 1.0 };
     // p (-log p) tends to 0 with p: at p = 0 (a -log p beyond f64) the
     // slope is 0, not 0 * inf.

@@ -5,6 +5,7 @@ use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::engine::softmax_labels::run_on_labels;
 use crate::engine::softmax_rows::one_hot_grad_f64;
+use crate::numerics::prob_and_complement;
 use crate::{Float, Result};
 
 loss_options! {
@@ -80,10 +81,11 @@ impl<F: Float> Compute<F> for Poly1<F> {
             // The row's scalars in f64: epsilon may be beyond F (1e39 in
             // f32), and the gradient's factor with it.
             let nll = row.nll(y);
+            let (p, q) = prob_and_complement(nll);
             if let Some(g) = g {
-                one_hot_grad_f64(g, y, scale.as_f64() * (1.0 + eps * (-nll).exp()));
+                one_hot_grad_f64(g, y, scale.as_f64() * (1.0 + eps * p));
             }
-            eps * -(-nll).exp_m1() + nll
+            eps * q + nll
         })
     }
 }
