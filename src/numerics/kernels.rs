@@ -8,7 +8,7 @@
 //! `#[target_feature]` and picked at run time by [`RowKernels`](crate::base::float::RowKernels). A result
 //! never differs between calls; between levels it differs by the rounding
 //! of fused multiply-adds and, at AVX-512, by the lanes' order (in `f32`)
-//! and the softmax rows' exponential ([`FlushExp`]: a table there, the
+//! and the softmax rows' exponential ([`LevelExp`]: a table there, the
 //! polynomial elsewhere).
 //!
 //! Lanes a chunk (`L`, one accumulator each), per level:
@@ -168,10 +168,11 @@ impl Lane for f64 {
     }
 }
 
-/// How a level takes `exp` of arguments `<= 0` in the softmax rows, with
-/// results below the smallest normal number as 0 (see
-/// [`Lane::exp_flush`]): per chunk of `L` lanes in a row's loop, and for
-/// the values left over.
+/// How a level takes `exp` of arguments `<= 0`: in the softmax rows and
+/// columns with results below the smallest normal number as 0 (see
+/// [`Lane::exp_flush`]), per chunk of `L` lanes in a row's loop and for
+/// the values left over; and the sigmoid family's `exp(-|x|)`, subnormal
+/// results kept ([`LevelExp::exp_neg_abs_into`]).
 ///
 /// A chunk's sums are kept in the level's own chunk type: kept in an array
 /// of lanes and fed from a vector that intrinsics built, they led the
@@ -180,7 +181,7 @@ impl Lane for f64 {
 /// that take the exponential lane by lane keep their one loop a lane
 /// (written as separate loops, the compiler built AVX2's in half-width
 /// vectors or reversed lanes).
-pub(crate) trait FlushExp<T, const L: usize> {
+pub(crate) trait LevelExp<T, const L: usize> {
     /// `L` lanes in the form the level's exponential returns them.
     type Chunk: Copy;
     /// Every lane 0.
@@ -198,7 +199,7 @@ pub(crate) trait FlushExp<T, const L: usize> {
         c: &[T],
         arg: &impl Fn(T) -> T,
     );
-    /// As [`FlushExp::add_exp`], with `exp(arg(c))` also stored in `out`
+    /// As [`LevelExp::add_exp`], with `exp(arg(c))` also stored in `out`
     /// (`L` long).
     fn add_store_exp<const ARGS: bool>(
         sums: &mut Self::Chunk,
@@ -210,13 +211,17 @@ pub(crate) trait FlushExp<T, const L: usize> {
     /// `sum_i += exp(x_i - m_i)` and, with `out`, `out_i = exp(x_i - m_i)`
     /// (the column kernels; the slices of one length).
     fn add_exp_diff(x: &[T], m: &[T], out: Option<&mut [T]>, sum: &mut [T]);
+    /// `out_i = exp(-|x_i|)` over the common length, with results below the
+    /// smallest normal number kept (subnormal): the sigmoid family's parts
+    /// ([`Lane::exp_nonpos`] lane by lane).
+    fn exp_neg_abs_into(x: &[T], out: &mut [T]);
 }
 
 /// Lane by lane, [`Lane::exp_flush`]'s polynomial, which the compiler
 /// vectorizes.
 pub(crate) struct PerLane<const FMA: bool>;
 
-impl<T: Lane, const FMA: bool, const L: usize> FlushExp<T, L> for PerLane<FMA> {
+impl<T: Lane, const FMA: bool, const L: usize> LevelExp<T, L> for PerLane<FMA> {
     type Chunk = [T; L];
     #[inline(always)]
     fn zero() -> [T; L] {
@@ -283,6 +288,12 @@ impl<T: Lane, const FMA: bool, const L: usize> FlushExp<T, L> for PerLane<FMA> {
             }
         }
     }
+    #[inline(always)]
+    fn exp_neg_abs_into(x: &[T], out: &mut [T]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v.neg_abs().exp_nonpos::<FMA>();
+        }
+    }
 }
 
 /// One vector (16 `f32` lanes, 8 `f64`) from a table of `2^(j/16)` with
@@ -298,13 +309,28 @@ pub(crate) struct TableAvx512;
 mod table_avx512 {
     use std::arch::x86_64::{__m512, __m512d, _mm512_add_pd, _mm512_add_ps};
 
-    use super::super::exp_avx512::{exp_flush_x8, exp_flush_x16};
-    use super::{FlushExp, TableAvx512};
+    use super::super::exp_avx512::{exp_flush_x8, exp_flush_x16, exp_subnormal_x16};
+    use super::{Lane, LevelExp, TableAvx512};
+
+    /// [`exp_subnormal_x16`]'s counterpart in `f64`: [`Lane::exp_nonpos`]
+    /// lane by lane (the polynomial; `f64`'s sigmoid family has no table
+    /// form yet).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn exp_subnormal_x8(x: __m512d) -> __m512d {
+        // SAFETY: 64 bytes either way, every bit pattern valid in both.
+        let mut a = unsafe { std::mem::transmute::<__m512d, [f64; 8]>(x) };
+        for v in &mut a {
+            *v = v.exp_nonpos::<true>();
+        }
+        // SAFETY: as above.
+        unsafe { std::mem::transmute::<[f64; 8], __m512d>(a) }
+    }
 
     /// The implementation for `$t` in vectors `$v` of `$l` lanes, whose
     /// exponential is `$exp` and sum `$add`.
     macro_rules! table_impl {
-        ($m:ident, $t:ty, $l:literal, $v:ty, $exp:ident, $add:ident) => {
+        ($m:ident, $t:ty, $l:literal, $v:ty, $exp:ident, $sub:ident, $add:ident) => {
             mod $m {
                 use super::*;
 
@@ -326,7 +352,7 @@ mod table_avx512 {
                 // SAFETY (each `unsafe` call below): only the AVX-512 level's kernels
                 // use this type (see its docs), and they run only on CPUs with
                 // AVX-512F.
-                impl FlushExp<$t, $l> for TableAvx512 {
+                impl LevelExp<$t, $l> for TableAvx512 {
                     type Chunk = $v;
                     #[inline(always)]
                     fn zero() -> $v {
@@ -418,20 +444,59 @@ mod table_avx512 {
                             step(whole, &Self::lanes(unsafe { $exp(vector(d)) })[..rest]);
                         }
                     }
+                    #[inline(always)]
+                    fn exp_neg_abs_into(x: &[$t], out: &mut [$t]) {
+                        let n = x.len().min(out.len());
+                        let (x, out) = (&x[..n], &mut out[..n]);
+                        let mut whole = out.chunks_exact_mut($l);
+                        for (o, c) in (&mut whole).zip(x.chunks_exact($l)) {
+                            let mut a = [0.0; $l];
+                            for i in 0..$l {
+                                a[i] = -c[i].abs();
+                            }
+                            o.copy_from_slice(&Self::lanes(unsafe { $sub(vector(a)) }));
+                        }
+                        let rest = whole.into_remainder();
+                        if !rest.is_empty() {
+                            // One vector padded with zeros, as `each_exp`.
+                            let mut a = [0.0; $l];
+                            for (a, &v) in a.iter_mut().zip(&x[n - rest.len()..]) {
+                                *a = -v.abs();
+                            }
+                            let e = Self::lanes(unsafe { $sub(vector(a)) });
+                            rest.copy_from_slice(&e[..rest.len()]);
+                        }
+                    }
                 }
             }
         };
     }
 
-    table_impl!(single, f32, 16, __m512, exp_flush_x16, _mm512_add_ps);
-    table_impl!(double, f64, 8, __m512d, exp_flush_x8, _mm512_add_pd);
+    table_impl!(
+        single,
+        f32,
+        16,
+        __m512,
+        exp_flush_x16,
+        exp_subnormal_x16,
+        _mm512_add_ps
+    );
+    table_impl!(
+        double,
+        f64,
+        8,
+        __m512d,
+        exp_flush_x8,
+        exp_subnormal_x8,
+        _mm512_add_pd
+    );
 }
 
 /// The kernel bodies, generic over the element type, the lanes a chunk
 /// and the exponential (or fused multiply-add); the per-level wrappers
 /// below instantiate them.
 mod body {
-    use super::{FlushExp, Lane};
+    use super::{Lane, LevelExp};
     use crate::base::float::{ColumnGrad, ColumnStats, ColumnTile};
 
     /// NaN is skipped by a comparison, as by `f64::max`.
@@ -572,7 +637,7 @@ mod body {
     /// `sum_i arg(x_i)` (else 0), for the label-smoothing losses' sum of
     /// `x_i - max`, taken in the same pass.
     #[inline(always)]
-    fn sum_of_exp<T: Lane, E: FlushExp<T, L>, const ARGS: bool, const L: usize>(
+    fn sum_of_exp<T: Lane, E: LevelExp<T, L>, const ARGS: bool, const L: usize>(
         x: &[T],
         arg: impl Fn(T) -> T,
     ) -> (T, T) {
@@ -625,7 +690,7 @@ mod body {
     #[allow(clippy::too_many_arguments)]
     fn store_exp<
         T: Lane,
-        E: FlushExp<T, L>,
+        E: LevelExp<T, L>,
         const ARGS: bool,
         const AHEAD: bool,
         const PREV: bool,
@@ -729,12 +794,12 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn exp_sum<T: Lane, E: FlushExp<T, L>, const L: usize>(x: &[T], shift: T) -> T {
+    pub fn exp_sum<T: Lane, E: LevelExp<T, L>, const L: usize>(x: &[T], shift: T) -> T {
         sum_of_exp::<T, E, false, L>(x, |v| v - shift).0
     }
 
     #[inline(always)]
-    pub fn exp_into<T: Lane, E: FlushExp<T, L>, const L: usize>(
+    pub fn exp_into<T: Lane, E: LevelExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
         out: &mut [T],
@@ -743,7 +808,7 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn exp_sum_shifted<T: Lane, E: FlushExp<T, L>, const L: usize>(
+    pub fn exp_sum_shifted<T: Lane, E: LevelExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
     ) -> (T, T) {
@@ -751,7 +816,7 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn exp_into_shifted<T: Lane, E: FlushExp<T, L>, const L: usize>(
+    pub fn exp_into_shifted<T: Lane, E: LevelExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
         out: &mut [T],
@@ -764,7 +829,7 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn exp_into_ahead<T: Lane, E: FlushExp<T, L>, const L: usize>(
+    pub fn exp_into_ahead<T: Lane, E: LevelExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
         out: &mut [T],
@@ -780,7 +845,7 @@ mod body {
     /// [`exp_into_ahead`] and in the same pass `prev_i *= k`: `(sum, max
     /// of ahead)`.
     #[inline(always)]
-    pub fn exp_into_scaling<T: Lane, E: FlushExp<T, L>, const L: usize>(
+    pub fn exp_into_scaling<T: Lane, E: LevelExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
         out: &mut [T],
@@ -794,7 +859,7 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn exp_into_shifted_ahead<T: Lane, E: FlushExp<T, L>, const L: usize>(
+    pub fn exp_into_shifted_ahead<T: Lane, E: LevelExp<T, L>, const L: usize>(
         x: &[T],
         shift: T,
         out: &mut [T],
@@ -804,7 +869,7 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn scaled_exp_sum<T: Lane, E: FlushExp<T, L>, const L: usize>(
+    pub fn scaled_exp_sum<T: Lane, E: LevelExp<T, L>, const L: usize>(
         x: &[T],
         scale: T,
         shift: T,
@@ -813,7 +878,7 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn scaled_exp_into<T: Lane, E: FlushExp<T, L>, const L: usize>(
+    pub fn scaled_exp_into<T: Lane, E: LevelExp<T, L>, const L: usize>(
         x: &[T],
         scale: T,
         shift: T,
@@ -837,7 +902,7 @@ mod body {
     ///
     /// [`RowKernels::softmax_columns`]: crate::base::float::RowKernels::softmax_columns
     #[inline(always)]
-    pub fn softmax_columns<T: Lane, E: FlushExp<T, L>, const L: usize>(
+    pub fn softmax_columns<T: Lane, E: LevelExp<T, L>, const L: usize>(
         mut tile: ColumnTile<'_, T>,
         mut stats: ColumnStats<'_, T>,
         mut grad: Option<ColumnGrad<'_, T>>,
@@ -919,7 +984,7 @@ mod body {
     /// back from it, the kernel ran 3.3 ns a logit against 1.5 for the
     /// earlier design (8 x 21 x 128 x 128, one thread).
     #[inline(always)]
-    fn column_strip<T: Lane, E: FlushExp<T, L>, const FULL: bool, const L: usize>(
+    fn column_strip<T: Lane, E: LevelExp<T, L>, const FULL: bool, const L: usize>(
         tile: &mut ColumnTile<'_, T>,
         (j, n): (usize, usize),
         stats: &mut ColumnStats<'_, T>,
@@ -1016,15 +1081,17 @@ mod body {
     }
 
     #[inline(always)]
-    pub fn logistic_parts<T: Lane, const FMA: bool>(x: &[T], e: &mut [T], l: &mut [T]) {
+    pub fn logistic_parts<T: Lane, E: LevelExp<T, L>, const FMA: bool, const L: usize>(
+        x: &[T],
+        e: &mut [T],
+        l: &mut [T],
+    ) {
         // Two loops, not one: each step's chain of dependent operations is
         // long (a division and a polynomial each), and the out-of-order
         // window holds only so many operations, so a loop whose body is
         // one long chain leaves the pipes idle; two shorter bodies keep
         // more elements in flight.
-        for (e, &v) in e.iter_mut().zip(x) {
-            *e = v.neg_abs().exp_nonpos::<FMA>();
-        }
+        E::exp_neg_abs_into(x, e);
         for (l, &ev) in l.iter_mut().zip(e.iter()) {
             *l = ev.ln1p_unit::<FMA>();
         }
@@ -1160,7 +1227,7 @@ macro_rules! level_fns {
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn logistic_parts(x: &[$t], e: &mut [$t], l: &mut [$t]) {
-            super::super::body::logistic_parts::<$t, $fma>(x, e, l)
+            super::super::body::logistic_parts::<$t, $exp, $fma, $lanes>(x, e, l)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn ln_into(x: &[$t], out: &mut [$t]) {
