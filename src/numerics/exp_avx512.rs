@@ -197,16 +197,17 @@ const Q_F64: [f64; 5] = [
 /// `ln 2^-1022`, rounded up to an `f64`.
 pub(crate) const MIN_NORMAL_ARG_F64: f64 = -708.396_418_532_264_1;
 
-/// `exp` of sixteen arguments `<= 0` (or NaN); see the module docs.
+/// `exp(x) = t (1 + s)` for sixteen arguments: the table's `t = 2^k
+/// 2^(j/16)` (times `2^(16 (bias - 127))` for a shifter that holds `n + 16
+/// bias`) and `s = expm1(r)`; see the module docs.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(crate) fn exp_flush_x16(x: __m512) -> __m512 {
+fn table_parts_x16(x: __m512, shifter: f32) -> (__m512, __m512) {
     // SAFETY: 64 bytes either way, and every bit pattern is a valid value
     // of both.
     let table: __m512i = unsafe { std::mem::transmute::<[i32; 16], __m512i>(TABLE_BITS) };
-    let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, _mm512_set1_ps(MIN_NORMAL_ARG));
-    let z = _mm512_fmadd_ps(x, _mm512_set1_ps(SIXTEEN_LOG2E), _mm512_set1_ps(SHIFTER));
-    let n = _mm512_sub_ps(z, _mm512_set1_ps(SHIFTER));
+    let z = _mm512_fmadd_ps(x, _mm512_set1_ps(SIXTEEN_LOG2E), _mm512_set1_ps(shifter));
+    let n = _mm512_sub_ps(z, _mm512_set1_ps(shifter));
     let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_16_HI), x);
     let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_16_LO), r);
     let q = _mm512_fmadd_ps(_mm512_set1_ps(C3), r, _mm512_set1_ps(C2));
@@ -216,6 +217,15 @@ pub(crate) fn exp_flush_x16(x: __m512) -> __m512 {
         _mm512_permutexvar_epi32(m, table),
         _mm512_slli_epi32::<19>(m),
     ));
+    (t, s)
+}
+
+/// `exp` of sixteen arguments `<= 0` (or NaN); see the module docs.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn exp_flush_x16(x: __m512) -> __m512 {
+    let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, _mm512_set1_ps(MIN_NORMAL_ARG));
+    let (t, s) = table_parts_x16(x, SHIFTER);
     _mm512_maskz_fmadd_ps(keep, t, s, t)
 }
 
@@ -238,26 +248,9 @@ const ZERO_BELOW: f32 = -104.0;
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(crate) fn exp_subnormal_x16(x: __m512) -> __m512 {
-    // SAFETY: 64 bytes either way, and every bit pattern is a valid value
-    // of both.
-    let table: __m512i = unsafe { std::mem::transmute::<[i32; 16], __m512i>(TABLE_BITS) };
     // The bound first: `max` returns its second operand when one is NaN.
     let x = _mm512_max_ps(_mm512_set1_ps(ZERO_BELOW), x);
-    let z = _mm512_fmadd_ps(
-        x,
-        _mm512_set1_ps(SIXTEEN_LOG2E),
-        _mm512_set1_ps(SHIFTER_UP_64),
-    );
-    let n = _mm512_sub_ps(z, _mm512_set1_ps(SHIFTER_UP_64));
-    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_16_HI), x);
-    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_16_LO), r);
-    let q = _mm512_fmadd_ps(_mm512_set1_ps(C3), r, _mm512_set1_ps(C2));
-    let s = _mm512_fmadd_ps(_mm512_mul_ps(r, r), q, r);
-    let m = _mm512_castps_si512(z);
-    let t = _mm512_castsi512_ps(_mm512_add_epi32(
-        _mm512_permutexvar_epi32(m, table),
-        _mm512_slli_epi32::<19>(m),
-    ));
+    let (t, s) = table_parts_x16(x, SHIFTER_UP_64);
     _mm512_mul_ps(
         _mm512_fmadd_ps(t, s, t),
         _mm512_set1_ps(f32::from_bits(0x1f80_0000)),
