@@ -141,13 +141,16 @@ pub struct ColumnTile<'a, F> {
     /// Each position's label; [`ColumnTile::NO_LABEL`] (an ignored
     /// position) matches no class. Every label is below `classes`.
     pub labels: &'a [u32],
-    /// Room for one strip of positions: at least `classes * 16` values.
+    /// Room for one strip of positions: at least
+    /// `classes * ColumnTile::MAX_LANES` values.
     pub strip: &'a mut [F],
 }
 
 impl<F> ColumnTile<'_, F> {
     /// The label of a position that matches no class.
     pub const NO_LABEL: u32 = u32::MAX;
+    /// The most positions a strip holds (a vector's lanes at any level).
+    pub const MAX_LANES: usize = 16;
 }
 
 /// Per position of a [`ColumnTile`], as long as its labels: written by

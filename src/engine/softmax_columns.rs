@@ -279,8 +279,9 @@ impl<F: Float> TileScratch<F> {
         w: usize,
         classes: usize,
     ) -> ([&mut [F]; 9], &mut [f64], &mut [u32], &mut [F]) {
-        if self.strip.len() < 16 * classes {
-            self.strip.resize(16 * classes, F::zero());
+        let strip = ColumnTile::<F>::MAX_LANES * classes;
+        if self.strip.len() < strip {
+            self.strip.resize(strip, F::zero());
         }
         if self.ys.len() < w {
             self.f.resize(9 * w, F::zero());
@@ -349,9 +350,8 @@ impl Tile {
                 F::one()
             };
         if g.is_some() {
-            for ((c, f), &wc) in coef.iter_mut().zip(fix.iter_mut()).zip(wy.iter()) {
+            for (f, &wc) in fix.iter_mut().zip(wy.iter()) {
                 *f = at_y * wc;
-                *c = terms.scale * wc;
             }
             if terms.smoothing {
                 let (hard, off) = (terms.hard.as_f64(), terms.off.as_f64());
@@ -369,6 +369,10 @@ impl Tile {
                     } else {
                         F::zero()
                     };
+                }
+            } else {
+                for (c, &wc) in coef.iter_mut().zip(wy.iter()) {
+                    *c = terms.scale * wc;
                 }
             }
         }
