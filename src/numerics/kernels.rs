@@ -1,6 +1,7 @@
 //! The vectorized slice kernels under the row statistics: a row's max, its
-//! sum of `exp(x - shift)` (with or without storing the exponentials), and
-//! the scaling passes that turn stored exponentials into a gradient.
+//! sum of `exp(x - shift)` (with or without storing the exponentials), the
+//! scaling passes that turn stored exponentials into a gradient, the
+//! softmax down a tile's columns, and the sigmoid family's parts.
 //!
 //! Each body is written once, generically, as a loop over fixed-width
 //! chunks with one accumulator per lane, which the compiler turns into
@@ -8,7 +9,7 @@
 //! `#[target_feature]` and picked at run time by [`RowKernels`](crate::base::float::RowKernels). A result
 //! never differs between calls; between levels it differs by the rounding
 //! of fused multiply-adds and, at AVX-512, by the lanes' order (in `f32`)
-//! and the softmax rows' exponential ([`LevelExp`]: a table there, the
+//! and the exponentials ([`LevelExp`]: a table there, the
 //! polynomial elsewhere).
 //!
 //! Lanes a chunk (`L`, one accumulator each), per level:
@@ -1630,6 +1631,19 @@ mod tests {
                         let bits = |v: &[$t]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert_eq!(bits(&prev), bits(&scaled), "n = {n}");
                     }
+                    // The sigmoid family's parts: `exp(-|x|)` within 1 ulp
+                    // of std's, and a short slice's leftover lanes the bits
+                    // of a chunk's.
+                    let (mut e1, mut l1) = (vec![0.0; n], vec![0.0; n]);
+                    unsafe { super::$m::$level::logistic_parts(&x, &mut e1, &mut l1) };
+                    for (&e, &v) in e1.iter().zip(&x) {
+                        let want = (-v.abs()).exp();
+                        let ulps = (e.to_bits() as i64 - want.to_bits() as i64).abs();
+                        assert!(ulps <= 1, "n = {n}: exp(-|{v}|) = {e}, std {want}");
+                    }
+                    let (mut e2, mut l2) = (vec![0.0; k], vec![0.0; k]);
+                    unsafe { super::$m::$level::logistic_parts(&x[..k], &mut e2, &mut l2) };
+                    assert_eq!((&e2[..], &l2[..]), (&e1[..k], &l1[..k]), "n = {n}");
                     let mut unit: Vec<$t> = (0..n).map(|i| (i % 7) as $t / 6.0).collect();
                     assert!(unsafe { super::$m::$level::all_unit(&unit) }, "n = {n}");
                     unit[n / 2] = 1.5;
