@@ -5,6 +5,7 @@ use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::engine::softmax_labels::run_on_labels;
 use crate::engine::softmax_rows::one_hot_grad;
+use crate::numerics::prob_and_complement;
 use crate::{Float, Result};
 
 loss_options! {
@@ -84,15 +85,17 @@ impl<F: Float> Compute<F> for GeneralizedCrossEntropy<F> {
         run_on_labels(self.reduction, call, &[], false, |y, row, g, scale| {
             // In f64: q may be below F's smallest value (5e-324 in f32).
             let nll = row.nll(y);
-            let q_log_p = -q * nll;
+            let q_nll = q * nll;
+            // p^q and 1 - p^q, one library call where p^q < 1/2.
+            let (p_q, one_minus) = prob_and_complement(q_nll);
             if let Some(g) = g {
-                one_hot_grad(g, y, scale * F::lit(q_log_p.exp()));
+                one_hot_grad(g, y, scale * F::lit(p_q));
             }
-            if q_log_p > -f64::MIN_POSITIVE {
+            if q_nll < f64::MIN_POSITIVE {
                 // q log p underflowed: the limit -log p (cross-entropy).
                 nll
             } else {
-                -q_log_p.exp_m1() / q
+                one_minus / q
             }
         })
     }
