@@ -318,6 +318,14 @@ mod tests {
         };
     }
 
+    /// Every 97th `f32` of `[-limit, 0]`, from `-0` down.
+    fn every_97th_f32_down_to(limit: f32) -> Vec<f32> {
+        (0..=limit.to_bits())
+            .step_by(97)
+            .map(|b| -f32::from_bits(b))
+            .collect()
+    }
+
     fn exp_all(x: &[f32]) -> Vec<f32> {
         exp_all!(exp_flush_x16, f32, 16, __m512, x)
     }
@@ -369,10 +377,7 @@ mod tests {
         }
         // Every 97th f32 in [-120, 0]: about 11 million arguments, from
         // 1 down through the subnormal results to where `exp` rounds to 0.
-        let x: Vec<f32> = (0..=120.0_f32.to_bits())
-            .step_by(97)
-            .map(|b| -f32::from_bits(b))
-            .collect();
+        let x = every_97th_f32_down_to(120.0);
         // 1.6% of the results 1 ulp off (most of these arguments are
         // tiny: their results come from the exact entry 1); a polynomial
         // coefficient off by 1e-4 gives 2.7%.
@@ -412,10 +417,7 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
-        let mut x: Vec<f32> = (0..=110.0_f32.to_bits())
-            .step_by(97)
-            .map(|b| -f32::from_bits(b))
-            .collect();
+        let mut x = every_97th_f32_down_to(110.0);
         x.extend([f32::NEG_INFINITY, -f32::MAX, -103.972, -103.97, -104.0]);
         let e = exp_all!(exp_subnormal_x16, f32, 16, __m512, x);
         let flushed = exp_all(&x);

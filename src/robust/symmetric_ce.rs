@@ -5,6 +5,7 @@ use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::engine::softmax_labels::run_on_labels;
 use crate::engine::softmax_rows::{one_hot_grad_f64, term};
+use crate::numerics::prob_and_complement;
 use crate::{Float, Result};
 
 loss_options! {
@@ -110,11 +111,11 @@ impl<F: Float> Compute<F> for SymmetricCrossEntropy<F> {
         let a_zero = -self.log_zero;
         run_on_labels(self.reduction, call, &[], false, |y, row, g, scale| {
             let nll = row.nll(y);
-            let p = (-nll).exp();
+            let (p, q) = prob_and_complement(nll);
             if let Some(g) = g {
                 one_hot_grad_f64(g, y, scale.as_f64() * (alpha + beta * (a_zero * p)));
             }
-            beta * (a_zero * -(-nll).exp_m1()) + term(alpha, nll)
+            beta * (a_zero * q) + term(alpha, nll)
         })
     }
 }
