@@ -144,6 +144,11 @@ pub struct ColumnTile<'a, F> {
     /// Room for one strip of positions: at least
     /// `classes * ColumnTile::MAX_LANES` values.
     pub strip: &'a mut [F],
+    /// Whether the logits and the gradient come from beyond the
+    /// second-level cache (a large input): the kernel then asks for each
+    /// row's lines farther ahead, into that cache only. The results are
+    /// the same bits either way.
+    pub far: bool,
 }
 
 impl<F> ColumnTile<'_, F> {

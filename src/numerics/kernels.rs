@@ -904,6 +904,21 @@ mod body {
     /// [`RowKernels::softmax_columns`]: crate::base::float::RowKernels::softmax_columns
     #[inline(always)]
     pub fn softmax_columns<T: Lane, E: LevelExp<T, L>, const L: usize>(
+        tile: ColumnTile<'_, T>,
+        stats: ColumnStats<'_, T>,
+        grad: Option<ColumnGrad<'_, T>>,
+    ) {
+        if tile.far {
+            strips::<T, E, true, L>(tile, stats, grad);
+        } else {
+            strips::<T, E, false, L>(tile, stats, grad);
+        }
+    }
+
+    /// [`softmax_columns`]' strips, asking for the rows' lines as `FAR`
+    /// says ([`prefetch`]).
+    #[inline(always)]
+    fn strips<T: Lane, E: LevelExp<T, L>, const FAR: bool, const L: usize>(
         mut tile: ColumnTile<'_, T>,
         mut stats: ColumnStats<'_, T>,
         mut grad: Option<ColumnGrad<'_, T>>,
@@ -911,19 +926,20 @@ mod body {
         let width = tile.labels.len();
         let whole = width - width % L;
         for j in (0..whole).step_by(L) {
-            column_strip::<T, E, true, L>(&mut tile, (j, L), &mut stats, grad.as_mut());
+            let strip = (j, L);
+            column_strip::<T, E, true, FAR, L>(&mut tile, strip, &mut stats, grad.as_mut());
         }
         if whole < width {
             let strip = (whole, width - whole);
-            column_strip::<T, E, false, L>(&mut tile, strip, &mut stats, grad.as_mut());
+            column_strip::<T, E, false, FAR, L>(&mut tile, strip, &mut stats, grad.as_mut());
         }
     }
 
     /// Stores `out`'s first `n` lanes at the start of `row`, less `fix`
     /// in the lanes whose label is `class`, and asks for `row`'s values
-    /// [`AHEAD`] on.
+    /// ahead ([`prefetch`]).
     #[inline(always)]
-    fn store_fixed<T: Lane, const L: usize>(
+    fn store_fixed<T: Lane, const FAR: bool, const L: usize>(
         mut out: [T; L],
         (labels, class, fix): (&[u32; L], u32, &[T; L]),
         row: &mut [T],
@@ -934,32 +950,57 @@ mod body {
                 out[i] = out[i] - fix[i];
             }
         }
-        if let Some(ahead) = row.get(AHEAD) {
-            prefetch(ahead);
-        }
+        prefetch::<T, FAR>(row);
         row[..n].copy_from_slice(&out[..n]);
     }
 
-    /// Elements ahead in a class row that a strip asks the memory for, as
-    /// it reads the row's logits and as it writes its gradient: four
-    /// strips of `f32` at AVX-512. A strip's class rows are as many
-    /// streams, too many for the hardware prefetchers to follow. On a Zen
-    /// 4 machine (8 x 21 x 128 x 128 `f32`, one thread, alternating slices
-    /// against the earlier design) 32 to 128 ran 0.67x its time, 512
-    /// 0.8x and 2,048 0.95x; without asking for the gradient's lines,
-    /// 0.81x; without asking at all, 1.0x.
+    /// Elements ahead in a class row that a strip asks for, as it reads
+    /// the row's logits and as it writes its gradient, from a tile in the
+    /// caches: four strips of `f32` at AVX-512, into the first-level
+    /// cache. A strip's class rows are as many streams, too many for the
+    /// hardware prefetchers to follow. On a Zen 4 machine (8 x 21 x 128 x
+    /// 128 `f32`, one thread, alternating slices against the earlier
+    /// design) 32 to 128 ran 0.67x its time, 512 0.8x and 2,048 0.95x;
+    /// without asking for the gradient's lines, 0.81x; without asking at
+    /// all, 1.0x.
     const AHEAD: usize = 64;
 
-    /// Asks for the cache line of `v` to be loaded.
+    /// [`AHEAD`] for a tile from beyond the second-level cache
+    /// ([`ColumnTile::far`]), whose lines are asked into the second-level
+    /// cache only. Into the first, their requests held the first level's
+    /// few miss buffers through the memory's latency, and a class stride
+    /// of a multiple of 4 KiB put every row's line in one of its sets:
+    /// on the Zen 4 machine, one thread, 8 x 21 x 128 x 128 ran 0.85-0.92x
+    /// the time with the lines asked 64 to 256 elements ahead into the
+    /// second level (40 alternating slices each), 8 x 21 x 120 x 140
+    /// 0.67-0.86x; on two threads, the memory busy with both, 0.94-1.1x.
+    /// A tile in the caches ran 1.25x the time this way (1 x 21 x 60 x
+    /// 70), its lines no longer in the first level when read.
+    ///
+    /// [`ColumnTile::far`]: crate::base::float::ColumnTile::far
+    const AHEAD_FAR: usize = 128;
+
+    /// Asks for the cache line of `row[AHEAD]` (if `row` reaches it), or
+    /// with `FAR` of `row[AHEAD_FAR]` into the second-level cache.
     #[inline(always)]
-    fn prefetch<T>(v: &T) {
+    fn prefetch<T, const FAR: bool>(row: &[T]) {
+        let Some(v) = row.get(if FAR { AHEAD_FAR } else { AHEAD }) else {
+            return;
+        };
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch has no effect on memory or program state;
         // SSE is part of x86-64.
         unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(v).cast());
+            use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+            let p = std::ptr::from_ref(v).cast();
+            if FAR {
+                _mm_prefetch::<_MM_HINT_T1>(p);
+            } else {
+                _mm_prefetch::<_MM_HINT_T0>(p);
+            }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = v;
     }
 
     /// The `n` values of `v` (`n` long) as `L` lanes, padded with `pad`
@@ -985,7 +1026,13 @@ mod body {
     /// back from it, the kernel ran 3.3 ns a logit against 1.5 for the
     /// earlier design (8 x 21 x 128 x 128, one thread).
     #[inline(always)]
-    fn column_strip<T: Lane, E: LevelExp<T, L>, const FULL: bool, const L: usize>(
+    fn column_strip<
+        T: Lane,
+        E: LevelExp<T, L>,
+        const FULL: bool,
+        const FAR: bool,
+        const L: usize,
+    >(
         tile: &mut ColumnTile<'_, T>,
         (j, n): (usize, usize),
         stats: &mut ColumnStats<'_, T>,
@@ -997,9 +1044,7 @@ mod body {
         let (mut max, mut at_label) = ([T::NEG_INFINITY; L], [T::ZERO; L]);
         let rows = tile.x[j..].chunks(stride);
         for (k, (row, local)) in rows.zip(local.chunks_exact_mut(L)).enumerate() {
-            if let Some(ahead) = row.get(AHEAD) {
-                prefetch(ahead);
-            }
+            prefetch::<T, FAR>(row);
             let v: [T; L] = lanes_of::<_, FULL, L>(&row[..n], T::ZERO);
             let class = k as u32;
             for i in 0..L {
@@ -1059,7 +1104,7 @@ mod body {
                     for i in 0..L {
                         out[i] = k_of[i] * e[i] - w * d[i];
                     }
-                    store_fixed(out, (&labels, k as u32, &fix), row, n);
+                    store_fixed::<T, FAR, L>(out, (&labels, k as u32, &fix), row, n);
                 }
             }
             None => {
@@ -1068,7 +1113,7 @@ mod body {
                     for i in 0..L {
                         out[i] = k_of[i] * e[i];
                     }
-                    store_fixed(out, (&labels, k as u32, &fix), row, n);
+                    store_fixed::<T, FAR, L>(out, (&labels, k as u32, &fix), row, n);
                 }
             }
         }
@@ -1550,14 +1595,19 @@ mod tests {
                     let (coef, fix) = (vec![0.5; n], vec![0.25; n]);
                     let mut g = vec![0.0; 2 * n];
                     let mut stats = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
-                    for with_grad in [true, false] {
+                    // Asking for the lines either way: the same bits.
+                    for (with_grad, far) in [(true, false), (false, false), (true, true)] {
                         let mut strip = vec![0.0; 32];
+                        if with_grad {
+                            g.fill(<$t>::NAN);
+                        }
                         let tile = ColumnTile {
                             x: &tile_x,
                             classes: 2,
                             stride: n,
                             labels: &labels,
                             strip: &mut strip,
+                            far,
                         };
                         let [m, s, at] = &mut stats;
                         let out_stats = ColumnStats {
