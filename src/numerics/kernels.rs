@@ -969,13 +969,14 @@ mod body {
     /// ([`ColumnTile::far`]), whose lines are asked into the second-level
     /// cache only. Into the first, their requests held the first level's
     /// few miss buffers through the memory's latency, and a class stride
-    /// of a multiple of 4 KiB put every row's line in one of its sets:
-    /// on the Zen 4 machine, one thread, 8 x 21 x 128 x 128 ran 0.85-0.92x
-    /// the time with the lines asked 64 to 256 elements ahead into the
-    /// second level (40 alternating slices each), 8 x 21 x 120 x 140
-    /// 0.67-0.86x; on two threads, the memory busy with both, 0.94-1.1x.
-    /// A tile in the caches ran 1.25x the time this way (1 x 21 x 60 x
-    /// 70), its lines no longer in the first level when read.
+    /// of a multiple of 4 KiB put every row's line in one of its sets.
+    /// On the Zen 4 machine, alternating slices against [`AHEAD`] into the
+    /// first level: one thread, 8 x 21 x 128 x 128 ran 0.86-0.92x the time
+    /// (64, 128 or 256 elements ahead alike, 40 slices each), 8 x 21 x 120
+    /// x 140 0.54-0.58x; two threads, the memory busy with both, 0.89-1.1x
+    /// and 0.60-0.64x. A tile in the caches ran 1.25x the time this way
+    /// (1 x 21 x 60 x 70), its lines no longer in the first level when
+    /// read.
     ///
     /// [`ColumnTile::far`]: crate::base::float::ColumnTile::far
     const AHEAD_FAR: usize = 128;
