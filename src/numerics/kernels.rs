@@ -1597,7 +1597,8 @@ mod tests {
                     let mut g = vec![0.0; 2 * n];
                     let mut stats = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
                     // Asking for the lines either way: the same bits.
-                    for (with_grad, far) in [(true, false), (false, false), (true, true)] {
+                    let ways = [(true, false), (false, false), (true, true), (false, true)];
+                    for (with_grad, far) in ways {
                         let mut strip = vec![0.0; 32];
                         if with_grad {
                             g.fill(<$t>::NAN);
