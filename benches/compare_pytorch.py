@@ -36,6 +36,16 @@ and on a virtual machine it moved single runs by up to 2x (the same
 binary, seconds apart). The table's spread column is each side's slowest
 round over its fastest.
 
+Then the two sides run side by side, cell by cell: --slices (default 30)
+pairs of slices of about 25 ms each, classloss's (the perf example's
+--serve mode, one long-lived process) and PyTorch's alternating, in
+turns. A virtual machine's own speed moved 1.5x between seconds (a loop
+of dependent additions, nothing else running), more than a whole round
+of either side takes, so the rounds' table can compare one side's fast
+second with the other's slow one; a pair's two slices are a few
+milliseconds apart. The second table gives each side's fastest slice,
+their ratio, and the median of the pairs' own ratios.
+
 At the end it says how many cores other processes kept busy during each
 side's run (the busiest round): above 0.1 the numbers are disturbed (run
 on a quiet machine).
@@ -74,6 +84,8 @@ def parse_args():
     p.add_argument("--features", help="cargo features for the perf example (e.g. rayon)")
     p.add_argument("--rounds", type=int, default=3,
                    help="alternating rounds of both sides; each side's fastest is kept (default 3)")
+    p.add_argument("--slices", type=int, default=30,
+                   help="pairs of alternating ~25 ms slices per cell, side by side (default 30; 0: none)")
     p.add_argument("--classloss-json", type=Path,
                    help="read the perf example's --json output from this file instead of running it")
     return p.parse_args()
@@ -116,13 +128,24 @@ def cpu_snapshot():
         return None
 
 
-def others_since(snap, cores):
-    """Cores that other processes kept busy on average since `snap` (as examples/perf/load.rs)."""
+def process_ticks(pid):
+    """The CPU ticks process `pid` has used (0 off Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def others_since(snap, cores, own=0):
+    """Cores that other processes kept busy on average since `snap` (as
+    examples/perf/load.rs), not counting `own` ticks of this run's child."""
     now = cpu_snapshot()
     if snap is None or now is None or now[0] - snap[0] < 10 * cores:
         return None
     total = now[0] - snap[0]
-    others = max(0, total - (now[1] - snap[1]) - (now[2] - snap[2]))
+    others = max(0, total - (now[1] - snap[1]) - (now[2] - snap[2]) - own)
     return others / (total / cores)
 
 
@@ -239,6 +262,109 @@ def make_inputs(torch, kind, shape, dtype):
     return x, t
 
 
+def torch_step(torch, cells, r, dtypes):
+    """PyTorch's loss-and-backward step for result `r`, or None without such a loss."""
+    if r["loss"] not in cells:
+        return None
+    kind, fn = cells[r["loss"]]
+    x, t = make_inputs(torch, kind, dims(r), dtypes[r["dtype"]])
+    x.requires_grad_(True)
+
+    def step():
+        x.grad = None
+        fn(x, t).backward()
+
+    return step
+
+
+SLICE_S = 0.025
+# The softmax-family losses held to cross-entropy's time of the same shape.
+FAMILY = ("label_smoothing", "softmax_focal", "poly1", "gce")
+
+
+def alternate(slices, a, b):
+    """`slices` pairs (a(), b()), the first of each pair taken in turns."""
+    pairs = []
+    for k in range(slices):
+        if k % 2 == 0:
+            x = a()
+            y = b()
+        else:
+            y = b()
+            x = a()
+        pairs.append((x, y))
+    return pairs
+
+
+def paired_slices(args, torch, cells, results, dtypes):
+    """Per result with a PyTorch loss: (classloss's fastest slice, PyTorch's,
+    the median of the pairs' ratios PyTorch / classloss), ns per logit; the
+    two sides' slices alternate, a pair at a time, in turns. Also the cores
+    other processes kept busy meanwhile."""
+    # The example's own process (not `cargo run`'s), whose CPU time is
+    # told apart from other processes'.
+    cmd = ["cargo", "build", "--release", "--example", "perf", "--message-format=json"]
+    if args.features:
+        cmd += ["--features", args.features]
+    built = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    exe = [m["executable"] for m in map(json.loads, built.stdout.splitlines())
+           if m.get("reason") == "compiler-artifact" and m.get("executable")][-1]
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    server = subprocess.Popen([exe, "--serve"], cwd=ROOT, env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def ours(label, iters):
+        server.stdin.write(f"{label} {iters}\n")
+        server.stdin.flush()
+        line = server.stdout.readline()
+        if not line:
+            sys.exit(f"the perf example's --serve mode stopped at {label!r}")
+        return float(line)
+
+    def theirs(step, iters, elements):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        return (time.perf_counter() - t0) / iters / elements * 1e9
+
+    out, start, ticks = [], None, 0
+    for i, r in enumerate(results):
+        step = torch_step(torch, cells, r, dtypes)
+        if step is None:
+            out.append(None)
+            continue
+        shape = dims(r)
+        elements = math.prod(shape)
+        label = f"{r['loss']} {r['dtype']} {shape_str(shape)}"
+        print(f"[{i + 1}/{len(results)}] side by side: {label}", file=sys.stderr, flush=True)
+        # Warm-up (the first call prepares classloss's cell), then each
+        # side's count for a slice from a second call.
+        ours(label, 1)
+        step()
+        if start is None:
+            start, ticks = cpu_snapshot(), process_ticks(server.pid)
+        n_ours = max(1, round(SLICE_S / (ours(label, 1) * elements * 1e-9)))
+        n_theirs = max(1, round(SLICE_S / (theirs(step, 1, elements) * elements * 1e-9)))
+        pairs = alternate(args.slices, lambda: ours(label, n_ours),
+                          lambda: theirs(step, n_theirs, elements))
+        cell = {"ours": min(a for a, _ in pairs), "theirs": min(b for _, b in pairs),
+                "median": statistics.median(b / a for a, b in pairs)}
+        # A softmax-family loss against cross-entropy of its shape, the same way.
+        ce = f"cross_entropy {r['dtype']} {shape_str(shape)}"
+        if r["loss"] in FAMILY and any(f"{q['loss']} {q['dtype']} {shape_str(dims(q))}" == ce
+                                       for q in results):
+            ours(ce, 1)
+            n_ce = max(1, round(SLICE_S / (ours(ce, 1) * elements * 1e-9)))
+            pairs = alternate(args.slices, lambda: ours(label, n_ours), lambda: ours(ce, n_ce))
+            cell["vs_ce"] = statistics.median(a / b for a, b in pairs)
+        out.append(cell)
+    ticks = process_ticks(server.pid) - ticks
+    busy = others_since(start, os.cpu_count() or 1, ticks)
+    server.stdin.close()
+    server.wait()
+    return out, busy
+
+
 def torch_round(torch, cells, results, budget, dtypes, floors):
     """PyTorch's ns per logit for every classloss result (None where it has no
     such loss), in order; `floors` keeps each shape's fastest copy floor."""
@@ -248,26 +374,18 @@ def torch_round(torch, cells, results, budget, dtypes, floors):
         elements = math.prod(shape)
         print(f"[{i + 1}/{len(results)}] torch {loss} {dtype} {shape_str(shape)}",
               file=sys.stderr, flush=True)
-        if loss not in cells:
+        step = torch_step(torch, cells, r, dtypes)
+        if step is None:
             out.append(None)
             continue
-        kind, fn = cells[loss]
-        x, t = make_inputs(torch, kind, shape, dtypes[dtype])
-        x.requires_grad_(True)
-
-        def step():
-            x.grad = None
-            fn(x, t).backward()
-
         out.append(ns_per_call(step, *budget) / elements)
         key = (dtype, shape)
         if key not in seen:
             seen.add(key)
-            dst = torch.empty_like(x, requires_grad=False)
-            xd = x.detach()
-            floor = ns_per_call(lambda: dst.copy_(xd), *budget) / elements
+            x = torch.rand(*shape, dtype=dtypes[dtype])
+            dst = torch.empty_like(x)
+            floor = ns_per_call(lambda: dst.copy_(x), *budget) / elements
             floors[key] = min(floors.get(key, floor), floor)
-        del x, t
     return out
 
 
@@ -295,6 +413,11 @@ def main():
         torch_runs.append(torch_round(torch, cells, runs[-1]["results"], budget, dtypes, floors))
         busy_runs.append(others_since(start, runs[-1]["cores"]))
 
+    side_by_side, busy_pairs = None, None
+    if args.slices > 0:
+        time.sleep(1.0)
+        side_by_side, busy_pairs = paired_slices(args, torch, cells, runs[0]["results"], dtypes)
+
     # Each side's fastest round: interference only ever adds time.
     results = runs[0]["results"]
     rows = []
@@ -316,6 +439,8 @@ def main():
     cores = classloss["cores"]
     busy = {"classloss": extreme(max, [run.get("other_busy_cores") for run in runs]),
             "PyTorch": extreme(max, busy_runs)}
+    if side_by_side is not None:
+        busy["side-by-side"] = busy_pairs
 
     print(f"classloss vs PyTorch: ns per element (per logit), lower is better; "
           f"threads {args.threads}")
@@ -342,6 +467,21 @@ def main():
         spread = f"{r['fused_spread']:.2f}" + ("" if torch_spread is None else f" / {torch_spread:.2f}")
         print(f"{shape:>12} {r['dtype']:<5} {r['loss']:<21} {ours:10.3f} "
               f"{r['unfused_ns_per_elem']:9.3f} {theirs:>9} {ratio:>9} {spread:>13}")
+    if side_by_side is not None:
+        print()
+        print(f"side by side: {args.slices} pairs of ~{SLICE_S * 1e3:.0f} ms slices a cell, "
+              "classloss fused and PyTorch alternating; each side's fastest slice, "
+              "their ratio, and the median of the pairs' ratios; vs CE: the median ratio "
+              "of the loss's slices to cross-entropy's of the same shape, alternating")
+        print(f"{'shape':>12} {'dtype':<5} {'loss':<21} {'classloss':>10} {'pytorch':>9} "
+              f"{'speed-up':>9} {'pair-median':>12} {'vs CE':>6}")
+        for (r, _, _), cell in zip(rows, side_by_side):
+            if cell is None:
+                continue
+            ours, theirs = cell["ours"], cell["theirs"]
+            vs_ce = f"{cell['vs_ce']:6.2f}" if "vs_ce" in cell else f"{'-':>6}"
+            print(f"{shape_str(dims(r)):>12} {r['dtype']:<5} {r['loss']:<21} {ours:10.3f} "
+                  f"{theirs:9.3f} {theirs / ours:9.2f} {cell['median']:12.2f} {vs_ce}")
     print()
     print("copy floor (read the input, write a same-sized buffer): classloss one thread's "
           "memcpy, torch out.copy_(x) on its threads")

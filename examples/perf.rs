@@ -20,7 +20,10 @@
 //! as JSON on stdout, a spatial cell with `"spatial": [H, W]` beside its
 //! `"n"` and `"c"`; progress goes to stderr).
 //! `benches/compare_pytorch.py` runs this with `--json` and times the same
-//! cells in PyTorch.
+//! cells in PyTorch; then, with `--serve`, it asks for slices of fused
+//! calls alternating with PyTorch's (`LABEL ITERS` a line on stdin, a cell
+//! prepared when its label first comes, and warmed up; the reply is the
+//! slice's ns per element on a line of stdout).
 //!
 //! At the end it says how many cores other processes kept busy meanwhile:
 //! above 0.1, the numbers are disturbed.
@@ -46,12 +49,13 @@ use cases::{CASES, Case};
 use measure::{Budget, ns_per_call};
 
 const USAGE: &str =
-    "usage: cargo run --release --example perf -- [--quick] [--filter SUBSTR] [--json]";
+    "usage: cargo run --release --example perf -- [--quick] [--filter SUBSTR] [--json | --serve]";
 
 struct Options {
     quick: bool,
     filter: Option<String>,
     json: bool,
+    serve: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -59,12 +63,14 @@ fn parse_args() -> Result<Options, String> {
         quick: false,
         filter: None,
         json: false,
+        serve: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => opts.quick = true,
             "--json" => opts.json = true,
+            "--serve" => opts.serve = true,
             "--filter" => {
                 opts.filter = Some(args.next().ok_or("--filter needs a value")?);
             }
@@ -131,6 +137,9 @@ fn main() -> ExitCode {
     if cfg!(debug_assertions) {
         eprintln!("perf: warning: a debug build; use --release for meaningful numbers");
     }
+    if opts.serve {
+        return serve();
+    }
     let budget = if opts.quick {
         Budget::QUICK
     } else {
@@ -187,6 +196,62 @@ fn main() -> ExitCode {
         print_json(&budget, &rows, others);
     } else {
         print_load(others);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--serve`: for each line `LABEL ITERS` of stdin, `ITERS` fused calls
+/// of the cell `LABEL` and their ns per element on a line of stdout. The
+/// last two cells asked for stay prepared (their buffers warm, as in a
+/// training loop, and two cells can alternate); a third label replaces
+/// the one asked for longest ago.
+fn serve() -> ExitCode {
+    const KEPT: usize = 2;
+    // The cells, the one asked for last at the end.
+    let mut kept: Vec<(String, cases::Prepared)> = Vec::new();
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else { break };
+        let Some((label, iters)) = line.rsplit_once(' ') else {
+            eprintln!("perf: expected \"LABEL ITERS\", got {line:?}");
+            return ExitCode::from(2);
+        };
+        let (Ok(iters), Some(case)) = (
+            iters.parse::<u32>(),
+            CASES.iter().find(|c| c.label() == label),
+        ) else {
+            eprintln!("perf: no cell {label:?}, or a bad count in {line:?}");
+            return ExitCode::from(2);
+        };
+        match kept.iter().position(|(l, _)| l == label) {
+            Some(i) => {
+                let cell = kept.remove(i);
+                kept.push(cell);
+            }
+            None => {
+                if kept.len() == KEPT {
+                    // The old cell's buffers go before the new cell's are made.
+                    kept.remove(0);
+                }
+                let mut ops = case.prepare();
+                (ops.fused)();
+                kept.push((label.to_string(), ops));
+            }
+        }
+        let Some((_, ops)) = kept.last_mut() else {
+            unreachable!("a cell was just pushed")
+        };
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            (ops.fused)();
+        }
+        let ns = start.elapsed().as_nanos() as f64 / f64::from(iters.max(1));
+        if writeln!(out, "{}", ns / case.elements() as f64)
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            break;
+        }
     }
     ExitCode::SUCCESS
 }
