@@ -282,16 +282,23 @@ SLICE_S = 0.025
 FAMILY = ("label_smoothing", "softmax_focal", "poly1", "gce")
 
 
-def alternate(slices, a, b):
-    """`slices` pairs (a(), b()), the first of each pair taken in turns."""
+def alternate(slices, a, b, pause):
+    """`slices` pairs (a(), b()), the first of each pair taken in turns, each
+    slice after `pause` seconds idle (for the other side's threads, which
+    spin a while after their work, to sleep)."""
+    def take(f):
+        if pause:
+            time.sleep(pause)
+        return f()
+
     pairs = []
     for k in range(slices):
         if k % 2 == 0:
-            x = a()
-            y = b()
+            x = take(a)
+            y = take(b)
         else:
-            y = b()
-            x = a()
+            y = take(b)
+            x = take(a)
         pairs.append((x, y))
     return pairs
 
@@ -327,6 +334,9 @@ def paired_slices(args, torch, cells, results, dtypes):
             step()
         return (time.perf_counter() - t0) / iters / elements * 1e9
 
+    # With more than one thread, 5 ms between slices: the idle threads of
+    # OpenMP and of rayon spin a while after their work.
+    pause = 0.005 if args.threads > 1 else 0.0
     out, start, ticks = [], None, 0
     for i, r in enumerate(results):
         step = torch_step(torch, cells, r, dtypes)
@@ -346,7 +356,7 @@ def paired_slices(args, torch, cells, results, dtypes):
         n_ours = max(1, round(SLICE_S / (ours(label, 1) * elements * 1e-9)))
         n_theirs = max(1, round(SLICE_S / (theirs(step, 1, elements) * elements * 1e-9)))
         pairs = alternate(args.slices, lambda: ours(label, n_ours),
-                          lambda: theirs(step, n_theirs, elements))
+                          lambda: theirs(step, n_theirs, elements), pause)
         cell = {"ours": min(a for a, _ in pairs), "theirs": min(b for _, b in pairs),
                 "median": statistics.median(b / a for a, b in pairs)}
         # A softmax-family loss against cross-entropy of its shape, the same way.
@@ -355,7 +365,8 @@ def paired_slices(args, torch, cells, results, dtypes):
                                        for q in results):
             ours(ce, 1)
             n_ce = max(1, round(SLICE_S / (ours(ce, 1) * elements * 1e-9)))
-            pairs = alternate(args.slices, lambda: ours(label, n_ours), lambda: ours(ce, n_ce))
+            pairs = alternate(args.slices, lambda: ours(label, n_ours), lambda: ours(ce, n_ce),
+                              pause)
             cell["vs_ce"] = statistics.median(a / b for a, b in pairs)
         out.append(cell)
     ticks = process_ticks(server.pid) - ticks
