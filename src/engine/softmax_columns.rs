@@ -170,7 +170,7 @@ pub(crate) fn label_rows_by_columns<F: Float>(
             // The block's logits class by class: row r's class k at
             // k rows + r.
             grow(columns, g_columns, xs.len());
-            let (columns, g_columns) = (&mut columns[..xs.len()], &mut g_columns[..xs.len()]);
+            let (columns, g_columns) = (aligned(columns, xs.len()), aligned(g_columns, xs.len()));
             transpose(xs, columns, rows, classes);
             // The block is in the first-level cache, just transposed.
             let tile = Tile {
@@ -250,13 +250,26 @@ fn with_scratch<F: Float, R>(f: impl FnOnce(&mut Scratch<F>) -> R) -> R {
     result
 }
 
-/// Grows both buffers to at least `len` (they never shrink: every entry a
-/// tile reads, it has written first).
+/// Elements of slack in a [`grow`]n buffer, for [`aligned`] to start at a
+/// cache line (64 bytes, at least 8 elements of any float type).
+const ALIGN_SLACK: usize = 16;
+
+/// Grows both buffers to at least `len` and [`aligned`]'s slack (they
+/// never shrink: every entry a tile reads, it has written first).
 fn grow<F: Float>(a: &mut Vec<F>, b: &mut Vec<F>, len: usize) {
-    if a.len() < len {
-        a.resize(len, F::zero());
-        b.resize(len, F::zero());
+    if a.len() < len + ALIGN_SLACK {
+        a.resize(len + ALIGN_SLACK, F::zero());
+        b.resize(len + ALIGN_SLACK, F::zero());
     }
+}
+
+/// `len` values of `buf` from its first cache-line boundary: the column
+/// kernel's strips then start at one, as it aligns them itself on a
+/// caller's buffer, with no partial strip first.
+fn aligned<F: Float>(buf: &mut [F], len: usize) -> &mut [F] {
+    let size = size_of::<F>();
+    let skip = (64 - buf.as_ptr() as usize % 64) % 64 / size;
+    &mut buf[skip..skip + len]
 }
 
 /// A tile's per-position buffers; each tile initializes what it reads.
