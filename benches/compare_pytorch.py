@@ -36,7 +36,7 @@ and on a virtual machine it moved single runs by up to 2x (the same
 binary, seconds apart). The table's spread column is each side's slowest
 round over its fastest.
 
-Then the two sides run side by side, cell by cell: --slices (default 30)
+Then the two sides run side by side, cell by cell: --slices (default 40)
 pairs of slices of about 25 ms each, classloss's (the perf example's
 --serve mode, one long-lived process) and PyTorch's alternating, in
 turns. A virtual machine's own speed moved 1.5x between seconds (a loop
@@ -84,8 +84,8 @@ def parse_args():
     p.add_argument("--features", help="cargo features for the perf example (e.g. rayon)")
     p.add_argument("--rounds", type=int, default=3,
                    help="alternating rounds of both sides; each side's fastest is kept (default 3)")
-    p.add_argument("--slices", type=int, default=30,
-                   help="pairs of alternating ~25 ms slices per cell, side by side (default 30; 0: none)")
+    p.add_argument("--slices", type=int, default=40,
+                   help="pairs of alternating ~25 ms slices per cell, side by side (default 40; 0: none)")
     p.add_argument("--classloss-json", type=Path,
                    help="read the perf example's --json output from this file instead of running it")
     return p.parse_args()
