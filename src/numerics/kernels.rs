@@ -922,7 +922,8 @@ mod body {
     /// strip and half by the next, and at a class stride of a multiple of
     /// 4 KiB (a 64 x 64 or 128 x 128 map) all the rows' lines share one
     /// first-level set, so the line was gone before the second half was
-    /// read. A large buffer from `malloc` starts 16 bytes past a line. On
+    /// read. A buffer from `malloc` starts 0, 16, 32 or 48 bytes past a
+    /// line (a fresh large one, 16). On
     /// the Zen 4 machine (one thread, 40 alternating slices against
     /// starting at the buffer's first position; fastest slice, first
     /// quartile, median of the pairs' ratios): 8 x 21 x 128 x 128 0.75x,
@@ -931,7 +932,8 @@ mod body {
     /// 120 x 140 0.88x, 0.91x and 0.95x, 1 x 21 x 60 x 70 1.0x; two
     /// threads, 8 x 21 x 128 x 128 0.89x, 0.89x and 0.92x. A gradient
     /// buffer placed differently from the logits within a line keeps one
-    /// of the two straddling (aligning to it instead ran the same).
+    /// of the two straddling (aligning to it instead, or writing it
+    /// through a staging copy a vector at its own boundary, ran the same).
     #[inline(always)]
     fn strips<T: Lane, E: LevelExp<T, L>, const FAR: bool, const L: usize>(
         mut tile: ColumnTile<'_, T>,
