@@ -304,8 +304,10 @@ def alternate(slices, a, b, pause):
 
 
 def paired_slices(args, torch, cells, results, dtypes):
-    """Per result with a PyTorch loss: (classloss's fastest slice, PyTorch's,
-    the median of the pairs' ratios PyTorch / classloss), ns per logit; the
+    """Per result with a PyTorch loss, a dict: classloss's fastest slice
+    ("ours") and PyTorch's ("theirs") in ns per logit, the median of the
+    pairs' ratios PyTorch / classloss ("median"), and for a softmax-family
+    loss the median ratio of its slices to cross-entropy's ("vs_ce"); the
     two sides' slices alternate, a pair at a time, in turns. Also the cores
     other processes kept busy meanwhile."""
     # The example's own process (not `cargo run`'s), whose CPU time is
@@ -337,6 +339,9 @@ def paired_slices(args, torch, cells, results, dtypes):
     # With more than one thread, 5 ms between slices: the idle threads of
     # OpenMP and of rayon spin a while after their work.
     pause = 0.005 if args.threads > 1 else 0.0
+    def label_of(r):
+        return f"{r['loss']} {r['dtype']} {shape_str(dims(r))}"
+
     out, start, ticks = [], None, 0
     for i, r in enumerate(results):
         step = torch_step(torch, cells, r, dtypes)
@@ -345,7 +350,12 @@ def paired_slices(args, torch, cells, results, dtypes):
             continue
         shape = dims(r)
         elements = math.prod(shape)
-        label = f"{r['loss']} {r['dtype']} {shape_str(shape)}"
+        label = label_of(r)
+
+        def count(ns_per_logit):
+            """Calls in a slice, from one call's ns per logit."""
+            return max(1, round(SLICE_S / (ns_per_logit * elements * 1e-9)))
+
         print(f"[{i + 1}/{len(results)}] side by side: {label}", file=sys.stderr, flush=True)
         # Warm-up (the first call prepares classloss's cell), then each
         # side's count for a slice from a second call.
@@ -353,18 +363,16 @@ def paired_slices(args, torch, cells, results, dtypes):
         step()
         if start is None:
             start, ticks = cpu_snapshot(), process_ticks(server.pid)
-        n_ours = max(1, round(SLICE_S / (ours(label, 1) * elements * 1e-9)))
-        n_theirs = max(1, round(SLICE_S / (theirs(step, 1, elements) * elements * 1e-9)))
+        n_ours, n_theirs = count(ours(label, 1)), count(theirs(step, 1, elements))
         pairs = alternate(args.slices, lambda: ours(label, n_ours),
                           lambda: theirs(step, n_theirs, elements), pause)
         cell = {"ours": min(a for a, _ in pairs), "theirs": min(b for _, b in pairs),
                 "median": statistics.median(b / a for a, b in pairs)}
         # A softmax-family loss against cross-entropy of its shape, the same way.
         ce = f"cross_entropy {r['dtype']} {shape_str(shape)}"
-        if r["loss"] in FAMILY and any(f"{q['loss']} {q['dtype']} {shape_str(dims(q))}" == ce
-                                       for q in results):
+        if r["loss"] in FAMILY and any(label_of(q) == ce for q in results):
             ours(ce, 1)
-            n_ce = max(1, round(SLICE_S / (ours(ce, 1) * elements * 1e-9)))
+            n_ce = count(ours(ce, 1))
             pairs = alternate(args.slices, lambda: ours(label, n_ours), lambda: ours(ce, n_ce),
                               pause)
             cell["vs_ce"] = statistics.median(a / b for a, b in pairs)
