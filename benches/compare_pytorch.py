@@ -121,15 +121,13 @@ def cpu_snapshot():
     try:
         with open("/proc/stat") as f:
             cpu = [int(v) for v in f.readline().split()[1:9]]
-        with open("/proc/self/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return sum(cpu), cpu[3] + cpu[4], int(fields[11]) + int(fields[12])
     except (OSError, ValueError, IndexError):
         return None
+    return sum(cpu), cpu[3] + cpu[4], process_ticks("self")
 
 
 def process_ticks(pid):
-    """The CPU ticks process `pid` has used (0 off Linux)."""
+    """The CPU ticks process `pid` ("self": this one) has used (0 off Linux)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -149,20 +147,24 @@ def others_since(snap, cores, own=0):
     return others / (total / cores)
 
 
+def seconds_per_call(step, iters):
+    """The time per call of `iters` calls of `step`, in seconds."""
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    return (time.perf_counter() - t0) / iters
+
+
 def ns_per_call(step, target_s, batches, min_batches):
     """Median time per call of `step` over batches, as examples/perf/measure.rs."""
     step()  # warm-up
     per_batch = target_s / batches
     iters = 1
     while True:
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            step()
-        t = time.perf_counter() - t0
-        if t * 10 >= per_batch or iters >= 1 << 30:
+        per_call = seconds_per_call(step, iters)
+        if per_call * iters * 10 >= per_batch or iters >= 1 << 30:
             break
         iters *= 2
-    per_call = t / iters
     samples = []
     if per_call >= per_batch:
         samples.append(per_call)
@@ -172,10 +174,7 @@ def ns_per_call(step, target_s, batches, min_batches):
         n_batches = batches
         iters = max(1, round(per_batch / per_call))
     while len(samples) < n_batches:
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            step()
-        samples.append((time.perf_counter() - t0) / iters)
+        samples.append(seconds_per_call(step, iters))
     return statistics.median(samples) * 1e9
 
 
@@ -241,6 +240,11 @@ def torch_cells(torch):
 def dims(r):
     """A result's input shape: (n, c), or (n, c, h, w) for a spatial cell."""
     return (r["n"], r["c"], *r.get("spatial", ()))
+
+
+def label_of(r):
+    """A result's cell as the perf example names it: "cross_entropy f32 256x1000"."""
+    return f"{r['loss']} {r['dtype']} {shape_str(dims(r))}"
 
 
 def shape_str(shape):
@@ -331,17 +335,11 @@ def paired_slices(args, torch, cells, results, dtypes):
         return float(line)
 
     def theirs(step, iters, elements):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            step()
-        return (time.perf_counter() - t0) / iters / elements * 1e9
+        return seconds_per_call(step, iters) / elements * 1e9
 
     # With more than one thread, 5 ms between slices: the idle threads of
     # OpenMP and of rayon spin a while after their work.
     pause = 0.005 if args.threads > 1 else 0.0
-    def label_of(r):
-        return f"{r['loss']} {r['dtype']} {shape_str(dims(r))}"
-
     out, start, ticks = [], None, 0
     for i, r in enumerate(results):
         step = torch_step(torch, cells, r, dtypes)
@@ -369,7 +367,7 @@ def paired_slices(args, torch, cells, results, dtypes):
         cell = {"ours": min(a for a, _ in pairs), "theirs": min(b for _, b in pairs),
                 "median": statistics.median(b / a for a, b in pairs)}
         # A softmax-family loss against cross-entropy of its shape, the same way.
-        ce = f"cross_entropy {r['dtype']} {shape_str(shape)}"
+        ce = label_of(dict(r, loss="cross_entropy"))
         if r["loss"] in FAMILY and any(label_of(q) == ce for q in results):
             ours(ce, 1)
             n_ce = count(ours(ce, 1))
@@ -389,9 +387,9 @@ def torch_round(torch, cells, results, budget, dtypes, floors):
     such loss), in order; `floors` keeps each shape's fastest copy floor."""
     out, seen = [], set()
     for i, r in enumerate(results):
-        loss, dtype, shape = r["loss"], r["dtype"], dims(r)
+        dtype, shape = r["dtype"], dims(r)
         elements = math.prod(shape)
-        print(f"[{i + 1}/{len(results)}] torch {loss} {dtype} {shape_str(shape)}",
+        print(f"[{i + 1}/{len(results)}] torch {label_of(r)}",
               file=sys.stderr, flush=True)
         step = torch_step(torch, cells, r, dtypes)
         if step is None:

@@ -200,8 +200,9 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `--serve`: for each line `LABEL ITERS` of stdin, `ITERS` fused calls
-/// of the cell `LABEL` and their ns per element on a line of stdout. The
+/// `--serve`: for each line `LABEL ITERS` of stdin, `ITERS` (at least 1)
+/// fused calls of the cell `LABEL` and their ns per element on a line of
+/// stdout. The
 /// last two cells asked for stay prepared (their buffers warm, as in a
 /// training loop, and two cells can alternate); a third label replaces
 /// the one asked for longest ago.
@@ -216,8 +217,8 @@ fn serve() -> ExitCode {
             eprintln!("perf: expected \"LABEL ITERS\", got {line:?}");
             return ExitCode::from(2);
         };
-        let (Ok(iters), Some(case)) = (
-            iters.parse::<u32>(),
+        let (Some(iters), Some(case)) = (
+            iters.parse::<u32>().ok().filter(|&n| n > 0),
             CASES.iter().find(|c| c.label() == label),
         ) else {
             eprintln!("perf: no cell {label:?}, or a bad count in {line:?}");
@@ -241,11 +242,8 @@ fn serve() -> ExitCode {
         let Some((_, ops)) = kept.last_mut() else {
             unreachable!("a cell was just pushed")
         };
-        let start = std::time::Instant::now();
-        for _ in 0..iters {
-            (ops.fused)();
-        }
-        let ns = start.elapsed().as_nanos() as f64 / f64::from(iters.max(1));
+        let ns =
+            measure::time(iters.into(), &mut ops.fused).as_nanos() as f64 / f64::from(iters.max(1));
         if writeln!(out, "{}", ns / case.elements() as f64)
             .and_then(|()| out.flush())
             .is_err()

@@ -32,7 +32,7 @@ impl Budget {
 }
 
 /// Times `iters` calls of `f`.
-fn time(iters: u64, f: &mut impl FnMut()) -> Duration {
+pub fn time(iters: u64, f: &mut impl FnMut()) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
         f();
