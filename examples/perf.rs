@@ -8,7 +8,9 @@
 //!   floor any loss-and-gradient pass has to pay (one thread's `memcpy`,
 //!   whatever the thread setting),
 //!
-//! and prints ns per element (per logit) and `fused / copy`. Each time is
+//! and prints ns per element (per logit) and `fused / copy`. Every buffer
+//! (logits, binary targets, gradient, copy) starts at a 64-byte cache
+//! line, as PyTorch's CPU allocator places its tensors. Each time is
 //! the median over batches of repeated calls (about 0.3 s per measurement);
 //! inputs are fixed-seed (`perf/inputs.rs`).
 //!

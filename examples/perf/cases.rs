@@ -200,18 +200,71 @@ where
         >,
 {
     let l2 = loss.clone();
-    let (n, k) = x.dim();
+    let dim = x.raw_dim();
+    let targets = inputs::binary_targets::<F>(dim[0], dim[1]);
     timed(
         x,
-        inputs::binary_targets(n, k),
-        move |x, t, g| loss.forward_backward_into(x, t.view(), g),
-        move |x, t| Ok((l2.forward(x, t.view())?, l2.backward(x, t.view())?)),
+        (
+            LineAligned::copy_of(targets.as_slice().expect("standard layout")),
+            dim,
+        ),
+        move |x, (t, dim), g| loss.forward_backward_into(x, t.view(dim), g),
+        move |x, (t, dim)| Ok((l2.forward(x, t.view(dim))?, l2.backward(x, t.view(dim))?)),
     )
 }
 
+/// Where every floating-point buffer of a cell starts: a 64-byte cache line, as
+/// PyTorch's CPU allocator places every tensor (`c10::alloc_cpu`), so that
+/// both sides of `compare_pytorch.py` read and write from the same place
+/// within a line. An `ndarray` array starts wherever `malloc` puts it, 16
+/// bytes apart; the spatial kernel runs slower when its gradient sits at
+/// another offset within a line than its logits (see the README).
+const LINE: usize = 64;
+
+/// `len` values in storage of its own, starting at a [`LINE`] boundary.
+struct LineAligned<F> {
+    storage: Vec<F>,
+    start: usize,
+    len: usize,
+}
+
+impl<F: Float> LineAligned<F> {
+    /// A copy of `values`.
+    fn copy_of(values: &[F]) -> Self {
+        let size = std::mem::size_of::<F>();
+        let storage = vec![F::zero(); values.len() + LINE / size];
+        // `malloc` aligns to at least 16 bytes, a multiple of `size`.
+        let start = (LINE - storage.as_ptr() as usize % LINE) % LINE / size;
+        let mut aligned = LineAligned {
+            storage,
+            start,
+            len: values.len(),
+        };
+        aligned.values_mut().copy_from_slice(values);
+        aligned
+    }
+
+    fn values(&self) -> &[F] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    fn values_mut(&mut self) -> &mut [F] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+
+    fn view<D: Dimension>(&self, dim: &D) -> ArrayView<'_, F, D> {
+        ArrayView::from_shape(dim.clone(), self.values()).expect("the input's shape")
+    }
+
+    fn view_mut<D: Dimension>(&mut self, dim: &D) -> ArrayViewMut<'_, F, D> {
+        ArrayViewMut::from_shape(dim.clone(), self.values_mut()).expect("the input's shape")
+    }
+}
+
 /// Wraps the fused and unfused calls on `x` and target `t` (labels or
-/// targets) into the three timed closures; a failing call is a bug in the
-/// inputs, so it panics.
+/// targets) into the three timed closures, with `x` and the gradient in
+/// [`LineAligned`] buffers; a failing call is a bug in the inputs, so it
+/// panics.
 fn timed<F: Float, D: Dimension + 'static, T: 'static>(
     x: Array<F, D>,
     t: T,
@@ -219,28 +272,29 @@ fn timed<F: Float, D: Dimension + 'static, T: 'static>(
     + 'static,
     mut unfused: impl FnMut(ArrayView<'_, F, D>, &T) -> classloss::Result<(F, Array<F, D>)> + 'static,
 ) -> Prepared {
-    let x = Rc::new(x);
+    let dim = x.raw_dim();
+    let x = Rc::new(LineAligned::copy_of(x.as_slice().expect("standard layout")));
     let t = Rc::new(t);
-    let mut grad = Array::<F, D>::zeros(x.raw_dim());
-    let mut out = vec![F::zero(); x.len()];
+    let mut grad = LineAligned::copy_of(&vec![F::zero(); x.len]);
+    let mut out = LineAligned::copy_of(&vec![F::zero(); x.len]);
     Prepared {
         fused: {
-            let (x, t) = (Rc::clone(&x), Rc::clone(&t));
+            let (x, t, dim) = (Rc::clone(&x), Rc::clone(&t), dim.clone());
             Box::new(move || {
-                let v = fused(black_box(x.view()), &t, grad.view_mut()).expect("fused call");
-                black_box((v, &grad));
+                let v = fused(black_box(x.view(&dim)), &t, grad.view_mut(&dim));
+                let v = v.expect("fused call");
+                black_box((v, grad.values()));
             })
         },
         unfused: {
-            let (x, t) = (Rc::clone(&x), Rc::clone(&t));
+            let (x, t, dim) = (Rc::clone(&x), Rc::clone(&t), dim.clone());
             Box::new(move || {
-                black_box(unfused(black_box(x.view()), &t).expect("unfused calls"));
+                black_box(unfused(black_box(x.view(&dim)), &t).expect("unfused calls"));
             })
         },
         copy: Box::new(move || {
-            let src = x.as_slice().expect("standard layout");
-            out.copy_from_slice(black_box(src));
-            black_box(&mut out);
+            out.values_mut().copy_from_slice(black_box(x.values()));
+            black_box(out.values());
         }),
     }
 }
