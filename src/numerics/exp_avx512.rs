@@ -1,5 +1,5 @@
 //! The softmax rows' `exp` at the AVX-512 level: a vector at once (sixteen
-//! `f32` lanes, eight `f64`), from a table of `2^(j/16)`, in seven fused
+//! `f32` lanes, eight `f64`), from a table of `2^(j/16)`, in six fused
 //! multiply-adds and multiplies a vector in `f32` where the polynomial of
 //! [`super::exp`] takes ten, and ten in `f64` where it takes fifteen.
 //!
@@ -7,7 +7,7 @@
 //! multiply-add pipes (the exponential is most of its operations; the
 //! loads, stores, additions and comparisons go to other pipes). Two
 //! multiply-adds fewer a vector took cross-entropy 256 x 1000 to 0.90x the
-//! time; this form takes three fewer. The table lookup is a lane permute
+//! time; this form takes four fewer. The table lookup is a lane permute
 //! (`vpermd`: sixteen `f32` entries are one register; `vpermt2q` picks from
 //! two for `f64`), which the compiler does not build from scalar code,
 //! hence intrinsics.
@@ -17,8 +17,10 @@
 //!   `1.5 * 2^52 + 16368`) whose sum's low bits hold `m = n + 16 bias`
 //!   (`bias` 127; 1023): its low four bits are `j = n mod 16`, the next
 //!   ones `k + bias` with `k = floor(n / 16)`;
-//! - `r = x - n ln 2 / 16` in two steps (`ln 2 / 16` split as in
-//!   [`super::exp`]), `|r| <= ln 2 / 32`;
+//! - `r = x - n ln 2 / 16`, `|r| <= ln 2 / 32`: in `f64` in two steps
+//!   (`ln 2 / 16` split as in [`super::exp`]); in `f32` in one, with `ln 2
+//!   / 16` rounded to an `f32`, whose error `n` times over (`2.75e-9 |x|`
+//!   relative) is the price of the multiply-add saved;
 //! - `s = r + r^2 q(r)`, `expm1(r)` within `1.6e-9` with `q` of degree 1
 //!   (`1.2e-17` with degree 4), fitted to the relative error of `1 + s` by
 //!   iterated reweighted least squares;
@@ -30,13 +32,22 @@
 //!
 //! Accuracy: the table's entries are `2^(j/16)` correctly rounded (at most
 //! half an ulp off), the polynomial adds a fiftieth of an ulp in `f32` (a
-//! twentieth in `f64`) and the last multiply-add half an ulp, so the result
-//! is within 1.05 ulp of `exp(x)` and so within 1 ulp of the correctly
-//! rounded result. The tests check that bound against the standard library
-//! at every 97th `f32` of `[-120, 0]` and on a grid of `f64` down to
-//! `-800`. The entries' rounding shows in how often a result is 1 ulp
-//! off: on 3 million evenly spaced `f32` arguments of `[-87, 0]`, 20% of
-//! the results against 6.3% for the polynomial. In `f64` each entry's
+//! twentieth in `f64`) and the last multiply-add half an ulp: within 1.05
+//! ulp of `exp(x)`, in `f32` plus the one-step reduction's `2.75e-9 |x|`
+//! relative. In `f64` that is within 1 ulp of the correctly rounded
+//! result. In `f32` it is within 1 ulp from -10 up (where a softmax row's
+//! terms show next to its largest, `1`: `e^-10` is `4.5e-5` of it), 2 ulp
+//! to -40, 4 at worst; measured against the standard library at every 97th
+//! `f32` of `[-120, 0]` (`1 + ceil(2.75e-9 |x| 2^24)` ulp allowed, 4 at
+//! -66.5) and of `[-10, 0]` (1 ulp allowed). A softmax probability's
+//! error stays below `2.75e-9 |x| e^x <= 1e-9` of the row's largest term.
+//! Against the reduction in two steps (seven operations), cross-entropy
+//! 256 x 1000 ran 0.93-1.0x the time, 4096 x 1000 0.87-0.93x and binary
+//! cross-entropy with logits 4096 x 80 0.95-0.98x (one thread, 40
+//! alternating slices), every conformance case's error unchanged. The
+//! entries' rounding shows in how often a result is off: on 3 million
+//! evenly spaced `f32` arguments of `[-87, 0]`, 20% of the results 1 ulp
+//! off against 6.3% for the polynomial. In `f64` each entry's
 //! rounding error is added back to `expm1(r)` (a second permute and an
 //! addition, off the multiply-add pipes that bound that loop): 3.6% of the
 //! test's results against the polynomial's 5.7%. In `f32` the same
@@ -108,10 +119,10 @@ const SIXTEEN_LOG2E: f32 = 16.0 * std::f32::consts::LOG2_E;
 /// `1.5 * 2^23 + 127 * 16`: the sum's low bits are `n + 2032` (see the
 /// module docs), and `ulp = 1` rounds the product to an integer.
 const SHIFTER: f32 = 12_584_944.0;
-/// `ln 2 / 16` in two parts; the high one (9 significant bits) times any
-/// `n` here (11 bits) is exact.
-const LN2_16_HI: f32 = 0.693_359_4 / 16.0;
-const LN2_16_LO: f32 = -2.121_944_4e-4 / 16.0;
+/// `ln 2 / 16` rounded to an `f32`, `1.19e-10` (`2.75e-9` relative) above
+/// the exact value: `r` is reduced in one multiply-add, its error `n` times
+/// that (see the module docs).
+const LN2_16: f32 = std::f32::consts::LN_2 / 16.0;
 /// The polynomial's `r^2` and `r^3` coefficients.
 const C2: f32 = 0.500_016_15;
 const C3: f32 = 0.166_667_18;
@@ -208,8 +219,7 @@ fn table_parts_x16(x: __m512, shifter: f32) -> (__m512, __m512) {
     let table: __m512i = unsafe { std::mem::transmute::<[i32; 16], __m512i>(TABLE_BITS) };
     let z = _mm512_fmadd_ps(x, _mm512_set1_ps(SIXTEEN_LOG2E), _mm512_set1_ps(shifter));
     let n = _mm512_sub_ps(z, _mm512_set1_ps(shifter));
-    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_16_HI), x);
-    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_16_LO), r);
+    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_16), x);
     let q = _mm512_fmadd_ps(_mm512_set1_ps(C3), r, _mm512_set1_ps(C2));
     let s = _mm512_fmadd_ps(_mm512_mul_ps(r, r), q, r);
     let m = _mm512_castps_si512(z);
@@ -242,9 +252,10 @@ const ZERO_BELOW: f32 = -104.0;
 /// `2^64` times larger (a normal number down to `x = -104`, below which
 /// the arguments are taken as `-104` and the result is 0), then scaled
 /// back by one multiplication, which rounds a subnormal result a second
-/// time (within 1 ulp of the correctly rounded one, as for a normal
-/// result). Eight operations on the multiply-add pipes, against thirteen
-/// for the polynomial form of the other levels.
+/// time: within 1 ulp of the correctly rounded one there (a subnormal's
+/// ulp is far above the reduction's relative error), a normal result the
+/// flushing form's bits. Seven operations on the multiply-add pipes,
+/// against thirteen for the polynomial form of the other levels.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(crate) fn exp_subnormal_x16(x: __m512) -> __m512 {
@@ -336,12 +347,13 @@ mod tests {
 
     /// Checks `exp` (`$exp`) on the arguments `$x` of type `$t` against the
     /// standard library: exactly 0 below `$min` (where std's result is
-    /// subnormal), within 1 ulp from there up (std's normal), and at most
-    /// `1 / $share` of the results 1 ulp off; and that `$min` is the last
-    /// argument whose result is normal.
+    /// subnormal), within `$ulps(x)` ulp from there up (std's normal), and
+    /// at most `1 / $share` of the results off by any; and that `$min` is
+    /// the last argument whose result is normal.
     macro_rules! check_against_std {
-        ($exp:ident, $t:ty, $min:expr, $share:expr, $x:expr) => {{
+        ($exp:ident, $t:ty, $min:expr, $share:expr, $ulps:expr, $x:expr) => {{
             let x: &[$t] = &$x;
+            let allowed: fn($t) -> i64 = $ulps;
             let mut worst = (0_i64, 0.0 as $t);
             let mut off = 0;
             for (&v, &e) in x.iter().zip(&$exp(x)) {
@@ -353,24 +365,32 @@ mod tests {
                 }
                 assert!(want >= <$t>::MIN_POSITIVE, "exp({v}) = {want} is subnormal");
                 let ulps = (e.to_bits() as i64 - want.to_bits() as i64).abs();
-                if ulps > worst.0 {
+                if ulps - allowed(v) > worst.0 - allowed(worst.1) {
                     worst = (ulps, v);
                 }
                 off += (ulps > 0) as usize;
             }
-            assert!(worst.0 <= 1, "{} ulp at {}", worst.0, worst.1);
             assert!(
-                off * $share <= x.len(),
-                "{off} of {} results 1 ulp off",
-                x.len()
+                worst.0 <= allowed(worst.1),
+                "{} ulp at {}",
+                worst.0,
+                worst.1
             );
+            assert!(off * $share <= x.len(), "{off} of {} results off", x.len());
             let below = <$t>::from_bits($min.to_bits() + 1);
             assert!(below.exp() < <$t>::MIN_POSITIVE && $min.exp() >= <$t>::MIN_POSITIVE);
         }};
     }
 
+    /// The `f32` forms' bound in ulp at `x`: 1, plus the one-step
+    /// reduction's relative error `2.75e-9 |x|` (see the module docs) in
+    /// ulp of a result (at least `2^-24` of it), rounded up.
+    fn f32_ulps(x: f32) -> i64 {
+        1 + (f64::from(x).abs() * 2.75e-9 * 2f64.powi(24)).ceil() as i64
+    }
+
     #[test]
-    fn within_1_ulp_of_std_and_0_exactly_below_the_smallest_normal_result() {
+    fn within_its_bound_of_std_and_0_exactly_below_the_smallest_normal_result() {
         if !is_x86_feature_detected!("avx512f") {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
@@ -378,10 +398,13 @@ mod tests {
         // Every 97th f32 in [-120, 0]: about 11 million arguments, from
         // 1 down through the subnormal results to where `exp` rounds to 0.
         let x = every_97th_f32_down_to(120.0);
-        // 1.6% of the results 1 ulp off (most of these arguments are
-        // tiny: their results come from the exact entry 1); a polynomial
-        // coefficient off by 1e-4 gives 2.7%.
-        check_against_std!(exp_all, f32, MIN_NORMAL_ARG, 50, x);
+        // 3.0% of the results off, 4 ulp at worst (-66.5; most of these
+        // arguments are tiny, their results from the exact entry 1); above
+        // -10, where a softmax row's terms show next to its largest (1),
+        // within 1 ulp and 1.3% off.
+        check_against_std!(exp_all, f32, MIN_NORMAL_ARG, 30, f32_ulps, x);
+        let near = every_97th_f32_down_to(10.0);
+        check_against_std!(exp_all, f32, MIN_NORMAL_ARG, 50, |_| 1, near);
     }
 
     #[test]
@@ -400,19 +423,19 @@ mod tests {
         }
         // 3.6% of the results 1 ulp off (the polynomial's: 5.7%); without
         // the entries' corrections 23%.
-        check_against_std!(exp_all_f64, f64, MIN_NORMAL_ARG_F64, 20, x);
+        check_against_std!(exp_all_f64, f64, MIN_NORMAL_ARG_F64, 20, |_| 1, x);
         let ends = exp_all_f64(&[0.0, -0.0, f64::NAN, f64::NEG_INFINITY, -f64::MAX, -1e-300]);
         assert_eq!(&ends[..2], [1.0, 1.0]);
         assert!(ends[2].is_nan());
         assert_eq!(&ends[3..], [0.0, 0.0, 1.0]);
     }
 
-    /// The form with subnormal results: within 1 ulp of the standard
-    /// library's everywhere (a subnormal's ulp is the smallest subnormal),
-    /// 0 where std's is, NaN kept, and the normal results the bits of the
+    /// The form with subnormal results: within [`f32_ulps`] of the
+    /// standard library's everywhere (a subnormal's ulp is the smallest
+    /// subnormal), 0 where std's is, NaN kept, and the normal results the bits of the
     /// flushing form's.
     #[test]
-    fn the_subnormal_form_is_within_1_ulp_of_std_down_to_0() {
+    fn the_subnormal_form_is_within_its_bound_of_std_down_to_0() {
         if !is_x86_feature_detected!("avx512f") {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
@@ -425,14 +448,19 @@ mod tests {
         for ((&v, &got), &flush) in x.iter().zip(&e).zip(&flushed) {
             let want = v.exp();
             let ulps = (got.to_bits() as i64 - want.to_bits() as i64).abs();
-            if ulps > worst.0 {
+            if ulps - f32_ulps(v) > worst.0 - f32_ulps(worst.1) {
                 worst = (ulps, v);
             }
             if want >= f32::MIN_POSITIVE {
                 assert_eq!(got.to_bits(), flush.to_bits(), "exp({v})");
             }
         }
-        assert!(worst.0 <= 1, "{} ulp at {}", worst.0, worst.1);
+        assert!(
+            worst.0 <= f32_ulps(worst.1),
+            "{} ulp at {}",
+            worst.0,
+            worst.1
+        );
         let subnormal = x
             .iter()
             .zip(&e)

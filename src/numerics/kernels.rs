@@ -1715,14 +1715,16 @@ mod tests {
                         assert_eq!(bits(&prev), bits(&scaled), "n = {n}");
                     }
                     // The sigmoid family's parts: `exp(-|x|)` within 1 ulp
-                    // of std's, and a short slice's leftover lanes the bits
-                    // of a chunk's.
+                    // of std's below `|x| = 10`, 2 to 20 (the AVX-512 `f32`
+                    // form's one-step reduction; see `exp_avx512`), and a
+                    // short slice's leftover lanes the bits of a chunk's.
                     let (mut e1, mut l1) = (vec![0.0; n], vec![0.0; n]);
                     unsafe { super::$m::$level::logistic_parts(&x, &mut e1, &mut l1) };
                     for (&e, &v) in e1.iter().zip(&x) {
                         let want = (-v.abs()).exp();
                         let ulps = (e.to_bits() as i64 - want.to_bits() as i64).abs();
-                        assert!(ulps <= 1, "n = {n}: exp(-|{v}|) = {e}, std {want}");
+                        let allowed = if v.abs() < 10.0 { 1 } else { 2 };
+                        assert!(ulps <= allowed, "n = {n}: exp(-|{v}|) = {e}, std {want}");
                     }
                     let (mut e2, mut l2) = (vec![0.0; k], vec![0.0; k]);
                     unsafe { super::$m::$level::logistic_parts(&x[..k], &mut e2, &mut l2) };
