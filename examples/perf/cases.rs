@@ -229,17 +229,22 @@ struct LineAligned<F> {
 }
 
 impl<F: Float> LineAligned<F> {
-    /// A copy of `values`.
-    fn copy_of(values: &[F]) -> Self {
+    /// `len` zeros.
+    fn zeros(len: usize) -> Self {
         let size = std::mem::size_of::<F>();
-        let storage = vec![F::zero(); values.len() + LINE / size];
+        let storage = vec![F::zero(); len + LINE / size];
         // `malloc` aligns to at least 16 bytes, a multiple of `size`.
         let start = (LINE - storage.as_ptr() as usize % LINE) % LINE / size;
-        let mut aligned = LineAligned {
+        LineAligned {
             storage,
             start,
-            len: values.len(),
-        };
+            len,
+        }
+    }
+
+    /// A copy of `values`.
+    fn copy_of(values: &[F]) -> Self {
+        let mut aligned = Self::zeros(values.len());
         aligned.values_mut().copy_from_slice(values);
         aligned
     }
@@ -275,8 +280,8 @@ fn timed<F: Float, D: Dimension + 'static, T: 'static>(
     let dim = x.raw_dim();
     let x = Rc::new(LineAligned::copy_of(x.as_slice().expect("standard layout")));
     let t = Rc::new(t);
-    let mut grad = LineAligned::copy_of(&vec![F::zero(); x.len]);
-    let mut out = LineAligned::copy_of(&vec![F::zero(); x.len]);
+    let mut grad = LineAligned::zeros(x.len);
+    let mut out = LineAligned::zeros(x.len);
     Prepared {
         fused: {
             let (x, t, dim) = (Rc::clone(&x), Rc::clone(&t), dim.clone());
