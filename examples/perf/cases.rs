@@ -213,12 +213,12 @@ where
     )
 }
 
-/// Where every floating-point buffer of a cell starts: a 64-byte cache line, as
-/// PyTorch's CPU allocator places every tensor (`c10::alloc_cpu`), so that
-/// both sides of `compare_pytorch.py` read and write from the same place
-/// within a line. An `ndarray` array starts wherever `malloc` puts it, 16
-/// bytes apart; the spatial kernel runs slower when its gradient sits at
-/// another offset within a line than its logits (see the README).
+/// Where every floating-point buffer of a cell starts: a 64-byte cache
+/// line, as PyTorch's CPU allocator places every tensor (`c10::alloc_cpu`),
+/// so that both sides of `compare_pytorch.py` read and write from the same
+/// place within a line. An `ndarray` array starts wherever `malloc` puts
+/// it, 16 bytes apart; the spatial kernel runs slower when its gradient
+/// sits at another offset within a line than its logits (see the README).
 const LINE: usize = 64;
 
 /// `len` values in storage of its own, starting at a [`LINE`] boundary.

@@ -435,8 +435,8 @@ mod tests {
 
     /// The form with subnormal results: within [`f32_ulps`] of the
     /// standard library's everywhere (a subnormal's ulp is the smallest
-    /// subnormal), 0 where std's is, NaN kept, and the normal results the bits of the
-    /// flushing form's.
+    /// subnormal), 0 where std's is, NaN kept, and the normal results the
+    /// bits of the flushing form's.
     #[test]
     fn the_subnormal_form_is_within_its_bound_of_std_down_to_0() {
         if !is_x86_feature_detected!("avx512f") {
