@@ -204,10 +204,9 @@ fn main() -> ExitCode {
 
 /// `--serve`: for each line `LABEL ITERS` of stdin, `ITERS` (at least 1)
 /// fused calls of the cell `LABEL` and their ns per element on a line of
-/// stdout. The
-/// last two cells asked for stay prepared (their buffers warm, as in a
-/// training loop, and two cells can alternate); a third label replaces
-/// the one asked for longest ago.
+/// stdout. The last two cells asked for stay prepared (their buffers warm,
+/// as in a training loop, and two cells can alternate); a third label
+/// replaces the one asked for longest ago.
 fn serve() -> ExitCode {
     const KEPT: usize = 2;
     // The cells, the one asked for last at the end.
