@@ -126,10 +126,12 @@ pub(crate) fn term(coef: f64, nll: f64) -> f64 {
 /// One label's smoothed cross-entropy, `w_y hard nll_y + off nll_sum`
 /// (`nll_sum` already weighted), in `f64`. The weight multiplies last: a
 /// subnormal `w_y` has few bits, and `(hard w_y) nll_y` would round the
-/// product `hard w_y` to them first (9% off for `w_y = 5e-324`).
+/// product `hard w_y` to them first (9% off for `w_y = 5e-324`). A `hard`
+/// of 0 (`eps = 1`) drops `nll_y` through [`term`], even where `nll_y` is
+/// beyond `f64` (`0 * inf` would be NaN).
 #[inline]
 pub(crate) fn smoothed_label_term(w_y: f64, hard: f64, nll_y: f64, off: f64, nll_sum: f64) -> f64 {
-    term(w_y, hard * nll_y) + term(off, nll_sum)
+    term(w_y, term(hard, nll_y)) + term(off, nll_sum)
 }
 
 /// A row of the gradient buffer while it holds `exp(x_c - max)`, the

@@ -1544,3 +1544,31 @@ fn angular_scale_near_f64_max_beside_a_subnormal_row_does_not_panic() {
         "{g:?}"
     );
 }
+
+#[test]
+fn fully_smoothed_cross_entropy_of_a_label_term_beyond_f64_is_overflow_not_nan() {
+    // The fuzz case (CI, 92a66c9): with `eps = 1` the label's own term has
+    // weight 0, and its `nll`, `1.8e308 + 1.7e305`, is beyond `f64`: `0 *
+    // inf` made the value NaN. The loss, the mean of the three `nll`s
+    // (`1.1990e308`), fits, but their sum, formed before the `1 / 3`, does
+    // not: `Error::Overflow`, as the contract allows, from every call.
+    let ce = CrossEntropy::new().with_label_smoothing(1.0).unwrap();
+    let x = array![[-1.7006983070354213e305_f64, 3.4241032484903666e72, f64::MAX]];
+    let labels = array![0_usize];
+    let overflow = |e: Error| matches!(e, Error::Overflow { .. });
+    assert!(overflow(
+        ce.per_sample(x.view(), labels.view()).unwrap_err()
+    ));
+    assert!(overflow(ce.forward(x.view(), labels.view()).unwrap_err()));
+    let fused = ce.forward_backward(x.view(), labels.view());
+    assert!(overflow(fused.unwrap_err()));
+    // Below the range's edge the same logits give the mean of the `nll`s.
+    let x = x.mapv(|v| v / 4.0);
+    let want = (2.0 * (f64::MAX / 12.0)) + (1.7006983070354213e305 / 12.0);
+    let (v, g) = ce.forward_backward(x.view(), labels.view()).unwrap();
+    assert!(close(v, want, 1e-12), "{v} against {want}");
+    // p = (0, 0, 1) less the uniform target: (-1/3, -1/3, 2/3).
+    for (got, want) in g.iter().zip([-1.0 / 3.0, -1.0 / 3.0, 2.0 / 3.0]) {
+        assert!(close(*got, want, 1e-12), "{g}");
+    }
+}
