@@ -78,6 +78,9 @@ pub trait Differentiable<F: Float>: Loss<F> {
     /// `grad` is overwritten, never accumulated into, so a buffer reused
     /// across calls needs no clearing. The gradient is of the value
     /// returned: of the mean for [`Reduction::Mean`], of the sum otherwise.
+    /// After an error its contents are unspecified: some checks (an
+    /// overflow, the binary losses' targets on their vectorized path) run
+    /// with the loop that writes it.
     fn forward_backward_into<'i, 't, 'g>(
         &self,
         input: impl Into<Self::Input<'i>>,

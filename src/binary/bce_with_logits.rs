@@ -6,9 +6,7 @@ use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::check_class_vector;
-use crate::engine::sigmoid_elementwise::{
-    Logistic, LogitTerm, check_targets, elementwise_logits, run_binary,
-};
+use crate::engine::sigmoid_elementwise::{Logistic, LogitTerm, elementwise_logits, run_binary};
 use crate::{Float, Result};
 
 loss_options! {
@@ -140,12 +138,9 @@ impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {
                         )
                     }
                 };
-                check_targets(&e.targets)?;
                 let (logits, targets) = (e.input, e.targets);
                 let (weight, grad, per) = (e.weight, e.grad, e.per);
-                Ok(elementwise_logits(
-                    logits, targets, weight, pos_weight, grad, per, &BceTerm,
-                ))
+                elementwise_logits(logits, targets, weight, pos_weight, grad, per, &BceTerm)
             },
         )
     }
@@ -156,6 +151,8 @@ impl<F: Float, D: Dimension> Compute<F> for BceWithLogits<F, D> {
 struct BceTerm;
 
 impl LogitTerm for BceTerm {
+    const TARGETS_IN_UNIT: bool = true;
+
     #[inline(always)]
     fn term<T: Float>(&self, x: T, t: T, w: T, pw: T, logistic: Logistic<T>) -> (T, T) {
         if w == T::zero() && x.is_finite() {

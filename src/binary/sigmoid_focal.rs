@@ -8,9 +8,7 @@ use crate::base::loss::{Call, Compute, Elementwise};
 use crate::base::options::loss_options;
 use crate::base::reduction::Totals;
 use crate::base::validate::check_option;
-use crate::engine::sigmoid_elementwise::{
-    Logistic, LogitTerm, check_targets, elementwise_logits, run_binary,
-};
+use crate::engine::sigmoid_elementwise::{Logistic, LogitTerm, elementwise_logits, run_binary};
 use crate::{Float, Result};
 
 loss_options! {
@@ -128,7 +126,6 @@ impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
 
     fn compute(&self, call: Call<'_, '_, '_, F, Self::Sig>) -> Result<Totals> {
         run_binary(["logits", "targets"], self.reduction, call, None, |e| {
-            check_targets(&e.targets)?;
             check_option(
                 "gamma",
                 self.gamma,
@@ -156,13 +153,13 @@ impl<F: Float, D: Dimension> Compute<F> for SigmoidFocal<F, D> {
                     )
                 };
             }
-            Ok(match self.gamma {
+            match self.gamma {
                 // gamma = 0 returns before the power (`focal_term`).
                 0.0 | 1.0 => run!(PowerOne),
                 2.0 => run!(PowerTwo),
                 3.0 => run!(PowerThree),
                 _ => run!(PowerGamma),
-            })
+            }
         })
     }
 }
@@ -215,6 +212,8 @@ struct FocalTerm<P> {
 }
 
 impl<P: Power> LogitTerm for FocalTerm<P> {
+    const TARGETS_IN_UNIT: bool = true;
+
     #[inline(always)]
     fn term<T: Float>(&self, x: T, t: T, _: T, _: T, logistic: Logistic<T>) -> (T, T) {
         // 1 - alpha from the f64 option: alpha = 0.999999999999 rounds to 1

@@ -93,7 +93,7 @@ impl<F: Float, D: Dimension> Compute<F> for SoftMargin<F, D> {
             check_values("labels", &e.targets, convention.expected(), |v| {
                 convention.accepts(v)
             })?;
-            Ok(elementwise_logits(
+            elementwise_logits(
                 e.input,
                 e.targets,
                 e.weight,
@@ -101,7 +101,7 @@ impl<F: Float, D: Dimension> Compute<F> for SoftMargin<F, D> {
                 e.grad,
                 e.per,
                 &SoftMarginTerm(convention),
-            ))
+            )
         })
     }
 }
@@ -111,6 +111,9 @@ impl<F: Float, D: Dimension> Compute<F> for SoftMargin<F, D> {
 struct SoftMarginTerm(LabelConvention);
 
 impl LogitTerm for SoftMarginTerm {
+    /// Labels of `±1` (or `0`/`1`), which [`SoftMargin`] checks itself.
+    const TARGETS_IN_UNIT: bool = false;
+
     #[inline(always)]
     fn term<T: Float>(&self, _x: T, label: T, w: T, _pw: T, logistic: Logistic<T>) -> (T, T) {
         let s = logistic.terms;

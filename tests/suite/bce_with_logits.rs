@@ -190,6 +190,65 @@ fn errors_name_the_argument_and_the_values() {
     ));
 }
 
+/// The vectorized path checks the targets a block at a time, chunks in
+/// parallel; the error still names the first target outside `[0, 1]` in
+/// logical order, whichever call and thread count, while `-0` and the
+/// ends pass.
+#[test]
+fn an_invalid_target_deep_in_a_large_batch_is_named_first_in_order() {
+    fn check<L>(loss: &L)
+    where
+        L: for<'a> Differentiable<
+                f32,
+                Input<'a> = ndarray::ArrayView2<'a, f32>,
+                Target<'a> = ndarray::ArrayView2<'a, f32>,
+                GradMut<'a> = ndarray::ArrayViewMut2<'a, f32>,
+            >,
+    {
+        // 3 x 20000: beyond one parallel chunk (16384 elements) of blocks.
+        let x = random_array(&[3, 20000], 7, 4.0).mapv(|v| v as f32);
+        let x = x.into_dimensionality::<ndarray::Ix2>().unwrap();
+        let mut t = Array2::<f32>::from_shape_fn((3, 20000), |(i, j)| ((i + j) % 3) as f32 / 2.0);
+        t[[0, 5]] = -0.0;
+        t[[1, 19999]] = 1.0;
+        let mut g = Array2::<f32>::zeros((3, 20000));
+        assert!(loss.forward_backward_into(&x, &t, &mut g).is_ok());
+        // A later chunk's bad target, then an earlier one: the earlier is
+        // named.
+        t[[2, 19000]] = f32::NAN;
+        t[[2, 300]] = -1e-45;
+        let named = |e: Error| match e {
+            Error::InvalidTarget {
+                what: "targets",
+                index,
+                value,
+                ..
+            } => (index, value),
+            other => panic!("{other}"),
+        };
+        let expected = (vec![2, 300], -1e-45_f32 as f64);
+        assert_eq!(named(loss.forward(&x, &t).unwrap_err()), expected);
+        let e = loss.forward_backward_into(&x, &t, &mut g).unwrap_err();
+        assert_eq!(named(e), expected);
+        let e = loss.per_sample(&x, &t).err().expect("an error");
+        assert_eq!(named(e), expected);
+        t[[2, 300]] = 0.5;
+        let e = loss.forward(&x, &t).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "targets[2, 19000]: expected a value in [0, 1], got NaN"
+        );
+        t[[2, 19000]] = 1.0000001;
+        let e = loss.forward_backward_into(&x, &t, &mut g).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "targets[2, 19000]: expected a value in [0, 1], got 1.0000001192092896"
+        );
+    }
+    check(&BceWithLogits::<f32>::new());
+    check(&classloss::SigmoidFocal::<f32>::new());
+}
+
 fn logits_and_targets(range: f64) -> impl Strategy<Value = (Array2<f64>, Array2<f64>)> {
     inputs_and_targets(-range..range, 0.0f64..=1.0)
 }
