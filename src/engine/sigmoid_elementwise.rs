@@ -9,7 +9,7 @@
 use ndarray::{ArrayD, ArrayView, ArrayViewMut, Dimension, Zip, arr0};
 
 use crate::base::loss::{Call, Elementwise};
-use crate::base::reduction::{Sum, Totals};
+use crate::base::reduction::{LaneSum, Sum, Totals};
 use crate::base::validate::{
     broadcast_to, check_probabilities, expect_min_rank, expect_shape, fmt_shape,
 };
@@ -432,8 +432,8 @@ mod levels {
 /// Each block runs as straight loops: the logistic parts into stack
 /// buffers ([`RowKernels::logistic_parts`]), then `f`, writing the scaled
 /// derivatives straight into the gradient and the losses into a stack
-/// buffer, then the per-element outputs; its losses are summed in `f64`
-/// lanes, and the blocks' sums added in order. With `check_unit`, the
+/// buffer, then the per-element outputs; its losses are added to `f64`
+/// lanes that last the whole slice ([`LaneSum`]). With `check_unit`, the
 /// terms' loop also checks that every target is in `[0, 1]` (`None` after
 /// a block with one that is not; its terms are then garbage, not a
 /// panic). The parts are a pass of their own (two, inside the kernel)
@@ -454,7 +454,7 @@ fn logits_in_blocks<F: Float>(
     let mut e_buf = [F::zero(); BLOCK];
     let mut l_buf = [F::zero(); BLOCK];
     let mut loss_buf = [F::zero(); BLOCK];
-    let mut sum = Sum::default();
+    let mut sum = LaneSum::new();
     for (b, (xb, tb)) in x.chunks(BLOCK).zip(t.chunks(BLOCK)).enumerate() {
         let n = xb.len();
         let (e, l) = (&mut e_buf[..n], &mut l_buf[..n]);
@@ -492,7 +492,7 @@ fn logits_in_blocks<F: Float>(
         }
         sum.add_block::<F, F>(start, losses);
     }
-    Some(sum)
+    Some(sum.finish())
 }
 
 #[cfg(test)]

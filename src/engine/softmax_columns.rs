@@ -19,7 +19,7 @@ use std::cell::Cell;
 use crate::Float;
 use crate::base::float::{ColumnGrad, ColumnStats, ColumnTile};
 use crate::base::labels::LabelSlice;
-use crate::base::reduction::Sum;
+use crate::base::reduction::{LaneSum, Sum};
 use crate::engine::parallel::map_blocks;
 use crate::engine::softmax_rows::{smoothed_label_term, term};
 
@@ -114,7 +114,7 @@ pub(crate) fn label_columns<F: Float>(
     let far = std::mem::size_of_val(x) > FAR_BYTES;
     let sums = map_blocks(samples, x.len(), |(first, xs, ys, mut g, mut p)| {
         with_scratch(|scratch: &mut Scratch<F>| {
-            let mut sum = Sum::default();
+            let mut sum = LaneSum::new();
             // In place, each pass one sequential stream per class row.
             for start in (0..positions).step_by(TILE) {
                 let tile = Tile {
@@ -128,7 +128,7 @@ pub(crate) fn label_columns<F: Float>(
                 let (g, p) = (g.as_deref_mut(), p.as_deref_mut());
                 tile.run(&mut scratch.tile, terms, (xs, ys), g, p, &mut sum);
             }
-            sum
+            sum.finish()
         })
     });
     Sum::of_blocks(sums)
@@ -181,13 +181,13 @@ pub(crate) fn label_rows_by_columns<F: Float>(
                 classes,
                 far: false,
             };
-            let mut sum = Sum::default();
+            let mut sum = LaneSum::new();
             let g_tile = g.is_some().then_some(&mut *g_columns);
             tile.run(buffers, terms, (columns, ys), g_tile, p, &mut sum);
             if let Some(g) = g {
                 transpose(g_columns, g, classes, rows);
             }
-            sum
+            sum.finish()
         })
     });
     Sum::of_blocks(sums)
@@ -352,7 +352,7 @@ impl Tile {
         (xs, labels): (&[F], LabelSlice<'_>),
         g: Option<&mut [F]>,
         per: Option<&mut [F]>,
-        out: &mut Sum,
+        out: &mut LaneSum,
     ) {
         let w = self.width;
         let ([max, sum, at_label, ln_sum, wy, coef, fix, dense, dot], values, ys, strip) =
