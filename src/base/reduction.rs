@@ -287,7 +287,10 @@ impl LaneSum {
         let max = F::max_value().as_f64();
         // The values are never negative, so a value beyond F (or NaN)
         // leaves its lane beyond F (or NaN).
-        let beyond = self.lanes.iter().fold(false, |b, &l| b | (l > max) | l.is_nan());
+        let beyond = self
+            .lanes
+            .iter()
+            .fold(false, |b, &l| b | (l > max) | l.is_nan());
         if beyond && self.overflow.is_none() {
             self.scan::<F, V>(first, values);
         }

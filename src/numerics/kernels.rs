@@ -493,6 +493,17 @@ mod table_avx512 {
     );
 }
 
+/// Asks for every cache line of `row` into the first-level cache, one
+/// request a line, all at once (for a row read a little later: the
+/// requests then overlap with the work in between).
+pub(crate) fn prefetch_row<T>(row: &[T]) {
+    const LINE: usize = 64;
+    let step = (LINE / std::mem::size_of::<T>().max(1)).max(1);
+    for v in row.iter().step_by(step) {
+        body::prefetch_line::<T, false>(v);
+    }
+}
+
 /// The kernel bodies, generic over the element type, the lanes a chunk
 /// and the exponential (or fused multiply-add); the per-level wrappers
 /// below instantiate them.
@@ -1008,9 +1019,15 @@ mod body {
     /// with `FAR` of `row[AHEAD_FAR]` into the second-level cache.
     #[inline(always)]
     fn prefetch<T, const FAR: bool>(row: &[T]) {
-        let Some(v) = row.get(if FAR { AHEAD_FAR } else { AHEAD }) else {
-            return;
-        };
+        if let Some(v) = row.get(if FAR { AHEAD_FAR } else { AHEAD }) {
+            prefetch_line::<T, FAR>(v);
+        }
+    }
+
+    /// Asks for the cache line of `v` into the first-level cache, or with
+    /// `FAR` into the second only.
+    #[inline(always)]
+    pub fn prefetch_line<T, const FAR: bool>(v: &T) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch has no effect on memory or program state;
         // SSE is part of x86-64.
