@@ -22,6 +22,7 @@ use crate::base::labels::LabelSlice;
 use crate::base::reduction::{LaneSum, Sum};
 use crate::engine::parallel::map_blocks;
 use crate::engine::softmax_rows::{smoothed_label_term, term};
+use crate::numerics::transpose::transpose;
 
 /// Positions per tile of a spatial sample: the span of the per-position
 /// buffers (labels, factors, the kernel's statistics, the losses), 9 KiB
@@ -191,27 +192,6 @@ pub(crate) fn label_rows_by_columns<F: Float>(
         })
     });
     Sum::of_blocks(sums)
-}
-
-/// Writes the `(rows, cols)` row-major matrix `from` into `to` as
-/// `(cols, rows)`, eight rows of `from` at a time (each output run of
-/// eight is one store; a row at a time was 6 instructions an element).
-fn transpose<F: Float>(from: &[F], to: &mut [F], rows: usize, cols: usize) {
-    const GROUP: usize = 8;
-    let whole = rows - rows % GROUP;
-    for (g, block) in from[..whole * cols].chunks_exact(GROUP * cols).enumerate() {
-        let r: [&[F]; GROUP] = std::array::from_fn(|i| &block[i * cols..(i + 1) * cols]);
-        let at = g * GROUP;
-        for (k, column) in to.chunks_exact_mut(rows).enumerate() {
-            column[at..at + GROUP]
-                .copy_from_slice(&std::array::from_fn::<F, GROUP, _>(|i| r[i][k]));
-        }
-    }
-    for i in whole..rows {
-        for (k, &v) in from[i * cols..(i + 1) * cols].iter().enumerate() {
-            to[k * rows + i] = v;
-        }
-    }
 }
 
 /// The buffers of a thread's tiles, kept from call to call ([`with_scratch`]).

@@ -21,6 +21,7 @@ pub(crate) mod kernels;
 pub(crate) mod matmul;
 pub(crate) mod random;
 pub(crate) mod simd;
+pub(crate) mod transpose;
 
 pub(crate) use exp::clamp_below;
 pub use simd::{SimdLevel, simd_level};
