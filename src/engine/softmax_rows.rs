@@ -742,25 +742,28 @@ where
     sum
 }
 
-/// The largest batch of logits, in bytes, whose rows read the next row
-/// ahead ([`Ahead`]): a batch that stays in the last-level cache, with its
-/// gradient, between calls. From memory, the next row's reads spread
-/// through the exponentials' pass kept fewer misses in flight than a pass
-/// of reads alone: on a Zen 4 VM (32 MiB L3), one thread, the fastest of
-/// 100 alternating slices, cross-entropy 256 x 1000 (1 MB) ran 0.89-0.91x
-/// the time, and 4096 x 1000 (16 MB) 1.28x.
-const READ_AHEAD_MAX_BYTES: usize = 1 << 21;
+/// The largest batch of logits, in bytes, taken to stay in the last-level
+/// cache with its gradient between calls. Beyond it, rows ask for the
+/// lines of a later row ([`PREFETCH_ROWS`]) and `f64` rows finish their
+/// own scaling ([`defers`]).
+const IN_CACHE_MAX_BYTES: usize = 1 << 21;
 
 /// Rows ahead that a row of [`READ_AHEAD_CLASSES`] classes in a batch
-/// beyond [`READ_AHEAD_MAX_BYTES`] asks for at its start, every line of
-/// it into the first-level cache ([`prefetch_row`]): the row's passes then
-/// overlap with that row's reads, which its own first pass (the maximum)
-/// otherwise waits on. On a Zen 4 VM (32 MiB L3), one thread, the same
-/// build with and without (60 alternating slices, pairs' median):
-/// cross-entropy 4096 x 1000 0.86x and 0.96x the time, label smoothing
-/// 0.80x; the fastest slices 1.03x and 0.89x (it helps the VM's slow
-/// seconds, not its fastest). One row ahead was no better than two, and
-/// three worse.
+/// beyond [`IN_CACHE_MAX_BYTES`] asks for at its start, every line of it
+/// into the first-level cache ([`prefetch_row`]), so that the rows' reads
+/// from memory are in flight while the rows before run their passes.
+/// Without it, reading the next row's maximum in the exponentials' pass
+/// ([`Ahead`]) kept fewer misses in flight than a pass of reads alone
+/// (cross-entropy 4096 x 1000, 16 MB, ran 1.28x the time), so such a batch
+/// took each row's maximum in a pass of its own, which waited on memory
+/// (43% of the call's samples). On a Zen 4 VM (32 MiB L3), one thread,
+/// alternating slices of one build (pairs' median, fastest slice in
+/// brackets): asking two rows ahead, the maximum still in its own pass,
+/// cross-entropy 4096 x 1000 0.86x and 0.96x the time (1.03x), label
+/// smoothing 0.80x (0.89x); then reading ahead as well, against that,
+/// 0.89-1.02x and 0.72x in five runs of 60 slices (0.82-0.95x), 0.99x on
+/// two threads (0.96x). One row ahead was no better than two, three
+/// worse; rows of 128,256 classes gained nothing (0.99x) and are left out.
 const PREFETCH_ROWS: usize = 2;
 
 /// The row lengths that read the next row ahead: up to one kernel call
@@ -771,8 +774,8 @@ const PREFETCH_ROWS: usize = 2;
 const READ_AHEAD_CLASSES: std::ops::RangeInclusive<usize> = 256..=SUM_BLOCK;
 
 /// Whether rows leave their scaling to the next row ([`Deferred`]) when
-/// the caller allows it: in `f64`, in a batch whose rows read the next one
-/// ahead (the scaling joins that loop; the last row of a block, which has
+/// the caller allows it: in `f64`, in a batch in the caches whose rows read
+/// the next one ahead (the scaling joins that loop; the last row of a block, which has
 /// no next row to read, finishes its predecessor's in a pass of its own).
 /// On a Zen 4 VM (one thread, 30-50 alternating slices) `f64`
 /// cross-entropy 256 x 1000 ran 0.94-0.97x the time, but `f32` 256 x 1000
@@ -782,8 +785,8 @@ const READ_AHEAD_CLASSES: std::ops::RangeInclusive<usize> = 256..=SUM_BLOCK;
 /// `f32` 128 x 100 ran 0.87-0.97x with a loop that scaled without reading
 /// ahead, but the compiler split that loop into single lanes at AVX2 (2.1x
 /// the instructions at 2621 x 100), so it is not kept.
-fn defers<F>(read_ahead: bool) -> bool {
-    read_ahead && std::mem::size_of::<F>() == 8
+fn defers<F>(read_ahead_in_cache: bool) -> bool {
+    read_ahead_in_cache && std::mem::size_of::<F>() == 8
 }
 
 /// Logits per block of rows: a block's rows (and gradient) stay in the
@@ -836,7 +839,7 @@ where
 /// the buffer to overwrite, and returns the row's loss (reporting a
 /// gradient entry beyond `F` to the [`GradBeyond`] it is given). `ahead`
 /// holds the next row, which a row that runs its own passes ignores
-/// ([`Ahead`]; in a batch of at most [`READ_AHEAD_MAX_BYTES`]). `spare` says that
+/// ([`Ahead`]; rows of [`READ_AHEAD_CLASSES`]). `spare` says that
 /// the batch has fewer blocks of rows than the pool has threads, so that
 /// a long row may split its own passes across them. Same blocks, same
 /// order, same sums. With `defer`, a row whose gradient is
@@ -865,9 +868,9 @@ pub(crate) fn rows_2d<F: Float>(
         })
         .collect();
     let spare = blocks.len() < threads();
-    let from_memory = elements * std::mem::size_of::<F>() > READ_AHEAD_MAX_BYTES;
-    let read_ahead = !from_memory && READ_AHEAD_CLASSES.contains(&classes);
-    let prefetch = from_memory && READ_AHEAD_CLASSES.contains(&classes);
+    let from_memory = elements * std::mem::size_of::<F>() > IN_CACHE_MAX_BYTES;
+    let read_ahead = READ_AHEAD_CLASSES.contains(&classes);
+    let prefetch = from_memory && read_ahead;
     let run_block = |block: Block<'_, F>| -> Sum {
         let Block {
             start,
@@ -886,7 +889,7 @@ pub(crate) fn rows_2d<F: Float>(
         // from one row to the next.
         let mut g_rows = None;
         if defer
-            && defers::<F>(read_ahead)
+            && defers::<F>(read_ahead && !from_memory)
             && let Some(g) = grad.take_if(|g| g.is_standard_layout())
         {
             g_rows = g.into_slice().map(|g| g.chunks_exact_mut(classes));

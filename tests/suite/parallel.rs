@@ -186,8 +186,8 @@ fn scalar_ce(x: &Array2<f32>, y: &Array1<usize>) -> (f64, Array2<f64>) {
     (total / n as f64, grad)
 }
 
-/// 600 x 1000 is beyond the 2 MiB up to which rows read the next one
-/// ahead: its rows ask for the lines of the row two ahead instead.
+/// 600 x 1000 is beyond 2 MiB, taken to come from memory: its rows also
+/// ask for the lines of the row two ahead.
 #[test]
 fn blocked_vectorized_cross_entropy_matches_a_scalar_f64_reference() {
     for &(n, c) in &[
