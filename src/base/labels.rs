@@ -247,6 +247,24 @@ impl<'a, D: Dimension> Labels<'a, D> {
         self.iter().map(move |l| to_class(l, ignore))
     }
 
+    /// How many labels are not `ignore`: the unweighted mean's divisor.
+    /// Compared in the labels' own type (a value of `ignore` no label can
+    /// take matches none), so a contiguous array's count runs as vector
+    /// compares; [`Labels::sum_over_classes`] of 1 added them one `f64`
+    /// at a time, 4% of a spatial cross-entropy call's samples.
+    pub(crate) fn count_not_ignored(&self, ignore: Option<i128>) -> usize {
+        with_view!(&self.view, v => {
+            let ignored = match ignore.and_then(|i| i.try_into().ok()) {
+                None => 0,
+                Some(ig) => match v.as_slice_memory_order() {
+                    Some(s) => s.iter().filter(|&&l| l == ig).count(),
+                    None => v.iter().filter(|&&l| l == ig).count(),
+                },
+            };
+            v.len() - ignored
+        })
+    }
+
     /// `sum f(class)` over the labels that are not `ignore`, for a checked
     /// array (one pass, the label type matched once).
     pub(crate) fn sum_over_classes(&self, ignore: Option<i128>, f: impl Fn(usize) -> f64) -> f64 {
@@ -359,6 +377,8 @@ impl<'a> LabelSlice<'a> {
     /// Writes labels `start..start + out.len()` into `out` as class
     /// indices, `ignored` for the ignored one (the label type matched once).
     #[inline]
+    // The `u32` arm's cast is to its own type; the others' are not.
+    #[allow(clippy::unnecessary_cast)]
     pub(crate) fn classes_into(
         &self,
         start: usize,
@@ -366,10 +386,16 @@ impl<'a> LabelSlice<'a> {
         ignore: Option<i128>,
         ignored: u32,
     ) {
+        // Compared in the labels' own type, so that the loop vectorizes
+        // (an `Option<i128>` comparison a label did not: 5% of a spatial
+        // cross-entropy call's samples). A label is a class below `C` or
+        // the ignored one (checked), and a class fits: the caller's
+        // classes are below `u32::MAX`.
         with_slice!(self, s => {
-            for (o, &l) in out.iter_mut().zip(&s[start..]) {
-                // A class fits: the caller's classes are below `u32::MAX`.
-                *o = to_class(l.to_i128(), ignore).map_or(ignored, |c| c as u32);
+            let pairs = out.iter_mut().zip(&s[start..]);
+            match ignore.and_then(|i| i.try_into().ok()) {
+                Some(ig) => pairs.for_each(|(o, &l)| *o = if l == ig { ignored } else { l as u32 }),
+                None => pairs.for_each(|(o, &l)| *o = l as u32),
             }
         })
     }
