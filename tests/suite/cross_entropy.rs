@@ -570,3 +570,83 @@ fn a_mean_beyond_f32_of_fitting_samples_is_an_overflow_of_the_mean() {
          3.4028235e38, got about 6.000e38"
     );
 }
+
+/// The ignored label is matched in the labels' own type, on the row path
+/// and the column path (spatial, and rows of few classes): an ignored
+/// value the type holds (255 or the class 1 in `u8`, -100 or 1 in `i32`)
+/// drops its samples from the mean's divisor, the loss and the gradient;
+/// one it cannot hold (300 for `u8` labels) ignores nothing. Each agrees
+/// with the `u16` labels of the same values and with the mean of the
+/// per-sample values over the samples kept.
+#[test]
+fn the_ignored_label_is_matched_in_every_label_type() {
+    for shape in [vec![2, 3, 1, 37], vec![37, 3], vec![9, 40]] {
+        for (ign16, ign8, ign32) in [(255_u16, 255_u8, -100_i32), (1, 1, 1)] {
+            let c = shape[1];
+            let x = random_array(&shape, 5, 3.0);
+            let mut label_shape = shape.clone();
+            label_shape.remove(1);
+            let n: usize = label_shape.iter().product();
+            let flat = (0..n).map(|k| if k % 5 == 0 { ign16 } else { (k % c) as u16 });
+            let labels16 = ArrayD::from_shape_vec(IxDyn(&label_shape), flat.collect()).unwrap();
+            let kept = labels16.iter().filter(|&&l| l != ign16).count();
+            let labels8 = labels16.mapv(|l| l as u8);
+            let labels32 = labels16.mapv(|l| if l == ign16 { ign32 } else { i32::from(l) });
+            let ce = || CrossEntropy::<f64, IxDyn>::spatial();
+            let reference = ce().with_ignore_index(ign16);
+            let (v, g) = reference
+                .forward_backward(x.view(), labels16.view())
+                .unwrap();
+            let per = reference.per_sample(x.view(), labels16.view()).unwrap();
+            let mean = per.sum() / kept as f64;
+            let what = format!("{shape:?} ignoring {ign16}");
+            assert!((v - mean).abs() <= 1e-12 * mean, "{what}: {v} vs {mean}");
+            let (by_u8, by_i32) = (ce().with_ignore_index(ign8), ce().with_ignore_index(ign32));
+            for (with, (v2, g2)) in [
+                (
+                    "u8",
+                    by_u8.forward_backward(x.view(), labels8.view()).unwrap(),
+                ),
+                (
+                    "i32",
+                    by_i32.forward_backward(x.view(), labels32.view()).unwrap(),
+                ),
+            ] {
+                assert_eq!(v2.to_bits(), v.to_bits(), "{what} {with}: value");
+                assert_eq!(g2, g, "{what} {with}: gradient");
+            }
+        }
+    }
+}
+
+/// An ignored value the labels' type cannot hold (300 for `u8`) ignores
+/// nothing: the labels' 255 is out of range, and valid labels give the
+/// loss without an ignored label.
+#[test]
+fn an_ignored_value_beyond_the_label_type_ignores_nothing() {
+    for shape in [vec![2, 3, 1, 37], vec![37, 3], vec![9, 40]] {
+        let c = shape[1];
+        let x = random_array(&shape, 5, 3.0);
+        let mut label_shape = shape.clone();
+        label_shape.remove(1);
+        let n: usize = label_shape.iter().product();
+        let flat = (0..n).map(|k| if k % 5 == 0 { 255 } else { (k % c) as u8 });
+        let labels8 = ArrayD::from_shape_vec(IxDyn(&label_shape), flat.collect()).unwrap();
+        let ce = || CrossEntropy::<f64, IxDyn>::spatial();
+        let none = ce().with_ignore_index(300_u16);
+        let err = none.forward(x.view(), labels8.view()).unwrap_err();
+        assert!(
+            matches!(err, Error::LabelOutOfRange { label: 255, .. }),
+            "{err}"
+        );
+        let valid = labels8.mapv(|l| if l == 255 { 0 } else { l });
+        let (v300, g300) = none.forward_backward(x.view(), valid.view()).unwrap();
+        let (v_all, g_all) = ce().forward_backward(x.view(), valid.view()).unwrap();
+        assert_eq!(
+            v300.to_bits(),
+            v_all.to_bits(),
+            "{shape:?}: 300 ignores nothing"
+        );
+        assert_eq!(g300, g_all, "{shape:?}: 300 ignores nothing");
+    }
+}
