@@ -774,9 +774,10 @@ const PREFETCH_ROWS: usize = 2;
 const READ_AHEAD_CLASSES: std::ops::RangeInclusive<usize> = 256..=SUM_BLOCK;
 
 /// Whether rows leave their scaling to the next row ([`Deferred`]) when
-/// the caller allows it: in `f64`, in a batch in the caches whose rows read
-/// the next one ahead (the scaling joins that loop; the last row of a block, which has
-/// no next row to read, finishes its predecessor's in a pass of its own).
+/// the caller allows it: in `f64`, in a batch in the caches whose rows
+/// read the next one ahead (the scaling joins that loop; the last row of
+/// a block, which has no next row to read, finishes its predecessor's in
+/// a pass of its own).
 /// On a Zen 4 VM (one thread, 30-50 alternating slices) `f64`
 /// cross-entropy 256 x 1000 ran 0.94-0.97x the time, but `f32` 256 x 1000
 /// 1.05x, with the next row read ahead or not: its exponentials' pass is no

@@ -502,7 +502,7 @@ impl<F: Float> LinearCrossEntropy<F> {
         let class_weight = self.ce.weight();
         let w_y = |y: usize| class_weight.map_or(1.0, |w| w[y].as_f64());
         let divisor: f64 = match &token_weights {
-            None => labels.sum_over_classes(ignore, w_y),
+            None => labels.weight_sum(ignore, class_weight),
             Some(weights) => labels
                 .classes(ignore)
                 .zip(weights.iter())

@@ -474,10 +474,7 @@ impl<F: Float, D: RemoveAxis> CrossEntropy<F, D> {
                 labels.expect_shape("labels", row_shape.slice())?;
                 let ignore = self.ignore_index;
                 labels.check("labels", classes, ignore)?;
-                let divisor = match &self.weight {
-                    None => labels.count_not_ignored(ignore) as f64,
-                    Some(_) => labels.sum_over_classes(ignore, |y| w(y).as_f64()),
-                };
+                let divisor = labels.weight_sum(ignore, self.weight.as_ref());
                 // With tiny class weights (sub-normal ones, say) the mean's
                 // factor 1 / divisor overflows, so the gradient would be
                 // inf * 0, and each `w_y * nll` is a subnormal with few
