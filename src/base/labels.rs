@@ -263,11 +263,11 @@ impl<'a, D: Dimension> Labels<'a, D> {
     }
 
     /// How many labels are not `ignore`, compared in the labels' own type
-    /// (a value of `ignore` no label can take matches none), so that a
-    /// contiguous array's count runs as vector compares.
+    /// ([`ignored_as`]), so that a contiguous array's count runs as vector
+    /// compares.
     fn count_not_ignored(&self, ignore: Option<i128>) -> usize {
         with_view!(&self.view, v => {
-            let ignored = match ignore.and_then(|i| i.try_into().ok()) {
+            let ignored = match ignored_as(ignore) {
                 None => 0,
                 Some(ig) => match v.as_slice_memory_order() {
                     Some(s) => s.iter().filter(|&&l| l == ig).count(),
@@ -328,6 +328,15 @@ impl Labels<'_, Ix2> {
             }
         })
     }
+}
+
+/// The ignored label `ignore` as a label of type `T`: none when `T`
+/// cannot hold it, since no label of that type is then ignored. A loop
+/// that compares its labels with this, in their own type, vectorizes;
+/// one that widened each label to compare it as an `Option<i128>` did not.
+#[inline(always)]
+fn ignored_as<T: TryFrom<i128>>(ignore: Option<i128>) -> Option<T> {
+    ignore.and_then(|i| T::try_from(i).ok())
 }
 
 #[inline(always)]
@@ -399,14 +408,14 @@ impl<'a> LabelSlice<'a> {
         ignore: Option<i128>,
         ignored: u32,
     ) {
-        // Compared in the labels' own type, so that the loop vectorizes
-        // (an `Option<i128>` comparison a label did not: 5% of a spatial
-        // cross-entropy call's samples). A label is a class below `C` or
-        // the ignored one (checked), and a class fits: the caller's
+        // Compared in the labels' own type ([`ignored_as`]; the
+        // `Option<i128>` comparison a label this loop made took 5% of a
+        // spatial cross-entropy call's samples). A label is a class below
+        // `C` or the ignored one (checked), and a class fits: the caller's
         // classes are below `u32::MAX`.
         with_slice!(self, s => {
             let pairs = out.iter_mut().zip(&s[start..]);
-            match ignore.and_then(|i| i.try_into().ok()) {
+            match ignored_as(ignore) {
                 Some(ig) => pairs.for_each(|(o, &l)| *o = if l == ig { ignored } else { l as u32 }),
                 None => pairs.for_each(|(o, &l)| *o = l as u32),
             }
