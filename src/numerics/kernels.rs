@@ -504,6 +504,47 @@ pub(crate) fn prefetch_row<T>(row: &[T]) {
     }
 }
 
+/// Asks for every cache line of `row` into the first-level cache to be
+/// written (`prefetchw`, where the CPU has it; nothing elsewhere), for a
+/// row of output written a little later: a store to a line that is not in
+/// the cache waits for the line to be read from memory first, and these
+/// requests overlap that read with the work in between.
+pub(crate) fn prefetch_row_for_write<T>(row: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_prefetchw() {
+        const LINE: usize = 64;
+        let step = (LINE / std::mem::size_of::<T>().max(1)).max(1);
+        for v in row.iter().step_by(step) {
+            // SAFETY: `prefetchw` exists on this CPU (`has_prefetchw`) and,
+            // like any prefetch, has no effect on memory or program state
+            // (no fault, whatever the address).
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw [{line}]",
+                    line = in(reg) std::ptr::from_ref(v),
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+/// Whether the CPU has `prefetchw` (CPUID `0x8000_0001`, ECX bit 8,
+/// `3DNowPrefetch`/`PRFCHW`). `std`'s feature detection does not name it
+/// on stable Rust, nor does `target_feature` enable it, hence `asm!`.
+#[cfg(target_arch = "x86_64")]
+fn has_prefetchw() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        use std::arch::x86_64::__cpuid;
+        // Leaf 0x8000_0000 gives the highest extended leaf: 0x8000_0001 is
+        // read only where it exists.
+        __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+    })
+}
+
 /// The kernel bodies, generic over the element type, the lanes a chunk
 /// and the exponential (or fused multiply-add); the per-level wrappers
 /// below instantiate them.
