@@ -340,12 +340,21 @@ impl Tile {
         // The tile's labels, read once; an ignored one matches no class.
         labels.classes_into(self.start, ys, terms.ignore, NO_LABEL);
         let weight = |c: usize| terms.weight.map_or(F::one(), |wt| wt[c]);
-        for (wy, &y) in wy.iter_mut().zip(ys.iter()) {
-            *wy = if y == NO_LABEL {
-                F::zero()
-            } else {
-                weight(y as usize)
-            };
+        let labelled = wy.iter_mut().zip(ys.iter());
+        // Without weights a select, which vectorizes; with the weights'
+        // lookup in the same loop it did not (2.9% of a spatial call's
+        // samples).
+        match terms.weight {
+            None => labelled.for_each(|(wy, &y)| {
+                *wy = if y == NO_LABEL { F::zero() } else { F::one() };
+            }),
+            Some(wt) => labelled.for_each(|(wy, &y)| {
+                *wy = if y == NO_LABEL {
+                    F::zero()
+                } else {
+                    wt[y as usize]
+                };
+            }),
         }
         // The gradient's factors per position (see `ColumnGrad`): on the
         // exponentials, at the label, and (with smoothing) on every class.
