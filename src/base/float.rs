@@ -67,7 +67,18 @@ pub trait RowKernels: Copy {
     fn exp_into(x: &[Self], shift: Self, out: &mut [Self]) -> Self;
     /// [`RowKernels::exp_into`], and in the same pass the largest value of
     /// `ahead` (the next row, as long as `x`; NaN skipped): `(sum, max)`.
-    fn exp_into_ahead(x: &[Self], shift: Self, out: &mut [Self], ahead: &[Self]) -> (Self, Self);
+    /// With `later > 0`, for rows of one contiguous batch (`x`, `ahead`
+    /// the next) and their contiguous gradient (`out` the row of `x`), it
+    /// also asks for the lines of the row `later` rows on, a line each as
+    /// it goes: the logits' to be read, the gradient's to be written. The
+    /// addresses are only asked for, never read.
+    fn exp_into_ahead(
+        x: &[Self],
+        shift: Self,
+        out: &mut [Self],
+        ahead: &[Self],
+        later: usize,
+    ) -> (Self, Self);
     /// [`RowKernels::exp_into_ahead`] and, in the same pass, `prev_i *= k`
     /// (`prev` as long as `x`, each product the bits of `prev_i * k`): the
     /// previous row's gradient scaled while this row's exponentials run.
@@ -81,12 +92,14 @@ pub trait RowKernels: Copy {
         k: Self,
     ) -> (Self, Self);
     /// [`RowKernels::exp_into_shifted`] and the largest value of `ahead`, as
-    /// [`RowKernels::exp_into_ahead`]: `(sum, shifted sum, max)`.
+    /// [`RowKernels::exp_into_ahead`] (`later` as there): `(sum, shifted
+    /// sum, max)`.
     fn exp_into_shifted_ahead(
         x: &[Self],
         shift: Self,
         out: &mut [Self],
         ahead: &[Self],
+        later: usize,
     ) -> (Self, Self, Self);
     /// [`RowKernels::exp_sum`] and `sum_i (x_i - shift)` in the same pass.
     fn exp_sum_shifted(x: &[Self], shift: Self) -> (Self, Self);

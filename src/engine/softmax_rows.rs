@@ -26,7 +26,6 @@ use ndarray::{Axis, Ix1, Ix2, RemoveAxis};
 use crate::Float;
 use crate::base::reduction::Sum;
 use crate::engine::parallel::{map_blocks, threads};
-use crate::numerics::kernels::{prefetch_row, prefetch_row_for_write};
 use crate::numerics::{RowStats, soft_cap};
 
 /// One row (class lane) of logits and its softmax statistics.
@@ -427,6 +426,9 @@ pub(crate) struct Ahead<'x, F> {
     prev: Option<(&'x mut [F], Deferred<F>)>,
     /// Whether this row may leave its scaling to the next row.
     may_defer: bool,
+    /// Rows on from this one whose lines its pass asks for
+    /// ([`ROWS_ASKED_AHEAD`]); 0 for none.
+    later: usize,
     /// Where it leaves it.
     deferred: Cell<Option<Deferred<F>>>,
 }
@@ -438,6 +440,7 @@ impl<F> Default for Ahead<'_, F> {
             next: None,
             prev: None,
             may_defer: false,
+            later: 0,
             deferred: Cell::new(None),
         }
     }
@@ -634,7 +637,7 @@ fn run_row<F: Float, T, R>(
         && next.len() == x.len()
     {
         read_ahead = Some(if shifted_sums {
-            let (sum, shifted, next_max) = F::exp_into_shifted_ahead(x, max, e, next);
+            let (sum, shifted, next_max) = F::exp_into_shifted_ahead(x, max, e, next, ahead.later);
             ahead.max = Some(next_max);
             (sum, Some(shifted.as_f64()))
         } else {
@@ -644,7 +647,7 @@ fn run_row<F: Float, T, R>(
                     d.fix_entry(p);
                     done
                 }
-                None => F::exp_into_ahead(x, max, e, next),
+                None => F::exp_into_ahead(x, max, e, next, ahead.later),
             };
             ahead.max = Some(next_max);
             (sum, None)
@@ -744,35 +747,27 @@ where
 
 /// The largest batch of logits, in bytes, taken to stay in the last-level
 /// cache with its gradient between calls. Beyond it, rows ask for the
-/// lines of a later row ([`PREFETCH_ROWS`]) and `f64` rows finish their
+/// lines of a later row ([`ROWS_ASKED_AHEAD`]) and `f64` rows finish their
 /// own scaling ([`defers`]).
 const IN_CACHE_MAX_BYTES: usize = 1 << 21;
 
-/// Rows ahead that a row of [`READ_AHEAD_CLASSES`] classes in a batch
-/// beyond [`IN_CACHE_MAX_BYTES`] asks for at its start, every line of it
-/// into the first-level cache ([`prefetch_row`]), so that the rows' reads
-/// from memory are in flight while the rows before run their passes.
-/// Without it, reading the next row's maximum in the exponentials' pass
-/// ([`Ahead`]) kept fewer misses in flight than a pass of reads alone
-/// (cross-entropy 4096 x 1000, 16 MB, ran 1.28x the time), so such a batch
-/// took each row's maximum in a pass of its own, which waited on memory
-/// (43% of the call's samples). On a Zen 4 VM (32 MiB L3), one thread,
-/// alternating slices of one build (pairs' median, fastest slice in
-/// brackets): asking two rows ahead, the maximum still in its own pass,
-/// cross-entropy 4096 x 1000 0.86x and 0.96x the time (1.03x), label
-/// smoothing 0.80x (0.89x); then reading ahead as well, against that,
-/// 0.89-1.02x and 0.72x in five runs of 60 slices (0.82-0.95x), 0.99x on
-/// two threads (0.96x). One row ahead was no better than two, three
-/// worse; rows of 128,256 classes gained nothing (0.99x) and are left out.
-/// The gradient's row as far ahead is asked for to be written
-/// ([`prefetch_row_for_write`]): its stores otherwise waited for each line
-/// to be read from memory (the lines are written whole, but a store must
-/// own its line first). Against asking for the logits' row alone (two
-/// builds, 60 and 40 alternating slices): cross-entropy 4096 x 1000 0.84x
-/// the time on one thread (pairs' median 0.82x), 0.88x on two (0.84x);
-/// label smoothing 0.90x, softmax focal 0.88x, Poly-1 0.94x, GCE 0.92x;
-/// 256 x 1000 (in the caches, not asked) 0.99x.
-const PREFETCH_ROWS: usize = 2;
+/// Rows on from a row of [`READ_AHEAD_CLASSES`] classes, in a batch
+/// beyond [`IN_CACHE_MAX_BYTES`] with its gradient laid out as it, whose
+/// lines the row's exponentials' pass asks for, a line each as it goes:
+/// the logits' to be read and the gradient's to be written (`prefetchw`
+/// where the CPU has it). A row reads the next row's maximum in that pass
+/// ([`Ahead`]), and without the requests those reads, and the gradient's
+/// stores (each waits for its line to be read first), waited on memory: a
+/// pass of its own for the maximum took 43% of cross-entropy 4096 x 1000's
+/// samples.
+/// On a Zen 4 VM (32 MiB L3), one thread, cross-entropy 4096 x 1000
+/// against asking, at each row's start, for all the lines of the logits'
+/// row two on and then of the gradient's (alternating slices, fastest
+/// slice): asking as the pass goes, 1 row on 0.82x the time, 2 rows on
+/// 0.69x, 3 rows on 0.70x (two builds, 30 slices each). Asked all at
+/// once, the requests had stalled the row's start (10% of the samples).
+/// The last rows of a block ask for nothing.
+const ROWS_ASKED_AHEAD: usize = 3;
 
 /// The row lengths that read the next row ahead: up to one kernel call
 /// ([`SUM_BLOCK`]), and from 256 classes. A shorter row's batch sits in
@@ -879,7 +874,6 @@ pub(crate) fn rows_2d<F: Float>(
     let spare = blocks.len() < threads();
     let from_memory = elements * std::mem::size_of::<F>() > IN_CACHE_MAX_BYTES;
     let read_ahead = READ_AHEAD_CLASSES.contains(&classes);
-    let prefetch = from_memory && read_ahead;
     let run_block = |block: Block<'_, F>| -> Sum {
         let Block {
             start,
@@ -894,6 +888,10 @@ pub(crate) fn rows_2d<F: Float>(
         let mut ahead = Ahead::default();
         let all = logits.to_slice().filter(|_| read_ahead);
         let rows = logits.nrows();
+        // The kernel finds a later row's lines by its offset from this
+        // row's: both arrays' rows must be contiguous.
+        let ask_later =
+            from_memory && all.is_some() && grad.as_ref().is_some_and(|g| g.is_standard_layout());
         // The gradient's rows as slices of the block's own, to be handed
         // from one row to the next.
         let mut g_rows = None;
@@ -905,17 +903,11 @@ pub(crate) fn rows_2d<F: Float>(
         }
         for (i, x_row) in logits.outer_iter().enumerate() {
             let x = lane_slice(&x_row, &mut scratch);
-            if prefetch && i + PREFETCH_ROWS < rows {
-                if let Some(later) = logits.row(i + PREFETCH_ROWS).to_slice() {
-                    prefetch_row(later);
-                }
-                let g = grad
-                    .as_ref()
-                    .and_then(|g| g.row(i + PREFETCH_ROWS).to_slice());
-                if let Some(later) = g {
-                    prefetch_row_for_write(later);
-                }
-            }
+            ahead.later = if ask_later && i + ROWS_ASKED_AHEAD < rows {
+                ROWS_ASKED_AHEAD
+            } else {
+                0
+            };
             ahead.next = all.and_then(|all| all.get((i + 1) * classes..(i + 2) * classes));
             let g_row = g_rows.as_mut().and_then(|it| it.next());
             ahead.may_defer = g_row.is_some() && i + 1 < rows;

@@ -493,47 +493,10 @@ mod table_avx512 {
     );
 }
 
-/// Asks for every cache line of `row` into the first-level cache, one
-/// request a line, all at once (for a row read a little later: the
-/// requests then overlap with the work in between).
-pub(crate) fn prefetch_row<T>(row: &[T]) {
-    const LINE: usize = 64;
-    let step = (LINE / std::mem::size_of::<T>().max(1)).max(1);
-    for v in row.iter().step_by(step) {
-        body::prefetch_line::<T, false>(v);
-    }
-}
-
-/// Asks for every cache line of `row` into the first-level cache to be
-/// written (`prefetchw`, where the CPU has it; nothing elsewhere), for a
-/// row of output written a little later: a store to a line that is not in
-/// the cache waits for the line to be read from memory first, and these
-/// requests overlap that read with the work in between.
-pub(crate) fn prefetch_row_for_write<T>(row: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_prefetchw() {
-        const LINE: usize = 64;
-        let step = (LINE / std::mem::size_of::<T>().max(1)).max(1);
-        for v in row.iter().step_by(step) {
-            // SAFETY: `prefetchw` exists on this CPU (`has_prefetchw`) and,
-            // like any prefetch, has no effect on memory or program state
-            // (no fault, whatever the address).
-            unsafe {
-                std::arch::asm!(
-                    "prefetchw [{line}]",
-                    line = in(reg) std::ptr::from_ref(v),
-                    options(nostack, preserves_flags, readonly)
-                );
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
-}
-
 /// Whether the CPU has `prefetchw` (CPUID `0x8000_0001`, ECX bit 8,
 /// `3DNowPrefetch`/`PRFCHW`). `std`'s feature detection does not name it
-/// on stable Rust, nor does `target_feature` enable it, hence `asm!`.
+/// on stable Rust, nor does `target_feature` enable it, hence `asm!`
+/// ([`body::ask_line`]).
 #[cfg(target_arch = "x86_64")]
 fn has_prefetchw() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -747,12 +710,14 @@ mod body {
         const ARGS: bool,
         const AHEAD: bool,
         const PREV: bool,
+        const ASK: bool,
         const L: usize,
     >(
         x: &[T],
         out: &mut [T],
         ahead: &[T],
         (prev, k): (&mut [T], T),
+        later: usize,
         arg: impl Fn(T) -> T,
     ) -> (T, T, T) {
         let n = x.len().min(out.len());
@@ -787,6 +752,23 @@ mod body {
             let rows = (&mut xs).zip(&mut os).zip(ahead.chunks_exact(L));
             for (((c, o), h), p) in rows.zip(&mut ps) {
                 chunk(c, o, h, p);
+            }
+        } else if AHEAD && ASK {
+            // Each chunk asks for its line of the row `later` rows on, in
+            // the logits (`later - 1` rows past `ahead`) and, to be
+            // written, in the gradient: the addresses are only asked for,
+            // never read, so `wrapping_add` whatever the caller's rows.
+            let (read, write) = ((later - 1) * n, later * n);
+            let own = can_ask_to_write();
+            for ((c, o), h) in (&mut xs).zip(&mut os).zip(ahead.chunks_exact(L)) {
+                ask_line::<T, false>(h.as_ptr().wrapping_add(read));
+                let line = o.as_ptr().wrapping_add(write);
+                if own {
+                    ask_line::<T, true>(line);
+                } else {
+                    ask_line::<T, false>(line);
+                }
+                chunk(c, o, h, &mut []);
             }
         } else if AHEAD {
             for ((c, o), h) in (&mut xs).zip(&mut os).zip(ahead.chunks_exact(L)) {
@@ -857,7 +839,10 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, E, false, false, false, L>(x, out, &[], (&mut [], T::ZERO), |v| v - shift).0
+        store_exp::<T, E, false, false, false, false, L>(x, out, &[], (&mut [], T::ZERO), 0, |v| {
+            v - shift
+        })
+        .0
     }
 
     #[inline(always)]
@@ -874,10 +859,14 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> (T, T) {
-        let (sum, args, _) =
-            store_exp::<T, E, true, false, false, L>(x, out, &[], (&mut [], T::ZERO), |v| {
-                v - shift
-            });
+        let (sum, args, _) = store_exp::<T, E, true, false, false, false, L>(
+            x,
+            out,
+            &[],
+            (&mut [], T::ZERO),
+            0,
+            |v| v - shift,
+        );
         (sum, args)
     }
 
@@ -887,11 +876,15 @@ mod body {
         shift: T,
         out: &mut [T],
         ahead: &[T],
+        later: usize,
     ) -> (T, T) {
-        let (sum, _, max) =
-            store_exp::<T, E, false, true, false, L>(x, out, ahead, (&mut [], T::ZERO), |v| {
-                v - shift
-            });
+        let none = (&mut [][..], T::ZERO);
+        let arg = |v| v - shift;
+        let (sum, _, max) = if later > 0 {
+            store_exp::<T, E, false, true, false, true, L>(x, out, ahead, none, later, arg)
+        } else {
+            store_exp::<T, E, false, true, false, false, L>(x, out, ahead, none, 0, arg)
+        };
         (sum, max)
     }
 
@@ -907,7 +900,9 @@ mod body {
         k: T,
     ) -> (T, T) {
         let (sum, _, max) =
-            store_exp::<T, E, false, true, true, L>(x, out, ahead, (prev, k), |v| v - shift);
+            store_exp::<T, E, false, true, true, false, L>(x, out, ahead, (prev, k), 0, |v| {
+                v - shift
+            });
         (sum, max)
     }
 
@@ -917,8 +912,15 @@ mod body {
         shift: T,
         out: &mut [T],
         ahead: &[T],
+        later: usize,
     ) -> (T, T, T) {
-        store_exp::<T, E, true, true, false, L>(x, out, ahead, (&mut [], T::ZERO), |v| v - shift)
+        let none = (&mut [][..], T::ZERO);
+        let arg = |v| v - shift;
+        if later > 0 {
+            store_exp::<T, E, true, true, false, true, L>(x, out, ahead, none, later, arg)
+        } else {
+            store_exp::<T, E, true, true, false, false, L>(x, out, ahead, none, 0, arg)
+        }
     }
 
     #[inline(always)]
@@ -937,7 +939,7 @@ mod body {
         shift: T,
         out: &mut [T],
     ) -> T {
-        store_exp::<T, E, false, false, false, L>(x, out, &[], (&mut [], T::ZERO), |v| {
+        store_exp::<T, E, false, false, false, false, L>(x, out, &[], (&mut [], T::ZERO), 0, |v| {
             scale * v - shift
         })
         .0
@@ -1083,6 +1085,41 @@ mod body {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = v;
+    }
+
+    /// Asks for the cache line at `p` into the first-level cache, with
+    /// `WRITE` to be written (`prefetchw`: only where [`can_ask_to_write`]
+    /// says the CPU has it). `p` may point anywhere: a prefetch reads
+    /// nothing and never faults.
+    #[inline(always)]
+    pub fn ask_line<T, const WRITE: bool>(p: *const T) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch has no effect on memory or program state, at
+        // any address; SSE is part of x86-64, and `prefetchw` is asked
+        // for only on a CPU that has it (the caller's `can_ask_to_write`).
+        unsafe {
+            if WRITE {
+                std::arch::asm!(
+                    "prefetchw [{line}]",
+                    line = in(reg) p,
+                    options(nostack, preserves_flags, readonly)
+                );
+            } else {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                _mm_prefetch::<_MM_HINT_T0>(p.cast());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+
+    /// Whether [`ask_line`] may ask for a line to be written.
+    #[inline(always)]
+    pub fn can_ask_to_write() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return super::has_prefetchw();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
     }
 
     /// The `n` values of `v` (`n` long) as `L` lanes, padded with `pad`
@@ -1302,8 +1339,14 @@ macro_rules! level_fns {
             super::super::body::exp_into::<$t, $exp, $lanes>(x, shift, out)
         }
         $(#[target_feature(enable = $feature)])?
-        pub(crate) fn exp_into_ahead(x: &[$t], shift: $t, out: &mut [$t], ahead: &[$t]) -> ($t, $t) {
-            super::super::body::exp_into_ahead::<$t, $exp, $lanes>(x, shift, out, ahead)
+        pub(crate) fn exp_into_ahead(
+            x: &[$t],
+            shift: $t,
+            out: &mut [$t],
+            ahead: &[$t],
+            later: usize,
+        ) -> ($t, $t) {
+            super::super::body::exp_into_ahead::<$t, $exp, $lanes>(x, shift, out, ahead, later)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_into_scaling(
@@ -1322,8 +1365,9 @@ macro_rules! level_fns {
             shift: $t,
             out: &mut [$t],
             ahead: &[$t],
+            later: usize,
         ) -> ($t, $t, $t) {
-            super::super::body::exp_into_shifted_ahead::<$t, $exp, $lanes>(x, shift, out, ahead)
+            super::super::body::exp_into_shifted_ahead::<$t, $exp, $lanes>(x, shift, out, ahead, later)
         }
         $(#[target_feature(enable = $feature)])?
         pub(crate) fn exp_sum_shifted(x: &[$t], shift: $t) -> ($t, $t) {
@@ -1436,8 +1480,9 @@ macro_rules! impl_row_kernels {
                 shift: Self,
                 out: &mut [Self],
                 ahead: &[Self],
+                later: usize,
             ) -> (Self, Self) {
-                dispatch!($m::exp_into_ahead(x, shift, out, ahead))
+                dispatch!($m::exp_into_ahead(x, shift, out, ahead, later))
             }
             #[inline]
             fn exp_into_scaling(
@@ -1456,8 +1501,9 @@ macro_rules! impl_row_kernels {
                 shift: Self,
                 out: &mut [Self],
                 ahead: &[Self],
+                later: usize,
             ) -> (Self, Self, Self) {
-                dispatch!($m::exp_into_shifted_ahead(x, shift, out, ahead))
+                dispatch!($m::exp_into_shifted_ahead(x, shift, out, ahead, later))
             }
             #[inline]
             fn exp_sum_shifted(x: &[Self], shift: Self) -> (Self, Self) {
@@ -1741,15 +1787,46 @@ mod tests {
                         ahead[(at + 1) % n] = <$t>::NAN;
                         let want = unsafe { super::$m::$level::row_max(&ahead) };
                         let mut o2 = vec![0.0; n];
-                        let (s2, m2) =
-                            unsafe { super::$m::$level::exp_into_ahead(&x, max, &mut o2, &ahead) };
+                        let (s2, m2) = unsafe {
+                            super::$m::$level::exp_into_ahead(&x, max, &mut o2, &ahead, 0)
+                        };
                         assert_eq!((s2.to_bits(), &o2), (stored.to_bits(), &out), "n = {n}");
                         assert_eq!(m2.to_bits(), want.to_bits(), "n = {n}, at {at}");
+                        // Asking for later rows' lines (here, addresses
+                        // past these buffers) changes nothing.
+                        for later in [1, 3] {
+                            o2.fill(0.0);
+                            let asked = unsafe {
+                                super::$m::$level::exp_into_ahead(&x, max, &mut o2, &ahead, later)
+                            };
+                            assert_eq!((asked.0.to_bits(), &o2), (stored.to_bits(), &out));
+                            assert_eq!(asked.1.to_bits(), want.to_bits(), "n = {n}, at {at}");
+                            o2.fill(0.0);
+                            let (s5, d5, m5) = unsafe {
+                                super::$m::$level::exp_into_shifted_ahead(
+                                    &x, max, &mut o2, &ahead, later,
+                                )
+                            };
+                            let plain = unsafe {
+                                super::$m::$level::exp_into_shifted_ahead(
+                                    &x,
+                                    max,
+                                    &mut o2.clone(),
+                                    &ahead,
+                                    0,
+                                )
+                            };
+                            assert_eq!(
+                                (s5.to_bits(), d5.to_bits()),
+                                (plain.0.to_bits(), plain.1.to_bits())
+                            );
+                            assert_eq!((&o2, m5.to_bits()), (&out, want.to_bits()), "n = {n}");
+                        }
                         assert_eq!(want, if n == 1 { <$t>::NEG_INFINITY } else { 50.0 });
                         let plain =
                             unsafe { super::$m::$level::exp_into_shifted(&x, max, &mut o2) };
                         let (s3, d3, m3) = unsafe {
-                            super::$m::$level::exp_into_shifted_ahead(&x, max, &mut o2, &ahead)
+                            super::$m::$level::exp_into_shifted_ahead(&x, max, &mut o2, &ahead, 0)
                         };
                         assert_eq!(
                             (s3.to_bits(), d3.to_bits()),

@@ -187,7 +187,7 @@ fn scalar_ce(x: &Array2<f32>, y: &Array1<usize>) -> (f64, Array2<f64>) {
 }
 
 /// 600 x 1000 is beyond 2 MiB, taken to come from memory: its rows also
-/// ask for the lines of the row two ahead.
+/// ask for the lines of the row three on as they go.
 #[test]
 fn blocked_vectorized_cross_entropy_matches_a_scalar_f64_reference() {
     for &(n, c) in &[
