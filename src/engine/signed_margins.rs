@@ -2,7 +2,7 @@
 //! over `(score, label)` pairs. (The soft margin loss, elementwise over
 //! any rank, uses the convention on the logistic engine instead.)
 //!
-//! [`super::Hinge`] and [`super::Exponential`] are both a function of the
+//! [`crate::Hinge`] and [`crate::Exponential`] are both a function of the
 //! signed margin `y * s` of each sample, so they share one shell
 //! ([`run_signed`]: the validation and the loop); each supplies only its
 //! per-sample value and derivative.

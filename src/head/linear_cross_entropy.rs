@@ -408,7 +408,7 @@ fn exact_logit<F: Float>(input: LinearInput<'_, F>, i: usize, c: usize) -> f64 {
     dot + input.bias.map_or(0.0, |b| b[c].as_f64())
 }
 
-/// The bytes of logits one block of [`chunk_loss`] copies: a few rows,
+/// The bytes of logits one block of [`ChunkRows::loss`] copies: a few rows,
 /// which stay in the core's cache while the loss reads them.
 const BLOCK_BYTES: usize = 256 << 10;
 

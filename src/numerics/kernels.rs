@@ -6,7 +6,7 @@
 //! Each body is written once, generically, as a loop over fixed-width
 //! chunks with one accumulator per lane, which the compiler turns into
 //! vector code; the bodies are then compiled once per [`SimdLevel`] under
-//! `#[target_feature]` and picked at run time by [`RowKernels`](crate::base::float::RowKernels). A result
+//! `#[target_feature]` and picked at run time by [`RowKernels`]. A result
 //! never differs between calls; between levels it differs by the rounding
 //! of fused multiply-adds and, at AVX-512, by the lanes' order (in `f32`)
 //! and the exponentials ([`LevelExp`]: a table there, the
@@ -496,7 +496,7 @@ mod table_avx512 {
 /// Whether the CPU has `prefetchw` (CPUID `0x8000_0001`, ECX bit 8,
 /// `3DNowPrefetch`/`PRFCHW`). `std`'s feature detection does not name it
 /// on stable Rust, nor does `target_feature` enable it, hence `asm!`
-/// ([`body::ask_line`]).
+/// ([`body::ask_line_to_write`]).
 #[cfg(target_arch = "x86_64")]
 fn has_prefetchw() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -764,7 +764,8 @@ mod body {
                 ask_line::<T, false>(h.as_ptr().wrapping_add(read));
                 let line = o.as_ptr().wrapping_add(write);
                 if own {
-                    ask_line::<T, true>(line);
+                    // SAFETY: `can_ask_to_write` said the CPU has it.
+                    unsafe { ask_line_to_write(line) };
                 } else {
                     ask_line::<T, false>(line);
                 }
@@ -1063,49 +1064,23 @@ mod body {
     #[inline(always)]
     fn prefetch<T, const FAR: bool>(row: &[T]) {
         if let Some(v) = row.get(if FAR { AHEAD_FAR } else { AHEAD }) {
-            prefetch_line::<T, FAR>(v);
+            ask_line::<T, FAR>(std::ptr::from_ref(v));
         }
     }
 
-    /// Asks for the cache line of `v` into the first-level cache, or with
-    /// `FAR` into the second only.
+    /// Asks for the cache line at `p` into the first-level cache, or with
+    /// `FAR` into the second only. `p` may point anywhere: a prefetch
+    /// reads nothing and never faults.
     #[inline(always)]
-    pub fn prefetch_line<T, const FAR: bool>(v: &T) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch has no effect on memory or program state;
-        // SSE is part of x86-64.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
-            let p = std::ptr::from_ref(v).cast();
-            if FAR {
-                _mm_prefetch::<_MM_HINT_T1>(p);
-            } else {
-                _mm_prefetch::<_MM_HINT_T0>(p);
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = v;
-    }
-
-    /// Asks for the cache line at `p` into the first-level cache, with
-    /// `WRITE` to be written (`prefetchw`: only where [`can_ask_to_write`]
-    /// says the CPU has it). `p` may point anywhere: a prefetch reads
-    /// nothing and never faults.
-    #[inline(always)]
-    pub fn ask_line<T, const WRITE: bool>(p: *const T) {
+    pub fn ask_line<T, const FAR: bool>(p: *const T) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch has no effect on memory or program state, at
-        // any address; SSE is part of x86-64, and `prefetchw` is asked
-        // for only on a CPU that has it (the caller's `can_ask_to_write`).
+        // any address; SSE is part of x86-64.
         unsafe {
-            if WRITE {
-                std::arch::asm!(
-                    "prefetchw [{line}]",
-                    line = in(reg) p,
-                    options(nostack, preserves_flags, readonly)
-                );
+            use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+            if FAR {
+                _mm_prefetch::<_MM_HINT_T1>(p.cast());
             } else {
-                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
                 _mm_prefetch::<_MM_HINT_T0>(p.cast());
             }
         }
@@ -1113,7 +1088,28 @@ mod body {
         let _ = p;
     }
 
-    /// Whether [`ask_line`] may ask for a line to be written.
+    /// Asks for the cache line at `p` into the first-level cache, to be
+    /// written (`prefetchw`). `p` may point anywhere.
+    ///
+    /// # Safety
+    /// The CPU must have `prefetchw` ([`can_ask_to_write`]).
+    #[inline(always)]
+    pub unsafe fn ask_line_to_write<T>(p: *const T) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller's CPU has `prefetchw`, which, as any
+        // prefetch, has no effect on memory or program state.
+        unsafe {
+            std::arch::asm!(
+                "prefetchw [{line}]",
+                line = in(reg) p,
+                options(nostack, preserves_flags, readonly)
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+
+    /// Whether the CPU has [`ask_line_to_write`]'s instruction.
     #[inline(always)]
     pub fn can_ask_to_write() -> bool {
         #[cfg(target_arch = "x86_64")]
