@@ -203,15 +203,16 @@ impl<'a, D: Dimension> Labels<'a, D> {
         classes: usize,
         ignore: Option<i128>,
     ) -> Result<()> {
-        let bad = |l: i128| (l < 0 || l >= classes as i128) && Some(l) != ignore;
         let first_bad = with_view!(&self.view, v => {
+            let ignored = ignored_as(ignore);
+            let bad = |&l: &_| not_class(l, classes, ignored);
             let suspect = match v.as_slice_memory_order() {
-                Some(s) => any_not_class(s, classes, ignored_as(ignore)),
-                None => v.iter().any(|&l| bad(l.to_i128())),
+                Some(s) => any_not_class(s, classes, ignored),
+                None => v.iter().any(bad),
             };
             if suspect {
                 v.indexed_iter()
-                    .find(|(_, l)| bad(l.to_i128()))
+                    .find(|(_, l)| bad(l))
                     .map(|(i, &l)| (i.into_dimension().slice().to_vec(), l.to_i128()))
             } else {
                 None
@@ -350,6 +351,13 @@ fn any_not_class<T: Label + PartialEq>(s: &[T], classes: usize, ignored: Option<
         }),
         None => blocks.any(|c| c.iter().fold(0, |acc, &l| acc | not_below(l, limit)) != 0),
     }
+}
+
+/// Whether `label` is neither a class below `classes` nor `ignored`:
+/// [`any_not_class`]'s test, one label at a time.
+#[inline(always)]
+fn not_class<T: Label + PartialEq>(label: T, classes: usize, ignored: Option<T>) -> bool {
+    not_below(label, classes as u64) != 0 && Some(label) != ignored
 }
 
 /// 1 if `label` is negative or at least `limit` (below `2^63`), else 0,

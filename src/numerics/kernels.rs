@@ -493,21 +493,6 @@ mod table_avx512 {
     );
 }
 
-/// Whether the CPU has `prefetchw` (CPUID `0x8000_0001`, ECX bit 8,
-/// `3DNowPrefetch`/`PRFCHW`). `std`'s feature detection does not name it
-/// on stable Rust, nor does `target_feature` enable it, hence `asm!`
-/// ([`body::ask_line_to_write`]).
-#[cfg(target_arch = "x86_64")]
-fn has_prefetchw() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        use std::arch::x86_64::__cpuid;
-        // Leaf 0x8000_0000 gives the highest extended leaf: 0x8000_0001 is
-        // read only where it exists.
-        __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
-    })
-}
-
 /// The kernel bodies, generic over the element type, the lanes a chunk
 /// and the exponential (or fused multiply-add); the per-level wrappers
 /// below instantiate them.
@@ -879,13 +864,7 @@ mod body {
         ahead: &[T],
         later: usize,
     ) -> (T, T) {
-        let none = (&mut [][..], T::ZERO);
-        let arg = |v| v - shift;
-        let (sum, _, max) = if later > 0 {
-            store_exp::<T, E, false, true, false, true, L>(x, out, ahead, none, later, arg)
-        } else {
-            store_exp::<T, E, false, true, false, false, L>(x, out, ahead, none, 0, arg)
-        };
+        let (sum, _, max) = store_exp_ahead::<T, E, false, L>(x, out, ahead, later, |v| v - shift);
         (sum, max)
     }
 
@@ -915,12 +894,27 @@ mod body {
         ahead: &[T],
         later: usize,
     ) -> (T, T, T) {
+        store_exp_ahead::<T, E, true, L>(x, out, ahead, later, |v| v - shift)
+    }
+
+    /// [`store_exp`] reading `ahead`, asking for the lines `later` rows on
+    /// when `later > 0`, each way its own instantiation: a runtime branch
+    /// between the two loops of one instantiation left its chunk closure
+    /// out of line, compiled without the level's instructions (7x the
+    /// time at AVX-512).
+    #[inline(always)]
+    fn store_exp_ahead<T: Lane, E: LevelExp<T, L>, const ARGS: bool, const L: usize>(
+        x: &[T],
+        out: &mut [T],
+        ahead: &[T],
+        later: usize,
+        arg: impl Fn(T) -> T,
+    ) -> (T, T, T) {
         let none = (&mut [][..], T::ZERO);
-        let arg = |v| v - shift;
         if later > 0 {
-            store_exp::<T, E, true, true, false, true, L>(x, out, ahead, none, later, arg)
+            store_exp::<T, E, ARGS, true, false, true, L>(x, out, ahead, none, later, arg)
         } else {
-            store_exp::<T, E, true, true, false, false, L>(x, out, ahead, none, 0, arg)
+            store_exp::<T, E, ARGS, true, false, false, L>(x, out, ahead, none, 0, arg)
         }
     }
 
@@ -1109,13 +1103,24 @@ mod body {
         let _ = p;
     }
 
-    /// Whether the CPU has [`ask_line_to_write`]'s instruction.
+    /// Whether the CPU has [`ask_line_to_write`]'s instruction, `prefetchw`
+    /// (CPUID `0x8000_0001`, ECX bit 8, `3DNowPrefetch`/`PRFCHW`): `std`'s
+    /// feature detection does not name it on stable Rust, nor does
+    /// `target_feature` enable it, hence `asm!` there.
     #[inline(always)]
     pub fn can_ask_to_write() -> bool {
         #[cfg(target_arch = "x86_64")]
-        return super::has_prefetchw();
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        #[cfg(target_arch = "x86_64")]
+        let has = *HAS.get_or_init(|| {
+            use std::arch::x86_64::__cpuid;
+            // Leaf 0x8000_0000 gives the highest extended leaf: 0x8000_0001
+            // is read only where it exists.
+            __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+        });
         #[cfg(not(target_arch = "x86_64"))]
-        false
+        let has = false;
+        has
     }
 
     /// The `n` values of `v` (`n` long) as `L` lanes, padded with `pad`
